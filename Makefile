@@ -1,0 +1,66 @@
+# cryptomon — every target sets up .venv when missing, so a fresh clone needs nothing else.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-notify bench-ui clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cryptomon needs Python >= 3.11"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# System packages the tests and benchmarks drive for real (tmux for the terminal test,
+# Prometheus and Alertmanager for the integration tests). Installed only when missing.
+SYSPKGS := tmux:tmux prometheus:prometheus alertmanager:prometheus-alertmanager
+sysdeps:
+	@missing=""; for pair in $(SYSPKGS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/bin/prometheus-$$cmd || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: missing system packages:$$missing (tests that need them are skipped)"; fi; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/cryptomon $(ARGS)
+
+demo: $(STAMP)
+	$(BIN)/cryptomon demo $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check cryptomon_tui tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest $(ARGS)
+
+test: $(STAMP) sysdeps lint typecheck
+	$(BIN)/pytest $(ARGS)
+
+bench-probe: $(STAMP)
+	@command -v prometheus-blackbox-exporter >/dev/null || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-blackbox-exporter >/dev/null) || echo "blackbox_exporter unavailable: cost comparison skipped"
+	$(BIN)/python -m bench.bench_probe $(ARGS)
+
+bench-detect: $(STAMP)
+	$(BIN)/python -m bench.bench_detect $(ARGS)
+
+bench-notify: $(STAMP)
+	$(BIN)/python -m bench.bench_notify $(ARGS)
+
+bench-ui: $(STAMP) sysdeps
+	$(BIN)/python -m bench.bench_ui $(ARGS)
+
+bench: bench-probe bench-detect bench-notify bench-ui
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache snapshot_report.html

@@ -1,0 +1,94 @@
+"""The ``exchanges:`` and ``probing:`` sections: what to watch and how hard."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from cryptomon_tui.config.base import Section
+from cryptomon_tui.units import Duration
+
+ExchangeKind = Literal["binance_spot", "binance_futures", "bybit", "okx", "deribit", "generic"]
+KNOWN_KINDS: tuple[str, ...] = ("binance_spot", "binance_futures", "bybit", "okx", "deribit", "generic")
+# A section named like this needs no ``kind:``.
+KIND_ALIASES: dict[str, str] = {
+    "binance": "binance_spot",
+    "binance_spot": "binance_spot",
+    "binance_futures": "binance_futures",
+    "binance_usdm": "binance_futures",
+    "bybit": "bybit",
+    "okx": "okx",
+    "deribit": "deribit",
+}
+DEFAULT_EXCHANGES: tuple[str, ...] = ("binance", "binance_futures", "bybit", "okx", "deribit")
+MIN_INTERVAL_S = 0.1
+
+
+class CredentialsConfig(Section):
+    """Read-only API credentials. Write them as ``${ENV_VAR}`` or keep the file user-only."""
+
+    api_key: SecretStr
+    api_secret: SecretStr
+    passphrase: SecretStr | None = None  # OKX only
+
+
+class ExchangeConfig(Section):
+    kind: ExchangeKind | None = None
+    enabled: bool = True
+    base_url: str | None = Field(default=None, description="REST base URL override (testnet, proxy, simulator)")
+    ws_url: str | None = None
+    interval: Duration = 5.0
+    timeout: Duration = 5.0
+    probes: list[str] | None = None  # None: the adapter's defaults
+    symbol: str | None = None
+    credentials: CredentialsConfig | None = None
+    budget_share: float | None = Field(default=None, gt=0, le=1)
+    # generic HTTP target
+    url: str | None = None
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    condition: str | None = None  # e.g. "$.status == 'ok'" or "$.data[0].healthy == true"
+    latency_limit: Duration | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    canary: bool = False  # a non-exchange target used to tell "our network" from "their outage"
+    requests_per_second_limit: float | None = Field(default=None, gt=0)  # generic target's own limit
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_floor(cls, v: float) -> float:
+        if v < MIN_INTERVAL_S:
+            raise ValueError(f"interval must be at least 100ms, got {v * 1000:.0f}ms")
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("timeout must be greater than 0")
+        return v
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _one_status(cls, v: object) -> object:
+        return [v] if isinstance(v, int) else v
+
+    @model_validator(mode="after")
+    def _generic_needs_url(self) -> ExchangeConfig:
+        if self.kind == "generic" and not self.url:
+            raise ValueError("a generic target needs url:")
+        return self
+
+
+class BreakerConfig(Section):
+    failure_threshold: int = Field(default=5, ge=1)
+    cooldown: Duration = 5.0
+    max_cooldown: Duration = 300.0
+
+
+class ProbingConfig(Section):
+    budget_share: float = Field(default=0.02, gt=0, le=1, description="share of each exchange's limit we may use")
+    jitter: float = Field(default=0.1, ge=0, le=0.5, description="random share of the interval added/removed")
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    user_agent: str = "cryptomon/0.1"

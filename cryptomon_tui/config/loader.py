@@ -1,0 +1,186 @@
+"""Read a YAML config file into ``Config`` with errors a person can act on.
+
+Every problem names the file, the dotted key path and (when known) the line, and all of
+them are reported at once. ``${VAR}`` / ``${VAR:-default}`` pull secrets from the
+environment; ``$${`` writes a literal ``${``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from cryptomon_tui.config.errors import ConfigError, ConfigProblem
+from cryptomon_tui.config.exchanges import KIND_ALIASES, KNOWN_KINDS
+from cryptomon_tui.config.paths import default_config_path
+from cryptomon_tui.config.root import Config
+
+_ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _line_map(text: str) -> dict[tuple[str, ...], int]:
+    """Map key paths to 1-based line numbers using the YAML node tree."""
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                walk(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _interpolate(value: Any, path: tuple[str, ...], problems: list[ConfigProblem], env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, str(k)), problems, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, str(i)), problems, env) for i, v in enumerate(value)]
+    if isinstance(value, str) and "$" in value:
+
+        def sub(match: re.Match[str]) -> str:
+            if match.group(0) == "$${":
+                return "${"
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(
+                ConfigProblem(
+                    ".".join(path),
+                    f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+                )
+            )
+            return ""
+
+        return _ENV.sub(sub, value)
+    return value
+
+
+def _pretty_loc(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    # pydantic adds "function-after[...]" style entries for some validators; drop them.
+    return tuple(str(p) for p in loc if not (isinstance(p, str) and ("[" in p and "]" in p)))
+
+
+def _expected(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid value"))
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see sample_config.yaml for every option)"
+    if kind == "missing":
+        return "required key is missing"
+    msg = msg.removeprefix("Value error, ")
+    given = err.get("input")
+    if kind not in ("missing",) and not isinstance(given, dict | list) and given is not None:
+        shown = repr(given)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return f"{msg} (got {shown})"
+    return msg
+
+
+def config_from_data(data: Any, source: Path | str | None = None, text: str = "") -> Config:
+    """Validate already-parsed data. Raises ConfigError listing every problem."""
+    lines = _line_map(text) if text else {}
+    problems: list[ConfigProblem] = []
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problem = ConfigProblem("", "the file must be a mapping of sections (exchanges:, probing:, ...)")
+        raise ConfigError(source, [problem])
+    data = _interpolate(data, (), problems, dict(os.environ))
+    exchanges = data.get("exchanges")
+    if isinstance(exchanges, dict):
+        for name, section in exchanges.items():
+            kind = section.get("kind") if isinstance(section, dict) else None
+            has_url = isinstance(section, dict) and bool(section.get("url"))
+            if kind is None and str(name).lower() not in KIND_ALIASES and not has_url:
+                problems.append(
+                    ConfigProblem(
+                        f"exchanges.{name}",
+                        f"unknown exchange {name!r}: use one of {', '.join(KIND_ALIASES)}, or set kind: "
+                        f"to one of {', '.join(KNOWN_KINDS)} (a generic target needs url:)",
+                        lines.get(("exchanges", str(name))),
+                    )
+                )
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _pretty_loc(tuple(err.get("loc", ())))
+            line = None
+            for cut in range(len(loc), 0, -1):
+                line = lines.get(loc[:cut])
+                if line:
+                    break
+            problems.append(ConfigProblem(".".join(loc), _expected(dict(err)), line))
+        raise ConfigError(source, problems) from None
+
+
+def load_config(path: Path | str | None = None, *, required: bool = False) -> tuple[Config, Path | None]:
+    """Load ``path`` or the default location. No file at the default location = defaults.
+
+    Returns the config and the path it came from (None for built-in defaults).
+    """
+    explicit = path is not None
+    cfg_path = Path(path).expanduser() if path is not None else default_config_path()
+    if not cfg_path.exists():
+        if explicit or required:
+            raise ConfigError(cfg_path, [ConfigProblem("", "file not found")])
+        return Config(), None
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(cfg_path, [ConfigProblem("", f"cannot read the file: {exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(cfg_path, [ConfigProblem("", f"malformed YAML: {problem}", line)]) from None
+    return config_from_data(data, cfg_path, text), cfg_path
+
+
+def config_file_warnings(path: Path | None, config: Config) -> list[str]:
+    """Warnings that do not stop the run: secrets in a file others can read."""
+    warnings: list[str] = []
+    if path is None:
+        return warnings
+    has_secret = any(ex.credentials for ex in config.exchanges.values())
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return warnings
+    raw = ""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    literal_secret = has_secret and "${" not in raw
+    if literal_secret and mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.append(
+            f"{path} holds credentials and is readable by other users: chmod 600 {path} "
+            "or use ${ENV_VAR} references"
+        )
+    return warnings

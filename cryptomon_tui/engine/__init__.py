@@ -1,0 +1,1 @@
+"""The engine: wires probing, metrics, detection, incidents, analysis, notify and store."""

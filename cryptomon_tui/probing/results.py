@@ -1,0 +1,156 @@
+"""The probe result contract shared by probing, metrics, detection, storage and every face.
+
+Kept free of imports from the rest of the package so that exchange adapters, the
+simulator and the store can all depend on it without cycles.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """Fixed failure taxonomy (architecture.md). Values are a stable wire contract."""
+
+    OK = "ok"
+    TIMEOUT = "timeout"
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    RESET = "reset"
+    HTTP_5XX = "http_5xx"
+    HTTP_4XX = "http_4xx"
+    RATE_LIMITED = "rate_limited"
+    IP_BANNED = "ip_banned"
+    CLOCK_SKEW = "clock_skew"
+    AUTH = "auth"
+    MAINTENANCE = "maintenance"
+    BAD_PAYLOAD = "bad_payload"
+    EXCHANGE_ERROR = "exchange_error"
+    SKIPPED_OPEN_CIRCUIT = "skipped_open_circuit"
+
+    @property
+    def is_ok(self) -> bool:
+        return self is Outcome.OK
+
+    @property
+    def is_network(self) -> bool:
+        """Failures that say the path to the exchange is broken (our side or theirs)."""
+        return self in _NETWORK
+
+    @property
+    def counts_as_attempt(self) -> bool:
+        """A skipped probe (open circuit) was never sent, so it is not an attempt."""
+        return self is not Outcome.SKIPPED_OPEN_CIRCUIT
+
+
+_NETWORK = frozenset({Outcome.DNS, Outcome.CONNECT, Outcome.TLS, Outcome.RESET, Outcome.TIMEOUT})
+
+# Outcomes that make the monitor itself back off (never be the cause of a ban).
+BACKOFF_OUTCOMES = frozenset({Outcome.RATE_LIMITED, Outcome.IP_BANNED})
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """Where the time of one request went, in milliseconds (None when not observable).
+
+    ``reused`` tells whether the request rode on an already open connection, in which case
+    dns/connect/tls are None rather than 0.
+    """
+
+    dns_ms: float | None = None
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    ttfb_ms: float | None = None
+    transfer_ms: float | None = None
+    reused: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dns_ms": self.dns_ms,
+            "connect_ms": self.connect_ms,
+            "tls_ms": self.tls_ms,
+            "ttfb_ms": self.ttfb_ms,
+            "transfer_ms": self.transfer_ms,
+            "reused": self.reused,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe, successful or not. A failed probe is a data point, never an exception.
+
+    ``started_at`` is the wall time (epoch seconds) the request was sent. ``latency_ms``
+    is None only when there is no meaningful latency (timeouts, skipped probes).
+    ``clock_offset_ms`` = exchange time - local midpoint of send and receive;
+    ``clock_error_ms`` bounds its error (half the round trip).
+    """
+
+    exchange: str
+    probe: str
+    started_at: float
+    latency_ms: float | None
+    outcome: Outcome
+    http_status: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    rate_limit_used: float | None = None
+    clock_offset_ms: float | None = None
+    clock_error_ms: float | None = None
+    retry_after_s: float | None = None
+    ban_until: float | None = None
+    maintenance_until: float | None = None
+    phases: Phases | None = None
+    breaker: BreakerState = BreakerState.CLOSED
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The ``--probes-jsonl`` / export shape (stable field names)."""
+        return {
+            "ts": iso_utc(self.started_at),
+            "exchange": self.exchange,
+            "probe": self.probe,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
+            "outcome": self.outcome.value,
+            "http_status": self.http_status,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "rate_limit_used": None if self.rate_limit_used is None else round(self.rate_limit_used, 4),
+            "clock_offset_ms": None if self.clock_offset_ms is None else round(self.clock_offset_ms, 3),
+            "clock_error_ms": None if self.clock_error_ms is None else round(self.clock_error_ms, 3),
+            "retry_after_s": self.retry_after_s,
+            "ban_until": None if self.ban_until is None else iso_utc(self.ban_until),
+            "maintenance_until": None if self.maintenance_until is None else iso_utc(self.maintenance_until),
+            "phases": None if self.phases is None else self.phases.as_dict(),
+            "breaker": self.breaker.value,
+        }
+
+
+def iso_utc(epoch_seconds: float) -> str:
+    """ISO-8601 UTC with milliseconds and a trailing Z."""
+    dt = _dt.datetime.fromtimestamp(epoch_seconds, tz=_dt.UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso_utc(text: str) -> float:
+    """Inverse of ``iso_utc``; accepts any ISO-8601 form Python understands (naive = UTC)."""
+    value = text.strip()
+    if value.endswith("Z") or value.endswith("z"):
+        value = value[:-1] + "+00:00"
+    dt = _dt.datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_dt.UTC)
+    return dt.timestamp()
