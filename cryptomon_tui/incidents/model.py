@@ -1,0 +1,255 @@
+"""Incident, silence and event contracts shared by detection, store, notify, analysis and faces.
+
+Plain dataclasses with explicit JSON shapes: the same objects travel over the control API,
+into SQLite and into ``--events-jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from cryptomon_tui.probing.results import iso_utc
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def __ge__(self, other: object) -> bool:
+        if isinstance(other, Severity):
+            return self.rank >= other.rank
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if isinstance(other, Severity):
+            return self.rank > other.rank
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if isinstance(other, Severity):
+            return self.rank <= other.rank
+        return NotImplemented
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, Severity):
+            return self.rank < other.rank
+        return NotImplemented
+
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
+
+
+class IncidentState(StrEnum):
+    FIRING = "firing"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class EventType(StrEnum):
+    OPENED = "opened"
+    UPDATED = "updated"
+    ACKNOWLEDGED = "acknowledged"
+    SILENCED = "silenced"
+    UNSILENCED = "unsilenced"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    FLAPPING = "flapping"
+    ANALYSIS_READY = "analysis_ready"
+    NOTIFICATION_FAILED = "notification_failed"
+
+
+def fingerprint(rule: str, labels: dict[str, str | None]) -> str:
+    """Stable identity of a problem: rule + sorted labels (missing label == empty)."""
+    parts = [f"rule={rule}"] + [f"{k}={v or ''}" for k, v in sorted(labels.items()) if k != "rule"]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    ts: float
+    kind: str  # opened, escalated, evidence, acknowledged, note, silenced, resolved, reopened, analysis, notified ...
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ts": iso_utc(self.ts), "kind": self.kind, "text": self.text, "data": self.data}
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One real problem. Immutable: the manager replaces it on every change."""
+
+    id: str
+    fingerprint: str
+    rule: str
+    severity: Severity
+    exchange: str | None
+    probe: str | None
+    state: IncidentState
+    summary: str
+    started_at: float
+    updated_at: float
+    resolved_at: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+    ack_note: str | None = None
+    silenced_by: str | None = None  # silence id
+    silenced_until: float | None = None
+    in_maintenance: bool = False
+    flapping: bool = False
+    reopen_count: int = 0
+    peak: dict[str, float] = field(default_factory=dict)  # e.g. {"error_rate": 0.83, "p99_ms": 2400}
+    counts: dict[str, int] = field(default_factory=dict)  # e.g. {"http_5xx": 12, "timeout": 3}
+    evidence: tuple[str, ...] = ()  # symptom rules recorded on this (cause) incident
+    last_error: str | None = None
+    ban_until: float | None = None
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is not IncidentState.RESOLVED
+
+    @property
+    def is_silenced(self) -> bool:
+        return self.silenced_by is not None
+
+    def with_changes(self, **changes: Any) -> Incident:
+        return replace(self, **changes)
+
+    def event_dict(self) -> dict[str, Any]:
+        """The ``incident`` object of an ``--events-jsonl`` line (stable field names)."""
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "exchange": self.exchange,
+            "probe": self.probe,
+            "state": self.state.value,
+            "summary": self.summary,
+            "started_at": iso_utc(self.started_at),
+            "resolved_at": None if self.resolved_at is None else iso_utc(self.resolved_at),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Full shape for the control API, the store and the UI."""
+        d = self.event_dict()
+        d.update(
+            {
+                "updated_at": iso_utc(self.updated_at),
+                "labels": dict(self.labels),
+                "acknowledged_by": self.acknowledged_by,
+                "acknowledged_at": None if self.acknowledged_at is None else iso_utc(self.acknowledged_at),
+                "ack_note": self.ack_note,
+                "silenced_by": self.silenced_by,
+                "silenced_until": None if self.silenced_until is None else iso_utc(self.silenced_until),
+                "in_maintenance": self.in_maintenance,
+                "flapping": self.flapping,
+                "reopen_count": self.reopen_count,
+                "peak": dict(self.peak),
+                "counts": dict(self.counts),
+                "evidence": list(self.evidence),
+                "last_error": self.last_error,
+                "ban_until": None if self.ban_until is None else iso_utc(self.ban_until),
+                "timeline": [t.to_dict() for t in self.timeline],
+            }
+        )
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """Everything that happens to an incident. Notify, store and faces consume the same events."""
+
+    ts: float  # engine clock (simulated time in a backtest)
+    event: EventType
+    incident: Incident
+    actor: str | None = None  # who acknowledged / silenced
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """One ``--events-jsonl`` line."""
+        out: dict[str, Any] = {
+            "ts": iso_utc(self.ts),
+            "event": self.event.value,
+            "incident": self.incident.event_dict(),
+        }
+        if self.actor:
+            out["actor"] = self.actor
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """Label matcher (exchange, probe, rule, severity, incident id ...). Exact or regex."""
+
+    name: str
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "is_regex": self.is_regex, "is_equal": self.is_equal}
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: float
+    ends_at: float | None  # None = until the matched incident resolves
+    created_by: str
+    comment: str
+    created_at: float
+    expired_at: float | None = None  # set when removed early (unsilence) or after expiry
+
+    def is_active(self, now: float) -> bool:
+        if self.expired_at is not None and self.expired_at <= now:
+            return False
+        return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "matchers": [m.to_dict() for m in self.matchers],
+            "starts_at": iso_utc(self.starts_at),
+            "ends_at": None if self.ends_at is None else iso_utc(self.ends_at),
+            "created_by": self.created_by,
+            "comment": self.comment,
+            "created_at": iso_utc(self.created_at),
+            "expired_at": None if self.expired_at is None else iso_utc(self.expired_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """Planned downtime for one exchange: one-off (start/end) or recurring (cron-like weekly)."""
+
+    id: str
+    exchange: str | None  # None = all
+    starts_at: float
+    ends_at: float
+    comment: str = ""
+    recurrence: str | None = None  # e.g. "weekly" / "daily"; see incidents.maintenance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "exchange": self.exchange,
+            "starts_at": iso_utc(self.starts_at),
+            "ends_at": iso_utc(self.ends_at),
+            "comment": self.comment,
+            "recurrence": self.recurrence,
+        }
