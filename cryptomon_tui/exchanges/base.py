@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptomon_tui.exchanges.ws import WsEvent
 from cryptomon_tui.probing.results import Outcome
 
 # Stable probe names (a contract shown in the UI, events and metrics).
@@ -58,6 +59,11 @@ class ProbeSpec:
     min_interval_s: float = 0.0
     signed: bool = False
     description: str = ""
+    # The endpoint's own documented limit (e.g. OKX market/ticker: 20 per 2 s per IP), so the
+    # budget share can be applied to it too; ``min_interval_s`` is that limit at 100 %.
+    endpoint_limit: RateLimit | None = None
+    # Extra request headers (the generic target's configured ones).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,9 @@ class SignedRequest:
 
     headers: Mapping[str, str]
     params: Mapping[str, str]
+    # The exact query string to send, signature included. Signatures cover the bytes as
+    # sent, so the transport must use this verbatim instead of re-encoding ``params``.
+    query: str | None = None
 
 
 class ExchangeAdapter(ABC):
@@ -116,8 +125,9 @@ class ExchangeAdapter(ABC):
     clock_ahead_tolerance_ms: float = 1000.0
     clock_behind_tolerance_ms: float = 5000.0
 
-    def __init__(self, symbol: str | None = None) -> None:
+    def __init__(self, symbol: str | None = None, *, name: str | None = None) -> None:
         self.symbol = symbol or self.default_symbol
+        self.name = name or self.kind
 
     @abstractmethod
     def probes(self) -> dict[str, ProbeSpec]:
@@ -137,3 +147,11 @@ class ExchangeAdapter(ABC):
     ) -> SignedRequest:
         """Headers/params for a signed read-only request. Default: unsupported."""
         raise NotImplementedError(f"{self.kind} has no signed probes")
+
+    def judge_latency(self, classification: Classification, latency_ms: float) -> Classification:
+        """Called by the probing layer after timing. Default: latency never changes the verdict."""
+        return classification
+
+    def classify_ws_message(self, message: Any) -> WsEvent:
+        """Read one WebSocket frame (decoded JSON, or raw text/bytes). Must never raise."""
+        return WsEvent(kind="error", error_code="unsupported", message=f"{self.kind} has no WebSocket reader")

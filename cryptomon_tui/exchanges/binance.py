@@ -1,0 +1,334 @@
+"""Binance spot (api.binance.com) and USD-M futures (fapi.binance.com).
+
+Errors are ``{"code": <negative int>, "msg": str}`` with a meaningful HTTP status: 429 rate
+limit, 418 auto-ban (expiry in the message), 403 WAF (often a CloudFront HTML page), 5xx
+unknown outcome. Usage comes from ``X-MBX-USED-WEIGHT-1M`` against the per-IP weight limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from cryptomon_tui.exchanges.base import (
+    ACCOUNT,
+    BOOK,
+    PING,
+    STATUS,
+    TICKER,
+    TIME,
+    Classification,
+    Credentials,
+    ExchangeAdapter,
+    ProbeSpec,
+    RateLimit,
+    RawResponse,
+    SignedRequest,
+)
+from cryptomon_tui.exchanges.common import (
+    Decoded,
+    bad_payload,
+    ban_until_from_headers,
+    cap_text,
+    check_levels,
+    decode_json,
+    encode_query,
+    epoch_ms,
+    header,
+    http_failure,
+    never_raise,
+    retry_after_seconds,
+    to_float,
+    to_int,
+    to_positive_price,
+)
+from cryptomon_tui.exchanges.ws import WsEvent, decode_frame, unreadable
+from cryptomon_tui.probing.results import Outcome
+
+RECV_WINDOW_MS = 5000
+
+_BAN_RE = re.compile(r"banned until (\d{10,16})", re.IGNORECASE)
+
+_RATE_LIMITED = {-1003, -1015, -1008}  # too many requests / orders; server busy ("overloaded")
+_CLOCK = {-1021}
+_AUTH = {-1002, -1022, -2014, -2015, -2008}
+_MAINTENANCE = {-1016}
+_INTERNAL = {-1000, -1001, -1006, -1007}  # execution status unknown: a server-side failure
+
+
+def binance_signature(secret: str, payload: str) -> str:
+    """Lower-case hex HMAC-SHA256 over ``query + body`` (Binance "totalParams")."""
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_ban_until(message: str) -> float | None:
+    """Epoch seconds from "... IP banned until 1660090423228. ..." (ms, or s on older wordings)."""
+    match = _BAN_RE.search(message)
+    if match is None:
+        return None
+    value = int(match.group(1))
+    return value / 1000.0 if value >= 100_000_000_000 else float(value)
+
+
+class _BinanceAdapter(ExchangeAdapter):
+    api_prefix = ""
+    weight_limit = 6000.0
+    # Probes whose used-weight header is documented as wrong (fapi bookTicker).
+    untrusted_weight_probes: frozenset[str] = frozenset()
+
+    def classify(self, probe: str, response: RawResponse) -> Classification:
+        return never_raise(self._classify, probe, response)
+
+    def _weight_used(self, probe: str, headers: Mapping[str, str]) -> float | None:
+        if probe in self.untrusted_weight_probes:
+            return None
+        raw = header(headers, "x-mbx-used-weight-1m") or header(headers, "x-mbx-used-weight")
+        used = to_float(raw)
+        if used is None or used < 0:
+            return None
+        return min(1.0, used / self.weight_limit)
+
+    def _classify(self, probe: str, response: RawResponse) -> Classification:
+        retry_after = retry_after_seconds(response.headers)
+        common: dict[str, Any] = {
+            "rate_limit_used": self._weight_used(probe, response.headers),
+            "retry_after_s": retry_after,
+        }
+        decoded = decode_json(response.body, response.truncated)
+        obj = decoded.value
+        code = to_int(obj.get("code")) if isinstance(obj, dict) else None
+        error_body: dict[str, Any] | None = None
+        if isinstance(obj, dict) and code is not None and code < 0 and "msg" in obj:
+            error_body = obj
+        if response.status == 418 or (error_body and code == -1003 and "banned" in str(error_body.get("msg"))):
+            return self._banned(response, error_body, code, decoded, common)
+        if error_body is not None and code is not None:
+            return self._error_code(response, code, error_body.get("msg"), common)
+        failure = http_failure(response, decoded, **common)
+        if failure is not None:
+            if response.status == 403:
+                failure = replace(
+                    failure,
+                    error_message=cap_text(f"Binance WAF block: {failure.error_message}"),
+                    ban_until=ban_until_from_headers(response.headers, retry_after),
+                )
+            return failure
+        if not decoded.ok:
+            return bad_payload(decoded.error or "unreadable body", **common)
+        return self._success(probe, obj, common)
+
+    def _banned(
+        self,
+        response: RawResponse,
+        obj: dict[str, Any] | None,
+        code: int | None,
+        decoded: Decoded,
+        common: dict[str, Any],
+    ) -> Classification:
+        message = cap_text(obj.get("msg")) if obj else (decoded.html_title or "HTTP 418: IP auto-banned")
+        ban_until = parse_ban_until(str(obj.get("msg"))) if obj else None
+        if ban_until is None:
+            ban_until = ban_until_from_headers(response.headers, common["retry_after_s"])
+        return Classification(
+            outcome=Outcome.IP_BANNED,
+            error_code=str(code) if code is not None else f"http_{response.status}",
+            error_message=message,
+            ban_until=ban_until,
+            **common,
+        )
+
+    def _error_code(self, response: RawResponse, code: int, msg: Any, common: dict[str, Any]) -> Classification:
+        status = response.status
+        if code in _RATE_LIMITED or status == 429:
+            outcome = Outcome.RATE_LIMITED
+        elif code in _CLOCK:
+            outcome = Outcome.CLOCK_SKEW
+        elif code in _AUTH or status == 401:
+            outcome = Outcome.AUTH
+        elif code in _MAINTENANCE:
+            outcome = Outcome.MAINTENANCE
+        elif code in _INTERNAL or 500 <= status < 600:
+            outcome = Outcome.HTTP_5XX
+        elif status == 403:
+            outcome = Outcome.IP_BANNED
+        else:
+            outcome = Outcome.EXCHANGE_ERROR  # request errors (-11xx bad symbol ...): the probe is wrong
+        return Classification(outcome=outcome, error_code=str(code), error_message=cap_text(msg), **common)
+
+    def _success(self, probe: str, obj: Any, common: dict[str, Any]) -> Classification:
+        ok = Outcome.OK
+        if probe == ACCOUNT:
+            return self._account(obj, common)
+        if not isinstance(obj, dict):
+            return bad_payload(f"expected a JSON object, got {type(obj).__name__}", **common)
+        if probe == TIME:
+            server_ms = epoch_ms(obj.get("serverTime"))
+            if server_ms is None:
+                return bad_payload("serverTime is missing or not an epoch-ms number", **common)
+            return Classification(outcome=ok, server_time_ms=server_ms, **common)
+        if probe == STATUS:
+            status = to_int(obj.get("status"))
+            if status is None:
+                return bad_payload("status is missing or not an integer", **common)
+            message = cap_text(obj.get("msg")) or None
+            if status == 1:
+                return Classification(outcome=Outcome.MAINTENANCE, error_code="system_status_1",
+                                      error_message=message or "system maintenance", **common)
+            if status != 0:
+                return Classification(outcome=Outcome.EXCHANGE_ERROR, error_code=f"system_status_{status}",
+                                      error_message=message, **common)
+            return Classification(outcome=ok, extra={"status_msg": message}, **common)
+        if probe == TICKER:
+            return self._ticker(obj, common)
+        if probe == BOOK:
+            for side in ("bids", "asks"):
+                problem = check_levels(obj.get(side))
+                if problem:
+                    return bad_payload(f"{side}: {problem}", **common)
+            if to_int(obj.get("lastUpdateId")) is None:
+                return bad_payload("lastUpdateId is missing or not an integer", **common)
+            return Classification(outcome=ok, **common)
+        return Classification(outcome=ok, **common)  # ping: any object ({}) is a live API
+
+    def _ticker(self, obj: dict[str, Any], common: dict[str, Any]) -> Classification:
+        symbol = obj.get("symbol")
+        if not isinstance(symbol, str):
+            return bad_payload("symbol is missing", **common)
+        if symbol.upper() != self.symbol.upper():
+            return bad_payload(f"ticker is for {cap_text(symbol, 40)!r}, not {self.symbol!r}", **common)
+        extra: dict[str, Any] = {}
+        if "bidPrice" in obj or "askPrice" in obj:  # bookTicker
+            bid, ask = to_positive_price(obj.get("bidPrice")), to_positive_price(obj.get("askPrice"))
+            if bid is None or ask is None:
+                return bad_payload("bidPrice/askPrice are not numbers", **common)
+            if to_positive_price(obj.get("bidQty")) is None or to_positive_price(obj.get("askQty")) is None:
+                return bad_payload("bidQty/askQty are not numbers", **common)
+            extra = {"bid": bid, "ask": ask}
+            if bid > ask > 0:
+                extra["crossed_book"] = True
+        else:  # ticker/price
+            price = to_positive_price(obj.get("price"))
+            if price is None:
+                return bad_payload("neither bid/ask nor price is a number", **common)
+            extra = {"price": price}
+        if "time" in obj and epoch_ms(obj.get("time")) is None:
+            return bad_payload("time is not an epoch-ms number", **common)
+        return Classification(outcome=Outcome.OK, extra=extra, **common)
+
+    def _account(self, obj: Any, common: dict[str, Any]) -> Classification:
+        if isinstance(obj, list):  # fapi balance: one entry per asset
+            if not all(isinstance(item, dict) and isinstance(item.get("asset"), str) for item in obj):
+                return bad_payload("balance entries are not asset objects", **common)
+            return Classification(outcome=Outcome.OK, extra={"assets": len(obj)}, **common)
+        if not isinstance(obj, dict):
+            return bad_payload(f"expected a JSON object, got {type(obj).__name__}", **common)
+        reading = obj.get("enableReading")
+        if not isinstance(reading, bool):
+            return bad_payload("enableReading is missing or not a boolean", **common)
+        writes = [k for k in ("enableSpotAndMarginTrading", "enableWithdrawals", "enableFutures",
+                              "enableMargin", "enableInternalTransfer", "permitsUniversalTransfer")
+                  if obj.get(k) is True]
+        extra: dict[str, Any] = {"read_only": not writes, "write_permissions": writes}
+        if not reading:
+            return Classification(outcome=Outcome.AUTH, error_code="no_read_permission",
+                                  error_message="the API key cannot read", extra=extra, **common)
+        return Classification(outcome=Outcome.OK, extra=extra, **common)
+
+    def sign(
+        self,
+        spec: ProbeSpec,
+        credentials: Credentials,
+        timestamp_ms: int,
+        query: str,
+        body: str = "",
+    ) -> SignedRequest:
+        params = {"recvWindow": str(RECV_WINDOW_MS), "timestamp": str(int(timestamp_ms))}
+        signed_query = "&".join(part for part in (query, encode_query(params)) if part)
+        signature = binance_signature(credentials.api_secret, signed_query + body)
+        params["signature"] = signature
+        return SignedRequest(
+            headers={"X-MBX-APIKEY": credentials.api_key},
+            params=params,
+            query=f"{signed_query}&signature={signature}",
+        )
+
+    def classify_ws_message(self, message: Any) -> WsEvent:
+        frame = decode_frame(message)
+        if isinstance(frame, dict) and isinstance(frame.get("data"), dict) and "stream" in frame:
+            frame = frame["data"]  # combined stream wrapper
+        if not isinstance(frame, dict):
+            return unreadable(frame)
+        event = frame.get("e")
+        if event == "serverShutdown":
+            return WsEvent(kind="server_shutdown", event_time_ms=epoch_ms(frame.get("E")),
+                           message="server shutting down: reconnect now")
+        if isinstance(frame.get("error"), dict):  # {"error": {"code": 2, "msg": ...}, "id": 1}
+            err = frame["error"]
+            return WsEvent(kind="error", error_code=cap_text(err.get("code"), 20) or None,
+                           message=cap_text(err.get("msg")) or None)
+        if "code" in frame and "msg" in frame:
+            return WsEvent(kind="error", error_code=cap_text(frame.get("code"), 20), message=cap_text(frame.get("msg")))
+        if "result" in frame and "id" in frame:
+            if frame["result"] is None:
+                return WsEvent(kind="subscribed")
+            return WsEvent(kind="data", message="reply")  # LIST_SUBSCRIPTIONS and similar replies
+        if isinstance(event, str):
+            return WsEvent(kind="data", event_time_ms=epoch_ms(frame.get("E")))
+        if "u" in frame and "s" in frame and "b" in frame:
+            return WsEvent(kind="data")  # spot bookTicker carries no event time
+        return unreadable(frame)
+
+
+class BinanceSpotAdapter(_BinanceAdapter):
+    kind = "binance_spot"
+    display_name = "Binance Spot"
+    default_base_url = "https://api.binance.com"
+    default_ws_url = "wss://stream.binance.com:9443"
+    default_symbol = "BTCUSDT"
+    default_probes = (TIME, STATUS, TICKER)
+    rate_limit = RateLimit(capacity=6000, window_s=60, unit="weight")
+    weight_limit = 6000.0
+
+    def probes(self) -> dict[str, ProbeSpec]:
+        symbol = {"symbol": self.symbol}
+        return {
+            PING: ProbeSpec(PING, "GET", "/api/v3/ping", weight=1, description="connectivity"),
+            TIME: ProbeSpec(TIME, "GET", "/api/v3/time", weight=1, description="server time"),
+            STATUS: ProbeSpec(STATUS, "GET", "/sapi/v1/system/status", weight=1,
+                              description="system status (1 = maintenance)"),
+            TICKER: ProbeSpec(TICKER, "GET", "/api/v3/ticker/bookTicker", symbol, weight=2,
+                              description="best bid/ask"),
+            BOOK: ProbeSpec(BOOK, "GET", "/api/v3/depth", {**symbol, "limit": "5"}, weight=5,
+                            description="order book, 5 levels"),
+            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/sapi/v1/account/apiRestrictions", weight=1, signed=True,
+                               description="API key permissions (read-only check)"),
+        }
+
+
+class BinanceFuturesAdapter(_BinanceAdapter):
+    kind = "binance_futures"
+    display_name = "Binance USD-M Futures"
+    default_base_url = "https://fapi.binance.com"
+    default_ws_url = "wss://fstream.binance.com"
+    default_symbol = "BTCUSDT"
+    default_probes = (TIME, TICKER)  # fapi has no system-status endpoint
+    rate_limit = RateLimit(capacity=2400, window_s=60, unit="weight")
+    weight_limit = 2400.0
+    untrusted_weight_probes = frozenset({TICKER})  # bookTicker's used-weight header "is not accurate"
+
+    def probes(self) -> dict[str, ProbeSpec]:
+        symbol = {"symbol": self.symbol}
+        return {
+            PING: ProbeSpec(PING, "GET", "/fapi/v1/ping", weight=1, description="connectivity"),
+            TIME: ProbeSpec(TIME, "GET", "/fapi/v1/time", weight=1, description="server time"),
+            TICKER: ProbeSpec(TICKER, "GET", "/fapi/v1/ticker/bookTicker", symbol, weight=2,
+                              description="best bid/ask"),
+            BOOK: ProbeSpec(BOOK, "GET", "/fapi/v1/depth", {**symbol, "limit": "5"}, weight=2,
+                            description="order book, 5 levels"),
+            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/fapi/v3/balance", weight=5, signed=True,
+                               description="balances (read-only key check)"),
+        }

@@ -1,0 +1,331 @@
+"""Parsing helpers every adapter shares: exchange responses are untrusted input.
+
+Nothing here raises on bad input. Each helper returns ``None`` (or a described failure)
+when a value is missing or has the wrong type, so classifiers can stay linear.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptomon_tui.exchanges.base import Classification, RawResponse
+from cryptomon_tui.probing.results import Outcome
+
+# Larger bodies are not parsed even if the transport did not cut them: a health probe
+# never needs megabytes, and json.loads on 50 MB costs the engine loop real time.
+MAX_JSON_BYTES = 8_000_000
+MESSAGE_CAP = 300  # exchange messages are untrusted text: kept verbatim, but bounded
+
+# Epoch-ms values outside 2000..2100 are not a clock reading (e.g. seconds sent as ms).
+_EPOCH_MS_MIN = 946_684_800_000.0
+_EPOCH_MS_MAX = 4_102_444_800_000.0
+
+_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?$")
+_INT_RE = re.compile(r"^[+-]?\d{1,24}$")
+_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+class _Missing:
+    """Marks an absent key, distinct from a JSON null."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A body read as JSON. ``error`` says why it could not be (then ``value`` is None)."""
+
+    value: Any
+    error: str | None = None
+    html_title: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def decode_json(body: bytes, truncated: bool = False) -> Decoded:
+    """Decode a response body; truncated, oversized, empty, HTML and invalid bodies are described."""
+    if truncated:
+        return Decoded(None, f"body truncated at the size cap ({len(body)} bytes kept)")
+    if len(body) > MAX_JSON_BYTES:
+        return Decoded(None, f"body too large to parse ({len(body)} bytes)")
+    head = body[:512].lstrip()
+    if not head:
+        return Decoded(None, "empty body")
+    if head[:1] == b"<":
+        title = html_title(body)
+        what = f"HTML page instead of JSON ({title!r})" if title else "HTML/XML instead of JSON"
+        return Decoded(None, what, html_title=title)
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        return Decoded(None, "invalid JSON: nested too deeply")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return Decoded(None, cap_text(f"invalid JSON: {exc}"))
+    return Decoded(value)
+
+
+def html_title(body: bytes) -> str | None:
+    """The <title> of an HTML error page (proxies and CDNs answer with these), if any."""
+    match = _TITLE_RE.search(body[:65536])
+    if match is None:
+        return None
+    title = " ".join(match.group(1).decode("utf-8", "replace").split())
+    return cap_text(title) or None
+
+
+def body_snippet(body: bytes, limit: int = 120) -> str:
+    """A short printable excerpt of a body for messages."""
+    text = body[:limit].decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def cap_text(value: Any, limit: int = MESSAGE_CAP) -> str:
+    """Exchange text verbatim but bounded; non-strings are rendered as compact JSON."""
+    if value is None or value is MISSING:
+        return ""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, separators=(",", ":"), default=str)[: limit + 1]
+        except (ValueError, TypeError, RecursionError):
+            text = type(value).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup (HTTP/2 sends lower-case names, HTTP/1 often not)."""
+    wanted = name.lower()
+    try:
+        value = headers.get(wanted)
+        if value is None:
+            for key, candidate in headers.items():
+                if isinstance(key, str) and key.lower() == wanted:
+                    value = candidate
+                    break
+    except (AttributeError, TypeError):
+        return None
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return str(value).strip()
+
+
+def response_date(headers: Mapping[str, str]) -> float | None:
+    """The server's ``Date`` header as epoch seconds (1 s resolution)."""
+    return http_date(header(headers, "date"))
+
+
+def http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        return None
+    try:
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds: either delta-seconds, or an HTTP-date measured against ``Date``.
+
+    An HTTP-date without a ``Date`` header cannot be turned into a wait without our own
+    clock, so it yields None here (the adapter stays pure).
+    """
+    value = header(headers, "retry-after")
+    if not value:
+        return None
+    seconds = to_float(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    when = http_date(value)
+    now = response_date(headers)
+    if when is None or now is None:
+        return None
+    return max(0.0, when - now)
+
+
+def to_float(value: Any) -> float | None:
+    """A finite number from a JSON number or numeric string; bools and everything else -> None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        try:
+            result = float(value)
+        except OverflowError:
+            return None
+        return result if math.isfinite(result) else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str) and len(value) <= 64:
+        text = value.strip()
+        if _NUMBER_RE.match(text):
+            result = float(text)
+            return result if math.isfinite(result) else None
+    return None
+
+
+def to_int(value: Any) -> int | None:
+    """An integer from a JSON integer, an integral float, or a decimal-integer string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_RE.match(text):
+            return int(text)
+    return None
+
+
+def to_positive_price(value: Any) -> float | None:
+    number = to_float(value)
+    return number if number is not None and number >= 0 else None
+
+
+def epoch_ms(value: Any) -> float | None:
+    """A plausible epoch-milliseconds reading, or None."""
+    number = to_float(value)
+    if number is None or not (_EPOCH_MS_MIN <= number < _EPOCH_MS_MAX):
+        return None
+    return number
+
+
+def dig(obj: Any, *path: str | int) -> Any:
+    """Walk dicts/lists without raising; MISSING when any step is absent or of the wrong type."""
+    current = obj
+    for step in path:
+        if isinstance(step, str):
+            if not isinstance(current, dict) or step not in current:
+                return MISSING
+            current = current[step]
+        else:
+            if not isinstance(current, list) or not -len(current) <= step < len(current):
+                return MISSING
+            current = current[step]
+    return current
+
+
+def first_dict(value: Any) -> dict[str, Any] | None:
+    """The first element of a list when it is an object (OKX/Bybit wrap results in lists)."""
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return value[0]
+    return None
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """The query string exactly as the transport sends it (signatures cover these bytes)."""
+    return urllib.parse.urlencode(list(params.items()), quote_via=urllib.parse.quote)
+
+
+def check_levels(levels: Any, *, min_width: int = 2) -> str | None:
+    """Validate book levels ``[[price, size, ...], ...]``; returns what is wrong, or None."""
+    if not isinstance(levels, list):
+        return f"expected a list of levels, got {type(levels).__name__}"
+    for index, level in enumerate(levels[:1000]):
+        if not isinstance(level, list) or len(level) < min_width:
+            return f"level {index} is not a [price, size] pair"
+        if to_positive_price(level[0]) is None or to_positive_price(level[1]) is None:
+            return f"level {index} has a non-numeric price or size"
+    return None
+
+
+def bad_payload(reason: str, **common: Any) -> Classification:
+    return Classification(
+        outcome=Outcome.BAD_PAYLOAD, error_code="bad_payload", error_message=cap_text(reason), **common
+    )
+
+
+def http_failure(response: RawResponse, decoded: Decoded, **common: Any) -> Classification | None:
+    """Classify by HTTP status alone, for non-2xx responses without a readable exchange error.
+
+    403 is read as a block (WAF/CDN/IP ban): exchanges answer 403 to IPs they refuse, and
+    backing off is the safe reaction whatever the body says.
+    """
+    status = response.status
+    if 200 <= status < 300:
+        return None
+    detail = decoded.html_title or (body_snippet(response.body) if decoded.ok else decoded.error) or ""
+    message = cap_text(f"HTTP {status}" + (f": {detail}" if detail else ""))
+    code = f"http_{status}"
+    extra: dict[str, Any] = {"html": True} if decoded.html_title is not None or _is_html(response.body) else {}
+    if status == 429:
+        outcome = Outcome.RATE_LIMITED
+    elif status in (418, 403):
+        outcome = Outcome.IP_BANNED
+    elif status == 401:
+        outcome = Outcome.AUTH
+    elif 500 <= status < 600:
+        outcome = Outcome.HTTP_5XX
+    elif 400 <= status < 500:
+        outcome = Outcome.HTTP_4XX
+    else:
+        outcome = Outcome.EXCHANGE_ERROR
+        message = cap_text(f"unexpected HTTP {status}" + (f": {detail}" if detail else ""))
+    return Classification(outcome=outcome, error_code=code, error_message=message, extra=extra, **common)
+
+
+def _is_html(body: bytes) -> bool:
+    return body[:512].lstrip()[:1] == b"<"
+
+
+def ban_until_from_headers(headers: Mapping[str, str], retry_after_s: float | None) -> float | None:
+    """Absolute ban expiry from ``Date`` + ``Retry-After`` when the exchange states no expiry."""
+    if retry_after_s is None:
+        return None
+    now = response_date(headers)
+    return None if now is None else now + retry_after_s
+
+
+def never_raise(
+    classify: Callable[[str, RawResponse], Classification],
+    probe: str,
+    response: RawResponse,
+) -> Classification:
+    """Last-resort guard: a classifier bug must become a data point, not a dead worker.
+
+    Tests assert this guard never fires (error_code ``classifier_error``) on hostile input.
+    """
+    try:
+        return classify(probe, response)
+    except Exception as exc:  # deliberately total
+        return Classification(
+            outcome=Outcome.BAD_PAYLOAD,
+            error_code="classifier_error",
+            error_message=cap_text(f"unreadable response ({type(exc).__name__})"),
+        )
