@@ -1,0 +1,201 @@
+"""The notifier's durable outbox and notification log. Every write commits before returning."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from cryptomon_tui.store.rows import (
+    OUTBOX_COLUMNS,
+    NotificationLogEntry,
+    OutboxChannelStats,
+    OutboxMessage,
+    dumps,
+    outbox_from_row,
+)
+from cryptomon_tui.store.sql import transaction
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    *,
+    idempotency_key: str,
+    channel: str,
+    incident_id: str | None,
+    fingerprint: str | None,
+    event: str,
+    payload: dict[str, Any],
+    now: float,
+    next_attempt_at: float | None,
+) -> tuple[int, bool]:
+    """Returns (id, created). A key already present returns the existing row's id and False."""
+    with transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO outbox(idempotency_key, channel, incident_id, fingerprint, event, payload, state, attempts, "
+            "next_attempt_at, created_at) VALUES (?,?,?,?,?,?,'pending',0,?,?) ON CONFLICT(idempotency_key) DO NOTHING",
+            (
+                idempotency_key,
+                channel,
+                incident_id,
+                fingerprint,
+                event,
+                dumps(payload),
+                now if next_attempt_at is None else next_attempt_at,
+                now,
+            ),
+        )
+        if cur.rowcount == 1:
+            return int(cur.lastrowid or 0), True
+        row = conn.execute("SELECT id FROM outbox WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+        return int(row[0]), False
+
+
+def claim_due(conn: sqlite3.Connection, now: float, limit: int, channel: str | None = None) -> list[OutboxMessage]:
+    """Pending rows due by ``now``, oldest first, marked 'sending' and their attempt counted."""
+    with transaction(conn):
+        sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+        params: list[Any] = [now]
+        if channel is not None:
+            sql += " AND channel = ?"
+            params.append(channel)
+        sql += " ORDER BY next_attempt_at, id LIMIT ?"
+        params.append(limit)
+        rows = conn.execute(sql, params).fetchall()
+        ids = [int(r[0]) for r in rows]
+        conn.executemany(
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
+            [(now, i) for i in ids],
+        )
+    claimed = []
+    for r in rows:
+        m = outbox_from_row(r)
+        claimed.append(
+            OutboxMessage(**{**_as_dict(m), "state": "sending", "attempts": m.attempts + 1, "last_attempt_at": now})
+        )
+    return claimed
+
+
+def _as_dict(m: OutboxMessage) -> dict[str, Any]:
+    return {name: getattr(m, name) for name in OutboxMessage.__slots__}
+
+
+def mark_sent(conn: sqlite3.Connection, message_id: int, now: float) -> bool:
+    with transaction(conn):
+        conn.execute("UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL WHERE id = ?", (now, message_id))
+    return True
+
+
+def mark_failed(conn: sqlite3.Connection, message_id: int, error: str, next_attempt_at: float, dead: bool) -> bool:
+    with transaction(conn):
+        conn.execute(
+            "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
+            ("dead" if dead else "pending", error[:2000], next_attempt_at, message_id),
+        )
+    return True
+
+
+def requeue_inflight(conn: sqlite3.Connection) -> int:
+    """After a crash, 'sending' rows were maybe sent, maybe not: send again (at-least-once)."""
+    with transaction(conn):
+        return int(conn.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'").rowcount)
+
+
+def dead(conn: sqlite3.Connection, limit: int) -> list[OutboxMessage]:
+    rows = conn.execute(
+        f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'dead' ORDER BY id DESC LIMIT ?", (limit,)
+    ).fetchall()
+    return [outbox_from_row(r) for r in rows]
+
+
+def get(conn: sqlite3.Connection, message_id: int) -> OutboxMessage | None:
+    row = conn.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (message_id,)).fetchone()
+    return outbox_from_row(row) if row else None
+
+
+def pending(conn: sqlite3.Connection, limit: int) -> list[OutboxMessage]:
+    rows = conn.execute(
+        f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state IN ('pending', 'sending') ORDER BY next_attempt_at, id "
+        "LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [outbox_from_row(r) for r in rows]
+
+
+def resend(conn: sqlite3.Connection, now: float, message_id: int | None, all_dead: bool) -> int:
+    """Dead letters back to pending with a fresh attempt budget."""
+    with transaction(conn):
+        if all_dead:
+            cur = conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE state = 'dead'", (now,)
+            )
+        elif message_id is not None:
+            cur = conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? "
+                "WHERE id = ? AND state IN ('dead', 'pending')",
+                (now, message_id),
+            )
+        else:
+            return 0
+        return int(cur.rowcount)
+
+
+def stats(conn: sqlite3.Connection) -> dict[str, OutboxChannelStats]:
+    out: dict[str, dict[str, Any]] = {}
+    for channel, state, n, extra_attempts, last_sent in conn.execute(
+        "SELECT channel, state, count(*), sum(max(attempts - 1, 0)), max(sent_at) FROM outbox GROUP BY channel, state"
+    ):
+        d = out.setdefault(channel, {"channel": channel, "failed_attempts": 0})
+        d[state] = int(n)
+        d["failed_attempts"] += int(extra_attempts or 0)
+        if last_sent is not None:
+            d["last_sent_at"] = max(float(last_sent), d.get("last_sent_at") or 0.0)
+    for channel, error, at in conn.execute(
+        "SELECT channel, last_error, max(last_attempt_at) FROM outbox WHERE last_error IS NOT NULL GROUP BY channel"
+    ):
+        d = out.setdefault(channel, {"channel": channel, "failed_attempts": 0})
+        d["last_error"] = error
+        d["last_error_at"] = at
+    return {k: OutboxChannelStats(**v) for k, v in sorted(out.items())}
+
+
+# --- notification log ---------------------------------------------------------------------------
+
+
+def log_fired(conn: sqlite3.Connection, incident_id: str, channel: str, fingerprint: str | None, now: float) -> bool:
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO notification_log(incident_id, channel, fingerprint, fired_notified, fired_at) "
+            "VALUES (?,?,?,1,?) ON CONFLICT(incident_id, channel) DO UPDATE SET fired_notified = 1, "
+            "fired_at = coalesce(notification_log.fired_at, excluded.fired_at), resolved_notified = 0, "
+            "resolved_at = NULL",
+            (incident_id, channel, fingerprint, now),
+        )
+    return True
+
+
+def log_resolved(conn: sqlite3.Connection, incident_id: str, channel: str, now: float) -> bool:
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO notification_log(incident_id, channel, resolved_notified, resolved_at) VALUES (?,?,1,?) "
+            "ON CONFLICT(incident_id, channel) DO UPDATE SET resolved_notified = 1, resolved_at = excluded.resolved_at",
+            (incident_id, channel, now),
+        )
+    return True
+
+
+def log_entries(conn: sqlite3.Connection, incident_id: str) -> list[NotificationLogEntry]:
+    rows = conn.execute(
+        "SELECT incident_id, channel, fingerprint, fired_notified, fired_at, resolved_notified, resolved_at "
+        "FROM notification_log WHERE incident_id = ? ORDER BY channel",
+        (incident_id,),
+    ).fetchall()
+    return [NotificationLogEntry(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
+
+
+def fired_unresolved(conn: sqlite3.Connection) -> list[NotificationLogEntry]:
+    """Channels told an incident fired and not yet told it resolved (what a restart must finish)."""
+    rows = conn.execute(
+        "SELECT incident_id, channel, fingerprint, fired_notified, fired_at, resolved_notified, resolved_at "
+        "FROM notification_log WHERE fired_notified = 1 AND resolved_notified = 0 ORDER BY incident_id, channel"
+    ).fetchall()
+    return [NotificationLogEntry(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5]), r[6]) for r in rows]

@@ -1,0 +1,263 @@
+"""Incidents, timelines, silences, maintenance windows and the CLI -> daemon command queue."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from cryptomon_tui.incidents.model import (
+    Incident,
+    IncidentState,
+    MaintenanceWindow,
+    Silence,
+    TimelineEntry,
+)
+from cryptomon_tui.store.rows import (
+    INCIDENT_COLUMNS,
+    SILENCE_COLUMNS,
+    WINDOW_COLUMNS,
+    CommandRecord,
+    StoredState,
+    dumps,
+    incident_from_row,
+    incident_to_row,
+    silence_from_row,
+    silence_to_row,
+    timeline_from_row,
+    timeline_to_rows,
+    window_from_row,
+    window_to_row,
+)
+from cryptomon_tui.store.sql import transaction
+
+_INCIDENT_PLACEHOLDERS = ",".join("?" * len(INCIDENT_COLUMNS.split(",")))
+UPSERT_INCIDENT = f"INSERT OR REPLACE INTO incidents({INCIDENT_COLUMNS}) VALUES ({_INCIDENT_PLACEHOLDERS})"
+UPSERT_SILENCE = f"INSERT OR REPLACE INTO silences({SILENCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+UPSERT_WINDOW = f"INSERT OR REPLACE INTO maintenance_windows({WINDOW_COLUMNS}) VALUES (?,?,?,?,?,?)"
+
+
+def write_incidents(conn: sqlite3.Connection, incidents: Iterable[Incident]) -> None:
+    """Upsert incidents with their whole timeline (call inside a transaction)."""
+    for incident in incidents:
+        conn.execute(UPSERT_INCIDENT, incident_to_row(incident))
+        conn.execute("DELETE FROM incident_timeline WHERE incident_id = ?", (incident.id,))
+        conn.executemany(
+            "INSERT INTO incident_timeline(incident_id, seq, ts, kind, text, data) VALUES (?,?,?,?,?,?)",
+            timeline_to_rows(incident),
+        )
+
+
+def _timelines(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[TimelineEntry, ...]]:
+    out: dict[str, list[TimelineEntry]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT incident_id, ts, kind, text, data FROM incident_timeline WHERE incident_id IN ({marks}) "
+            "ORDER BY incident_id, seq",
+            chunk,
+        ):
+            out[row[0]].append(timeline_from_row(row[1:]))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _with_timelines(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], timelines: bool) -> list[Incident]:
+    if not timelines:
+        return [incident_from_row(r) for r in rows]
+    lines = _timelines(conn, [r[0] for r in rows])
+    return [incident_from_row(r, lines.get(r[0], ())) for r in rows]
+
+
+def incidents(
+    conn: sqlite3.Connection,
+    *,
+    open_only: bool = False,
+    since: float | None = None,
+    limit: int | None = None,
+    timelines: bool = False,
+) -> list[Incident]:
+    """Newest first. ``since`` keeps incidents still open or active (updated) after that time."""
+    where: list[str] = []
+    params: list[Any] = []
+    if open_only:
+        where.append("state != 'resolved'")
+    if since is not None:
+        where.append("(resolved_at IS NULL OR resolved_at >= ? OR updated_at >= ?)")
+        params += [since, since]
+    sql = f"SELECT {INCIDENT_COLUMNS} FROM incidents"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_at DESC, id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return _with_timelines(conn, conn.execute(sql, params).fetchall(), timelines)
+
+
+def find_incident_id(conn: sqlite3.Connection, ident: str) -> str | None:
+    """Exact id, else a unique id prefix (so people can type the first few characters)."""
+    row = conn.execute("SELECT id FROM incidents WHERE id = ?", (ident,)).fetchone()
+    if row:
+        return str(row[0])
+    escaped = ident.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute("SELECT id FROM incidents WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (escaped + "%",)).fetchall()
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
+def incident(conn: sqlite3.Connection, incident_id: str) -> Incident | None:
+    real = find_incident_id(conn, incident_id)
+    if real is None:
+        return None
+    row = conn.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (real,)).fetchone()
+    return _with_timelines(conn, [row], True)[0] if row else None
+
+
+def silences(conn: sqlite3.Connection, now: float, include_expired: bool = False) -> list[Silence]:
+    rows = conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY created_at, id").fetchall()
+    items = [silence_from_row(r) for r in rows]
+    if include_expired:
+        return items
+    return [s for s in items if _silence_live(s, now)]
+
+
+def _silence_live(s: Silence, now: float) -> bool:
+    """Active now, or scheduled to start later (both must survive a restart)."""
+    if s.expired_at is not None and s.expired_at <= now:
+        return False
+    return s.ends_at is None or now < s.ends_at
+
+
+def windows(conn: sqlite3.Connection, now: float | None = None) -> list[MaintenanceWindow]:
+    rows = conn.execute(f"SELECT {WINDOW_COLUMNS} FROM maintenance_windows ORDER BY starts_at, id").fetchall()
+    items = [window_from_row(r) for r in rows]
+    if now is None:
+        return items
+    return [w for w in items if w.recurrence or w.ends_at > now]
+
+
+def load_state(conn: sqlite3.Connection, now: float, recently_resolved_within: float) -> StoredState:
+    # one read transaction: a consistent snapshot even while the writer commits
+    conn.execute("BEGIN")
+    try:
+        open_rows = conn.execute(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state != 'resolved' ORDER BY started_at, id"
+        ).fetchall()
+        recent_rows = conn.execute(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state = 'resolved' AND resolved_at >= ? "
+            "ORDER BY started_at, id",
+            (now - recently_resolved_within,),
+        ).fetchall()
+        state = StoredState(
+            open_incidents=_with_timelines(conn, open_rows, True),
+            silences=silences(conn, now),
+            maintenance_windows=windows(conn, now),
+            recently_resolved=_with_timelines(conn, recent_rows, True),
+        )
+    finally:
+        conn.execute("COMMIT")
+    return state
+
+
+# --- the command queue --------------------------------------------------------------------------
+
+
+def enqueue_command(conn: sqlite3.Connection, now: float, kind: str, payload: dict[str, Any]) -> int:
+    cur = conn.execute("INSERT INTO commands(ts, kind, payload) VALUES (?, ?, ?)", (now, kind, dumps(payload)))
+    return int(cur.lastrowid or 0)
+
+
+def pending_commands(conn: sqlite3.Connection, limit: int) -> list[CommandRecord]:
+    rows = conn.execute(
+        "SELECT id, ts, kind, payload FROM commands WHERE done_at IS NULL ORDER BY id LIMIT ?", (limit,)
+    ).fetchall()
+    return [CommandRecord(id=int(r[0]), ts=float(r[1]), kind=r[2], payload=json.loads(r[3])) for r in rows]
+
+
+def mark_command_done(conn: sqlite3.Connection, command_id: int, now: float, result: str) -> bool:
+    with transaction(conn):
+        conn.execute("UPDATE commands SET done_at = ?, result = ? WHERE id = ?", (now, result, command_id))
+    return True
+
+
+def command(conn: sqlite3.Connection, command_id: int) -> CommandRecord | None:
+    row = conn.execute(
+        "SELECT id, ts, kind, payload, done_at, result FROM commands WHERE id = ?", (command_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return CommandRecord(int(row[0]), float(row[1]), row[2], json.loads(row[3]), row[4], row[5])
+
+
+# --- changes made by the CLI straight on the store ----------------------------------------------
+
+
+class StateChangeError(Exception):
+    """A CLI change that cannot apply (unknown id, already resolved ...). The message is for people."""
+
+
+def ack_incident(conn: sqlite3.Connection, ident: str, by: str, note: str | None, now: float) -> Incident:
+    with transaction(conn):
+        real = find_incident_id(conn, ident)
+        if real is None:
+            raise StateChangeError(f"no incident {ident!r} (or the prefix matches more than one)")
+        row = conn.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (real,)).fetchone()
+        current = incident_from_row(row, _timelines(conn, [real])[real])
+        if current.state is IncidentState.RESOLVED:
+            raise StateChangeError(f"incident {real} is already resolved")
+        text = f"acknowledged by {by}" + (f": {note}" if note else "")
+        entry = TimelineEntry(ts=now, kind="acknowledged", text=text, data={"by": by, "note": note, "source": "cli"})
+        updated = current.with_changes(
+            state=IncidentState.ACKNOWLEDGED,
+            acknowledged_by=by,
+            acknowledged_at=now,
+            ack_note=note,
+            updated_at=now,
+            timeline=(*current.timeline, entry),
+        )
+        write_incidents(conn, [updated])
+        enqueue_command(conn, now, "ack", {"incident_id": real, "by": by, "note": note, "ts": now})
+    return updated
+
+
+def put_silence(conn: sqlite3.Connection, silence: Silence, now: float, enqueue: bool) -> bool:
+    with transaction(conn):
+        conn.execute(UPSERT_SILENCE, silence_to_row(silence))
+        if enqueue:
+            enqueue_command(conn, now, "silence", {"silence": silence.to_dict()})
+    return True
+
+
+def expire_silence(conn: sqlite3.Connection, silence_id: str, by: str, now: float) -> Silence:
+    with transaction(conn):
+        row = conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?", (silence_id,)).fetchone()
+        if row is None:
+            rows = conn.execute(
+                f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id LIKE ? LIMIT 2", (silence_id + "%",)
+            ).fetchall()
+            if len(rows) != 1:
+                raise StateChangeError(f"no silence {silence_id!r} (or the prefix matches more than one)")
+            row = rows[0]
+        current = silence_from_row(row)
+        if current.expired_at is not None and current.expired_at <= now:
+            raise StateChangeError(f"silence {current.id} has already expired")
+        conn.execute("UPDATE silences SET expired_at = ? WHERE id = ?", (now, current.id))
+        enqueue_command(conn, now, "unsilence", {"silence_id": current.id, "by": by})
+    return silence_from_row((*row[:7], now))
+
+
+def put_window(conn: sqlite3.Connection, window: MaintenanceWindow, now: float, enqueue: bool) -> bool:
+    with transaction(conn):
+        conn.execute(UPSERT_WINDOW, window_to_row(window))
+        if enqueue:
+            enqueue_command(conn, now, "maintenance_add", {"window": window.to_dict()})
+    return True
+
+
+def delete_window(conn: sqlite3.Connection, window_id: str, now: float, enqueue: bool) -> bool:
+    with transaction(conn):
+        n = conn.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,)).rowcount
+        if n and enqueue:
+            enqueue_command(conn, now, "maintenance_remove", {"window_id": window_id})
+    return bool(n)
