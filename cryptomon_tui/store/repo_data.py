@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -178,28 +179,34 @@ def prune(
     return report
 
 
+def _step(rows: int, used: int, max_bytes: int) -> int:
+    """Rows to drop next: the share of the file over the bound, plus a little, at least one."""
+    excess = (used - max_bytes) / used if used else 1.0
+    return max(1, min(rows, math.ceil(rows * (excess * 1.1 + 0.005))))
+
+
 def _enforce_size(conn: sqlite3.Connection, max_bytes: int, report: PruneReport) -> None:
-    """Oldest raw results go first, then oldest rollups, a tenth at a time, until under the bound."""
-    for _ in range(40):
-        if used_bytes(conn) <= max_bytes:
+    """Oldest raw results go first, then oldest rollups, until the live pages fit the bound."""
+    for _ in range(100):
+        used = used_bytes(conn)
+        if used <= max_bytes:
             return
         n_results = count_results(conn)
         if n_results:
-            step = max(1, min(n_results, max(n_results // 10, 1000)))
             with transaction(conn):
                 deleted = conn.execute(
-                    "DELETE FROM probe_results WHERE id IN (SELECT id FROM probe_results ORDER BY ts LIMIT ?)", (step,)
+                    "DELETE FROM probe_results WHERE id IN (SELECT id FROM probe_results ORDER BY ts LIMIT ?)",
+                    (_step(n_results, used, max_bytes),),
                 ).rowcount
             report.size_pruned_results += deleted
             continue
         n_rollups = int(conn.execute("SELECT count(*) FROM rollups_1m").fetchone()[0])
         if not n_rollups:
             return  # only incidents, outbox and ledger are left: they are never dropped for size
-        step = max(1, min(n_rollups, max(n_rollups // 10, 1000)))
         with transaction(conn):
             deleted = conn.execute(
                 "DELETE FROM rollups_1m WHERE (exchange, probe, minute) IN "
                 "(SELECT exchange, probe, minute FROM rollups_1m ORDER BY minute LIMIT ?)",
-                (step,),
+                (_step(n_rollups, used, max_bytes),),
             ).rowcount
         report.size_pruned_rollups += deleted

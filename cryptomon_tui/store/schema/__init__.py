@@ -103,15 +103,19 @@ def migrate(conn: sqlite3.Connection, only: list[Component] | None = None) -> di
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a step into statements (sqlite3.execute runs one at a time; executescript would commit)."""
+    """Split a step into statements (sqlite3.execute runs one at a time; executescript would commit).
+
+    Splits at each ``;`` that ends a complete statement, so semicolons inside strings or
+    triggers stay where they are.
+    """
     out: list[str] = []
     buf = ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
+    for piece in sql.split(";"):
+        buf += piece + ";"
         if sqlite3.complete_statement(buf):
-            if buf.strip():
+            if buf.strip(" \n\t;"):
                 out.append(buf.strip())
             buf = ""
-    if buf.strip():
-        out.append(buf.strip())
+    if buf.strip(" \n\t;"):
+        out.append(buf.strip().rstrip(";"))
     return out
