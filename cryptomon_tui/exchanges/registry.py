@@ -6,6 +6,10 @@ from typing import TYPE_CHECKING
 
 from cryptomon_tui.exchanges.base import ExchangeAdapter
 from cryptomon_tui.exchanges.binance import BinanceFuturesAdapter, BinanceSpotAdapter
+from cryptomon_tui.exchanges.bybit import BybitAdapter
+from cryptomon_tui.exchanges.deribit import DeribitAdapter
+from cryptomon_tui.exchanges.generic import GenericAdapter
+from cryptomon_tui.exchanges.okx import OkxAdapter
 
 if TYPE_CHECKING:
     from cryptomon_tui.config.exchanges import ExchangeConfig
@@ -13,6 +17,10 @@ if TYPE_CHECKING:
 ADAPTERS: dict[str, type[ExchangeAdapter]] = {
     BinanceSpotAdapter.kind: BinanceSpotAdapter,
     BinanceFuturesAdapter.kind: BinanceFuturesAdapter,
+    BybitAdapter.kind: BybitAdapter,
+    OkxAdapter.kind: OkxAdapter,
+    DeribitAdapter.kind: DeribitAdapter,
+    GenericAdapter.kind: GenericAdapter,
 }
 
 
@@ -38,8 +46,6 @@ def create_adapter(name: str, cfg: ExchangeConfig) -> ExchangeAdapter:
         if kind is None:
             raise ValueError(f"exchange {name!r} has no kind")
     cls = adapter_class(kind)
-    from_config = getattr(cls, "from_config", None)
-    if from_config is not None:
-        adapter: ExchangeAdapter = from_config(name, cfg)
-        return adapter
+    if issubclass(cls, GenericAdapter):
+        return cls.from_config(name, cfg)
     return cls(symbol=cfg.symbol, name=name)
