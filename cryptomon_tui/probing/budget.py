@@ -1,0 +1,183 @@
+"""The monitor's own request budget: which probes run, and how often, per exchange.
+
+A configured interval is a wish. The plan stretches it when
+- the endpoint has its own hard limit (``ProbeSpec.min_interval_s``, e.g. OKX status 1 call per 5 s),
+- the endpoint has a documented per-endpoint limit (``ProbeSpec.endpoint_limit``), a hard ceiling,
+- all probes of one exchange together would use more than the budget share (``probing.budget_share``,
+  default 2 %, or the exchange's own ``budget_share``) of the exchange's limit (``adapter.rate_limit``),
+  counted in the exchange's own units (Binance weight, requests, credits).
+Stretching scales every interval of the exchange by the same factor (never below a probe's own floor),
+so the configured proportions between probes survive. ``cryptomon config check`` prints what was
+stretched and why; the daemon logs it at start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cryptomon_tui.exchanges.base import ExchangeAdapter, ProbeSpec
+
+if TYPE_CHECKING:
+    from cryptomon_tui.config.exchanges import ExchangeConfig
+    from cryptomon_tui.config.root import Config
+
+AdapterFactory = Callable[[str, "ExchangeConfig"], ExchangeAdapter]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedProbe:
+    exchange: str
+    probe: str
+    interval_s: float  # effective
+    configured_interval_s: float
+    stretched: bool
+    reason: str
+    weight: float = 1.0
+
+    def explain(self) -> str:
+        head = f"exchanges.{self.exchange}.{self.probe} runs every {fmt_seconds(self.interval_s)}"
+        if not self.stretched:
+            return head
+        return f"{head}, not {fmt_seconds(self.configured_interval_s)}: {self.reason}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "interval_s": self.interval_s,
+            "configured_interval_s": self.configured_interval_s,
+            "stretched": self.stretched,
+            "reason": self.reason or None,
+            "weight": self.weight,
+        }
+
+
+def fmt_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    return f"{round(seconds, 3):g}s"
+
+
+def _rate(capacity: float, window_s: float, unit: str) -> str:
+    return f"{capacity:g} {unit} per {fmt_seconds(window_s)}"
+
+
+def _default_factory() -> AdapterFactory:
+    from cryptomon_tui.exchanges.registry import create_adapter
+
+    return create_adapter
+
+
+def selected_probes(name: str, cfg: ExchangeConfig, adapter: ExchangeAdapter) -> list[ProbeSpec]:
+    """The probes this exchange runs, validated: unknown names and unsigned account probes are errors."""
+    known = adapter.probes()
+    wanted = list(cfg.probes) if cfg.probes is not None else list(adapter.default_probes)
+    if not wanted:
+        raise ValueError(f"exchanges.{name}.probes is empty: list at least one of {', '.join(known)}")
+    specs: list[ProbeSpec] = []
+    for probe in dict.fromkeys(wanted):  # keep order, drop duplicates
+        spec = known.get(probe)
+        if spec is None:
+            raise ValueError(
+                f"exchanges.{name}.probes: {probe!r} is not a probe of {name} ({cfg.kind}); "
+                f"valid: {', '.join(known) or 'none'}"
+            )
+        if spec.signed and cfg.credentials is None:
+            raise ValueError(
+                f"exchanges.{name}.probes: {probe!r} is a signed (account) probe and needs "
+                f"exchanges.{name}.credentials with a read-only API key"
+            )
+        specs.append(spec)
+    return specs
+
+
+def _floor(spec: ProbeSpec, configured: float, who: str) -> tuple[float, str]:
+    """The shortest interval this probe may run at on its own, and why.
+
+    An endpoint's own limit is a hard ceiling (we never go past it, whatever the share). The budget
+    share is applied to the exchange-wide limit, which already bounds our total use of every endpoint.
+    """
+    floor, reason = configured, ""
+    if spec.min_interval_s > floor:
+        floor = spec.min_interval_s
+        reason = f"{who} allows 1 call per {fmt_seconds(spec.min_interval_s)} on {spec.path}"
+    limit = spec.endpoint_limit
+    if limit is not None and limit.per_second > 0:
+        endpoint_floor = 1.0 / limit.per_second
+        if endpoint_floor > floor + 1e-9:
+            floor = endpoint_floor
+            reason = f"{who} allows {_rate(limit.capacity, limit.window_s, limit.unit)} on {spec.path}"
+    return floor, reason
+
+
+def _round_up(seconds: float) -> float:
+    """Readable intervals: to 10 ms below 1 s, to 0.1 s above (rounding up keeps us inside the budget)."""
+    step = 0.01 if seconds < 1 else 0.1
+    return math.ceil(seconds / step - 1e-9) * step
+
+
+def plan_exchange(name: str, cfg: ExchangeConfig, adapter: ExchangeAdapter, default_share: float) -> list[PlannedProbe]:
+    specs = selected_probes(name, cfg, adapter)
+    share = cfg.budget_share if cfg.budget_share is not None else default_share
+    configured = float(cfg.interval)
+    who = adapter.display_name or name
+    floors = [_floor(spec, configured, who) for spec in specs]
+    intervals = [f for f, _ in floors]
+    reasons = [r for _, r in floors]
+
+    limit = adapter.rate_limit
+    allowed = limit.per_second * share
+    cost = sum(spec.weight / iv for spec, iv in zip(specs, intervals, strict=True))
+    if allowed > 0 and cost > allowed * (1 + 1e-9):
+        factor = _stretch_factor(specs, intervals, allowed)
+        why = (
+            f"{name}'s probes together would use {cost:.3g} {limit.unit}/s, over the {share:.0%} budget share of "
+            f"{who}'s limit of {_rate(limit.capacity, limit.window_s, limit.unit)} ({allowed:.3g} {limit.unit}/s)"
+        )
+        for i, _spec in enumerate(specs):
+            stretched = intervals[i] * factor
+            if stretched > intervals[i] * (1 + 1e-9):
+                intervals[i] = stretched
+                reasons[i] = why
+    planned: list[PlannedProbe] = []
+    for spec, interval, reason in zip(specs, intervals, reasons, strict=True):
+        effective = _round_up(interval) if interval > configured * (1 + 1e-9) else configured
+        planned.append(
+            PlannedProbe(
+                exchange=name,
+                probe=spec.name,
+                interval_s=effective,
+                configured_interval_s=configured,
+                stretched=effective > configured * (1 + 1e-9),
+                reason=reason,
+                weight=spec.weight,
+            )
+        )
+    return planned
+
+
+def _stretch_factor(specs: list[ProbeSpec], intervals: list[float], allowed: float) -> float:
+    """The common factor that brings sum(weight / interval) down to ``allowed``.
+
+    Every interval scales by the same factor, so the cost scales by exactly 1/factor.
+    """
+    return sum(s.weight / iv for s, iv in zip(specs, intervals, strict=True)) / allowed
+
+
+def plan_schedule(config: Config, adapter_factory: AdapterFactory | None = None) -> list[PlannedProbe]:
+    """Every probe of every enabled exchange with its effective interval.
+
+    Raises ValueError naming the exchange and probe for configs that cannot run (unknown probe
+    names, a signed probe without credentials, an adapter that rejects its settings).
+    """
+    factory = adapter_factory or _default_factory()
+    plan: list[PlannedProbe] = []
+    for name, cfg in config.enabled_exchanges().items():
+        try:
+            adapter = factory(name, cfg)
+        except (KeyError, ValueError) as exc:
+            message = exc.args[0] if exc.args else str(exc)
+            raise ValueError(f"exchanges.{name}: {message}") from None
+        plan.extend(plan_exchange(name, cfg, adapter, config.probing.budget_share))
+    return plan

@@ -1,0 +1,395 @@
+"""Timed HTTP requests: one reused aiohttp session per exchange, phases from its trace hooks.
+
+Why aiohttp and not httpx (measured in bench/RESULTS.md): httpx costs ~4-5x the CPU per request and
+adds ~1.5 ms to a 50 ms latency; aiohttp's trace hooks also tell exactly when a request waited for a
+pooled connection, so that wait is taken out of the measured latency (the engine never counts its own
+queueing as the exchange's latency).
+
+Nothing here raises for a failed request: every transport failure becomes a ``TransportResult`` with
+an ``Outcome`` (timeout, dns, connect, tls, reset ...). No retries: a failed probe is a data point
+(aiohttp's silent one-shot retry on a dropped connection is switched off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+import aiohttp
+from yarl import URL
+
+from cryptomon_tui.exchanges.base import RawResponse
+from cryptomon_tui.probing.results import Outcome, Phases
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 64 * 1024
+_QUERY_RE = re.compile(r"\?[^\s'\"]*")
+
+
+@dataclass(frozen=True, slots=True)
+class TransportRequest:
+    """One request as it goes on the wire. ``url`` is already encoded (query included, verbatim)."""
+
+    method: str
+    url: str
+    timeout_s: float
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportResult:
+    """What happened to one request, timed.
+
+    ``latency_ms`` runs from the moment a connection was available (pool waits excluded) to the
+    last body byte; None on timeout. ``sent_at`` is the wall time at that moment. ``server_window``
+    is the wall-time interval (start, end) in which the server must have produced its response
+    (request written on a ready connection .. response headers read): its midpoint and half-width
+    give the clock offset and its error bound.
+    """
+
+    response: RawResponse | None
+    error: Outcome | None
+    error_message: str | None
+    latency_ms: float | None
+    sent_at: float
+    phases: Phases | None = None
+    pool_wait_ms: float = 0.0
+    server_window: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    max_body_bytes: int = 2_000_000
+    user_agent: str = "cryptomon/0.1"
+    max_connections: int = 8  # enough for every probe of one exchange in flight at once
+    keepalive_s: float = 30.0
+    wall: Callable[[], float] = time.time  # the engine passes its clock's ``now``
+    resolver: Any = None  # an aiohttp AbstractResolver (tests fake DNS with one)
+    ssl: ssl.SSLContext | bool = True
+
+
+class Transport(Protocol):
+    async def send(self, request: TransportRequest) -> TransportResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+TransportFactory = Callable[[str, TransportOptions], Transport]
+
+
+class _Timing:
+    """Per-request trace marks (perf_counter_ns), filled by the TraceConfig callbacks."""
+
+    __slots__ = (
+        "create_end",
+        "create_start",
+        "deadline",
+        "dns_end",
+        "dns_start",
+        "headers_sent",
+        "queued_end",
+        "queued_start",
+        "response_start",
+        "reused",
+    )
+
+    def __init__(self, deadline: asyncio.Timeout | None) -> None:
+        self.deadline = deadline
+        self.queued_start = 0
+        self.queued_end = 0
+        self.create_start = 0
+        self.create_end = 0
+        self.dns_start = 0
+        self.dns_end = 0
+        self.headers_sent = 0
+        self.response_start = 0
+        self.reused: bool | None = None
+
+    @property
+    def pool_wait_ns(self) -> int:
+        if self.queued_start and self.queued_end:
+            return self.queued_end - self.queued_start
+        return 0
+
+
+def _ctx(params: SimpleNamespace) -> _Timing | None:
+    timing = getattr(params, "trace_request_ctx", None)
+    return timing if isinstance(timing, _Timing) else None
+
+
+async def _on_queued_start(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.queued_start = time.perf_counter_ns()
+
+
+async def _on_queued_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.queued_end = time.perf_counter_ns()
+        # The timeout is the exchange's, not our pool's: give back the time spent queueing.
+        if t.deadline is not None and (when := t.deadline.when()) is not None:
+            t.deadline.reschedule(when + (t.queued_end - t.queued_start) / 1e9)
+
+
+async def _on_create_start(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.create_start = time.perf_counter_ns()
+        t.reused = False
+
+
+async def _on_create_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.create_end = time.perf_counter_ns()
+
+
+async def _on_reuse(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.reused = True
+        t.create_end = time.perf_counter_ns()
+
+
+async def _on_dns_start(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.dns_start = time.perf_counter_ns()
+
+
+async def _on_dns_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.dns_end = time.perf_counter_ns()
+
+
+async def _on_headers_sent(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.headers_sent = time.perf_counter_ns()
+
+
+async def _on_request_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.response_start = time.perf_counter_ns()
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    tc = aiohttp.TraceConfig()
+    tc.on_connection_queued_start.append(_on_queued_start)
+    tc.on_connection_queued_end.append(_on_queued_end)
+    tc.on_connection_create_start.append(_on_create_start)
+    tc.on_connection_create_end.append(_on_create_end)
+    tc.on_connection_reuseconn.append(_on_reuse)
+    tc.on_dns_resolvehost_start.append(_on_dns_start)
+    tc.on_dns_resolvehost_end.append(_on_dns_end)
+    tc.on_request_headers_sent.append(_on_headers_sent)
+    tc.on_request_end.append(_on_request_end)
+    return tc
+
+
+def _ms(start_ns: int, end_ns: int) -> float | None:
+    if start_ns and end_ns and end_ns >= start_ns:
+        return (end_ns - start_ns) / 1e6
+    return None
+
+
+def scrub(text: str) -> str:
+    """Drop query strings (signatures, keys) from a message before it is logged or shown."""
+    return _QUERY_RE.sub("?…", text)
+
+
+def classify_exception(exc: BaseException, timeout_s: float) -> tuple[Outcome, str]:
+    """Map a transport exception to the outcome taxonomy with a short, secret-free message."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return Outcome.DNS, f"DNS lookup failed: {scrub(str(exc.os_error) or exc.host)}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
+        return Outcome.TLS, f"TLS failed: {scrub(str(exc))[:200]}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, socket.gaierror):
+            return Outcome.DNS, f"DNS lookup failed: {os_error}"
+        if isinstance(os_error, ssl.SSLError):
+            return Outcome.TLS, f"TLS failed: {os_error}"
+        if isinstance(os_error, TimeoutError):
+            return Outcome.TIMEOUT, f"connect timed out after {timeout_s:g}s"
+        if isinstance(os_error, ConnectionRefusedError):
+            return Outcome.CONNECT, f"connection refused by {exc.host}:{exc.port}"
+        return Outcome.CONNECT, f"cannot connect to {exc.host}:{exc.port}: {os_error.strerror or os_error}"
+    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError and aiohttp's ServerTimeoutError
+        return Outcome.TIMEOUT, f"no complete response within {timeout_s:g}s"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return Outcome.RESET, "server closed the connection before responding"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return Outcome.RESET, f"response body cut off: {scrub(str(exc))[:200]}"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | aiohttp.ClientConnectionResetError):
+        return Outcome.RESET, "connection reset by peer"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # The bytes that came back were not HTTP (a broken proxy, a non-HTTP service).
+        return Outcome.BAD_PAYLOAD, f"malformed HTTP response: {scrub(exc.message)[:200]}"
+    if isinstance(exc, ConnectionRefusedError):
+        return Outcome.CONNECT, "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return Outcome.DNS, f"DNS lookup failed: {exc}"
+    if isinstance(exc, aiohttp.ClientOSError | OSError):
+        errno = getattr(exc, "errno", None)
+        return Outcome.CONNECT if errno in _CONNECT_ERRNOS else Outcome.RESET, f"network error: {scrub(str(exc))[:200]}"
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return Outcome.RESET, f"connection error: {scrub(str(exc))[:200]}"
+    return Outcome.EXCHANGE_ERROR, f"unexpected {type(exc).__name__}"
+
+
+_CONNECT_ERRNOS = frozenset({101, 111, 113, 110})  # ENETUNREACH, ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT
+
+_logged_unexpected: set[str] = set()
+
+
+def _log_unexpected_once(exc: BaseException) -> None:
+    name = type(exc).__name__
+    if name not in _logged_unexpected:
+        _logged_unexpected.add(name)
+        log.warning("unexpected %s in a probe request (logged once per type): %s", name, scrub(str(exc))[:300])
+
+
+class AiohttpTransport:
+    """One keep-alive aiohttp session for one exchange (never a client per probe)."""
+
+    def __init__(self, exchange: str, options: TransportOptions | None = None) -> None:
+        self.exchange = exchange
+        self.options = options or TransportOptions()
+        self._session: aiohttp.ClientSession | None = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            opts = self.options
+            connector = aiohttp.TCPConnector(
+                limit=max(1, opts.max_connections),
+                limit_per_host=0,
+                keepalive_timeout=opts.keepalive_s,
+                ttl_dns_cache=60,
+                resolver=opts.resolver,
+                ssl=opts.ssl,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),  # our own deadline, net of pool waits
+                trace_configs=[_trace_config()],
+                headers={"User-Agent": opts.user_agent},
+                auto_decompress=True,
+                raise_for_status=False,
+            )
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False  # no silent retries: a dropped connection is a data point
+            self._session = session
+        return self._session
+
+    async def send(self, request: TransportRequest) -> TransportResult:
+        """Send one request and time it. Never raises (except for cancellation)."""
+        try:
+            return await self._send(request)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # pragma: no cover - a safety net around _send's own handling
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            _log_unexpected_once(exc)
+            return TransportResult(None, Outcome.EXCHANGE_ERROR, f"unexpected {type(exc).__name__}", None,
+                                   self.options.wall())
+
+    async def _send(self, request: TransportRequest) -> TransportResult:
+        session = self._ensure_session()
+        cap = self.options.max_body_bytes
+        wall0 = self.options.wall()
+        t0 = time.perf_counter_ns()
+        timing = _Timing(None)
+        truncated = False
+        response: RawResponse | None = None
+        error: Outcome | None = None
+        message: str | None = None
+        t_end = 0
+        try:
+            async with asyncio.timeout(request.timeout_s) as deadline:
+                timing.deadline = deadline
+                async with session.request(
+                    request.method,
+                    URL(request.url, encoded=True),
+                    headers=request.headers or None,
+                    data=request.body,
+                    allow_redirects=False,
+                    trace_request_ctx=timing,
+                ) as resp:
+                    if not timing.response_start:
+                        timing.response_start = time.perf_counter_ns()
+                    chunks: list[bytes] = []
+                    size = 0
+                    while True:
+                        chunk = await resp.content.read(min(_READ_CHUNK, cap + 1 - size))
+                        if not chunk:
+                            break
+                        size += len(chunk)
+                        chunks.append(chunk)
+                        if size > cap:
+                            truncated = True
+                            break
+                    t_end = time.perf_counter_ns()
+                    body = b"".join(chunks)
+                    if truncated:
+                        body = body[:cap]
+                        resp.close()  # drop the connection instead of draining megabytes we will not read
+                    headers = {k.lower(): v for k, v in resp.headers.items()}
+                    response = RawResponse(status=resp.status, headers=headers, body=body, truncated=truncated)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            t_end = time.perf_counter_ns()
+            error, message = classify_exception(exc, request.timeout_s)
+            if error is Outcome.EXCHANGE_ERROR:
+                _log_unexpected_once(exc)
+        pool_wait_ns = timing.pool_wait_ns
+        sent_at = wall0 + pool_wait_ns / 1e9
+        latency_ms: float | None = None
+        if error is not Outcome.TIMEOUT:
+            latency_ms = max(0.0, (t_end - t0 - pool_wait_ns) / 1e6)
+        ready = timing.create_end or (timing.queued_end or t0)
+        window: tuple[float, float] | None = None
+        if response is not None and timing.response_start:
+            start = wall0 + (ready - t0) / 1e9
+            window = (start, wall0 + (timing.response_start - t0) / 1e9)
+        phases = Phases(
+            dns_ms=_ms(timing.dns_start, timing.dns_end),
+            connect_ms=self._connect_ms(timing),
+            tls_ms=None,  # aiohttp creates TCP and TLS in one call; connect_ms includes the handshake
+            ttfb_ms=_ms(timing.headers_sent or ready, timing.response_start),
+            transfer_ms=_ms(timing.response_start, t_end) if response is not None else None,
+            reused=timing.reused,
+        )
+        return TransportResult(
+            response=response,
+            error=error,
+            error_message=message,
+            latency_ms=latency_ms,
+            sent_at=sent_at,
+            phases=phases,
+            pool_wait_ms=pool_wait_ns / 1e6,
+            server_window=window,
+        )
+
+    @staticmethod
+    def _connect_ms(timing: _Timing) -> float | None:
+        total = _ms(timing.create_start, timing.create_end)
+        if total is None or timing.reused:
+            return None
+        dns = _ms(timing.dns_start, timing.dns_end) or 0.0
+        return max(0.0, total - dns)
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+def aiohttp_transport_factory(exchange: str, options: TransportOptions) -> Transport:
+    return AiohttpTransport(exchange, options)
