@@ -1,1 +1,26 @@
-"""analysis package."""
+"""Root-cause analysis: context with secrets redacted, offline rules, OpenAI-compatible LLM, costs and budget."""
+
+from cryptomon_tui.analysis.context import AnalysisContext, WindowStats, build_context
+from cryptomon_tui.analysis.ledger import AnalysisCache, InMemoryAnalysisCache, InMemoryUsageLedger, UsageLedger
+from cryptomon_tui.analysis.model import Analysis, AnalysisSeverity, Summary, Usage
+from cryptomon_tui.analysis.offline import OfflineAnalyzer
+from cryptomon_tui.analysis.redact import Redactor
+from cryptomon_tui.analysis.service import AnalysisService, UnknownIncident
+
+__all__ = [
+    "Analysis",
+    "AnalysisCache",
+    "AnalysisContext",
+    "AnalysisService",
+    "AnalysisSeverity",
+    "InMemoryAnalysisCache",
+    "InMemoryUsageLedger",
+    "OfflineAnalyzer",
+    "Redactor",
+    "Summary",
+    "UnknownIncident",
+    "Usage",
+    "UsageLedger",
+    "WindowStats",
+    "build_context",
+]

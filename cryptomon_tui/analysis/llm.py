@@ -1,0 +1,482 @@
+"""LLM analyzer over any OpenAI-compatible chat-completions API, with the offline verdict as the safety net.
+
+The ``openai`` client does the HTTP; retries are ours (``max_retries=0``) so that a 429's Retry-After is
+honoured on the injected clock with a bounded total wait, and every failure turns into the offline result
+plus a note saying why. Every call's usage is recorded (cost included) even when its reply is unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import inspect
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from cryptomon_tui.analysis.context import AnalysisContext
+from cryptomon_tui.analysis.ledger import UsageLedger
+from cryptomon_tui.analysis.model import Analysis, LlmVerdict, Usage
+from cryptomon_tui.analysis.offline import OfflineAnalyzer
+from cryptomon_tui.analysis.pricing import PriceTable
+from cryptomon_tui.analysis.prompt import (
+    SCHEMA_TEXT,
+    analysis_messages,
+    estimate_messages,
+    estimate_tokens,
+    repair_messages,
+)
+from cryptomon_tui.analysis.redact import Redactor
+from cryptomon_tui.clock import Clock
+from cryptomon_tui.config.analysis import LlmConfig
+
+PartialCallback = Callable[[str], Awaitable[None] | None]
+_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.IGNORECASE)
+_NO_KEY = "not-needed"  # local servers (Ollama, vLLM, llama.cpp) ignore the key, the client needs one
+
+
+class LlmFailure(Exception):
+    """A call that produced no usable reply. ``kind``: auth, rate_limited, server, timeout, connection, request."""
+
+    def __init__(self, kind: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class BudgetExceeded(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class CallResult:
+    text: str
+    reasoning: str
+    prompt_tokens: int
+    completion_tokens: int
+    usage_reported: bool
+    model: str
+
+
+@dataclass(slots=True)
+class RunState:
+    """Money and notes accumulated across the calls of one analysis."""
+
+    cost: Decimal = Decimal(0)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _provider_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if body.get("message"):
+            return str(body["message"])
+    return str(getattr(exc, "message", "") or exc)
+
+
+def retry_after_seconds(headers: Any, now: float) -> float | None:
+    """Retry-After as seconds: ``retry-after-ms``, ``retry-after`` in seconds, or an HTTP date."""
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """The first JSON object in a reply, tolerating code fences and prose around it."""
+    cleaned = _FENCE.sub("", text.strip())
+    try:
+        value = json.loads(cleaned)
+    except json.JSONDecodeError:
+        start = cleaned.find("{")
+        end = cleaned.rfind("}")
+        if start < 0 or end <= start:
+            raise ValueError("the reply contains no JSON object") from None
+        try:
+            value = json.loads(cleaned[start : end + 1])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"invalid JSON: {exc.msg} at char {exc.pos}") from None
+    if not isinstance(value, dict):
+        raise ValueError("the reply is JSON but not an object")
+    return value
+
+
+def validate_reply(text: str, model: type[BaseModel]) -> BaseModel:
+    """Parse and validate; raises ValueError with a short, model-readable problem."""
+    data = parse_json_object(text)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}" for e in exc.errors()[:5])
+        raise ValueError(problems) from None
+
+
+class LlmClient:
+    """One configured endpoint. The AsyncOpenAI client is built once, off the event loop."""
+
+    def __init__(self, config: LlmConfig, clock: Clock, redactor: Redactor) -> None:
+        self.config = config
+        self.clock = clock
+        self.redactor = redactor
+        self._client: openai.AsyncOpenAI | None = None
+        self._lock = asyncio.Lock()
+        self._stream_options_ok = True
+        self._json_mode_ok = True
+
+    async def client(self) -> openai.AsyncOpenAI:
+        async with self._lock:
+            if self._client is None:
+                key = self.config.api_key.get_secret_value() if self.config.api_key else ""
+                # Building the client loads CA certificates (tens of ms): keep that off the loop.
+                self._client = await asyncio.to_thread(
+                    openai.AsyncOpenAI,
+                    base_url=self.config.base_url,
+                    api_key=key or _NO_KEY,
+                    timeout=self.config.timeout,
+                    max_retries=0,
+                )
+            return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _reason(self, text: str) -> str:
+        return self.redactor.redact(" ".join(text.split()))[:300]
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        model: str,
+        *,
+        on_partial: PartialCallback | None = None,
+        json_mode: bool | None = None,
+    ) -> CallResult:
+        """One chat completion, with bounded retries on 429 only. Raises LlmFailure."""
+        cfg = self.config
+        waited = 0.0
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout(cfg.timeout):
+                    return await self._once(
+                        messages, model, on_partial, cfg.json_mode if json_mode is None else json_mode
+                    )
+            except openai.AuthenticationError as exc:
+                raise LlmFailure("auth", f"API key rejected: {self._reason(_provider_message(exc))}") from None
+            except openai.PermissionDeniedError as exc:
+                raise LlmFailure("auth", f"API key not allowed: {self._reason(_provider_message(exc))}") from None
+            except openai.RateLimitError as exc:
+                delay = retry_after_seconds(exc.response.headers, self.clock.now())
+                wait = delay if delay is not None else min(8.0, 1.0 * 2**attempt)
+                attempt += 1
+                message = self._reason(_provider_message(exc))
+                if attempt > cfg.max_retries or waited + wait > cfg.max_retry_wait:
+                    hint = f"; retry after {wait:.0f}s" if delay is not None else ""
+                    raise LlmFailure("rate_limited", f"LLM provider rate limit (429): {message}{hint}", delay) from None
+                await self.clock.sleep(wait)
+                waited += wait
+            except openai.BadRequestError as exc:
+                message = _provider_message(exc)
+                lowered = message.lower()
+                if self._stream_options_ok and "stream_options" in lowered:
+                    self._stream_options_ok = False
+                    continue
+                if self._json_mode_ok and ("response_format" in lowered or "json" in lowered):
+                    self._json_mode_ok = False
+                    continue
+                raise LlmFailure("request", f"LLM request rejected (400): {self._reason(message)}") from None
+            except openai.APIStatusError as exc:
+                kind = "server" if exc.status_code >= 500 else "request"
+                raise LlmFailure(
+                    kind, f"LLM provider error {exc.status_code}: {self._reason(_provider_message(exc))}"
+                ) from None
+            except (TimeoutError, openai.APITimeoutError):
+                raise LlmFailure("timeout", f"LLM did not answer within {cfg.timeout:g}s") from None
+            except openai.APIConnectionError as exc:
+                cause = exc.__cause__ or exc
+                raise LlmFailure(
+                    "connection",
+                    f"cannot reach the LLM endpoint: {self._reason(type(cause).__name__ + ' ' + str(cause))}",
+                ) from None
+            except openai.APIError as exc:  # malformed stream, unexpected body
+                raise LlmFailure("server", f"LLM reply unreadable: {self._reason(str(exc))}") from None
+
+    async def _once(
+        self, messages: list[dict[str, str]], model: str, on_partial: PartialCallback | None, json_mode: bool
+    ) -> CallResult:
+        client = await self.client()
+        cfg = self.config
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "max_tokens": cfg.max_output_tokens,
+            "temperature": cfg.temperature,
+        }
+        if json_mode and self._json_mode_ok:
+            kwargs["response_format"] = {"type": "json_object"}
+        if not cfg.stream:
+            resp = await client.chat.completions.create(**kwargs)
+            text = reasoning = ""
+            if resp.choices:
+                msg = resp.choices[0].message
+                text = msg.content or ""
+                reasoning = _extra(msg, "reasoning_content")
+            if on_partial is not None and text:
+                await _call(on_partial, text)
+            usage = resp.usage
+            return self._result(messages, text, reasoning, usage, resp.model or model)
+        kwargs["stream"] = True
+        if self._stream_options_ok:
+            kwargs["stream_options"] = {"include_usage": True}
+        stream = await client.chat.completions.create(**kwargs)
+        parts: list[str] = []
+        thinking: list[str] = []
+        usage_obj: Any = None
+        served = model
+        try:
+            async for chunk in stream:
+                if getattr(chunk, "usage", None):
+                    usage_obj = chunk.usage
+                if getattr(chunk, "model", None):
+                    served = chunk.model
+                for choice in chunk.choices or []:
+                    delta = choice.delta
+                    if delta is None:
+                        continue
+                    piece = _extra(delta, "reasoning_content")
+                    if piece:
+                        thinking.append(piece)
+                    if delta.content:
+                        parts.append(delta.content)
+                        if on_partial is not None:
+                            await _call(on_partial, delta.content)
+        finally:
+            await stream.close()
+        return self._result(messages, "".join(parts), "".join(thinking), usage_obj, served)
+
+    def _result(self, messages: list[dict[str, str]], text: str, reasoning: str, usage: Any, model: str) -> CallResult:
+        prompt = getattr(usage, "prompt_tokens", None) if usage is not None else None
+        completion = getattr(usage, "completion_tokens", None) if usage is not None else None
+        reported = isinstance(prompt, int) and isinstance(completion, int)
+        if not reported:
+            prompt = estimate_messages(messages)
+            completion = estimate_tokens(text) + estimate_tokens(reasoning)
+        return CallResult(text, reasoning, int(prompt or 0), int(completion or 0), reported, model)
+
+
+def _extra(obj: Any, name: str) -> str:
+    value = getattr(obj, name, None)
+    if value is None:
+        extra = getattr(obj, "model_extra", None) or {}
+        value = extra.get(name)
+    return value if isinstance(value, str) else ""
+
+
+async def _call(callback: PartialCallback, text: str) -> None:
+    result = callback(text)
+    if inspect.isawaitable(result):
+        await result
+
+
+class LlmAnalyzer:
+    """Analyse with the LLM; on any failure return the offline verdict with the reason in ``notes``."""
+
+    def __init__(
+        self,
+        config: LlmConfig,
+        pricing: PriceTable,
+        clock: Clock,
+        redactor: Redactor,
+        *,
+        ledger: UsageLedger | None = None,
+        offline: OfflineAnalyzer | None = None,
+        client: LlmClient | None = None,
+    ) -> None:
+        self.config = config
+        self.pricing = pricing
+        self.clock = clock
+        self.redactor = redactor
+        self.ledger = ledger
+        self.offline = offline or OfflineAnalyzer()
+        self.client = client or LlmClient(config, clock, redactor)
+
+    @property
+    def name(self) -> str:
+        return self.config.model
+
+    def estimate_call_cost(self, messages: list[dict[str, str]], model: str) -> Decimal:
+        """Worst case of one call: the prompt plus a full-length reply."""
+        price = self.pricing.price(model)
+        if price is None:
+            return Decimal(0)
+        prompt = estimate_messages(messages)
+        return (
+            Decimal(prompt) * price.input_per_million
+            + Decimal(self.config.max_output_tokens) * price.output_per_million
+        ) / Decimal(1_000_000)
+
+    async def _paid_call(
+        self,
+        messages: list[dict[str, str]],
+        model: str,
+        state: RunState,
+        *,
+        incident_id: str | None,
+        purpose: str,
+        remaining_budget: Decimal | None,
+        on_partial: PartialCallback | None = None,
+    ) -> CallResult:
+        if remaining_budget is not None:
+            estimate = self.estimate_call_cost(messages, model)
+            if state.cost + estimate > remaining_budget:
+                raise BudgetExceeded(
+                    f"monthly LLM budget: this call (up to ~${estimate:.4f}) would exceed the "
+                    f"${max(Decimal(0), remaining_budget - state.cost):.4f} left; answered offline"
+                )
+        result = await self.client.complete(messages, model, on_partial=on_partial)
+        cost = self.pricing.cost(model, result.prompt_tokens, result.completion_tokens)
+        if cost is None:
+            cost = Decimal(0)
+            note = f"no price known for model {model!r} (add it under analysis.pricing); cost recorded as $0"
+            if note not in state.notes:
+                state.notes.append(note)
+        if not result.usage_reported:
+            note = "the provider reported no token usage; tokens were estimated"
+            if note not in state.notes:
+                state.notes.append(note)
+        state.cost += cost
+        state.prompt_tokens += result.prompt_tokens
+        state.completion_tokens += result.completion_tokens
+        if self.ledger is not None:
+            await self.ledger.add(
+                Usage(
+                    ts=self.clock.now(),
+                    model=model,
+                    prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens,
+                    cost_usd=cost,
+                    incident_id=incident_id,
+                    purpose=purpose,
+                    estimated=not result.usage_reported,
+                )
+            )
+        return result
+
+    async def analyze(
+        self,
+        ctx: AnalysisContext,
+        *,
+        model: str | None = None,
+        on_partial: PartialCallback | None = None,
+        remaining_budget: Decimal | None = None,
+        offline_result: Analysis | None = None,
+    ) -> Analysis:
+        model_name = model or self.config.model
+        started = time.perf_counter()
+        baseline = offline_result or self.offline.analyze_sync(ctx)
+        messages = analysis_messages(ctx, baseline, self.redactor, self.config.max_prompt_tokens)
+        state = RunState()
+        incident_id = ctx.incident.id
+        raw: str | None = None
+        try:
+            result = await self._paid_call(
+                messages,
+                model_name,
+                state,
+                incident_id=incident_id,
+                purpose="analysis",
+                remaining_budget=remaining_budget,
+                on_partial=on_partial,
+            )
+            text = result.text or result.reasoning
+            raw = text
+            try:
+                verdict = validate_reply(text, LlmVerdict)
+            except ValueError as problem:
+                repair = repair_messages(text, str(problem), self.redactor, SCHEMA_TEXT)
+                fixed = await self._paid_call(
+                    repair,
+                    model_name,
+                    state,
+                    incident_id=incident_id,
+                    purpose="repair",
+                    remaining_budget=remaining_budget,
+                )
+                try:
+                    verdict = validate_reply(fixed.text or fixed.reasoning, LlmVerdict)
+                except ValueError as again:
+                    state.notes.append(
+                        f"the model's reply was not valid JSON for the schema ({again}), even after "
+                        "one repair try; showing the offline verdict"
+                    )
+                    return self._fallback(baseline, state, started, raw_text=self.redactor.redact(text)[:4000])
+        except LlmFailure as failure:
+            state.notes.append(failure.reason)
+            return self._fallback(baseline, state, started, raw_text=None)
+        except BudgetExceeded as over:
+            state.notes.append(str(over))
+            return self._fallback(baseline, state, started, raw_text=self.redactor.redact(raw)[:4000] if raw else None)
+        assert isinstance(verdict, LlmVerdict)
+        return Analysis(
+            incident_id=incident_id,
+            category=baseline.category,
+            root_cause=verdict.root_cause,
+            severity=verdict.severity,
+            recommended_action=verdict.recommended_action,
+            estimated_recovery=verdict.estimated_recovery,
+            confidence=verdict.confidence,
+            evidence=verdict.evidence or baseline.evidence,
+            source=model_name,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            cost_usd=state.cost,
+            prompt_tokens=state.prompt_tokens,
+            completion_tokens=state.completion_tokens,
+            notes=state.notes,
+            created_at=self.clock.now(),
+        )
+
+    def _fallback(self, baseline: Analysis, state: RunState, started: float, raw_text: str | None) -> Analysis:
+        return baseline.model_copy(
+            update={
+                "notes": [*baseline.notes, *state.notes],
+                "cost_usd": state.cost,
+                "prompt_tokens": state.prompt_tokens,
+                "completion_tokens": state.completion_tokens,
+                "raw_text": raw_text,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                "created_at": self.clock.now(),
+            }
+        )
