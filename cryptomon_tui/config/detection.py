@@ -1,21 +1,170 @@
 """The ``detection:`` and ``incidents:`` sections (rules, windows, cool-downs).
 
-Owned by the detection package; filled in by the detection issue.
+Every rule has: ``enabled``, ``severity``, ``for`` (how long the condition must hold before it
+fires) and ``recovery`` (K consecutive good evaluations, optionally held for a duration, judged on
+a recent window for windowed rules so an incident resolves soon after the problem ends instead of
+when the last bad sample leaves a 5-minute window). Defaults follow the seed design.
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import ConfigDict, Field
 
 from cryptomon_tui.config.base import Section
 from cryptomon_tui.units import Duration
 
+SeverityName = Literal["info", "warning", "error", "critical"]
+
+
+class _RuleSection(Section):
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+
+class RecoveryConfig(_RuleSection):
+    evaluations: int = Field(default=3, ge=1, description="K consecutive good evaluations before resolving")
+    for_: Duration = Field(default=0.0, alias="for", description="and the condition must stay good this long")
+    window: Duration | None = Field(
+        default=None, description="recent window the recovery is judged on (windowed rules); None = the rule's"
+    )
+
+
+class RuleConfig(_RuleSection):
+    enabled: bool = True
+    severity: SeverityName = "error"
+    for_: Duration = Field(default=0.0, alias="for")
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+
+
+class ErrorRateRule(RuleConfig):
+    threshold: float = Field(default=0.05, gt=0, le=1, description="fires when errors/attempts is above this")
+    window: Duration = 300.0
+    min_attempts: int = Field(default=10, ge=1)
+    for_: Duration = Field(default=30.0, alias="for")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
+
+
+class LatencyP99Rule(RuleConfig):
+    severity: SeverityName = "warning"
+    threshold_ms: float = Field(default=2000.0, gt=0)
+    window: Duration = 300.0
+    min_attempts: int = Field(default=10, ge=1)
+    for_: Duration = Field(default=30.0, alias="for")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
+
+
+class LatencyAnomalyRule(RuleConfig):
+    """Latency against the probe's own baseline (median/MAD of per-minute medians)."""
+
+    severity: SeverityName = "warning"
+    baseline_window: Duration = 3600.0
+    min_baseline_minutes: int = Field(default=10, ge=3, description="minutes of history before it can fire")
+    min_samples_per_minute: int = Field(default=3, ge=1)
+    recent_window: Duration = 60.0
+    min_recent_samples: int = Field(default=5, ge=1)
+    mad_factor: float = Field(default=6.0, gt=0, description="how many scaled MADs above the baseline median")
+    min_ratio: float = Field(default=2.0, ge=1, description="and at least this many times the baseline")
+    min_increase_ms: float = Field(default=50.0, ge=0, description="and at least this much slower (no loopback noise)")
+    adapt_after: Duration = Field(default=3600.0, description="a level that lasts this long becomes the baseline")
+    for_: Duration = Field(default=60.0, alias="for")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
+
+
+class RateLimitUsageRule(RuleConfig):
+    severity: SeverityName = "warning"
+    threshold: float = Field(default=0.8, gt=0, le=1, description="share of the exchange's limit in use")
+    window: Duration = Field(default=60.0, description="peak usage over this recent window")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5))
+
+
+class TimeoutsRule(RuleConfig):
+    threshold: int = Field(default=10, ge=0, description="fires with more than this many timeouts in the window")
+    window: Duration = 300.0
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
+
+
+class ConsecutiveFailuresRule(RuleConfig):
+    threshold: int = Field(default=3, ge=1, description="fires at this many failed attempts in a row")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3))
+
+
+class ClockOffsetRule(RuleConfig):
+    """Fires when the host is surely (offset minus its error bound) too far ahead or behind."""
+
+    ahead_share: float = Field(default=0.5, gt=0, le=1, description="share of the exchange's ahead-tolerance")
+    behind_share: float = Field(default=0.5, gt=0, le=1, description="share of the exchange's receive window")
+    default_ahead_ms: float = Field(default=1000.0, gt=0)
+    default_behind_ms: float = Field(default=5000.0, gt=0)
+    samples: int = Field(default=3, ge=1, description="use the most precise of the last N measurements")
+    max_age: Duration = Field(default=300.0, description="ignore measurements older than this")
+    for_: Duration = Field(default=10.0, alias="for")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5))
+
+
+class MaintenanceRule(RuleConfig):
+    severity: SeverityName = "warning"
+    announced_severity: SeverityName = "info"
+    window: Duration = Field(default=60.0, description="a maintenance answer within this long keeps it open")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3))
+
+
+class IpBannedRule(RuleConfig):
+    severity: SeverityName = "critical"
+    window: Duration = Field(default=60.0, description="a ban answer within this long keeps it open")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3))
+
+
+class RateLimitedRule(RuleConfig):
+    window: Duration = Field(default=60.0, description="a 429 within this long keeps it open")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3))
+
+
+class CircuitOpenRule(RuleConfig):
+    for_: Duration = Field(default=0.0, alias="for")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3))
+
+
+class LocalNetworkRule(RuleConfig):
+    """Most exchanges failing together with network errors (or a canary failing with them)."""
+
+    severity: SeverityName = "critical"
+    min_share: float = Field(default=0.6, gt=0, le=1)
+    min_exchanges: int = Field(default=2, ge=1)
+    min_consecutive: int = Field(default=2, ge=1, description="network failures in a row per exchange")
+    max_age: Duration = Field(default=60.0, description="a failure older than this no longer counts")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3))
+
+
+class RulesConfig(Section):
+    error_rate: ErrorRateRule = Field(default_factory=ErrorRateRule)
+    latency_p99: LatencyP99Rule = Field(default_factory=LatencyP99Rule)
+    latency_anomaly: LatencyAnomalyRule = Field(default_factory=LatencyAnomalyRule)
+    rate_limit_usage: RateLimitUsageRule = Field(default_factory=RateLimitUsageRule)
+    timeouts: TimeoutsRule = Field(default_factory=TimeoutsRule)
+    consecutive_failures: ConsecutiveFailuresRule = Field(default_factory=ConsecutiveFailuresRule)
+    clock_offset: ClockOffsetRule = Field(default_factory=ClockOffsetRule)
+    maintenance: MaintenanceRule = Field(default_factory=MaintenanceRule)
+    ip_banned: IpBannedRule = Field(default_factory=IpBannedRule)
+    rate_limited: RateLimitedRule = Field(default_factory=RateLimitedRule)
+    circuit_open: CircuitOpenRule = Field(default_factory=CircuitOpenRule)
+    local_network: LocalNetworkRule = Field(default_factory=LocalNetworkRule)
+
 
 class DetectionConfig(Section):
-    window: Duration = 300.0
+    window: Duration = Field(default=300.0, description="sliding window of the rolling metrics")
+    bucket: Duration = Field(default=5.0, description="time bucket of the window ring")
     evaluate_every: Duration = 1.0
+    sparkline_points: int = Field(default=120, ge=2, le=10_000)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
 
 
 class IncidentsConfig(Section):
     reopen_cooldown: Duration = 600.0
-    flap_threshold: int = Field(default=4, ge=2)
+    flap_threshold: int = Field(default=4, ge=2, description="fire/resolve transitions within flap_window")
+    flap_window: Duration = 1800.0
+    flap_calm: Duration = Field(default=600.0, description="a flapping rule resolves after this long without flips")
+    peak_update_ratio: float = Field(default=1.5, gt=1, description="re-announce a peak value grown by this factor")
+    peak_update_interval: Duration = Field(default=300.0, description="and at most this often per incident")
+    restore_grace: Duration = Field(default=300.0, description="a restored incident not seen again resolves after")
+    max_resolved_kept: int = Field(default=2000, ge=10, description="resolved incidents kept for reopening")

@@ -1,1 +1,1 @@
-"""detection package."""
+"""Detection: rules over rolling metrics, baselines and correlation, producing incident signals."""

@@ -1,1 +1,1 @@
-"""incidents package."""
+"""Incident lifecycle: dedup by fingerprint, cause over symptom, ack, silences, maintenance windows."""

@@ -243,6 +243,9 @@ class MaintenanceWindow:
     ends_at: float
     comment: str = ""
     recurrence: str | None = None  # e.g. "weekly" / "daily"; see incidents.maintenance
+    # IANA zone the recurrence keeps its wall-clock time in (09:00 Europe/Berlin stays 09:00 across DST)
+    timezone: str = "UTC"
+    created_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -252,4 +255,6 @@ class MaintenanceWindow:
             "ends_at": iso_utc(self.ends_at),
             "comment": self.comment,
             "recurrence": self.recurrence,
+            "timezone": self.timezone,
+            "created_by": self.created_by,
         }

@@ -1,0 +1,561 @@
+"""Rules evaluated over the rolling metrics, producing Signals for the incident manager.
+
+Cost is bounded per evaluation: only series recorded since the last evaluation and rule instances
+that are not idle are looked at; window totals are O(1), percentiles walk a short sorted bin list,
+and the baseline check is skipped while the newest latency is below its trigger.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptomon_tui.config.detection import DetectionConfig, IncidentsConfig, RuleConfig
+from cryptomon_tui.detection import signals as R
+from cryptomon_tui.detection.baseline import LatencyBaseline
+from cryptomon_tui.detection.signals import Signal
+from cryptomon_tui.detection.state import RuleInstance, Step
+from cryptomon_tui.incidents.model import Severity, fingerprint
+from cryptomon_tui.metrics.registry import MetricsRegistry
+from cryptomon_tui.metrics.series import OUTCOME_INDEX, Series, WindowStats
+from cryptomon_tui.probing.results import BreakerState, Outcome, iso_utc
+
+DEFAULT_CLOCK_TOLERANCE_MS = (1000.0, 5000.0)  # (ahead, behind): Binance/Bybit reject > 1 s ahead, recvWindow 5 s
+
+_MAINT = OUTCOME_INDEX[Outcome.MAINTENANCE]
+_BAN = OUTCOME_INDEX[Outcome.IP_BANNED]
+_429 = OUTCOME_INDEX[Outcome.RATE_LIMITED]
+
+Key = tuple[str, str | None, str | None]  # (rule, exchange, probe)
+
+EXCHANGE_RULES: tuple[str, ...] = (R.MAINTENANCE, R.RATE_LIMITED, R.RATE_LIMIT_USAGE, R.CIRCUIT_OPEN, R.CLOCK_OFFSET)
+PROBE_RULE_ORDER: tuple[str, ...] = (
+    R.CONSECUTIVE_FAILURES,
+    R.TIMEOUTS,
+    R.ERROR_RATE,
+    R.LATENCY_P99,
+    R.LATENCY_ANOMALY,
+)
+
+
+@dataclass(slots=True)
+class Finding:
+    """A rule's condition holds: what was measured and how to say it."""
+
+    summary: str
+    values: dict[str, float]
+    rule: str | None = None  # sub-rule when one instance covers two (rate_limited / ip_banned)
+    severity: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+    ban_until: float | None = None
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 1000:
+        return f"{v / 1000:.2f}s"
+    if v >= 10:
+        return f"{v:.0f}ms"
+    return f"{v:.2f}ms"
+
+
+def _last_error(s: Series) -> str | None:
+    if s.last_error_outcome is None:
+        return None
+    text = f"{s.last_error_outcome.value}"
+    if s.last_error_code and s.last_error_code != s.last_error_outcome.value:
+        text += f" {s.last_error_code}"
+    if s.last_error_message:
+        text += f": {s.last_error_message[:200]}"
+    return text
+
+
+def _where(exchange: str | None, probe: str | None) -> str:
+    return str(exchange) if probe is None else f"{exchange}/{probe}"
+
+
+class Detector:
+    def __init__(
+        self,
+        config: DetectionConfig,
+        incidents: IncidentsConfig,
+        metrics: MetricsRegistry,
+        clock_tolerances: dict[str, tuple[float, float]] | None = None,
+        canaries: Iterable[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.rules = config.rules
+        self.flap = (incidents.flap_threshold, incidents.flap_window, incidents.flap_calm)
+        self.metrics = metrics
+        self.clock_tolerances = dict(clock_tolerances or {})
+        self.canaries = set(canaries or ())
+        self._instances: dict[Key, RuleInstance] = {}
+        self._active: set[Key] = set()
+        self._baselines: dict[tuple[str, str], LatencyBaseline] = {}
+        self._probe_rules = [r for r in PROBE_RULE_ORDER if self._cfg(r).enabled]
+        self._exchange_rules = [
+            r for r in EXCHANGE_RULES if self._cfg(r).enabled or (r == R.RATE_LIMITED and self.rules.ip_banned.enabled)
+        ]
+        self.evaluations = 0
+
+    def _cfg(self, rule: str) -> RuleConfig:
+        cfg: RuleConfig = getattr(self.rules, rule)
+        return cfg
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, now: float) -> list[Signal]:
+        """One evaluation tick. Returns signals with causes first (local_network, then by rank)."""
+        self.evaluations += 1
+        metrics = self.metrics
+        metrics.advance(now)
+        changed = metrics.take_changed()
+        todo: set[Key] = set(self._active)
+        exchanges: set[str] = set()
+        for ex, probe in changed:
+            exchanges.add(ex)
+            for rule in self._probe_rules:
+                todo.add((rule, ex, probe))
+        for ex in exchanges:
+            for rule in self._exchange_rules:
+                todo.add((rule, ex, None))
+        out: list[Signal] = []
+        if self.rules.local_network.enabled:
+            self._evaluate_key((R.LOCAL_NETWORK, None, None), now, out)
+        for key in todo:
+            self._evaluate_key(key, now, out)
+        if len(out) > 1:
+            out.sort(key=lambda sig: (-sig.rank, not sig.firing, sig.exchange or "", sig.probe or "", sig.rule))
+        return out
+
+    def _evaluate_key(self, key: Key, now: float, out: list[Signal]) -> None:
+        rule, ex, probe = key
+        inst = self._instances.get(key)
+        finding = self._check(rule, ex, probe, inst, now)
+        if inst is None:
+            if finding is None:
+                return
+            fp_rule = R.RATE_LIMITED if rule == R.RATE_LIMITED else rule
+            labels = _labels(ex, probe)
+            inst = self._instances[key] = RuleInstance(key, fingerprint(fp_rule, dict(labels)))
+        sub_rule = finding.rule if finding is not None and finding.rule else inst.sent_rule
+        cfg = self._cfg(sub_rule)
+        threshold, window, calm = self.flap
+        step = inst.step(
+            now,
+            finding is not None,
+            cfg.for_,
+            cfg.recovery.evaluations,
+            cfg.recovery.for_,
+            threshold,
+            window,
+            calm,
+        )
+        if step is Step.FIRE and finding is not None:
+            inst.peak = {}
+            self._update_peak(inst, finding)
+            inst.sent_rule = finding.rule or rule
+            inst.severity = finding.severity or cfg.severity
+            inst.summary = finding.summary
+            out.append(self._signal(inst, now, True, finding))
+        elif step is Step.RESOLVE:
+            out.append(self._signal(inst, now, False, None))
+            inst.sent_rule = rule
+        elif step is Step.FLAPPING:
+            out.append(self._signal(inst, now, True, None))
+        elif finding is not None and inst.firing:
+            severity = finding.severity or cfg.severity
+            new_rule = finding.rule or rule
+            escalated = Severity(severity) > Severity(inst.severity) if inst.severity else True
+            if self._update_peak(inst, finding) or escalated:
+                if escalated:
+                    inst.severity = severity
+                    inst.sent_rule = new_rule
+                inst.summary = finding.summary
+                out.append(self._signal(inst, now, True, finding))
+        if inst.active:
+            self._active.add(key)
+        else:
+            self._active.discard(key)
+
+    @staticmethod
+    def _update_peak(inst: RuleInstance, finding: Finding) -> bool:
+        grew = False
+        peak = inst.peak
+        for k, v in finding.values.items():
+            old = peak.get(k)
+            if old is None or abs(v) > abs(old):
+                peak[k] = v
+                grew = True
+        return grew
+
+    def _signal(self, inst: RuleInstance, now: float, firing: bool, finding: Finding | None) -> Signal:
+        rule = inst.sent_rule
+        if firing:
+            summary = finding.summary if finding is not None else inst.summary
+        else:
+            summary = f"recovered: {inst.summary}" if inst.summary else "recovered"
+        return Signal(
+            rule=rule,
+            fingerprint=inst.fingerprint,
+            exchange=inst.exchange,
+            probe=inst.probe,
+            severity=Severity(inst.severity or self._cfg(rule).severity),
+            firing=firing,
+            summary=summary,
+            ts=now,
+            labels=_labels(inst.exchange, inst.probe),
+            values=dict(finding.values) if finding is not None else dict(inst.peak),
+            counts=dict(finding.counts) if finding is not None else {},
+            last_error=finding.last_error if finding is not None else None,
+            ban_until=finding.ban_until if finding is not None else None,
+            flapping=inst.flapping,
+        )
+
+    # ------------------------------------------------------------------ conditions
+    def _check(
+        self, rule: str, ex: str | None, probe: str | None, inst: RuleInstance | None, now: float
+    ) -> Finding | None:
+        if rule == R.LOCAL_NETWORK:
+            return self._local_network(now)
+        assert ex is not None
+        if probe is not None:
+            series = self.metrics.series(ex, probe)
+            if series is None:
+                return None
+            if rule == R.CONSECUTIVE_FAILURES:
+                return self._consecutive(series, inst)
+            if rule == R.TIMEOUTS:
+                return self._timeouts(series, inst, now)
+            if rule == R.ERROR_RATE:
+                return self._error_rate(series, inst, now)
+            if rule == R.LATENCY_P99:
+                return self._p99(series, inst, now)
+            if rule == R.LATENCY_ANOMALY:
+                return self._anomaly(series, inst, now)
+            return None
+        exm = self.metrics.exchange(ex)
+        if exm is None:
+            return None
+        agg = exm.aggregate
+        if rule == R.MAINTENANCE:
+            return self._maintenance(exm.probes.values(), agg, now)
+        if rule == R.RATE_LIMITED:
+            return self._rate_limited(agg, now)
+        if rule == R.RATE_LIMIT_USAGE:
+            return self._usage(agg, now)
+        if rule == R.CIRCUIT_OPEN:
+            return self._circuit(exm.probes)
+        if rule == R.CLOCK_OFFSET:
+            return self._clock(ex, agg, now)
+        return None
+
+    @staticmethod
+    def _recovering(inst: RuleInstance | None) -> bool:
+        return inst is not None and inst.firing
+
+    def _consecutive(self, s: Series, inst: RuleInstance | None) -> Finding | None:
+        cfg = self.rules.consecutive_failures
+        n = s.consecutive_failures
+        if n < cfg.threshold and not (self._recovering(inst) and n > 0):
+            return None
+        return Finding(
+            summary=f"{_where(s.exchange, s.probe)}: {n} failures in a row (last: {_last_error(s)})",
+            values={"consecutive_failures": float(n)},
+            last_error=_last_error(s),
+        )
+
+    def _window(
+        self,
+        s: Series,
+        inst: RuleInstance | None,
+        now: float,
+        window: float,
+        recovery: float | None,
+        bins: bool = False,
+    ) -> tuple[WindowStats | None, float]:
+        """(attempts, errors, timeouts, latency bins or None) over the window the phase calls for."""
+        if self._recovering(inst):
+            span = recovery or window
+            st = s.recent(now, span, bins=bins)
+            return st, span
+        since = inst.armed_since if inst is not None else -math.inf
+        if since <= now - s.window_s and window >= s.window_s:
+            return None, window  # the whole window: use the O(1) running totals
+        return s.recent(now, window, since=since, bins=bins), window
+
+    def _error_rate(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
+        cfg = self.rules.error_rate
+        st, span = self._window(s, inst, now, cfg.window, cfg.recovery.window)
+        if st is None:
+            attempts, errors = s.attempts, s.errors
+        else:
+            attempts, errors = st.attempts, st.errors
+        if self._recovering(inst):
+            if attempts == 0 or errors / attempts <= cfg.threshold:
+                return None
+        elif attempts < cfg.min_attempts or errors / attempts <= cfg.threshold:
+            return None
+        rate = errors / attempts
+        return Finding(
+            summary=f"{_where(s.exchange, s.probe)}: {rate:.0%} errors ({errors}/{attempts} in {span:.0f}s; "
+            f"last: {_last_error(s)})",
+            values={"error_rate": round(rate, 4)},
+            counts=s.counts_dict(),
+            last_error=_last_error(s),
+        )
+
+    def _timeouts(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
+        cfg = self.rules.timeouts
+        st, span = self._window(s, inst, now, cfg.window, cfg.recovery.window)
+        n = s.timeouts if st is None else st.timeouts
+        limit: float = cfg.threshold
+        if self._recovering(inst):
+            limit = cfg.threshold * span / cfg.window  # same rate over the shorter recovery window
+        if n <= limit:
+            return None
+        return Finding(
+            summary=f"{_where(s.exchange, s.probe)}: {n} timeouts in {span:.0f}s",
+            values={"timeouts": float(n)},
+            last_error=_last_error(s),
+        )
+
+    def _p99(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
+        cfg = self.rules.latency_p99
+        st, span = self._window(s, inst, now, cfg.window, cfg.recovery.window, bins=True)
+        if st is None:
+            n = s.hist.total
+            if n < cfg.min_attempts:
+                return None
+            p99 = s.hist.quantile(0.99)
+        else:
+            n = sum(st.latency_bins.values())
+            if n == 0 or (n < cfg.min_attempts and not self._recovering(inst)):
+                return None
+            p99 = st.quantile(0.99)
+        if p99 is None or p99 <= cfg.threshold_ms:
+            return None
+        return Finding(
+            summary=f"{_where(s.exchange, s.probe)}: p99 {_ms(p99)} over {span:.0f}s (limit {_ms(cfg.threshold_ms)})",
+            values={"p99_ms": round(p99, 3)},
+        )
+
+    def _anomaly(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
+        cfg = self.rules.latency_anomaly
+        key = (s.exchange, s.probe or "")
+        base = self._baselines.get(key)
+        if base is None:
+            base = self._baselines[key] = LatencyBaseline(int(cfg.baseline_window // 60))
+        if s.minute_p50 and s.minute_p50[-1][0] > base.last_minute:
+            firing_for = now - inst.fired_at if inst is not None and inst.firing else 0.0
+            learn = inst is None or not inst.firing or firing_for >= cfg.adapt_after
+            for minute, p50, n in s.minute_p50:
+                if minute <= base.last_minute:
+                    continue
+                if learn and n >= cfg.min_samples_per_minute:
+                    base.add(minute, p50)
+                else:
+                    base.skip(minute)
+        if len(base) < cfg.min_baseline_minutes:
+            return None
+        trigger = base.trigger_ms(cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
+        active = inst is not None and inst.active
+        if not active and (s.last_latency_ms is None or s.last_latency_ms <= trigger):
+            return None  # cheap gate: nothing slow arrived
+        st = s.recent(now, cfg.recent_window)
+        n = sum(st.latency_bins.values())
+        if n < (1 if active else cfg.min_recent_samples):
+            return None
+        current = st.quantile(0.5)
+        if current is None or current <= trigger:
+            return None
+        med, _mad = base.stats()
+        return Finding(
+            summary=f"{_where(s.exchange, s.probe)}: median {_ms(current)} over {cfg.recent_window:.0f}s vs baseline "
+            f"{_ms(med)} (x{current / med if med > 0 else float('inf'):.1f})",
+            values={"median_ms": round(current, 3), "baseline_ms": round(med, 3), "ratio": round(current / med, 2)}
+            if med > 0
+            else {"median_ms": round(current, 3)},
+        )
+
+    def _maintenance(self, probes: Iterable[Series], agg: Series, now: float) -> Finding | None:
+        cfg = self.rules.maintenance
+        last = agg.last_seen[_MAINT]
+        if last <= 0:
+            return None
+        until = agg.maintenance_until
+        announced = until is not None and until > now
+        ongoing = any(p.last_outcome is Outcome.MAINTENANCE and now - p.last_seen[_MAINT] <= cfg.window for p in probes)
+        if not ongoing and not (announced and (agg.last_ok_at or 0.0) < last):
+            return None
+        text = f"{agg.exchange}: exchange reports maintenance"
+        if announced and until is not None:
+            text += f" until {iso_utc(until)}"
+        return Finding(
+            summary=text,
+            values={},
+            severity=cfg.announced_severity if announced else cfg.severity,
+            last_error=_last_error(agg),
+        )
+
+    def _rate_limited(self, agg: Series, now: float) -> Finding | None:
+        """One instance for 429s and bans so that a 429 turning into a ban escalates one incident."""
+        last_ok = agg.last_ok_at or 0.0
+        ban_cfg, rl_cfg = self.rules.ip_banned, self.rules.rate_limited
+        hold = max(agg.ban_until or 0.0, agg.retry_until or 0.0)
+        last_ban = agg.last_seen[_BAN]
+        if ban_cfg.enabled and last_ban > 0 and last_ok < last_ban and (now - last_ban <= ban_cfg.window or hold > now):
+            until = agg.ban_until if agg.ban_until and agg.ban_until > now else None
+            text = f"{agg.exchange}: IP banned" + (f" until {iso_utc(until)}" if until else "")
+            if agg.last_error_message and agg.last_error_outcome is Outcome.IP_BANNED:
+                text += f" ({agg.last_error_message[:160]})"
+            return Finding(
+                summary=text,
+                values={},
+                rule=R.IP_BANNED,
+                severity=ban_cfg.severity,
+                ban_until=until,
+                last_error=_last_error(agg),
+            )
+        last_429 = agg.last_seen[_429]
+        if rl_cfg.enabled and last_429 > 0 and last_ok < last_429 and (now - last_429 <= rl_cfg.window or hold > now):
+            retry = agg.retry_until if agg.retry_until and agg.retry_until > now else None
+            return Finding(
+                summary=f"{agg.exchange}: rate limited (HTTP 429)"
+                + (f", retry after {iso_utc(retry)}" if retry else ""),
+                values={"rate_limited": float(agg.count(Outcome.RATE_LIMITED))},
+                rule=R.RATE_LIMITED,
+                severity=rl_cfg.severity,
+                last_error=_last_error(agg),
+            )
+        return None
+
+    def _usage(self, agg: Series, now: float) -> Finding | None:
+        cfg = self.rules.rate_limit_usage
+        if agg.last_usage is None:
+            return None
+        peak = agg.usage_peak(now, cfg.window)
+        if peak is None or peak <= cfg.threshold:
+            return None
+        return Finding(
+            summary=f"{agg.exchange}: rate-limit usage {peak:.0%} of the exchange's limit (alert above "
+            f"{cfg.threshold:.0%}); bots sharing this IP are close to a ban",
+            values={"rate_limit_usage": round(peak, 4)},
+        )
+
+    def _circuit(self, probes: dict[str, Series]) -> Finding | None:
+        open_ = sorted(p for p, s in probes.items() if s.breaker is BreakerState.OPEN)
+        if not open_:
+            return None
+        ex = next(iter(probes.values())).exchange
+        return Finding(
+            summary=f"{ex}: circuit open on {', '.join(open_)} (probing paused to a single trial)",
+            values={"open_circuits": float(len(open_))},
+        )
+
+    def _clock(self, ex: str, agg: Series, now: float) -> Finding | None:
+        """Offset = exchange - local, so a host ahead of the exchange has a negative offset.
+
+        The most precise of the last few measurements is used (smallest error bound, as NTP's clock
+        filter does), and only the part of the offset beyond its error bound counts: a slow round
+        trip never raises a false skew alarm.
+        """
+        cfg = self.rules.clock_offset
+        if not agg.offsets:
+            return None
+        recent = [o for o in list(agg.offsets)[-cfg.samples :] if now - o[0] <= cfg.max_age]
+        if not recent:
+            return None
+        _ts, offset, err = min(recent, key=lambda o: o[2] if o[2] is not None else 0.0)
+        err = err or 0.0
+        ahead_tol, behind_tol = self.clock_tolerances.get(ex, (cfg.default_ahead_ms, cfg.default_behind_ms))
+        ahead_limit = ahead_tol * cfg.ahead_share
+        behind_limit = behind_tol * cfg.behind_share
+        sure = abs(offset) - err
+        if offset < 0 and sure > ahead_limit:
+            text = (
+                f"{ex}: host clock {_ms(-offset)} ahead of the exchange (±{_ms(err)}); requests are rejected beyond "
+                f"{_ms(ahead_tol)} ahead - sync NTP"
+            )
+        elif offset > 0 and sure > behind_limit:
+            text = (
+                f"{ex}: host clock {_ms(offset)} behind the exchange (±{_ms(err)}); receive window is "
+                f"{_ms(behind_tol)} - sync NTP"
+            )
+        else:
+            return None
+        return Finding(summary=text, values={"clock_offset_ms": round(offset, 3), "clock_error_ms": round(err, 3)})
+
+    def _local_network(self, now: float) -> Finding | None:
+        cfg = self.rules.local_network
+        considered = 0
+        failing: list[str] = []
+        canary_failing: list[str] = []
+        for name, exm in self.metrics.exchanges().items():
+            agg = exm.aggregate
+            if agg.last_at is None or now - agg.last_at > self.config.window:
+                continue
+            bad = (
+                agg.consecutive_network_failures >= cfg.min_consecutive
+                and agg.last_at is not None
+                and now - agg.last_at <= cfg.max_age
+            )
+            if name in self.canaries:
+                if bad:
+                    canary_failing.append(name)
+                continue
+            considered += 1
+            if bad:
+                failing.append(name)
+        need = max(cfg.min_exchanges, math.ceil(cfg.min_share * considered))
+        if len(failing) >= need or (canary_failing and failing):
+            reasons = []
+            for name in failing + canary_failing:
+                agg = self.metrics.exchanges()[name].aggregate
+                reasons.append(f"{name}: {agg.last_error_outcome.value if agg.last_error_outcome else '?'}")
+            text = f"local network: {len(failing)}/{considered} exchanges failing together"
+            if canary_failing:
+                text += f" and canary {', '.join(canary_failing)}"
+            return Finding(
+                summary=f"{text} ({'; '.join(reasons)})",
+                values={"failing_exchanges": float(len(failing))},
+            )
+        return None
+
+    # ------------------------------------------------------------------ introspection
+    def active_instances(self) -> list[dict[str, Any]]:
+        """Rule instances that are pending, firing or recovering (for the UI and analysis)."""
+        out = []
+        for key in sorted(self._active, key=_order):
+            inst = self._instances[key]
+            out.append(
+                {
+                    "rule": inst.sent_rule,
+                    "exchange": inst.exchange,
+                    "probe": inst.probe,
+                    "phase": inst.phase.name.lower(),
+                    "flapping": inst.flapping,
+                    "summary": inst.summary,
+                }
+            )
+        return out
+
+    def baseline(self, exchange: str, probe: str) -> LatencyBaseline | None:
+        return self._baselines.get((exchange, probe))
+
+
+def _labels(exchange: str | None, probe: str | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    if exchange is not None:
+        labels["exchange"] = exchange
+    if probe is not None:
+        labels["probe"] = probe
+    return labels
+
+
+def _order(key: Key) -> tuple[int, str, str, str]:
+    rule, ex, probe = key
+    return (-R.rank_of(rule), ex or "", probe or "", rule)

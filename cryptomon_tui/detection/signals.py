@@ -1,0 +1,88 @@
+"""What detection tells the incident manager: a rule instance fired, changed, or recovered.
+
+Rule names are a stable contract (events, metrics, silences). ``RANK`` orders causes over
+symptoms on the same exchange: a signal is recorded as evidence on an open incident of a
+higher-ranked rule instead of opening its own (see incidents.manager).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptomon_tui.incidents.model import Severity
+
+ERROR_RATE = "error_rate"
+LATENCY_P99 = "latency_p99"
+LATENCY_ANOMALY = "latency_anomaly"
+RATE_LIMIT_USAGE = "rate_limit_usage"
+TIMEOUTS = "timeouts"
+CONSECUTIVE_FAILURES = "consecutive_failures"
+CLOCK_OFFSET = "clock_offset"
+MAINTENANCE = "maintenance"
+IP_BANNED = "ip_banned"
+RATE_LIMITED = "rate_limited"
+CIRCUIT_OPEN = "circuit_open"
+LOCAL_NETWORK = "local_network"
+
+RULE_NAMES: tuple[str, ...] = (
+    ERROR_RATE,
+    LATENCY_P99,
+    LATENCY_ANOMALY,
+    RATE_LIMIT_USAGE,
+    TIMEOUTS,
+    CONSECUTIVE_FAILURES,
+    CLOCK_OFFSET,
+    MAINTENANCE,
+    IP_BANNED,
+    RATE_LIMITED,
+    CIRCUIT_OPEN,
+    LOCAL_NETWORK,
+)
+
+# Rules evaluated per (exchange, probe); the others are per exchange (local_network: global).
+PROBE_RULES = frozenset({ERROR_RATE, LATENCY_P99, LATENCY_ANOMALY, TIMEOUTS, CONSECUTIVE_FAILURES})
+
+# Cause over symptom. Symptoms (rank 0) also group with each other on one exchange, so one outage
+# that trips consecutive_failures, timeouts and error_rate is one incident. clock_offset is a cause
+# of its own: only local_network holds it back, and it never absorbs other rules.
+RANK: dict[str, int] = {
+    LOCAL_NETWORK: 100,
+    MAINTENANCE: 80,
+    IP_BANNED: 60,
+    RATE_LIMITED: 60,
+    CLOCK_OFFSET: -1,
+}
+STANDALONE = frozenset({CLOCK_OFFSET})
+
+
+def rank_of(rule: str) -> int:
+    return RANK.get(rule, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """State of one rule instance at one evaluation.
+
+    ``firing`` True: the rule fired now or is still firing (sent again when a value peaks, the
+    severity changes or flapping starts). False: it recovered. ``fingerprint`` may be shared by two
+    rules (rate_limited and ip_banned) so that an escalation stays one incident.
+    """
+
+    rule: str
+    fingerprint: str
+    exchange: str | None
+    probe: str | None
+    severity: Severity
+    firing: bool
+    summary: str
+    ts: float
+    labels: dict[str, str] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+    ban_until: float | None = None
+    flapping: bool = False
+
+    @property
+    def rank(self) -> int:
+        return rank_of(self.rule)

@@ -1,0 +1,139 @@
+"""All rolling series of a run: one per (exchange, probe) and one aggregate per exchange."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptomon_tui.metrics.series import Rollup, Series
+from cryptomon_tui.probing.results import ProbeResult, iso_utc
+
+
+class ExchangeMetrics:
+    """An exchange's aggregate series plus its probe series."""
+
+    __slots__ = ("aggregate", "name", "probes")
+
+    def __init__(self, name: str, aggregate: Series) -> None:
+        self.name = name
+        self.aggregate = aggregate
+        self.probes: dict[str, Series] = {}
+
+
+class MetricsRegistry:
+    """Entry point for probe results. ``record`` is O(1); queries are cheap and on demand.
+
+    ``changed`` collects the keys recorded since the last ``take_changed()`` so detection only
+    evaluates series that moved (plus those it is already watching).
+    """
+
+    def __init__(
+        self,
+        *,
+        window_s: float = 300.0,
+        bucket_s: float = 5.0,
+        sparkline_points: int = 120,
+        rollup_grace_s: float = 10.0,
+    ) -> None:
+        self.window_s = window_s
+        self.bucket_s = bucket_s
+        self.sparkline_points = sparkline_points
+        self.rollup_grace_s = rollup_grace_s
+        self._series: dict[tuple[str, str], Series] = {}
+        self._exchanges: dict[str, ExchangeMetrics] = {}
+        self.changed: set[tuple[str, str]] = set()
+        self.recorded = 0
+
+    def _new_series(self, exchange: str, probe: str | None) -> Series:
+        return Series(
+            exchange,
+            probe,
+            window_s=self.window_s,
+            bucket_s=self.bucket_s,
+            sparkline_points=self.sparkline_points,
+            rollups=probe is not None,
+            rollup_grace_s=self.rollup_grace_s,
+        )
+
+    def record(self, result: ProbeResult) -> Series:
+        key = (result.exchange, result.probe)
+        series = self._series.get(key)
+        if series is None:
+            series = self._add(result.exchange, result.probe)
+        series.record(result)
+        self._exchanges[result.exchange].aggregate.record(result)
+        self.changed.add(key)
+        self.recorded += 1
+        return series
+
+    def _add(self, exchange: str, probe: str) -> Series:
+        ex = self._exchanges.get(exchange)
+        if ex is None:
+            ex = self._exchanges[exchange] = ExchangeMetrics(exchange, self._new_series(exchange, None))
+        series = ex.probes[probe] = self._series[(exchange, probe)] = self._new_series(exchange, probe)
+        return series
+
+    def take_changed(self) -> set[tuple[str, str]]:
+        changed, self.changed = self.changed, set()
+        return changed
+
+    # ------------------------------------------------------------------ queries
+    def series(self, exchange: str, probe: str) -> Series | None:
+        return self._series.get((exchange, probe))
+
+    def exchange(self, exchange: str) -> ExchangeMetrics | None:
+        return self._exchanges.get(exchange)
+
+    def exchanges(self) -> dict[str, ExchangeMetrics]:
+        return self._exchanges
+
+    def all_series(self) -> dict[tuple[str, str], Series]:
+        return self._series
+
+    def advance(self, now: float) -> None:
+        """Expire old buckets and close finished minutes everywhere (called once per evaluation)."""
+        for ex in self._exchanges.values():
+            ex.aggregate.advance(now)
+            for s in ex.probes.values():
+                s.advance(now)
+
+    def drain_rollups(self, now: float) -> list[Rollup]:
+        """Finished 1-minute rollups of every (exchange, probe) series since the last drain.
+
+        A minute is finished once ``now`` is past its end plus a grace period (results carry
+        their send time, so a slow probe can land after the minute ended). Undrained rollups are
+        bounded per series (a day's worth), oldest dropped first.
+        """
+        out: list[Rollup] = []
+        for s in self._series.values():
+            s.advance(now)
+            s.close_minutes(now)
+            out.extend(s.drain_rollups())
+        out.sort(key=lambda r: (r.minute, r.exchange, r.probe))
+        return out
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """Plain JSON-able view for the UI, control API and analysis.
+
+        Shape::
+
+            {"ts": ISO-8601, "window_s": 300.0,
+             "exchanges": {name: {
+                 **stats,                      # aggregate over all probes of the exchange
+                 "probes": {probe: stats}}}}
+
+        where ``stats`` has: attempts (in window, skipped probes excluded), error_rate (0..1, all
+        attempts, timeouts included), p50_ms / p95_ms / p99_ms (successful probes in the window,
+        None when none), timeouts (in window), consecutive_failures, counts ({outcome: n} in
+        window), rate_limit_peak (0..1, highest in window), rate_limit_last, clock_offset_ms /
+        clock_error_ms (last measured; offset = exchange - local, negative = host ahead),
+        clock_offset_history ([[ts, offset_ms], ...]), last_error_code, last_error_message,
+        last_error_at, last_outcome, last_latency_ms, last_at, breaker (closed/open/half_open),
+        sparkline (latest latencies of successful probes, oldest first) and sparkline_ok (ok/fail
+        flag of the latest attempts, oldest first).
+        """
+        exchanges: dict[str, Any] = {}
+        for name, ex in self._exchanges.items():
+            stats = ex.aggregate.snapshot(now)
+            stats["probes"] = {p: s.snapshot(now) for p, s in ex.probes.items()}
+            exchanges[name] = stats
+        return {"ts": iso_utc(now), "window_s": self.window_s, "exchanges": exchanges}

@@ -1,0 +1,523 @@
+"""One rolling series: a ring of time buckets over a sliding window, plus bounded recent history.
+
+Why a ring of buckets: the seed counted errors forever, so an error rate never recovered. Here a
+bucket that falls out of the window is subtracted from the window totals, so totals always describe
+the last ``window`` seconds and memory is ``window / bucket`` buckets whatever the run time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptomon_tui.metrics.histogram import INV_LOG_GAMMA, MAX_MS, MIN_MS, LogHistogram, quantile_of_counts
+from cryptomon_tui.probing.results import BreakerState, Outcome, ProbeResult, iso_utc
+
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
+OUTCOME_INDEX: dict[Outcome, int] = {o: i for i, o in enumerate(OUTCOMES)}
+N_OUTCOMES = len(OUTCOMES)
+_OK = OUTCOME_INDEX[Outcome.OK]
+_TIMEOUT = OUTCOME_INDEX[Outcome.TIMEOUT]
+_SKIPPED = OUTCOME_INDEX[Outcome.SKIPPED_OPEN_CIRCUIT]
+_NETWORK_INDEXES = frozenset(OUTCOME_INDEX[o] for o in OUTCOMES if o.is_network)
+_log = math.log
+_ceil = math.ceil
+
+ROLLUP_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One minute of one (exchange, probe) series, for long history in the store.
+
+    ``minute`` is the epoch second the minute starts at. Latency fields cover successful probes
+    only (a timeout has no latency); they are None when the minute had none.
+    """
+
+    exchange: str
+    probe: str
+    minute: float
+    attempts: int
+    errors: int
+    timeouts: int
+    counts: dict[str, int]
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+    rate_limit_peak: float | None
+    clock_offset_ms: float | None
+    clock_error_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "probe": self.probe,
+            "minute": iso_utc(self.minute),
+            "attempts": self.attempts,
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "counts": dict(self.counts),
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "min_ms": self.min_ms,
+            "max_ms": self.max_ms,
+            "mean_ms": self.mean_ms,
+            "rate_limit_peak": self.rate_limit_peak,
+            "clock_offset_ms": self.clock_offset_ms,
+            "clock_error_ms": self.clock_error_ms,
+        }
+
+
+@dataclass(slots=True)
+class WindowStats:
+    """Totals over a (sub-)window, computed on demand for recovery and anomaly checks."""
+
+    attempts: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    latency_bins: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.attempts if self.attempts else 0.0
+
+    def quantile(self, q: float) -> float | None:
+        return quantile_of_counts(self.latency_bins, q)
+
+
+class _Bucket:
+    __slots__ = ("attempts", "bins", "counts", "errors", "idx", "timeouts", "usage_peak")
+
+    def __init__(self) -> None:
+        self.idx = -1
+        self.attempts = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.counts = [0] * N_OUTCOMES
+        self.bins: dict[int, int] = {}
+        self.usage_peak: float | None = None
+
+    def reset(self, idx: int) -> None:
+        self.idx = idx
+        self.attempts = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.counts = [0] * N_OUTCOMES
+        self.bins = {}
+        self.usage_peak = None
+
+
+class _Minute:
+    __slots__ = (
+        "attempts",
+        "bins",
+        "counts",
+        "errors",
+        "lat_max",
+        "lat_min",
+        "lat_n",
+        "lat_sum",
+        "offset",
+        "offset_err",
+        "start",
+        "timeouts",
+        "usage_peak",
+    )  # fmt: skip
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.attempts = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.counts = [0] * N_OUTCOMES
+        self.bins: dict[int, int] = {}
+        self.lat_min = math.inf
+        self.lat_max = -math.inf
+        self.lat_sum = 0.0
+        self.lat_n = 0
+        self.usage_peak: float | None = None
+        self.offset: float | None = None
+        self.offset_err: float | None = None
+
+
+class Series:
+    """Rolling metrics of one (exchange, probe) pair, or of a whole exchange (``probe`` None).
+
+    ``record`` is O(1): it touches one bucket, the window totals and a few rings. Buckets are
+    expired lazily by ``advance(now)`` (also called from ``record``) so a silent series still
+    recovers when asked at a later time.
+    """
+
+    def __init__(
+        self,
+        exchange: str,
+        probe: str | None,
+        *,
+        window_s: float = 300.0,
+        bucket_s: float = 5.0,
+        sparkline_points: int = 120,
+        offset_history: int = 60,
+        minute_history: int = 60,
+        rollups: bool = True,
+        rollup_grace_s: float = 10.0,
+        max_pending_rollups: int = 1440,
+    ) -> None:
+        if bucket_s <= 0 or window_s < bucket_s:
+            raise ValueError("window must be at least one bucket long")
+        self.exchange = exchange
+        self.probe = probe
+        self.bucket_s = float(bucket_s)
+        self.n_buckets = max(1, round(window_s / bucket_s))
+        self.window_s = self.n_buckets * self.bucket_s
+        self._buckets = [_Bucket() for _ in range(self.n_buckets)]
+        self._head = -1  # index of the newest bucket seen (time // bucket_s)
+        # window totals
+        self.attempts = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.counts = [0] * N_OUTCOMES
+        self.hist = LogHistogram()
+        # all-time (cheap integers; never a list)
+        self.total_results = 0
+        self.total_attempts = 0
+        self.total_errors = 0
+        # latest state
+        self.consecutive_failures = 0
+        self.consecutive_network_failures = 0
+        self.consecutive_ok = 0
+        self.last_outcome: Outcome | None = None
+        self.last_latency_ms: float | None = None
+        self.last_at: float | None = None
+        self.last_attempt_at: float | None = None
+        self.last_ok_at: float | None = None
+        self.last_error_code: str | None = None
+        self.last_error_message: str | None = None
+        self.last_error_outcome: Outcome | None = None
+        self.last_error_at: float | None = None
+        self.last_http_status: int | None = None
+        self.last_usage: float | None = None
+        self.last_usage_at: float | None = None
+        self.clock_offset_ms: float | None = None
+        self.clock_error_ms: float | None = None
+        self.clock_offset_at: float | None = None
+        self.offsets: deque[tuple[float, float, float | None]] = deque(maxlen=offset_history)
+        self.breaker = BreakerState.CLOSED
+        self.ban_until: float | None = None
+        self.maintenance_until: float | None = None
+        self.retry_until: float | None = None
+        self.last_seen = [0.0] * N_OUTCOMES  # time of the last result of each outcome (0 = never)
+        # sparkline rings: latency of successful probes, and ok/fail of every attempt
+        self.latencies: deque[float] = deque(maxlen=sparkline_points)
+        self.ok_flags: deque[bool] = deque(maxlen=sparkline_points)
+        # per-minute history (baseline input) and rollups
+        self.minute_p50: deque[tuple[float, float, int]] = deque(maxlen=minute_history)
+        self._rollups_enabled = rollups
+        self._grace = rollup_grace_s
+        self._minutes: dict[float, _Minute] = {}
+        self._closed_through = -math.inf  # minutes starting before this are closed
+        self._oldest_open = math.inf
+        self.pending_rollups: deque[Rollup] = deque(maxlen=max_pending_rollups)
+        self.version = 0  # bumped on every record; lets readers cache derived values
+
+    # ------------------------------------------------------------------ recording
+    def record(self, r: ProbeResult) -> None:
+        ts = r.started_at
+        oi = OUTCOME_INDEX[r.outcome]
+        self.total_results += 1
+        self.version += 1
+        if self.last_at is None or ts >= self.last_at:
+            self.last_at = ts
+        self.breaker = r.breaker
+        self.last_seen[oi] = ts
+        if r.ban_until is not None:
+            self.ban_until = r.ban_until
+        if r.maintenance_until is not None:
+            self.maintenance_until = r.maintenance_until
+        if r.retry_after_s is not None:
+            self.retry_until = ts + r.retry_after_s
+        if oi == _SKIPPED:
+            return  # never sent: not an attempt, not a failure, not a latency
+
+        bidx = int(ts // self.bucket_s)
+        if bidx > self._head:
+            self._advance_to(bidx)
+        bucket = self._buckets[bidx % self.n_buckets]
+        in_window = bucket.idx == bidx
+        if not in_window and bidx > self._head - self.n_buckets:
+            # first result of this bucket: whatever the slot held is older than the window
+            if bucket.idx != -1:
+                self._expire(bucket)
+            bucket.reset(bidx)
+            in_window = True
+
+        ok = oi == _OK
+        lat = r.latency_ms
+        self.total_attempts += 1
+        self.last_attempt_at = ts
+        self.last_outcome = r.outcome
+        self.last_http_status = r.http_status
+        if ok:
+            self.consecutive_failures = 0
+            self.consecutive_network_failures = 0
+            self.consecutive_ok += 1
+            self.last_ok_at = ts
+        else:
+            self.total_errors += 1
+            self.consecutive_failures += 1
+            self.consecutive_ok = 0
+            if oi in _NETWORK_INDEXES:
+                self.consecutive_network_failures += 1
+            else:
+                self.consecutive_network_failures = 0
+            self.last_error_code = (
+                r.error_code
+                if r.error_code is not None
+                else (str(r.http_status) if r.http_status is not None else r.outcome.value)
+            )
+            self.last_error_message = r.error_message
+            self.last_error_outcome = r.outcome
+            self.last_error_at = ts
+        self.last_latency_ms = lat
+        self.ok_flags.append(ok)
+
+        bin_ = None
+        if lat is not None and ok:
+            self.latencies.append(lat)
+            v = MIN_MS if lat < MIN_MS else (MAX_MS if lat > MAX_MS else lat)
+            bin_ = _ceil(_log(v) * INV_LOG_GAMMA)
+
+        usage = r.rate_limit_used
+        if usage is not None:
+            self.last_usage = usage
+            self.last_usage_at = ts
+        if r.clock_offset_ms is not None:
+            self.clock_offset_ms = r.clock_offset_ms
+            self.clock_error_ms = r.clock_error_ms
+            self.clock_offset_at = ts
+            self.offsets.append((ts, r.clock_offset_ms, r.clock_error_ms))
+
+        if in_window:
+            bucket.attempts += 1
+            bucket.counts[oi] += 1
+            self.attempts += 1
+            self.counts[oi] += 1
+            if not ok:
+                bucket.errors += 1
+                self.errors += 1
+                if oi == _TIMEOUT:
+                    bucket.timeouts += 1
+                    self.timeouts += 1
+            if bin_ is not None:
+                bins = bucket.bins
+                bins[bin_] = bins.get(bin_, 0) + 1
+                self.hist.add(bin_)
+            if usage is not None and (bucket.usage_peak is None or usage > bucket.usage_peak):
+                bucket.usage_peak = usage
+
+        if self._rollups_enabled:
+            self._record_minute(r, oi, ok, lat, bin_, ts)
+
+    def _record_minute(self, r: ProbeResult, oi: int, ok: bool, lat: float | None, bin_: int | None, ts: float) -> None:
+        start = ts - ts % ROLLUP_SECONDS
+        if start < self._closed_through:
+            start = self._closed_through  # late result: fold into the oldest minute still open
+        m = self._minutes.get(start)
+        if m is None:
+            if len(self._minutes) > 4:
+                self.close_minutes(ts)
+            m = self._minutes[start] = _Minute(start)
+            if start < self._oldest_open:
+                self._oldest_open = start
+        m.attempts += 1
+        m.counts[oi] += 1
+        if not ok:
+            m.errors += 1
+            if oi == _TIMEOUT:
+                m.timeouts += 1
+        if bin_ is not None and lat is not None:
+            m.bins[bin_] = m.bins.get(bin_, 0) + 1
+            m.lat_n += 1
+            m.lat_sum += lat
+            if lat < m.lat_min:
+                m.lat_min = lat
+            if lat > m.lat_max:
+                m.lat_max = lat
+        u = r.rate_limit_used
+        if u is not None and (m.usage_peak is None or u > m.usage_peak):
+            m.usage_peak = u
+        if r.clock_offset_ms is not None:
+            m.offset = r.clock_offset_ms
+            m.offset_err = r.clock_error_ms
+
+    # ------------------------------------------------------------------ time
+    def advance(self, now: float) -> None:
+        """Expire buckets that fell out of the window at ``now`` and close finished minutes."""
+        bidx = int(now // self.bucket_s)
+        if bidx > self._head:
+            self._advance_to(bidx)
+        if self._oldest_open + ROLLUP_SECONDS + self._grace <= now:
+            self.close_minutes(now)
+
+    def _advance_to(self, bidx: int) -> None:
+        oldest_kept = bidx - self.n_buckets + 1
+        if self.attempts or self.hist.total:
+            start = max(self._head + 1, bidx - self.n_buckets + 1)
+            # every slot whose bucket is older than the window start gets expired
+            for j in range(start, bidx + 1):
+                b = self._buckets[j % self.n_buckets]
+                if b.idx != -1 and b.idx < oldest_kept:
+                    self._expire(b)
+                    b.reset(-1)
+        self._head = bidx
+
+    def _expire(self, b: _Bucket) -> None:
+        if b.attempts == 0:
+            return
+        self.attempts -= b.attempts
+        self.errors -= b.errors
+        self.timeouts -= b.timeouts
+        counts = self.counts
+        for i, c in enumerate(b.counts):
+            if c:
+                counts[i] -= c
+        if b.bins:
+            self.hist.subtract_counts(b.bins)
+
+    def close_minutes(self, now: float) -> None:
+        """Turn minutes that ended at least ``grace`` ago into rollups and baseline points."""
+        if not self._minutes:
+            self._oldest_open = math.inf
+            return
+        limit = now - ROLLUP_SECONDS - self._grace
+        for start in sorted(self._minutes):
+            if start > limit and len(self._minutes) <= 4:
+                break
+            m = self._minutes.pop(start)
+            self._closed_through = max(self._closed_through, start + ROLLUP_SECONDS)
+            self._emit_minute(m)
+        self._oldest_open = min(self._minutes) if self._minutes else math.inf
+
+    def _emit_minute(self, m: _Minute) -> None:
+        p50 = quantile_of_counts(m.bins, 0.5) if m.bins else None
+        if p50 is not None:
+            self.minute_p50.append((m.start, p50, m.lat_n))
+        self.pending_rollups.append(
+            Rollup(
+                exchange=self.exchange,
+                probe=self.probe or "*",
+                minute=m.start,
+                attempts=m.attempts,
+                errors=m.errors,
+                timeouts=m.timeouts,
+                counts={OUTCOMES[i].value: c for i, c in enumerate(m.counts) if c},
+                p50_ms=p50,
+                p95_ms=quantile_of_counts(m.bins, 0.95) if m.bins else None,
+                p99_ms=quantile_of_counts(m.bins, 0.99) if m.bins else None,
+                min_ms=m.lat_min if m.lat_n else None,
+                max_ms=m.lat_max if m.lat_n else None,
+                mean_ms=m.lat_sum / m.lat_n if m.lat_n else None,
+                rate_limit_peak=m.usage_peak,
+                clock_offset_ms=m.offset,
+                clock_error_ms=m.offset_err,
+            )
+        )
+
+    def drain_rollups(self) -> list[Rollup]:
+        out = list(self.pending_rollups)
+        self.pending_rollups.clear()
+        return out
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.attempts if self.attempts else 0.0
+
+    def quantile(self, q: float) -> float | None:
+        return self.hist.quantile(q)
+
+    def count(self, outcome: Outcome) -> int:
+        return self.counts[OUTCOME_INDEX[outcome]]
+
+    def counts_dict(self) -> dict[str, int]:
+        return {OUTCOMES[i].value: c for i, c in enumerate(self.counts) if c}
+
+    def usage_peak(self, now: float | None = None, seconds: float | None = None) -> float | None:
+        """Highest rate-limit usage over the window (or its last ``seconds``)."""
+        lo = self._lowest_bucket(now, seconds)
+        peak: float | None = None
+        for b in self._buckets:
+            if b.idx >= lo and b.usage_peak is not None and (peak is None or b.usage_peak > peak):
+                peak = b.usage_peak
+        return peak
+
+    def recent(self, now: float, seconds: float, *, since: float | None = None, bins: bool = True) -> WindowStats:
+        """Totals over the last ``seconds`` (rounded to buckets), optionally only from ``since`` on."""
+        lo = self._lowest_bucket(now, seconds)
+        if since is not None:
+            lo = max(lo, int(since // self.bucket_s))
+        stats = WindowStats()
+        merged = stats.latency_bins
+        for b in self._buckets:
+            if b.idx >= lo and b.attempts:
+                stats.attempts += b.attempts
+                stats.errors += b.errors
+                stats.timeouts += b.timeouts
+                if bins:
+                    for k, c in b.bins.items():
+                        merged[k] = merged.get(k, 0) + c
+        return stats
+
+    def _lowest_bucket(self, now: float | None, seconds: float | None) -> int:
+        head = self._head if now is None else max(self._head, int(now // self.bucket_s))
+        span = self.n_buckets if seconds is None else max(1, min(self.n_buckets, _ceil(seconds / self.bucket_s)))
+        return head - span + 1
+
+    def approx_size(self) -> int:
+        """Stored items (bins, ring slots, pending records): proves memory is bounded."""
+        return (
+            sum(len(b.bins) + N_OUTCOMES for b in self._buckets)
+            + len(self.hist.counts)
+            + len(self.latencies)
+            + len(self.ok_flags)
+            + len(self.offsets)
+            + len(self.minute_p50)
+            + len(self._minutes)
+            + len(self.pending_rollups)
+        )
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        self.advance(now)
+        return {
+            "attempts": self.attempts,
+            "error_rate": round(self.error_rate, 6),
+            "p50_ms": _r(self.hist.quantile(0.5)),
+            "p95_ms": _r(self.hist.quantile(0.95)),
+            "p99_ms": _r(self.hist.quantile(0.99)),
+            "timeouts": self.timeouts,
+            "consecutive_failures": self.consecutive_failures,
+            "counts": self.counts_dict(),
+            "rate_limit_peak": self.usage_peak(now),
+            "rate_limit_last": self.last_usage,
+            "clock_offset_ms": _r(self.clock_offset_ms),
+            "clock_error_ms": _r(self.clock_error_ms),
+            "clock_offset_history": [[iso_utc(t), _r(o)] for t, o, _ in self.offsets],
+            "last_error_code": self.last_error_code,
+            "last_error_message": self.last_error_message,
+            "last_error_at": None if self.last_error_at is None else iso_utc(self.last_error_at),
+            "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
+            "last_latency_ms": _r(self.last_latency_ms),
+            "last_at": None if self.last_at is None else iso_utc(self.last_at),
+            "breaker": self.breaker.value,
+            "sparkline": [round(x, 3) for x in self.latencies],
+            "sparkline_ok": list(self.ok_flags),
+        }
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
