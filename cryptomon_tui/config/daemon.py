@@ -2,11 +2,79 @@
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
 from cryptomon_tui.config.base import Section
+from cryptomon_tui.units import Duration
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ControlConfig(Section):
+    """Where UIs and ``cryptomon status`` reach the daemon: a Unix socket, or loopback TCP with a token."""
+
+    transport: Literal["unix", "tcp"] = "unix"
+    socket_path: Path | None = None  # default: platformdirs runtime folder / cryptomon.sock
+    host: str = "127.0.0.1"
+    port: int = Field(default=9465, ge=0, le=65535)  # 0 = any free port (tests)
+    token: SecretStr | None = None  # required with transport: tcp (write it as ${CRYPTOMON_TOKEN})
+    allow_remote: bool = False  # TCP on a non-loopback address: only behind your own TLS tunnel/VPN
+    max_clients: int = Field(default=32, ge=1)
+    # Events a client may have queued before the daemon disconnects it (events are never dropped).
+    max_event_backlog: int = Field(default=10_000, ge=100)
+
+    @model_validator(mode="after")
+    def _tcp_needs_token(self) -> ControlConfig:
+        if self.transport == "tcp":
+            if self.token is None or len(self.token.get_secret_value()) < 16:
+                raise ValueError("transport: tcp needs token: with at least 16 characters (e.g. ${CRYPTOMON_TOKEN})")
+            if not _is_loopback(self.host) and not self.allow_remote:
+                raise ValueError(f"host {self.host!r} is not loopback: set allow_remote: true to expose it")
+        return self
+
+
+class HttpConfig(Section):
+    """Prometheus /metrics, /healthz, /readyz and a read-only /api/v1/snapshot."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)  # 0 = any free port (tests)
+
+
+class LogConfig(Section):
+    format: Literal["text", "json"] = "text"  # json: one object per line for journald/Loki/ELK
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.lower() if isinstance(v, str) else v
+
+
+class ReloadConfig(Section):
+    """Re-read the config file when it changes (SIGHUP always works)."""
+
+    watch: bool = True
+    interval: Duration = 2.0
 
 
 class DaemonConfig(Section):
-    location: str = "local"
+    location: str = Field(default="local", min_length=1, max_length=64)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    reload: ReloadConfig = Field(default_factory=ReloadConfig)
 
 
 class UiConfig(Section):

@@ -1,0 +1,271 @@
+"""The control API wire protocol: newline-delimited JSON frames over a Unix socket or loopback TCP.
+
+One JSON object per line, UTF-8. Every frame has a ``type``:
+
+client -> daemon
+    ``{"type": "hello", "protocol": 1, "client": "cryptomon-ui/0.1.0", "token": "..."}``  (first frame)
+    ``{"type": "request", "id": 7, "method": "ack", "params": {...}}``
+daemon -> client
+    ``{"type": "welcome", "protocol": 1, "server": "cryptomon/0.1.0", "location": "tokyo", "pid": 123}``
+    ``{"type": "response", "id": 7, "ok": true, "result": {...}}``
+    ``{"type": "response", "id": 7, "ok": false, "error": {"code": "not_found", "message": "..."}}``
+    ``{"type": "snapshot", "data": {...engine snapshot...}}``   (pushed at the subscribed rate, only on change)
+    ``{"type": "event", "data": {...incident event...}}``      (pushed in order, never dropped)
+    ``{"type": "error", "code": "version_mismatch" | "auth_failed" | ..., "message": "..."}`` then close
+    ``{"type": "bye", "reason": "..."}``                          (the daemon closes this connection)
+
+The protocol number changes only on an incompatible change; additive keys keep it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PROTOCOL_VERSION = 1
+
+# A client's frames are small commands; a daemon's snapshot with hundreds of endpoints is not.
+MAX_CLIENT_FRAME = 1 << 20
+MAX_SERVER_FRAME = 64 << 20
+
+# Snapshot push rates a client may ask for (the UI redraws at 1-4 Hz).
+MIN_SNAPSHOT_HZ = 0.1
+MAX_SNAPSHOT_HZ = 4.0
+
+HANDSHAKE_TIMEOUT_S = 5.0
+
+ErrorCode = Literal[
+    "bad_frame",
+    "version_mismatch",
+    "auth_failed",
+    "unknown_method",
+    "invalid",
+    "not_found",
+    "busy",
+    "too_many_clients",
+    "internal",
+    "backlog",
+]
+
+
+class ProtocolError(Exception):
+    """A frame that breaks the protocol (not JSON, wrong shape, unknown type)."""
+
+    def __init__(self, message: str, code: str = "bad_frame") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# method -> {param: (accepted types, required)}. Checked by the daemon before the engine sees it.
+_STR = (str,)
+_OPT_STR = (str, type(None))
+_NUM_OR_NONE = (int, float, type(None))
+_BOOL = (bool,)
+METHOD_PARAMS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "ping": {},
+    "snapshot": {},
+    "health": {},
+    "subscribe": {"snapshot_hz": ((int, float), False), "events": (_BOOL, False)},
+    "ack": {"incident_id": (_STR, True), "by": (_OPT_STR, False), "note": (_OPT_STR, False)},
+    "silence": {
+        "matchers": ((list,), True),
+        "duration_s": (_NUM_OR_NONE, False),
+        "comment": (_STR, True),
+        "by": (_OPT_STR, False),
+    },
+    "unsilence": {"silence_id": (_STR, True), "by": (_OPT_STR, False)},
+    "analyze": {"incident_id": (_STR, True), "force": (_BOOL, False), "offline": (_BOOL, False)},
+    "summary": {},
+    "pause": {"exchange": (_STR, True)},
+    "resume": {"exchange": (_STR, True)},
+    "reload": {},
+    "shutdown": {},
+}
+
+
+def validate_params(method: str, params: Any) -> dict[str, Any]:
+    """Check a request's params against ``METHOD_PARAMS``; raise ProtocolError naming the problem."""
+    spec = METHOD_PARAMS.get(method)
+    if spec is None:
+        raise ProtocolError(f"unknown method {method!r} (known: {', '.join(sorted(METHOD_PARAMS))})", "unknown_method")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ProtocolError(f"{method}: params must be an object", "invalid")
+    unknown = set(params) - set(spec)
+    if unknown:
+        raise ProtocolError(f"{method}: unknown parameter(s) {', '.join(sorted(unknown))}", "invalid")
+    for name, (types, required) in spec.items():
+        if name not in params:
+            if required:
+                raise ProtocolError(f"{method}: missing parameter {name!r}", "invalid")
+            continue
+        value = params[name]
+        # bool is an int subclass: never accept true where a number is meant.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ProtocolError(f"{method}: parameter {name!r} must be {want}", "invalid")
+    if method == "silence":
+        for m in params["matchers"]:
+            if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not isinstance(m.get("value"), str):
+                raise ProtocolError("silence: each matcher needs string 'name' and 'value'", "invalid")
+        if not params["matchers"]:
+            raise ProtocolError("silence: at least one matcher is needed", "invalid")
+        if not params["comment"].strip():
+            raise ProtocolError("silence: a comment is required", "invalid")
+        duration = params.get("duration_s")
+        if duration is not None and duration <= 0:
+            raise ProtocolError("silence: duration_s must be positive (or null = until resolved)", "invalid")
+    return dict(params)
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    protocol: int
+    client: str = ""
+    token: str | None = field(default=None, repr=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "hello", "protocol": self.protocol, "client": self.client}
+        if self.token is not None:
+            out["token"] = self.token
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    protocol: int
+    server: str
+    location: str
+    pid: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "welcome",
+            "protocol": self.protocol,
+            "server": self.server,
+            "location": self.location,
+            "pid": self.pid,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "request", "id": self.id, "method": self.method, "params": self.params}
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    id: int
+    ok: bool
+    result: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        if self.ok:
+            return {"type": "response", "id": self.id, "ok": True, "result": self.result}
+        return {
+            "type": "response",
+            "id": self.id,
+            "ok": False,
+            "error": {"code": self.error_code or "internal", "message": self.error_message or ""},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """A server-initiated ``snapshot`` or ``event`` frame."""
+
+    kind: Literal["snapshot", "event"]
+    data: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.kind, "data": self.data}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFrame:
+    code: str
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "error", "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    reason: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "bye", "reason": self.reason}
+
+
+Message = Hello | Welcome | Request | Response | Push | ErrorFrame | Bye
+
+
+def encode(msg: Message | dict[str, Any]) -> bytes:
+    """One frame: compact JSON and a newline (JSON never contains a raw newline)."""
+    obj = msg if isinstance(msg, dict) else msg.to_wire()
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8") + b"\n"
+
+
+def _need(obj: dict[str, Any], key: str, types: tuple[type, ...]) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ProtocolError(f"{obj.get('type')} frame: {key!r} missing or of the wrong type")
+    return value
+
+
+def decode(line: bytes | str) -> Message:
+    """Parse one frame into a typed message. Raises ProtocolError on anything malformed."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("frame must be a JSON object")
+    kind = obj.get("type")
+    if kind == "hello":
+        token = obj.get("token")
+        return Hello(
+            protocol=_need(obj, "protocol", (int,)),
+            client=str(obj.get("client") or ""),
+            token=token if isinstance(token, str) else None,
+        )
+    if kind == "welcome":
+        return Welcome(
+            protocol=_need(obj, "protocol", (int,)),
+            server=str(obj.get("server") or ""),
+            location=str(obj.get("location") or ""),
+            pid=int(obj.get("pid") or 0),
+        )
+    if kind == "request":
+        params = obj.get("params")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise ProtocolError("request frame: 'params' must be an object")
+        return Request(id=_need(obj, "id", (int,)), method=_need(obj, "method", (str,)), params=params)
+    if kind == "response":
+        rid = _need(obj, "id", (int,))
+        if obj.get("ok") is True:
+            return Response(id=rid, ok=True, result=obj.get("result"))
+        raw_err = obj.get("error")
+        err: dict[str, Any] = raw_err if isinstance(raw_err, dict) else {}
+        return Response(
+            id=rid, ok=False, error_code=str(err.get("code") or "internal"), error_message=str(err.get("message") or "")
+        )
+    if kind in ("snapshot", "event"):
+        return Push(kind=kind, data=_need(obj, "data", (dict,)))
+    if kind == "error":
+        return ErrorFrame(code=str(obj.get("code") or "internal"), message=str(obj.get("message") or ""))
+    if kind == "bye":
+        return Bye(reason=str(obj.get("reason") or ""))
+    raise ProtocolError(f"unknown frame type {kind!r}")
