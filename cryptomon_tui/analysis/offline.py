@@ -556,16 +556,20 @@ def rule_auth(ctx: AnalysisContext, view: _View) -> Finding | None:
     return None
 
 
-def _baseline_and_current(stats: WindowStats, results: list[ProbeResult]) -> tuple[float | None, float | None]:
+def _baseline_and_current(
+    stats: WindowStats, results: list[ProbeResult], split_at: float
+) -> tuple[float | None, float | None]:
+    """Usual and current p99: from the metrics when they have a baseline, else before/after ``split_at``."""
     current = stats.p99_ms
     baseline = stats.baseline_p99_ms
-    oks = [r.latency_ms for r in results if r.ok and r.latency_ms is not None]
-    if baseline is None and len(oks) >= 10:
-        half = len(oks) // 2
-        older = sorted(oks[:half])
-        newer = sorted(oks[half:])
-        baseline = older[int(0.99 * (len(older) - 1))]
-        current = newer[int(0.99 * (len(newer) - 1))]
+    if baseline is None:
+        # Before the incident the rule was already pending for a while: the older half of it is the clean part.
+        before_all = [r.latency_ms for r in results if r.ok and r.latency_ms is not None and r.started_at < split_at]
+        before = sorted(before_all[: max(5, len(before_all) // 2)])
+        after = sorted(r.latency_ms for r in results if r.ok and r.latency_ms is not None and r.started_at >= split_at)
+        if len(before) >= 5 and len(after) >= 5:
+            baseline = before[int(0.99 * (len(before) - 1))]
+            current = after[int(0.99 * (len(after) - 1))]
     return baseline, current
 
 
@@ -573,7 +577,8 @@ def rule_latency(ctx: AnalysisContext, view: _View) -> Finding | None:
     for exchange in _targets(ctx, view):
         stats = ctx.stats_for(exchange)
         results = view.results(exchange)
-        baseline, current = _baseline_and_current(stats, results)
+        split = ctx.incident.started_at
+        baseline, current = _baseline_and_current(stats, ctx.results_for(exchange), split)
         peak = ctx.incident.peak.get("p99_ms") if ctx.incident.exchange == exchange else None
         if current is None and peak is not None:
             current = peak
@@ -590,7 +595,7 @@ def rule_latency(ctx: AnalysisContext, view: _View) -> Finding | None:
         for name in view.with_data():
             if name == exchange:
                 continue
-            o_base, o_cur = _baseline_and_current(ctx.stats_for(name), view.results(name))
+            o_base, o_cur = _baseline_and_current(ctx.stats_for(name), ctx.results_for(name), split)
             if o_base and o_cur:
                 (others_slow if o_cur / o_base >= 3 else others_fine).append(name)
         evidence = [
@@ -686,10 +691,10 @@ def rule_server_errors(ctx: AnalysisContext, view: _View) -> Finding | None:
 def rule_exchange_network(ctx: AnalysisContext, view: _View) -> Finding | None:
     """Timeouts / connect / TLS / DNS / resets on one exchange while the others answer."""
     for exchange in _targets(ctx, view):
-        attempts = view.attempts(exchange)
-        failures = [r for r in attempts if r.outcome in _NETWORK]
-        if not failures or len(failures) * 2 < len(attempts):
+        if not view.network_down(exchange):
             continue
+        attempts = view.last(exchange, 2 * LAST_N)
+        failures = [r for r in attempts if r.outcome in _NETWORK]
         others = [n for n in view.with_data() if n != exchange]
         others_fine = [n for n in others if view.healthy(n)]
         kinds = Counter(r.outcome for r in failures)
