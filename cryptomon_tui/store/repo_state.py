@@ -35,7 +35,7 @@ from cryptomon_tui.store.sql import transaction
 _INCIDENT_PLACEHOLDERS = ",".join("?" * len(INCIDENT_COLUMNS.split(",")))
 UPSERT_INCIDENT = f"INSERT OR REPLACE INTO incidents({INCIDENT_COLUMNS}) VALUES ({_INCIDENT_PLACEHOLDERS})"
 UPSERT_SILENCE = f"INSERT OR REPLACE INTO silences({SILENCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
-UPSERT_WINDOW = f"INSERT OR REPLACE INTO maintenance_windows({WINDOW_COLUMNS}) VALUES (?,?,?,?,?,?)"
+UPSERT_WINDOW = f"INSERT OR REPLACE INTO maintenance_windows({WINDOW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
 
 
 def write_incidents(conn: sqlite3.Connection, incidents: Iterable[Incident]) -> None:

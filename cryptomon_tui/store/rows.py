@@ -7,7 +7,7 @@ range queries. JSON columns hold the dict/list fields.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -374,29 +374,53 @@ def silence_from_dict(d: dict[str, Any]) -> Silence:
     )
 
 
-WINDOW_COLUMNS = "id, exchange, starts_at, ends_at, comment, recurrence"
+WINDOW_COLUMNS = "id, exchange, starts_at, ends_at, comment, recurrence, timezone, created_by"
+_WINDOW_FIELDS = {f.name for f in fields(MaintenanceWindow)}
 
 
 def window_to_row(w: MaintenanceWindow) -> tuple[Any, ...]:
-    return (w.id, w.exchange, w.starts_at, w.ends_at, w.comment, w.recurrence)
+    return (
+        w.id,
+        w.exchange,
+        w.starts_at,
+        w.ends_at,
+        w.comment,
+        w.recurrence,
+        getattr(w, "timezone", "UTC"),
+        getattr(w, "created_by", None),
+    )
+
+
+def _window(**values: Any) -> MaintenanceWindow:
+    # tolerate model versions with or without timezone/created_by
+    return MaintenanceWindow(**{k: v for k, v in values.items() if k in _WINDOW_FIELDS})
 
 
 def window_from_row(row: tuple[Any, ...]) -> MaintenanceWindow:
-    return MaintenanceWindow(
-        id=row[0], exchange=row[1], starts_at=float(row[2]), ends_at=float(row[3]), comment=row[4], recurrence=row[5]
+    return _window(
+        id=row[0],
+        exchange=row[1],
+        starts_at=float(row[2]),
+        ends_at=float(row[3]),
+        comment=row[4],
+        recurrence=row[5],
+        timezone=row[6] or "UTC",
+        created_by=row[7],
     )
 
 
 def window_from_dict(d: dict[str, Any]) -> MaintenanceWindow:
     starts, ends = _time(d["starts_at"]), _time(d["ends_at"])
     assert starts is not None and ends is not None
-    return MaintenanceWindow(
+    return _window(
         id=str(d["id"]),
         exchange=d.get("exchange"),
         starts_at=starts,
         ends_at=ends,
         comment=str(d.get("comment", "")),
         recurrence=d.get("recurrence"),
+        timezone=str(d.get("timezone") or "UTC"),
+        created_by=d.get("created_by"),
     )
 
 

@@ -68,4 +68,11 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE maintenance_windows ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
+        ALTER TABLE maintenance_windows ADD COLUMN created_by TEXT;
+        """,
+    ),
 ]

@@ -1,0 +1,504 @@
+"""Store-backed commands: incidents, ack, silence, silences, unsilence, maintenance, export.
+
+They work on the SQLite store directly, so they work with or without a running daemon.
+
+How a change reaches a running daemon (one consistent design):
+  1. The CLI applies the change to the stored state itself, in one transaction with step 2
+     (``ack`` sets the incident's state, ack fields and a timeline entry; ``silence`` inserts
+     the silence; ``unsilence`` sets its ``expired_at``; maintenance rows are added/removed).
+  2. In that same transaction it appends a row to the ``commands`` table
+     (kind + JSON payload carrying the full silence/window, ids and author).
+  3. A running daemon polls ``Store.poll_commands()`` at least once a second, applies each
+     command to its in-memory state (IncidentManager ack/silence/unsilence/maintenance) and
+     calls ``Store.mark_command_done(id, result)``. Applying is idempotent: the silence or
+     window carries its id, an ack of an acknowledged incident changes nothing.
+  4. With no daemon running, the commands simply wait. A daemon started later restores its
+     state with ``Store.load_state()`` (which already includes the CLI's change) and then
+     applies the waiting commands, which are no-ops by then; commands nobody applied within
+     a week are marked expired by retention.
+Between 1 and 3 the daemon may write its older copy of the incident once (its flush
+interval), which 3 corrects within a second; a crash in that gap leaves the command pending,
+so the change is applied after the restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from cryptomon_tui.cli.common import add_config_arg, load_or_exit
+from cryptomon_tui.clock import RealClock
+from cryptomon_tui.incidents.model import Incident, MaintenanceWindow, Matcher, Silence
+from cryptomon_tui.probing.results import iso_utc, parse_iso_utc
+from cryptomon_tui.units import format_duration, parse_duration
+
+T = TypeVar("T")
+EXIT_USAGE = 2
+SILENCE_LABELS = ("exchange", "rule", "probe", "severity")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser("incidents", help="list incidents from the store")
+    p.add_argument("--open", action="store_true", help="only firing or acknowledged incidents")
+    p.add_argument("--since", metavar="DURATION", default="7d", help="incidents active in this period (default 7d)")
+    p.add_argument("--limit", type=int, default=200, help="at most this many (newest first)")
+    p.add_argument("--json", action="store_true", help="JSON with timelines")
+    add_config_arg(p)
+    p.set_defaults(handler=cmd_incidents)
+
+    p = sub.add_parser("ack", help="acknowledge an incident (stops reminders)")
+    p.add_argument("id", help="incident id (a unique prefix is enough)")
+    p.add_argument("--note", help="what you are doing about it")
+    p.add_argument("--by", default=None, help="who (default: your OS user)")
+    add_config_arg(p)
+    p.set_defaults(handler=cmd_ack)
+
+    p = sub.add_parser(
+        "silence",
+        help="stop notifications for matching incidents",
+        description="Matchers are ANDed. Presets: --for 15m, 1h, 4h, or --until-resolved.",
+    )
+    for label in SILENCE_LABELS:
+        p.add_argument(f"--{label}", help=f"match {label} (exact)")
+    p.add_argument("--incident", metavar="ID", help="match one incident by id")
+    p.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="MATCHER",
+        help="extra matcher: name=value, name!=value, name=~regex, name!~regex (repeatable)",
+    )
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 15m, 1h, 4h")
+    when.add_argument("--until-resolved", action="store_true", help="until the matched incident resolves")
+    p.add_argument("--comment", required=True, help="why (required)")
+    p.add_argument("--by", default=None, help="who (default: your OS user)")
+    add_config_arg(p)
+    p.set_defaults(handler=cmd_silence)
+
+    p = sub.add_parser("silences", help="list silences")
+    p.add_argument("--all", action="store_true", help="include expired ones")
+    p.add_argument("--json", action="store_true")
+    add_config_arg(p)
+    p.set_defaults(handler=cmd_silences)
+
+    p = sub.add_parser("unsilence", help="end a silence now")
+    p.add_argument("id", help="silence id (a unique prefix is enough)")
+    p.add_argument("--by", default=None, help="who (default: your OS user)")
+    add_config_arg(p)
+    p.set_defaults(handler=cmd_unsilence)
+
+    p = sub.add_parser("maintenance", help="planned maintenance windows (incidents inside are not notified)")
+    msub = p.add_subparsers(dest="maintenance_command", metavar="ACTION")
+    add = msub.add_parser("add", help="add a one-off or recurring window")
+    add.add_argument("--exchange", help="exchange name (default: all exchanges)")
+    add.add_argument("--start", default="now", help="ISO-8601 time (naive = UTC) or 'now' (default)")
+    end = add.add_mutually_exclusive_group(required=True)
+    end.add_argument("--end", help="ISO-8601 end time")
+    end.add_argument("--for", dest="duration", metavar="DURATION", help="length, e.g. 2h")
+    add.add_argument("--recurrence", choices=("daily", "weekly"), help="repeat at the same local time")
+    add.add_argument("--timezone", default="UTC", help="IANA zone a recurrence keeps its time in (default UTC)")
+    add.add_argument("--comment", default="", help="what is planned")
+    add.add_argument("--by", default=None, help="who (default: your OS user)")
+    add_config_arg(add)
+    add.set_defaults(handler=cmd_maintenance_add)
+    lst = msub.add_parser("list", help="list windows")
+    lst.add_argument("--all", action="store_true", help="include past one-off windows")
+    lst.add_argument("--json", action="store_true")
+    add_config_arg(lst)
+    lst.set_defaults(handler=cmd_maintenance_list)
+    rm = msub.add_parser("remove", help="remove a window")
+    rm.add_argument("id")
+    add_config_arg(rm)
+    rm.set_defaults(handler=cmd_maintenance_remove)
+    p.set_defaults(handler=lambda a: (p.print_help(), 0)[1])
+
+    p = sub.add_parser(
+        "export",
+        help="write recorded probe results in the backtest input format",
+        description="Writes ts, exchange, probe, latency_ms, outcome, http_status, error_code, error_message, "
+        "rate_limit_used, clock_offset_ms: the format `cryptomon backtest --input` reads.",
+    )
+    p.add_argument("--since", default="24h", metavar="DURATION", help="how far back (default 24h)")
+    p.add_argument("--exchange", help="only this exchange")
+    p.add_argument(
+        "--format", choices=("csv", "jsonl"), default=None, help="default: from --output's extension, else csv"
+    )
+    p.add_argument("--output", "-o", metavar="PATH", default="-", help="file (default: stdout)")
+    add_config_arg(p)
+    p.set_defaults(handler=cmd_export)
+
+
+# --- plumbing ---------------------------------------------------------------------------------
+
+
+def _user(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+def _err(message: str, code: int = 1) -> int:
+    print(f"cryptomon: {message}", file=sys.stderr)
+    return code
+
+
+class _StoreProblem(Exception):
+    pass
+
+
+def _with_store(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Open the configured store (no background task), run ``work(store)``, close."""
+    from cryptomon_tui.store import Store
+
+    config, _ = load_or_exit(getattr(args, "config", None))
+
+    async def run() -> T:
+        store = Store(config.storage, RealClock())
+        try:
+            if not await store.open(background=False):
+                health = store.health()
+                raise _StoreProblem(f"cannot open the store at {store.path}: {health.last_error}")
+            result = await work(store)
+            health = store.health()
+            if not health.ok:
+                raise _StoreProblem(f"storage error at {store.path}: {health.last_error}")
+            return result
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+    from cryptomon_tui.store import StateChangeError
+
+    try:
+        return _with_store(args, work)
+    except _StoreProblem as exc:
+        return _err(str(exc))
+    except StateChangeError as exc:
+        return _err(str(exc))
+
+
+def _duration(text: str, what: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{what}: {exc}") from None
+
+
+def _when(text: str, now: float) -> float:
+    if text.strip().lower() == "now":
+        return now
+    try:
+        return float(text) if text.replace(".", "", 1).isdigit() else parse_iso_utc(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time: use ISO-8601 such as 2025-06-01T09:00Z") from None
+
+
+def _ago(seconds: float) -> str:
+    return format_duration(max(0.0, round(seconds)))
+
+
+def _table(rows: list[list[str]], out: IO[str]) -> None:
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() + "\n")
+
+
+# --- incidents / ack ------------------------------------------------------------------------------
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    try:
+        window = _duration(args.since, "--since")
+    except argparse.ArgumentTypeError as exc:
+        return _err(str(exc), EXIT_USAGE)
+    now = RealClock().now()
+
+    async def work(store: Any) -> int:
+        items: list[Incident] = await store.incidents(
+            open_only=args.open, since=now - window, limit=args.limit, timelines=args.json
+        )
+        if args.json:
+            json.dump([i.to_dict() for i in items], sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+            return 0
+        if not items:
+            print("no incidents" + (" open" if args.open else f" in the last {args.since}"))
+            return 0
+        rows = [["ID", "STATE", "SEVERITY", "RULE", "EXCHANGE", "PROBE", "STARTED", "FOR", "SUMMARY"]]
+        for i in items:
+            end = i.resolved_at if i.resolved_at is not None else now
+            state = i.state.value + (" (silenced)" if i.silenced_by else "") + (" (flapping)" if i.flapping else "")
+            rows.append(
+                [
+                    i.id,
+                    state,
+                    i.severity.value,
+                    i.rule,
+                    i.exchange or "-",
+                    i.probe or "-",
+                    iso_utc(i.started_at)[:19].replace("T", " "),
+                    _ago(end - i.started_at),
+                    i.summary,
+                ]
+            )
+        _table(rows, sys.stdout)
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    by = _user(args.by)
+
+    async def work(store: Any) -> int:
+        incident = await store.ack_incident(args.id, by, args.note)
+        if incident is None:
+            return 1
+        print(f"acknowledged {incident.id} ({incident.rule} on {incident.exchange or 'all'}) as {by}")
+        return 0
+
+    return _run(args, work)
+
+
+# --- silences -------------------------------------------------------------------------------------
+
+
+def _matchers(args: argparse.Namespace) -> list[Matcher]:
+    matchers = [Matcher(label, getattr(args, label)) for label in SILENCE_LABELS if getattr(args, label)]
+    if args.incident:
+        matchers.append(Matcher("id", args.incident))
+    if args.match:
+        from cryptomon_tui.incidents.silences import parse_matcher
+
+        for text in args.match:
+            try:
+                matchers.append(parse_matcher(text))
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+    return matchers
+
+
+def _describe(matchers: tuple[Matcher, ...] | list[Matcher]) -> str:
+    ops = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}
+    return ",".join(f"{m.name}{ops[(m.is_regex, m.is_equal)]}{m.value}" for m in matchers)
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    try:
+        matchers = _matchers(args)
+        length = None if args.until_resolved else _duration(args.duration, "--for")
+    except argparse.ArgumentTypeError as exc:
+        return _err(str(exc), EXIT_USAGE)
+    if not matchers:
+        return _err(
+            "a silence needs at least one matcher: --exchange, --rule, --probe, --severity, --incident or --match",
+            EXIT_USAGE,
+        )
+    if not args.comment.strip():
+        return _err("--comment must say why", EXIT_USAGE)
+    if length is not None and length <= 0:
+        return _err("--for must be longer than 0", EXIT_USAGE)
+    now = RealClock().now()
+    silence = Silence(
+        id="sil-" + secrets.token_hex(4),
+        matchers=tuple(matchers),
+        starts_at=now,
+        ends_at=None if length is None else now + length,
+        created_by=_user(args.by),
+        comment=args.comment.strip(),
+        created_at=now,
+    )
+
+    async def work(store: Any) -> int:
+        if args.incident and await store.incident(args.incident) is None:
+            print(f"note: no incident {args.incident!r} in the store yet; the silence applies if it appears",
+                  file=sys.stderr)  # fmt: skip
+        if not await store.add_silence(silence):
+            return 1
+        until = "until resolved" if silence.ends_at is None else f"until {iso_utc(silence.ends_at)}"
+        print(f"{silence.id}: silenced {_describe(silence.matchers)} {until} ({silence.created_by})")
+        return 0
+
+    return _run(args, work)
+
+
+def _silence_state(s: Silence, now: float) -> str:
+    if s.expired_at is not None and s.expired_at <= now:
+        return "expired"
+    if s.ends_at is not None and s.ends_at <= now:
+        return "expired"
+    return "active" if s.starts_at <= now else "pending"
+
+
+def cmd_silences(args: argparse.Namespace) -> int:
+    now = RealClock().now()
+
+    async def work(store: Any) -> int:
+        items: list[Silence] = await store.silences(include_expired=args.all)
+        if args.json:
+            out = [{**s.to_dict(), "state": _silence_state(s, now)} for s in items]
+            json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+            return 0
+        if not items:
+            print("no silences" if args.all else "no active silences")
+            return 0
+        rows = [["ID", "STATE", "MATCHERS", "ENDS", "BY", "COMMENT"]]
+        for s in items:
+            ends = "when resolved" if s.ends_at is None else f"in {_ago(s.ends_at - now)}"
+            if _silence_state(s, now) == "expired":
+                ends = iso_utc(min(x for x in (s.expired_at, s.ends_at) if x is not None))[:19].replace("T", " ")
+            rows.append([s.id, _silence_state(s, now), _describe(s.matchers), ends, s.created_by, s.comment])
+        _table(rows, sys.stdout)
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_unsilence(args: argparse.Namespace) -> int:
+    by = _user(args.by)
+
+    async def work(store: Any) -> int:
+        silence = await store.expire_silence(args.id, by)
+        if silence is None:
+            return 1
+        print(f"{silence.id}: ended ({_describe(silence.matchers)})")
+        return 0
+
+    return _run(args, work)
+
+
+# --- maintenance ----------------------------------------------------------------------------------
+
+
+def cmd_maintenance_add(args: argparse.Namespace) -> int:
+    now = RealClock().now()
+    try:
+        start = _when(args.start, now)
+        end = _when(args.end, now) if args.end else start + _duration(args.duration, "--for")
+    except argparse.ArgumentTypeError as exc:
+        return _err(str(exc), EXIT_USAGE)
+    values: dict[str, Any] = {
+        "id": "mw-" + secrets.token_hex(4),
+        "exchange": args.exchange,
+        "starts_at": start,
+        "ends_at": end,
+        "comment": args.comment,
+        "recurrence": args.recurrence,
+        "timezone": args.timezone,
+        "created_by": _user(args.by),
+    }
+    from cryptomon_tui.store.rows import window_from_dict
+
+    window = window_from_dict(values)
+    if end <= start:
+        return _err("the window must end after it starts", EXIT_USAGE)
+    with contextlib.suppress(ModuleNotFoundError):
+        from cryptomon_tui.incidents.maintenance import check_window
+
+        try:
+            check_window(window)
+        except ValueError as exc:
+            return _err(str(exc), EXIT_USAGE)
+
+    async def work(store: Any) -> int:
+        if not await store.add_maintenance(window):
+            return 1
+        repeat = f", {args.recurrence}" if args.recurrence else ""
+        print(f"{window.id}: {args.exchange or 'all exchanges'} {iso_utc(start)} .. {iso_utc(end)}{repeat}")
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_maintenance_list(args: argparse.Namespace) -> int:
+    async def work(store: Any) -> int:
+        items: list[MaintenanceWindow] = await store.maintenance_windows(include_past=args.all)
+        if args.json:
+            json.dump([w.to_dict() for w in items], sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+            return 0
+        if not items:
+            print("no maintenance windows")
+            return 0
+        rows = [["ID", "EXCHANGE", "STARTS", "ENDS", "REPEATS", "COMMENT"]]
+        for w in items:
+            rows.append(
+                [
+                    w.id,
+                    w.exchange or "all",
+                    iso_utc(w.starts_at)[:16].replace("T", " "),
+                    iso_utc(w.ends_at)[:16].replace("T", " "),
+                    (w.recurrence or "-") + (f" ({w.timezone})" if w.recurrence and hasattr(w, "timezone") else ""),
+                    w.comment,
+                ]
+            )
+        _table(rows, sys.stdout)
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_maintenance_remove(args: argparse.Namespace) -> int:
+    async def work(store: Any) -> int:
+        if not await store.remove_maintenance(args.id):
+            if store.health().ok:
+                return _err(f"no maintenance window {args.id!r}")
+            return 1
+        print(f"{args.id}: removed")
+        return 0
+
+    return _run(args, work)
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cryptomon_tui.backtest import RecordWriter
+
+    try:
+        window = _duration(args.since, "--since")
+    except argparse.ArgumentTypeError as exc:
+        return _err(str(exc), EXIT_USAGE)
+    fmt = args.format
+    if fmt is None:
+        fmt = "jsonl" if str(args.output).lower().endswith((".jsonl", ".ndjson", ".json")) else "csv"
+    now = RealClock().now()
+    with contextlib.ExitStack() as stack:
+        out: IO[str]
+        if args.output == "-":
+            out = sys.stdout
+        else:
+            target = Path(args.output).expanduser()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(target.open("w", encoding="utf-8", newline=""))
+        writer = RecordWriter(out, fmt)
+
+        async def work(store: Any) -> int:
+            async for page in store.iter_results(now - window, now + 1, exchange=args.exchange):
+                writer.write(page)
+            return 0
+
+        code = _run(args, work)
+        out.flush()
+    if code == 0:
+        print(f"exported {writer.count} results ({fmt})", file=sys.stderr)
+    return code

@@ -1,0 +1,175 @@
+"""Outbox operations the notifier needs beyond ``repo_outbox``: batched enqueue (one commit for a storm),
+batched state changes, releasing claimed-but-unattempted rows, withdrawing a superseded firing, the next
+due time per channel, and persisted channel health. Owned by the notify package; same conventions as
+the other repository modules (plain functions on a connection, one transaction each)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from cryptomon_tui.store.rows import OUTBOX_COLUMNS, OutboxMessage, outbox_from_row
+from cryptomon_tui.store.sql import transaction
+
+FIRED_EVENTS = ("firing", "reopened", "reminder")
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def enqueue_many(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]], now: float) -> list[int]:
+    """Insert rows (dicts with the outbox columns) and update the notification log, in ONE transaction.
+
+    A firing row marks its (incident, channel) as told-it-fired; a resolved row marks it told-it-resolved.
+    An idempotency key already present keeps its existing row.
+    """
+    ids: list[int] = []
+    with transaction(conn):
+        for r in rows:
+            cur = conn.execute(
+                "INSERT INTO outbox(idempotency_key, channel, incident_id, fingerprint, event, payload, state, "
+                "attempts, next_attempt_at, created_at) VALUES (?,?,?,?,?,?,'pending',0,?,?) "
+                "ON CONFLICT(idempotency_key) DO NOTHING",
+                (
+                    r["idempotency_key"],
+                    r["channel"],
+                    r["incident_id"],
+                    r["fingerprint"],
+                    r["event"],
+                    json.dumps(r["payload"], separators=(",", ":"), ensure_ascii=False),
+                    r["next_attempt_at"],
+                    now,
+                ),
+            )
+            if cur.rowcount == 1:
+                ids.append(int(cur.lastrowid or 0))
+            else:
+                row = conn.execute(
+                    "SELECT id FROM outbox WHERE idempotency_key = ?", (r["idempotency_key"],)
+                ).fetchone()
+                ids.append(int(row[0]))
+            if not r["incident_id"]:
+                continue
+            if r["event"] in FIRED_EVENTS:
+                conn.execute(
+                    "INSERT INTO notification_log(incident_id, channel, fingerprint, fired_notified, fired_at) "
+                    "VALUES (?,?,?,1,?) ON CONFLICT(incident_id, channel) DO UPDATE SET fired_notified = 1, "
+                    "fired_at = coalesce(notification_log.fired_at, excluded.fired_at), resolved_notified = 0, "
+                    "resolved_at = NULL",
+                    (r["incident_id"], r["channel"], r["fingerprint"], now),
+                )
+            elif r["event"] == "resolved":
+                conn.execute(
+                    "UPDATE notification_log SET resolved_notified = 1, resolved_at = ? "
+                    "WHERE incident_id = ? AND channel = ?",
+                    (now, r["incident_id"], r["channel"]),
+                )
+    return ids
+
+
+def mark_sent_many(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> int:
+    with transaction(conn):
+        cur = conn.execute(
+            f"UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL WHERE id IN ({_marks(len(ids))})",
+            (now, *ids),
+        )
+    return int(cur.rowcount)
+
+
+def mark_failed_many(
+    conn: sqlite3.Connection, ids: Sequence[int], error: str, next_attempt_at: float, dead: bool
+) -> int:
+    with transaction(conn):
+        cur = conn.execute(
+            f"UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ? WHERE id IN ({_marks(len(ids))})",
+            ("dead" if dead else "pending", error[:2000], next_attempt_at, *ids),
+        )
+    return int(cur.rowcount)
+
+
+def release(conn: sqlite3.Connection, ids: Sequence[int], next_attempt_at: float, error: str | None) -> int:
+    """Claimed rows that were not really attempted (channel paused or broken): the attempt is given back."""
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), next_attempt_at = ?, "
+            f"last_error = coalesce(?, last_error) WHERE id IN ({_marks(len(ids))}) AND state = 'sending'",
+            (next_attempt_at, None if error is None else error[:2000], *ids),
+        )
+    return int(cur.rowcount)
+
+
+def cancel_pending(conn: sqlite3.Connection, incident_id: str, channel: str, events: Sequence[str]) -> int:
+    """Withdraw never-attempted firing rows (resolved inside group_wait); the channel was never told."""
+    with transaction(conn):
+        cur = conn.execute(
+            "DELETE FROM outbox WHERE incident_id = ? AND channel = ? AND state = 'pending' AND attempts = 0 "
+            f"AND event IN ({_marks(len(events))})",
+            (incident_id, channel, *events),
+        )
+        n = int(cur.rowcount)
+        if n:
+            left = conn.execute(
+                "SELECT count(*) FROM outbox WHERE incident_id = ? AND channel = ? "
+                f"AND event IN ({_marks(len(events))})",
+                (incident_id, channel, *events),
+            ).fetchone()[0]
+            if not left:
+                conn.execute(
+                    "DELETE FROM notification_log WHERE incident_id = ? AND channel = ?", (incident_id, channel)
+                )
+    return n
+
+
+def next_due(conn: sqlite3.Connection, channel: str) -> float | None:
+    row = conn.execute(
+        "SELECT min(next_attempt_at) FROM outbox WHERE channel = ? AND state = 'pending'", (channel,)
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def notified_channels(conn: sqlite3.Connection, incident_id: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT channel FROM notification_log WHERE incident_id = ? AND fired_notified = 1 AND resolved_notified = 0",
+        (incident_id,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def dead_for(conn: sqlite3.Connection, channel: str | None, limit: int) -> list[OutboxMessage]:
+    sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'dead'"
+    params: list[Any] = []
+    if channel is not None:
+        sql += " AND channel = ?"
+        params.append(channel)
+    sql += " ORDER BY id LIMIT ?"
+    params.append(limit)
+    return [outbox_from_row(r) for r in conn.execute(sql, params).fetchall()]
+
+
+def resend_ids(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> int:
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? "
+            f"WHERE id IN ({_marks(len(ids))}) AND state IN ('dead', 'pending')",
+            (now, *ids),
+        )
+    return int(cur.rowcount)
+
+
+def set_channel_state(conn: sqlite3.Connection, channel: str, broken: bool, reason: str | None, now: float) -> None:
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO notify_channel_state(channel, broken, reason, updated_at) VALUES (?,?,?,?) "
+            "ON CONFLICT(channel) DO UPDATE SET broken = excluded.broken, reason = excluded.reason, "
+            "updated_at = excluded.updated_at",
+            (channel, int(broken), reason, now),
+        )
+
+
+def channel_states(conn: sqlite3.Connection) -> dict[str, tuple[bool, str | None]]:
+    return {
+        str(c): (bool(b), r) for c, b, r in conn.execute("SELECT channel, broken, reason FROM notify_channel_state")
+    }
