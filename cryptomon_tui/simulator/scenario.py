@@ -1,0 +1,825 @@
+"""Scenarios: YAML timelines of faults per exchange, validated, with machine-readable ground truth.
+
+A scenario file::
+
+    name: outage                  # optional, defaults to the file name
+    description: one line for `cryptomon simulate --list`
+    duration: 30s                 # length of one cycle; required when loop: true
+    loop: true                    # start over after `duration` (for demos)
+    seed: 7                       # random source for rates, distributions and prices
+    faults:
+      - exchange: binance         # binance | binance_futures | bybit | okx | deribit | all | a list of them
+        type: errors              # see below
+        start: 3s                 # offset from scenario start: 500ms, 3s, 1m ... or plain seconds
+        duration: 5s              # or `end: 8s`; neither = until the end of the cycle (or forever)
+        probes: [ticker, book]    # optional: only these probe names (ping,time,status,ticker,book,account)
+        paths: ["/api/v3/*"]      # optional: only request paths matching these globs
+        rate: 1.0                 # optional: share of matching requests hit (0..1), default all
+        expect: http_5xx          # optional: override the expected probe outcome (ground truth)
+        status: 500               # type-specific keys ...
+
+Fault types and their keys:
+
+- ``latency``: ``ms`` = a number (fixed) or ``normal(mean, sd)``, ``lognormal(median, sigma)``,
+  ``uniform(low, high)`` (all in ms). Added to the answer time, measured from request arrival.
+- ``drift``: ``from_ms`` .. ``to_ms``: added latency growing linearly across the fault.
+- ``errors``: ``status`` (HTTP) and/or ``code`` (exchange error code) plus optional ``message``,
+  rendered in the exchange's own envelope (Bybit inside HTTP 200, OKX string codes, Deribit
+  JSON-RPC errors with HTTP 400, Binance negative codes).
+- ``rate_limit``: the exchange's rate-limit answer (Binance 429/-1003, Bybit 10006 in HTTP 200,
+  OKX 429/50011, Deribit 10028); ``retry_after`` (default: until the fault ends).
+- ``ban``: Binance 418/-1003 "IP banned until <ms>" + Retry-After, Bybit HTTP 403 "access too
+  frequent"; ``ban_for`` (default: until the fault ends). Binance and Bybit only.
+- ``weight_climb``: the usage headers climb from ``usage_from`` to ``usage_to`` (shares of the
+  limit, default 0.1 .. 0.98) across the fault. Binance and Bybit only (the others send none).
+- ``hang``: accept the request and never answer (the client times out).
+- ``refuse``: close the listening socket for the fault's duration (connection refused), then
+  reopen it on the same port. Applies to the whole exchange port (no probe/path filter).
+- ``reset``: accept, then reset the TCP connection (SO_LINGER 0).
+- ``malformed``: truncated JSON (``status`` default 200, ``keep`` = share of the body kept).
+- ``html``: an HTML error page from a proxy: ``status`` 403 or 502 (default), ``page``
+  cloudfront | cloudflare | nginx.
+- ``clock_skew``: server time offset ``offset_ms``, optionally drifting to ``to_ms`` across the
+  fault.
+- ``maintenance``: Binance system/status 1 plus 503/-1016 elsewhere; Bybit system/status lists an
+  ongoing item; OKX 503/50001 and an ongoing status item; Deribit 11051 and public/status locked.
+  ``block: false`` only changes the status endpoints.
+- ``huge_body``: a 200 JSON body of ``size_mb`` (default 50) streamed out.
+
+Each fault's expected probe outcome (``Scenario.expected()``) is the ground truth tests and
+benchmarks check detection against.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import random
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cryptomon_tui.config.errors import ConfigError, ConfigProblem
+from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.units import Duration
+
+EXCHANGES: tuple[str, ...] = ("binance", "binance_futures", "bybit", "okx", "deribit")
+PORT_OFFSETS: dict[str, int] = {name: i for i, name in enumerate(EXCHANGES)}
+PROBE_NAMES: tuple[str, ...] = ("ping", "time", "status", "ticker", "book", "account")
+FOREVER = math.inf
+
+
+class ScenarioError(ConfigError):
+    """A scenario file that does not validate; names the file, the key path and the line."""
+
+
+# --------------------------------------------------------------------------- latency distributions
+
+_DIST = re.compile(r"^\s*(fixed|normal|lognormal|uniform)\s*\(\s*([-\d.eE+]+)\s*(?:,\s*([-\d.eE+]+)\s*)?\)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyDist:
+    """Added latency in ms: fixed, normal(mean, sd), lognormal(median, sigma) or uniform(lo, hi)."""
+
+    kind: str
+    a: float
+    b: float = 0.0
+
+    def sample(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "normal":
+            value = rng.gauss(self.a, self.b)
+        elif self.kind == "lognormal":
+            value = self.a * math.exp(rng.gauss(0.0, self.b))
+        else:
+            value = rng.uniform(self.a, self.b)
+        return value if value > 0.0 else 0.0
+
+    @property
+    def typical_ms(self) -> float:
+        return (self.a + self.b) / 2 if self.kind == "uniform" else self.a
+
+    def __str__(self) -> str:
+        return f"{self.a:g}" if self.kind == "fixed" else f"{self.kind}({self.a:g}, {self.b:g})"
+
+
+def parse_latency(value: Any) -> LatencyDist:
+    if isinstance(value, LatencyDist):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected milliseconds or normal(mean, sd) / lognormal(median, sigma) / uniform(lo, hi)")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("latency cannot be negative")
+        return LatencyDist("fixed", float(value))
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return parse_latency(float(text))
+        except ValueError:
+            pass
+        match = _DIST.match(text)
+        if match:
+            kind, a_text, b_text = match.groups()
+            a = float(a_text)
+            if kind == "fixed":
+                if b_text is not None:
+                    raise ValueError("fixed(ms) takes one value")
+                return parse_latency(a)
+            if b_text is None:
+                raise ValueError(f"{kind}() takes two values")
+            b = float(b_text)
+            if a < 0 or b < 0:
+                raise ValueError("latency parameters cannot be negative")
+            if kind == "uniform" and b < a:
+                raise ValueError("uniform(lo, hi) needs lo <= hi")
+            if kind == "lognormal" and a == 0:
+                raise ValueError("lognormal(median, sigma) needs median > 0")
+            return LatencyDist(kind, a, b)
+    raise ValueError(
+        f"{value!r} is not a latency: use milliseconds (50), normal(mean, sd), lognormal(median, sigma) "
+        "or uniform(lo, hi)"
+    )
+
+
+Latency = Annotated[LatencyDist, BeforeValidator(parse_latency), PlainSerializer(str, return_type=str)]
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class FaultBase(_Model):
+    """Keys every fault has. ``start``/``end`` are seconds from scenario (or injection) start."""
+
+    type: str
+    exchange: tuple[str, ...] = ("all",)
+    start: Duration = 0.0
+    duration: Duration | None = None
+    end: Duration | None = None
+    probes: tuple[str, ...] | None = None
+    paths: tuple[str, ...] | None = None
+    rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    expect: Outcome | None = None
+    note: str = ""
+
+    # Exchanges the type makes sense for ("all" expands to these).
+    supported: ClassVar[tuple[str, ...]] = EXCHANGES
+    # Types that act on the connection/listener, where a rate or a filter has no meaning.
+    whole_port: ClassVar[bool] = False
+    rate_allowed: ClassVar[bool] = True
+
+    @field_validator("exchange", mode="before")
+    @classmethod
+    def _exchanges(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list | tuple) or not v:
+            raise ValueError(f"expected one of {', '.join(EXCHANGES)}, 'all', or a list of them")
+        out: list[str] = []
+        for item in v:
+            name = str(item).strip().lower()
+            if name == "binance_spot":
+                name = "binance"
+            if name != "all" and name not in EXCHANGES:
+                raise ValueError(f"unknown exchange {item!r}: use one of {', '.join(EXCHANGES)} or 'all'")
+            out.append(name)
+        return tuple(out)
+
+    @field_validator("probes", mode="before")
+    @classmethod
+    def _probes(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            v = [v]
+        for name in v:
+            if name not in PROBE_NAMES:
+                raise ValueError(f"unknown probe {name!r}: use {', '.join(PROBE_NAMES)}")
+        return tuple(v)
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _paths(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if v is not None:
+            for p in v:
+                if not str(p).startswith("/"):
+                    raise ValueError(f"a path pattern starts with '/', got {p!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultBase:
+        if self.duration is not None and self.end is not None:
+            raise ValueError("give either duration or end, not both")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end:g}s) must be after start ({self.start:g}s)")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("duration must be greater than 0")
+        if self.whole_port and (self.probes or self.paths):
+            raise ValueError(f"{self.type} acts on the whole port: probes/paths filters do not apply")
+        if not self.rate_allowed and self.rate != 1.0:
+            raise ValueError(f"{self.type} has no rate (it is either on or off)")
+        for name in self.exchange:
+            if name != "all" and name not in self.supported:
+                raise ValueError(
+                    f"{self.type} does not apply to {name} (only {', '.join(self.supported)}); use 'all' to "
+                    "apply it wherever it makes sense"
+                )
+        return self
+
+    # ---- timeline
+
+    @property
+    def end_s(self) -> float:
+        if self.end is not None:
+            return self.end
+        if self.duration is not None:
+            return self.start + self.duration
+        return FOREVER
+
+    def exchanges(self) -> tuple[str, ...]:
+        if "all" in self.exchange:
+            return tuple(e for e in EXCHANGES if e in self.supported)
+        return tuple(dict.fromkeys(self.exchange))
+
+    def matches(self, probe: str | None, path: str) -> bool:
+        if self.probes is not None and probe not in self.probes:
+            return False
+        return not (self.paths is not None and not any(fnmatch.fnmatchcase(path, pat) for pat in self.paths))
+
+    # ---- ground truth
+
+    def expected_outcome(self, exchange: str) -> Outcome:
+        """What a correct probe should report while this fault hits it."""
+        return self.expect or self._natural_outcome(exchange)
+
+    def _natural_outcome(self, exchange: str) -> Outcome:  # pragma: no cover - overridden
+        return Outcome.OK
+
+    def acceptable_outcomes(self, exchange: str) -> frozenset[Outcome]:
+        return frozenset({self.expected_outcome(exchange)})
+
+    def affected_probes(self, exchange: str) -> frozenset[str] | None:
+        """Probe names that see the fault (None = every probe)."""
+        return None if self.probes is None else frozenset(self.probes)
+
+
+class LatencyFault(FaultBase):
+    type: Literal["latency"] = "latency"
+    ms: Latency
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.OK
+
+
+class DriftFault(FaultBase):
+    type: Literal["drift"] = "drift"
+    from_ms: float = Field(default=0.0, ge=0)
+    to_ms: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> DriftFault:
+        if self.end_s == FOREVER:
+            raise ValueError("drift needs duration or end (it grows across the fault)")
+        return self
+
+    def added_ms(self, t_in_fault: float) -> float:
+        span = self.end_s - self.start
+        share = min(1.0, max(0.0, t_in_fault / span)) if span > 0 else 1.0
+        return self.from_ms + (self.to_ms - self.from_ms) * share
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.OK
+
+
+# Exchange error codes whose meaning is fixed by the reference (exchanges.md) -> outcome.
+_CODE_OUTCOMES: dict[str, dict[str, Outcome]] = {
+    "binance": {
+        "-1003": Outcome.RATE_LIMITED,
+        "-1015": Outcome.RATE_LIMITED,
+        "-1008": Outcome.RATE_LIMITED,
+        "-1021": Outcome.CLOCK_SKEW,
+        "-1022": Outcome.AUTH,
+        "-2014": Outcome.AUTH,
+        "-2015": Outcome.AUTH,
+        "-1002": Outcome.AUTH,
+        "-1016": Outcome.MAINTENANCE,
+    },
+    "bybit": {
+        "10006": Outcome.RATE_LIMITED,
+        "10002": Outcome.CLOCK_SKEW,
+        "10003": Outcome.AUTH,
+        "10004": Outcome.AUTH,
+        "10005": Outcome.AUTH,
+        "10007": Outcome.AUTH,
+        "10010": Outcome.AUTH,
+        "33004": Outcome.AUTH,
+    },
+    "okx": {
+        "50011": Outcome.RATE_LIMITED,
+        "50061": Outcome.RATE_LIMITED,
+        "50040": Outcome.RATE_LIMITED,
+        "50102": Outcome.CLOCK_SKEW,
+        "50112": Outcome.CLOCK_SKEW,
+        "50101": Outcome.AUTH,
+        "50105": Outcome.AUTH,
+        "50110": Outcome.AUTH,
+        "50111": Outcome.AUTH,
+        "50113": Outcome.AUTH,
+        "50114": Outcome.AUTH,
+        "50001": Outcome.MAINTENANCE,
+        "50005": Outcome.MAINTENANCE,
+        "50026": Outcome.HTTP_5XX,
+    },
+    "deribit": {
+        "10028": Outcome.RATE_LIMITED,
+        "10066": Outcome.RATE_LIMITED,
+        "10047": Outcome.RATE_LIMITED,
+        "13004": Outcome.AUTH,
+        "13009": Outcome.AUTH,
+        "10000": Outcome.AUTH,
+        "13021": Outcome.AUTH,
+        "13403": Outcome.AUTH,
+        "11051": Outcome.MAINTENANCE,
+        "13025": Outcome.MAINTENANCE,
+        "13503": Outcome.MAINTENANCE,
+        "13028": Outcome.MAINTENANCE,
+        "11056": Outcome.MAINTENANCE,
+        "10041": Outcome.MAINTENANCE,
+    },
+}
+_CODE_OUTCOMES["binance_futures"] = _CODE_OUTCOMES["binance"]
+
+# Where an exchange puts an error when the fault names only a code.
+DEFAULT_ERROR_STATUS: dict[str, int] = {
+    "binance": 400,
+    "binance_futures": 400,
+    "bybit": 200,
+    "okx": 200,
+    "deribit": 400,
+}
+
+
+def outcome_for_status(status: int) -> Outcome:
+    if status >= 500:
+        return Outcome.HTTP_5XX
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status == 418:
+        return Outcome.IP_BANNED
+    if status >= 400:
+        return Outcome.HTTP_4XX
+    return Outcome.EXCHANGE_ERROR
+
+
+class ErrorsFault(FaultBase):
+    type: Literal["errors"] = "errors"
+    status: int | None = Field(default=None, ge=200, le=599)
+    code: int | str | None = None
+    message: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ErrorsFault:
+        if self.status is None and self.code is None:
+            raise ValueError("errors needs status and/or code")
+        if self.code is not None and not re.fullmatch(r"-?\d+(_\d+)?", str(self.code)):
+            raise ValueError(f"code must be a number (or OKX 'NNNNN_N'), got {self.code!r}")
+        return self
+
+    def status_for(self, exchange: str) -> int:
+        if self.status is not None:
+            return self.status
+        return DEFAULT_ERROR_STATUS[exchange]
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        status = self.status_for(exchange)
+        if self.code is not None:
+            by_code = _CODE_OUTCOMES.get(exchange, {}).get(str(self.code))
+            if by_code is Outcome.RATE_LIMITED and exchange.startswith("binance") and status == 418:
+                return Outcome.IP_BANNED
+            if by_code is not None:
+                return by_code
+        return outcome_for_status(status)
+
+    def acceptable_outcomes(self, exchange: str) -> frozenset[Outcome]:
+        main = self.expected_outcome(exchange)
+        status = self.status_for(exchange)
+        extra = {outcome_for_status(status)} if status >= 400 else {Outcome.EXCHANGE_ERROR}
+        if main in (Outcome.EXCHANGE_ERROR, Outcome.HTTP_4XX):
+            extra |= {Outcome.EXCHANGE_ERROR, Outcome.HTTP_4XX}
+        return frozenset({main, *extra})
+
+
+class RateLimitFault(FaultBase):
+    type: Literal["rate_limit"] = "rate_limit"
+    retry_after: Duration | None = None
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.RATE_LIMITED
+
+
+class BanFault(FaultBase):
+    type: Literal["ban"] = "ban"
+    supported: ClassVar[tuple[str, ...]] = ("binance", "binance_futures", "bybit")
+    ban_for: Duration | None = None
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.IP_BANNED
+
+
+class WeightClimbFault(FaultBase):
+    type: Literal["weight_climb"] = "weight_climb"
+    supported: ClassVar[tuple[str, ...]] = ("binance", "binance_futures", "bybit")
+    rate_allowed: ClassVar[bool] = False
+    usage_from: float = Field(default=0.1, ge=0.0, le=1.0)
+    usage_to: float = Field(default=0.98, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> WeightClimbFault:
+        if self.end_s == FOREVER:
+            raise ValueError("weight_climb needs duration or end (it climbs across the fault)")
+        return self
+
+    def usage(self, t_in_fault: float) -> float:
+        span = self.end_s - self.start
+        share = min(1.0, max(0.0, t_in_fault / span)) if span > 0 else 1.0
+        return self.usage_from + (self.usage_to - self.usage_from) * share
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.OK
+
+
+class HangFault(FaultBase):
+    type: Literal["hang"] = "hang"
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.TIMEOUT
+
+
+class RefuseFault(FaultBase):
+    type: Literal["refuse"] = "refuse"
+    whole_port: ClassVar[bool] = True
+    rate_allowed: ClassVar[bool] = False
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.CONNECT
+
+
+class ResetFault(FaultBase):
+    type: Literal["reset"] = "reset"
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.RESET
+
+
+class MalformedFault(FaultBase):
+    type: Literal["malformed"] = "malformed"
+    status: int = Field(default=200, ge=200, le=599)
+    keep: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.BAD_PAYLOAD if self.status < 400 else outcome_for_status(self.status)
+
+    def acceptable_outcomes(self, exchange: str) -> frozenset[Outcome]:
+        return frozenset({self.expected_outcome(exchange), Outcome.BAD_PAYLOAD})
+
+
+class HtmlFault(FaultBase):
+    type: Literal["html"] = "html"
+    status: int = Field(default=502, ge=200, le=599)
+    page: Literal["cloudfront", "cloudflare", "nginx"] | None = None
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        if self.status < 400:
+            return Outcome.BAD_PAYLOAD
+        return outcome_for_status(self.status)
+
+    def acceptable_outcomes(self, exchange: str) -> frozenset[Outcome]:
+        main = self.expected_outcome(exchange)
+        out = {main, Outcome.BAD_PAYLOAD}
+        if self.status == 403 and exchange == "bybit":
+            out.add(Outcome.IP_BANNED)  # Bybit's IP ban is a bare 403
+        return frozenset(out)
+
+
+class ClockSkewFault(FaultBase):
+    type: Literal["clock_skew"] = "clock_skew"
+    rate_allowed: ClassVar[bool] = False
+    offset_ms: float
+    to_ms: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ClockSkewFault:
+        if self.to_ms is not None and self.end_s == FOREVER:
+            raise ValueError("a drifting clock_skew (to_ms) needs duration or end")
+        return self
+
+    def skew_ms(self, t_in_fault: float) -> float:
+        if self.to_ms is None:
+            return self.offset_ms
+        span = self.end_s - self.start
+        share = min(1.0, max(0.0, t_in_fault / span)) if span > 0 else 1.0
+        return self.offset_ms + (self.to_ms - self.offset_ms) * share
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        # Unsigned probes still succeed; the offset shows in clock_offset_ms.
+        return Outcome.OK
+
+    def acceptable_outcomes(self, exchange: str) -> frozenset[Outcome]:
+        return frozenset({self.expected_outcome(exchange), Outcome.CLOCK_SKEW})
+
+
+class MaintenanceFault(FaultBase):
+    type: Literal["maintenance"] = "maintenance"
+    rate_allowed: ClassVar[bool] = False
+    block: bool = True
+    title: str = "System upgrade"
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.MAINTENANCE
+
+    def affected_probes(self, exchange: str) -> frozenset[str] | None:
+        # Bybit keeps serving market data during maintenance; only its status endpoint tells.
+        if exchange == "bybit" or (not self.block and exchange != "binance_futures"):
+            base = frozenset({"status"})
+            return base if self.probes is None else base & frozenset(self.probes)
+        return super().affected_probes(exchange)
+
+
+class HugeBodyFault(FaultBase):
+    type: Literal["huge_body"] = "huge_body"
+    size_mb: float = Field(default=50.0, gt=0, le=2048)
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.BAD_PAYLOAD
+
+
+Fault = Annotated[
+    LatencyFault
+    | DriftFault
+    | ErrorsFault
+    | RateLimitFault
+    | BanFault
+    | WeightClimbFault
+    | HangFault
+    | RefuseFault
+    | ResetFault
+    | MalformedFault
+    | HtmlFault
+    | ClockSkewFault
+    | MaintenanceFault
+    | HugeBodyFault,
+    Field(discriminator="type"),
+]
+FAULT_TYPES: dict[str, type[FaultBase]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        LatencyFault,
+        DriftFault,
+        ErrorsFault,
+        RateLimitFault,
+        BanFault,
+        WeightClimbFault,
+        HangFault,
+        RefuseFault,
+        ResetFault,
+        MalformedFault,
+        HtmlFault,
+        ClockSkewFault,
+        MaintenanceFault,
+        HugeBodyFault,
+    )
+}
+_FAULT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Fault)
+
+
+def make_fault(data: dict[str, Any] | FaultBase) -> FaultBase:
+    """Build a fault from a mapping (``{"type": "hang", "exchange": "bybit", ...}``)."""
+    if isinstance(data, FaultBase):
+        return data
+    fault: FaultBase = _FAULT_ADAPTER.validate_python(data)
+    return fault
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedFault:
+    """One fault on one exchange over one time span: what a correct monitor should see.
+
+    ``start``/``end`` are seconds from scenario start; ``probes`` None means every probe.
+    ``acceptable`` also lists outcomes that are defensible readings of the same fault (an
+    HTML 403 from a proxy may be read as bad_payload or http_4xx, for instance).
+    """
+
+    exchange: str
+    type: str
+    start: float
+    end: float
+    outcome: Outcome
+    probes: frozenset[str] | None
+    acceptable: frozenset[Outcome]
+    fault_index: int
+    detail: str = ""
+
+    def active_at(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+    def outcome_for(self, probe: str) -> Outcome | None:
+        """The expected outcome of ``probe`` during the fault, None if the probe is not affected."""
+        if self.probes is not None and probe not in self.probes:
+            return None
+        return self.outcome
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+class Scenario(_Model):
+    name: str = "custom"
+    description: str = ""
+    duration: Duration | None = None
+    loop: bool = False
+    seed: int | None = None
+    faults: tuple[Fault, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        if self.loop and not self.duration:
+            raise ValueError("loop: true needs a duration (the length of one cycle)")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("duration must be greater than 0")
+        return self
+
+    @property
+    def cycle_s(self) -> float:
+        return self.duration if self.duration else FOREVER
+
+    def expected(self, horizon: float | None = None) -> list[ExpectedFault]:
+        """Ground truth, one entry per (fault, exchange, cycle), sorted by start.
+
+        ``horizon`` (seconds from start) unrolls looping scenarios; default: one cycle.
+        """
+        cycle = self.cycle_s
+        cycles = 1
+        if self.loop and horizon is not None and cycle < FOREVER:
+            cycles = max(1, math.ceil(horizon / cycle))
+        out: list[ExpectedFault] = []
+        for n in range(cycles):
+            base = n * cycle if cycle < FOREVER else 0.0
+            for i, fault in enumerate(self.faults):
+                end = min(fault.end_s, cycle)
+                if fault.start >= end:
+                    continue
+                for ex in fault.exchanges():
+                    item = ExpectedFault(
+                        exchange=ex,
+                        type=fault.type,
+                        start=base + fault.start,
+                        end=base + end,
+                        outcome=fault.expected_outcome(ex),
+                        probes=fault.affected_probes(ex),
+                        acceptable=fault.acceptable_outcomes(ex),
+                        fault_index=i,
+                        detail=fault.note,
+                    )
+                    if horizon is None or item.start < horizon:
+                        out.append(item)
+        out.sort(key=lambda e: (e.start, e.exchange))
+        return out
+
+    def faults_for(self, exchange: str) -> list[FaultBase]:
+        return [f for f in self.faults if exchange in f.exchanges()]
+
+
+# --------------------------------------------------------------------------- loading
+
+_SCENARIO_PACKAGE = "cryptomon_tui.simulator.scenarios"
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the scenarios shipped in the package."""
+    root = resources.files(_SCENARIO_PACKAGE)
+    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _line_map(text: str) -> dict[tuple[str, ...], int]:
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                walk(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key (see docs/simulator.md for the keys of each fault type)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        return f"unknown fault type: use one of {', '.join(FAULT_TYPES)}"
+    if kind == "union_tag_not_found":
+        return f"every fault needs type: one of {', '.join(FAULT_TYPES)}"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    given = err.get("input")
+    if given is not None and not isinstance(given, dict | list):
+        shown = repr(given)
+        return f"{msg} (got {shown[:57] + '...' if len(shown) > 60 else shown})"
+    return msg
+
+
+def scenario_from_data(data: Any, source: str = "<scenario>", text: str = "", default_name: str = "") -> Scenario:
+    """Validate parsed YAML. Raises ScenarioError naming ``source`` and each bad key."""
+    lines = _line_map(text) if text else {}
+    if not isinstance(data, dict):
+        raise ScenarioError(source, [ConfigProblem("", "a scenario is a mapping with faults: (and name:, loop: ...)")])
+    if default_name and "name" not in data:
+        data = {**data, "name": default_name}
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems: list[ConfigProblem] = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            # pydantic puts the union tag into the path (faults.0.errors.rate): drop it.
+            if len(loc) >= 3 and loc[0] == "faults" and loc[2] in FAULT_TYPES:
+                del loc[2]
+            loc = [p for p in loc if not ("[" in p and "]" in p)]
+            line = None
+            for cut in range(len(loc), 0, -1):
+                line = lines.get(tuple(loc[:cut]))
+                if line:
+                    break
+            problems.append(ConfigProblem(".".join(loc), _describe(dict(err)), line))
+        raise ScenarioError(source, problems) from None
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A built-in scenario by name (``outage``) or a YAML file by path."""
+    text_name = str(name_or_path)
+    path = Path(text_name).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in text_name:
+        source = str(path)
+        if not path.is_file():
+            raise ScenarioError(source, [ConfigProblem("", "file not found")])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(source, [ConfigProblem("", f"cannot read the file: {exc}")]) from None
+        default_name = path.stem
+    else:
+        names = builtin_scenarios()
+        if text_name not in names:
+            raise ScenarioError(
+                text_name, [ConfigProblem("", f"no built-in scenario {text_name!r}: use one of {', '.join(names)}")]
+            )
+        source = f"<built-in scenario {text_name}>"
+        text = resources.files(_SCENARIO_PACKAGE).joinpath(f"{text_name}.yaml").read_text(encoding="utf-8")
+        default_name = text_name
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(source, [ConfigProblem("", f"malformed YAML: {problem}", line)]) from None
+    return scenario_from_data(data, source, text, default_name)
