@@ -220,15 +220,29 @@ class _BinanceAdapter(ExchangeAdapter):
         return Classification(outcome=Outcome.OK, extra=extra, **common)
 
     def _account(self, obj: Any, common: dict[str, Any]) -> Classification:
+        """Spot /api/v3/account, fapi /fapi/v2/account, and the balance/apiRestrictions shapes."""
         if isinstance(obj, list):  # fapi balance: one entry per asset
             if not all(isinstance(item, dict) and isinstance(item.get("asset"), str) for item in obj):
                 return bad_payload("balance entries are not asset objects", **common)
             return Classification(outcome=Outcome.OK, extra={"assets": len(obj)}, **common)
         if not isinstance(obj, dict):
             return bad_payload(f"expected a JSON object, got {type(obj).__name__}", **common)
+        if "enableReading" in obj:  # /sapi/v1/account/apiRestrictions
+            return self._restrictions(obj, common)
+        assets = obj.get("balances", obj.get("assets"))
+        if not isinstance(assets, list) or not all(isinstance(a, dict) and isinstance(a.get("asset"), str)
+                                                   for a in assets):
+            return bad_payload("balances/assets is missing or not a list of asset objects", **common)
+        extra: dict[str, Any] = {"assets": len(assets)}
+        for flag, key in (("canTrade", "can_trade"), ("canWithdraw", "can_withdraw")):
+            if isinstance(obj.get(flag), bool):
+                extra[key] = obj[flag]
+        return Classification(outcome=Outcome.OK, extra=extra, **common)
+
+    def _restrictions(self, obj: dict[str, Any], common: dict[str, Any]) -> Classification:
         reading = obj.get("enableReading")
         if not isinstance(reading, bool):
-            return bad_payload("enableReading is missing or not a boolean", **common)
+            return bad_payload("enableReading is not a boolean", **common)
         writes = [k for k in ("enableSpotAndMarginTrading", "enableWithdrawals", "enableFutures",
                               "enableMargin", "enableInternalTransfer", "permitsUniversalTransfer")
                   if obj.get(k) is True]
@@ -304,8 +318,9 @@ class BinanceSpotAdapter(_BinanceAdapter):
                               description="best bid/ask"),
             BOOK: ProbeSpec(BOOK, "GET", "/api/v3/depth", {**symbol, "limit": "5"}, weight=5,
                             description="order book, 5 levels"),
-            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/sapi/v1/account/apiRestrictions", weight=1, signed=True,
-                               description="API key permissions (read-only check)"),
+            # What a bot reads first; weight 20 (the budget planner spaces it out accordingly).
+            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/api/v3/account", {"omitZeroBalances": "true"}, weight=20,
+                               signed=True, description="account balances (signed, read-only)"),
         }
 
 
@@ -329,6 +344,6 @@ class BinanceFuturesAdapter(_BinanceAdapter):
                               description="best bid/ask"),
             BOOK: ProbeSpec(BOOK, "GET", "/fapi/v1/depth", {**symbol, "limit": "5"}, weight=2,
                             description="order book, 5 levels"),
-            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/fapi/v3/balance", weight=5, signed=True,
-                               description="balances (read-only key check)"),
+            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/fapi/v2/account", weight=5, signed=True,
+                               description="account balances (signed, read-only)"),
         }

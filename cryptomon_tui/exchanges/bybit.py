@@ -114,8 +114,9 @@ class BybitAdapter(ExchangeAdapter):
             TICKER: ProbeSpec(TICKER, "GET", "/v5/market/tickers", market, weight=1, description="best bid/ask"),
             BOOK: ProbeSpec(BOOK, "GET", "/v5/market/orderbook", {**market, "limit": "1"}, weight=1,
                             description="order book, top level"),
-            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/v5/user/query-api", weight=1, min_interval_s=0.1, signed=True,
-                               endpoint_limit=RateLimit(10, 1), description="API key info (read-only check)"),
+            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/v5/account/wallet-balance", {"accountType": "UNIFIED"}, weight=1,
+                               min_interval_s=0.02, signed=True, endpoint_limit=RateLimit(50, 1),
+                               description="wallet balance (signed, read-only)"),
         }
 
     def classify(self, probe: str, response: RawResponse) -> Classification:
@@ -209,10 +210,16 @@ class BybitAdapter(ExchangeAdapter):
                 return bad_payload("ts is missing or not epoch ms", **common)
             return Classification(outcome=Outcome.OK, **common)
         if probe == ACCOUNT:
-            read_only = to_int(result.get("readOnly"))
-            if read_only is None:
-                return bad_payload("readOnly is missing or not an integer", **common)
-            return Classification(outcome=Outcome.OK, extra={"read_only": read_only == 1}, **common)
+            if "readOnly" in result:  # /v5/user/query-api
+                read_only = to_int(result.get("readOnly"))
+                if read_only is None:
+                    return bad_payload("readOnly is not an integer", **common)
+                return Classification(outcome=Outcome.OK, extra={"read_only": read_only == 1}, **common)
+            account = first_dict(result.get("list"))
+            if account is None or not isinstance(account.get("accountType"), str):
+                return bad_payload("result.list has no account object", **common)
+            return Classification(outcome=Outcome.OK, extra={"account_type": cap_text(account["accountType"], 20)},
+                                  **common)
         return Classification(outcome=Outcome.OK, **common)
 
     def _ticker(self, result: dict[str, Any], common: dict[str, Any]) -> Classification:

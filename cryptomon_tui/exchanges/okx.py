@@ -102,8 +102,8 @@ class OkxAdapter(ExchangeAdapter):
                               endpoint_limit=RateLimit(20, 2), description="best bid/ask"),
             BOOK: ProbeSpec(BOOK, "GET", "/api/v5/market/books", {**inst, "sz": "1"}, weight=1, min_interval_s=0.05,
                             endpoint_limit=RateLimit(40, 2), description="order book, top level"),
-            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/api/v5/account/config", weight=1, min_interval_s=0.4, signed=True,
-                               endpoint_limit=RateLimit(5, 2), description="account config (read-only key check)"),
+            ACCOUNT: ProbeSpec(ACCOUNT, "GET", "/api/v5/account/balance", weight=1, min_interval_s=0.2, signed=True,
+                               endpoint_limit=RateLimit(10, 2), description="account balance (signed, read-only)"),
         }
 
     def classify(self, probe: str, response: RawResponse) -> Classification:
@@ -186,14 +186,16 @@ class OkxAdapter(ExchangeAdapter):
             return Classification(outcome=Outcome.OK, **common)
         if probe == ACCOUNT:
             perm = item.get("perm")
-            if not isinstance(perm, str):
-                return bad_payload("perm is missing", **common)
-            permissions = [p.strip() for p in perm.split(",") if p.strip()]
-            return Classification(
-                outcome=Outcome.OK,
-                extra={"read_only": permissions == ["read_only"], "permissions": permissions},
-                **common,
-            )
+            if isinstance(perm, str):  # /api/v5/account/config
+                permissions = [p.strip() for p in perm.split(",") if p.strip()]
+                return Classification(
+                    outcome=Outcome.OK,
+                    extra={"read_only": permissions == ["read_only"], "permissions": permissions},
+                    **common,
+                )
+            if not isinstance(item.get("details"), list):  # /api/v5/account/balance
+                return bad_payload("account balance has no details list", **common)
+            return Classification(outcome=Outcome.OK, extra={"assets": len(item["details"])}, **common)
         return Classification(outcome=Outcome.OK, **common)
 
     def sign(

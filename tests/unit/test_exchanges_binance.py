@@ -152,3 +152,28 @@ def test_ws_frames() -> None:
     assert adapter.classify_ws_message({"u": 1, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"}).kind == "data"
     assert adapter.classify_ws_message({"error": {"code": 2, "msg": "Invalid request"}, "id": 1}).kind == "error"
     assert adapter.classify_ws_message(b"\xff\xfe").kind == "error"
+
+
+def test_account_probe_is_what_a_bot_reads_and_its_shapes() -> None:
+    spot, fut = BinanceSpotAdapter(), BinanceFuturesAdapter()
+    spec = spot.probes()["account"]
+    assert (spec.path, dict(spec.params), spec.weight) == ("/api/v3/account", {"omitZeroBalances": "true"}, 20)
+    assert (fut.probes()["account"].path, fut.probes()["account"].weight) == ("/fapi/v2/account", 5)
+    balances = {"canTrade": False, "canWithdraw": False, "balances": [{"asset": "BTC", "free": "0.1", "locked": "0"}]}
+    result = spot.classify("account", raw(200, balances))
+    assert result.outcome is Outcome.OK and result.extra == {"assets": 1, "can_trade": False, "can_withdraw": False}
+    assert fut.classify("account", raw(200, {"assets": [{"asset": "USDT"}], "positions": []})).outcome is Outcome.OK
+    assert spot.classify("account", raw(200, {"balances": "none"})).outcome is Outcome.BAD_PAYLOAD
+    assert spot.classify("account", raw(200, {"uid": 1})).outcome is Outcome.BAD_PAYLOAD
+
+
+def test_signed_query_verifies_the_way_the_server_checks_it() -> None:
+    """Server side: strip the trailing signature, HMAC the rest, compare."""
+    adapter = BinanceSpotAdapter()
+    spec = adapter.probes()["account"]
+    query = urllib.parse.urlencode(dict(spec.params))
+    signed = adapter.sign(spec, Credentials(SPOT_KEY, SPOT_SECRET), 1_700_000_000_000, query)
+    assert signed.query is not None
+    payload, _, signature = signed.query.rpartition("&signature=")
+    assert payload == "omitZeroBalances=true&recvWindow=5000&timestamp=1700000000000"
+    assert binance_signature(SPOT_SECRET, payload) == signature

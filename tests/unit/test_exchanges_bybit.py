@@ -184,3 +184,12 @@ def test_ws_frames() -> None:
     option_ack = {"success": True, "type": "COMMAND_RESP", "data": {"failTopics": ["x"], "successTopics": []}}
     assert adapter.classify_ws_message(option_ack).kind == "error"
     assert adapter.classify_ws_message({"success": False, "ret_msg": "Invalid sign", "op": "auth"}).kind == "error"
+
+
+def test_wallet_balance_account_probe() -> None:
+    spec = BybitAdapter().probes()["account"]
+    assert (spec.path, dict(spec.params)) == ("/v5/account/wallet-balance", {"accountType": "UNIFIED"})
+    wallet = {"list": [{"accountType": "UNIFIED", "totalEquity": "250.00", "coin": []}]}
+    result = BybitAdapter().classify("account", RawResponse(200, {}, envelope(result=wallet)))
+    assert result.outcome is Outcome.OK and result.extra["account_type"] == "UNIFIED"
+    assert outcome_of("account", {"list": []}) is Outcome.BAD_PAYLOAD

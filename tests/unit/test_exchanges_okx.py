@@ -127,3 +127,14 @@ def test_ws_frames() -> None:
     err = adapter.classify_ws_message({"event": "error", "code": "60012", "msg": "Invalid request", "connId": "x"})
     assert (err.kind, err.error_code) == ("error", "60012")
     assert adapter.classify_ws_message("ping?").kind == "error"
+
+
+def test_balance_account_probe() -> None:
+    spec = OkxAdapter().probes()["account"]
+    assert (spec.path, spec.min_interval_s) == ("/api/v5/account/balance", 0.2)
+    balance = [{"totalEq": "250.0", "details": [{"ccy": "USDT", "eq": "250"}]}]
+    result = OkxAdapter().classify("account", RawResponse(200, {}, body(data=balance)))
+    assert result.outcome is Outcome.OK and result.extra["assets"] == 1
+    assert OkxAdapter().classify("account", RawResponse(200, {}, body(data=[{"totalEq": "1"}]))).outcome is (
+        Outcome.BAD_PAYLOAD
+    )
