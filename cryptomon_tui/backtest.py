@@ -31,6 +31,7 @@ Decisions:
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import gzip
 import io
 import json
@@ -380,10 +381,16 @@ def _num(value: float | None) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def iso_utc_us(epoch_seconds: float) -> str:
+    """ISO-8601 UTC with microseconds: an export keeps the recorded instant, not just its millisecond."""
+    moment = _dt.datetime.fromtimestamp(epoch_seconds, tz=_dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def result_record(r: ProbeResult) -> dict[str, Any]:
-    """The export/backtest record of one result (ts with millisecond precision)."""
+    """The export/backtest record of one result."""
     return {
-        "ts": iso_utc(r.started_at),
+        "ts": iso_utc_us(r.started_at),
         "exchange": r.exchange,
         "probe": r.probe,
         "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 3),
