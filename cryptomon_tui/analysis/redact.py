@@ -51,10 +51,13 @@ _HEADER_SECRET = re.compile(
     r"password|token|client_secret|client_id|access_token|refresh_token)\"?\s*[:=]\s*\"?)([^\s\"',;&}]{4,})",
     re.IGNORECASE,
 )
-_ACCOUNT = re.compile(
-    r"\b((?:uid|user_?id|account_?id|sub_?account(?:_?id)?|sub_?uid|member_?id|main_?uid|acct_?id|"
-    r"account|user)\"?\s*[:=#]\s*\"?)([A-Za-z0-9_.@-]{3,})",
-    re.IGNORECASE,
+_ACCOUNT_KEY = (
+    r"(?:uid|user[\s_-]?id|account[\s_-]?id|sub[\s_-]?account(?:[\s_-]?id)?|sub[\s_-]?uid|member[\s_-]?id|"
+    r"main[\s_-]?uid|acct[\s_-]?id|account|user)"
+)
+_ACCOUNT = re.compile(r"\b(" + _ACCOUNT_KEY + r"\"?\s*[:=#]\s*\"?)([A-Za-z0-9_.@-]{3,})", re.IGNORECASE)
+_ACCOUNT_SPACED = re.compile(
+    r"\b(" + _ACCOUNT_KEY + r"\s+(?:no\.?\s+|number\s+)?#?)(\d[A-Za-z0-9_-]{3,})", re.IGNORECASE
 )
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 _HEX_SIG = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")
@@ -104,6 +107,7 @@ class Redactor:
     """Replaces secrets and identifying data with ``[REDACTED:<kind>]`` markers."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        secrets = list(secrets)
         variants: set[str] = set()
         for secret in secrets:
             if not isinstance(secret, str):
@@ -117,7 +121,15 @@ class Redactor:
             variants.add(urllib.parse.quote_plus(value))
         ordered = sorted((v for v in variants if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
         self._literal = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
-        self.secret_count = len({s.strip() for s in secrets if isinstance(s, str) and len(s.strip()) >= 4})
+        self.secrets: tuple[str, ...] = tuple(
+            dict.fromkeys(s.strip() for s in secrets if isinstance(s, str) and len(s.strip()) >= _MIN_SECRET_LEN)
+        )
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self.secrets)} secrets)"
+
+    def with_secrets(self, extra: Iterable[str]) -> Redactor:
+        return Redactor([*self.secrets, *extra])
 
     @classmethod
     def from_config(cls, config: Any) -> Redactor:
@@ -139,6 +151,7 @@ class Redactor:
         out = _HEADER_SECRET.sub(lambda m: m.group(1) + _mark("secret"), out)
         out = _EMAIL.sub(_mark("email"), out)
         out = _ACCOUNT.sub(lambda m: m.group(1) + _mark("account"), out)
+        out = _ACCOUNT_SPACED.sub(lambda m: m.group(1) + _mark("account"), out)
         out = _HEX_SIG.sub(_mark("signature"), out)
         out = _B64_HMAC.sub(_mark("signature"), out)
         out = _B64_SIG.sub(_mark("signature"), out)
