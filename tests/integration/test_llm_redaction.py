@@ -9,7 +9,6 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic import SecretStr
 
 from cryptomon_tui.analysis.context import build_context
 from cryptomon_tui.analysis.ledger import InMemoryUsageLedger
