@@ -1,0 +1,284 @@
+"""``cryptomon daemon``: run the engine with no UI until Ctrl-C, SIGTERM or ``--for``.
+
+Structure, so more outputs can plug in without touching the run loop:
+- ``add_arguments`` declares the options;
+- ``DaemonContext`` is what a running daemon has (args, config, engine, simulator, stop event);
+- ``EXTENSIONS`` lists builders ``(ctx) -> DaemonExtension | None``; each extension gets
+  ``await start()`` after the engine is built and ``await stop()`` after the engine stopped
+  (the JSONL probe writer is the first; the control API, --events-jsonl and notifications go here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg, load_or_exit
+from cryptomon_tui.config.root import Config
+from cryptomon_tui.engine.engine import Engine
+from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.units import parse_duration
+
+log = logging.getLogger("cryptomon.daemon")
+
+DEFAULT_DEMO_SCENARIO = "flaky"
+DEMO_INTERVAL_S = 0.25
+DEMO_TIMEOUT_S = 1.0
+DEMO_BUDGET_SHARE = 0.5  # the simulator enforces the real limits; half of them leaves it headroom
+# config kind -> simulator venue
+DEMO_VENUES = {
+    "binance_spot": "binance",
+    "binance_futures": "binance_futures",
+    "bybit": "bybit",
+    "okx": "okx",
+    "deribit": "deribit",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser("daemon", help="run the monitoring engine headless (no UI)")
+    add_arguments(p)
+    p.set_defaults(handler=run_daemon)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arg(p)
+    p.add_argument("--demo", nargs="?", const=DEFAULT_DEMO_SCENARIO, metavar="SCENARIO",
+                   help=f"run against the built-in simulator (default scenario: {DEFAULT_DEMO_SCENARIO}; "
+                        "also calm, outage, rate-limit-storm, maintenance, clock-drift or a YAML file)")
+    p.add_argument("--for", dest="run_for", metavar="DURATION", help="stop after this long (e.g. 20s, 5m, 1h)")
+    p.add_argument("--probes-jsonl", metavar="PATH|-",
+                   help="write one JSON object per probe result to PATH, or to stdout with - (stdout then "
+                        "carries nothing else)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="log verbosity (logs always go to stderr)")
+
+
+# -- extension points -------------------------------------------------------------------------
+class DaemonExtension(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class DaemonContext:
+    args: argparse.Namespace
+    config: Config
+    engine: Engine
+    stop_event: asyncio.Event
+    simulator: Any = None  # cryptomon_tui.simulator.Simulator in --demo
+    extensions: list[DaemonExtension] = field(default_factory=list)
+
+
+ExtensionBuilder = Callable[[DaemonContext], "DaemonExtension | None"]
+
+
+class JsonlWriter:
+    """One JSON line per item, written by a thread so the event loop never waits on the disk or a pipe."""
+
+    def __init__(self, target: str, flush_interval_s: float = 0.2) -> None:
+        self.target = target
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._flush_interval_s = flush_interval_s
+        self._thread: threading.Thread | None = None
+        self._broken = False
+        self.lines = 0
+
+    def write_line(self, line: str) -> None:
+        if not self._broken:
+            self._queue.put(line)
+
+    def write_result(self, result: ProbeResult) -> None:
+        self.write_line(json.dumps(result.to_json_dict(), separators=(",", ":")))
+
+    async def start(self) -> None:
+        stream: IO[str]
+        if self.target == "-":
+            stream = sys.stdout
+        else:
+            stream = await asyncio.to_thread(open, self.target, "a", encoding="utf-8")
+        self._thread = threading.Thread(target=self._run, args=(stream,), name="jsonl-writer", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join, 5.0)
+            self._thread = None
+
+    def _run(self, stream: IO[str]) -> None:
+        done = False
+        try:
+            while not done:
+                batch: list[str] = []
+                try:
+                    item = self._queue.get(timeout=self._flush_interval_s)
+                except queue.Empty:
+                    continue
+                while True:  # drain what is there: one write and one flush per batch
+                    if item is None:
+                        done = True
+                        break
+                    batch.append(item)
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    stream.write("\n".join(batch) + "\n")
+                    stream.flush()
+                    self.lines += len(batch)
+        except (BrokenPipeError, OSError) as exc:
+            self._broken = True
+            log.warning("stopped writing %s: %s", "stdout" if self.target == "-" else self.target,
+                        type(exc).__name__)
+        finally:
+            if stream is not sys.stdout:
+                stream.close()
+
+
+class _ProbeJsonl:
+    def __init__(self, ctx: DaemonContext, target: str) -> None:
+        self.writer = JsonlWriter(target)
+        self._ctx = ctx
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        await self.writer.start()
+        self._unsubscribe = self._ctx.engine.subscribe_results(self.writer.write_result)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await self.writer.stop()
+
+
+def _probe_jsonl(ctx: DaemonContext) -> DaemonExtension | None:
+    target = getattr(ctx.args, "probes_jsonl", None)
+    return _ProbeJsonl(ctx, target) if target else None
+
+
+EXTENSIONS: list[ExtensionBuilder] = [_probe_jsonl]
+
+
+# -- demo --------------------------------------------------------------------------------------
+def demo_config(config: Config, base_urls: dict[str, str]) -> Config:
+    """Point every configured exchange at the simulator with fast, demo-friendly probing."""
+    demo = config.model_copy(deep=True)
+    for name, ex in demo.exchanges.items():
+        sim_venue = DEMO_VENUES.get(ex.kind or "")
+        if sim_venue is None or sim_venue not in base_urls:
+            ex.enabled = False  # generic targets would leave the loopback demo
+            log.info("demo: %s (%s) is not simulated; disabled for this run", name, ex.kind)
+            continue
+        ex.base_url = base_urls[sim_venue]
+        ex.interval = DEMO_INTERVAL_S
+        ex.timeout = DEMO_TIMEOUT_S
+        ex.budget_share = max(ex.budget_share or 0.0, DEMO_BUDGET_SHARE)
+    demo.probing.breaker.cooldown = 2.0
+    demo.probing.breaker.max_cooldown = 10.0
+    return demo
+
+
+# -- run -----------------------------------------------------------------------------------------
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    _setup_logging(getattr(args, "log_level", "info"))
+    config, _source = load_or_exit(getattr(args, "config", None))
+    duration: float | None = None
+    if getattr(args, "run_for", None):
+        try:
+            duration = parse_duration(args.run_for)
+        except ValueError as exc:
+            print(f"cryptomon: --for: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        return asyncio.run(_serve(args, config, duration))
+    except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed
+        return 130
+
+
+async def _serve(args: argparse.Namespace, config: Config, duration: float | None) -> int:
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, _on_signal, stop_event, sig)
+    simulator = None
+    if getattr(args, "demo", None):
+        simulator = await _start_simulator(args.demo)
+        if simulator is None:
+            return EXIT_CONFIG
+        config = demo_config(config, simulator.base_urls)
+    try:
+        engine = Engine(config)
+    except ValueError as exc:
+        print(f"cryptomon: {exc}", file=sys.stderr)
+        if simulator is not None:
+            await simulator.stop()
+        return EXIT_CONFIG
+    ctx = DaemonContext(args=args, config=config, engine=engine, stop_event=stop_event, simulator=simulator)
+    for build in EXTENSIONS:
+        extension = build(ctx)
+        if extension is not None:
+            ctx.extensions.append(extension)
+    try:
+        for extension in ctx.extensions:
+            await extension.start()
+        await engine.start()
+        watching = ", ".join(f"{name} ({len(w.slots)} probes)" for name, w in engine.workers.items())
+        log.info("daemon running%s: %s", f" against the simulator ({args.demo})" if simulator else "",
+                 watching or "nothing enabled")
+        try:
+            await asyncio.wait_for(stop_event.wait(), duration)
+        except TimeoutError:
+            log.info("--for %ss elapsed; stopping", f"{duration:g}")
+    finally:
+        await engine.stop()
+        for extension in reversed(ctx.extensions):
+            try:
+                await extension.stop()
+            except Exception as exc:
+                log.warning("stopping %s failed: %s", type(extension).__name__, exc)
+        if simulator is not None:
+            await simulator.stop()
+    return 0
+
+
+async def _start_simulator(scenario: str) -> Any:
+    from cryptomon_tui.config.errors import ConfigError
+    from cryptomon_tui.simulator import Simulator
+
+    try:
+        simulator = Simulator(scenario)
+    except (ConfigError, ValueError, OSError) as exc:
+        render = getattr(exc, "render", None)
+        print(render() if callable(render) else f"cryptomon: --demo: {exc}", file=sys.stderr)
+        return None
+    await simulator.start()
+    return simulator
+
+
+def _on_signal(stop_event: asyncio.Event, sig: signal.Signals) -> None:
+    if stop_event.is_set():
+        raise SystemExit(130)  # a second Ctrl-C: stop now
+    log.info("received %s; stopping", sig.name)
+    stop_event.set()
