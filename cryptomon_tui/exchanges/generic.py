@@ -351,9 +351,6 @@ class GenericAdapter(ExchangeAdapter):
     display_name = "HTTP target"
     default_probes: tuple[str, ...] = ()
     rate_limit = DEFAULT_RATE_LIMIT
-    # A plain HTTP service has no signed-timestamp window to fall out of.
-    clock_ahead_tolerance_ms = float("inf")
-    clock_behind_tolerance_ms = float("inf")
 
     def __init__(
         self,
