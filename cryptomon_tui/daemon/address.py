@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,10 @@ SOCKET_NAME = "cryptomon.sock"
 
 
 def default_socket_path() -> Path:
-    return runtime_dir() / SOCKET_NAME
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers) and falls back to /tmp/runtime-UID.
+        warnings.simplefilter("ignore")
+        return runtime_dir() / SOCKET_NAME
 
 
 @dataclass(frozen=True, slots=True)

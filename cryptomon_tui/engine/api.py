@@ -31,6 +31,7 @@ Snapshot shape (``EngineAPI.snapshot()``), a JSON-able dict. Times are ISO-8601 
               "error_rate": 0.0,
               "p50_ms": 40.0, "p95_ms": 90.0, "p99_ms": 170.0,
               "timeouts": 0,        # timeouts in the window
+              "consecutive_failures": 0,   # failed attempts in a row right now (0 after a success)
               "counts": {"ok": 118, "http_5xx": 2, ...},   # by Outcome value
             },
           },

@@ -1,0 +1,147 @@
+"""The daemon's HTTP side: Prometheus ``/metrics``, ``/healthz``, ``/readyz`` and a read-only snapshot.
+
+Bound to 127.0.0.1 unless configured otherwise. Every response body passes the secret scrubber, so
+a secret that leaked into the engine's state still never leaves the process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cryptomon_tui import __version__
+from cryptomon_tui.clock import Clock
+from cryptomon_tui.config.root import Config
+from cryptomon_tui.daemon.metrics import build_registry
+from cryptomon_tui.daemon.redact import Redactor, collect_secrets
+from cryptomon_tui.engine.api import EngineAPI
+
+log = logging.getLogger(__name__)
+
+READINESS_CHECKS = ("config_loaded", "store_writable", "probes_running")
+
+
+class HttpServerError(Exception):
+    pass
+
+
+class HttpServer:
+    def __init__(
+        self,
+        engine: EngineAPI,
+        config: Config,
+        clock: Clock,
+        *,
+        redactor: Redactor | None = None,
+        extra_metrics: Callable[[], dict[str, float]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.redactor = redactor or Redactor(collect_secrets(config))
+        self.extra_metrics = extra_metrics
+        self.registry = build_registry(engine, lambda: self.config.daemon.location, clock.now, extra_metrics)
+        self._runner: web.AppRunner | None = None
+        self.host = config.daemon.http.host
+        self.port = config.daemon.http.port
+        self.scrapes = 0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def set_config(self, config: Config) -> None:
+        """After a reload: new location label and secrets. The listening address changes on restart only."""
+        self.config = config
+        self.redactor.set_secrets(collect_secrets(config))
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._index)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/api/v1/snapshot", self._snapshot)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise HttpServerError(
+                f"cannot listen for /metrics on {self.host}:{self.port}: {exc.strerror or exc} "
+                "(set daemon.http.port, or daemon.http.enabled: false)"
+            ) from None
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.info("metrics and health on %s (/metrics /healthz /readyz)", self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- handlers --
+
+    def _json(self, data: Any, status: int = 200) -> web.Response:
+        text = self.redactor.scrub_known(json.dumps(data, separators=(",", ":"), default=str))
+        return web.Response(text=text, status=status, content_type="application/json")
+
+    async def _index(self, request: web.Request) -> web.Response:
+        return self._json(
+            {
+                "service": "cryptomon",
+                "version": __version__,
+                "location": self.config.daemon.location,
+                "endpoints": ["/metrics", "/healthz", "/readyz", "/api/v1/snapshot"],
+            }
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self.scrapes += 1
+        body = self.redactor.scrub_known(generate_latest(self.registry).decode("utf-8"))
+        return web.Response(body=body.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _health(self) -> dict[str, Any]:
+        try:
+            return dict(self.engine.health())
+        except Exception as exc:  # a health check must answer, not crash
+            log.exception("health check failed")
+            return {"loop": False, "error": type(exc).__name__}
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        # Reaching this handler proves the event loop answers; the engine may add its own watchdog.
+        health = self._health()
+        alive = bool(health.get("loop", True))
+        body = {"status": "ok" if alive else "fail", "loop": alive, "version": __version__}
+        if "loop_lag_ms" in health:
+            body["loop_lag_ms"] = health["loop_lag_ms"]
+        return self._json(body, 200 if alive else 503)
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        health = self._health()
+        checks = {name: bool(health.get(name, False)) for name in READINESS_CHECKS}
+        ready = all(checks.values())
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+        failing = [name for name, ok in checks.items() if not ok]
+        if failing:
+            body["failing"] = failing
+        if isinstance(health.get("detail"), dict):
+            body["detail"] = health["detail"]
+        return self._json(body, 200 if ready else 503)
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        return self._json(self.engine.snapshot())

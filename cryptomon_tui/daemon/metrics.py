@@ -1,0 +1,289 @@
+"""Prometheus exposition of the engine snapshot, built at scrape time.
+
+Nothing on the probe path touches prometheus_client: a custom collector reads one snapshot per
+scrape and turns it into metric families. Names follow blackbox_exporter where one exists
+(``probe_success``, ``probe_duration_seconds``, ``probe_http_duration_seconds{phase}``,
+``probe_http_status_code``) so existing dashboards and alert rules keep working; the rest are
+``cryptomon_*``. Every series carries ``location`` (daemon.location), ``exchange`` and, where it
+applies, ``probe``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from cryptomon_tui import __version__
+from cryptomon_tui.engine.api import BREAKER_STATES, EXCHANGE_STATUSES, EngineAPI
+from cryptomon_tui.probing.results import parse_iso_utc
+
+# blackbox_exporter's phase names for our Phases fields.
+PHASES = (("resolve", "dns_ms"), ("connect", "connect_ms"), ("tls", "tls_ms"), ("processing", "ttfb_ms"),
+          ("transfer", "transfer_ms"))
+QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms"))
+SEVERITIES = ("info", "warning", "error", "critical")
+BREAKER_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+assert set(BREAKER_VALUE) == set(BREAKER_STATES)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _ms(value: Any) -> float | None:
+    v = _num(value)
+    return None if v is None else v / 1000.0
+
+
+class EngineCollector(Collector):
+    """Turns ``engine.snapshot()`` into metric families on every scrape."""
+
+    def __init__(
+        self,
+        engine: EngineAPI,
+        location: Callable[[], str],
+        clock_now: Callable[[], float],
+        extra: Callable[[], dict[str, float]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.location = location
+        self.clock_now = clock_now
+        self.extra = extra
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # collected on demand; keeps registration from taking a snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.engine.snapshot()
+        loc = str(snap.get("location") or self.location())
+        now = self.clock_now()
+        ex_labels = ["exchange", "location"]
+        pr_labels = ["exchange", "probe", "location"]
+
+        success = GaugeMetricFamily("probe_success", "Whether the last probe succeeded", labels=pr_labels)
+        duration = GaugeMetricFamily(
+            "probe_duration_seconds", "Duration of the last probe in seconds", labels=pr_labels
+        )
+        phase = GaugeMetricFamily(
+            "probe_http_duration_seconds",
+            "Duration of the last probe's HTTP request by phase (dns=resolve, ttfb=processing)",
+            labels=[*pr_labels, "phase"],
+        )
+        status_code = GaugeMetricFamily(
+            "probe_http_status_code", "HTTP status of the last probe (0 = no response)", labels=pr_labels
+        )
+        latency = GaugeMetricFamily(
+            "cryptomon_probe_latency_seconds",
+            "Latency percentiles over the rolling window",
+            labels=[*pr_labels, "quantile"],
+        )
+        err_ratio = GaugeMetricFamily(
+            "cryptomon_probe_error_ratio", "Failed attempts / attempts over the rolling window", labels=pr_labels
+        )
+        attempts = GaugeMetricFamily(
+            "cryptomon_probe_window_attempts", "Probes sent in the rolling window", labels=pr_labels
+        )
+        timeouts = GaugeMetricFamily(
+            "cryptomon_probe_window_timeouts", "Timeouts in the rolling window", labels=pr_labels
+        )
+        outcomes = GaugeMetricFamily(
+            "cryptomon_probe_window_outcomes",
+            "Probe results in the rolling window by outcome",
+            labels=[*pr_labels, "outcome"],
+        )
+        consecutive = GaugeMetricFamily(
+            "cryptomon_probe_consecutive_failures", "Failed attempts in a row (0 after a success)", labels=pr_labels
+        )
+        status = GaugeMetricFamily(
+            "cryptomon_exchange_status", "1 for the exchange's current status", labels=[*ex_labels, "status"]
+        )
+        ex_err = GaugeMetricFamily(
+            "cryptomon_exchange_error_ratio", "Error ratio over all probes of the exchange", labels=ex_labels
+        )
+        ex_lat = GaugeMetricFamily(
+            "cryptomon_exchange_latency_seconds",
+            "Latency percentiles over all probes of the exchange",
+            labels=[*ex_labels, "quantile"],
+        )
+        offset = GaugeMetricFamily(
+            "cryptomon_clock_offset_seconds", "Exchange clock minus local clock", labels=ex_labels
+        )
+        offset_err = GaugeMetricFamily(
+            "cryptomon_clock_error_seconds", "Error bound of the clock offset (half the round trip)", labels=ex_labels
+        )
+        rl = GaugeMetricFamily(
+            "cryptomon_rate_limit_used_ratio", "Share of the exchange's request limit in use", labels=ex_labels
+        )
+        breaker = GaugeMetricFamily(
+            "cryptomon_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=ex_labels
+        )
+        ban = GaugeMetricFamily(
+            "cryptomon_ban_remaining_seconds", "Seconds until our IP ban is lifted (0 = none)", labels=ex_labels
+        )
+
+        for name, ex in (snap.get("exchanges") or {}).items():
+            if not isinstance(ex, dict):
+                continue
+            exl = [name, loc]
+            current = ex.get("status")
+            for st in EXCHANGE_STATUSES:
+                status.add_metric([*exl, st], 1.0 if st == current else 0.0)
+            if (v := _num(ex.get("error_rate"))) is not None:
+                ex_err.add_metric(exl, v)
+            for q, key in (("0.5", "p50_ms"), ("0.99", "p99_ms")):
+                if (v := _ms(ex.get(key))) is not None:
+                    ex_lat.add_metric([*exl, q], v)
+            if (v := _ms(ex.get("clock_offset_ms"))) is not None:
+                offset.add_metric(exl, v)
+            if (v := _ms(ex.get("clock_error_ms"))) is not None:
+                offset_err.add_metric(exl, v)
+            if (v := _num(ex.get("rate_limit_used"))) is not None:
+                rl.add_metric(exl, v)
+            br = ex.get("breaker") or {}
+            if isinstance(br, dict) and br.get("state") in BREAKER_VALUE:
+                breaker.add_metric(exl, BREAKER_VALUE[br["state"]])
+            remaining = 0.0
+            if isinstance(ex.get("ban_until"), str):
+                try:
+                    remaining = max(0.0, parse_iso_utc(ex["ban_until"]) - now)
+                except ValueError:
+                    remaining = 0.0
+            ban.add_metric(exl, remaining)
+
+            for probe, row in (ex.get("probes") or {}).items():
+                if not isinstance(row, dict):
+                    continue
+                prl = [name, probe, loc]
+                last = row.get("last") if isinstance(row.get("last"), dict) else None
+                if last is not None and last.get("outcome") != "skipped_open_circuit":
+                    success.add_metric(prl, 1.0 if last.get("outcome") == "ok" else 0.0)
+                    if (v := _ms(last.get("latency_ms"))) is not None:
+                        duration.add_metric(prl, v)
+                    code = _num(last.get("http_status"))
+                    status_code.add_metric(prl, code or 0.0)
+                    phases = last.get("phases") if isinstance(last.get("phases"), dict) else {}
+                    for phase_name, key in PHASES:
+                        if (v := _ms(phases.get(key))) is not None:
+                            phase.add_metric([*prl, phase_name], v)
+                for q, key in QUANTILES:
+                    if (v := _ms(row.get(key))) is not None:
+                        latency.add_metric([*prl, q], v)
+                if (v := _num(row.get("error_rate"))) is not None:
+                    err_ratio.add_metric(prl, v)
+                if (v := _num(row.get("attempts"))) is not None:
+                    attempts.add_metric(prl, v)
+                if (v := _num(row.get("timeouts"))) is not None:
+                    timeouts.add_metric(prl, v)
+                if (v := _num(row.get("consecutive_failures"))) is not None:
+                    consecutive.add_metric(prl, v)
+                for outcome, count in (row.get("counts") or {}).items():
+                    if (v := _num(count)) is not None:
+                        outcomes.add_metric([*prl, str(outcome)], v)
+
+        yield from (success, duration, phase, status_code, latency, err_ratio, attempts, timeouts, outcomes,
+                    consecutive, status, ex_err, ex_lat, offset, offset_err, rl, breaker, ban)
+        yield from self._incidents(snap, loc)
+        yield from self._notify(snap, loc)
+        yield from self._analysis(snap, loc)
+
+        info = GaugeMetricFamily("cryptomon_info", "Daemon version and location", labels=["version", "location"])
+        info.add_metric([str(snap.get("version") or __version__), loc], 1.0)
+        yield info
+        seq = GaugeMetricFamily("cryptomon_snapshot_seq", "Engine snapshot sequence number", labels=["location"])
+        seq.add_metric([loc], float(_num(snap.get("seq")) or 0.0))
+        yield seq
+        if self.extra is not None:
+            for key, value in self.extra().items():
+                g = GaugeMetricFamily(f"cryptomon_{key}", key.replace("_", " "), labels=["location"])
+                g.add_metric([loc], value)
+                yield g
+
+    def _incidents(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+        fam = GaugeMetricFamily(
+            "cryptomon_open_incidents",
+            "Open incidents by severity and exchange (exchange empty = not tied to one)",
+            labels=["severity", "exchange", "location"],
+        )
+        counts: dict[tuple[str, str], int] = {}
+        exchanges = set((snap.get("exchanges") or {}).keys()) | {""}
+        for inc in snap.get("incidents") or []:
+            if not isinstance(inc, dict) or inc.get("state") == "resolved":
+                continue
+            ex = str(inc.get("exchange") or "")
+            exchanges.add(ex)
+            key = (str(inc.get("severity") or "error"), ex)
+            counts[key] = counts.get(key, 0) + 1
+        for ex in sorted(exchanges):
+            for sev in SEVERITIES:
+                fam.add_metric([sev, ex, loc], float(counts.get((sev, ex), 0)))
+        yield fam
+        silences = GaugeMetricFamily("cryptomon_active_silences", "Active silences", labels=["location"])
+        silences.add_metric([loc], float(len(snap.get("silences") or [])))
+        yield silences
+
+    def _notify(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+        queue = GaugeMetricFamily(
+            "cryptomon_notify_queue", "Notifications waiting in the outbox", labels=["channel", "location"]
+        )
+        dead = GaugeMetricFamily(
+            "cryptomon_notify_dead_letters", "Notifications given up after retries", labels=["channel", "location"]
+        )
+        up = GaugeMetricFamily(
+            "cryptomon_notify_channel_up", "1 when the channel delivers (state ok)", labels=["channel", "location"]
+        )
+        for ch in snap.get("notify") or []:
+            if not isinstance(ch, dict):
+                continue
+            labels = [str(ch.get("channel") or "?"), loc]
+            queue.add_metric(labels, float(_num(ch.get("queue")) or 0.0))
+            dead.add_metric(labels, float(_num(ch.get("dead_letters")) or 0.0))
+            up.add_metric(labels, 1.0 if ch.get("state") in ("ok", "disabled") else 0.0)
+        yield from (queue, dead, up)
+
+    def _analysis(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+        analysis = snap.get("analysis") or {}
+        spend = GaugeMetricFamily(
+            "cryptomon_llm_spend_usd_month", "LLM spend this calendar month (USD)", labels=["location"]
+        )
+        spend.add_metric([loc], float(_num(analysis.get("llm_spend_usd_month")) or 0.0))
+        yield spend
+        if (budget := _num(analysis.get("budget_usd_month"))) is not None:
+            b = GaugeMetricFamily(
+                "cryptomon_llm_budget_usd_month", "Monthly LLM budget (USD)", labels=["location"]
+            )
+            b.add_metric([loc], budget)
+            yield b
+
+
+class LocatedProcessCollector(Collector):
+    """prometheus_client's process metrics (CPU, RSS, fds) with the ``location`` label added."""
+
+    def __init__(self, location: Callable[[], str]) -> None:
+        self._inner = ProcessCollector(registry=None)
+        self.location = location
+
+    def collect(self) -> Iterator[Metric]:
+        loc = self.location()
+        for fam in self._inner.collect():
+            fam.samples = [s._replace(labels={**s.labels, "location": loc}) for s in fam.samples]
+            yield fam
+
+
+def build_registry(
+    engine: EngineAPI,
+    location: Callable[[], str],
+    clock_now: Callable[[], float],
+    extra: Callable[[], dict[str, float]] | None = None,
+) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(engine, location, clock_now, extra))
+    registry.register(LocatedProcessCollector(location))
+    return registry
