@@ -221,11 +221,19 @@ def ack_incident(conn: sqlite3.Connection, ident: str, by: str, note: str | None
     return updated
 
 
+def _exact(shape: dict[str, Any], item: Any) -> dict[str, Any]:
+    """The object's dict with epoch-second floats instead of millisecond ISO text (no precision lost)."""
+    for key in ("starts_at", "ends_at", "created_at", "expired_at"):
+        if key in shape:
+            shape[key] = getattr(item, key)
+    return shape
+
+
 def put_silence(conn: sqlite3.Connection, silence: Silence, now: float, enqueue: bool) -> bool:
     with transaction(conn):
         conn.execute(UPSERT_SILENCE, silence_to_row(silence))
         if enqueue:
-            enqueue_command(conn, now, "silence", {"silence": silence.to_dict()})
+            enqueue_command(conn, now, "silence", {"silence": _exact(silence.to_dict(), silence)})
     return True
 
 
@@ -251,7 +259,7 @@ def put_window(conn: sqlite3.Connection, window: MaintenanceWindow, now: float, 
     with transaction(conn):
         conn.execute(UPSERT_WINDOW, window_to_row(window))
         if enqueue:
-            enqueue_command(conn, now, "maintenance_add", {"window": window.to_dict()})
+            enqueue_command(conn, now, "maintenance_add", {"window": _exact(window.to_dict(), window)})
     return True
 
 

@@ -125,6 +125,8 @@ class Store:
         self._silences: dict[str, Silence] = {}
         self._windows: dict[str, MaintenanceWindow | None] = {}  # None: delete
         self._rollups: list[Any] = []
+        self._synced_silences: dict[str, Silence] = {}
+        self._synced_windows: dict[str, MaintenanceWindow] = {}
         # background work
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -322,6 +324,26 @@ class Store:
     def on_maintenance_removed(self, window_id: str) -> None:
         self._windows[window_id] = None
         self._kick()
+
+    def sync_silences_and_windows(self, silences: Iterable[Silence], windows: Iterable[MaintenanceWindow]) -> None:
+        """Mirror the manager's silences and windows (call after commands and ticks; cheap when unchanged).
+
+        The manager ends "until resolved" silences and expires timed ones without always
+        emitting an event, so the daemon hands over its whole list; only what changed since the
+        last call is written. A window that disappeared from the list is deleted; windows the
+        CLI added and the daemon has not applied yet are left alone.
+        """
+        for s in silences:
+            if self._synced_silences.get(s.id) != s:
+                self._synced_silences[s.id] = s
+                self._silences[s.id] = s
+        current = {w.id: w for w in windows}
+        for window_id, w in current.items():
+            if self._synced_windows.get(window_id) != w:
+                self._windows[window_id] = w
+        for gone in set(self._synced_windows) - set(current):
+            self._windows[gone] = None
+        self._synced_windows = current
 
     def write_rollups(self, rollups: Iterable[Any]) -> None:
         """metrics' ``Rollup`` objects (or ``RollupRow``); upserted per (exchange, probe, minute)."""
@@ -556,6 +578,8 @@ class Store:
         )
 
     async def _write_domain(self, operation: str, fn: Callable[[sqlite3.Connection], T]) -> T | None:
+        if self._results or self._incidents or self._silences or self._windows:
+            await self.flush()  # the change applies to the newest state this process knows
         if not await self._ensure_open():
             return None
         assert self._writer is not None

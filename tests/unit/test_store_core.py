@@ -7,6 +7,7 @@ import stat
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -319,3 +320,64 @@ async def test_size_bound_takes_rollups_when_no_raw_results_are_left(tmp_path: P
         assert newest, "the newest minutes stay"
     finally:
         await s.close()
+
+
+async def test_metrics_rollups_are_stored_as_is(store: Store) -> None:
+    series = pytest.importorskip("cryptomon_tui.metrics.series")
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(series.Rollup)}
+    values = {
+        "exchange": "bybit", "probe": "time", "minute": float(int(T0 // 60 * 60)), "attempts": 60, "errors": 2,
+        "timeouts": 1, "counts": {"ok": 58, "timeout": 1, "http_5xx": 1}, "p50_ms": 20.0, "p95_ms": 40.0,
+        "p99_ms": 90.0, "min_ms": 10.0, "max_ms": 120.0, "mean_ms": 25.0, "rate_limit_peak": 0.42,
+        "clock_offset_ms": -7.0, "clock_error_ms": 2.0,
+    }  # fmt: skip
+    rollup = series.Rollup(**{k: v for k, v in values.items() if k in names})
+    store.write_rollups([rollup])
+    await store.flush()
+    (row,) = await store.rollups("bybit", "time", T0 - 60, T0 + 60)
+    assert (row.attempts, row.errors, row.timeouts, row.outcomes) == (60, 2, 1, values["counts"])
+    assert (row.p50_ms, row.p95_ms, row.p99_ms, row.min_ms, row.max_ms, row.mean_ms) == (20, 40, 90, 10, 120, 25)
+    assert (row.peak_usage, row.clock_offset_ms, row.minute) == (0.42, -7.0, int(T0 // 60 * 60))
+
+
+async def test_sync_writes_only_changes_and_deletes_vanished_windows(store: Store, clock: FakeClock) -> None:
+    s1 = Silence("s1", (Matcher("exchange", "okx"),), T0, None, "bob", "c", T0)
+    w1 = MaintenanceWindow("w1", "okx", T0, T0 + 999_999, "a")
+    w2 = MaintenanceWindow("w2", "bybit", T0, T0 + 999_999, "b")
+    store.sync_silences_and_windows([s1], [w1, w2])
+    await store.flush()
+    assert {w.id for w in await store.maintenance_windows()} == {"w1", "w2"}
+    # a window the CLI added (not in the daemon's list yet) must survive the next sync
+    assert await store.add_maintenance(MaintenanceWindow("cli", None, T0, T0 + 999_999, "c"))
+    expired = Silence("s1", s1.matchers, T0, None, "bob", "c", T0, expired_at=clock.now())
+    store.sync_silences_and_windows([expired], [w1])
+    assert store.health().pending_incidents == 0 and len(store._silences) == 1 and store._windows == {"w2": None}
+    await store.flush()
+    assert {w.id for w in await store.maintenance_windows()} == {"w1", "cli"}
+    assert await store.silences() == []
+    store.sync_silences_and_windows([expired], [w1])  # unchanged: nothing buffered
+    assert not store._silences and not store._windows
+
+
+def test_apply_command_ignores_bad_input() -> None:
+    from cryptomon_tui.store import CommandRecord
+    from cryptomon_tui.store.commands import apply_command
+
+    class Nothing:
+        def get(self, incident_id: str) -> None:
+            return None
+
+        def silences(self, include_expired: bool = False) -> list[Silence]:
+            return []
+
+    target: Any = Nothing()
+    assert apply_command(target, CommandRecord(1, T0, "reboot", {}))[0].startswith("skipped: unknown command")
+    assert apply_command(target, CommandRecord(2, T0, "ack", {}))[0].startswith("skipped")
+    assert apply_command(target, CommandRecord(3, T0, "ack", {"incident_id": "x", "by": "a"}))[0] == (
+        "skipped: not open in the daemon"
+    )
+    assert apply_command(target, CommandRecord(4, T0, "unsilence", {"silence_id": "x"}))[0] == (
+        "skipped: unknown silence"
+    )

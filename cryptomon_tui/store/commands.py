@@ -1,0 +1,131 @@
+"""Apply a queued CLI command to the daemon's in-memory incident state, idempotently.
+
+The CLI has already changed the store (see ``cli.incidents_cmd``); this brings a running
+daemon's ``IncidentManager`` in line. Every command carries the ids the CLI chose, so applying
+one twice, or after a restart whose ``load_state`` already contains the change, does nothing.
+Daemon loop (about once a second)::
+
+    for cmd in await store.poll_commands():
+        result, events = apply_command(pipeline.incidents, cmd)
+        for ev in events: publish(ev)          # store.on_event, notify, faces ...
+        await store.mark_command_done(cmd.id, result)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from cryptomon_tui.incidents.model import Incident, IncidentEvent, IncidentState, MaintenanceWindow, Matcher, Silence
+from cryptomon_tui.store.rows import CommandRecord, matcher_from_dict, silence_from_dict, window_from_dict
+
+
+class CommandTarget(Protocol):
+    """The parts of ``incidents.manager.IncidentManager`` the commands use."""
+
+    def get(self, incident_id: str) -> Incident | None: ...
+
+    def ack(self, incident_id: str, by: str, note: str | None = None) -> list[IncidentEvent]: ...
+
+    def silences(self, include_expired: bool = False) -> list[Silence]: ...
+
+    def silence(
+        self,
+        matchers: Sequence[Matcher],
+        duration_s: float | None,
+        comment: str,
+        by: str,
+        *,
+        starts_at: float | None = None,
+        silence_id: str | None = None,
+    ) -> tuple[Silence, list[IncidentEvent]]: ...
+
+    def unsilence(self, silence_id: str, by: str | None = None) -> list[IncidentEvent]: ...
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]: ...
+
+    def add_maintenance(
+        self,
+        exchange: str | None,
+        starts_at: float,
+        ends_at: float,
+        comment: str = "",
+        recurrence: str | None = None,
+        timezone: str = "UTC",
+        by: str | None = None,
+        window_id: str | None = None,
+    ) -> tuple[MaintenanceWindow, list[IncidentEvent]]: ...
+
+    def remove_maintenance(self, window_id: str) -> list[IncidentEvent]: ...
+
+
+def apply_command(target: CommandTarget, command: CommandRecord) -> tuple[str, list[IncidentEvent]]:
+    """Returns (result text for ``mark_command_done``, events to publish). Never raises for bad input."""
+    try:
+        handler = _HANDLERS.get(command.kind)
+        if handler is None:
+            return f"skipped: unknown command {command.kind!r}", []
+        return handler(target, command.payload)
+    except (KeyError, ValueError, TypeError) as exc:
+        return f"skipped: {exc}", []
+
+
+def _ack(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
+    incident = target.get(str(p["incident_id"]))
+    if incident is None:
+        return "skipped: not open in the daemon", []
+    if incident.state is IncidentState.RESOLVED:
+        return "skipped: already resolved", []
+    if incident.state is IncidentState.ACKNOWLEDGED:
+        return "ok: already acknowledged", []
+    return "ok", target.ack(incident.id, str(p["by"]), p.get("note"))
+
+
+def _silence(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
+    s = silence_from_dict(p["silence"])
+    if any(existing.id == s.id for existing in target.silences(include_expired=True)):
+        return "ok: already known", []
+    duration = None if s.ends_at is None else s.ends_at - s.starts_at
+    matchers = [matcher_from_dict(m.to_dict()) for m in s.matchers]
+    _, events = target.silence(matchers, duration, s.comment, s.created_by, starts_at=s.starts_at, silence_id=s.id)
+    return "ok", events
+
+
+def _unsilence(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
+    silence_id = str(p["silence_id"])
+    if not any(s.id == silence_id for s in target.silences(include_expired=True)):
+        return "skipped: unknown silence", []
+    return "ok", target.unsilence(silence_id, p.get("by") or "cli")
+
+
+def _maintenance_add(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
+    w = window_from_dict(p["window"])
+    if any(existing.id == w.id for existing in target.maintenance_windows()):
+        return "ok: already known", []
+    _, events = target.add_maintenance(
+        w.exchange,
+        w.starts_at,
+        w.ends_at,
+        w.comment,
+        w.recurrence,
+        getattr(w, "timezone", "UTC"),
+        getattr(w, "created_by", None),
+        window_id=w.id,
+    )
+    return "ok", events
+
+
+def _maintenance_remove(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
+    window_id = str(p["window_id"])
+    if not any(w.id == window_id for w in target.maintenance_windows()):
+        return "ok: already gone", []
+    return "ok", target.remove_maintenance(window_id)
+
+
+_HANDLERS = {
+    "ack": _ack,
+    "silence": _silence,
+    "unsilence": _unsilence,
+    "maintenance_add": _maintenance_add,
+    "maintenance_remove": _maintenance_remove,
+}

@@ -1,0 +1,166 @@
+"""Store + real DetectionPipeline: restart restores incidents, acks, silences and windows; CLI commands reach
+the daemon's state idempotently; a SIGKILLed writer loses nothing it committed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cryptomon_tui.clock import FakeClock
+from cryptomon_tui.config import config_from_data
+from cryptomon_tui.config.storage import StorageConfig
+from cryptomon_tui.incidents.model import EventType, IncidentEvent, IncidentState, Matcher, Silence
+from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.store import Store
+from cryptomon_tui.store.commands import apply_command
+
+pipeline_module = pytest.importorskip("cryptomon_tui.detection.pipeline")
+T0 = 1_700_000_000.0
+
+
+async def _drive(
+    pipeline: object, store: Store, clock: FakeClock, seconds: int, outcome: Outcome
+) -> list[IncidentEvent]:
+    events: list[IncidentEvent] = []
+    for _ in range(seconds):
+        clock.set(clock.now() + 1)
+        for exchange in ("okx", "binance"):
+            bad = exchange == "okx" and outcome is not Outcome.OK
+            r = ProbeResult(exchange, "ticker", clock.now(), None if bad else 30.0, outcome if bad else Outcome.OK)
+            store.on_result(r)
+            for ev in pipeline.on_result(r):  # type: ignore[attr-defined]
+                store.on_event(ev)
+                events.append(ev)
+    return events
+
+
+async def test_restart_restores_what_the_pipeline_and_the_cli_changed(tmp_path: Path) -> None:
+    config = config_from_data({})
+    clock = FakeClock(T0)
+    path = tmp_path / "db.sqlite3"
+    store = Store(StorageConfig(path=path), clock)
+    assert await store.open(background=False)
+    pipeline = pipeline_module.DetectionPipeline(config, clock, id_seed=1)
+    events = await _drive(pipeline, store, clock, 30, Outcome.TIMEOUT)
+    opened = [e for e in events if e.event is EventType.OPENED]
+    assert len(opened) == 1
+    incident_id = opened[0].incident.id
+
+    # the CLI (another process in real life) acks and silences straight on the store ...
+    acked = await store.ack_incident(incident_id, "alice", "looking")
+    assert acked is not None and acked.state is IncidentState.ACKNOWLEDGED
+    silence = Silence("sil-cli1", (Matcher("exchange", "okx"),), clock.now(), clock.now() + 3600, "bob", "upgrade",
+                      clock.now())  # fmt: skip
+    assert await store.add_silence(silence)
+    # ... and the daemon picks the commands up and applies them to its in-memory state
+    commands = await store.poll_commands()
+    assert [c.kind for c in commands] == ["ack", "silence"]
+    applied: list[IncidentEvent] = []
+    for cmd in commands:
+        result, produced = apply_command(pipeline.incidents, cmd)
+        assert result == "ok"
+        for ev in produced:
+            store.on_event(ev)
+        applied += produced
+        assert await store.mark_command_done(cmd.id, result)
+    assert [e.event for e in applied] == [EventType.ACKNOWLEDGED, EventType.SILENCED]
+    live = pipeline.incidents.get(incident_id)
+    assert live.state is IncidentState.ACKNOWLEDGED and live.acknowledged_by == "alice"
+    assert live.silenced_by == "sil-cli1"
+    # applying the same commands again changes nothing
+    for cmd in commands:
+        result, produced = apply_command(pipeline.incidents, cmd)
+        assert result.startswith("ok: already") and produced == []
+    window, _ = pipeline.incidents.add_maintenance("bybit", T0 + 86400, T0 + 90000, "planned", window_id="mw-1")
+    store.sync_silences_and_windows(pipeline.incidents.silences(include_expired=True),
+                                    pipeline.incidents.maintenance_windows())  # fmt: skip
+    await store.close()  # flushes
+
+    # restart
+    store2 = Store(StorageConfig(path=path), clock)
+    assert await store2.open(background=False)
+    state = await store2.load_state()
+    assert [i.id for i in state.open_incidents] == [incident_id]
+    restored = state.open_incidents[0]
+    assert restored == pipeline.incidents.get(incident_id)  # every field and the whole timeline
+    assert [s.id for s in state.silences] == ["sil-cli1"]
+    assert [w.id for w in state.maintenance_windows] == [window.id]
+    assert await store2.poll_commands() == []
+    fresh = pipeline_module.DetectionPipeline(config, clock, id_seed=2)
+    fresh.restore(state.open_incidents, state.silences, state.maintenance_windows, state.recently_resolved)
+    assert fresh.incidents.get(incident_id).acknowledged_by == "alice"
+    # the problem continues after the restart: same incident, no new one
+    more = await _drive(fresh, store2, clock, 20, Outcome.TIMEOUT)
+    assert not [e for e in more if e.event is EventType.OPENED]
+    await store2.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from cryptomon_tui.clock import RealClock
+    from cryptomon_tui.config.storage import StorageConfig
+    from cryptomon_tui.store import Store
+    from tests.unit.store_helpers import event, make_incident, result
+
+    async def main():
+        store = Store(StorageConfig(path=sys.argv[1]), RealClock())
+        assert await store.open(background=False)
+        store.on_event(event(make_incident(1)))
+        for i in range(100):
+            store.on_result(result(i))
+        await store.flush()
+        for n in range(3):
+            await store.outbox_enqueue(idempotency_key=f"k{n}", channel="slack", event="opened", payload={"n": n})
+        await store.outbox_claim_due(limit=1)  # one message is "being sent" when the kill lands
+        print("READY", flush=True)
+        while True:
+            store.on_result(result(0))
+            await asyncio.sleep(0.001)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_keeps_committed_state_and_requeues_inflight(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "READY"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    import asyncio
+
+    async def check() -> None:
+        store = Store(StorageConfig(path=path), FakeClock(T0))
+        assert await store.open(background=False)
+        state = await store.load_state(now=T0)
+        assert [i.id for i in state.open_incidents] == ["inc-0001"]
+        assert await store.count_results() >= 100
+        assert await store.outbox_requeue_inflight() == 1
+        due = await store.outbox_claim_due(now=1e12, limit=10)
+        assert sorted(m.idempotency_key for m in due) == ["k0", "k1", "k2"]
+        await store.close()
+
+    asyncio.run(check())
