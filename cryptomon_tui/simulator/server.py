@@ -427,7 +427,10 @@ class Simulator:
         # Idle keep-alive connections are closed too, as a stopped server's would be.
         if port.server is not None:
             for conn in port.server.connections:
-                conn.close()
+                if getattr(conn, "_request_in_progress", True):
+                    conn.close()  # after the answer in progress (a hang: never)
+                else:
+                    conn.force_close()
 
     async def _open_listener(self, port: _Port) -> None:
         if port.runner is None:
