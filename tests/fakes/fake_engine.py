@@ -219,6 +219,7 @@ class FakeEngine:
             "silences": [s.to_dict() for s in self.silences.values() if s.expired_at is None],
             "notify": [dict(n) for n in self.notify],
             "analysis": dict(self.analysis),
+            "fake_reloads": self.reloads,  # FakeEngine only: lets process tests see reloads arrive
         }
         return self._cached
 
@@ -327,6 +328,7 @@ class FakeEngine:
     async def reload(self) -> dict[str, Any]:
         self.reloads += 1
         self.commands.append(("reload", ()))
+        self.changed()
         return {"ok": True, "changed": [], "error": None}
 
     def health(self) -> dict[str, Any]:
