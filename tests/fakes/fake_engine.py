@@ -103,6 +103,7 @@ class FakeEngine:
                 "p95_ms": 80.0,
                 "p99_ms": 120.0,
                 "timeouts": 0,
+                "consecutive_failures": 0,
                 "counts": {"ok": 100},
             }
         return {
