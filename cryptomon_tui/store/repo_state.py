@@ -42,10 +42,22 @@ def write_incidents(conn: sqlite3.Connection, incidents: Iterable[Incident]) -> 
     """Upsert incidents with their whole timeline (call inside a transaction)."""
     for incident in incidents:
         conn.execute(UPSERT_INCIDENT, incident_to_row(incident))
-        conn.execute("DELETE FROM incident_timeline WHERE incident_id = ?", (incident.id,))
+        rows = timeline_to_rows(incident)
+        stored = conn.execute(
+            "SELECT seq, ts, kind, text, data FROM incident_timeline WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
+            (incident.id,),
+        ).fetchone()
+        start = 0
+        if stored is not None:
+            last = int(stored[0])
+            # a timeline that only grew: append the new tail instead of rewriting the whole history
+            if last < len(rows) and tuple(rows[last][2:]) == tuple(stored[1:]):
+                start = last + 1
+            else:
+                conn.execute("DELETE FROM incident_timeline WHERE incident_id = ?", (incident.id,))
         conn.executemany(
             "INSERT INTO incident_timeline(incident_id, seq, ts, kind, text, data) VALUES (?,?,?,?,?,?)",
-            timeline_to_rows(incident),
+            rows[start:],
         )
 
 

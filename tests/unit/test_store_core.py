@@ -111,7 +111,7 @@ async def test_results_are_buffered_and_flushed_on_the_clock(tmp_path: Path, clo
 
 
 async def test_a_full_batch_is_flushed_without_waiting(tmp_path: Path, clock: FakeClock) -> None:
-    s = Store(StorageConfig(path=tmp_path / "db.sqlite3", flush_interval=3600.0), clock, batch_size=100)
+    s = Store(StorageConfig(path=tmp_path / "db.sqlite3", flush_interval=60.0), clock, batch_size=100)
     assert await s.open()
     try:
         for i in range(100):
@@ -381,3 +381,28 @@ def test_apply_command_ignores_bad_input() -> None:
     assert apply_command(target, CommandRecord(4, T0, "unsilence", {"silence_id": "x"}))[0] == (
         "skipped: unknown silence"
     )
+
+
+async def test_timeline_appends_and_rewrites(store: Store) -> None:
+    inc = make_incident(1)
+    store.on_event(event(inc))
+    await store.flush()
+    grown = inc.with_changes(timeline=(*inc.timeline, TimelineEntry(T0 + 1, "evidence", "p99 up")))
+    store.on_event(event(grown, EventType.UPDATED))
+    await store.flush()
+    assert (await store.incident(inc.id)).timeline == grown.timeline  # type: ignore[union-attr]
+    # a timeline trimmed or rewritten by the manager replaces the stored one
+    trimmed = inc.with_changes(timeline=(TimelineEntry(T0 + 2, "note", "kept only this"),))
+    store.on_event(event(trimmed, EventType.UPDATED))
+    await store.flush()
+    assert (await store.incident(inc.id)).timeline == trimmed.timeline  # type: ignore[union-attr]
+
+
+def test_storage_config_rejects_nonsense() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="flush_interval"):
+        StorageConfig(flush_interval=0)
+    with pytest.raises(ValidationError, match="at least raw_retention"):
+        StorageConfig(raw_retention="2d", rollup_retention="1d")
+    assert StorageConfig(raw_retention="1h", max_size_mb=64).raw_retention == 3600
