@@ -248,6 +248,7 @@ class Simulator:
         self._stopping = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._active_keys: set[tuple[int, str]] = set()
+        self._labels: dict[tuple[int, str], str] = {}
         self.requests = 0
         self._load_entries()
 
@@ -340,7 +341,7 @@ class Simulator:
             await port.site.start()
         self._t0 = self._clock.monotonic()
         self._active_keys.clear()
-        await self.sync()
+        await self.sync(report=False)  # events start with the watcher, after the caller's own output
         self._ensure_watcher()
 
     async def stop(self) -> None:
@@ -363,7 +364,7 @@ class Simulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def sync(self) -> None:
+    async def sync(self, report: bool = True) -> None:
         """Apply the timeline's listener state now (refuse on/off); tests call it after moving a FakeClock."""
         elapsed = self.elapsed()
         for port in self._ports.values():
@@ -372,7 +373,7 @@ class Simulator:
                 await self._close_listener(port)
             elif not want_refused and port.refused:
                 await self._open_listener(port)
-        if self._on_event is not None:
+        if report and self._on_event is not None:
             self._report_transitions(elapsed)
 
     # ------------------------------------------------------------------ timeline
@@ -416,7 +417,8 @@ class Simulator:
         for key in sorted(now - self._active_keys):
             self._on_event(f"t={elapsed:6.2f}s  start  {labels[key]}")
         for key in sorted(self._active_keys - now):
-            self._on_event(f"t={elapsed:6.2f}s  end    {key[1]} fault")
+            self._on_event(f"t={elapsed:6.2f}s  end    {self._labels.get(key, key[1])}")
+        self._labels.update(labels)
         self._active_keys = now
 
     async def _close_listener(self, port: _Port) -> None:
