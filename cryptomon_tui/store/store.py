@@ -692,13 +692,14 @@ class Store:
     async def analyses_put(
         self,
         incident_id: str,
-        source: str,
         result: dict[str, Any],
         *,
+        source: str,
         model: str | None = None,
         cost_usd: Decimal | None = None,
         created_at: float | None = None,
     ) -> int | None:
+        """Store one analysis (``source`` = "offline" or the model name); committed on return."""
         at = self._clock.now() if created_at is None else created_at
         return await self._write(
             "analyses_put",

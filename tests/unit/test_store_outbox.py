@@ -101,8 +101,8 @@ async def test_notification_log_tracks_who_must_hear_the_resolution(store: Store
 
 
 async def test_analyses_and_llm_ledger(store: Store) -> None:
-    await store.analyses_put("inc-1", "offline", {"root_cause": "dns"}, created_at=T0)
-    await store.analyses_put("inc-1", "deepseek-chat", {"root_cause": "ban"}, model="deepseek-chat",
+    await store.analyses_put("inc-1", {"root_cause": "dns"}, source="offline", created_at=T0)
+    await store.analyses_put("inc-1", {"root_cause": "ban"}, source="deepseek-chat", model="deepseek-chat",
                              cost_usd=Decimal("0.000420"), created_at=T0 + 5)  # fmt: skip
     latest = await store.analyses_latest("inc-1")
     assert latest is not None and latest.result == {"root_cause": "ban"} and latest.cost_usd == Decimal("0.000420")
