@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from cryptomon_tui.metrics.series import Rollup, Series
-from cryptomon_tui.probing.results import ProbeResult, iso_utc
+from cryptomon_tui.metrics.histogram import INV_LOG_GAMMA, MAX_MS, MIN_MS, LogHistogram
+from cryptomon_tui.metrics.series import OUTCOME_INDEX, Rollup, Series
+from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc
+
+_log = math.log
+_ceil = math.ceil
 
 
 class ExchangeMetrics:
@@ -17,6 +22,13 @@ class ExchangeMetrics:
         self.name = name
         self.aggregate = aggregate
         self.probes: dict[str, Series] = {}
+
+    def latency_histogram(self) -> LogHistogram:
+        """Window latency of every probe of the exchange (merged on demand: cheaper than recording twice)."""
+        merged = LogHistogram()
+        for s in self.probes.values():
+            merged.add_counts(s.hist.counts)
+        return merged
 
 
 class MetricsRegistry:
@@ -39,6 +51,7 @@ class MetricsRegistry:
         self.sparkline_points = sparkline_points
         self.rollup_grace_s = rollup_grace_s
         self._series: dict[tuple[str, str], Series] = {}
+        self._pairs: dict[tuple[str, str], tuple[Series, Series]] = {}
         self._exchanges: dict[str, ExchangeMetrics] = {}
         self.changed: set[tuple[str, str]] = set()
         self.recorded = 0
@@ -56,21 +69,28 @@ class MetricsRegistry:
 
     def record(self, result: ProbeResult) -> Series:
         key = (result.exchange, result.probe)
-        series = self._series.get(key)
-        if series is None:
-            series = self._add(result.exchange, result.probe)
-        series.record(result)
-        self._exchanges[result.exchange].aggregate.record(result)
+        pair = self._pairs.get(key)
+        if pair is None:
+            pair = self._add(result.exchange, result.probe)
+        lat = result.latency_ms
+        bin_ = None
+        if lat is not None and result.outcome is Outcome.OK:
+            bin_ = _ceil(_log(MIN_MS if lat < MIN_MS else (MAX_MS if lat > MAX_MS else lat)) * INV_LOG_GAMMA)
+        oi = OUTCOME_INDEX[result.outcome]
+        series, aggregate = pair
+        series.record_indexed(result, oi, bin_)
+        aggregate.record_indexed(result, oi, None)  # exchange percentiles merge the probes' histograms
         self.changed.add(key)
         self.recorded += 1
         return series
 
-    def _add(self, exchange: str, probe: str) -> Series:
+    def _add(self, exchange: str, probe: str) -> tuple[Series, Series]:
         ex = self._exchanges.get(exchange)
         if ex is None:
             ex = self._exchanges[exchange] = ExchangeMetrics(exchange, self._new_series(exchange, None))
         series = ex.probes[probe] = self._series[(exchange, probe)] = self._new_series(exchange, probe)
-        return series
+        pair = self._pairs[(exchange, probe)] = (series, ex.aggregate)
+        return pair
 
     def take_changed(self) -> set[tuple[str, str]]:
         changed, self.changed = self.changed, set()
@@ -135,5 +155,9 @@ class MetricsRegistry:
         for name, ex in self._exchanges.items():
             stats = ex.aggregate.snapshot(now)
             stats["probes"] = {p: s.snapshot(now) for p, s in ex.probes.items()}
+            merged = ex.latency_histogram()
+            for key, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+                v = merged.quantile(q)
+                stats[key] = None if v is None else round(v, 3)
             exchanges[name] = stats
         return {"ts": iso_utc(now), "window_s": self.window_s, "exchanges": exchanges}

@@ -154,6 +154,57 @@ class Series:
     recovers when asked at a later time.
     """
 
+    __slots__ = (
+        "_buckets",
+        "_closed_through",
+        "_grace",
+        "_head",
+        "_minutes",
+        "_oldest_open",
+        "_rollups_enabled",
+        "attempts",
+        "ban_until",
+        "breaker",
+        "bucket_s",
+        "clock_error_ms",
+        "clock_offset_at",
+        "clock_offset_ms",
+        "consecutive_failures",
+        "consecutive_network_failures",
+        "consecutive_ok",
+        "counts",
+        "errors",
+        "exchange",
+        "hist",
+        "last_at",
+        "last_attempt_at",
+        "last_error_at",
+        "last_error_code",
+        "last_error_message",
+        "last_error_outcome",
+        "last_http_status",
+        "last_latency_ms",
+        "last_ok_at",
+        "last_outcome",
+        "last_seen",
+        "last_usage",
+        "last_usage_at",
+        "latencies",
+        "maintenance_until",
+        "minute_p50",
+        "n_buckets",
+        "offsets",
+        "ok_flags",
+        "pending_rollups",
+        "probe",
+        "retry_until",
+        "timeouts",
+        "total_attempts",
+        "total_errors",
+        "total_results",
+        "window_s",
+    )
+
     def __init__(
         self,
         exchange: str,
@@ -223,24 +274,26 @@ class Series:
         self._closed_through = -math.inf  # minutes starting before this are closed
         self._oldest_open = math.inf
         self.pending_rollups: deque[Rollup] = deque(maxlen=max_pending_rollups)
-        self.version = 0  # bumped on every record; lets readers cache derived values
 
     # ------------------------------------------------------------------ recording
     def record(self, r: ProbeResult) -> None:
+        lat = r.latency_ms
+        bin_ = None
+        if lat is not None and r.outcome is Outcome.OK:
+            bin_ = _ceil(_log(MIN_MS if lat < MIN_MS else (MAX_MS if lat > MAX_MS else lat)) * INV_LOG_GAMMA)
+        self.record_indexed(r, OUTCOME_INDEX[r.outcome], bin_)
+
+    def record_indexed(self, r: ProbeResult, oi: int, bin_: int | None) -> None:
+        """``record`` with the outcome index and latency bin already computed (shared by the registry)."""
         ts = r.started_at
-        oi = OUTCOME_INDEX[r.outcome]
         self.total_results += 1
-        self.version += 1
-        if self.last_at is None or ts >= self.last_at:
+        last_at = self.last_at
+        if last_at is None or ts >= last_at:
             self.last_at = ts
         self.breaker = r.breaker
         self.last_seen[oi] = ts
-        if r.ban_until is not None:
-            self.ban_until = r.ban_until
         if r.maintenance_until is not None:
             self.maintenance_until = r.maintenance_until
-        if r.retry_after_s is not None:
-            self.retry_until = ts + r.retry_after_s
         if oi == _SKIPPED:
             return  # never sent: not an attempt, not a failure, not a latency
 
@@ -256,41 +309,24 @@ class Series:
             bucket.reset(bidx)
             in_window = True
 
-        ok = oi == _OK
         lat = r.latency_ms
         self.total_attempts += 1
         self.last_attempt_at = ts
         self.last_outcome = r.outcome
         self.last_http_status = r.http_status
+        self.last_latency_ms = lat
+        ok = oi == _OK
         if ok:
             self.consecutive_failures = 0
             self.consecutive_network_failures = 0
             self.consecutive_ok += 1
             self.last_ok_at = ts
+            self.ok_flags.append(True)
+            if lat is not None:
+                self.latencies.append(lat)
         else:
-            self.total_errors += 1
-            self.consecutive_failures += 1
-            self.consecutive_ok = 0
-            if oi in _NETWORK_INDEXES:
-                self.consecutive_network_failures += 1
-            else:
-                self.consecutive_network_failures = 0
-            self.last_error_code = (
-                r.error_code
-                if r.error_code is not None
-                else (str(r.http_status) if r.http_status is not None else r.outcome.value)
-            )
-            self.last_error_message = r.error_message
-            self.last_error_outcome = r.outcome
-            self.last_error_at = ts
-        self.last_latency_ms = lat
-        self.ok_flags.append(ok)
-
-        bin_ = None
-        if lat is not None and ok:
-            self.latencies.append(lat)
-            v = MIN_MS if lat < MIN_MS else (MAX_MS if lat > MAX_MS else lat)
-            bin_ = _ceil(_log(v) * INV_LOG_GAMMA)
+            self.ok_flags.append(False)
+            self._record_failure(r, oi, ts)
 
         usage = r.rate_limit_used
         if usage is not None:
@@ -316,12 +352,38 @@ class Series:
             if bin_ is not None:
                 bins = bucket.bins
                 bins[bin_] = bins.get(bin_, 0) + 1
-                self.hist.add(bin_)
+                hist = self.hist
+                c = hist.counts.get(bin_)
+                if c is None:
+                    hist.add(bin_)
+                else:
+                    hist.counts[bin_] = c + 1
+                    hist.total += 1
             if usage is not None and (bucket.usage_peak is None or usage > bucket.usage_peak):
                 bucket.usage_peak = usage
 
         if self._rollups_enabled:
             self._record_minute(r, oi, ok, lat, bin_, ts)
+
+    def _record_failure(self, r: ProbeResult, oi: int, ts: float) -> None:
+        self.total_errors += 1
+        self.consecutive_failures += 1
+        self.consecutive_ok = 0
+        if oi in _NETWORK_INDEXES:
+            self.consecutive_network_failures += 1
+        else:
+            self.consecutive_network_failures = 0
+        if r.error_code is not None:
+            self.last_error_code = r.error_code
+        else:
+            self.last_error_code = str(r.http_status) if r.http_status is not None else r.outcome.value
+        self.last_error_message = r.error_message
+        self.last_error_outcome = r.outcome
+        self.last_error_at = ts
+        if r.ban_until is not None:
+            self.ban_until = r.ban_until
+        if r.retry_after_s is not None:
+            self.retry_until = ts + r.retry_after_s
 
     def _record_minute(self, r: ProbeResult, oi: int, ok: bool, lat: float | None, bin_: int | None, ts: float) -> None:
         start = ts - ts % ROLLUP_SECONDS
