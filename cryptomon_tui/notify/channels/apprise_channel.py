@@ -1,0 +1,56 @@
+"""The long tail of services through the Apprise library (optional: only when ``apprise`` is installed)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar
+
+from cryptomon_tui.config.notify import AppriseChannelConfig
+from cryptomon_tui.notify.channels.base import Channel, SendResult, Verdict
+from cryptomon_tui.notify.format import build_view, plain_text
+from cryptomon_tui.notify.model import Notice, NoticeKind
+
+
+def apprise_available() -> bool:
+    try:
+        importlib.import_module("apprise")
+    except ImportError:
+        return False
+    return True
+
+
+class AppriseChannel(Channel):
+    type = "apprise"
+    default_rate: ClassVar[tuple[float, float, int]] = (1.0, 1.0, 3)
+    config: AppriseChannelConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._apprise: Any = None
+
+    async def start(self) -> None:
+        apprise = importlib.import_module("apprise")
+        obj = apprise.Apprise()
+        for url in self.config.urls:
+            obj.add(url.get_secret_value())
+        self._apprise = obj
+
+    async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:
+        if self._apprise is None:
+            await self.start()
+        apprise = importlib.import_module("apprise")
+        view = build_view(notice)
+        if notice.kind is NoticeKind.RESOLVED:
+            ntype = apprise.NotifyType.SUCCESS
+        elif view.severity.rank >= 2:
+            ntype = apprise.NotifyType.FAILURE
+        elif view.severity.rank == 1:
+            ntype = apprise.NotifyType.WARNING
+        else:
+            ntype = apprise.NotifyType.INFO
+        result = await self._apprise.async_notify(body=plain_text(view), title=view.title, notify_type=ntype)
+        if bool(result):
+            return SendResult(Verdict.SUCCESS, "apprise: all services accepted")
+        status = getattr(result, "status", result)
+        # Apprise folds every service's answer into one status: we cannot tell a bad key from an outage
+        return SendResult(Verdict.RETRY, f"apprise: delivery failed ({status})")

@@ -1,0 +1,148 @@
+"""``OutboxRepository`` on the SQLite store: the store's own outbox methods where they fit, and
+``store.repo_notify`` (batched and notifier-specific statements) on the store's writer thread otherwise.
+
+The store never raises storage errors (it returns a neutral value and reports health); a failed
+enqueue must not look like success here, so it raises ``OutboxUnavailable`` and the notifier keeps
+the rows in memory until the store takes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from cryptomon_tui.notify.model import ChannelStats, NewOutboxRow, OutboxRow
+from cryptomon_tui.store import repo_notify
+from cryptomon_tui.store.rows import OutboxMessage
+from cryptomon_tui.store.store import Store
+
+
+class OutboxUnavailable(Exception):
+    """The store could not commit the rows (disk full, locked, read-only ...)."""
+
+
+def _row(m: OutboxMessage) -> OutboxRow:
+    payload = m.payload if isinstance(m.payload, dict) else {}
+    notice = payload.get("notice", {})
+    return OutboxRow(
+        id=m.id,
+        channel=m.channel,
+        kind=m.event,
+        incident_id=m.incident_id,
+        fingerprint=m.fingerprint,
+        group_key=str(payload.get("group", "")),
+        payload=json.dumps(notice, ensure_ascii=False),
+        idempotency_key=m.idempotency_key,
+        status=m.state,
+        attempts=m.attempts,
+        not_before=m.next_attempt_at,
+        created_at=m.created_at,
+        last_error=m.last_error,
+        sent_at=m.sent_at,
+    )
+
+
+class StoreOutbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _write(self, operation: str, fn: Any, default: Any) -> Any:
+        return await self.store._write(operation, fn, default)
+
+    async def _read(self, operation: str, fn: Any, default: Any) -> Any:
+        return await self.store._read(operation, fn, default)
+
+    async def outbox_enqueue(self, rows: Sequence[NewOutboxRow]) -> list[int]:
+        dicts = [
+            {
+                "idempotency_key": r.idempotency_key,
+                "channel": r.channel,
+                "incident_id": r.incident_id,
+                "fingerprint": r.fingerprint,
+                "event": r.kind,
+                "payload": {"notice": json.loads(r.payload), "group": r.group_key},
+                "next_attempt_at": r.not_before,
+            }
+            for r in rows
+        ]
+        now = rows[0].created_at if rows else 0.0
+        ids = await self._write("outbox_enqueue", partial(repo_notify.enqueue_many, rows=dicts, now=now), None)
+        if ids is None:
+            raise OutboxUnavailable(self.store.health().last_error or "store unavailable")
+        return list(ids)
+
+    async def outbox_claim_due(self, channel: str, now: float, limit: int) -> list[OutboxRow]:
+        return [_row(m) for m in await self.store.outbox_claim_due(now, limit, channel)]
+
+    async def outbox_mark_sent(self, ids: Sequence[int], now: float, answer: str | None = None) -> None:
+        if ids:
+            await self._write("outbox_mark_sent", partial(repo_notify.mark_sent_many, ids=list(ids), now=now), 0)
+
+    async def outbox_mark_failed(
+        self, ids: Sequence[int], now: float, error: str, next_attempt_at: float, *, dead: bool = False
+    ) -> None:
+        if ids:
+            fn = partial(
+                repo_notify.mark_failed_many, ids=list(ids), error=error, next_attempt_at=next_attempt_at, dead=dead
+            )
+            await self._write("outbox_mark_failed", fn, 0)
+
+    async def outbox_release(self, ids: Sequence[int], next_attempt_at: float, error: str | None = None) -> None:
+        if ids:
+            fn = partial(repo_notify.release, ids=list(ids), next_attempt_at=next_attempt_at, error=error)
+            await self._write("outbox_release", fn, 0)
+
+    async def outbox_requeue_inflight(self) -> int:
+        return await self.store.outbox_requeue_inflight()
+
+    async def outbox_dead(self, channel: str | None = None) -> list[OutboxRow]:
+        msgs = await self._read("outbox_dead", partial(repo_notify.dead_for, channel=channel, limit=10_000), [])
+        return [_row(m) for m in msgs]
+
+    async def outbox_resend(self, ids: Sequence[int] | None = None, *, all_dead: bool = False, now: float) -> int:
+        n = 0
+        if all_dead:
+            n += await self.store.outbox_resend(all_dead=True)
+        if ids:
+            n += await self._write("outbox_resend", partial(repo_notify.resend_ids, ids=list(ids), now=now), 0)
+        return n
+
+    async def outbox_stats(self) -> dict[str, ChannelStats]:
+        out = {}
+        for name, s in (await self.store.outbox_stats()).items():
+            out[name] = ChannelStats(
+                queued=s.pending,
+                sending=s.sending,
+                dead=s.dead,
+                sent=s.sent,
+                last_success=s.last_sent_at,
+                last_error=s.last_error,
+                last_error_at=s.last_error_at,
+            )
+        return out
+
+    async def outbox_mark_fired(self, incident_id: str, channel: str, fingerprint: str | None) -> None:
+        return None  # enqueue_many records it in the same transaction as the row
+
+    async def outbox_notified_channels(self, incident_id: str) -> set[str]:
+        chans = await self._read(
+            "notification_log", partial(repo_notify.notified_channels, incident_id=incident_id), []
+        )
+        return set(chans)
+
+    async def outbox_cancel_pending(self, incident_id: str, channel: str, kinds: Sequence[str]) -> int:
+        fn = partial(repo_notify.cancel_pending, incident_id=incident_id, channel=channel, events=list(kinds))
+        return int(await self._write("outbox_cancel_pending", fn, 0))
+
+    async def outbox_next_due(self, channel: str) -> float | None:
+        return await self._read("outbox_next_due", partial(repo_notify.next_due, channel=channel), None)
+
+    async def outbox_set_channel_state(self, channel: str, *, broken: bool, reason: str | None) -> None:
+        now = self.store._clock.now()
+        fn = partial(repo_notify.set_channel_state, channel=channel, broken=broken, reason=reason, now=now)
+        await self._write("notify_channel_state", fn, None)
+
+    async def outbox_channel_states(self) -> dict[str, tuple[bool, str | None]]:
+        return await self._read("notify_channel_state", repo_notify.channel_states, {})
