@@ -146,3 +146,25 @@ def test_rules_fire_like_the_defaults(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(tests, sort_keys=False, width=1000))
     out = subprocess.run([str(PROMTOOL), "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+DASHBOARD = REPO / "deploy" / "grafana-dashboard.json"
+
+
+def dashboard_exprs() -> list[str]:
+    import json
+
+    data = json.loads(DASHBOARD.read_text())
+    return [t["expr"] for p in data["panels"] for t in p.get("targets", [])]
+
+
+def test_dashboard_uses_only_exported_metric_names() -> None:
+    from prometheus_client import generate_latest
+
+    clock = FakeClock()
+    registry = build_registry(FakeEngine(clock), lambda: "x", clock.now, lambda: {"event_loop_lag_max_seconds": 0.0})
+    exported = {s.name for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples}
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 15
+    used = {m for e in exprs for m in re.findall(r"\b((?:cryptomon|probe|process)_[a-z_]+)\b", e)}
+    assert used and not (used - exported), f"dashboard queries metrics the daemon does not export: {used - exported}"

@@ -18,6 +18,7 @@ import yaml
 
 from tests.fakes.daemon_harness import REPO, daemon_process, free_port
 from tests.fakes.prom_stack import ALERTMANAGER, PROMETHEUS, alertmanager, get_json, prom_query, prometheus, wait_for
+from tests.integration.test_prometheus_rules import dashboard_exprs
 
 pytestmark = [
     pytest.mark.slow,
@@ -99,3 +100,10 @@ def test_two_locations_scraped_and_alerts_deduplicated(tmp_path: Path, short_dir
         # okx is healthy everywhere: no alert for it at all
         all_alerts = get_json(am_url + "/api/v2/alerts")
         assert not [a for a in all_alerts if a["labels"].get("exchange") == "okx"]
+
+        # Every query of the shipped Grafana dashboard is valid PromQL and finds data.
+        for expr in dashboard_exprs():
+            query = expr.replace("$location", ".*").replace("$exchange", ".*")
+            if "rate(" in query:
+                continue  # needs a minute of history
+            assert prom_query(prom_url, query), f"dashboard query returns nothing: {query}"
