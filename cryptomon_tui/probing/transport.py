@@ -50,8 +50,9 @@ class TransportRequest:
 class TransportResult:
     """What happened to one request, timed.
 
-    ``latency_ms`` runs from the moment a connection was available (pool waits excluded) to the
-    last body byte; None on timeout. ``sent_at`` is the wall time at that moment. ``server_window``
+    ``latency_ms`` runs from the moment a connection was ours (a reused one handed out, or the start
+    of opening a new one: dns, connect and TLS count) to the last body byte; pool waits and request
+    building are excluded; None on timeout. ``sent_at`` is the wall time at that moment. ``server_window``
     is the wall-time interval (start, end) in which the server must have produced its response
     (request written on a ready connection .. response headers read): its midpoint and half-width
     give the clock offset and its error bound.
@@ -91,13 +92,14 @@ class _Timing:
     """Per-request trace marks (perf_counter_ns), filled by the TraceConfig callbacks."""
 
     __slots__ = (
+        "acquired",
         "create_end",
         "create_start",
         "deadline",
         "dns_end",
         "dns_start",
         "headers_sent",
-        "queued_end",
+        "pool_wait_ns",
         "queued_start",
         "response_start",
         "reused",
@@ -105,8 +107,9 @@ class _Timing:
 
     def __init__(self, deadline: asyncio.Timeout | None) -> None:
         self.deadline = deadline
+        self.acquired = 0
         self.queued_start = 0
-        self.queued_end = 0
+        self.pool_wait_ns = 0
         self.create_start = 0
         self.create_end = 0
         self.dns_start = 0
@@ -114,12 +117,6 @@ class _Timing:
         self.headers_sent = 0
         self.response_start = 0
         self.reused: bool | None = None
-
-    @property
-    def pool_wait_ns(self) -> int:
-        if self.queued_start and self.queued_end:
-            return self.queued_end - self.queued_start
-        return 0
 
 
 def _ctx(params: SimpleNamespace) -> _Timing | None:
@@ -134,15 +131,17 @@ async def _on_queued_start(_s: object, ctx: SimpleNamespace, _p: object) -> None
 
 async def _on_queued_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
     if (t := _ctx(ctx)) is not None:
-        t.queued_end = time.perf_counter_ns()
+        waited = time.perf_counter_ns() - t.queued_start
+        t.pool_wait_ns += waited  # aiohttp may queue more than once for one request
         # The timeout is the exchange's, not our pool's: give back the time spent queueing.
         if t.deadline is not None and (when := t.deadline.when()) is not None:
-            t.deadline.reschedule(when + (t.queued_end - t.queued_start) / 1e9)
+            t.deadline.reschedule(when + waited / 1e9)
 
 
 async def _on_create_start(_s: object, ctx: SimpleNamespace, _p: object) -> None:
     if (t := _ctx(ctx)) is not None:
         t.create_start = time.perf_counter_ns()
+        t.acquired = t.create_start  # a new connection: its dns/connect/tls are part of the latency
         t.reused = False
 
 
@@ -154,7 +153,7 @@ async def _on_create_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
 async def _on_reuse(_s: object, ctx: SimpleNamespace, _p: object) -> None:
     if (t := _ctx(ctx)) is not None:
         t.reused = True
-        t.create_end = time.perf_counter_ns()
+        t.acquired = t.create_end = time.perf_counter_ns()
 
 
 async def _on_dns_start(_s: object, ctx: SimpleNamespace, _p: object) -> None:
@@ -349,15 +348,17 @@ class AiohttpTransport:
             if error is Outcome.EXCHANGE_ERROR:
                 _log_unexpected_once(exc)
         pool_wait_ns = timing.pool_wait_ns
-        sent_at = wall0 + pool_wait_ns / 1e9
+        # Timing starts when a connection is ours (reused, or the start of creating a new one): the
+        # request building and any pool wait before it are our own time, not the exchange's.
+        start = timing.acquired or (t0 + pool_wait_ns)
+        sent_at = wall0 + (start - t0) / 1e9
         latency_ms: float | None = None
         if error is not Outcome.TIMEOUT:
-            latency_ms = max(0.0, (t_end - t0 - pool_wait_ns) / 1e6)
-        ready = timing.create_end or (timing.queued_end or t0)
+            latency_ms = max(0.0, (t_end - start) / 1e6)
+        ready = timing.create_end or start
         window: tuple[float, float] | None = None
         if response is not None and timing.response_start:
-            start = wall0 + (ready - t0) / 1e9
-            window = (start, wall0 + (timing.response_start - t0) / 1e9)
+            window = (wall0 + (ready - t0) / 1e9, wall0 + (timing.response_start - t0) / 1e9)
         phases = Phases(
             dns_ms=_ms(timing.dns_start, timing.dns_end),
             connect_ms=self._connect_ms(timing),
