@@ -532,13 +532,17 @@ class Simulator:
             arrival_ms,
         )
         ctx.usage_override = usage
-        reply = venue.account(ctx, route, mono)
-        if reply is None and resp_fault is not None:
-            if isinstance(resp_fault, HugeBodyFault):
-                return await self._huge(request, resp_fault, venue, ctx, t0, latency_ms)
-            reply = self._render_fault(resp_fault, ctx, venue, route, resp_t_in, resp_window)
-        if reply is None:
-            reply = route.handler(ctx) if route is not None else venue.not_found(ctx)
+        try:
+            reply = venue.account(ctx, route, mono)
+            if reply is None and resp_fault is not None:
+                if isinstance(resp_fault, HugeBodyFault):
+                    return await self._huge(request, resp_fault, venue, ctx, t0, latency_ms)
+                reply = self._render_fault(resp_fault, ctx, venue, route, resp_t_in, resp_window)
+            if reply is None:
+                reply = route.handler(ctx) if route is not None else venue.not_found(ctx)
+        except Exception:  # a simulator bug must still look like an exchange's internal error
+            log.exception("simulator %s: error answering %s", port.name, path)
+            reply = venue.error(ctx, 500, None, None)
         status, body, content_type, extra = reply
         headers = {"Content-Type": content_type}
         usage_headers = venue.usage_headers(ctx)

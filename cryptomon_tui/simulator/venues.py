@@ -197,10 +197,14 @@ class BinanceSpot(Venue):
     status_path: str | None = "/sapi/v1/system/status"
     weight_limit = 6000.0
     recv_window_max = 60000.0
+    ban_after_ignored_429 = 20  # requests sent after a 429 before the IP is banned
+    auto_ban_s = 120.0  # the shortest ban (bans grow from 2 minutes to 3 days)
 
     def __init__(self, market: Market, enforce_limits: bool = True, secrets: Mapping[str, str] | None = None) -> None:
         super().__init__(market, enforce_limits, secrets)
         self._weight = RollingCounter(60.0, 60)
+        self._ignored_429: dict[str, int] = {}  # requests sent while over the limit, per IP
+        self._banned: dict[str, float] = {}  # IP -> monotonic time the automatic ban ends
         self.routes = {
             "/api/v3/ping": Route("ping", self._ping, 1),
             "/api/v3/time": Route("time", self._time, 1),
@@ -227,12 +231,31 @@ class BinanceSpot(Venue):
     def account(self, ctx: Ctx, route: Route | None, mono: float) -> Reply | None:
         weight = 1.0 if route is None else route.weight if isinstance(route.weight, float | int) else route.weight(ctx)
         ctx.used = self._weight.add(ctx.ip, mono, weight)
-        if self.enforce_limits and ctx.used > self.weight_limit:
+        if not self.enforce_limits:
+            return None
+        banned_until = self._banned.get(ctx.ip)
+        if banned_until is not None:
+            if mono < banned_until:
+                left = banned_until - mono
+                return self.banned(ctx, ctx.now_ms + left * 1000.0, left)
+            del self._banned[ctx.ip]
+            self._ignored_429.pop(ctx.ip, None)
+        if ctx.used > self.weight_limit:
+            # Carrying on after 429s earns an automatic ban (418), starting at 2 minutes.
+            ignored = self._ignored_429.get(ctx.ip, 0) + 1
+            self._ignored_429[ctx.ip] = ignored
+            if ignored > self.ban_after_ignored_429:
+                self._banned[ctx.ip] = mono + self.auto_ban_s
+                return self.banned(ctx, ctx.now_ms + self.auto_ban_s * 1000.0, self.auto_ban_s)
             return self.rate_limited(ctx, self._weight.seconds_to_next_bucket(mono))
+        if ctx.ip in self._ignored_429:
+            del self._ignored_429[ctx.ip]
         return None
 
     def reset_limits(self) -> None:
         self._weight.clear()
+        self._banned.clear()
+        self._ignored_429.clear()
 
     def usage_headers(self, ctx: Ctx) -> dict[str, str]:
         used = ctx.used
