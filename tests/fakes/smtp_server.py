@@ -51,7 +51,7 @@ class SmtpServer:
             and auth_data.login.decode() == self.username
             and auth_data.password.decode() == self.password
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     def start(self) -> int:
         kwargs: dict[str, Any] = {}
