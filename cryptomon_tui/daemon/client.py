@@ -554,15 +554,18 @@ def spawn_daemon(
     extra_args: Sequence[str] = (),
     timeout: float = 15.0,
     python: str | None = None,
+    command: Sequence[str] | None = None,
 ) -> DaemonAddress:
     """Start ``python -m cryptomon_tui daemon`` detached (own session, output to the state-dir log)
-    and return its address once it answers. Raises DaemonStartFailed with the log's last lines."""
+    and return its address once it answers. Raises DaemonStartFailed with the log's last lines.
+
+    ``command`` replaces ``python -m cryptomon_tui daemon`` (tests start a harness with it)."""
     if config is None:
         from cryptomon_tui.config.loader import load_config
 
         config, _ = load_config(config_path)
     address = address_from_config(config)
-    cmd = [python or sys.executable, "-m", "cryptomon_tui", "daemon"]
+    cmd = list(command) if command is not None else [python or sys.executable, "-m", "cryptomon_tui", "daemon"]
     if config_path is not None:
         cmd += ["--config", str(config_path)]
     if demo is not None:

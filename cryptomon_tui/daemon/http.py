@@ -88,6 +88,10 @@ class HttpServer:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.info("metrics and health on %s (/metrics /healthz /readyz)", self.url)
+        if self.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning(
+                "/metrics listens on %s without authentication: keep it on a private network or VPN", self.host
+            )
 
     async def stop(self) -> None:
         if self._runner is not None:
