@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib
 import inspect
 import json
 import re
@@ -16,9 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 from pydantic import BaseModel, ValidationError
 
 from cryptomon_tui.analysis.context import AnalysisContext
@@ -34,8 +34,12 @@ from cryptomon_tui.analysis.prompt import (
     repair_messages,
 )
 from cryptomon_tui.analysis.redact import Redactor
+from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.analysis import LlmConfig
+
+if TYPE_CHECKING:
+    import openai
 
 PartialCallback = Callable[[str], Awaitable[None] | None]
 _FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.IGNORECASE)
@@ -150,6 +154,7 @@ class LlmClient:
         self.clock = clock
         self.redactor = redactor
         self._client: openai.AsyncOpenAI | None = None
+        self._openai: Any = None  # the module, imported on first use (1.5 s: never on the engine's start path)
         self._lock = asyncio.Lock()
         self._stream_options_ok = True
         self._json_mode_ok = True
@@ -158,14 +163,10 @@ class LlmClient:
         async with self._lock:
             if self._client is None:
                 key = self.config.api_key.get_secret_value() if self.config.api_key else ""
-                # Building the client loads CA certificates (tens of ms): keep that off the loop.
-                self._client = await asyncio.to_thread(
-                    openai.AsyncOpenAI,
-                    base_url=self.config.base_url,
-                    api_key=key or _NO_KEY,
-                    timeout=self.config.timeout,
-                    max_retries=0,
-                )
+                # Importing openai and building the client (CA certificates) take long: keep both off the loop.
+                self._openai = await off_loop(importlib.import_module, "openai")
+                client: openai.AsyncOpenAI = await off_loop(_build_client, self._openai, self.config, key or _NO_KEY)
+                self._client = client
             return self._client
 
     async def aclose(self) -> None:
@@ -188,6 +189,11 @@ class LlmClient:
         cfg = self.config
         waited = 0.0
         attempt = 0
+        try:
+            await self.client()
+        except Exception as exc:  # a broken installation or base_url: report, do not crash the engine
+            raise LlmFailure("connection", f"cannot set up the LLM client: {self._reason(str(exc))}") from None
+        openai = self._openai
         while True:
             try:
                 async with asyncio.timeout(cfg.timeout):
@@ -283,6 +289,9 @@ class LlmClient:
                         parts.append(delta.content)
                         if on_partial is not None:
                             await _call(on_partial, delta.content)
+                # Chunks that arrived together are parsed without a suspension: yield so a burst of
+                # them cannot hold the loop.
+                await asyncio.sleep(0)
         finally:
             await stream.close()
         return self._result(messages, "".join(parts), "".join(thinking), usage_obj, served)
@@ -295,6 +304,35 @@ class LlmClient:
             prompt = estimate_messages(messages)
             completion = estimate_tokens(text) + estimate_tokens(reasoning)
         return CallResult(text, reasoning, int(prompt or 0), int(completion or 0), reported, model)
+
+
+_WARMUP_CHUNK = {
+    "id": "warmup",
+    "object": "chat.completion.chunk",
+    "created": 0,
+    "model": "warmup",
+    "choices": [{"index": 0, "delta": {"content": "{}", "reasoning_content": ""}, "finish_reason": None}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+
+
+def _build_client(module: Any, config: LlmConfig, key: str) -> openai.AsyncOpenAI:
+    """Build the client and touch its lazy parts (resource modules, response models) on the worker thread,
+    so the first real reply is not parsed on the loop with cold caches (~100 ms measured)."""
+    client = module.AsyncOpenAI(base_url=config.base_url, api_key=key, timeout=config.timeout, max_retries=0)
+    _ = client.chat.completions
+    for lazy in ("anyio._backends._asyncio", "httpcore2._backends.anyio", "httpcore._backends.anyio"):
+        try:  # the HTTP stack imports its async backend on the first request, on the loop
+            importlib.import_module(lazy)
+        except ImportError:
+            pass
+    from openai._models import construct_type
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    construct_type(type_=ChatCompletionChunk, value=_WARMUP_CHUNK)
+    message = {"index": 0, "message": {"role": "assistant", "content": "{}"}, "finish_reason": "stop"}
+    construct_type(type_=ChatCompletion, value={**_WARMUP_CHUNK, "object": "chat.completion", "choices": [message]})
+    return client
 
 
 def _extra(obj: Any, name: str) -> str:
@@ -406,8 +444,10 @@ class LlmAnalyzer:
     ) -> Analysis:
         model_name = model or self.config.model
         started = time.perf_counter()
-        baseline = offline_result or self.offline.analyze_sync(ctx)
-        messages = analysis_messages(ctx, baseline, self.redactor, self.config.max_prompt_tokens)
+        if offline_result is None:
+            offline_result = await off_loop(self.offline.analyze_sync, ctx)
+        baseline: Analysis = offline_result
+        messages = await off_loop(analysis_messages, ctx, baseline, self.redactor, self.config.max_prompt_tokens)
         state = RunState()
         incident_id = ctx.incident.id
         raw: str | None = None

@@ -91,12 +91,14 @@ class _View:
         for r in ctx.recent:
             if r.started_at >= self.horizon:
                 self.by_exchange.setdefault(r.exchange, []).append(r)
+        self._attempts = {name: [r for r in rs if r.outcome.counts_as_attempt] for name, rs in self.by_exchange.items()}
+        self._with_data = [name for name in ctx.watched() if self._attempts.get(name)]
 
     def results(self, exchange: str | None) -> list[ProbeResult]:
         return self.by_exchange.get(exchange or "", [])
 
     def attempts(self, exchange: str | None) -> list[ProbeResult]:
-        return [r for r in self.results(exchange) if r.outcome.counts_as_attempt]
+        return self._attempts.get(exchange or "", [])
 
     def last(self, exchange: str, n: int = LAST_N) -> list[ProbeResult]:
         return self.attempts(exchange)[-n:]
@@ -114,7 +116,7 @@ class _View:
         return bool(last) and last[-1].ok and sum(1 for r in last if r.ok) * 2 >= len(last)
 
     def with_data(self) -> list[str]:
-        return [name for name in self.ctx.watched() if self.attempts(name)]
+        return list(self._with_data)
 
     def first_failure(self, exchange: str) -> float | None:
         """Start of the current failure streak."""
@@ -137,24 +139,38 @@ def _code_info(ctx: AnalysisContext, r: ProbeResult) -> codes.CodeInfo | None:
     return codes.lookup(ctx.kind_of(r.exchange), r.error_code)
 
 
+_OUTCOME_CATEGORY = {
+    Outcome.RATE_LIMITED: "rate_limited",
+    Outcome.IP_BANNED: "ip_banned",
+    Outcome.CLOCK_SKEW: "clock_skew",
+    Outcome.AUTH: "auth",
+    Outcome.MAINTENANCE: "maintenance",
+}
+_CATEGORY_CACHE: dict[tuple[str | None, str, str | None, int | None, bool], str | None] = {}
+
+
 def _category(ctx: AnalysisContext, r: ProbeResult) -> str | None:
     """What a failed result means, from its outcome first, then its code, then its HTTP status."""
-    by_outcome = {
-        Outcome.RATE_LIMITED: "rate_limited",
-        Outcome.IP_BANNED: "ip_banned",
-        Outcome.CLOCK_SKEW: "clock_skew",
-        Outcome.AUTH: "auth",
-        Outcome.MAINTENANCE: "maintenance",
-    }.get(r.outcome)
+    if r.outcome is Outcome.OK:
+        return None
+    by_outcome = _OUTCOME_CATEGORY.get(r.outcome)
     if by_outcome:
         return by_outcome
-    if r.http_status == 418 or ban_until_from_message(r.error_message):
-        return "ip_banned"
-    info = _code_info(ctx, r)
-    if info is not None:
-        return info.category
-    http = codes.http_meaning(r.http_status)
-    return http.category if http else None
+    kind = ctx.kind_of(r.exchange)
+    banned = ban_until_from_message(r.error_message) is not None
+    key = (kind, r.outcome.value, r.error_code, r.http_status, banned)
+    if key in _CATEGORY_CACHE:
+        return _CATEGORY_CACHE[key]
+    category: str | None
+    if r.http_status == 418 or banned:
+        category = "ip_banned"
+    else:
+        info = codes.lookup(kind, r.error_code)
+        http = codes.http_meaning(r.http_status)
+        category = info.category if info is not None else (http.category if http else None)
+    if len(_CATEGORY_CACHE) < 4096:
+        _CATEGORY_CACHE[key] = category
+    return category
 
 
 def _with_meaning(ctx: AnalysisContext, r: ProbeResult) -> str:

@@ -18,7 +18,7 @@ from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.analysis.offline import describe, when
 from cryptomon_tui.analysis.redact import Redactor
 from cryptomon_tui.incidents.model import Incident
-from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.probing.results import ProbeResult, iso_utc
 from cryptomon_tui.units import format_duration
 
 CHARS_PER_TOKEN = 3.5
@@ -139,6 +139,22 @@ def _timeline(inc: Incident, level: TrimLevel) -> list[str]:
     return lines
 
 
+def _grouped_failures(failures: list[ProbeResult]) -> list[str]:
+    """Identical failures collapsed into one line with a count and a time span, oldest first."""
+    groups: dict[tuple[object, ...], list[ProbeResult]] = {}
+    for r in failures:
+        key = (r.exchange, r.probe, r.outcome, r.http_status, r.error_code, r.error_message)
+        groups.setdefault(key, []).append(r)
+    lines = []
+    for rs in sorted(groups.values(), key=lambda rs: rs[-1].started_at):
+        line = describe(rs[-1])
+        if len(rs) > 1:
+            span = f" x{len(rs)} from {when(rs[0].started_at)} to {when(rs[-1].started_at)}"
+            line = line.rsplit(" at ", 1)[0] + span
+        lines.append(line)
+    return lines
+
+
 def build_bundle(ctx: AnalysisContext, offline: Analysis | None, level: TrimLevel) -> dict[str, Any]:
     inc = ctx.incident
     bundle: dict[str, Any] = {"now": iso_utc(ctx.now), "incident": _incident_brief(inc, ctx.now, level)}
@@ -163,7 +179,7 @@ def build_bundle(ctx: AnalysisContext, offline: Analysis | None, level: TrimLeve
         if facts and facts.kind:
             brief["kind"] = facts.kind
         if name == target or target is None:
-            if level.per_probe and s.probes:
+            if level.per_probe and len(s.probes) > 1:
                 brief["probes"] = {
                     probe: {k: v for k, v in ps.to_brief().items() if k != "last_error_message"}
                     for probe, ps in list(s.probes.items())[:6]
@@ -194,10 +210,7 @@ def build_bundle(ctx: AnalysisContext, offline: Analysis | None, level: TrimLeve
     if target is not None:
         failures += [r for r in ctx.recent if not r.ok and r.exchange != target][-max(1, level.failures // 3) :]
         failures.sort(key=lambda r: r.started_at)
-    lines = []
-    for r in failures[-level.failures :]:
-        line = describe(r)
-        lines.append(_clip(line, level.message_chars + 60))
+    lines = [_clip(line, level.message_chars + 80) for line in _grouped_failures(failures)[-level.failures :]]
     if lines:
         bundle["recent_failures"] = lines
     seen_codes: dict[str, str] = {}

@@ -28,6 +28,7 @@ from cryptomon_tui.analysis.offline import OfflineAnalyzer, when
 from cryptomon_tui.analysis.pricing import CostReport, PriceTable, build_report, month_key
 from cryptomon_tui.analysis.prompt import SUMMARY_SCHEMA_TEXT, repair_messages, summary_messages
 from cryptomon_tui.analysis.redact import Redactor
+from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Severity
@@ -84,6 +85,19 @@ class AnalysisService:
         self._spent_cache: tuple[str, Decimal] | None = None
         self._inflight: dict[tuple[str, str], asyncio.Task[Analysis]] = {}
 
+    async def warm_up(self) -> None:
+        """Pay the one-time costs (importing openai ~1 s, building the client) before the engine starts probing.
+
+        Measured: done lazily under load, the import on the worker thread still held the GIL long enough to make
+        a 10 ms ticker on the loop wake ~60-100 ms late once. Safe to skip; then the first analysis pays it.
+        """
+        if self._llm is not None:
+            try:
+                await self._llm.client.client()
+            except Exception as exc:  # a broken setup shows up as a note on the first analysis instead
+                log.warning("LLM client setup failed: %s", self.redactor.redact(str(exc)))
+        await off_loop(self.offline.analyze_sync, _warmup_context(self.config, self.clock.now()))
+
     # ------------------------------------------------------------------ budget
 
     @property
@@ -138,7 +152,8 @@ class AnalysisService:
         """LLM when configured and within budget, else offline. Cached per (incident, source) unless forced."""
         ctx = await self._context(target)
         started = time.perf_counter()
-        baseline = self.offline.analyze_sync(ctx)
+        # Rules and prompt building are pure CPU (milliseconds each): a worker thread keeps the loop free.
+        baseline = await off_loop(self.offline.analyze_sync, ctx)
         baseline = baseline.model_copy(update={"latency_ms": round((time.perf_counter() - started) * 1000, 3)})
         use_llm = self.llm_configured and not offline and (model is not None or self._llm is not None)
         if not use_llm:
@@ -209,7 +224,7 @@ class AnalysisService:
             except Exception as exc:  # never let a background analysis die silently
                 log.warning("analysis failed: %s", self.redactor.redact(str(exc)))
                 ctx = await self._context(target)
-                result = self.offline.analyze_sync(ctx).model_copy(
+                result = (await off_loop(self.offline.analyze_sync, ctx)).model_copy(
                     update={"notes": [f"analysis error: {self.redactor.redact(type(exc).__name__ + ': ' + str(exc))}"]}
                 )
             if on_done is not None:
@@ -279,7 +294,7 @@ class AnalysisService:
     ) -> Summary:
         incidents = sorted((i for i in open_incidents if i.is_open), key=lambda i: (-i.severity.rank, i.started_at))
         recent = list(recent_results)
-        base = self._offline_summary(incidents, stats or {}, recent)
+        base = await off_loop(self._offline_summary, incidents, stats or {}, recent)
         if offline or not self.llm_configured or not incidents:
             return base
         assert self._llm is not None
@@ -391,6 +406,24 @@ class AnalysisService:
             incident_ids=[i.id for i in incidents],
             created_at=now,
         )
+
+
+def _warmup_context(config: Config, now: float) -> AnalysisContext:
+    from cryptomon_tui.incidents.model import IncidentState
+
+    incident = Incident(
+        id="warmup",
+        fingerprint="warmup",
+        rule="warmup",
+        severity=Severity.INFO,
+        exchange=None,
+        probe=None,
+        state=IncidentState.FIRING,
+        summary="warm-up",
+        started_at=now,
+        updated_at=now,
+    )
+    return build_context(incident, {}, [], [], config, now=now)
 
 
 def stats_from_results(results: Iterable[ProbeResult]) -> dict[str, dict[str, Any]]:
