@@ -82,6 +82,7 @@ class _Slot:
     nominal: float = 0.0  # monotonic time of the next un-jittered slot
     scheduled: float = 0.0  # nominal + jitter
     last_skip_emit: float | None = None
+    request: TransportRequest | None = None  # built once for unsigned probes
 
 
 _logged: set[str] = set()
@@ -239,7 +240,9 @@ class ExchangeWorker:
         recorded = False
         try:
             self.sent += 1
-            request = self._build_request(slot.spec)
+            request = slot.request or self._build_request(slot.spec)
+            if not slot.spec.signed:
+                slot.request = request
             sent = await self.transport.send(request)
             classification = self._classify(probe, sent)
             self.breaker.record(classification.outcome, admission)

@@ -260,6 +260,15 @@ class AiohttpTransport:
         self.exchange = exchange
         self.options = options or TransportOptions()
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}  # parsed once: unsigned probes repeat the same URL forever
+
+    def _url(self, text: str) -> URL:
+        url = self._urls.get(text)
+        if url is None:
+            url = URL(text, encoded=True)
+            if len(self._urls) < 256:  # signed URLs change every time; do not grow without bound
+                self._urls[text] = url
+        return url
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -314,7 +323,7 @@ class AiohttpTransport:
                 timing.deadline = deadline
                 async with session.request(
                     request.method,
-                    URL(request.url, encoded=True),
+                    self._url(request.url),
                     headers=request.headers or None,
                     data=request.body,
                     allow_redirects=False,
