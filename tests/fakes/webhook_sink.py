@@ -48,7 +48,8 @@ class WebhookSink:
         self.requests: list[Recorded] = []
         self.scripts: dict[str, deque[Reply]] = {s: deque() for s in SERVICES}
         self.persistent: dict[str, Reply | None] = dict.fromkeys(SERVICES)
-        self.delivered: dict[str, int] = {}  # idempotency key -> times accepted (webhook only)
+        self.delivered: dict[str, int] = {}  # idempotency key -> times received (webhook only)
+        self.processed: list[str] = []  # keys acted upon: each at most once, duplicates are dropped
         self.duplicates: list[str] = []
         self._ids = itertools.count(1000)
         self._runner: web.AppRunner | None = None
@@ -137,6 +138,7 @@ class WebhookSink:
                 self.duplicates.append(key)
             else:
                 fresh = True
+                self.processed.append(key)
             self.delivered[key] = self.delivered.get(key, 0) + 1
         return fresh
 
