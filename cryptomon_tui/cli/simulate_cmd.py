@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cryptomon_tui.units import format_duration
 
 if TYPE_CHECKING:
-    from cryptomon_tui.simulator import ExpectedFault, Simulator
+    from cryptomon_tui.simulator import ExpectedFault, Scenario, Simulator
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     p.add_argument("--timeline", action="store_true", help="print the scenario's faults and expected outcomes")
     p.add_argument("--quiet", "-q", action="store_true", help="do not print fault start/end events")
+    p.add_argument(
+        "--score",
+        metavar="JSONL|-",
+        help="do not serve: score probe results (cryptomon daemon --probes-jsonl) against the scenario's "
+        "ground truth; exit 0 when every fault was seen and nothing else failed",
+    )
     p.set_defaults(handler=cmd_simulate)
 
 
@@ -56,6 +62,39 @@ def _print_timeline(expected: list[ExpectedFault]) -> None:
         print(f"  {item.start:6.2f}s .. {end}  {item.exchange:16} {item.type:12} -> {item.outcome.value} ({probes})")
 
 
+def _score(scenario: Scenario, source: str) -> int:
+    import json
+
+    from cryptomon_tui.probing.results import parse_iso_utc
+    from cryptomon_tui.simulator.truth import score
+
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        print(f"cryptomon: --score: {exc}", file=sys.stderr)
+        return 2
+    rows = []
+    with stream:
+        for n, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                row["_t"] = parse_iso_utc(row["ts"])
+            except (ValueError, KeyError, TypeError) as exc:
+                print(f"cryptomon: --score: line {n}: not a probe result ({exc})", file=sys.stderr)
+                return 2
+            rows.append(row)
+    if not rows:
+        print("cryptomon: --score: no probe results", file=sys.stderr)
+        return 2
+    t0 = min(r["_t"] for r in rows)  # the simulator started just before the first probe
+    horizon = max(r["_t"] for r in rows) - t0
+    result = score(rows, scenario.expected(horizon), t0)
+    print(result.summary())
+    return 0 if result.passed else 1
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     if args.list:
         return _print_list()
@@ -66,6 +105,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
+    if args.score:
+        return _score(scenario, args.score)
     if args.port_base < 0 or args.port_base > 65535 - 4:
         print("cryptomon: --port-base must be between 0 and 65531", file=sys.stderr)
         return 2

@@ -372,6 +372,15 @@ _CODE_OUTCOMES: dict[str, dict[str, Outcome]] = {
 }
 _CODE_OUTCOMES["binance_futures"] = _CODE_OUTCOMES["binance"]
 
+# Codes that mean "the exchange failed internally" (exchanges.md): a 5xx reading is defensible.
+_INTERNAL_CODES: dict[str, frozenset[str]] = {
+    "binance": frozenset({"-1000", "-1001", "-1006", "-1007"}),
+    "binance_futures": frozenset({"-1000", "-1001", "-1006", "-1007"}),
+    "bybit": frozenset({"10000", "10016"}),
+    "okx": frozenset({"50026", "50004", "50013"}),
+    "deribit": frozenset({"11094", "10001"}),
+}
+
 # Where an exchange puts an error when the fault names only a code.
 DEFAULT_ERROR_STATUS: dict[str, int] = {
     "binance": 400,
@@ -427,8 +436,10 @@ class ErrorsFault(FaultBase):
         main = self.expected_outcome(exchange)
         status = self.status_for(exchange)
         extra = {outcome_for_status(status)} if status >= 400 else {Outcome.EXCHANGE_ERROR}
-        if main in (Outcome.EXCHANGE_ERROR, Outcome.HTTP_4XX):
+        if main in (Outcome.EXCHANGE_ERROR, Outcome.HTTP_4XX) and status >= 400:
             extra |= {Outcome.EXCHANGE_ERROR, Outcome.HTTP_4XX}
+        if self.code is not None and str(self.code) in _INTERNAL_CODES.get(exchange, ()):
+            extra.add(Outcome.HTTP_5XX)  # "internal error, outcome unknown" reads as a server-side failure
         return frozenset({main, *extra})
 
 

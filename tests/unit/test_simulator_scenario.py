@@ -274,3 +274,13 @@ def test_errors_fault_code_forms() -> None:
     assert isinstance(okx, ErrorsFault)
     with pytest.raises(ValueError):
         make_fault({"type": "errors", "exchange": "okx", "code": "oops"})
+
+
+def test_acceptable_outcomes_stay_defensible() -> None:
+    bybit_internal = make_fault({"type": "errors", "exchange": "bybit", "code": 10016})
+    assert bybit_internal.acceptable_outcomes("bybit") == {Outcome.EXCHANGE_ERROR, Outcome.HTTP_5XX}
+    bad_symbol = make_fault({"type": "errors", "exchange": "binance", "status": 400, "code": -1121})
+    assert bad_symbol.acceptable_outcomes("binance") == {Outcome.HTTP_4XX, Outcome.EXCHANGE_ERROR}
+    html = make_fault({"type": "html", "exchange": "bybit", "status": 403})
+    assert Outcome.IP_BANNED in html.acceptable_outcomes("bybit")
+    assert Outcome.IP_BANNED not in html.acceptable_outcomes("okx")
