@@ -6,9 +6,9 @@ A configured interval is a wish. The plan stretches it when
 - all probes of one exchange together would use more than the budget share (``probing.budget_share``,
   default 2 %, or the exchange's own ``budget_share``) of the exchange's limit (``adapter.rate_limit``),
   counted in the exchange's own units (Binance weight, requests, credits).
-Stretching scales every interval of the exchange by the same factor (never below a probe's own floor),
-so the configured proportions between probes survive. ``cryptomon config check`` prints what was
-stretched and why; the daemon logs it at start.
+Stretching finds one common interval for the exchange's probes that fits the share (water-filling):
+the fastest probes slow down first; a probe already slower because of its own endpoint limit keeps
+it. ``cryptomon config check`` prints what was stretched and why; the daemon logs it at start.
 """
 
 from __future__ import annotations
@@ -130,15 +130,14 @@ def plan_exchange(name: str, cfg: ExchangeConfig, adapter: ExchangeAdapter, defa
     allowed = limit.per_second * share
     cost = sum(spec.weight / iv for spec, iv in zip(specs, intervals, strict=True))
     if allowed > 0 and cost > allowed * (1 + 1e-9):
-        factor = _stretch_factor(specs, intervals, allowed)
+        common = _common_interval(specs, intervals, allowed)
         why = (
             f"{name}'s probes together would use {cost:.3g} {limit.unit}/s, over the {share:.0%} budget share of "
             f"{who}'s limit of {_rate(limit.capacity, limit.window_s, limit.unit)} ({allowed:.3g} {limit.unit}/s)"
         )
-        for i, _spec in enumerate(specs):
-            stretched = intervals[i] * factor
-            if stretched > intervals[i] * (1 + 1e-9):
-                intervals[i] = stretched
+        for i in range(len(specs)):
+            if common > intervals[i] * (1 + 1e-9):
+                intervals[i] = common
                 reasons[i] = why
     planned: list[PlannedProbe] = []
     for spec, interval, reason in zip(specs, intervals, reasons, strict=True):
@@ -157,12 +156,25 @@ def plan_exchange(name: str, cfg: ExchangeConfig, adapter: ExchangeAdapter, defa
     return planned
 
 
-def _stretch_factor(specs: list[ProbeSpec], intervals: list[float], allowed: float) -> float:
-    """The common factor that brings sum(weight / interval) down to ``allowed``.
+def _common_interval(specs: list[ProbeSpec], floors: list[float], allowed: float) -> float:
+    """The shortest interval T with sum(weight / max(floor, T)) <= allowed (water-filling).
 
-    Every interval scales by the same factor, so the cost scales by exactly 1/factor.
+    Only probes faster than T slow down; a probe already held back by its own endpoint limit
+    (OKX status, 1 per 5 s) keeps that interval instead of being stretched further.
     """
-    return sum(s.weight / iv for s, iv in zip(specs, intervals, strict=True)) / allowed
+    weights = [s.weight for s in specs]
+
+    def cost(t: float) -> float:
+        return sum(w / max(f, t) for w, f in zip(weights, floors, strict=True))
+
+    lo, hi = min(floors), max(max(floors), sum(weights) / allowed)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if cost(mid) > allowed:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def plan_schedule(config: Config, adapter_factory: AdapterFactory | None = None) -> list[PlannedProbe]:

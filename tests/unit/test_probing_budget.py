@@ -43,7 +43,7 @@ def test_defaults_stay_inside_every_exchange_budget() -> None:
             assert "budget share" in item.explain() or "allows" in item.explain()
 
 
-def test_budget_share_stretches_all_probes_of_an_exchange_by_one_factor() -> None:
+def test_budget_share_stretches_the_probes_of_an_exchange_to_one_common_interval() -> None:
     # Binance spot: 6000 weight/min = 100/s; 2 % = 2 weight/s. time(1)+ticker(2)+book(5) at 1 s = 8/s -> x4.
     plan = by_probe(plan_schedule(cfg({"binance": {"interval": "1s", "probes": ["time", "ticker", "book"]}})))
     for probe in ("time", "ticker", "book"):
@@ -68,8 +68,18 @@ def test_floors_and_budget_combine() -> None:
     ping, status, book = plan[("fx", "ping")], plan[("fx", "status")], plan[("fx", "book")]
     assert status.interval_s >= 5 and book.interval_s >= 2
     assert sum(p.weight / p.interval_s for p in (ping, status, book)) <= 1.0 + 1e-9
-    # same factor for everyone: ratios to each one's own floor are equal
-    assert ping.interval_s / 0.5 == pytest.approx(status.interval_s / 5, rel=0.05)
+    # water-filling: 1/T + 1/5 + 1/T = 1 -> T = 2.5 s; status stays at its own 5 s floor
+    assert ping.interval_s == pytest.approx(2.5) and book.interval_s == pytest.approx(2.5)
+    assert status.interval_s == 5 and "allows 1 call per 5s" in status.reason
+
+
+def test_okx_at_1s_keeps_status_at_its_endpoint_limit_while_the_rest_share_the_budget() -> None:
+    plan = by_probe(plan_schedule(cfg({"okx": {"interval": "1s"}})))
+    # 70 requests per 2 s, 2 % = 0.7/s: 2/T + 1/5 = 0.7 -> T = 4 s
+    assert plan[("okx", "time")].interval_s == pytest.approx(4.0)
+    assert plan[("okx", "ticker")].interval_s == pytest.approx(4.0)
+    assert plan[("okx", "status")].interval_s == 5
+    assert plan[("okx", "status")].explain().endswith("OKX allows 1 call per 5s on /api/v5/system/status")
 
 
 def test_unknown_probe_names_the_exchange_probe_and_valid_names() -> None:
