@@ -162,7 +162,9 @@ class AnalysisService:
                 notes.append("analysis.enabled is false: rule-based verdict only")
             elif offline:
                 notes.append("offline analysis requested")
-            return baseline.model_copy(update={"notes": notes}) if notes else baseline
+            result = baseline.model_copy(update={"notes": notes}) if notes else baseline
+            await self.cache.put(result)  # history for the UI and notifications; lookups are per model
+            return result
         assert self._llm is not None
         model_name = model or self._llm.name
         key = (ctx.incident.id, model_name)
@@ -194,14 +196,15 @@ class AnalysisService:
                 f"monthly LLM budget of ${budget} is used up for {month_key(self.clock.now())}: "
                 "answered offline (raise analysis.monthly_budget_usd to continue)"
             )
-            return baseline.model_copy(update={"notes": [note]})
+            result = baseline.model_copy(update={"notes": [note]})
+            await self.cache.put(result)
+            return result
         result = await self._llm.analyze(
             ctx, model=model_name, on_partial=on_partial, remaining_budget=remaining, offline_result=baseline
         )
         if result.cost_usd:
             self._spent_cache = None
-        if result.source != OFFLINE:
-            await self.cache.put(result)
+        await self.cache.put(result)  # fallbacks too (source "offline"): they never satisfy a model lookup
         return result
 
     def start_background(
