@@ -655,6 +655,7 @@ class ExpectedFault:
     acceptable: frozenset[Outcome]
     fault_index: int
     detail: str = ""
+    rate: float = 1.0  # share of requests the fault hits (the rest answer normally)
 
     def active_at(self, t: float) -> bool:
         return self.start <= t < self.end
@@ -716,6 +717,7 @@ class Scenario(_Model):
                         acceptable=fault.acceptable_outcomes(ex),
                         fault_index=i,
                         detail=fault.note,
+                        rate=fault.rate,
                     )
                     if horizon is None or item.start < horizon:
                         out.append(item)

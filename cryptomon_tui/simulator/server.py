@@ -323,6 +323,7 @@ class Simulator:
                             f.acceptable_outcomes(port.name),
                             -1,
                             f.note,
+                            f.rate,
                         )
                     )
         out.sort(key=lambda x: (x.start, x.exchange))

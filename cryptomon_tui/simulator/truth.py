@@ -95,21 +95,25 @@ def score(
         if outcome == Outcome.SKIPPED_OPEN_CIRCUIT.value:
             continue
         t = started - t0
-        accounted = False  # inside some fault window, core or edge
-        for fs in scores:
+        windows = [
+            fs
+            for fs in scores
+            if fs.expected.exchange == exchange
+            and fs.expected.outcome_for(probe) is not None
+            and fs.expected.start - grace_s <= t < fs.expected.end + settle_s
+        ]
+        accounted = bool(windows)  # inside some fault window, core or edge
+        explained = any(outcome in fs.acceptable_values for fs in windows)
+        for fs in windows:
             e = fs.expected
-            if e.exchange != exchange or e.outcome_for(probe) is None:
-                continue
-            if not e.start - grace_s <= t < e.end + settle_s:
-                continue
-            accounted = True
-            core = e.start + grace_s <= t < e.end - grace_s
             if outcome in fs.acceptable_values:
                 fs.judged += 1
                 fs.matched += 1
                 if fs.first_match_s is None:
                     fs.first_match_s = max(0.0, t - e.start)
-            elif core:
+            elif explained or (e.rate < 1.0 and outcome == Outcome.OK.value):
+                continue  # another overlapping fault explains it, or the fault spared this request
+            elif e.start + grace_s <= t < e.end - grace_s:
                 fs.judged += 1
                 fs.other[outcome] += 1
         if not accounted:
