@@ -45,6 +45,8 @@ Fault types and their keys:
   ongoing item; OKX 503/50001 and an ongoing status item; Deribit 11051 and public/status locked.
   ``block: false`` only changes the status endpoints.
 - ``huge_body``: a 200 JSON body of ``size_mb`` (default 50) streamed out.
+- ``wrong_types``: the normal JSON with every value's type changed (strings become numbers, numbers
+  strings, lists objects ...).
 
 Each fault's expected probe outcome (``Scenario.expected()``) is the ground truth tests and
 benchmarks check detection against.
@@ -587,6 +589,17 @@ class HugeBodyFault(FaultBase):
         return Outcome.BAD_PAYLOAD
 
 
+class WrongTypesFault(FaultBase):
+    type: Literal["wrong_types"] = "wrong_types"
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.BAD_PAYLOAD
+
+    def acceptable_outcomes(self, exchange: str) -> frozenset[Outcome]:
+        # A mangled envelope code may read as an exchange error; it must never read as ok.
+        return frozenset({Outcome.BAD_PAYLOAD, Outcome.EXCHANGE_ERROR})
+
+
 Fault = Annotated[
     LatencyFault
     | DriftFault
@@ -601,7 +614,8 @@ Fault = Annotated[
     | HtmlFault
     | ClockSkewFault
     | MaintenanceFault
-    | HugeBodyFault,
+    | HugeBodyFault
+    | WrongTypesFault,
     Field(discriminator="type"),
 ]
 FAULT_TYPES: dict[str, type[FaultBase]] = {
@@ -621,6 +635,7 @@ FAULT_TYPES: dict[str, type[FaultBase]] = {
         ClockSkewFault,
         MaintenanceFault,
         HugeBodyFault,
+        WrongTypesFault,
     )
 }
 _FAULT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Fault)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import random
@@ -25,6 +26,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Protocol
@@ -50,6 +52,7 @@ from cryptomon_tui.simulator.scenario import (
     RateLimitFault,
     Scenario,
     WeightClimbFault,
+    WrongTypesFault,
     load_scenario,
     make_fault,
 )
@@ -197,6 +200,21 @@ def html_page(status: int, page: str | None) -> tuple[bytes, dict[str, str]]:
     else:
         headers["Server"] = "nginx"
     return body, headers
+
+
+def _mangle(value: Any) -> Any:
+    """The same document with every value's type changed (hostile-payload fault)."""
+    if isinstance(value, dict):
+        return {key: _mangle(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return {str(i): _mangle(item) for i, item in enumerate(value)} if value else {"0": None}
+    if isinstance(value, bool):
+        return "maybe"
+    if isinstance(value, int | float):
+        return f"{value}x"
+    if isinstance(value, str):
+        return [value] if not value.lstrip("-").replace(".", "", 1).isdigit() else {"value": value}
+    return 0  # null
 
 
 class Simulator:
@@ -546,6 +564,8 @@ class Simulator:
             reply = venue.error(ctx, 500, None, None)
         status, body, content_type, extra = reply
         headers = {"Content-Type": content_type}
+        if skew:  # the exchange's Date header follows its own (skewed) clock
+            headers["Date"] = formatdate(wall_ms / 1000.0, usegmt=True)
         usage_headers = venue.usage_headers(ctx)
         if usage_headers:
             headers.update(usage_headers)
@@ -589,6 +609,13 @@ class Simulator:
             if cut >= len(body):
                 cut = len(body) - 1
             return fault.status, body[:cut], ctype, extra
+        if isinstance(fault, WrongTypesFault):
+            status, body, ctype, extra = route.handler(ctx) if route is not None else venue.not_found(ctx)
+            try:
+                mangled = _mangle(json.loads(body))
+            except ValueError:
+                return status, body, ctype, extra
+            return status, json.dumps(mangled, separators=(",", ":")).encode(), ctype, extra
         if isinstance(fault, HtmlFault):
             body, headers = html_page(fault.status, fault.page)
             ctype = headers.pop("Content-Type")

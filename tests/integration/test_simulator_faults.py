@@ -11,6 +11,7 @@ import hmac
 import json
 import socket
 from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -318,6 +319,19 @@ async def test_malformed_json_is_truncated(sim: Simulator, http: aiohttp.ClientS
         json.loads(body)
 
 
+async def test_wrong_types_everywhere(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    sim.inject({"type": "wrong_types", "exchange": "all"})
+    _, _, body = await get(http, sim, "okx", "/api/v5/public/time")
+    okx = json.loads(body)
+    assert okx["code"] == {"value": "0"} and isinstance(okx["data"], dict)
+    assert okx["data"]["0"]["ts"] == {"value": str(int(WALL * 1000))}
+    _, _, body = await get(http, sim, "binance", "/api/v3/time")
+    assert json.loads(body) == {"serverTime": f"{int(WALL * 1000)}x"}
+    _, _, body = await get(http, sim, "deribit", "/api/v2/public/status")
+    rpc = json.loads(body)
+    assert rpc["result"]["locked"] == "maybe" and rpc["jsonrpc"] == {"value": "2.0"}
+
+
 @pytest.mark.parametrize(
     ("status", "marker", "header"), [(403, b"CloudFront", "X-Amz-Cf-Id"), (502, b"cloudflare", "CF-RAY")]
 )
@@ -354,6 +368,8 @@ async def test_clock_skew_moves_every_server_time(
     assert json.loads((await get(http, sim, "bybit", "/v5/market/time"))[2])["time"] == want
     assert json.loads((await get(http, sim, "okx", "/api/v5/public/time"))[2])["data"][0]["ts"] == str(want)
     assert json.loads((await get(http, sim, "deribit", "/api/v2/public/get_time"))[2])["result"] == want
+    date = (await get(http, sim, "okx", "/api/v5/public/time"))[1]["Date"]
+    assert parsedate_to_datetime(date).timestamp() == int(WALL + 3)  # the Date header follows the skew
     await clock.advance(5)
     assert json.loads((await get(http, sim, "binance", "/api/v3/time"))[2])["serverTime"] == int(WALL * 1000)
 

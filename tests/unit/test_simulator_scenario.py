@@ -179,7 +179,7 @@ def test_linear_faults_interpolate() -> None:
 def test_fault_types_are_all_registered() -> None:
     assert set(FAULT_TYPES) == {
         "latency", "drift", "errors", "rate_limit", "ban", "weight_climb", "hang", "refuse", "reset",
-        "malformed", "html", "clock_skew", "maintenance", "huge_body",
+        "malformed", "html", "clock_skew", "maintenance", "huge_body", "wrong_types",
     }  # fmt: skip
 
 
