@@ -20,6 +20,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -27,7 +28,7 @@ from typing import IO, Any, Protocol
 from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg, load_or_exit
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.engine.engine import Engine
-from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.probing.results import ProbeResult, iso_utc
 from cryptomon_tui.units import parse_duration
 
 log = logging.getLogger("cryptomon.daemon")
@@ -278,6 +279,10 @@ async def _start_simulator(scenario: str) -> Any:
         print(render() if callable(render) else f"cryptomon: --demo: {exc}", file=sys.stderr)
         return None
     await simulator.start()
+    # Wall time of the scenario's zero, so a reader of --probes-jsonl can line results up with its faults.
+    zero = time.time() - simulator.elapsed()
+    log.info("simulator started: scenario %s, time zero %s, %s", simulator.scenario.name, iso_utc(zero),
+             ", ".join(f"{k}={v}" for k, v in simulator.base_urls.items()))
     return simulator
 
 
