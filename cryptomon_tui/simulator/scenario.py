@@ -532,8 +532,8 @@ class HtmlFault(FaultBase):
     def acceptable_outcomes(self, exchange: str) -> frozenset[Outcome]:
         main = self.expected_outcome(exchange)
         out = {main, Outcome.BAD_PAYLOAD}
-        if self.status == 403 and exchange == "bybit":
-            out.add(Outcome.IP_BANNED)  # Bybit's IP ban is a bare 403
+        if self.status == 403 and exchange in ("bybit", "binance", "binance_futures"):
+            out.add(Outcome.IP_BANNED)  # Bybit's IP ban is a bare 403; Binance's WAF may be blocking the IP
         return frozenset(out)
 
 

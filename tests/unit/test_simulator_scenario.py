@@ -283,4 +283,5 @@ def test_acceptable_outcomes_stay_defensible() -> None:
     assert bad_symbol.acceptable_outcomes("binance") == {Outcome.HTTP_4XX, Outcome.EXCHANGE_ERROR}
     html = make_fault({"type": "html", "exchange": "bybit", "status": 403})
     assert Outcome.IP_BANNED in html.acceptable_outcomes("bybit")
+    assert Outcome.IP_BANNED in html.acceptable_outcomes("binance")  # a WAF block
     assert Outcome.IP_BANNED not in html.acceptable_outcomes("okx")
