@@ -41,6 +41,9 @@ class ErrorRateRule(RuleConfig):
     threshold: float = Field(default=0.05, gt=0, le=1, description="fires when errors/attempts is above this")
     window: Duration = 300.0
     min_attempts: int = Field(default=10, ge=1)
+    min_errors: int = Field(
+        default=5, ge=1, description="and at least this many errors: one stray failure among few probes is not 5 %"
+    )
     for_: Duration = Field(default=30.0, alias="for")
     recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
 
@@ -129,7 +132,9 @@ class LocalNetworkRule(RuleConfig):
     """Most exchanges failing together with network errors (or a canary failing with them)."""
 
     severity: SeverityName = "critical"
-    min_share: float = Field(default=0.6, gt=0, le=1)
+    # 0.8, not a bare majority: three of five exchanges failing in their own ways at once happens (see the
+    # simulator's outage scenario), and a false "our network" incident would hide real exchange outages.
+    min_share: float = Field(default=0.8, gt=0, le=1, description="share of exchanges failing together")
     min_exchanges: int = Field(default=2, ge=1)
     min_consecutive: int = Field(default=2, ge=1, description="network failures in a row per exchange")
     max_age: Duration = Field(default=60.0, description="a failure older than this no longer counts")

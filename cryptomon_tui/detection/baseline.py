@@ -15,12 +15,13 @@ MAD_SCALE = 1.4826
 
 
 class LatencyBaseline:
-    __slots__ = ("_cache", "last_minute", "minutes")
+    __slots__ = ("_cache", "last_minute", "minutes", "trigger")
 
     def __init__(self, max_minutes: int = 60) -> None:
         self.minutes: deque[float] = deque(maxlen=max(3, max_minutes))
         self.last_minute = float("-inf")
         self._cache: tuple[float, float] | None = None
+        self.trigger = float("inf")  # cached trigger_ms() for the configured factors
 
     def __len__(self) -> int:
         return len(self.minutes)

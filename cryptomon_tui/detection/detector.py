@@ -8,7 +8,7 @@ and the baseline check is skipped while the newest latency is below its trigger.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,8 @@ from cryptomon_tui.detection.baseline import LatencyBaseline
 from cryptomon_tui.detection.signals import Signal
 from cryptomon_tui.detection.state import RuleInstance, Step
 from cryptomon_tui.incidents.model import Severity, fingerprint
-from cryptomon_tui.metrics.registry import MetricsRegistry
+from cryptomon_tui.metrics.histogram import bin_value
+from cryptomon_tui.metrics.registry import ExchangeMetrics, MetricsRegistry
 from cryptomon_tui.metrics.series import OUTCOME_INDEX, Series, WindowStats
 from cryptomon_tui.probing.results import BreakerState, Outcome, iso_utc
 
@@ -29,6 +30,8 @@ _BAN = OUTCOME_INDEX[Outcome.IP_BANNED]
 _429 = OUTCOME_INDEX[Outcome.RATE_LIMITED]
 
 Key = tuple[str, str | None, str | None]  # (rule, exchange, probe)
+ProbeCheck = Callable[[Series, "RuleInstance | None", float], "Finding | None"]
+ExchangeCheck = Callable[[ExchangeMetrics, "RuleInstance | None", float], "Finding | None"]
 
 EXCHANGE_RULES: tuple[str, ...] = (R.MAINTENANCE, R.RATE_LIMITED, R.RATE_LIMIT_USAGE, R.CIRCUIT_OPEN, R.CLOCK_OFFSET)
 PROBE_RULE_ORDER: tuple[str, ...] = (
@@ -95,10 +98,33 @@ class Detector:
         self.canaries = set(canaries or ())
         self._instances: dict[Key, RuleInstance] = {}
         self._active: set[Key] = set()
-        self._baselines: dict[tuple[str, str], LatencyBaseline] = {}
-        self._probe_rules = [r for r in PROBE_RULE_ORDER if self._cfg(r).enabled]
-        self._exchange_rules = [
-            r for r in EXCHANGE_RULES if self._cfg(r).enabled or (r == R.RATE_LIMITED and self.rules.ip_banned.enabled)
+        self._baselines: dict[Series, LatencyBaseline] = {}
+        self._has_instance: set[tuple[str, str | None]] = set()
+        self._net_failing: set[str] = set()  # exchanges with enough network failures in a row
+        # the O(1) screens read the metrics window totals: valid when no rule looks at a shorter window
+        self._screening = all(
+            w >= metrics.window_s
+            for w in (self.rules.error_rate.window, self.rules.timeouts.window, self.rules.latency_p99.window)
+        )
+        self._probe_check_by_rule: dict[str, ProbeCheck] = {
+            R.CONSECUTIVE_FAILURES: self._consecutive,
+            R.TIMEOUTS: self._timeouts,
+            R.ERROR_RATE: self._error_rate,
+            R.LATENCY_P99: self._p99,
+            R.LATENCY_ANOMALY: self._anomaly,
+        }
+        self._exchange_check_by_rule: dict[str, ExchangeCheck] = {
+            R.MAINTENANCE: self._maintenance,
+            R.RATE_LIMITED: self._rate_limited,
+            R.RATE_LIMIT_USAGE: self._usage,
+            R.CIRCUIT_OPEN: self._circuit,
+            R.CLOCK_OFFSET: self._clock,
+        }
+        self._probe_checks = [(r, self._probe_check_by_rule[r]) for r in PROBE_RULE_ORDER if self._cfg(r).enabled]
+        self._exchange_checks = [
+            (r, self._exchange_check_by_rule[r])
+            for r in EXCHANGE_RULES
+            if self._cfg(r).enabled or (r == R.RATE_LIMITED and self.rules.ip_banned.enabled)
         ]
         self.evaluations = 0
 
@@ -111,36 +137,129 @@ class Detector:
         """One evaluation tick. Returns signals with causes first (local_network, then by rank)."""
         self.evaluations += 1
         metrics = self.metrics
-        metrics.advance(now)
         changed = metrics.take_changed()
-        todo: set[Key] = set(self._active)
+        instances = self._instances
+        out: list[Signal] = []
+        done: set[Key] = set()
         exchanges: set[str] = set()
+        has_instance = self._has_instance
         for ex, probe in changed:
             exchanges.add(ex)
-            for rule in self._probe_rules:
-                todo.add((rule, ex, probe))
+            series = metrics.series(ex, probe)
+            if series is None:
+                continue
+            series.advance(now)  # expire old buckets, close finished minutes (baseline input)
+            if (ex, probe) not in has_instance and not self._screen_series(series, now):
+                continue  # the common case: a healthy series that never tripped a rule
+            for rule, check in self._probe_checks:
+                key: Key = (rule, ex, probe)
+                inst = instances.get(key)
+                finding = check(series, inst, now)
+                if inst is None and finding is None:
+                    continue  # the common case: an idle rule on a healthy series
+                self._apply(key, inst, finding, now, out)
+                done.add(key)
+        net_failing = self._net_failing
+        min_net = self.rules.local_network.min_consecutive
         for ex in exchanges:
-            for rule in self._exchange_rules:
-                todo.add((rule, ex, None))
-        out: list[Signal] = []
-        if self.rules.local_network.enabled:
-            self._evaluate_key((R.LOCAL_NETWORK, None, None), now, out)
-        for key in todo:
-            self._evaluate_key(key, now, out)
+            exm = metrics.exchange(ex)
+            if exm is None:
+                continue
+            if exm.aggregate.consecutive_network_failures >= min_net:
+                net_failing.add(ex)
+            else:
+                net_failing.discard(ex)
+            if (ex, None) not in has_instance and not self._screen_exchange(exm, now):
+                continue
+            for rule, xcheck in self._exchange_checks:
+                key = (rule, ex, None)
+                inst = instances.get(key)
+                finding = xcheck(exm, inst, now)
+                if inst is None and finding is None:
+                    continue
+                self._apply(key, inst, finding, now, out)
+                done.add(key)
+        local_key: Key = (R.LOCAL_NETWORK, None, None)
+        if self.rules.local_network.enabled and (net_failing or local_key in self._active):
+            self._evaluate_key(local_key, now, out)  # only worth a look while some exchange fails
+        done.add(local_key)
+        for active_key in [k for k in self._active if k not in done]:
+            self._evaluate_key(active_key, now, out)
         if len(out) > 1:
             out.sort(key=lambda sig: (-sig.rank, not sig.firing, sig.exchange or "", sig.probe or "", sig.rule))
         return out
+
+    def _screen_series(self, s: Series, now: float) -> bool:
+        """O(1) necessary conditions of every probe rule; False = no rule can hold (skip them all)."""
+        if not self._screening:
+            return True
+        r = self.rules
+        if r.consecutive_failures.enabled and s.consecutive_failures >= r.consecutive_failures.threshold:
+            return True
+        if r.timeouts.enabled and s.timeouts > r.timeouts.threshold:
+            return True
+        er = r.error_rate
+        if (
+            er.enabled
+            and s.attempts >= er.min_attempts
+            and s.errors >= er.min_errors
+            and s.errors > er.threshold * s.attempts
+        ):
+            return True
+        p99 = r.latency_p99
+        keys = s.hist.keys
+        if p99.enabled and s.hist.total >= p99.min_attempts and keys and bin_value(keys[-1]) > p99.threshold_ms:
+            return True
+        if r.latency_anomaly.enabled:
+            base = self._learn_baseline(s, None, now)
+            if base is not None and _newest_slow(s, base.trigger):
+                return True
+        return False
+
+    def _screen_exchange(self, exm: ExchangeMetrics, now: float) -> bool:
+        """O(1)-ish necessary conditions of every exchange rule."""
+        agg = exm.aggregate
+        last_ok = agg.last_ok_at or 0.0
+        seen = agg.last_seen
+        if seen[_MAINT] > last_ok or seen[_BAN] > last_ok or seen[_429] > last_ok:
+            return True
+        if (agg.maintenance_until or 0.0) > now or (agg.ban_until or 0.0) > now:
+            return True
+        if (
+            self.rules.rate_limit_usage.enabled
+            and (agg.newest_usage_peak() or 0.0) > self.rules.rate_limit_usage.threshold
+        ):
+            return True
+        if any(p.breaker is BreakerState.OPEN for p in exm.probes.values()):
+            return True
+        if agg.clock_offset_ms is not None:
+            cfg = self.rules.clock_offset
+            ahead, behind = self.clock_tolerances.get(exm.name, (cfg.default_ahead_ms, cfg.default_behind_ms))
+            limit = min(ahead * cfg.ahead_share, behind * cfg.behind_share)
+            if abs(agg.clock_offset_ms) - (agg.clock_error_ms or 0.0) > limit:
+                return True
+        return False
 
     def _evaluate_key(self, key: Key, now: float, out: list[Signal]) -> None:
         rule, ex, probe = key
         inst = self._instances.get(key)
         finding = self._check(rule, ex, probe, inst, now)
+        if inst is None and finding is None:
+            return
+        self._apply(key, inst, finding, now, out)
+
+    def _apply(
+        self, key: Key, inst: RuleInstance | None, finding: Finding | None, now: float, out: list[Signal]
+    ) -> None:
+        rule, ex, probe = key
         if inst is None:
             if finding is None:
                 return
             fp_rule = R.RATE_LIMITED if rule == R.RATE_LIMITED else rule
             labels = _labels(ex, probe)
             inst = self._instances[key] = RuleInstance(key, fingerprint(fp_rule, dict(labels)))
+            if ex is not None:
+                self._has_instance.add((ex, probe))
         sub_rule = finding.rule if finding is not None and finding.rule else inst.sent_rule
         cfg = self._cfg(sub_rule)
         threshold, window, calm = self.flap
@@ -224,40 +343,20 @@ class Detector:
         assert ex is not None
         if probe is not None:
             series = self.metrics.series(ex, probe)
-            if series is None:
+            check = self._probe_check_by_rule.get(rule)
+            if series is None or check is None:
                 return None
-            if rule == R.CONSECUTIVE_FAILURES:
-                return self._consecutive(series, inst)
-            if rule == R.TIMEOUTS:
-                return self._timeouts(series, inst, now)
-            if rule == R.ERROR_RATE:
-                return self._error_rate(series, inst, now)
-            if rule == R.LATENCY_P99:
-                return self._p99(series, inst, now)
-            if rule == R.LATENCY_ANOMALY:
-                return self._anomaly(series, inst, now)
-            return None
+            series.advance(now)
+            return check(series, inst, now)
         exm = self.metrics.exchange(ex)
-        if exm is None:
-            return None
-        agg = exm.aggregate
-        if rule == R.MAINTENANCE:
-            return self._maintenance(exm.probes.values(), agg, now)
-        if rule == R.RATE_LIMITED:
-            return self._rate_limited(agg, now)
-        if rule == R.RATE_LIMIT_USAGE:
-            return self._usage(agg, now)
-        if rule == R.CIRCUIT_OPEN:
-            return self._circuit(exm.probes)
-        if rule == R.CLOCK_OFFSET:
-            return self._clock(ex, agg, now)
-        return None
+        xcheck = self._exchange_check_by_rule.get(rule)
+        return None if exm is None or xcheck is None else xcheck(exm, inst, now)
 
     @staticmethod
     def _recovering(inst: RuleInstance | None) -> bool:
         return inst is not None and inst.firing
 
-    def _consecutive(self, s: Series, inst: RuleInstance | None) -> Finding | None:
+    def _consecutive(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.consecutive_failures
         n = s.consecutive_failures
         if n < cfg.threshold and not (self._recovering(inst) and n > 0):
@@ -287,8 +386,20 @@ class Detector:
             return None, window  # the whole window: use the O(1) running totals
         return s.recent(now, window, since=since, bins=bins), window
 
+    def _idle_on_totals(self, s: Series, inst: RuleInstance | None, now: float, window: float) -> bool:
+        """Idle (or pending) and armed long enough ago that the O(1) window totals are the right input."""
+        return (
+            (inst is None or not inst.firing)
+            and window >= s.window_s
+            and (inst is None or inst.armed_since <= now - s.window_s)
+        )
+
     def _error_rate(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.error_rate
+        if self._idle_on_totals(s, inst, now, cfg.window) and (
+            s.attempts < cfg.min_attempts or s.errors < cfg.min_errors or s.errors <= cfg.threshold * s.attempts
+        ):
+            return None
         st, span = self._window(s, inst, now, cfg.window, cfg.recovery.window)
         if st is None:
             attempts, errors = s.attempts, s.errors
@@ -297,7 +408,7 @@ class Detector:
         if self._recovering(inst):
             if attempts == 0 or errors / attempts <= cfg.threshold:
                 return None
-        elif attempts < cfg.min_attempts or errors / attempts <= cfg.threshold:
+        elif attempts < cfg.min_attempts or errors < cfg.min_errors or errors / attempts <= cfg.threshold:
             return None
         rate = errors / attempts
         return Finding(
@@ -310,6 +421,8 @@ class Detector:
 
     def _timeouts(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.timeouts
+        if s.timeouts <= cfg.threshold and self._idle_on_totals(s, inst, now, cfg.window):
+            return None
         st, span = self._window(s, inst, now, cfg.window, cfg.recovery.window)
         n = s.timeouts if st is None else st.timeouts
         limit: float = cfg.threshold
@@ -325,6 +438,10 @@ class Detector:
 
     def _p99(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.latency_p99
+        if self._idle_on_totals(s, inst, now, cfg.window):
+            keys = s.hist.keys
+            if s.hist.total < cfg.min_attempts or not keys or bin_value(keys[-1]) <= cfg.threshold_ms:
+                return None  # even the slowest sample in the window is under the limit
         st, span = self._window(s, inst, now, cfg.window, cfg.recovery.window, bins=True)
         if st is None:
             n = s.hist.total
@@ -343,28 +460,40 @@ class Detector:
             values={"p99_ms": round(p99, 3)},
         )
 
-    def _anomaly(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
+    def _learn_baseline(self, s: Series, inst: RuleInstance | None, now: float) -> LatencyBaseline | None:
+        """Feed finished minutes into the probe's baseline; None until it has enough history.
+
+        Minutes are not learned while the anomaly fires (the fault must not become the baseline),
+        unless it has lasted ``adapt_after``: then the new level is accepted as normal.
+        """
         cfg = self.rules.latency_anomaly
-        key = (s.exchange, s.probe or "")
-        base = self._baselines.get(key)
+        base = self._baselines.get(s)
         if base is None:
-            base = self._baselines[key] = LatencyBaseline(int(cfg.baseline_window // 60))
-        if s.minute_p50 and s.minute_p50[-1][0] > base.last_minute:
+            base = self._baselines[s] = LatencyBaseline(int(cfg.baseline_window // 60))
+        minutes = s.minute_p50
+        if minutes and minutes[-1][0] > base.last_minute:
             firing_for = now - inst.fired_at if inst is not None and inst.firing else 0.0
             learn = inst is None or not inst.firing or firing_for >= cfg.adapt_after
-            for minute, p50, n in s.minute_p50:
+            for minute, p50, n in minutes:
                 if minute <= base.last_minute:
                     continue
                 if learn and n >= cfg.min_samples_per_minute:
                     base.add(minute, p50)
                 else:
                     base.skip(minute)
-        if len(base) < cfg.min_baseline_minutes:
+            if len(base) >= cfg.min_baseline_minutes:
+                base.trigger = base.trigger_ms(cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
+        return base if len(base) >= cfg.min_baseline_minutes else None
+
+    def _anomaly(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
+        cfg = self.rules.latency_anomaly
+        base = self._learn_baseline(s, inst, now)
+        if base is None:
             return None
-        trigger = base.trigger_ms(cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
+        trigger = base.trigger
         active = inst is not None and inst.active
-        if not active and (s.last_latency_ms is None or s.last_latency_ms <= trigger):
-            return None  # cheap gate: nothing slow arrived
+        if not active and not _newest_slow(s, trigger):
+            return None
         st = s.recent(now, cfg.recent_window)
         n = sum(st.latency_bins.values())
         if n < (1 if active else cfg.min_recent_samples):
@@ -381,8 +510,10 @@ class Detector:
             else {"median_ms": round(current, 3)},
         )
 
-    def _maintenance(self, probes: Iterable[Series], agg: Series, now: float) -> Finding | None:
+    def _maintenance(self, exm: ExchangeMetrics, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.maintenance
+        agg = exm.aggregate
+        probes = exm.probes.values()
         last = agg.last_seen[_MAINT]
         if last <= 0:
             return None
@@ -401,8 +532,9 @@ class Detector:
             last_error=_last_error(agg),
         )
 
-    def _rate_limited(self, agg: Series, now: float) -> Finding | None:
+    def _rate_limited(self, exm: ExchangeMetrics, inst: RuleInstance | None, now: float) -> Finding | None:
         """One instance for 429s and bans so that a 429 turning into a ban escalates one incident."""
+        agg = exm.aggregate
         last_ok = agg.last_ok_at or 0.0
         ban_cfg, rl_cfg = self.rules.ip_banned, self.rules.rate_limited
         hold = max(agg.ban_until or 0.0, agg.retry_until or 0.0)
@@ -433,10 +565,13 @@ class Detector:
             )
         return None
 
-    def _usage(self, agg: Series, now: float) -> Finding | None:
+    def _usage(self, exm: ExchangeMetrics, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.rate_limit_usage
+        agg = exm.aggregate
         if agg.last_usage is None:
             return None
+        if (inst is None or not inst.active) and (agg.newest_usage_peak() or 0.0) <= cfg.threshold:
+            return None  # idle and nothing high arrived since the last evaluation
         peak = agg.usage_peak(now, cfg.window)
         if peak is None or peak <= cfg.threshold:
             return None
@@ -446,7 +581,13 @@ class Detector:
             values={"rate_limit_usage": round(peak, 4)},
         )
 
-    def _circuit(self, probes: dict[str, Series]) -> Finding | None:
+    def _circuit(self, exm: ExchangeMetrics, inst: RuleInstance | None, now: float) -> Finding | None:
+        probes = exm.probes
+        for series in probes.values():
+            if series.breaker is BreakerState.OPEN:
+                break
+        else:
+            return None
         open_ = sorted(p for p, s in probes.items() if s.breaker is BreakerState.OPEN)
         if not open_:
             return None
@@ -456,7 +597,7 @@ class Detector:
             values={"open_circuits": float(len(open_))},
         )
 
-    def _clock(self, ex: str, agg: Series, now: float) -> Finding | None:
+    def _clock(self, exm: ExchangeMetrics, inst: RuleInstance | None, now: float) -> Finding | None:
         """Offset = exchange - local, so a host ahead of the exchange has a negative offset.
 
         The most precise of the last few measurements is used (smallest error bound, as NTP's clock
@@ -464,9 +605,13 @@ class Detector:
         trip never raises a false skew alarm.
         """
         cfg = self.rules.clock_offset
-        if not agg.offsets:
+        ex, agg = exm.name, exm.aggregate
+        offsets = agg.offsets
+        if not offsets:
             return None
-        recent = [o for o in list(agg.offsets)[-cfg.samples :] if now - o[0] <= cfg.max_age]
+        recent = [
+            o for o in (offsets[-i] for i in range(1, min(cfg.samples, len(offsets)) + 1)) if now - o[0] <= cfg.max_age
+        ]
         if not recent:
             return None
         _ts, offset, err = min(recent, key=lambda o: o[2] if o[2] is not None else 0.0)
@@ -544,7 +689,14 @@ class Detector:
         return out
 
     def baseline(self, exchange: str, probe: str) -> LatencyBaseline | None:
-        return self._baselines.get((exchange, probe))
+        series = self.metrics.series(exchange, probe)
+        return None if series is None else self._baselines.get(series)
+
+
+def _newest_slow(s: Series, trigger: float) -> bool:
+    """A slow recent median needs most recent samples slow: check that 2 of the newest 3 are."""
+    lat = s.latencies
+    return len(lat) >= 3 and (lat[-1] > trigger) + (lat[-2] > trigger) + (lat[-3] > trigger) >= 2
 
 
 def _labels(exchange: str | None, probe: str | None) -> dict[str, str]:

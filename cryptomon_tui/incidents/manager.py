@@ -277,10 +277,30 @@ class IncidentManager:
                 detail["peak"] = grown
             events.append(self._event(now, EventType.UPDATED, updated, detail=detail))
 
+    def _reopen_candidate(self, sig: Signal, now: float) -> Incident | None:
+        """The resolved incident this signal continues: same fingerprint (or a member of its group), else,
+        for a symptom, the latest symptom incident of the same exchange (symptoms group per exchange)."""
+        old_id = self._resolved_by_fp.get(sig.fingerprint)
+        if old_id is not None:
+            return self._resolved.get(old_id)
+        if sig.rank != 0 or sig.exchange is None or sig.fingerprint in self._external:
+            return None
+        cooldown = self.config.reopen_cooldown
+        for inc in reversed(self._resolved.values()):
+            if inc.resolved_at is None or now - inc.resolved_at > cooldown:
+                break
+            if (
+                inc.exchange == sig.exchange
+                and rank_of(inc.rule) == 0
+                and inc.fingerprint not in self._external
+                and not any(t.kind == "resolved" and "superseded_by" in t.data for t in inc.timeline[-1:])
+            ):
+                return inc
+        return None
+
     def _reopen_or_open(self, sig: Signal, now: float, events: list[IncidentEvent]) -> Incident:
         fp = sig.fingerprint
-        old_id = self._resolved_by_fp.get(fp)
-        old = self._resolved.get(old_id) if old_id is not None else None
+        old = self._reopen_candidate(sig, now)
         if old is not None and old.resolved_at is not None and now - old.resolved_at <= self.config.reopen_cooldown:
             del self._resolved[old.id]
             for m in self._members.get(old.id, {fp}):

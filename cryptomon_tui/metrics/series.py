@@ -518,6 +518,16 @@ class Series:
                 peak = b.usage_peak
         return peak
 
+    def newest_usage_peak(self) -> float | None:
+        """Highest usage in the two newest buckets: O(1) gate for an idle usage rule."""
+        head = self._head
+        peak: float | None = None
+        for idx in (head, head - 1):
+            b = self._buckets[idx % self.n_buckets]
+            if b.idx == idx and b.usage_peak is not None and (peak is None or b.usage_peak > peak):
+                peak = b.usage_peak
+        return peak
+
     def recent(self, now: float, seconds: float, *, since: float | None = None, bins: bool = True) -> WindowStats:
         """Totals over the last ``seconds`` (rounded to buckets), optionally only from ``since`` on."""
         lo = self._lowest_bucket(now, seconds)
