@@ -768,6 +768,41 @@ def rule_exchange_network(ctx: AnalysisContext, view: _View) -> Finding | None:
     return None
 
 
+def rule_intermittent_network(ctx: AnalysisContext, view: _View) -> Finding | None:
+    """Some requests to one exchange fail on the network path while most succeed."""
+    for exchange in _targets(ctx, view):
+        attempts = view.attempts(exchange)
+        failures = [r for r in attempts if r.outcome in _NETWORK]
+        if len(failures) < 2 or view.network_down(exchange):
+            continue
+        kinds = Counter(r.outcome.value for r in failures)
+        probes = Counter(r.probe for r in failures)
+        ok_probes = {r.probe for r in attempts if r.ok}
+        share = len(failures) / len(attempts)
+        evidence = [
+            f"{len(failures)} of {len(attempts)} recent probes to {exchange} failed ({share:.0%}): "
+            + ", ".join(f"{k} x{n}" for k, n in kinds.most_common()),
+            describe(failures[-1]),
+        ]
+        others_fine = [n for n in view.with_data() if n != exchange and view.healthy(n)]
+        if others_fine:
+            evidence.append("other exchanges answer normally: " + ", ".join(others_fine))
+        only_probe = next(iter(probes)) if len(probes) == 1 and ok_probes - set(probes) else None
+        where = f"{exchange}'s {only_probe} endpoint" if only_probe else exchange
+        return Finding(
+            "intermittent_network",
+            0.55 if others_fine else 0.45,
+            f"Requests to {where} fail intermittently ({', '.join(kinds)}) while most succeed: an unstable route "
+            f"or {'that endpoint' if only_probe else 'the exchange'}'s edge, not a full outage.",
+            Sev.MEDIUM,
+            "Retry with backoff; if it persists compare from another network (`mtr` to the API host) and "
+            f"consider {codes.ALTERNATE_HOSTS.get(ctx.kind_of(exchange) or '', 'another host or region')}.",
+            "Intermittent failures usually clear on their own within minutes.",
+            evidence,
+        )
+    return None
+
+
 def rule_bad_payload(ctx: AnalysisContext, view: _View) -> Finding | None:
     for exchange in _targets(ctx, view):
         results = view.results(exchange)
@@ -775,11 +810,32 @@ def rule_bad_payload(ctx: AnalysisContext, view: _View) -> Finding | None:
         waf = [
             r
             for r in results
-            if r.http_status == 403
-            and (ctx.kind_of(exchange) or "").startswith("binance")
-            and r.outcome is not Outcome.AUTH
+            if r.outcome is not Outcome.AUTH
+            and (
+                (r.http_status == 403 and (ctx.kind_of(exchange) or "").startswith("binance"))
+                or (r.outcome is Outcome.HTTP_4XX and _HTML.search(r.error_message or ""))
+            )
         ]
         if not bad and not waf:
+            rejected = [r for r in results if r.outcome is Outcome.HTTP_4XX]
+            if rejected:
+                last = rejected[-1]
+                status = last.http_status or "4xx"
+                hint = {
+                    404: "the path does not exist (wrong base_url or a retired endpoint)",
+                    403: "access is forbidden (WAF rule, IP block or region restriction)",
+                    451: "the region is blocked",
+                }.get(last.http_status or 0, "the request is rejected")
+                return Finding(
+                    "http_4xx",
+                    0.5,
+                    f"{exchange} answers HTTP {status} on {last.probe}: {hint}.",
+                    Sev.MEDIUM,
+                    "Check the endpoint and base_url in the config against the exchange's docs, and whether this "
+                    "IP's region is allowed.",
+                    "Not until the request or the access rule changes.",
+                    [describe(r) for r in rejected[-2:]],
+                )
             continue
         pages = [r for r in bad + waf if _HTML.search(r.error_message or "")]
         evidence = [describe(r) for r in (bad + waf)[-2:]]
@@ -815,6 +871,20 @@ def rule_exchange_error(ctx: AnalysisContext, view: _View) -> Finding | None:
         coded = [(r, _code_info(ctx, r)) for r in results if not r.ok and r.error_code is not None]
         known = [(r, info) for r, info in coded if info is not None]
         if not coded:
+            envelope = [r for r in results if r.outcome is Outcome.EXCHANGE_ERROR]
+            if envelope and view.attempts(exchange):
+                share = len(envelope) / len(view.attempts(exchange))
+                last = envelope[-1]
+                return Finding(
+                    "exchange_error",
+                    0.45,
+                    f"{exchange} answers {share:.0%} of requests with an error inside its normal response "
+                    f"({_short(last.error_message, 80) or 'no message'}): a problem on the exchange side.",
+                    Sev.MEDIUM,
+                    "Nothing to fix locally; retry with backoff and check the exchange's status page.",
+                    "Usually within minutes.",
+                    [describe(r) for r in envelope[-2:]],
+                )
             continue
         if known:
             r, info = known[-1]
@@ -899,6 +969,7 @@ RULES: tuple[Callable[[AnalysisContext, _View], Finding | None], ...] = (
     rule_latency,
     rule_bad_payload,
     rule_exchange_network,
+    rule_intermittent_network,
     rule_exchange_error,
     rule_circuit_open,
 )

@@ -282,3 +282,50 @@ def test_metrics_stats_win_over_derived_but_gaps_are_filled() -> None:
     assert st.p99_ms == 999.0
     assert st.attempts and st.attempts > 0  # from the results
     assert "ticker" in st.probes
+
+
+def test_sporadic_resets_are_intermittent_not_an_outage() -> None:
+    res = sc.all_healthy(sc.T0, sc.T0 + 120)
+    res += [
+        sc.result("deribit", "ticker", sc.T0 + 30 + j * 20, Outcome.RESET, error_message="Connection reset by peer")
+        for j in range(4)
+    ]
+    a = analyse(sc.Scenario("r", sc.incident("error_rate", "deribit", sc.T0 + 50), res, now=sc.T0 + 120))
+    assert a.category == "intermittent_network"
+    assert "deribit's ticker endpoint" in a.root_cause and "intermittently" in a.root_cause
+
+
+def test_cdn_403_page_is_a_proxy_or_waf_page() -> None:
+    res = sc.all_healthy(sc.T0, sc.T0 + 60)
+    res += [
+        sc.result(
+            "okx",
+            "ticker",
+            sc.T0 + 30 + j,
+            Outcome.HTTP_4XX,
+            http_status=403,
+            error_message="<html><head><title>403 Forbidden</title></head><body>cloudfront</body></html>",
+        )
+        for j in range(4)
+    ]
+    a = analyse(sc.Scenario("w", sc.incident("error_rate", "okx", sc.T0 + 30), res, now=sc.T0 + 60))
+    assert a.category == "proxy_page"
+
+
+def test_plain_404_names_the_config() -> None:
+    res = sc.all_healthy(sc.T0, sc.T0 + 60)
+    res += [sc.result("bybit", "book", sc.T0 + 30 + j, Outcome.HTTP_4XX, http_status=404) for j in range(4)]
+    a = analyse(sc.Scenario("n", sc.incident("error_rate", "bybit", sc.T0 + 30), res, now=sc.T0 + 60))
+    assert a.category == "http_4xx" and "path does not exist" in a.root_cause
+
+
+def test_envelope_errors_without_a_code_are_exchange_side() -> None:
+    res = sc.all_healthy(sc.T0, sc.T0 + 60)
+    res += [
+        sc.result(
+            "bybit", "ticker", sc.T0 + 30 + j, Outcome.EXCHANGE_ERROR, http_status=200, error_message="Server error."
+        )
+        for j in range(4)
+    ]
+    a = analyse(sc.Scenario("e", sc.incident("error_rate", "bybit", sc.T0 + 30), res, now=sc.T0 + 60))
+    assert a.category == "exchange_error" and "exchange side" in a.root_cause
