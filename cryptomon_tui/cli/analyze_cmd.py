@@ -66,7 +66,7 @@ async def _open_store(config: Any, clock: RealClock) -> Any:
 
 def _service(config: Any, store: Any, clock: RealClock) -> Any:
     from cryptomon_tui.analysis.service import AnalysisService
-    from cryptomon_tui.analysis.store_adapter import StoreAnalysisCache, StoreUsageLedger, context_from_store
+    from cryptomon_tui.analysis.store_backed import StoreAnalysisCache, StoreUsageLedger, context_from_store
 
     async def source(incident_id: str) -> Any:
         return await context_from_store(store, incident_id, config, clock.now())
