@@ -90,9 +90,6 @@ class Detector:
         clock_tolerances: dict[str, tuple[float, float]] | None = None,
         canaries: Iterable[str] | None = None,
     ) -> None:
-        self.config = config
-        self.rules = config.rules
-        self.flap = (incidents.flap_threshold, incidents.flap_window, incidents.flap_calm)
         self.metrics = metrics
         self.clock_tolerances = dict(clock_tolerances or {})
         self.canaries = set(canaries or ())
@@ -101,11 +98,6 @@ class Detector:
         self._baselines: dict[Series, LatencyBaseline] = {}
         self._has_instance: set[tuple[str, str | None]] = set()
         self._net_failing: set[str] = set()  # exchanges with enough network failures in a row
-        # the O(1) screens read the metrics window totals: valid when no rule looks at a shorter window
-        self._screening = all(
-            w >= metrics.window_s
-            for w in (self.rules.error_rate.window, self.rules.timeouts.window, self.rules.latency_p99.window)
-        )
         self._probe_check_by_rule: dict[str, ProbeCheck] = {
             R.CONSECUTIVE_FAILURES: self._consecutive,
             R.TIMEOUTS: self._timeouts,
@@ -120,13 +112,39 @@ class Detector:
             R.CIRCUIT_OPEN: self._circuit,
             R.CLOCK_OFFSET: self._clock,
         }
+        self.reconfigure(config, incidents)
+        self.evaluations = 0
+
+    def reconfigure(self, config: DetectionConfig, incidents: IncidentsConfig) -> None:
+        """Apply new rule settings keeping all state (hot reload). A rule switched off resolves at the
+        next evaluation. The metrics window and bucket size only change with a restart."""
+        self.config = config
+        self.rules = config.rules
+        self.flap = (incidents.flap_threshold, incidents.flap_window, incidents.flap_calm)
+        # the O(1) screens read the metrics window totals: valid when no rule looks at a shorter window
+        self._screening = all(
+            w >= self.metrics.window_s
+            for w in (self.rules.error_rate.window, self.rules.timeouts.window, self.rules.latency_p99.window)
+        )
         self._probe_checks = [(r, self._probe_check_by_rule[r]) for r in PROBE_RULE_ORDER if self._cfg(r).enabled]
         self._exchange_checks = [
             (r, self._exchange_check_by_rule[r])
             for r in EXCHANGE_RULES
             if self._cfg(r).enabled or (r == R.RATE_LIMITED and self.rules.ip_banned.enabled)
         ]
-        self.evaluations = 0
+        for inst in self._instances.values():
+            if inst.sent_rule != inst.rule and not self._cfg(inst.sent_rule).enabled:
+                inst.sent_rule = inst.rule
+        for baseline in self._baselines.values():
+            baseline.trigger = float("inf")
+            if len(baseline) >= self.rules.latency_anomaly.min_baseline_minutes:
+                cfg = self.rules.latency_anomaly
+                baseline.trigger = baseline.trigger_ms(cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
+
+    def _enabled(self, rule: str) -> bool:
+        if rule == R.RATE_LIMITED:
+            return self.rules.rate_limited.enabled or self.rules.ip_banned.enabled
+        return self._cfg(rule).enabled
 
     def _cfg(self, rule: str) -> RuleConfig:
         cfg: RuleConfig = getattr(self.rules, rule)
@@ -243,6 +261,11 @@ class Detector:
     def _evaluate_key(self, key: Key, now: float, out: list[Signal]) -> None:
         rule, ex, probe = key
         inst = self._instances.get(key)
+        if inst is not None and not self._enabled(rule):
+            if inst.force_resolve(now):
+                out.append(self._signal(inst, now, False, None))
+            self._active.discard(key)
+            return
         finding = self._check(rule, ex, probe, inst, now)
         if inst is None and finding is None:
             return

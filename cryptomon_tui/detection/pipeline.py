@@ -34,9 +34,10 @@ class DetectionPipeline:
         *,
         id_seed: int | None = None,
     ) -> None:
-        self.config = config
+        self._config = config
         self.clock = clock
         det = config.detection
+        self._canaries_from_config = canaries is None
         if canaries is None:
             canaries = {name for name, ex in config.exchanges.items() if ex.canary}
         self.metrics = MetricsRegistry(
@@ -49,6 +50,25 @@ class DetectionPipeline:
         self.incidents = IncidentManager(clock, config.incidents, id_seed=id_seed)
         self.every = det.evaluate_every
         self._next_tick: float | None = None
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, new: Config) -> None:
+        self.reconfigure(new)
+
+    def reconfigure(self, new: Config) -> None:
+        """Hot reload: new rules, cool-downs and canaries; metrics, rule states and incidents are kept."""
+        self._config = new
+        self.detector.reconfigure(new.detection, new.incidents)
+        self.incidents.config = new.incidents
+        if self._canaries_from_config:
+            self.detector.canaries = {name for name, ex in new.exchanges.items() if ex.canary}
+        if new.detection.evaluate_every != self.every:
+            self.every = new.detection.evaluate_every
+            self._next_tick = None
 
     # ------------------------------------------------------------------ flow
     def on_result(self, result: ProbeResult) -> list[IncidentEvent]:

@@ -161,3 +161,25 @@ def test_throughput_of_a_dense_replay_is_reported() -> None:
     rate = len(results) / elapsed
     print(f"\npipeline dense replay: {rate:,.0f} results/s; evaluations {pipe.detector.evaluations}")
     assert pipe.metrics.recorded == len(results)
+
+
+def test_hot_reload_keeps_state_and_resolves_a_disabled_rule() -> None:
+    h = Harness()
+    h.run(30, ok())
+    h.run(20, fail())
+    [inc] = h.pipeline.incidents.open_incidents()
+    assert inc.rule == "consecutive_failures"
+    series_before = h.pipeline.metrics.series("binance", "ping")
+    new = config_from_data(
+        {
+            "detection": {"rules": {"consecutive_failures": {"enabled": False}, "error_rate": {"enabled": False}}},
+            "incidents": {"reopen_cooldown": "1h"},
+        }
+    )
+    h.pipeline.config = new  # what the daemon's reload does
+    h.run(5, fail())
+    assert [e.incident.id for e in h.resolved()] == [inc.id]
+    assert h.pipeline.metrics.series("binance", "ping") is series_before
+    assert h.pipeline.incidents.config.reopen_cooldown == 3600
+    h.run(60, fail())
+    assert h.opened() == [h.events[0]]  # nothing new: the rule is off
