@@ -78,4 +78,14 @@ class DaemonConfig(Section):
 
 
 class UiConfig(Section):
+    """The Textual monitor. The theme picked in the app is remembered in the state folder and wins
+    over ``theme`` here until changed again; ``--theme`` wins over both."""
+
     theme: str = "cryptomon-dark"
+    # Screen updates per second (1-4): 1 is plenty over slow SSH links; probing is unaffected.
+    refresh_hz: float = Field(default=2.0, ge=1.0, le=4.0)
+    mouse: bool = True  # false: no mouse reporting (saves bandwidth over SSH; every action has a key)
+    # Binding id -> keys, e.g. {"acknowledge": "A", "quit": "q,ctrl+q"} (ids: `cryptomon run` then `?`).
+    keymap: dict[str, str] = Field(default_factory=dict)
+    # Quitting a UI that started its own daemon: ask, keep it monitoring in the background, or stop it.
+    on_quit: Literal["ask", "keep", "stop"] = "ask"

@@ -1,0 +1,563 @@
+"""The dashboard: exchanges, incidents, errors and the event feed, with every key flow.
+
+One timer per screen pulls the latest snapshot (skipped when ``seq`` is unchanged) and updates
+only the cells that changed; incident events arrive as messages and update the incident rows at
+once (so a colleague's acknowledgement shows before the next snapshot). Commands run in async
+workers; failures are shown with ``notify(markup=False)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.events import Resize
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Log, Static
+
+from cryptomon_tui.ui import present
+from cryptomon_tui.ui.bridge import ConnectionChanged, IncidentEventMessage
+from cryptomon_tui.ui.modals import AckModal, SilenceModal, SilenceRequest, SilencesModal, TextModal
+from cryptomon_tui.ui.present import Cell, clean_text, parse_ts
+from cryptomon_tui.ui.widgets import KeyedTable, cells_content
+
+if TYPE_CHECKING:
+    from cryptomon_tui.ui.app import CryptomonApp
+
+MIN_SIZE = (60, 16)
+WIDE_AT = 140
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+EVENT_LOG_LINES = 500
+
+
+class DashboardScreen(Screen[None]):
+    BINDINGS = [
+        Binding("x", "analyse", "Analyse", id="analyse"),
+        Binding("a", "acknowledge", "Ack", id="acknowledge"),
+        Binding("s", "silence", "Silence", id="silence"),
+        Binding("u", "unsilence", "Unsilence", id="unsilence", show=False),
+        Binding("S", "silences", "Silences", id="silences"),
+        Binding("m", "summary", "Summary", id="summary"),
+        Binding("p", "pause", "Pause/resume", id="pause"),
+        Binding("f", "freeze", "Freeze", id="freeze"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("o", "sort", "Sort", id="sort", show=False),
+        Binding("e", "maximize", "Maximize", id="maximize", show=False),
+        Binding("escape", "clear", "Clear filter", id="clear", show=False),
+        Binding("j", "cursor_down", "Down", id="down", show=False),
+        Binding("k", "cursor_up", "Up", id="up", show=False),
+    ]
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_AT, "-wide")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown_seq: object = None
+        self.frozen = False
+        self.frozen_at: float | None = None
+        self.filter_text = ""
+        self.sort_mode = present.SORT_MODES[0]
+        self.snapshot: dict[str, Any] | None = None
+        self.received_at: float | None = None  # clock time the shown snapshot arrived
+        self.event_incidents: dict[str, dict[str, Any]] = {}
+        self.analyses: dict[str, dict[str, Any]] = {}
+        self.pending_analysis: set[str] = set()
+        self.busy: dict[str, str] = {}  # worker label -> text for the spinner line
+        self.connection = "connecting"
+        self._tick: Timer | None = None
+        self._age_timer: Timer | None = None
+        self._spin_timer: Timer | None = None
+        self._spin_i = 0
+        self.renders = 0
+
+    @property
+    def cm_app(self) -> CryptomonApp:
+        from cryptomon_tui.ui.app import CryptomonApp
+
+        assert isinstance(self.app, CryptomonApp)
+        return self.app
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static(Content("cryptomon: connecting…"), id="status")
+        yield Static("", id="busy")
+        with Vertical(id="main"):
+            yield KeyedTable(present.EXCHANGE_COLUMNS, id="exchanges")
+            with Horizontal(id="lower"):
+                yield KeyedTable(present.INCIDENT_COLUMNS, id="incidents")
+                with Vertical(id="side"):
+                    yield KeyedTable(present.ERROR_COLUMNS, id="errors")
+                    yield Log(max_lines=EVENT_LOG_LINES, id="events", auto_scroll=True)
+        yield Input(placeholder="filter: exchange, probe, state, text (enter keeps, esc clears)", id="filter")
+        yield Static(Content(""), id="too-small")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#exchanges", KeyedTable).border_title = "Exchanges"
+        self.query_one("#incidents", KeyedTable).border_title = "Incidents"
+        self.query_one("#errors", KeyedTable).border_title = "Errors (exchange × probe)"
+        self.query_one("#events", Log).border_title = "Events"
+        self.query_one("#filter", Input).cursor_blink = False
+        self.query_one("#busy", Static).display = False
+        self.cm_app.bridge.add_listener(self)
+        self._tick = self.set_interval(1 / self.cm_app.refresh_hz, self.render_latest, name="snapshot-tick")
+        self._check_size(self.size.width, self.size.height)
+        self.query_one("#exchanges", KeyedTable).focus()
+        self.render_latest()
+
+    def on_unmount(self) -> None:
+        self.cm_app.bridge.remove_listener(self)
+
+    def on_resize(self, event: Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                Content(f"terminal too small: {width}x{height}, cryptomon needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}")
+            )
+
+    # ------------------------------------------------------------------ rendering
+    def render_latest(self) -> None:
+        """Timer tick: draw the newest snapshot if there is one we have not shown."""
+        if self.frozen:
+            return
+        snap = self.cm_app.bridge.latest
+        if snap is None or snap.get("seq") == self.shown_seq:
+            return
+        self.shown_seq = snap.get("seq")
+        self.snapshot = snap
+        self.received_at = self.cm_app.clock.now()
+        self._forget_stale_event_incidents(snap)
+        self.redraw()
+
+    def redraw(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        self.renders += 1
+        now = parse_ts(snap.get("ts"))
+        with self.app.batch_update():
+            self._draw_status()
+            exchanges = snap.get("exchanges") or {}
+            order = [n for n in present.sorted_exchanges(exchanges, self.sort_mode)
+                     if self._match(n, str(exchanges[n].get("status")), str(exchanges[n].get("kind")))]
+            table = self.query_one("#exchanges", KeyedTable)
+            spark_width = max(4, table.column_width("spark") - 6)
+            table.show([(name, present.exchange_row(name, exchanges[name], now, spark_width)) for name in order])
+            channels = [c for c in snap.get("notify") or [] if isinstance(c, Mapping)]
+            incidents = [
+                i for i in present.incident_order(self.incidents())
+                if self._match(str(i.get("id")), str(i.get("exchange")), str(i.get("probe")), str(i.get("state")),
+                               str(i.get("severity")), str(i.get("rule")), str(i.get("summary")))
+            ]
+            self.query_one("#incidents", KeyedTable).show(
+                [(str(i.get("id")), present.incident_row(i, now, channels)) for i in incidents]
+            )
+            rows = present.error_rows(snap, present.sorted_exchanges(exchanges, self.sort_mode))
+            self.query_one("#errors", KeyedTable).show(
+                [(key, cells) for key, cells in rows if self._match(key, cells["code"].text, cells["message"].text,
+                                                                    cells["classes"].text)]
+            )
+        self.refresh_bindings()
+
+    def _match(self, *texts: str) -> bool:
+        return not self.filter_text or any(present.matches_filter(t, self.filter_text) for t in texts)
+
+    def _draw_status(self) -> None:
+        cells: list[Cell] = [Cell("cryptomon ", "primary", bold=True)]
+        self.connection = self.cm_app.bridge.state
+        if self.connection != "connected":
+            cells.append(Cell(f"[{self.connection.upper()}] ", "status-down", bold=True))
+        if self.frozen:
+            age = None
+            if self.received_at is not None:
+                age = self.cm_app.clock.now() - self.received_at
+            cells.append(Cell(f"FROZEN data age {present.fmt_duration(age)} ", "status-degraded", bold=True))
+        if self.snapshot is not None:
+            cells.extend(present.status_line(self.snapshot))
+        if self.filter_text:
+            cells.append(Cell(f"  filter: {clean_text(self.filter_text, 30)}", "accent"))
+        if self.sort_mode != present.SORT_MODES[0]:
+            cells.append(Cell(f"  sort: {self.sort_mode}", "text-muted"))
+        self.query_one("#status", Static).update(cells_content(cells))
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """Snapshot incidents, with newer versions from events laid over them."""
+        snap = self.snapshot or {}
+        out: dict[str, dict[str, Any]] = {str(i.get("id")): i for i in snap.get("incidents") or []
+                                          if isinstance(i, dict)}
+        for ident, inc in self.event_incidents.items():
+            out[ident] = inc
+        return list(out.values())
+
+    def _forget_stale_event_incidents(self, snap: Mapping[str, Any]) -> None:
+        by_id = {str(i.get("id")): i for i in snap.get("incidents") or [] if isinstance(i, Mapping)}
+        for ident in list(self.event_incidents):
+            newer = by_id.get(ident)
+            if newer is None:
+                continue
+            mine = parse_ts(self.event_incidents[ident].get("updated_at")) or 0.0
+            theirs = parse_ts(newer.get("updated_at")) or 0.0
+            if theirs >= mine:
+                del self.event_incidents[ident]
+
+    # ------------------------------------------------------------------ events from the engine
+    def on_incident_event_message(self, message: IncidentEventMessage) -> None:
+        ev = message.event
+        inc = ev.get("incident") if isinstance(ev.get("incident"), dict) else {}
+        assert isinstance(inc, dict)
+        ident = str(inc.get("id", "?"))
+        kind = str(ev.get("event", "?"))
+        line = f"{clean_text(ev.get('ts'), 24)[11:19]} {clean_text(kind, 20):<14} {clean_text(ident, 16)} " \
+               f"{clean_text(inc.get('exchange') or '', 12)} {clean_text(inc.get('summary'), 160)}"
+        if ev.get("actor"):
+            line += f" (by {clean_text(ev.get('actor'), 40)})"
+        self.query_one("#events", Log).write_line(line)
+        if "timeline" in inc:  # a full incident: show it now rather than at the next snapshot
+            self.event_incidents[ident] = inc
+        if kind == "analysis_ready":
+            detail = ev.get("detail") if isinstance(ev.get("detail"), Mapping) else {}
+            assert isinstance(detail, Mapping)
+            analysis = present.normalize_analysis(detail)
+            if analysis is not None:
+                self.analyses[ident] = analysis
+        elif kind in ("opened", "reopened") and str(inc.get("severity")) in ("error", "critical"):
+            self.notify(f"{ident}: {clean_text(inc.get('summary'), 200)}", title="incident opened",
+                        severity="error", markup=False)
+        elif kind == "notification_failed":
+            self.notify(clean_text(ev.get("detail"), 300), title="notification failed", severity="warning",
+                        markup=False)
+        if not self.frozen and self.snapshot is not None and "timeline" in inc:
+            self.redraw()
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        self.connection = message.state
+        if message.detail:
+            self.notify(clean_text(message.detail, 300), title="daemon connection", severity="error", markup=False)
+        if self.snapshot is not None:
+            self._draw_status()
+
+    # ------------------------------------------------------------------ selection
+    def selected_incident(self) -> dict[str, Any] | None:
+        key = self.query_one("#incidents", KeyedTable).selected_key
+        if key is None:
+            return None
+        for inc in self.incidents():
+            if str(inc.get("id")) == key:
+                return inc
+        return None
+
+    def selected_exchange(self) -> str | None:
+        focused = self.focused
+        if isinstance(focused, KeyedTable) and focused.id == "incidents":
+            inc = self.selected_incident()
+            if inc is not None and inc.get("exchange"):
+                return str(inc["exchange"])
+        if isinstance(focused, KeyedTable) and focused.id == "errors":
+            key = focused.selected_key
+            if key:
+                return key.split("/", 1)[0]
+        return self.query_one("#exchanges", KeyedTable).selected_key
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.is_mounted:
+            return True
+        if action in ("analyse", "acknowledge"):
+            return True if self.selected_incident() is not None else None
+        if action == "unsilence":
+            inc = self.selected_incident()
+            return True if inc is not None and inc.get("silenced_by") else None
+        if action == "pause":
+            return True if self.selected_exchange() is not None else None
+        return True
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self.refresh_bindings()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        table = event.data_table
+        key = None if event.row_key.value is None else str(event.row_key.value)
+        if key is None or self.snapshot is None:
+            return
+        from cryptomon_tui.ui.details import ExchangeDetails, IncidentDetails
+
+        if table.id == "incidents":
+            inc = next((i for i in self.incidents() if str(i.get("id")) == key), None)
+            if inc is not None:
+                self.app.push_screen(IncidentDetails(key, self.analyses.get(key)))
+        else:
+            exchange = key.split("/", 1)[0]
+            if exchange in (self.snapshot.get("exchanges") or {}):
+                self.app.push_screen(ExchangeDetails(exchange))
+
+    # ------------------------------------------------------------------ busy spinner
+    def _busy(self, label: str, text: str | None) -> None:
+        if text is None:
+            self.busy.pop(label, None)
+        else:
+            self.busy[label] = text
+        widget = self.query_one("#busy", Static)
+        if self.busy:
+            widget.display = True
+            self._spin()
+            if self._spin_timer is None:
+                self._spin_timer = self.set_interval(0.125, self._spin, name="spinner")
+        else:
+            widget.display = False
+            if self._spin_timer is not None:
+                self._spin_timer.stop()
+                self._spin_timer = None
+
+    def _spin(self) -> None:
+        self._spin_i = (self._spin_i + 1) % len(SPINNER)
+        text = " · ".join(self.busy.values())
+        self.query_one("#busy", Static).update(Content.styled(f"{SPINNER[self._spin_i]} {text}", "$accent"))
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        self.notify(clean_text(str(exc) or type(exc).__name__, 500), title=f"{what} failed", severity="error",
+                    markup=False)
+
+    # ------------------------------------------------------------------ actions
+    def action_analyse(self) -> None:
+        inc = self.selected_incident()
+        if inc is None:
+            self.notify("select an incident first (tab to the incident pane)", severity="warning", markup=False)
+            return
+        ident = str(inc.get("id"))
+        cached = self.analyses.get(ident) or present.normalize_analysis(inc.get("analysis"))
+        if cached is not None:
+            self.analyses[ident] = cached
+            self._show_analysis(ident, {**cached, "cached": True})
+            return
+        if ident in self.pending_analysis:
+            self.notify(f"analysis of {ident} is running", markup=False)
+            return
+        self.run_analysis(ident)
+
+    @work(group="analyse", exit_on_error=False)
+    async def run_analysis(self, ident: str) -> None:
+        self.pending_analysis.add(ident)
+        self._busy(f"analyse:{ident}", f"analysing {ident}…")
+        try:
+            result = await self.cm_app.bridge.analyze(ident)
+        except Exception as exc:
+            self._fail(f"analysis of {ident}", exc)
+            return
+        finally:
+            self.pending_analysis.discard(ident)
+            self._busy(f"analyse:{ident}", None)
+        analysis = present.normalize_analysis(result)
+        if analysis is None:
+            self.notify(f"the engine returned no analysis for {ident}", severity="warning", markup=False)
+            return
+        self.analyses[ident] = {**analysis, "cached": False}
+        self._show_analysis(ident, analysis)
+
+    def _show_analysis(self, ident: str, analysis: Mapping[str, Any]) -> None:
+        self.app.push_screen(TextModal(f"Analysis of {ident}", present.analysis_lines(analysis)))
+
+    def action_summary(self) -> None:
+        self.run_summary()
+
+    @work(group="summary", exclusive=True, exit_on_error=False)
+    async def run_summary(self) -> None:
+        self._busy("summary", "summarising open incidents…")
+        try:
+            result = await self.cm_app.bridge.summary()
+        except Exception as exc:
+            self._fail("summary", exc)
+            return
+        finally:
+            self._busy("summary", None)
+        self.app.push_screen(TextModal("Summary of open incidents", present.summary_lines(result)))
+
+    def action_acknowledge(self) -> None:
+        inc = self.selected_incident()
+        if inc is None:
+            self.notify("select an incident first", severity="warning", markup=False)
+            return
+        ident = str(inc.get("id"))
+
+        def done(note: str | None) -> None:
+            if note is not None:
+                self.run_ack(ident, note or None)
+
+        self.app.push_screen(AckModal(inc), done)
+
+    @work(group="commands", exit_on_error=False)
+    async def run_ack(self, ident: str, note: str | None) -> None:
+        try:
+            result = await self.cm_app.bridge.ack(ident, note)
+        except Exception as exc:
+            self._fail(f"acknowledging {ident}", exc)
+            return
+        inc = result.get("incident")
+        if isinstance(inc, dict):
+            self.event_incidents[ident] = inc
+            self.redraw()
+        self.notify(f"{ident} acknowledged", markup=False)
+
+    def action_silence(self) -> None:
+        inc = self.selected_incident()
+        focused = self.focused
+        exchange = self.selected_exchange()
+        on_exchanges = isinstance(focused, KeyedTable) and focused.id in ("exchanges", "errors")
+        if inc is not None and not on_exchanges:
+            scopes = ["incident", "exchange", "rule"] if inc.get("exchange") else ["incident", "rule"]
+            title = f"{inc.get('id')}: {inc.get('summary')}"
+            default = "incident"
+        elif exchange is not None:
+            scopes, title, default = ["exchange"], f"every incident on {exchange}", "exchange"
+            inc = None
+        else:
+            self.notify("select an incident or an exchange first", severity="warning", markup=False)
+            return
+
+        def done(req: SilenceRequest | None) -> None:
+            if req is None:
+                return
+            matchers = present.silence_scope_matchers(req.scope, inc, exchange)
+            if not matchers:
+                self.notify(f"nothing to silence for scope {req.scope}", severity="warning", markup=False)
+                return
+            self.run_silence(matchers, req.duration_s, req.comment)
+
+        self.app.push_screen(SilenceModal(title, scopes, default), done)
+
+    @work(group="commands", exit_on_error=False)
+    async def run_silence(self, matchers: list[dict[str, Any]], duration_s: float | None, comment: str) -> None:
+        try:
+            result = await self.cm_app.bridge.silence(matchers, duration_s, comment)
+        except Exception as exc:
+            self._fail("silence", exc)
+            return
+        sil = result.get("silence") if isinstance(result.get("silence"), Mapping) else {}
+        assert isinstance(sil, Mapping)
+        until = "until resolved" if duration_s is None else f"for {present.fmt_duration(duration_s)}"
+        self.notify(f"silenced {until} ({clean_text(sil.get('id'), 30)})", markup=False)
+
+    def action_unsilence(self) -> None:
+        inc = self.selected_incident()
+        if inc is None or not inc.get("silenced_by"):
+            self.notify("the selected incident is not silenced (S lists all silences)", severity="warning",
+                        markup=False)
+            return
+        self.run_unsilence(str(inc["silenced_by"]))
+
+    def _unsilence(self, silence_id: str) -> None:
+        self.run_unsilence(silence_id)
+
+    @work(group="commands", exit_on_error=False)
+    async def run_unsilence(self, silence_id: str) -> None:
+        try:
+            await self.cm_app.bridge.unsilence(silence_id)
+        except Exception as exc:
+            self._fail(f"unsilence {silence_id}", exc)
+            return
+        self.notify(f"silence {silence_id} removed", markup=False)
+
+    def action_silences(self) -> None:
+        snap = self.snapshot or {}
+        self.app.push_screen(
+            SilencesModal(snap.get("silences") or [], parse_ts(snap.get("ts")), lambda sid: self._unsilence(sid))
+        )
+
+    def action_pause(self) -> None:
+        exchange = self.selected_exchange()
+        if exchange is None:
+            self.notify("select an exchange first", severity="warning", markup=False)
+            return
+        ex = ((self.snapshot or {}).get("exchanges") or {}).get(exchange) or {}
+        paused = bool(ex.get("paused")) or ex.get("status") == "paused"
+        self.run_pause(exchange, not paused)
+
+    @work(group="commands", exit_on_error=False)
+    async def run_pause(self, exchange: str, pause: bool) -> None:
+        try:
+            if pause:
+                await self.cm_app.bridge.pause(exchange)
+            else:
+                await self.cm_app.bridge.resume(exchange)
+        except Exception as exc:
+            self._fail(f"{'pause' if pause else 'resume'} {exchange}", exc)
+            return
+        self.notify(f"{exchange} {'paused: no probes until resumed' if pause else 'resumed'}", markup=False)
+
+    def action_freeze(self) -> None:
+        self.frozen = not self.frozen
+        if self.frozen:
+            self.frozen_at = self.cm_app.clock.now()
+            self._age_timer = self.set_interval(1.0, self._draw_status, name="frozen-age")
+        else:
+            self.frozen_at = None
+            if self._age_timer is not None:
+                self._age_timer.stop()
+                self._age_timer = None
+        self.set_class(self.frozen, "-frozen")
+        if self.snapshot is not None:
+            self._draw_status()
+        if not self.frozen:
+            self.shown_seq = None
+            self.render_latest()
+        self.notify("view frozen: probing and alerting go on (f resumes)" if self.frozen else "view live",
+                    markup=False)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.redraw()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        box = self.query_one("#filter", Input)
+        if not box.value.strip():
+            box.remove_class("-shown")
+        self.query_one("#incidents" if self.query_one("#incidents", KeyedTable).row_count else "#exchanges",
+                       KeyedTable).focus()
+
+    def action_clear(self) -> None:
+        box = self.query_one("#filter", Input)
+        if self.filter_text or box.has_class("-shown"):
+            box.value = ""
+            box.remove_class("-shown")
+            self.filter_text = ""
+            self.query_one("#exchanges", KeyedTable).focus()
+            self.redraw()
+        elif self.maximized is not None:
+            self.minimize()
+
+    def action_sort(self) -> None:
+        modes = present.SORT_MODES
+        self.sort_mode = modes[(modes.index(self.sort_mode) + 1) % len(modes)]
+        self.redraw()
+        self.notify(f"exchanges sorted by {self.sort_mode}", markup=False)
+
+    def action_maximize(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is not None:
+            self.maximize(self.focused)
+
+    def action_cursor_down(self) -> None:
+        if isinstance(self.focused, DataTable):
+            self.focused.action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if isinstance(self.focused, DataTable):
+            self.focused.action_cursor_up()

@@ -1,0 +1,311 @@
+"""Details screens (enter on a row): an exchange's history and recent probes, an incident's timeline.
+
+History comes from the store file in a thread worker (see history.py); plots redraw only when new
+data was read, on a range change, or on a theme change, never on the snapshot tick.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual_plotext import PlotextPlot
+
+from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.ui import present
+from cryptomon_tui.ui.bridge import IncidentEventMessage
+from cryptomon_tui.ui.history import RANGES, HistoryUnavailable, bucket, read_recent_results, read_rollups
+from cryptomon_tui.ui.present import Cell, clean_text, fmt_ms, parse_ts
+from cryptomon_tui.ui.widgets import cell_content, cells_content
+
+if TYPE_CHECKING:
+    from cryptomon_tui.store.rows import RollupRow
+    from cryptomon_tui.ui.app import CryptomonApp
+
+PROBE_COLUMNS = (("at", "At", 9), ("probe", "Probe", 8), ("outcome", "Outcome", 13), ("lat", "Latency", 8),
+                 ("dns", "DNS", 7), ("connect", "Connect", 8), ("tls", "TLS", 7), ("ttfb", "TTFB", 7),
+                 ("transfer", "Xfer", 7), ("http", "HTTP", 5), ("error", "Error", 40))
+ERROR_CLASSES_SHOWN = 5
+
+
+def probe_result_cells(r: Mapping[str, Any]) -> dict[str, Cell]:
+    phases = r.get("phases") if isinstance(r.get("phases"), Mapping) else {}
+    assert isinstance(phases, Mapping)
+    outcome = str(r.get("outcome") or "?")
+    at = parse_ts(r.get("started_at"))
+    reused = phases.get("reused")
+    error = " ".join(clean_text(x) for x in (r.get("error_code"), r.get("error_message")) if x)
+    return {
+        "at": Cell(time.strftime("%H:%M:%S", time.gmtime(at)) if at is not None else "-", "text-muted"),
+        "probe": Cell(clean_text(r.get("probe"), 8)),
+        "outcome": Cell(clean_text(outcome, 13), "status-ok" if outcome == "ok" else "status-down",
+                        bold=outcome != "ok"),
+        "lat": Cell(fmt_ms(r.get("latency_ms"))),
+        "dns": Cell(fmt_ms(phases.get("dns_ms"))),
+        "connect": Cell("reused" if reused else fmt_ms(phases.get("connect_ms"))),
+        "tls": Cell(fmt_ms(phases.get("tls_ms"))),
+        "ttfb": Cell(fmt_ms(phases.get("ttfb_ms"))),
+        "transfer": Cell(fmt_ms(phases.get("transfer_ms"))),
+        "http": Cell(clean_text(r.get("http_status") or "", 5)),
+        "error": Cell(clean_text(error, 300)),
+    }
+
+
+class DetailsScreen(Screen[None]):
+    BINDINGS = [Binding("escape,backspace", "app.pop_screen", "Back", id="details.back")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+
+    @property
+    def cm_app(self) -> CryptomonApp:
+        from cryptomon_tui.ui.app import CryptomonApp
+
+        assert isinstance(self.app, CryptomonApp)
+        return self.app
+
+
+class ExchangeDetails(DetailsScreen):
+    BINDINGS = [
+        *DetailsScreen.BINDINGS,
+        Binding("1", "range('15m')", "15m", id="details.15m"),
+        Binding("2", "range('1h')", "1h", id="details.1h"),
+        Binding("3", "range('24h')", "24h", id="details.24h"),
+        Binding("r", "reload", "Reload", id="details.reload"),
+    ]
+
+    def __init__(self, exchange: str) -> None:
+        super().__init__()
+        self.exchange = exchange
+        self.range = "15m"
+        self.rollups: list[RollupRow] = []
+        self.history_error: str | None = None
+        self.loads = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content(clean_text(self.exchange)), id="detail-head")
+        with Horizontal(classes="plots"):
+            yield PlotextPlot(id="latency-plot")
+            yield PlotextPlot(id="errors-plot")
+        yield DataTable(cursor_type="row", id="probe-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#probe-table", DataTable)
+        table.border_title = "Recent probes (newest first) with phases"
+        for key, label, width in PROBE_COLUMNS:
+            table.add_column(label, width=width, key=key)
+        self.app.theme_changed_signal.subscribe(self, lambda _t: self._draw_plots())
+        self._draw_head()
+        self.action_reload()
+        table.focus()
+
+    def _exchange(self) -> Mapping[str, Any]:
+        snap = self.cm_app.bridge.latest or {}
+        ex = (snap.get("exchanges") or {}).get(self.exchange)
+        return ex if isinstance(ex, Mapping) else {}
+
+    def _draw_head(self) -> None:
+        snap = self.cm_app.bridge.latest or {}
+        ex = self._exchange()
+        row = present.exchange_row(self.exchange, ex, parse_ts(snap.get("ts")))
+        cells = [row["name"], Cell(f" ({clean_text(ex.get('kind'), 20)}) "), row["status"],
+                 Cell(f"  p50 {row['p50'].text}  p99 {row['p99'].text}  errors {row['err'].text}  "
+                      f"clock {row['clock'].text}  rate limit "), row["rl"], Cell("  breaker "), row["breaker"],
+                 Cell(f"   range {self.range} (1/2/3)", "text-muted")]
+        self.query_one("#detail-head", Static).update(cells_content(cells))
+
+    def action_range(self, name: str) -> None:
+        if name in RANGES:
+            self.range = name
+            self._draw_head()
+            self.action_reload()
+
+    def action_reload(self) -> None:
+        self.load_history(self.range)
+
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
+    def load_history(self, range_name: str) -> None:
+        until = self.cm_app.clock.now()
+        since = until - RANGES[range_name]
+        path = self.cm_app.history_path
+        try:
+            rollups = bucket(read_rollups(path, self.exchange, since, until), since, until)
+            recent = read_recent_results(path, self.exchange, until - 900, until + 1, limit=100)
+            error = None
+        except HistoryUnavailable as exc:
+            rollups, recent, error = [], [], str(exc)
+        self.app.call_from_thread(self._loaded, rollups, recent, error)
+
+    def _loaded(self, rollups: list[RollupRow], recent: list[ProbeResult], error: str | None) -> None:
+        self.loads += 1
+        self.rollups = rollups
+        self.history_error = error
+        self._draw_plots()
+        rows = [r.to_json_dict() for r in recent]
+        if not rows:  # no store: at least the last result of each probe from the live snapshot
+            probes = self._exchange().get("probes") or {}
+            rows = [p["last"] for p in probes.values() if isinstance(p, Mapping) and isinstance(p.get("last"), Mapping)]
+        table = self.query_one("#probe-table", DataTable)
+        table.clear()
+        for i, r in enumerate(rows):
+            cells = probe_result_cells(r)
+            table.add_row(*(cell_content(cells[c]) for c, _, _ in PROBE_COLUMNS), key=str(i))
+
+    def _draw_plots(self) -> None:
+        lat = self.query_one("#latency-plot", PlotextPlot)
+        err = self.query_one("#errors-plot", PlotextPlot)
+        lat.border_title = f"Latency percentiles, {self.range} (ms)"
+        err.border_title = f"Errors by class per bucket, {self.range}"
+        for plot in (lat, err):
+            plot.plt.clear_data()
+            plot.plt.clear_figure()
+        if not self.rollups:
+            note = self.history_error or "no history in this range yet"
+            for plot in (lat, err):
+                plot.plt.title(note[:80])
+            lat.refresh()
+            err.refresh()
+            return
+        origin = self.rollups[-1].minute
+        xs = [(r.minute - origin) / 60.0 for r in self.rollups]
+        for attr, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
+            pts = [(x, float(v)) for x, r in zip(xs, self.rollups, strict=True) if (v := getattr(r, attr)) is not None]
+            if pts:
+                lat.plt.plot([p[0] for p in pts], [p[1] for p in pts], label=label)
+        lat.plt.xlabel("minutes ago")
+        totals: dict[str, int] = {}
+        for r in self.rollups:
+            for k, v in r.outcomes.items():
+                if k != "ok":
+                    totals[k] = totals.get(k, 0) + v
+        classes = sorted(totals, key=lambda k: -totals[k])[:ERROR_CLASSES_SHOWN]
+        if classes:
+            for cls in classes:
+                err.plt.plot(xs, [float(r.outcomes.get(cls, 0)) for r in self.rollups], label=cls[:16])
+        else:
+            err.plt.plot(xs, [0.0 for _ in xs], label="no errors")
+        err.plt.xlabel("minutes ago")
+        lat.refresh()
+        err.refresh()
+
+
+TIMELINE_COLUMNS = (("at", "At (UTC)", 9), ("kind", "What", 16), ("text", "Detail", 90))
+
+
+class IncidentDetails(DetailsScreen):
+    """Timeline with notes, analyses and notifications; updates live on events for this incident."""
+
+    BINDINGS = [
+        *DetailsScreen.BINDINGS,
+        Binding("x", "analyse", "Analyse", id="details.analyse"),
+        Binding("a", "acknowledge", "Ack", id="details.acknowledge"),
+        Binding("s", "silence", "Silence", id="details.silence"),
+    ]
+
+    def __init__(self, incident_id: str, analysis: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.incident_id = incident_id
+        self.analysis = analysis
+        self.timeline_len = -1
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content(self.incident_id), id="detail-head")
+        yield Static(Content(""), id="detail-body")
+        yield DataTable(cursor_type="row", id="timeline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#timeline", DataTable)
+        table.border_title = "Timeline"
+        for key, label, width in TIMELINE_COLUMNS:
+            table.add_column(label, width=width, key=key)
+        self.cm_app.bridge.add_listener(self)
+        self.set_interval(1.0, self.refresh_view, name="incident-refresh")
+        self.refresh_view()
+        table.focus()
+
+    def on_unmount(self) -> None:
+        self.cm_app.bridge.remove_listener(self)
+
+    def incident(self) -> Mapping[str, Any] | None:
+        for inc in self.cm_app.dashboard.incidents():
+            if str(inc.get("id")) == self.incident_id:
+                return inc
+        return None
+
+    def on_incident_event_message(self, message: IncidentEventMessage) -> None:
+        inc = message.event.get("incident")
+        if isinstance(inc, Mapping) and str(inc.get("id")) == self.incident_id:
+            if message.event.get("event") == "analysis_ready":
+                detail = message.event.get("detail")
+                self.analysis = present.normalize_analysis(detail if isinstance(detail, Mapping) else None)
+            self.refresh_view()
+
+    def refresh_view(self) -> None:
+        inc = self.incident()
+        if inc is None:
+            self.query_one("#detail-head", Static).update(Content(f"{self.incident_id}: no longer in the snapshot"))
+            return
+        snap = self.cm_app.bridge.latest or {}
+        now = parse_ts(snap.get("ts"))
+        row = present.incident_row(inc, now, [c for c in snap.get("notify") or [] if isinstance(c, Mapping)])
+        head = [row["sev"], Cell(" "), row["state"], Cell(f"  {clean_text(inc.get('id'))}  "), row["where"],
+                Cell(f"  age {row['age'].text}  rule {clean_text(inc.get('rule'), 30)}")]
+        self.query_one("#detail-head", Static).update(cells_content(head))
+        lines: list[tuple[str, str]] = [("Summary", clean_text(inc.get("summary"), 500))]
+        if inc.get("last_error"):
+            lines.append(("Last error", clean_text(inc.get("last_error"), 500)))
+        if inc.get("acknowledged_by"):
+            note = f" — {clean_text(inc.get('ack_note'), 200)}" if inc.get("ack_note") else ""
+            lines.append(("Acknowledged", f"{clean_text(inc.get('acknowledged_by'), 60)}{note}"))
+        if inc.get("silenced_by"):
+            lines.append(("Silenced", f"{clean_text(inc.get('silenced_by'), 30)} for {row['silenced'].text}"))
+        lines.append(("Notifications", row["notify"].text))
+        analysis = self.analysis or present.normalize_analysis(inc.get("analysis"))
+        if analysis is not None:
+            lines.extend((f"Analysis · {k}", v) for k, v in present.analysis_lines(analysis)[:6])
+        else:
+            lines.append(("Analysis", "none yet: press x"))
+        from cryptomon_tui.ui.modals import _lines_content
+
+        self.query_one("#detail-body", Static).update(_lines_content(lines))
+        timeline = [t for t in inc.get("timeline") or [] if isinstance(t, Mapping)]
+        if len(timeline) != self.timeline_len:
+            self.timeline_len = len(timeline)
+            table = self.query_one("#timeline", DataTable)
+            table.clear()
+            for i, entry in enumerate(timeline):
+                ts = parse_ts(entry.get("ts"))
+                kind = str(entry.get("kind") or "")
+                tone = "status-down" if "fail" in kind else ("accent" if kind in ("analysis", "note") else "")
+                at = time.strftime("%H:%M:%S", time.gmtime(ts)) if ts is not None else "-"
+                table.add_row(
+                    Content.styled(at, "$text-muted"),
+                    cell_content(Cell(clean_text(kind, 16), tone)),
+                    Content(clean_text(entry.get("text"), 500)),
+                    key=str(i),
+                )
+
+    def _dashboard_action(self, name: str) -> None:
+        dash = self.cm_app.dashboard
+        dash.query_one("#incidents", DataTable).focus()
+        from cryptomon_tui.ui.widgets import KeyedTable
+
+        dash.query_one("#incidents", KeyedTable).select_key(self.incident_id)
+        getattr(dash, f"action_{name}")()
+
+    def action_analyse(self) -> None:
+        self._dashboard_action("analyse")
+
+    def action_acknowledge(self) -> None:
+        self._dashboard_action("acknowledge")
+
+    def action_silence(self) -> None:
+        self._dashboard_action("silence")

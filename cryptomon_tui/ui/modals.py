@@ -1,0 +1,327 @@
+"""Modal screens: acknowledge, silence, analysis/summary results, silences list, confirm, quit, help.
+
+Every text that came from an exchange, the engine or an LLM is shown through ``Content`` (never
+parsed as markup). Every modal closes with ``esc`` and is fully usable from the keyboard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, DataTable, Input, Label, RadioButton, RadioSet, Static
+
+from cryptomon_tui.ui.present import clean_text, parse_ts, silence_row
+from cryptomon_tui.ui.widgets import cell_content
+from cryptomon_tui.units import parse_duration
+
+SILENCE_PRESETS: tuple[tuple[str, float | None], ...] = (
+    ("15m", 900.0),
+    ("1h", 3600.0),
+    ("4h", 14400.0),
+    ("until resolved", None),
+)
+
+
+def _lines_content(lines: Sequence[tuple[str, str]]) -> Content:
+    width = max((len(label) for label, _ in lines), default=0)
+    parts: list[Content] = []
+    for i, (label, value) in enumerate(lines):
+        if i:
+            parts.append(Content("\n"))
+        parts.append(Content.styled(f"{label:<{width}}  ", "$text-muted bold"))
+        parts.append(Content(value))
+    return Content.assemble(*parts)
+
+
+class _Modal(ModalScreen[Any]):
+    BINDINGS = [Binding("escape", "cancel", "Close", id="modal.close")]
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AckModal(_Modal):
+    """Acknowledge with an optional note; returns the note ("" for none) or None when cancelled."""
+
+    def __init__(self, incident: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.incident = incident
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(Content("Acknowledge incident"), classes="dialog-title")
+            yield Static(Content(clean_text(f"{self.incident.get('id')}: {self.incident.get('summary')}", 200)))
+            yield Input(placeholder="note (optional), enter to acknowledge", id="ack-note")
+            with Horizontal(classes="buttons"):
+                yield Button("Acknowledge", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#ack-note", Input).cursor_blink = False
+
+    @on(Input.Submitted, "#ack-note")
+    @on(Button.Pressed, "#ok")
+    def _submit(self) -> None:
+        self.dismiss(self.query_one("#ack-note", Input).value.strip())
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class SilenceRequest:
+    scope: str
+    duration_s: float | None
+    comment: str
+
+
+class SilenceModal(_Modal):
+    """Scope (incident / exchange / rule), a duration preset or a custom one, and a required comment."""
+
+    def __init__(self, title: str, scopes: Sequence[str], default_scope: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.scopes = list(scopes)
+        self.default_scope = default_scope if default_scope in scopes else scopes[0]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(Content("Silence"), classes="dialog-title")
+            yield Static(Content(clean_text(self.title_text, 200)))
+            with Horizontal(classes="choices"):
+                with RadioSet(id="scope"):
+                    for scope in self.scopes:
+                        yield RadioButton(scope, value=scope == self.default_scope, name=scope)
+                with RadioSet(id="duration"):
+                    for i, (label, _) in enumerate(SILENCE_PRESETS):
+                        yield RadioButton(label, value=i == 1, name=label)
+                    yield RadioButton("custom", name="custom")
+            yield Input(placeholder="custom duration, e.g. 30m, 2h, 1d", id="custom")
+            yield Input(placeholder="comment (required): why?", id="comment")
+            yield Static("", id="silence-error", classes="error-line")
+            with Horizontal(classes="buttons"):
+                yield Button("Silence", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        for inp in self.query(Input):
+            inp.cursor_blink = False
+        self.query_one("#comment", Input).focus()
+
+    def _chosen(self, radio_id: str) -> str | None:
+        pressed = self.query_one(f"#{radio_id}", RadioSet).pressed_button
+        return pressed.name if pressed is not None else None
+
+    def _error(self, text: str) -> None:
+        self.query_one("#silence-error", Static).update(Content(text))
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#ok")
+    def _submit(self) -> None:
+        scope = self._chosen("scope") or self.default_scope
+        choice = self._chosen("duration") or "1h"
+        custom = self.query_one("#custom", Input).value.strip()
+        duration: float | None
+        if choice == "custom" or custom:
+            try:
+                duration = parse_duration(custom)
+            except ValueError as exc:
+                self._error(f"duration: {exc}")
+                self.query_one("#custom", Input).focus()
+                return
+            if duration <= 0:
+                self._error("duration: must be positive")
+                return
+        else:
+            duration = dict(SILENCE_PRESETS).get(choice, 3600.0)
+        comment = self.query_one("#comment", Input).value.strip()
+        if not comment:
+            self._error("a comment is required (why, and for how long)")
+            self.query_one("#comment", Input).focus()
+            return
+        self.dismiss(SilenceRequest(scope, duration, comment))
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class TextModal(_Modal):
+    """A titled block of label/value lines (analysis, summary)."""
+
+    def __init__(self, title: str, lines: Sequence[tuple[str, str]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.lines = list(lines)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Label(Content(clean_text(self.title_text, 120)), classes="dialog-title")
+            with VerticalScroll(classes="body"):
+                yield Static(_lines_content(self.lines), id="text-body")
+            yield Label(Content("esc closes"), classes="hint")
+
+
+class ConfirmModal(_Modal):
+    BINDINGS = [
+        Binding("escape,n", "cancel", "No", id="confirm.no"),
+        Binding("y", "yes", "Yes", id="confirm.yes"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Static(Content(clean_text(self.question, 300)))
+            with Horizontal(classes="buttons"):
+                yield Button("Yes (y)", id="yes", variant="primary")
+                yield Button("No (n)", id="no")
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#yes")
+    def _yes(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#no")
+    def _no(self) -> None:
+        self.dismiss(False)
+
+
+@dataclass(frozen=True)
+class QuitChoice:
+    stop_daemon: bool
+    remember: bool
+
+
+class QuitModal(_Modal):
+    """Asked once when quitting a UI that started its own daemon."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Stay", id="quit.stay"),
+        Binding("k", "keep", "Keep monitoring", id="quit.keep"),
+        Binding("s", "stop", "Stop daemon", id="quit.stop"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(Content("Quit cryptomon"), classes="dialog-title")
+            yield Static(
+                Content(
+                    "This window started the monitoring daemon. Keep it probing and notifying in the "
+                    "background (attach again with `cryptomon attach`), or stop it?"
+                )
+            )
+            yield Checkbox("remember my choice", value=True, id="remember")
+            with Horizontal(classes="buttons"):
+                yield Button("Keep monitoring (k)", id="keep", variant="primary")
+                yield Button("Stop daemon (s)", id="stop", variant="error")
+
+    def _remember(self) -> bool:
+        return self.query_one("#remember", Checkbox).value
+
+    def action_keep(self) -> None:
+        self.dismiss(QuitChoice(False, self._remember()))
+
+    def action_stop(self) -> None:
+        self.dismiss(QuitChoice(True, self._remember()))
+
+    @on(Button.Pressed, "#keep")
+    def _keep(self) -> None:
+        self.action_keep()
+
+    @on(Button.Pressed, "#stop")
+    def _stop(self) -> None:
+        self.action_stop()
+
+
+SILENCE_COLUMNS = (("id", "Id", 14), ("matchers", "Matchers", 28), ("ends", "Ends in", 14),
+                   ("by", "By", 16), ("comment", "Comment", 40))
+
+
+class SilencesModal(_Modal):
+    """Active and pending silences; ``u`` removes the selected one (after a confirm)."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Close", id="silences.close"),
+        Binding("u,delete", "unsilence", "Unsilence", id="silences.unsilence"),
+    ]
+
+    def __init__(self, silences: Sequence[Mapping[str, Any]], now: float | None,
+                 on_unsilence: Callable[[str], None]) -> None:
+        super().__init__()
+        self.silences = [s for s in silences if isinstance(s, Mapping)]
+        self.now = now
+        self.on_unsilence = on_unsilence
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Label(Content(f"Silences ({len(self.silences)})"), classes="dialog-title")
+            table: DataTable[Content] = DataTable(cursor_type="row", id="silences-table")
+            yield table
+            yield Label(Content("u unsilence · esc close"), classes="hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#silences-table", DataTable)
+        for key, label, width in SILENCE_COLUMNS:
+            table.add_column(label, width=width, key=key)
+        for s in sorted(self.silences, key=lambda s: parse_ts(s.get("ends_at")) or float("inf")):
+            row = silence_row(s, self.now)
+            table.add_row(*(cell_content(row[c]) for c, _, _ in SILENCE_COLUMNS), key=str(s.get("id")))
+        table.focus()
+
+    def action_unsilence(self) -> None:
+        table = self.query_one("#silences-table", DataTable)
+        if table.row_count == 0:
+            self.notify("no silence selected", severity="warning", markup=False)
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key is None:
+            return
+        silence_id = str(key)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.on_unsilence(silence_id)
+                self.dismiss(silence_id)
+
+        self.app.push_screen(ConfirmModal(f"Remove silence {silence_id}?"), confirmed)
+
+
+class HelpModal(_Modal):
+    """Every key of the screen underneath, from the same bindings that drive the footer."""
+
+    def __init__(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = list(rows)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Label(Content("Keys"), classes="dialog-title")
+            table: DataTable[Content] = DataTable(cursor_type="row", id="help-table")
+            yield table
+            yield Label(
+                Content("ctrl+p: command palette · remap keys with ui.keymap (binding id → keys) · esc closes"),
+                classes="hint",
+            )
+
+    def on_mount(self) -> None:
+        table = self.query_one("#help-table", DataTable)
+        table.add_column("Key", width=14, key="key")
+        table.add_column("Action", width=34, key="action")
+        table.add_column("Binding id", width=20, key="id")
+        for key, desc, ident in self.rows:
+            table.add_row(Content(key), Content(desc), Content.styled(ident, "$text-muted"))
+        table.focus()

@@ -1,0 +1,524 @@
+"""Snapshot -> what each widget shows, as plain values: text plus a *tone* (a theme variable name).
+
+No Textual here, so every formatting decision is unit-tested without an App. All relative times
+are measured against the snapshot's own ``ts`` (never the wall clock), which keeps screenshots
+deterministic and makes a frozen view show the ages it had when it froze.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptomon_tui.probing.results import parse_iso_utc
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+SPARK_FAIL = "×"
+SPARK_WIDTH = 16
+SPARK_NARROW = 8
+# Full-scale values for sparklines: the row's scale is the smallest of these above its worst point,
+# so a flat 40 ms line draws low (not full-height), and the legend beside it says what full means.
+SPARK_SCALES_MS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000)
+
+STATUS_WORDS = {
+    "ok": "OK",
+    "degraded": "DEGRADED",
+    "down": "DOWN",
+    "maintenance": "MAINT",
+    "banned": "BANNED",
+    "paused": "PAUSED",
+}
+STATUS_RANK = {"down": 0, "banned": 1, "degraded": 2, "maintenance": 3, "paused": 4, "ok": 5}
+SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+STATE_WORDS = {"firing": "FIRING", "acknowledged": "ACKED", "resolved": "resolved"}
+SORT_MODES = ("name", "status", "p99", "errors")
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One piece of text and the theme variable (without ``$``) that colours it; "" = default."""
+
+    text: str
+    tone: str = ""
+    bold: bool = False
+
+
+# ----------------------------------------------------------------------------- text helpers
+def clean_text(value: Any, limit: int | None = None) -> str:
+    """Untrusted text made safe to show: control, zero-width and bidi characters become visible
+    ``\\xNN``/``\\uNNNN`` escapes, newlines and tabs become spaces. Markup is NOT touched here:
+    widgets pass the result as plain Content, so ``[brackets]`` show verbatim."""
+    if value is None:
+        return ""
+    text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
+
+    def esc(m: re.Match[str]) -> str:
+        code = ord(m.group(0))
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    text = _CONTROL.sub(esc, text)
+    if limit is not None and len(text) > limit:
+        text = text[: max(0, limit - 1)] + "…"
+    return text
+
+
+def parse_ts(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return parse_iso_utc(str(value))
+    except (ValueError, TypeError):
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def fmt_ms(value: Any) -> str:
+    v = _finite(value)
+    if v is None:
+        return "-"
+    if v >= 10_000:
+        return f"{v / 1000:.0f}s"
+    if v >= 1000:
+        return f"{v / 1000:.1f}s"
+    if v >= 100:
+        return f"{v:.0f}ms"
+    return f"{v:.1f}ms" if v < 10 else f"{v:.0f}ms"
+
+
+def fmt_pct(share: Any) -> str:
+    v = _finite(share)
+    if v is None:
+        return "-"
+    pct = v * 100
+    if pct == 0:
+        return "0%"
+    if pct < 0.1:
+        return "<0.1%"
+    return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """Compact age/countdown: 45s, 3m12s, 2h05m, 3d04h."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def fmt_offset(value: Any) -> str:
+    v = _finite(value)
+    if v is None:
+        return "-"
+    if abs(v) >= 1000:
+        return f"{v / 1000:+.1f}s"
+    return f"{v:+.1f}ms"
+
+
+# ----------------------------------------------------------------------------- sparkline
+def spark_scale(values: Iterable[float]) -> float:
+    worst = max(values, default=0.0)
+    for scale in SPARK_SCALES_MS:
+        if worst <= scale:
+            return float(scale)
+    return float(SPARK_SCALES_MS[-1])
+
+
+def spark_text(points: Iterable[Any], width: int = SPARK_WIDTH) -> tuple[str, float]:
+    """Latency points (ms, None = failed probe) -> block characters on a fixed 0..scale axis.
+
+    Failed probes draw as ``×`` (never as a gap or a NaN), points above the largest scale clip
+    at full height. Returns (text right-aligned to ``width``, scale in ms)."""
+    pts = list(points)[-width:]
+    values = [v for p in pts if (v := _finite(p)) is not None and v >= 0]
+    scale = spark_scale(values)
+    chars = []
+    top = len(SPARK_LEVELS) - 1
+    for p in pts:
+        v = _finite(p)
+        if v is None or v < 0:
+            chars.append(SPARK_FAIL)
+            continue
+        level = min(top, max(0, math.ceil(v / scale * len(SPARK_LEVELS)) - 1))
+        chars.append(SPARK_LEVELS[level])
+    return "".join(chars).rjust(width), scale
+
+
+def fmt_scale(scale: float) -> str:
+    return f"{scale / 1000:g}s" if scale >= 1000 else f"{scale:g}ms"
+
+
+def usage_bar(share: Any, width: int = 6) -> str:
+    v = _finite(share)
+    if v is None:
+        return "?".ljust(width)
+    filled = min(width, max(0, round(min(1.0, v) * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+# ----------------------------------------------------------------------------- exchanges
+# Column sets by available width: (min table width, ((key, label, width), ...)); width 0 = fill.
+Columns = tuple[tuple[str, str, int], ...]
+EXCHANGE_COLUMNS: tuple[tuple[int, Columns], ...] = (
+    (0, (("name", "Exchange", 9), ("status", "Status", 8), ("p99", "p99", 6), ("err", "Err%", 5),
+         ("spark", "Lat 0..full", SPARK_NARROW + 6), ("rl", "Rate limit", 11), ("breaker", "Breaker", 7))),
+    (112, (("name", "Exchange", 12), ("status", "Status", 8), ("p50", "p50", 6), ("p99", "p99", 6),
+           ("err", "Err%", 5), ("spark", "Latency, 0..full scale", SPARK_WIDTH + 6), ("rl", "Rate limit", 11),
+           ("clock", "Clock", 8), ("breaker", "Breaker", 11))),
+)
+
+
+def status_cell(status: Any) -> Cell:
+    key = str(status or "ok")
+    return Cell(STATUS_WORDS.get(key, clean_text(key, 10).upper()), f"status-{key}" if key in STATUS_WORDS else "",
+                bold=True)
+
+
+def breaker_cell(breaker: Any, now: float | None) -> Cell:
+    info = breaker if isinstance(breaker, Mapping) else {}
+    state = str(info.get("state") or "closed")
+    if state == "closed":
+        return Cell("closed", "text-muted")
+    trial = parse_ts(info.get("next_trial_at"))
+    wait = f" {fmt_duration(trial - now)}" if trial is not None and now is not None and trial > now else ""
+    if state == "open":
+        return Cell(f"OPEN{wait}", "breaker-open", bold=True)
+    if state == "half_open":
+        return Cell("HALF-OPEN", "breaker-half", bold=True)
+    return Cell(clean_text(state, 11))
+
+
+def rate_limit_cell(ex: Mapping[str, Any], now: float | None) -> Cell:
+    ban_until = parse_ts(ex.get("ban_until"))
+    if ban_until is not None and (now is None or ban_until > now):
+        left = fmt_duration(ban_until - now) if now is not None else "?"
+        return Cell(f"BAN {left}", "status-banned", bold=True)
+    share = _finite(ex.get("rate_limit_used"))
+    tone = "" if share is None else ("status-down" if share >= 0.9 else "status-degraded" if share >= 0.7 else "")
+    return Cell(f"{usage_bar(share, 6)} {fmt_pct(share) if share is not None else '-':>4}", tone)
+
+
+def exchange_row(
+    name: str, ex: Mapping[str, Any], now: float | None, spark_width: int = SPARK_WIDTH
+) -> dict[str, Cell]:
+    spark, scale = spark_text(ex.get("sparkline") or [], spark_width)
+    err = _finite(ex.get("error_rate"))
+    return {
+        "name": Cell(clean_text(name, 12), bold=True),
+        "status": status_cell(ex.get("status")),
+        "p50": Cell(fmt_ms(ex.get("p50_ms"))),
+        "p99": Cell(fmt_ms(ex.get("p99_ms"))),
+        "err": Cell(fmt_pct(err), _error_tone(err)),
+        "spark": Cell(f"{spark} {fmt_scale(scale):>5}", "spark-high" if SPARK_FAIL in spark else "spark-low"),
+        "rl": rate_limit_cell(ex, now),
+        "clock": Cell(fmt_offset(ex.get("clock_offset_ms"))),
+        "breaker": breaker_cell(ex.get("breaker"), now),
+    }
+
+
+def _error_tone(err: float | None) -> str:
+    if not err:
+        return ""
+    return "status-down" if err >= 0.05 else "status-degraded"
+
+
+def sorted_exchanges(exchanges: Mapping[str, Any], mode: str) -> list[str]:
+    names = sorted(exchanges)
+    if mode == "status":
+        names.sort(key=lambda n: STATUS_RANK.get(str(exchanges[n].get("status")), 9))
+    elif mode == "p99":
+        names.sort(key=lambda n: -(_finite(exchanges[n].get("p99_ms")) or 0.0))
+    elif mode == "errors":
+        names.sort(key=lambda n: -(_finite(exchanges[n].get("error_rate")) or 0.0))
+    return names
+
+
+# ----------------------------------------------------------------------------- errors table
+ERROR_COLUMNS: tuple[tuple[int, Columns], ...] = (
+    (0, (("where", "Exchange/probe", 14), ("attempts", "Tries", 5), ("classes", "Errors by class", 14),
+         ("err", "Err%", 5), ("timeouts", "T/O", 4), ("code", "Code", 8), ("message", "Last error message", 0))),
+    (100, (("where", "Exchange/probe", 16), ("attempts", "Tries", 5), ("classes", "Errors by class", 22),
+           ("err", "Err%", 5), ("timeouts", "T/O", 4), ("code", "Last code", 10),
+           ("message", "Last error message", 0))),
+)
+
+
+def _errors_by_class(counts: Any) -> str:
+    if not isinstance(counts, Mapping):
+        return ""
+    parts = [(str(k), int(v)) for k, v in counts.items() if k != "ok" and isinstance(v, int | float) and v]
+    parts.sort(key=lambda kv: -kv[1])
+    return " ".join(f"{clean_text(k, 16)}:{v}" for k, v in parts)
+
+
+def error_row(exchange: str, probe: str, row: Mapping[str, Any]) -> dict[str, Cell]:
+    last = row.get("last") if isinstance(row.get("last"), Mapping) else {}
+    assert isinstance(last, Mapping)
+    code = row.get("last_error_code")
+    message = row.get("last_error_message")
+    if code is None and message is None and last.get("outcome") not in (None, "ok"):
+        code = last.get("error_code") or last.get("http_status") or last.get("outcome")
+        message = last.get("error_message")
+    err = _finite(row.get("error_rate"))
+    return {
+        "where": Cell(clean_text(f"{exchange}/{probe}", 16)),
+        "attempts": Cell(str(row.get("attempts", 0))),
+        "classes": Cell(_errors_by_class(row.get("counts")), "status-degraded"),
+        "err": Cell(fmt_pct(err), "status-down" if (err or 0) >= 0.05 else ""),
+        "timeouts": Cell(str(row.get("timeouts", 0) or 0)),
+        "code": Cell(clean_text(code, 10) if code is not None else "", "status-down" if code is not None else ""),
+        "message": Cell(clean_text(message, 200) if message is not None else ""),
+    }
+
+
+def error_rows(snapshot: Mapping[str, Any], order: list[str]) -> list[tuple[str, dict[str, Cell]]]:
+    exchanges = snapshot.get("exchanges") or {}
+    out = []
+    for name in order:
+        probes = (exchanges.get(name) or {}).get("probes") or {}
+        for probe in sorted(probes):
+            out.append((f"{name}/{probe}", error_row(name, probe, probes[probe] or {})))
+    return out
+
+
+# ----------------------------------------------------------------------------- incidents
+INCIDENT_COLUMNS: tuple[tuple[int, Columns], ...] = (
+    (0, (("sev", "Sev", 4), ("state", "State", 8), ("where", "Where", 12), ("summary", "Summary", 0),
+         ("age", "Age", 6), ("silenced", "Silenced", 8))),
+    (110, (("sev", "Sev", 4), ("state", "State", 8), ("where", "Where", 14), ("summary", "Summary", 0),
+           ("age", "Age", 7), ("ack", "Ack by", 14), ("silenced", "Silenced", 8), ("notify", "Notified", 14))),
+)
+SEVERITY_WORDS = {"critical": "CRIT", "error": "ERR", "warning": "WARN", "info": "INFO"}
+
+
+def incident_order(incidents: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Firing first, then acknowledged, then resolved; worse severity, then newer, first."""
+    state_rank = {"firing": 0, "acknowledged": 1, "resolved": 2}
+    return sorted(
+        incidents,
+        key=lambda i: (
+            state_rank.get(str(i.get("state")), 3),
+            SEVERITY_RANK.get(str(i.get("severity")), 9),
+            -(parse_ts(i.get("started_at")) or 0.0),
+            str(i.get("id")),
+        ),
+    )
+
+
+def notify_summary(incident: Mapping[str, Any], channels: Iterable[Mapping[str, Any]]) -> Cell:
+    """Per-channel delivery as recorded on the incident's timeline, else the channels' state."""
+    sent: dict[str, str] = {}
+    for entry in incident.get("timeline") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        kind = str(entry.get("kind") or "")
+        data = entry.get("data") if isinstance(entry.get("data"), Mapping) else {}
+        assert isinstance(data, Mapping)
+        channel = data.get("channel")
+        if channel and kind in ("notified", "notification_sent"):
+            sent[str(channel)] = "sent"
+        elif channel and kind in ("notification_failed", "notify_failed"):
+            sent[str(channel)] = "FAILED"
+    if sent:
+        failed = any(v == "FAILED" for v in sent.values())
+        text = " ".join(f"{clean_text(k, 12)}:{v}" for k, v in sorted(sent.items()))
+        return Cell(text, "status-down" if failed else "status-ok")
+    chans = list(channels)
+    if not chans:
+        return Cell("no channels", "text-muted")
+    bad = [c for c in chans if c.get("state") in ("failing", "broken")]
+    queued = sum(int(c.get("queue") or 0) for c in chans)
+    if bad:
+        return Cell(" ".join(f"{clean_text(c.get('channel'), 12)}:{c.get('state')}" for c in bad), "status-down")
+    if queued:
+        return Cell(f"{queued} queued", "status-degraded")
+    return Cell(f"{len(chans)} ch ok", "text-muted")
+
+
+def incident_row(inc: Mapping[str, Any], now: float | None, channels: list[Mapping[str, Any]]) -> dict[str, Cell]:
+    sev = str(inc.get("severity") or "info")
+    state = str(inc.get("state") or "firing")
+    started = parse_ts(inc.get("started_at"))
+    resolved = parse_ts(inc.get("resolved_at"))
+    end = resolved if resolved is not None else now
+    where = "/".join(str(x) for x in (inc.get("exchange"), inc.get("probe")) if x) or clean_text(inc.get("rule"))
+    silenced = ""
+    if inc.get("silenced_by"):
+        until = parse_ts(inc.get("silenced_until"))
+        silenced = "resolve" if until is None else (fmt_duration(until - now) if now is not None else "yes")
+    elif inc.get("in_maintenance"):
+        silenced = "maint"
+    state_word = STATE_WORDS.get(state, clean_text(state, 8))
+    if inc.get("flapping") and state != "resolved":
+        state_word = "FLAPPING"
+    return {
+        "sev": Cell(SEVERITY_WORDS.get(sev, clean_text(sev, 5).upper()), f"sev-{sev}" if sev in SEVERITY_WORDS else "",
+                    bold=True),
+        "state": Cell(state_word, {"firing": "status-down", "resolved": "text-muted"}.get(state, "")),
+        "where": Cell(clean_text(where, 14)),
+        "summary": Cell(clean_text(inc.get("summary"), 300)),
+        "age": Cell(fmt_duration(end - started) if end is not None and started is not None else "-"),
+        "ack": Cell(clean_text(inc.get("acknowledged_by"), 14)),
+        "silenced": Cell(silenced, "text-muted"),
+        "notify": notify_summary(inc, channels),
+    }
+
+
+# ----------------------------------------------------------------------------- status line
+def status_line(snapshot: Mapping[str, Any]) -> list[Cell]:
+    incidents = snapshot.get("incidents") or []
+    firing = sum(1 for i in incidents if i.get("state") == "firing")
+    acked = sum(1 for i in incidents if i.get("state") == "acknowledged")
+    exchanges = snapshot.get("exchanges") or {}
+    bad = sum(1 for e in exchanges.values() if e.get("status") not in ("ok", "paused"))
+    cells = [Cell(f"{clean_text(snapshot.get('location'), 20)} ", "text-muted")]
+    cells.append(Cell(f"{len(exchanges)} exchanges", ""))
+    if bad:
+        cells.append(Cell(f" ({bad} not ok)", "status-degraded", bold=True))
+    cells.append(Cell("  incidents: ", "text-muted"))
+    cells.append(Cell(f"{firing} firing", "status-down" if firing else "", bold=bool(firing)))
+    cells.append(Cell(f" {acked} acked", ""))
+    silences = snapshot.get("silences") or []
+    if silences:
+        cells.append(Cell(f"  {len(silences)} silence(s)", "text-muted"))
+    analysis = snapshot.get("analysis") or {}
+    if analysis:
+        model = analysis.get("model")
+        spend = _finite(analysis.get("llm_spend_usd_month"))
+        cells.append(Cell(f"  analysis: {clean_text(model, 20) if model else 'offline'}", "text-muted"))
+        if spend is not None and model:
+            budget = _finite(analysis.get("budget_usd_month"))
+            cells.append(Cell(f" ${spend:.2f}" + (f"/{budget:.0f}" if budget else ""), "text-muted"))
+    return cells
+
+
+# ----------------------------------------------------------------------------- analysis results
+def normalize_analysis(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Accept the engine's ``{"analysis": {...}, "cached": ...}`` answer, a bare analysis dict, or an
+    ``analysis_ready`` event's detail; return the fields the UI shows (missing ones as None)."""
+    if not result:
+        return None
+    data: Mapping[str, Any] = result
+    cached = bool(result.get("cached"))
+    if isinstance(result.get("analysis"), Mapping):
+        data = result["analysis"]
+    return {
+        "root_cause": data.get("root_cause"),
+        "severity": data.get("severity"),
+        "action": data.get("recommended_action", data.get("action")),
+        "recovery": data.get("estimated_recovery", data.get("recovery_estimate")),
+        "confidence": _finite(data.get("confidence")),
+        "source": data.get("source") or "offline",
+        "cost_usd": data.get("cost_usd"),
+        "evidence": [clean_text(e, 300) for e in (data.get("evidence") or []) if e is not None],
+        "notes": [clean_text(e, 300) for e in (data.get("notes") or []) if e is not None],
+        "cached": cached,
+    }
+
+
+def analysis_lines(a: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs, every value cleaned untrusted text (LLM output is untrusted too)."""
+    conf = a.get("confidence")
+    cost = a.get("cost_usd")
+    try:
+        cost_text = f"${float(cost):.4f}" if cost is not None else "-"
+    except (TypeError, ValueError):
+        cost_text = clean_text(cost, 20)
+    source = clean_text(a.get("source"), 40)
+    lines = [
+        ("Root cause", clean_text(a.get("root_cause"), 2000) or "-"),
+        ("Severity", clean_text(a.get("severity"), 20) or "-"),
+        ("Action", clean_text(a.get("action"), 2000) or "-"),
+        ("Recovery", clean_text(a.get("recovery"), 200) or "-"),
+        ("Confidence", f"{conf:.0%}" if isinstance(conf, float) else "-"),
+        ("Source", source if source != "offline" else "offline analyzer (no LLM)"),
+        ("Cost", cost_text + (" (cached)" if a.get("cached") else "")),
+    ]
+    for ev in a.get("evidence") or []:
+        lines.append(("Evidence", ev))
+    for note in a.get("notes") or []:
+        lines.append(("Note", note))
+    return lines
+
+
+def summary_lines(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The engine's ``{"summary": {...}, "open_incidents": n}`` or a simpler ``{"text": ...}`` shape."""
+    inner = result.get("summary")
+    data: Mapping[str, Any] = inner if isinstance(inner, Mapping) else result
+    lines: list[tuple[str, str]] = []
+    open_n = result.get("open_incidents", result.get("open"))
+    if open_n is not None:
+        lines.append(("Open incidents", clean_text(open_n)))
+    headline = data.get("headline", data.get("text"))
+    if headline:
+        lines.append(("Headline", clean_text(headline, 2000)))
+    for detail in data.get("details") or []:
+        lines.append(("Detail", clean_text(detail, 2000)))
+    if data.get("severity"):
+        lines.append(("Severity", clean_text(data.get("severity"), 20)))
+    if data.get("recommended_action"):
+        lines.append(("Action", clean_text(data.get("recommended_action"), 2000)))
+    lines.append(("Source", clean_text(data.get("source") or "offline", 40)))
+    if data.get("cost_usd") is not None:
+        try:
+            lines.append(("Cost", f"${float(data['cost_usd']):.4f}"))
+        except (TypeError, ValueError):
+            pass
+    return lines
+
+
+def silence_scope_matchers(
+    scope: str, incident: Mapping[str, Any] | None, exchange: str | None
+) -> list[dict[str, Any]]:
+    """Matchers for the silence modal's scopes (Matcher.to_dict shapes)."""
+    if scope == "incident" and incident is not None:
+        return [{"name": "id", "value": str(incident.get("id")), "is_regex": False, "is_equal": True}]
+    if scope == "rule" and incident is not None:
+        out = [{"name": "rule", "value": str(incident.get("rule")), "is_regex": False, "is_equal": True}]
+        if incident.get("exchange"):
+            out.append({"name": "exchange", "value": str(incident.get("exchange")), "is_regex": False,
+                        "is_equal": True})
+        return out
+    target = exchange or (str(incident.get("exchange")) if incident is not None and incident.get("exchange") else None)
+    if scope == "exchange" and target:
+        return [{"name": "exchange", "value": target, "is_regex": False, "is_equal": True}]
+    return []
+
+
+def silence_row(s: Mapping[str, Any], now: float | None) -> dict[str, Cell]:
+    ends = parse_ts(s.get("ends_at"))
+    matchers = " ".join(
+        f"{clean_text(m.get('name'), 12)}{'=' if m.get('is_equal', True) else '!='}{'~' if m.get('is_regex') else ''}"
+        f"{clean_text(m.get('value'), 30)}"
+        for m in s.get("matchers") or []
+        if isinstance(m, Mapping)
+    )
+    return {
+        "id": Cell(clean_text(s.get("id"), 14)),
+        "matchers": Cell(matchers),
+        "ends": Cell("until resolved" if ends is None else (fmt_duration(ends - now) if now is not None else "?")),
+        "by": Cell(clean_text(s.get("created_by"), 20)),
+        "comment": Cell(clean_text(s.get("comment"), 200)),
+    }
+
+
+def matches_filter(text: str, needle: str) -> bool:
+    return not needle or needle.casefold() in text.casefold()

@@ -1,0 +1,129 @@
+"""Dumb widgets: they draw ``present.Cell`` values and touch only what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from textual.content import Content
+from textual.events import Resize
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+from cryptomon_tui.ui.present import Cell, Columns
+
+
+def cell_content(cell: Cell) -> Content:
+    """Plain text with a theme-variable style: the text is never parsed as markup."""
+    style = " ".join(x for x in (f"${cell.tone}" if cell.tone else "", "bold" if cell.bold else "") if x)
+    return Content.styled(cell.text, style) if style else Content(cell.text)
+
+
+def cells_content(cells: Iterable[Cell]) -> Content:
+    return Content.assemble(*(cell_content(c) for c in cells))
+
+
+class KeyedTable(DataTable[Content]):
+    """A DataTable fed whole row sets each tick, updating only changed cells.
+
+    Rows are keyed (exchange, ``exchange/probe``, incident id); a change of membership or order
+    rebuilds the rows but keeps the cursor on the same key, so the table never jumps under the user.
+    The column set follows the table's own width (``specs``: (min width, columns)); a column of
+    width 0 fills what is left. Changing the set happens only on resize.
+    """
+
+    FILL_MIN = 12
+
+    def __init__(self, specs: Sequence[tuple[int, Columns]], **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self._specs = sorted(specs, key=lambda s: s[0])
+        self._columns_now: Columns = ()
+        self._width_now = -1
+        self._shown: dict[str, dict[str, Cell]] = {}
+        self._order: list[str] = []
+        self._last_rows: list[tuple[str, dict[str, Cell]]] = []
+        self.rebuilds = 0
+        self.cell_updates = 0
+
+    def on_mount(self) -> None:
+        self._fit_columns(self.size.width)
+
+    def on_resize(self, event: Resize) -> None:
+        if self._fit_columns(event.size.width):
+            self.show(self._last_rows, force=True)
+
+    def _fit_columns(self, width: int) -> bool:
+        """Pick the column set for ``width``; True when the columns changed."""
+        spec = self._specs[0][1]
+        for min_width, cols in self._specs:
+            if width >= min_width:
+                spec = cols
+        fixed = sum(w for _, _, w in spec if w) + 2 * self.cell_padding * len(spec) + 2  # + scrollbar
+        fill = max(self.FILL_MIN, width - fixed)
+        columns = tuple((key, label, w or fill) for key, label, w in spec)
+        if columns == self._columns_now:
+            return False
+        self._columns_now = columns
+        self.clear(columns=True)
+        for key, label, w in columns:
+            self.add_column(label, width=w, key=key)
+        self._order = []
+        self._shown = {}
+        return True
+
+    def column_width(self, key: str) -> int:
+        return next((w for k, _, w in self._columns_now if k == key), 0)
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self._order or self.cursor_row < 0:
+            return None
+        try:
+            row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except (CellDoesNotExist, RowDoesNotExist):
+            return None
+        return None if row_key.value is None else str(row_key.value)
+
+    def select_key(self, key: str) -> bool:
+        try:
+            index = self.get_row_index(key)
+        except RowDoesNotExist:
+            return False
+        self.move_cursor(row=index)
+        return True
+
+    def show(self, rows: Sequence[tuple[str, dict[str, Cell]]], force: bool = False) -> None:
+        self._last_rows = list(rows)
+        if not self._columns_now:
+            return
+        keys = [key for key, _, _ in self._columns_now]
+        order = [key for key, _ in rows]
+        if force or order != self._order:
+            selected = self.selected_key
+            self.clear()
+            self._shown = {}
+            for key, cells in rows:
+                self.add_row(*(cell_content(cells.get(c, Cell(""))) for c in keys), key=key)
+                self._shown[key] = dict(cells)
+            self._order = order
+            self.rebuilds += 1
+            if selected is not None:
+                self.select_key(selected)
+            return
+        shown_cols = set(keys)
+        for key, cells in rows:
+            before = self._shown.get(key, {})
+            for col, cell in cells.items():
+                if col in shown_cols and before.get(col) != cell:
+                    self.update_cell(key, col, cell_content(cell))
+                    self.cell_updates += 1
+            self._shown[key] = dict(cells)
+
+    def shown_text(self, key: str, column: str) -> str:
+        """For tests and the palette: the plain text of one cell (shown or not at this width)."""
+        cell = self._shown.get(key, {}).get(column)
+        return cell.text if cell is not None else ""
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._order)
