@@ -348,7 +348,19 @@ class Simulator:
         return out
 
     async def start(self) -> None:
+        """Listen on every port (raises OSError, with nothing left open, if a port is taken)."""
         self._stopping = asyncio.Event()
+        try:
+            await self._listen_all()
+        except BaseException:
+            await self.stop()
+            raise
+        self._t0 = self._clock.monotonic()
+        self._active_keys.clear()
+        await self.sync(report=False)  # events start with the watcher, after the caller's own output
+        self._ensure_watcher()
+
+    async def _listen_all(self) -> None:
         for name, port in self._ports.items():
             port.server = web.Server(self._make_handler(port), access_log=None)
             port.runner = web.ServerRunner(port.server, handle_signals=False, shutdown_timeout=0.5)
@@ -358,10 +370,6 @@ class Simulator:
             port.port = sock.getsockname()[1]
             port.site = web.SockSite(port.runner, sock)
             await port.site.start()
-        self._t0 = self._clock.monotonic()
-        self._active_keys.clear()
-        await self.sync(report=False)  # events start with the watcher, after the caller's own output
-        self._ensure_watcher()
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -550,3 +550,21 @@ async def test_fixed_port_base_layout() -> None:
         assert sim.base_urls["okx"] == f"http://127.0.0.1:{base + 3}"
     finally:
         await sim.stop()
+
+
+async def test_a_taken_port_fails_start_and_leaves_nothing_open() -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        taken = blocker.getsockname()[1]
+        sim = Simulator(None, port_base=taken - 2)  # bybit (offset 2) collides
+        for port in (taken - 2, taken - 1):
+            with socket.socket() as probe:
+                if port <= 0 or probe.connect_ex(("127.0.0.1", port)) == 0:
+                    pytest.skip("the ports below the taken one are not free")
+        with pytest.raises(OSError):
+            await sim.start()
+        # binance and binance_futures were opened first; they must be closed again
+        for port in (taken - 2, taken - 1):
+            with socket.socket() as probe:
+                assert probe.connect_ex(("127.0.0.1", port)) != 0
