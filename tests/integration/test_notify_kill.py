@@ -70,7 +70,7 @@ async def test_sigkill_while_queued_and_failing_loses_nothing_and_duplicates_not
                                 "rate_limit": "200/s",
                             }
                         },
-                        "routes": [{"channels": ["hook"], "group_wait": 0}],
+                        "routes": [{"channels": ["hook"], "group_wait": 0, "group_interval": 0}],
                         "backoff_base": "50ms",
                         "backoff_cap": "200ms",
                         "max_attempts": 1000,
@@ -99,8 +99,8 @@ async def test_sigkill_while_queued_and_failing_loses_nothing_and_duplicates_not
         with sqlite3.connect(db) as conn:
             states = dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
             keys = {k for (k,) in conn.execute("SELECT idempotency_key FROM outbox")}
-        assert states.get("sending") == 1, states  # killed mid-send
-        assert states.get("pending") == N - 1, states
+        assert states.get("sending", 0) >= 1, states  # killed mid-send
+        assert states.get("sending", 0) + states.get("pending", 0) == N, states  # nothing sent, nothing lost
         assert len(keys) == N
 
         second = await _spawn(cfg, db, "--until-idle")

@@ -114,10 +114,21 @@ class Rig:
     async def __aexit__(self, *exc: object) -> None:
         await self.notifier.stop()
 
+    io_wait = 0.0  # real seconds to let thread-backed I/O (the SQLite store) finish between fake steps
+
     async def advance(self, seconds: float) -> None:
-        await self.clock.advance(seconds, step=5.0)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        if not self.io_wait:
+            await self.clock.advance(seconds, step=5.0)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            return
+        left = seconds
+        while left > 0:
+            step = min(0.5, left)
+            await self.clock.advance(step)
+            await asyncio.sleep(self.io_wait)
+            left -= step
+        await asyncio.sleep(self.io_wait)
 
     def now(self) -> float:
         return self.clock.now()
