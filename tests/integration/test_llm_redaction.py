@@ -85,6 +85,23 @@ def leaky_config(url: str):  # type: ignore[no-untyped-def]
             "analysis": {
                 "llm": {"base_url": url, "model": "deepseek-chat", "api_key": LLM_KEY, "stream": False},
             },
+            "notify": {
+                "channels": {
+                    "ops-discord": {"type": "discord", "url": DISCORD},
+                    "ops-slack": {"type": "slack", "url": SLACK},
+                    "wecom": {"type": "wecom", "url": WECOM},
+                    "tg": {"type": "telegram", "token": TELEGRAM_TOKEN, "chat_id": "-100123456"},
+                    "hook": {"type": "webhook", "url": GENERIC_HOOK},
+                    "mail": {
+                        "type": "email",
+                        "host": "smtp.example.com",
+                        "username": EMAIL,
+                        "password": SMTP_PASSWORD,
+                        "sender": EMAIL,
+                        "to": [EMAIL],
+                    },
+                }
+            },
         }
     )
 
@@ -124,9 +141,7 @@ def leaky_scenario() -> sc.Scenario:
 
 async def test_request_body_contains_none_of_the_secrets(server: FakeOpenAIServer) -> None:
     config = leaky_config(server.url)
-    # notify secrets are not modelled by the config yet: pass them like the notify section will
-    redactor = Redactor.from_config(config).with_secrets([DISCORD, SLACK, WECOM, SMTP_PASSWORD, GENERIC_HOOK])
-    svc = AnalysisService(config, InMemoryUsageLedger(), sc_clock(), redactor=redactor)
+    svc = AnalysisService(config, InMemoryUsageLedger(), sc_clock())  # redactor built from the config
     s = leaky_scenario()
     ctx = build_context(s.incident, s.stats, s.results, s.others, config, now=s.now)
     server.script(Step(content="not json"), Step(content="still not json"))  # exercise the repair prompt too
@@ -179,7 +194,20 @@ def test_url_params_are_cut_but_hosts_kept() -> None:
 def test_from_config_finds_every_secret_str_and_skips_public_urls() -> None:
     config = leaky_config("http://127.0.0.1:9/v1")
     found = Redactor.from_config(config).secrets
-    for secret in (LLM_KEY, BINANCE_KEY, BINANCE_SECRET, OKX_KEY, OKX_SECRET, OKX_PASSPHRASE):
+    for secret in (
+        LLM_KEY,
+        BINANCE_KEY,
+        BINANCE_SECRET,
+        OKX_KEY,
+        OKX_SECRET,
+        OKX_PASSPHRASE,
+        DISCORD,
+        SLACK,
+        WECOM,
+        TELEGRAM_TOKEN,
+        GENERIC_HOOK,
+        SMTP_PASSWORD,
+    ):
         assert secret in found
     assert "http://127.0.0.1:9/v1" not in found  # the LLM base_url is not a secret
 
