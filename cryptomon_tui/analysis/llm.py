@@ -158,6 +158,8 @@ class LlmClient:
         self._lock = asyncio.Lock()
         self._stream_options_ok = True
         self._json_mode_ok = True
+        self._temperature_ok = True  # reasoning models (o1/o3/gpt-5 style) refuse a temperature
+        self._max_tokens_key = "max_tokens"  # ... and want max_completion_tokens instead
 
     async def client(self) -> openai.AsyncOpenAI:
         async with self._lock:
@@ -223,6 +225,12 @@ class LlmClient:
                 if self._json_mode_ok and ("response_format" in lowered or "json" in lowered):
                     self._json_mode_ok = False
                     continue
+                if self._temperature_ok and "temperature" in lowered:
+                    self._temperature_ok = False
+                    continue
+                if self._max_tokens_key == "max_tokens" and "max_completion_tokens" in lowered:
+                    self._max_tokens_key = "max_completion_tokens"
+                    continue
                 raise LlmFailure("request", f"LLM request rejected (400): {self._reason(message)}") from None
             except openai.APIStatusError as exc:
                 kind = "server" if exc.status_code >= 500 else "request"
@@ -248,9 +256,10 @@ class LlmClient:
         kwargs: dict[str, Any] = {
             "model": model,
             "messages": messages,
-            "max_tokens": cfg.max_output_tokens,
-            "temperature": cfg.temperature,
+            self._max_tokens_key: cfg.max_output_tokens,
         }
+        if self._temperature_ok:
+            kwargs["temperature"] = cfg.temperature
         if json_mode and self._json_mode_ok:
             kwargs["response_format"] = {"type": "json_object"}
         if not cfg.stream:

@@ -313,3 +313,38 @@ async def test_without_llm_config_everything_is_offline() -> None:
     a = await svc.analyze(ctx_for(Config()))
     assert a.source == "offline" and a.cost_usd == 0
     await svc.aclose()
+
+
+async def test_reasoning_model_parameter_refusals_are_adapted_to(server: FakeOpenAIServer) -> None:
+    server.script(
+        Step(
+            status=400,
+            body={
+                "error": {
+                    "message": "Unsupported parameter: 'max_tokens' is not supported with this "
+                    "model. Use 'max_completion_tokens' instead."
+                }
+            },
+        ),
+        Step(status=400, body={"error": {"message": "Unsupported value: 'temperature' does not support 0.2."}}),
+        Step(status=400, body={"error": {"message": "response_format json_object is not supported"}}),
+        Step(),
+    )
+    config = make_config(server)
+    svc, _ = service(config)
+    a = await svc.analyze(ctx_for(config))
+    assert a.source == "deepseek-chat"
+    final = server.requests[-1].json
+    assert "max_completion_tokens" in final and "max_tokens" not in final
+    assert "temperature" not in final and "response_format" not in final
+    await svc.aclose()
+
+
+async def test_other_400s_are_reported_not_retried(server: FakeOpenAIServer) -> None:
+    server.script(Step(status=400, body={"error": {"message": "Model Not Exist"}}))
+    config = make_config(server)
+    svc, _ = service(config)
+    a = await svc.analyze(ctx_for(config))
+    assert a.source == "offline" and a.notes == ["LLM request rejected (400): Model Not Exist"]
+    assert len(server.requests) == 1
+    await svc.aclose()
