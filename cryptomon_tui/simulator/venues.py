@@ -100,6 +100,19 @@ class RollingCounter:
     def seconds_to_next_bucket(self, now: float) -> float:
         return self._bucket_s - (now % self._bucket_s)
 
+    def seconds_until_within(self, key: Any, now: float, limit: float) -> float:
+        """How long until the use counted for ``key`` is back within ``limit`` (what Retry-After says)."""
+        st = self._state.get(key)
+        if st is None or st[1] <= limit:
+            return 0.0
+        total = st[1]
+        idx = st[0]
+        for age in range(self._n - 1, -1, -1):  # oldest bucket first
+            total -= st[2][(idx - age) % self._n]
+            if total <= limit:
+                return (self._n - age - 1) * self._bucket_s + self.seconds_to_next_bucket(now)
+        return self._n * self._bucket_s
+
     def clear(self) -> None:
         self._state.clear()
 
@@ -247,7 +260,7 @@ class BinanceSpot(Venue):
             if ignored > self.ban_after_ignored_429:
                 self._banned[ctx.ip] = mono + self.auto_ban_s
                 return self.banned(ctx, ctx.now_ms + self.auto_ban_s * 1000.0, self.auto_ban_s)
-            return self.rate_limited(ctx, self._weight.seconds_to_next_bucket(mono))
+            return self.rate_limited(ctx, self._weight.seconds_until_within(ctx.ip, mono, self.weight_limit))
         if ctx.ip in self._ignored_429:
             del self._ignored_429[ctx.ip]
         return None

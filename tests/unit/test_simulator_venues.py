@@ -90,3 +90,18 @@ def test_prices_walk_but_stay_plausible() -> None:
     assert cross == pytest.approx(market.mid("LTCUSDT", 600.0) / market.mid("BTCUSDT", 600.0), rel=1e-12)
     bid, _, ask, _ = market.quote("ETHUSDT", 601.0)
     assert ask > bid
+
+
+def test_retry_after_covers_the_wait_until_usage_is_back_under_the_limit() -> None:
+    counter = RollingCounter(60.0, 60)
+    counter.add("ip", 10.5, 4000)
+    counter.add("ip", 40.5, 3000)  # 7000 > 6000 until second 10 leaves the window at t=70
+    assert counter.seconds_until_within("ip", 40.5, 6000) == pytest.approx(29.5)
+    assert counter.seconds_until_within("ip", 40.5, 8000) == 0.0
+    assert counter.seconds_until_within("nobody", 40.5, 1) == 0.0
+    venue = BinanceSpot(Market(random.Random(1)))
+    depth = venue.routes["/api/v3/depth"]
+    for _ in range(24):
+        assert venue.account(ctx("/api/v3/depth", {"symbol": "BTCUSDT", "limit": "5000"}), depth, 5.25) is None
+    reply = venue.account(ctx("/api/v3/depth", {"symbol": "BTCUSDT", "limit": "5000"}), depth, 5.25)
+    assert reply is not None and reply[0] == 429 and reply[3] == {"Retry-After": "60"}
