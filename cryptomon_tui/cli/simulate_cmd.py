@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     p.add_argument("--timeline", action="store_true", help="print the scenario's faults and expected outcomes")
+    p.add_argument(
+        "--config-snippet",
+        action="store_true",
+        help="print an exchanges: section pointing cryptomon at this simulator (paste into the config file)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="do not print fault start/end events")
     p.add_argument(
         "--score",
@@ -152,6 +157,11 @@ async def _serve(sim: Simulator, args: argparse.Namespace) -> int:
     cycle = format_duration(scenario.duration) if scenario.duration else "open-ended"
     for name, url in sim.base_urls.items():
         print(f"{name:16} {url}")
+    if args.config_snippet:
+        print("# cryptomon config: watch this simulator")
+        print("exchanges:")
+        for name, url in sim.base_urls.items():
+            print(f"  {name}:\n    base_url: {url}")
     if args.timeline:
         print(f"scenario {scenario.name} ({cycle}{', loops' if scenario.loop else ''}):")
         _print_timeline(sim.expected())
