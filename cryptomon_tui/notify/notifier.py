@@ -601,7 +601,10 @@ class Notifier:
                 await ch.close()
         if result.ok:
             health.last_success = self.clock.now()
-            await self._recovered(channel)
+            if health.broken:
+                await self._recovered(channel)
+            else:  # maybe broken in the store (a daemon, or an earlier run): this proves it works
+                await self.outbox.outbox_set_channel_state(channel, broken=False, reason=None)
         elif result.verdict is Verdict.BROKEN:
             await self._broken(channel, result)
         return f"{result.verdict.value}: {result.answer}"

@@ -26,6 +26,40 @@ log = logging.getLogger("cryptomon.notify")
 ANSWER_LIMIT = 500
 
 
+class _SecretScrubber(logging.Filter):
+    """httpx logs every request URL at INFO, and webhook URLs and bot tokens are secrets: scrub them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def add(self, secrets: list[str]) -> None:
+        self.secrets.update(s for s in secrets if len(s) >= 4)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        scrubbed = text
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in scrubbed:
+                scrubbed = scrubbed.replace(secret, "***")
+            quoted = quote(secret, safe="")
+            if quoted in scrubbed:
+                scrubbed = scrubbed.replace(quoted, "***")
+        if scrubbed != text:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+SECRET_SCRUBBER = _SecretScrubber()
+for _name in ("httpx", "httpcore", "aiosmtplib", "apprise"):
+    logging.getLogger(_name).addFilter(SECRET_SCRUBBER)
+
+
 class Verdict(StrEnum):
     SUCCESS = "success"
     RETRY = "retry"  # transient: try again later (after retry_after when the service says so)
@@ -61,6 +95,7 @@ class Channel(ABC):
         self.clock = clock
         self.location = location
         self._secrets = sorted(config.secret_values, key=len, reverse=True)
+        SECRET_SCRUBBER.add(self._secrets)
 
     def redact(self, text: str) -> str:
         """Remove every secret of this channel (and URL-encoded forms) from text meant for humans."""
