@@ -364,11 +364,16 @@ class ControlServer:
                 await self.clock.sleep(1.0)
 
     async def _snapshot_pump(self) -> None:
+        last_logged = -1e18
         while True:
             try:
                 self.push_due_snapshots()
             except Exception:
-                log.exception("control: building a snapshot failed")
+                # 20 ticks a second: log a persistent failure once a minute, not 20 times a second.
+                now = self.clock.monotonic()
+                if now - last_logged >= 60.0:
+                    last_logged = now
+                    log.exception("control: building a snapshot failed")
             await self.clock.sleep(SNAPSHOT_TICK_S)
 
     def push_due_snapshots(self) -> None:
