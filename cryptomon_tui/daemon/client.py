@@ -605,6 +605,20 @@ def spawn_daemon(
     )
 
 
+def attach_or_start(
+    config: Config,
+    config_path: str | Path | None = None,
+    demo: str | None = None,
+    **spawn_kwargs: Any,
+) -> tuple[DaemonAddress, bool]:
+    """The address of the running daemon, or of one started now; the flag says whether we started it
+    (a UI that started its own daemon asks on quit whether to keep it running)."""
+    address = find_running_daemon(config)
+    if address is not None:
+        return address, False
+    return spawn_daemon(config_path, demo, config=config, **spawn_kwargs), True
+
+
 def _log_tail(path: Path, lines: int = 15) -> str:
     try:
         with open(path, "rb") as fh:

@@ -16,6 +16,7 @@ from cryptomon_tui.config import load_config
 from cryptomon_tui.daemon.client import (
     DaemonClient,
     DaemonStartFailed,
+    attach_or_start,
     daemon_log_path,
     find_running_daemon,
     spawn_daemon,
@@ -42,8 +43,10 @@ async def test_spawn_then_find_then_shutdown(config_path: Path, monkeypatch: pyt
     assert find_running_daemon(config) is None
     import asyncio
 
-    address = await asyncio.to_thread(spawn_daemon, config_path, None, config=config, command=DAEMON_COMMAND)
+    address, started = await asyncio.to_thread(attach_or_start, config, config_path, command=DAEMON_COMMAND)
+    assert started is True
     assert await asyncio.to_thread(find_running_daemon, config) == address
+    assert await asyncio.to_thread(attach_or_start, config, config_path, command=DAEMON_COMMAND) == (address, False)
     async with DaemonClient(address, reconnect=False) as client:
         assert client.welcome is not None
         pid = client.welcome.pid
