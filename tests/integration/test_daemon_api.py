@@ -23,6 +23,7 @@ from cryptomon_tui.daemon.address import DaemonAddress
 from cryptomon_tui.daemon.client import (
     AuthFailed,
     CommandFailed,
+    ConnectionLost,
     DaemonClient,
     NoDaemonRunning,
     VersionMismatch,
@@ -356,3 +357,34 @@ async def test_disconnecting_clients_leave_the_daemon_serving(served: tuple[Cont
     async with DaemonClient(server.address, reconnect=False) as client:
         assert len((await client.snapshot())["incidents"]) == 5
     await eventually(lambda: not server.clients, what="dead clients dropped")
+
+
+async def test_client_stops_reconnecting_when_the_new_daemon_speaks_another_version(
+    sock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = RealClock()
+    config = unix_config(sock_dir)
+    server = ControlServer(FakeEngine(clock), config, clock)
+    await server.start()
+    client = DaemonClient(server.address, backoff_initial=0.05, backoff_max=0.2)
+    await client.connect()
+    snaps = client.snapshots(hz=4)
+    await asyncio.wait_for(anext(snaps), 1.0)
+    pending = asyncio.ensure_future(client.request("analyze", {"incident_id": "inc-x"}))
+    await server.stop()
+    with pytest.raises((CommandFailed, ConnectionLost)):
+        await asyncio.wait_for(pending, 2.0)  # answered not_found, or failed by the drop: never hangs
+    from cryptomon_tui.daemon import control as control_mod
+
+    monkeypatch.setattr(control_mod, "PROTOCOL_VERSION", PROTOCOL_VERSION + 1)
+    upgraded = ControlServer(FakeEngine(clock), config, clock)
+    await upgraded.start()
+    try:
+        with pytest.raises(VersionMismatch):
+            await asyncio.wait_for(anext(snaps), 5.0)
+        assert client.state == "disconnected"
+        with pytest.raises(VersionMismatch):
+            await client.ping()
+    finally:
+        await client.close()
+        await upgraded.stop()
