@@ -29,7 +29,7 @@ TICKER = {
 
 async def probe(http: aiohttp.ClientSession, url: str) -> Outcome:
     try:
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=0.1)) as resp:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=0.2)) as resp:
             body = await resp.read()
             status = resp.status
     except TimeoutError:
