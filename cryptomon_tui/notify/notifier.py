@@ -110,8 +110,11 @@ class Notifier:
             self.channels[name] = channel
             count, per, burst = channel.default_rate
             if ch_cfg.rate_limit is not None:
-                count, per = ch_cfg.rate_limit.count, ch_cfg.rate_limit.per
-                burst = ch_cfg.rate_limit.burst or max(1, min(int(count), 5))
+                # "20/min" is a cap for ANY 60 s window: the burst comes out of it, the rest refills evenly
+                rl = ch_cfg.rate_limit
+                burst = rl.burst or max(1, min(5, int(rl.count * 0.1)))
+                count = rl.count - burst if rl.count > burst else rl.count
+                per = rl.per
             self.buckets[name] = TokenBucket(count / per, burst, clock)
         self.tracked: dict[str, Tracked] = {}
         self.held: dict[str, Incident] = {}  # per-exchange incidents held back by a local-network incident

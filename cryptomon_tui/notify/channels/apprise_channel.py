@@ -21,7 +21,7 @@ def apprise_available() -> bool:
 
 class AppriseChannel(Channel):
     type = "apprise"
-    default_rate: ClassVar[tuple[float, float, int]] = (1.0, 1.0, 3)
+    default_rate: ClassVar[tuple[float, float, int]] = (1.0, 1.0, 1)
     config: AppriseChannelConfig
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

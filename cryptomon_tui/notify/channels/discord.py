@@ -70,7 +70,7 @@ def discord_payload(notice: Notice, username: str, silent_below: str | None) -> 
 class DiscordChannel(HttpChannel):
     type = "discord"
     # Discord does not publish webhook limits (read the headers); 30/min per webhook is its observed bucket.
-    default_rate: ClassVar[tuple[float, float, int]] = (1.0, 2.0, 5)
+    default_rate: ClassVar[tuple[float, float, int]] = (25.0, 60.0, 5)
     config: DiscordChannelConfig
 
     def _url(self) -> str:

@@ -86,7 +86,11 @@ def classify_pagerduty(resp: httpx.Response) -> SendResult:
 
 class PagerDutyChannel(HttpChannel):
     type = "pagerduty"
-    default_rate: ClassVar[tuple[float, float, int]] = (120.0, 60.0, 10)  # ~120 events/min per routing key
+    default_rate: ClassVar[tuple[float, float, int]] = (
+        110.0,
+        60.0,
+        10,
+    )  # ~120 events/min per routing key: 10 burst + 110/min
     supports_digest = False
     config: PagerDutyChannelConfig
 

@@ -86,7 +86,7 @@ def classify_slack(resp: httpx.Response) -> SendResult:
 
 class SlackChannel(HttpChannel):
     type = "slack"
-    default_rate: ClassVar[tuple[float, float, int]] = (1.0, 1.0, 3)  # ~1 message/s per webhook, short bursts
+    default_rate: ClassVar[tuple[float, float, int]] = (1.0, 1.0, 1)  # ~1 message/s per webhook
     config: SlackChannelConfig
 
     async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:

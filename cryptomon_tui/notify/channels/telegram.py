@@ -86,7 +86,11 @@ def classify_telegram(resp: httpx.Response) -> SendResult:
 
 class TelegramChannel(HttpChannel):
     type = "telegram"
-    default_rate: ClassVar[tuple[float, float, int]] = (1.0, 1.0, 1)  # ~1 message/s per chat (20/min in groups)
+    default_rate: ClassVar[tuple[float, float, int]] = (
+        19.0,
+        60.0,
+        1,
+    )  # 1/s per chat and 20/min in groups: 1 burst + 19/min
     config: TelegramChannelConfig
 
     def _url(self) -> str:

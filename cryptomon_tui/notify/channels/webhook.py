@@ -47,7 +47,7 @@ def webhook_body(notice: Notice, idempotency_key: str) -> dict[str, Any]:
 
 class WebhookChannel(HttpChannel):
     type = "webhook"
-    default_rate: ClassVar[tuple[float, float, int]] = (10.0, 1.0, 20)
+    default_rate: ClassVar[tuple[float, float, int]] = (10.0, 1.0, 10)
     config: WebhookChannelConfig
 
     async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:

@@ -71,7 +71,7 @@ def classify_wecom(resp: httpx.Response) -> SendResult:
 
 class WecomChannel(HttpChannel):
     type = "wecom"
-    default_rate: ClassVar[tuple[float, float, int]] = (20.0, 60.0, 5)  # 20 messages/min per robot
+    default_rate: ClassVar[tuple[float, float, int]] = (18.0, 60.0, 2)  # 20 messages/min per robot: 2 burst + 18/min
     config: WecomChannelConfig
 
     async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:
