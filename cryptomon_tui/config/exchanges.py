@@ -28,31 +28,44 @@ MIN_INTERVAL_S = 0.1
 class CredentialsConfig(Section):
     """Read-only API credentials. Write them as ``${ENV_VAR}`` or keep the file user-only."""
 
-    api_key: SecretStr
-    api_secret: SecretStr
-    passphrase: SecretStr | None = None  # OKX only
+    api_key: SecretStr = Field(description="read-only API key, e.g. ${BINANCE_API_KEY}")
+    api_secret: SecretStr = Field(description="its secret, e.g. ${BINANCE_API_SECRET}")
+    passphrase: SecretStr | None = Field(default=None, description="OKX only")
 
 
 class ExchangeConfig(Section):
-    kind: ExchangeKind | None = None
+    kind: ExchangeKind | None = Field(
+        default=None, description="binance_spot | binance_futures | bybit | okx | deribit | generic"
+    )
     enabled: bool = True
     base_url: str | None = Field(default=None, description="REST base URL override (testnet, proxy, simulator)")
-    ws_url: str | None = None
-    interval: Duration = 5.0
-    timeout: Duration = 5.0
-    probes: list[str] | None = None  # None: the adapter's defaults
-    symbol: str | None = None
-    credentials: CredentialsConfig | None = None
-    budget_share: float | None = Field(default=None, gt=0, le=1)
-    # generic HTTP target
-    url: str | None = None
-    method: Literal["GET", "HEAD", "POST"] = "GET"
-    expect_status: list[int] = Field(default_factory=lambda: [200])
-    condition: str | None = None  # e.g. "$.status == 'ok'" or "$.data[0].healthy == true"
-    latency_limit: Duration | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    canary: bool = False  # a non-exchange target used to tell "our network" from "their outage"
-    requests_per_second_limit: float | None = Field(default=None, gt=0)  # generic target's own limit
+    ws_url: str | None = Field(default=None, description="WebSocket URL override")
+    interval: Duration = Field(default=5.0, description="probe cadence (>= 100ms); stretched to stay in budget")
+    timeout: Duration = Field(default=5.0, description="a probe slower than this is a timeout")
+    probes: list[str] | None = Field(
+        default=None, description="ping, time, status, ticker, book, account (signed); null = the exchange's defaults"
+    )
+    symbol: str | None = Field(
+        default=None, description="market-data symbol; null = BTCUSDT / BTC-USDT / BTC-PERPETUAL (Bybit: linear:BTCUSDT)"
+    )
+    credentials: CredentialsConfig | None = Field(
+        default=None, description="read-only keys for the signed `account` probe"
+    )
+    budget_share: float | None = Field(
+        default=None, gt=0, le=1, description="override of probing.budget_share for this exchange"
+    )
+    url: str | None = Field(default=None, description="generic target: the URL to probe")
+    method: Literal["GET", "HEAD", "POST"] = Field(default="GET", description="generic target: HTTP method")
+    expect_status: list[int] = Field(default_factory=lambda: [200], description="generic target: healthy statuses")
+    condition: str | None = Field(
+        default=None, description="generic target: JSON condition, e.g. \"$.status == 'ok'\" or \"len($.items) >= 1\""
+    )
+    latency_limit: Duration | None = Field(default=None, description="generic target: slower counts as a failure")
+    headers: dict[str, str] = Field(default_factory=dict, description="generic target: extra request headers")
+    canary: bool = Field(default=False, description="a non-exchange target: tells our network from their outage")
+    requests_per_second_limit: float | None = Field(
+        default=None, gt=0, description="generic target: its own rate limit (the monitor stays under its share)"
+    )
 
     @field_validator("interval")
     @classmethod

@@ -1,0 +1,673 @@
+"""The whole engine: probing -> metrics -> detection -> incidents -> store / notify / analysis / faces.
+
+``Monitor`` implements ``EngineAPI`` (engine/api.py), the only thing the daemon's control API,
+/metrics and the UI see. It owns the wiring and nothing else: each step lives in its package.
+
+Event flow: probe results are recorded synchronously (cheap); incident events go onto one
+ordered queue drained by a single task, which persists them, hands them to the notifier,
+starts auto-analysis and fans them out to subscribers. So a slow webhook, LLM or client
+never delays a probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from cryptomon_tui import __version__
+from cryptomon_tui.clock import Clock, RealClock
+from cryptomon_tui.config import Config, ConfigError, load_config
+from cryptomon_tui.detection.pipeline import DetectionPipeline
+from cryptomon_tui.engine.api import CommandError
+from cryptomon_tui.engine.engine import Engine
+from cryptomon_tui.engine.status import exchange_status
+from cryptomon_tui.exchanges.registry import create_adapter
+from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher, Severity
+from cryptomon_tui.probing.results import ProbeResult, iso_utc
+from cryptomon_tui.probing.transport import TransportFactory
+
+log = logging.getLogger("cryptomon.engine")
+
+RECENT_RESULTS_PER_EXCHANGE = 60
+SNAPSHOT_MIN_INTERVAL_S = 0.2
+COMMAND_POLL_S = 0.5
+ROLLUP_EVERY_S = 15.0
+EventSink = Callable[[IncidentEvent], None]
+
+
+class Monitor:
+    """Construct, ``await start()``, use the EngineAPI methods, ``await stop()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        config_path: Path | None = None,
+        use_store: bool = True,
+        store_path: Path | None = None,
+        transport_factory: TransportFactory | None = None,
+        notify: bool = True,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.clock: Clock = clock or RealClock()
+        self._use_store = use_store
+        self._store_path = store_path
+        self._transport_factory = transport_factory
+        self._notify_enabled = notify
+        self.store: Any = None
+        self.notifier: Any = None
+        self.analysis: Any = None
+        self.pipeline = self._new_pipeline(config)
+        self.engine = self._new_engine(config)
+        self._recent: dict[str, deque[ProbeResult]] = {}
+        self._events: asyncio.Queue[IncidentEvent | None] = asyncio.Queue()
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._sinks: list[EventSink] = []
+        self._result_sinks: list[Callable[[ProbeResult], None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._analyses: dict[str, dict[str, Any]] = {}
+        self._analysis_pending = 0
+        self._version = 0
+        self._snap: dict[str, Any] | None = None
+        self._snap_version = -1
+        self._snap_at = -1e18
+        self._seq = 0
+        self._started_at: float | None = None
+        self._running = False
+        self._config_loaded = True
+        self._last_reload_error: str | None = None
+        self._llm_spend: float | None = None
+
+    # ------------------------------------------------------------------ construction
+    def _tolerances(self, config: Config) -> dict[str, tuple[float, float]]:
+        out: dict[str, tuple[float, float]] = {}
+        for name, cfg in config.enabled_exchanges().items():
+            try:
+                adapter = create_adapter(name, cfg)
+            except Exception:  # an adapter that cannot be built is reported by the probing engine
+                continue
+            out[name] = (adapter.clock_ahead_tolerance_ms, adapter.clock_behind_tolerance_ms)
+        return out
+
+    def _new_pipeline(self, config: Config) -> DetectionPipeline:
+        return DetectionPipeline(config, self.clock, clock_tolerances=self._tolerances(config))
+
+    def _new_engine(self, config: Config) -> Engine:
+        engine = Engine(config, self.clock, transport_factory=self._transport_factory)
+        engine.subscribe_results(self._on_result)
+        return engine
+
+    def add_event_sink(self, sink: EventSink) -> None:
+        """Sync callback per incident event, in order (the daemon's --events-jsonl writer)."""
+        self._sinks.append(sink)
+
+    def add_result_sink(self, sink: Callable[[ProbeResult], None]) -> None:
+        """Sync callback per probe result (the daemon's --probes-jsonl writer)."""
+        self._result_sinks.append(sink)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._started_at = self.clock.now()
+        if self._use_store:
+            await self._open_store()
+        self._build_analysis()
+        with contextlib.suppress(Exception):
+            await self.analysis.warm_up()  # one-time imports off the loop, before probes are timed
+        if self._notify_enabled:
+            await self._start_notifier()
+        self._tasks.append(asyncio.create_task(self._event_loop(), name="cryptomon-events"))
+        self._tasks.append(asyncio.create_task(self._tick_loop(), name="cryptomon-detect"))
+        if self.store is not None:
+            self._tasks.append(asyncio.create_task(self._command_loop(), name="cryptomon-commands"))
+        await self.engine.start()
+        self._running = True
+        log.info("engine started: %s", ", ".join(self.engine.workers) or "no exchanges")
+
+    async def stop(self) -> None:
+        self._running = False
+        await self.engine.stop()
+        # final evaluation + flush the event queue so nothing decided is lost
+        self._emit(self.pipeline.tick())
+        await self._events.put(None)
+        for task in self._tasks:
+            if task.get_name() == "cryptomon-events":
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.analysis is not None:
+            with contextlib.suppress(Exception):
+                await self.analysis.aclose()
+        if self.notifier is not None:
+            with contextlib.suppress(Exception):
+                await self.notifier.stop()
+        if self.store is not None:
+            if rollups := self.pipeline.drain_rollups(self.clock.now() + 3600):
+                self.store.write_rollups(rollups)
+            with contextlib.suppress(Exception):
+                await self.store.close()
+        log.info("engine stopped")
+
+    async def _open_store(self) -> None:
+        from cryptomon_tui.store.store import Store
+
+        store = Store(self.config.storage, self.clock, path=self._store_path)
+        await store.open()
+        self.store = store
+        state = await store.load_state(self.clock.now(), self.config.incidents.reopen_cooldown)
+        self.pipeline.restore(
+            state.open_incidents, state.silences, state.maintenance_windows, state.recently_resolved
+        )
+        # commands the CLI queued while no daemon ran: apply them (idempotent) on top of the restore
+        await self._apply_pending_commands()
+        if state.open_incidents:
+            log.info("restored %d open incident(s) from %s", len(state.open_incidents), store.path)
+
+    def _build_analysis(self) -> None:
+        from cryptomon_tui.analysis.ledger import InMemoryUsageLedger
+        from cryptomon_tui.analysis.service import AnalysisService
+
+        ledger: Any = InMemoryUsageLedger()
+        cache: Any = None
+        if self.store is not None:
+            try:
+                from cryptomon_tui.analysis.store_backed import StoreAnalysisCache, StoreUsageLedger
+
+                ledger = StoreUsageLedger(self.store)
+                cache = StoreAnalysisCache(self.store, self.clock, self.config.analysis.cache_ttl)
+            except ImportError:
+                pass
+        self.analysis = AnalysisService(
+            self.config, ledger, self.clock, cache, context_source=self._context_for
+        )
+
+    async def _start_notifier(self) -> None:
+        from cryptomon_tui.notify.notifier import Notifier
+        from cryptomon_tui.notify.outbox import InMemoryOutbox
+
+        outbox: Any
+        if self.store is not None:
+            from cryptomon_tui.notify.store_outbox import StoreOutbox
+
+            outbox = StoreOutbox(self.store)
+        else:
+            outbox = InMemoryOutbox()
+        self.notifier = Notifier(
+            self.config,
+            outbox,
+            self.clock,
+            on_channel_broken=self._channel_broken,
+            on_channel_recovered=self._channel_recovered,
+        )
+        await self.notifier.start()
+
+    # ------------------------------------------------------------------ data flow
+    def _on_result(self, result: ProbeResult) -> None:
+        recent = self._recent.get(result.exchange)
+        if recent is None:
+            recent = self._recent[result.exchange] = deque(maxlen=RECENT_RESULTS_PER_EXCHANGE)
+        recent.append(result)
+        if self.store is not None:
+            self.store.on_result(result)
+        for sink in self._result_sinks:
+            sink(result)
+        self._emit(self.pipeline.on_result(result))
+        self._version += 1
+
+    def _emit(self, events: list[IncidentEvent]) -> None:
+        for event in events:
+            self._events.put_nowait(event)
+        if events:
+            self._version += 1
+
+    async def _event_loop(self) -> None:
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            try:
+                await self._handle_event(event)
+            except Exception:
+                log.exception("handling %s of %s failed", event.event.value, event.incident.id)
+
+    async def _handle_event(self, event: IncidentEvent, analysis: dict[str, Any] | None = None) -> None:
+        if self.store is not None:
+            self.store.on_event(event)
+        for sink in self._sinks:
+            try:
+                sink(event)
+            except Exception:
+                log.exception("event sink failed")
+        auto = self.analysis is not None and event.event is not EventType.ANALYSIS_READY
+        if auto and self.analysis.should_auto_analyze(event):
+            self._start_analysis(event.incident.id, force=False, offline=False, notify_with=event)
+            return  # the notification waits for the verdict and carries it
+        await self._notify(event, analysis)
+        self._broadcast(event)
+
+    async def _notify(self, event: IncidentEvent, analysis: dict[str, Any] | None) -> None:
+        if self.notifier is None or event.event is EventType.ANALYSIS_READY:
+            return
+        try:
+            await self.notifier.on_event(event, analysis)
+        except Exception:
+            log.exception("notifier failed on %s of %s", event.event.value, event.incident.id)
+
+    def _broadcast(self, event: IncidentEvent) -> None:
+        item = event.to_json_dict()
+        item["incident"] = event.incident.to_dict()
+        for queue in tuple(self._subscribers):
+            queue.put_nowait(item)
+
+    async def _tick_loop(self) -> None:
+        every = float(self.config.detection.evaluate_every)
+        last_rollup = self.clock.monotonic()
+        while True:
+            await self.clock.sleep(every)
+            try:
+                self._emit(self.pipeline.tick())
+                self._sync_store_state()
+                if self.store is not None and self.clock.monotonic() - last_rollup >= ROLLUP_EVERY_S:
+                    last_rollup = self.clock.monotonic()
+                    if rollups := self.pipeline.drain_rollups():
+                        self.store.write_rollups(rollups)
+            except Exception:
+                log.exception("detection tick failed")
+
+    async def _command_loop(self) -> None:
+        """Apply changes made by ``cryptomon ack|silence|unsilence|maintenance`` while we run."""
+        while True:
+            await self.clock.sleep(COMMAND_POLL_S)
+            await self._apply_pending_commands()
+            self._sync_store_state()
+
+    async def _apply_pending_commands(self) -> None:
+        from cryptomon_tui.store.commands import apply_command
+
+        try:
+            commands = await self.store.poll_commands()
+        except Exception:
+            return
+        for cmd in commands:
+            try:
+                result, events = apply_command(self.pipeline.incidents, cmd)
+            except Exception as exc:
+                result, events = f"failed: {type(exc).__name__}: {exc}", []
+            self._emit(list(events))
+            await self.store.mark_command_done(cmd.id, result)
+
+    def _sync_store_state(self) -> None:
+        if self.store is not None:
+            incidents = self.pipeline.incidents
+            silences = incidents.silences(include_expired=True)
+            self.store.sync_silences_and_windows(silences, incidents.maintenance_windows())
+
+    # ------------------------------------------------------------------ notifier callbacks
+    async def _channel_broken(self, channel: str, reason: str) -> None:
+        summary = f"notification channel {channel} broken: {reason}"
+        self._emit(self.pipeline.raise_external("channel_broken", {"channel": channel}, Severity.ERROR, summary))
+
+    async def _channel_recovered(self, channel: str, reason: str = "") -> None:
+        self._emit(self.pipeline.resolve_external("channel_broken", {"channel": channel}))
+
+    # ------------------------------------------------------------------ analysis
+    def _exchange_stats(self) -> dict[str, dict[str, Any]]:
+        snap = self.pipeline.metrics.snapshot(self.clock.now())
+        stats: dict[str, dict[str, Any]] = snap.get("exchanges", {})
+        for incident in self.pipeline.incidents.open_incidents():
+            if incident.exchange and incident.exchange in stats and incident.ban_until:
+                stats[incident.exchange]["ban_until"] = incident.ban_until
+        return stats
+
+    async def _context_for(self, incident_id: str) -> Any:
+        from cryptomon_tui.analysis.context import build_context
+
+        incident = self._incident(incident_id)
+        recent = [r for rs in self._recent.values() for r in rs]
+        others = [i for i in self.pipeline.incidents.open_incidents() if i.id != incident.id]
+        return build_context(incident, self._exchange_stats(), recent, others, self.config, now=self.clock.now())
+
+    def _start_analysis(
+        self, incident_id: str, *, force: bool, offline: bool, notify_with: IncidentEvent | None = None
+    ) -> asyncio.Task[Any]:
+        self._analysis_pending += 1
+        self._version += 1
+
+        async def done(result: Any) -> None:
+            self._analysis_pending -= 1
+            data = result.model_dump(mode="json")
+            self._analyses[incident_id] = data
+            incident = self.pipeline.incidents.get(incident_id)
+            if notify_with is not None:
+                await self._notify(notify_with, data)
+                self._broadcast(notify_with)
+            if incident is not None:
+                ready = IncidentEvent(self.clock.now(), EventType.ANALYSIS_READY, incident, detail={"analysis": data})
+                self._broadcast(ready)
+                for sink in self._sinks:
+                    with contextlib.suppress(Exception):
+                        sink(ready)
+            self._version += 1
+
+        task: asyncio.Task[Any] = self.analysis.start_background(
+            incident_id, force=force, offline=offline, on_done=done
+        )
+
+        def _finished(t: asyncio.Task[Any]) -> None:
+            if t.cancelled() or t.exception() is not None:
+                self._analysis_pending = max(0, self._analysis_pending - 1)
+                if notify_with is not None and self._running:
+                    asyncio.get_running_loop().create_task(self._notify(notify_with, None))
+                    self._broadcast(notify_with)
+
+        task.add_done_callback(_finished)
+        return task
+
+    # ------------------------------------------------------------------ EngineAPI: views
+    def snapshot(self) -> dict[str, Any]:
+        now_mono = self.clock.monotonic()
+        if self._snap is not None and (
+            self._snap_version == self._version or now_mono - self._snap_at < SNAPSHOT_MIN_INTERVAL_S
+        ):
+            return self._snap
+        self._snap_version = self._version
+        self._snap_at = now_mono
+        self._seq += 1
+        self._snap = self._build_snapshot()
+        return self._snap
+
+    def _build_snapshot(self) -> dict[str, Any]:
+        now = self.clock.now()
+        det = self.pipeline.snapshot()
+        probe_state = self.engine.probe_state()
+        open_incidents = self.pipeline.incidents.open_incidents()
+        exchanges: dict[str, Any] = {}
+        for name, cfg in self.config.enabled_exchanges().items():
+            stats = det.get("exchanges", {}).get(name, {})
+            state = probe_state.get(name, {})
+            exchanges[name] = self._exchange_view(name, cfg.kind or "", stats, state, open_incidents)
+        incidents = [i.to_dict() for i in sorted(open_incidents, key=_incident_order)]
+        incidents += [i.to_dict() for i in self.pipeline.incidents.recently_resolved()[-20:]]
+        for item in incidents:
+            if (a := self._analyses.get(item["id"])) is not None:
+                item["analysis"] = a
+        return {
+            "seq": self._seq,
+            "ts": iso_utc(now),
+            "location": self.config.daemon.location,
+            "version": __version__,
+            "started_at": None if self._started_at is None else iso_utc(self._started_at),
+            "exchanges": exchanges,
+            "incidents": incidents,
+            "silences": det.get("silences", []),
+            "maintenance": det.get("maintenance", []),
+            "notify": self._notify_view(),
+            "analysis": {
+                "llm_spend_usd_month": self._llm_spend,
+                "budget_usd_month": _float(self.config.analysis.monthly_budget_usd),
+                "model": self.config.analysis.llm.model if self.config.analysis.llm else None,
+                "pending": self._analysis_pending,
+            },
+            "store": self.store.health().to_dict() if self.store is not None else None,
+        }
+
+    def _exchange_view(
+        self, name: str, kind: str, stats: dict[str, Any], state: dict[str, Any], incidents: list[Incident]
+    ) -> dict[str, Any]:
+        breaker = state.get("breaker") or {}
+        backoff = state.get("backoff") or {}
+        mine = [i for i in incidents if i.exchange == name]
+        ban_until = max((i.ban_until for i in mine if i.ban_until), default=None)
+        probes: dict[str, Any] = {}
+        for probe, s in (stats.get("probes") or {}).items():
+            last = self._last_result(name, probe)
+            probes[probe] = {
+                "last": last.to_json_dict() if last is not None else None,
+                "attempts": s.get("attempts", 0),
+                "error_rate": s.get("error_rate", 0.0),
+                "p50_ms": s.get("p50_ms"),
+                "p95_ms": s.get("p95_ms"),
+                "p99_ms": s.get("p99_ms"),
+                "timeouts": s.get("timeouts", 0),
+                "counts": s.get("counts", {}),
+                "last_error_code": s.get("last_error_code"),
+                "last_error_message": s.get("last_error_message"),
+                "consecutive_failures": s.get("consecutive_failures", 0),
+            }
+        return {
+            "kind": kind,
+            "status": exchange_status(stats, state, mine),
+            "breaker": {"state": breaker.get("state", "closed"), "next_trial_at": breaker.get("next_trial_at")},
+            "backoff": backoff,
+            "paused": bool(state.get("paused")),
+            "rate_limit_used": stats.get("rate_limit_last", stats.get("rate_limit_peak")),
+            "rate_limit_peak": stats.get("rate_limit_peak"),
+            "ban_until": None if ban_until is None else iso_utc(ban_until),
+            "clock_offset_ms": stats.get("clock_offset_ms"),
+            "clock_error_ms": stats.get("clock_error_ms"),
+            "p50_ms": stats.get("p50_ms"),
+            "p95_ms": stats.get("p95_ms"),
+            "p99_ms": stats.get("p99_ms"),
+            "error_rate": stats.get("error_rate", 0.0),
+            "attempts": stats.get("attempts", 0),
+            "timeouts": stats.get("timeouts", 0),
+            "consecutive_failures": stats.get("consecutive_failures", 0),
+            "counts": stats.get("counts", {}),
+            "last_error_code": stats.get("last_error_code"),
+            "last_error_message": stats.get("last_error_message"),
+            "last_error_at": stats.get("last_error_at"),
+            "sparkline": stats.get("sparkline", []),
+            "sparkline_ok": stats.get("sparkline_ok", []),
+            "schedule_lag": state.get("schedule_lag"),
+            "intervals": {p: v.get("interval_s") for p, v in (state.get("probes") or {}).items()},
+            "probes": probes,
+        }
+
+    def _last_result(self, exchange: str, probe: str) -> ProbeResult | None:
+        for r in reversed(self._recent.get(exchange, ())):
+            if r.probe == probe:
+                return r
+        return None
+
+    def _notify_view(self) -> list[dict[str, Any]]:
+        if self.notifier is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for s in self.notifier.status():
+            state = "broken" if s.get("broken") else ("failing" if s.get("consecutive_failures") else "ok")
+            out.append(
+                {
+                    "channel": s.get("channel") or s.get("name"),
+                    "kind": s.get("type"),
+                    "state": state,
+                    "queue": s.get("queued", 0),
+                    "dead_letters": s.get("dead_letters", 0),
+                    "last_error": s.get("last_error"),
+                    "last_sent_at": s.get("last_success"),
+                }
+            )
+        return out
+
+    def subscribe_events(self) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subscribers.add(queue)
+
+        async def gen() -> AsyncIterator[dict[str, Any]]:
+            try:
+                while True:
+                    yield await queue.get()
+            finally:
+                self._subscribers.discard(queue)
+
+        return gen()
+
+    def health(self) -> dict[str, Any]:
+        store_ok = True
+        detail: dict[str, Any] = {}
+        if self.store is not None:
+            h = self.store.health()
+            store_ok = not getattr(h, "failing", False)
+            detail["store"] = h.to_dict()
+        elif self._use_store:
+            store_ok = False
+        return {
+            "loop": True,
+            "config_loaded": self._config_loaded,
+            "store_writable": store_ok,
+            "probes_running": self._running and bool(self.engine.workers),
+            "detail": detail,
+        }
+
+    # ------------------------------------------------------------------ EngineAPI: commands
+    def _incident(self, ident: str) -> Incident:
+        incident = self.pipeline.incidents.get(ident)
+        if incident is None:
+            matches = [
+                i
+                for i in [*self.pipeline.incidents.open_incidents(), *self.pipeline.incidents.recently_resolved()]
+                if i.id.lower().startswith(ident.lower()) or i.id.lower().endswith(ident.lower())
+            ]
+            if len(matches) == 1:
+                return matches[0]
+            raise CommandError(f"unknown incident {ident!r}", code="not_found")
+        return incident
+
+    async def ack(self, incident_id: str, by: str, note: str | None) -> dict[str, Any]:
+        incident = self._incident(incident_id)
+        if not incident.is_open:
+            raise CommandError(f"incident {incident.id} is already resolved", code="invalid")
+        self._emit(self.pipeline.ack(incident.id, by, note))
+        return {"incident": self._incident(incident.id).to_dict()}
+
+    async def silence(
+        self, matchers: list[dict[str, Any]], duration_s: float | None, comment: str, by: str
+    ) -> dict[str, Any]:
+        if not comment or not comment.strip():
+            raise CommandError("a silence needs a comment (why, and for how long)")
+        if not matchers:
+            raise CommandError("a silence needs at least one matcher (exchange, rule, probe, severity or id)")
+        try:
+            parsed = [
+                Matcher(
+                    str(m["name"]),
+                    str(m["value"]),
+                    bool(m.get("is_regex", False)),
+                    bool(m.get("is_equal", True)),
+                )
+                for m in matchers
+            ]
+        except (KeyError, TypeError) as exc:
+            raise CommandError(f"bad matcher: {exc}") from None
+        if duration_s is not None and duration_s <= 0:
+            raise CommandError("a silence needs a positive duration, or none for 'until resolved'")
+        try:
+            silence, events = self.pipeline.silence(parsed, duration_s, comment.strip(), by)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if self.store is not None:
+            self.store.on_silence(silence)
+        self._emit(events)
+        return {"silence": silence.to_dict()}
+
+    async def unsilence(self, silence_id: str, by: str) -> dict[str, Any]:
+        known = {s.id: s for s in self.pipeline.incidents.silences(include_expired=True)}
+        if silence_id not in known:
+            raise CommandError(f"unknown silence {silence_id!r}", code="not_found")
+        events = self.pipeline.unsilence(silence_id, by)
+        updated = {s.id: s for s in self.pipeline.incidents.silences(include_expired=True)}.get(silence_id)
+        if self.store is not None and updated is not None:
+            self.store.on_silence(updated)
+        self._emit(events)
+        return {"silence": updated.to_dict() if updated else None}
+
+    async def analyze(self, incident_id: str, force: bool = False, offline: bool = False) -> dict[str, Any]:
+        incident = self._incident(incident_id)
+        if not force and incident.id in self._analyses and not offline:
+            return {"incident_id": incident.id, "analysis": self._analyses[incident.id], "cached": True}
+        task = self._start_analysis(incident.id, force=force, offline=offline)
+        result = await asyncio.shield(task)
+        self._llm_spend = None
+        return {"incident_id": incident.id, "analysis": result.model_dump(mode="json"), "cached": False}
+
+    async def summary(self) -> dict[str, Any]:
+        incidents = self.pipeline.incidents.open_incidents()
+        recent = [r for rs in self._recent.values() for r in rs]
+        result = await self.analysis.summarize(incidents, self._exchange_stats(), recent_results=recent)
+        return {"summary": result.model_dump(mode="json"), "open_incidents": len(incidents)}
+
+    async def pause(self, exchange: str) -> dict[str, Any]:
+        try:
+            self.engine.pause(exchange)
+        except KeyError as exc:
+            raise CommandError(str(exc.args[0]), code="not_found") from None
+        self._version += 1
+        return {"exchange": exchange, "status": "paused"}
+
+    async def resume(self, exchange: str) -> dict[str, Any]:
+        try:
+            self.engine.resume(exchange)
+        except KeyError as exc:
+            raise CommandError(str(exc.args[0]), code="not_found") from None
+        self._version += 1
+        return {"exchange": exchange, "status": "resumed"}
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the file; rebuild probing with the new config, keep incidents, silences and metrics."""
+        try:
+            new, _ = load_config(self.config_path)
+        except ConfigError as exc:
+            self._last_reload_error = exc.render()
+            log.error("reload refused, keeping the running config:\n%s", exc.render())
+            return {"ok": False, "changed": [], "error": exc.render()}
+        changed = _changed_sections(self.config, new)
+        if not changed:
+            return {"ok": True, "changed": [], "error": None}
+        paused = {n for n, w in self.engine.workers.items() if getattr(w, "paused", False)}
+        old_engine = self.engine
+        self.config = new
+        self.pipeline.config = new
+        self.pipeline.detector.clock_tolerances = self._tolerances(new)
+        try:
+            engine = self._new_engine(new)
+        except Exception as exc:
+            self.config = old_engine.config
+            return {"ok": False, "changed": changed, "error": f"{type(exc).__name__}: {exc}"}
+        await old_engine.stop()
+        self.engine = engine
+        await engine.start()
+        for name in paused & set(engine.workers):
+            engine.pause(name)
+        self._version += 1
+        log.info("config reloaded; changed: %s", ", ".join(changed))
+        return {"ok": True, "changed": changed, "error": None}
+
+    # ------------------------------------------------------------------ helpers for faces
+    async def refresh_costs(self) -> None:
+        if self.analysis is not None:
+            with contextlib.suppress(Exception):
+                self._llm_spend = float(await self.analysis.month_spent())
+
+
+def _changed_sections(old: Config, new: Config) -> list[str]:
+    out = []
+    for section in Config.model_fields:
+        if getattr(old, section) != getattr(new, section):
+            out.append(section)
+    return out
+
+
+def _incident_order(i: Incident) -> tuple[int, int, float]:
+    return (0 if i.state.value == "firing" else 1, -i.severity.rank, -i.started_at)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
