@@ -120,6 +120,10 @@ class IpBannedRule(RuleConfig):
 
 class RateLimitedRule(RuleConfig):
     window: Duration = Field(default=60.0, description="a 429 within this long keeps it open")
+    min_count: int = Field(default=1, ge=1, description="429 answers within `window` before it can fire")
+    # A lone 429 on one endpoint with Retry-After 1 s (OKX's status endpoint allows one call per 5 s) clears
+    # with the next answer; being held off for 5 s is what a bot feels.
+    for_: Duration = Field(default=5.0, alias="for")
     recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3))
 
 

@@ -16,7 +16,7 @@ from cryptomon_tui.config.detection import DetectionConfig, IncidentsConfig, Rul
 from cryptomon_tui.detection import signals as R
 from cryptomon_tui.detection.baseline import LatencyBaseline
 from cryptomon_tui.detection.signals import Signal
-from cryptomon_tui.detection.state import RuleInstance, Step
+from cryptomon_tui.detection.state import Phase, RuleInstance, Step
 from cryptomon_tui.incidents.model import Severity, fingerprint
 from cryptomon_tui.metrics.histogram import bin_value
 from cryptomon_tui.metrics.registry import ExchangeMetrics, MetricsRegistry
@@ -28,6 +28,9 @@ DEFAULT_CLOCK_TOLERANCE_MS = (1000.0, 5000.0)  # (ahead, behind): Binance/Bybit 
 _MAINT = OUTCOME_INDEX[Outcome.MAINTENANCE]
 _BAN = OUTCOME_INDEX[Outcome.IP_BANNED]
 _429 = OUTCOME_INDEX[Outcome.RATE_LIMITED]
+
+# Outcomes with a cause rule of their own (rate_limited / ip_banned / maintenance)
+CAUSE_OUTCOMES = frozenset({Outcome.RATE_LIMITED, Outcome.IP_BANNED, Outcome.MAINTENANCE})
 
 Key = tuple[str, str | None, str | None]  # (rule, exchange, probe)
 ProbeCheck = Callable[[Series, "RuleInstance | None", float], "Finding | None"]
@@ -141,6 +144,28 @@ class Detector:
                 cfg = self.rules.latency_anomaly
                 baseline.trigger = baseline.trigger_ms(cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
 
+    def rearm(self, exchange: str | None, now: float) -> None:
+        """A cause's incident resolved: symptoms of its exchange (all exchanges for None) start from fresh
+        data, so errors the cause explained (a maintenance, a ban) cannot open an incident of their own
+        after it ends. Firing symptoms are untouched: they kept the cause open and recover on their own."""
+        targets = [exchange] if exchange is not None else list(self.metrics.exchanges())
+        for ex in targets:
+            exm = self.metrics.exchange(ex)
+            if exm is None:
+                continue
+            for probe in exm.probes:
+                for rule in PROBE_RULE_ORDER:
+                    key: Key = (rule, ex, probe)
+                    inst = self._instances.get(key)
+                    if inst is None:
+                        labels: dict[str, str | None] = dict(_labels(ex, probe))
+                        inst = self._instances[key] = RuleInstance(key, fingerprint(rule, labels))
+                        self._has_instance.add((ex, probe))
+                    if not inst.firing:
+                        inst.phase = Phase.IDLE
+                        inst.armed_since = now
+                        self._active.discard(key)
+
     def _enabled(self, rule: str) -> bool:
         if rule == R.RATE_LIMITED:
             return self.rules.rate_limited.enabled or self.rules.ip_banned.enabled
@@ -212,7 +237,11 @@ class Detector:
         if not self._screening:
             return True
         r = self.rules
-        if r.consecutive_failures.enabled and s.consecutive_failures >= r.consecutive_failures.threshold:
+        if (
+            r.consecutive_failures.enabled
+            and s.consecutive_failures >= r.consecutive_failures.threshold
+            and s.last_error_outcome not in CAUSE_OUTCOMES
+        ):
             return True
         if r.timeouts.enabled and s.timeouts > r.timeouts.threshold:
             return True
@@ -239,8 +268,10 @@ class Detector:
         agg = exm.aggregate
         last_ok = agg.last_ok_at or 0.0
         seen = agg.last_seen
-        if seen[_MAINT] > last_ok or seen[_BAN] > last_ok or seen[_429] > last_ok:
+        if seen[_BAN] > last_ok or seen[_429] > last_ok:
             return True
+        if seen[_MAINT] > 0 and any(p.last_outcome is Outcome.MAINTENANCE for p in exm.probes.values()):
+            return True  # one probe (e.g. the status endpoint) may report maintenance while others answer
         if (agg.maintenance_until or 0.0) > now or (agg.ban_until or 0.0) > now:
             return True
         if (
@@ -384,6 +415,8 @@ class Detector:
         n = s.consecutive_failures
         if n < cfg.threshold and not (self._recovering(inst) and n > 0):
             return None
+        if s.last_error_outcome in CAUSE_OUTCOMES and not self._recovering(inst):
+            return None  # a streak of 429s, bans or maintenance answers is their own rule's incident
         return Finding(
             summary=f"{_where(s.exchange, s.probe)}: {n} failures in a row (last: {_last_error(s)})",
             values={"consecutive_failures": float(n)},
@@ -576,12 +609,19 @@ class Detector:
                 last_error=_last_error(agg),
             )
         last_429 = agg.last_seen[_429]
-        if rl_cfg.enabled and last_429 > 0 and last_ok < last_429 and (now - last_429 <= rl_cfg.window or hold > now):
+        already = inst is not None and inst.firing
+        if (
+            rl_cfg.enabled
+            and last_429 > 0
+            and last_ok < last_429
+            and (now - last_429 <= rl_cfg.window or hold > now)
+            and (already or agg.recent_count(_429, now, rl_cfg.window) >= rl_cfg.min_count)
+        ):
             retry = agg.retry_until if agg.retry_until and agg.retry_until > now else None
             return Finding(
                 summary=f"{agg.exchange}: rate limited (HTTP 429)"
                 + (f", retry after {iso_utc(retry)}" if retry else ""),
-                values={"rate_limited": float(agg.count(Outcome.RATE_LIMITED))},
+                values={"rate_limited": float(agg.recent_count(_429, now, rl_cfg.window))},
                 rule=R.RATE_LIMITED,
                 severity=rl_cfg.severity,
                 last_error=_last_error(agg),

@@ -15,8 +15,17 @@ from typing import Any
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.detection.detector import Detector
+from cryptomon_tui.detection.signals import rank_of
 from cryptomon_tui.incidents.manager import IncidentManager
-from cryptomon_tui.incidents.model import Incident, IncidentEvent, MaintenanceWindow, Matcher, Severity, Silence
+from cryptomon_tui.incidents.model import (
+    EventType,
+    Incident,
+    IncidentEvent,
+    MaintenanceWindow,
+    Matcher,
+    Severity,
+    Silence,
+)
 from cryptomon_tui.metrics.registry import MetricsRegistry
 from cryptomon_tui.metrics.series import Rollup
 from cryptomon_tui.probing.results import ProbeResult, iso_utc
@@ -98,7 +107,11 @@ class DetectionPipeline:
             self._next_tick += math.floor(behind - MAX_CATCH_UP_TICKS) * every
         while self._next_tick <= now:
             t = self._next_tick
-            events.extend(self.incidents.process(self.detector.evaluate(t), t))
+            new = self.incidents.process(self.detector.evaluate(t), t)
+            for ev in new:
+                if ev.event is EventType.RESOLVED and rank_of(ev.incident.rule) > 0 and not ev.detail:
+                    self.detector.rearm(ev.incident.exchange, t)
+            events.extend(new)
             events.extend(self.incidents.tick(t))
             self._next_tick = t + every
         return events

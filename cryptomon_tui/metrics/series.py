@@ -518,6 +518,11 @@ class Series:
                 peak = b.usage_peak
         return peak
 
+    def recent_count(self, outcome_index: int, now: float, seconds: float) -> int:
+        """Results of one outcome (index into OUTCOMES) over the last ``seconds`` of the window."""
+        lo = self._lowest_bucket(now, seconds)
+        return sum(b.counts[outcome_index] for b in self._buckets if b.idx >= lo)
+
     def newest_usage_peak(self) -> float | None:
         """Highest usage in the two newest buckets: O(1) gate for an idle usage rule."""
         head = self._head

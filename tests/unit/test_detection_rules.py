@@ -230,7 +230,7 @@ def test_ip_ban_is_critical_at_once_with_its_end() -> None:
 def test_rate_limited_escalating_to_ban_is_one_incident_updated() -> None:
     h = Harness()
     h.run(10, ok())
-    h.run(5, fail(outcome=Outcome.RATE_LIMITED, retry_after_s=30.0))
+    h.run(10, fail(outcome=Outcome.RATE_LIMITED, retry_after_s=30.0))
     assert [e.incident.rule for e in h.opened()] == ["rate_limited"]
     first = h.opened()[0].incident
     assert first.severity is Severity.ERROR
@@ -249,7 +249,7 @@ def test_maintenance_announced_is_info_and_outranks_symptoms() -> None:
     h.run(120, fail(outcome=Outcome.MAINTENANCE, maintenance_until=h.now + 3600, error_code="50001"))
     assert [(e.incident.rule, e.incident.severity) for e in h.opened()] == [("maintenance", Severity.INFO)]
     inc = h.pipeline.incidents.open_incidents()[0]
-    assert "consecutive_failures" in inc.evidence and "error_rate" in inc.evidence
+    assert "error_rate" in inc.evidence  # maintenance answers are not a consecutive_failures streak of their own
     assert any(t.kind == "evidence" for t in inc.timeline)
     h.run(300, ok())
     assert len(h.resolved()) == 1 and len(h.opened()) == 1
@@ -376,3 +376,24 @@ def test_flapping_rule_is_marked_once_and_held_open_until_calm() -> None:
     assert h.events[n:] == []  # calm for less than flap_calm: still held
     h.run(200, ok())
     assert [e.event for e in h.events[n:]] == [EventType.RESOLVED]
+
+
+def test_no_aftermath_incident_once_a_cause_resolves() -> None:
+    """Errors a maintenance explained stay in the 5-minute window; they must not open error_rate after it."""
+    h = Harness()
+    h.run(60, ok("binance", "status"), ok("binance", "ticker"))
+    h.run(15, fail("binance", "status", Outcome.MAINTENANCE), fail("binance", "ticker", Outcome.MAINTENANCE))
+    h.run(400, ok("binance", "status"), ok("binance", "ticker"))
+    assert [e.incident.rule for e in h.opened()] == ["maintenance"]
+    assert len(h.resolved()) == 1
+
+
+def test_a_lone_429_with_a_short_retry_after_is_not_an_incident() -> None:
+    h = Harness()
+    h.run(30, ok("okx", "ticker"), ok("okx", "time"))
+    h.run(1, fail("okx", "status", Outcome.RATE_LIMITED, retry_after_s=1.0), ok("okx", "ticker"))
+    h.run(60, ok("okx", "ticker"), ok("okx", "time"))
+    assert h.events == []
+    # held off for longer than `for` (5 s): that is an incident
+    h.run(12, fail("okx", "ticker", Outcome.RATE_LIMITED, retry_after_s=10.0))
+    assert [e.incident.rule for e in h.opened()] == ["rate_limited"]
