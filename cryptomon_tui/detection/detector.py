@@ -145,9 +145,10 @@ class Detector:
                 baseline.trigger = baseline.trigger_ms(cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
 
     def rearm(self, exchange: str | None, now: float) -> None:
-        """A cause's incident resolved: symptoms of its exchange (all exchanges for None) start from fresh
-        data, so errors the cause explained (a maintenance, a ban) cannot open an incident of their own
-        after it ends. Firing symptoms are untouched: they kept the cause open and recover on their own."""
+        """An incident of this exchange (all exchanges for None) resolved: its windowed symptom rules start
+        from fresh data, so errors the incident already covered (a maintenance, a ban, a burst of 5xx)
+        cannot open or reopen an incident once it is over while they linger in the 5-minute window. Firing
+        symptoms are untouched: they kept the incident open and recover on their own."""
         targets = [exchange] if exchange is not None else list(self.metrics.exchanges())
         for ex in targets:
             exm = self.metrics.exchange(ex)

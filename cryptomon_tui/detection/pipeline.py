@@ -15,7 +15,7 @@ from typing import Any
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.detection.detector import Detector
-from cryptomon_tui.detection.signals import rank_of
+from cryptomon_tui.detection.signals import LOCAL_NETWORK, STANDALONE
 from cryptomon_tui.incidents.manager import IncidentManager
 from cryptomon_tui.incidents.model import (
     EventType,
@@ -109,8 +109,16 @@ class DetectionPipeline:
             t = self._next_tick
             new = self.incidents.process(self.detector.evaluate(t), t)
             for ev in new:
-                if ev.event is EventType.RESOLVED and rank_of(ev.incident.rule) > 0 and not ev.detail:
-                    self.detector.rearm(ev.incident.exchange, t)
+                # the incident covered the errors so far: windowed symptoms restart from fresh data
+                inc = ev.incident
+                if (
+                    ev.event is EventType.RESOLVED
+                    and not ev.detail
+                    and inc.rule not in STANDALONE
+                    and not self.incidents.is_external(inc.fingerprint)
+                    and (inc.exchange is not None or inc.rule == LOCAL_NETWORK)
+                ):
+                    self.detector.rearm(inc.exchange, t)
             events.extend(new)
             events.extend(self.incidents.tick(t))
             self._next_tick = t + every

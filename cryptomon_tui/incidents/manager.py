@@ -85,6 +85,10 @@ class IncidentManager:
     def recently_resolved(self) -> list[Incident]:
         return list(self._resolved.values())
 
+    def is_external(self, fp: str) -> bool:
+        """Raised by another component (raise_external), not by detection."""
+        return fp in self._external
+
     def get(self, incident_id: str) -> Incident | None:
         return self._open.get(incident_id) or self._resolved.get(incident_id)
 
