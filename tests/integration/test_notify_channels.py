@@ -256,3 +256,23 @@ async def test_unreachable_services_are_retryable_and_secret_free(caplog: pytest
         assert result.verdict is Verdict.RETRY, (name, result)
         assert SECRET not in result.answer
     assert SECRET not in caplog.text
+
+
+async def test_discord_empty_bucket_headers_pause_the_channel(sink: WebhookSink) -> None:
+    ch = channel("d", {"type": "discord", "url": sink.url("discord", "/1/tok")})
+    headers = {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "2.5"}
+    sink.script("discord", Reply(200, {"id": "42"}, headers))
+    result = await ch.send(notice(), "k")
+    await ch.close()
+    assert result.ok and result.pause_for == 2.5
+
+
+async def test_apprise_channel_reaches_a_json_endpoint(sink: WebhookSink) -> None:
+    pytest.importorskip("apprise")
+    ch = channel("a", {"type": "apprise", "urls": [f"json://127.0.0.1:{sink.port}/webhook/apprise"]})
+    result = await ch.send(notice(summary="apprise works"), "k")
+    assert result.ok, result.answer
+    (req,) = sink.of("webhook")
+    assert "apprise works" in req.body.decode()
+    sink.fail("webhook", Reply(500, "down"))
+    assert (await ch.send(notice(), "k")).verdict is Verdict.RETRY
