@@ -234,7 +234,10 @@ class DashboardScreen(Screen[None]):
             self.notify(f"{ident}: {clean_text(inc.get('summary'), 200)}", title="incident opened",
                         severity="error", markup=False)
         elif kind == "notification_failed":
-            self.notify(clean_text(ev.get("detail"), 300), title="notification failed", severity="warning",
+            detail = ev.get("detail") if isinstance(ev.get("detail"), Mapping) else {}
+            assert isinstance(detail, Mapping)
+            why = " ".join(clean_text(v, 200) for k, v in detail.items() if k in ("channel", "reason", "error") and v)
+            self.notify(f"{ident}: {why or 'see the daemon log'}", title="notification failed", severity="warning",
                         markup=False)
         if not self.frozen and self.snapshot is not None and "timeline" in inc:
             self.redraw()

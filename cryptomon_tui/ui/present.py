@@ -253,8 +253,10 @@ def sorted_exchanges(exchanges: Mapping[str, Any], mode: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- errors table
 ERROR_COLUMNS: tuple[tuple[int, Columns], ...] = (
-    (0, (("where", "Exchange/probe", 14), ("attempts", "Tries", 5), ("classes", "Errors by class", 14),
-         ("err", "Err%", 5), ("timeouts", "T/O", 4), ("code", "Code", 8), ("message", "Last error message", 0))),
+    (0, (("where", "Exchange/probe", 13), ("err", "Err%", 5), ("classes", "Errors by class", 12),
+         ("code", "Code", 7), ("message", "Last error message", 0))),
+    (72, (("where", "Exchange/probe", 13), ("attempts", "Tries", 5), ("classes", "Errors by class", 12),
+          ("err", "Err%", 5), ("timeouts", "T/O", 4), ("code", "Code", 7), ("message", "Last error message", 0))),
     (100, (("where", "Exchange/probe", 16), ("attempts", "Tries", 5), ("classes", "Errors by class", 22),
            ("err", "Err%", 5), ("timeouts", "T/O", 4), ("code", "Last code", 10),
            ("message", "Last error message", 0))),
@@ -303,8 +305,8 @@ def error_rows(snapshot: Mapping[str, Any], order: list[str]) -> list[tuple[str,
 INCIDENT_COLUMNS: tuple[tuple[int, Columns], ...] = (
     (0, (("sev", "Sev", 4), ("state", "State", 8), ("where", "Where", 12), ("summary", "Summary", 0),
          ("age", "Age", 6), ("silenced", "Silenced", 8))),
-    (110, (("sev", "Sev", 4), ("state", "State", 8), ("where", "Where", 14), ("summary", "Summary", 0),
-           ("age", "Age", 7), ("ack", "Ack by", 14), ("silenced", "Silenced", 8), ("notify", "Notified", 14))),
+    (96, (("sev", "Sev", 4), ("state", "State", 8), ("where", "Where", 12), ("summary", "Summary", 0),
+          ("age", "Age", 6), ("ack", "Ack by", 12), ("silenced", "Silenced", 8), ("notify", "Notified", 12))),
 )
 SEVERITY_WORDS = {"critical": "CRIT", "error": "ERR", "warning": "WARN", "info": "INFO"}
 
@@ -339,7 +341,7 @@ def notify_summary(incident: Mapping[str, Any], channels: Iterable[Mapping[str, 
             sent[str(channel)] = "FAILED"
     if sent:
         failed = any(v == "FAILED" for v in sent.values())
-        text = " ".join(f"{clean_text(k, 12)}:{v}" for k, v in sorted(sent.items()))
+        text = " ".join(f"{v} {clean_text(k, 12)}" for k, v in sorted(sent.items()))
         return Cell(text, "status-down" if failed else "status-ok")
     chans = list(channels)
     if not chans:
@@ -347,7 +349,9 @@ def notify_summary(incident: Mapping[str, Any], channels: Iterable[Mapping[str, 
     bad = [c for c in chans if c.get("state") in ("failing", "broken")]
     queued = sum(int(c.get("queue") or 0) for c in chans)
     if bad:
-        return Cell(" ".join(f"{clean_text(c.get('channel'), 12)}:{c.get('state')}" for c in bad), "status-down")
+        words = {"failing": "FAIL", "broken": "BROKEN"}
+        return Cell(" ".join(f"{words.get(str(c.get('state')), '?')} {clean_text(c.get('channel'), 12)}" for c in bad),
+                    "status-down")
     if queued:
         return Cell(f"{queued} queued", "status-degraded")
     return Cell(f"{len(chans)} ch ok", "text-muted")

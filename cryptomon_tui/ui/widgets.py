@@ -32,7 +32,7 @@ class KeyedTable(DataTable[Content]):
     width 0 fills what is left. Changing the set happens only on resize.
     """
 
-    FILL_MIN = 12
+    FILL_MIN = 8
 
     def __init__(self, specs: Sequence[tuple[int, Columns]], **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
@@ -58,7 +58,7 @@ class KeyedTable(DataTable[Content]):
         for min_width, cols in self._specs:
             if width >= min_width:
                 spec = cols
-        fixed = sum(w for _, _, w in spec if w) + 2 * self.cell_padding * len(spec) + 2  # + scrollbar
+        fixed = sum(w for _, _, w in spec if w) + 2 * self.cell_padding * len(spec) + 3  # + scrollbar
         fill = max(self.FILL_MIN, width - fixed)
         columns = tuple((key, label, w or fill) for key, label, w in spec)
         if columns == self._columns_now:

@@ -1,0 +1,114 @@
+"""The UI presenter: formatting and colour decisions without an App."""
+
+from __future__ import annotations
+
+import math
+
+from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.ui import present
+from cryptomon_tui.ui.present import SPARK_FAIL, clean_text, spark_text
+
+NOW = 1_787_000_000.0
+
+
+def test_clean_text_escapes_controls_and_bidi_keeps_brackets() -> None:
+    raw = "a[/b]\x1b[31m\x07\u202e\u200bz\nnext\ttab"
+    out = clean_text(raw)
+    assert out == "a[/b]\\x1b[31m\\x07\\u202e\\u200bz next tab"
+    assert clean_text(None) == ""
+    assert clean_text("x" * 50, limit=10) == "x" * 9 + "…"
+
+
+def test_sparkline_fixed_scale_failures_and_no_nan() -> None:
+    text, scale = spark_text([40.0, 41.0, None, float("nan"), 45.0], width=5)
+    assert scale == 50.0
+    assert text.count(SPARK_FAIL) == 2  # None and NaN are failed points, never drawn as latency
+    flat, _ = spark_text([40.0] * 8, width=8)
+    assert flat == present.SPARK_LEVELS[6] * 8  # 40 ms of a 50 ms full scale: high but not full
+    low, scale_low = spark_text([5.0, 5.0], width=4)
+    assert scale_low == 10.0 and low.startswith("  ")  # right-aligned, fewer points than columns
+    huge, top = spark_text([10.0, 120_000.0], width=2)
+    assert top == present.SPARK_SCALES_MS[-1] and huge[-1] == present.SPARK_LEVELS[-1]
+    empty, _ = spark_text([], width=3)
+    assert empty == "   "
+
+
+def test_formatting() -> None:
+    assert present.fmt_ms(None) == "-" and present.fmt_ms(math.inf) == "-"
+    assert present.fmt_ms(4.25) == "4.2ms" and present.fmt_ms(41) == "41ms" and present.fmt_ms(2500) == "2.5s"
+    assert present.fmt_pct(0) == "0%" and present.fmt_pct(0.123) == "12%" and present.fmt_pct(0.0004) == "<0.1%"
+    assert present.fmt_duration(59) == "59s" and present.fmt_duration(192) == "3m12s"
+    assert present.fmt_duration(7500) == "2h05m" and present.fmt_duration(None) == "-"
+    assert present.fmt_offset(-1234.5) == "-1.2s" and present.fmt_offset(1.5) == "+1.5ms"
+
+
+def test_exchange_row_badges_ban_countdown_and_breaker() -> None:
+    ex = {
+        "status": "banned", "ban_until": iso_utc(NOW + 125), "rate_limit_used": 1.0,
+        "breaker": {"state": "open", "next_trial_at": iso_utc(NOW + 9)}, "sparkline": [10.0], "error_rate": 0.2,
+    }
+    row = present.exchange_row("bybit", ex, NOW)
+    assert (row["status"].text, row["status"].tone) == ("BANNED", "status-banned")
+    assert row["rl"].text == "BAN 2m05s"
+    assert row["breaker"].text == "OPEN 9s" and row["breaker"].tone == "breaker-open"
+    assert row["err"].tone == "status-down"
+    ok = present.exchange_row("okx", {"status": "ok", "rate_limit_used": 0.5}, NOW)
+    assert ok["rl"].text.startswith("███") and ok["rl"].text.endswith("50%")
+    assert present.exchange_row("x", {"status": "weird[/]"}, NOW)["status"].text == "WEIRD[/]"
+    half = present.breaker_cell({"state": "half_open"}, NOW)
+    assert half.text == "HALF-OPEN"
+
+
+def test_sorting_and_incident_order() -> None:
+    exchanges = {"a": {"status": "ok", "p99_ms": 10}, "b": {"status": "down", "p99_ms": 5},
+                 "c": {"status": "degraded", "p99_ms": 50}}
+    assert present.sorted_exchanges(exchanges, "name") == ["a", "b", "c"]
+    assert present.sorted_exchanges(exchanges, "status") == ["b", "c", "a"]
+    assert present.sorted_exchanges(exchanges, "p99") == ["c", "a", "b"]
+    incidents = [
+        {"id": "r", "state": "resolved", "severity": "critical", "started_at": iso_utc(NOW)},
+        {"id": "w", "state": "firing", "severity": "warning", "started_at": iso_utc(NOW)},
+        {"id": "a", "state": "acknowledged", "severity": "critical", "started_at": iso_utc(NOW)},
+        {"id": "c", "state": "firing", "severity": "critical", "started_at": iso_utc(NOW - 5)},
+    ]
+    assert [i["id"] for i in present.incident_order(incidents)] == ["c", "w", "a", "r"]
+
+
+def test_incident_row_silence_ack_and_notifications() -> None:
+    inc = {"id": "I-1", "severity": "error", "state": "acknowledged", "exchange": "okx", "probe": "book",
+           "summary": "s", "started_at": iso_utc(NOW - 65), "acknowledged_by": "alice",
+           "silenced_by": "sil-1", "silenced_until": None,
+           "timeline": [{"kind": "notified", "data": {"channel": "discord"}},
+                        {"kind": "notification_failed", "data": {"channel": "mail"}}]}
+    row = present.incident_row(inc, NOW, [])
+    assert row["age"].text == "1m05s" and row["ack"].text == "alice" and row["silenced"].text == "resolve"
+    assert row["notify"].text == "sent discord FAILED mail" and row["notify"].tone == "status-down"
+    channels = [{"channel": "ops", "state": "broken", "queue": 2}]
+    assert present.notify_summary({"timeline": []}, channels).text == "BROKEN ops"
+    assert present.notify_summary({}, [{"channel": "ops", "state": "ok", "queue": 4}]).text == "4 queued"
+
+
+def test_analysis_shapes_from_engine_fake_and_events() -> None:
+    engine = {"incident_id": "I-1", "cached": True, "analysis": {
+        "root_cause": "binance 5xx", "severity": "error", "recommended_action": "wait",
+        "estimated_recovery": "10m", "confidence": 0.8, "source": "deepseek-chat", "cost_usd": "0.0012"}}
+    a = present.normalize_analysis(engine)
+    assert a is not None and a["action"] == "wait" and a["cached"] and a["source"] == "deepseek-chat"
+    lines = dict(present.analysis_lines(a))
+    assert lines["Confidence"] == "80%" and lines["Cost"] == "$0.0012 (cached)" and lines["Recovery"] == "10m"
+    flat = present.normalize_analysis({"root_cause": "x", "action": "y", "recovery_estimate": "z", "source": "offline"})
+    assert flat is not None and dict(present.analysis_lines(flat))["Source"] == "offline analyzer (no LLM)"
+    assert present.normalize_analysis(None) is None
+    summary = dict(present.summary_lines({"summary": {"headline": "two down", "details": ["a"], "severity": "error",
+                                                       "recommended_action": "wait", "source": "offline"},
+                                          "open_incidents": 2}))
+    assert summary["Open incidents"] == "2" and summary["Headline"] == "two down"
+
+
+def test_silence_scopes() -> None:
+    inc = {"id": "I-1", "rule": "error_rate", "exchange": "okx"}
+    assert present.silence_scope_matchers("incident", inc, None)[0]["name"] == "id"
+    assert [m["name"] for m in present.silence_scope_matchers("rule", inc, None)] == ["rule", "exchange"]
+    assert present.silence_scope_matchers("exchange", None, "bybit")[0]["value"] == "bybit"
+    assert present.silence_scope_matchers("exchange", inc, None)[0]["value"] == "okx"
+    assert present.silence_scope_matchers("exchange", None, None) == []
