@@ -16,6 +16,7 @@ from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.detection.detector import Detector
 from cryptomon_tui.detection.signals import LOCAL_NETWORK, STANDALONE
+from cryptomon_tui.incidents.maintenance import next_occurrence, window_active
 from cryptomon_tui.incidents.manager import IncidentManager
 from cryptomon_tui.incidents.model import (
     EventType,
@@ -180,10 +181,18 @@ class DetectionPipeline:
         snap = self.metrics.snapshot(now)
         snap["incidents"] = [i.to_dict() for i in self.incidents.open_incidents()]
         snap["silences"] = [s.to_dict() for s in self.incidents.silences()]
-        snap["maintenance"] = [
-            {**w.to_dict(), "active": self.incidents.in_maintenance(w.exchange, now) and w.exchange is not None}
-            for w in self.incidents.maintenance_windows()
-        ]
+        windows = []
+        for w in self.incidents.maintenance_windows():
+            nxt = next_occurrence(w, now)
+            windows.append(
+                {
+                    **w.to_dict(),
+                    "active": window_active(w, now),
+                    "next_start": None if nxt is None else iso_utc(nxt[0]),
+                    "next_end": None if nxt is None else iso_utc(nxt[1]),
+                }
+            )
+        snap["maintenance"] = windows
         snap["rules"] = self.detector.active_instances()
         snap["evaluated_at"] = iso_utc(now)
         return snap

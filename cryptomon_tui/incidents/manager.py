@@ -105,6 +105,8 @@ class IncidentManager:
 
     # ------------------------------------------------------------------ ids
     def _new_id(self, prefix: str) -> str:
+        if len(self._known_ids) > 50_000:  # keep only ids still in use (ids are random: collisions are rare)
+            self._known_ids = {*self._open, *self._resolved, *self._silences, *self._windows}
         while True:
             new = prefix + "".join(self._rng.choice(_ID_ALPHABET) for _ in range(6))
             if new not in self._known_ids:

@@ -183,3 +183,14 @@ def test_hot_reload_keeps_state_and_resolves_a_disabled_rule() -> None:
     assert h.pipeline.incidents.config.reopen_cooldown == 3600
     h.run(60, fail())
     assert h.opened() == [h.events[0]]  # nothing new: the rule is off
+
+
+def test_snapshot_lists_maintenance_windows_with_their_next_occurrence() -> None:
+    h = Harness()
+    w, _ = h.pipeline.add_maintenance("binance", T0 + 60, T0 + 120, "upgrade", recurrence="daily", by="ops")
+    snap = h.pipeline.snapshot()
+    [entry] = snap["maintenance"]
+    assert entry["id"] == w.id and entry["active"] is False and entry["created_by"] == "ops"
+    assert entry["next_start"].startswith("2023-11-14T22:14")
+    h.run(70, ok())
+    assert h.pipeline.snapshot()["maintenance"][0]["active"] is True
