@@ -4,8 +4,12 @@ Structure, so more outputs can plug in without touching the run loop:
 - ``add_arguments`` declares the options;
 - ``DaemonContext`` is what a running daemon has (args, config, engine, simulator, stop event);
 - ``EXTENSIONS`` lists builders ``(ctx) -> DaemonExtension | None``; each extension gets
-  ``await start()`` after the engine is built and ``await stop()`` after the engine stopped
-  (the JSONL probe writer is the first; the control API, --events-jsonl and notifications go here).
+  ``await start()`` after the engine is built and ``await stop()`` after the engine stopped:
+  the JSONL probe and event writers, and the control API + HTTP (/metrics, /healthz) runner.
+
+The engine is ``engine.monitor.Monitor``: probing, detection, incidents, store, notifications
+and analysis. A ``--demo`` daemon uses its own socket, database and a free HTTP port, so it
+never mixes with (or blocks) the user's real daemon and history.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg, load_or_exit
+from cryptomon_tui.config.paths import data_dir, runtime_dir
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.engine.engine import Engine
+from cryptomon_tui.engine.monitor import Monitor
+from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.probing.results import ProbeResult, iso_utc
 from cryptomon_tui.units import parse_duration
 
@@ -62,8 +68,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probes-jsonl", metavar="PATH|-",
                    help="write one JSON object per probe result to PATH, or to stdout with - (stdout then "
                         "carries nothing else)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                   help="log verbosity (logs always go to stderr)")
+    p.add_argument("--events-jsonl", metavar="PATH|-",
+                   help="write one JSON object per incident event (opened, updated, acknowledged, silenced, "
+                        "unsilenced, resolved, reopened, flapping) to PATH, or to stdout with -")
+    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                   help="log verbosity (default: daemon.log.level; logs always go to stderr)")
+    p.add_argument("--log-json", action="store_true", help="JSON log lines (default: daemon.log.format)")
+    p.add_argument("--no-control", action="store_true",
+                   help="do not serve the control API and HTTP endpoints (a probe-only run)")
+    p.add_argument("--socket", metavar="PATH", help="control socket path (default: daemon.control.socket_path)")
+    p.add_argument("--store", metavar="PATH", help="SQLite file (default: storage.path or the data folder)")
 
 
 # -- extension points -------------------------------------------------------------------------
@@ -77,10 +91,11 @@ class DaemonExtension(Protocol):
 class DaemonContext:
     args: argparse.Namespace
     config: Config
-    engine: Engine
+    engine: Monitor
     stop_event: asyncio.Event
     simulator: Any = None  # cryptomon_tui.simulator.Simulator in --demo
     extensions: list[DaemonExtension] = field(default_factory=list)
+    log_filter: Any = None  # daemon.logging.RedactingFilter
 
 
 ExtensionBuilder = Callable[[DaemonContext], "DaemonExtension | None"]
@@ -158,11 +173,9 @@ class _ProbeJsonl:
 
     async def start(self) -> None:
         await self.writer.start()
-        self._unsubscribe = self._ctx.engine.subscribe_results(self.writer.write_result)
+        self._ctx.engine.add_result_sink(self.writer.write_result)
 
     async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
         await self.writer.stop()
 
 
@@ -171,7 +184,76 @@ def _probe_jsonl(ctx: DaemonContext) -> DaemonExtension | None:
     return _ProbeJsonl(ctx, target) if target else None
 
 
-EXTENSIONS: list[ExtensionBuilder] = [_probe_jsonl]
+# The incident events of the --events-jsonl contract (analysis_ready travels on the control API only).
+JSONL_EVENTS = frozenset(
+    {
+        EventType.OPENED,
+        EventType.UPDATED,
+        EventType.ACKNOWLEDGED,
+        EventType.SILENCED,
+        EventType.UNSILENCED,
+        EventType.RESOLVED,
+        EventType.REOPENED,
+        EventType.FLAPPING,
+    }
+)
+
+
+class _EventJsonl:
+    def __init__(self, ctx: DaemonContext, target: str) -> None:
+        self.writer = JsonlWriter(target)
+        self._ctx = ctx
+
+    def _write(self, event: IncidentEvent) -> None:
+        if event.event in JSONL_EVENTS:
+            self.writer.write_line(json.dumps(event.to_json_dict(), separators=(",", ":")))
+
+    async def start(self) -> None:
+        await self.writer.start()
+        self._ctx.engine.add_event_sink(self._write)
+
+    async def stop(self) -> None:
+        await self.writer.stop()
+
+
+def _event_jsonl(ctx: DaemonContext) -> DaemonExtension | None:
+    target = getattr(ctx.args, "events_jsonl", None)
+    if target and target == getattr(ctx.args, "probes_jsonl", None) and target == "-":
+        log.warning("--probes-jsonl and --events-jsonl both write to stdout; lines are interleaved")
+    return _EventJsonl(ctx, target) if target else None
+
+
+class _Control:
+    """Control API, HTTP (/metrics, /healthz, /readyz), config reload and SIGHUP."""
+
+    def __init__(self, ctx: DaemonContext) -> None:
+        from cryptomon_tui.clock import RealClock
+        from cryptomon_tui.daemon.runner import DaemonRunner
+
+        self._ctx = ctx
+        self.runner = DaemonRunner(
+            ctx.engine,
+            ctx.config,
+            RealClock(),
+            config_path=ctx.engine.config_path,
+            stop_event=ctx.stop_event,
+            handle_stop_signals=False,
+            log_filter=ctx.log_filter,
+        )
+
+    async def start(self) -> None:
+        await self.runner.start()
+        log.info("control API on %s", self.runner.control.address.describe())
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+
+
+def _control(ctx: DaemonContext) -> DaemonExtension | None:
+    return None if getattr(ctx.args, "no_control", False) else _Control(ctx)
+
+
+EXTENSIONS: list[ExtensionBuilder] = [_probe_jsonl, _event_jsonl, _control]
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -190,21 +272,29 @@ def demo_config(config: Config, base_urls: dict[str, str]) -> Config:
         ex.budget_share = max(ex.budget_share or 0.0, DEMO_BUDGET_SHARE)
     demo.probing.breaker.cooldown = 2.0
     demo.probing.breaker.max_cooldown = 10.0
+    # a demo never shares the user's socket, history or HTTP port
+    if demo.daemon.control.transport == "unix":
+        demo.daemon.control.socket_path = runtime_dir() / "cryptomon-demo.sock"
+    demo.daemon.http.port = 0
+    demo.storage.path = data_dir() / "cryptomon-demo.sqlite3"
     return demo
 
 
 # -- run -----------------------------------------------------------------------------------------
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def run_daemon(args: argparse.Namespace) -> int:
-    _setup_logging(getattr(args, "log_level", "info"))
-    config, _source = load_or_exit(getattr(args, "config", None))
+    from cryptomon_tui.daemon.logging import setup_logging
+    from cryptomon_tui.daemon.redact import collect_secrets
+
+    config, source = load_or_exit(getattr(args, "config", None))
+    level = getattr(args, "log_level", None) or config.daemon.log.level
+    json_logs = bool(getattr(args, "log_json", False)) or config.daemon.log.format == "json"
+    args.log_filter = setup_logging(json_logs, level, collect_secrets(config), stream=sys.stderr)
+    args.config_source = source
+    if getattr(args, "socket", None):
+        config.daemon.control.transport = "unix"
+        config.daemon.control.socket_path = args.socket
+    if getattr(args, "store", None):
+        config.storage.path = args.store
     duration: float | None = None
     if getattr(args, "run_for", None):
         try:
@@ -230,14 +320,22 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
         if simulator is None:
             return EXIT_CONFIG
         config = demo_config(config, simulator.base_urls)
+    transform = None
+    if simulator is not None:
+        urls = simulator.base_urls
+
+        def transform(c: Config) -> Config:
+            return demo_config(c, urls)
+
     try:
-        engine = Engine(config)
+        engine = Monitor(config, config_path=getattr(args, "config_source", None), config_transform=transform)
     except ValueError as exc:
         print(f"cryptomon: {exc}", file=sys.stderr)
         if simulator is not None:
             await simulator.stop()
         return EXIT_CONFIG
-    ctx = DaemonContext(args=args, config=config, engine=engine, stop_event=stop_event, simulator=simulator)
+    ctx = DaemonContext(args=args, config=config, engine=engine, stop_event=stop_event, simulator=simulator,
+                        log_filter=getattr(args, "log_filter", None))
     for build in EXTENSIONS:
         extension = build(ctx)
         if extension is not None:
@@ -249,7 +347,7 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
         # Everything built so far lives as long as the daemon: keep it out of the GC's full collections,
         # whose pauses would otherwise land inside measured latencies.
         gc.freeze()
-        watching = ", ".join(f"{name} ({len(w.slots)} probes)" for name, w in engine.workers.items())
+        watching = ", ".join(f"{name} ({len(w.slots)} probes)" for name, w in engine.engine.workers.items())
         log.info("daemon running%s: %s", f" against the simulator ({args.demo})" if simulator else "",
                  watching or "nothing enabled")
         try:

@@ -53,8 +53,10 @@ class Monitor:
         store_path: Path | None = None,
         transport_factory: TransportFactory | None = None,
         notify: bool = True,
+        config_transform: Callable[[Config], Config] | None = None,
     ) -> None:
         self.config = config
+        self._transform = config_transform  # e.g. --demo: point a reloaded config at the simulator
         self.config_path = config_path
         self.clock: Clock = clock or RealClock()
         self._use_store = use_store
@@ -623,7 +625,9 @@ class Monitor:
     async def reload(self) -> dict[str, Any]:
         """Re-read the file; rebuild probing with the new config, keep incidents, silences and metrics."""
         try:
-            new, _ = load_config(self.config_path)
+            new, _ = await asyncio.to_thread(load_config, self.config_path)
+            if self._transform is not None:
+                new = self._transform(new)
         except ConfigError as exc:
             self._last_reload_error = exc.render()
             log.error("reload refused, keeping the running config:\n%s", exc.render())
