@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import heapq
 import json
 import logging
@@ -287,7 +288,7 @@ def summary(errors_ms: list[float]) -> dict[str, float]:
 
 
 # ================================================================ (a) accuracy
-async def bench_accuracy(url: str, total: int, in_flight: int = 4, block: int = 100) -> dict[str, Any]:
+async def bench_accuracy(url: str, total: int, in_flight: int = 4, block: int = 25) -> dict[str, Any]:
     clients: list[Any] = [RawClient(url), CryptomonClient(url)]
     samples: dict[str, list[float]] = {c.name: [] for c in clients}
     for c in clients:
@@ -368,6 +369,7 @@ async def bench_engine_cost(url: str, duration: float, rate: int = 200) -> dict[
 
     engine.subscribe_results(on_result)
     await engine.start()
+    gc.freeze()  # as the daemon does after start
     await asyncio.sleep(3)  # warm-up: every connection open
     n0, c0, t0 = counts["n"], cpu_self_s(), time.perf_counter()
     await asyncio.sleep(duration)
@@ -564,6 +566,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
         "load": load_note(),
     }
+    gc.freeze()  # as the daemon does after start: long-lived objects out of full collections
     cpus = sorted(os.sched_getaffinity(0))
     server = ServerProcess(cpu=cpus[-1] if "scale" in only and len(cpus) > 1 else None)
     try:

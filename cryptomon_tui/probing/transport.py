@@ -98,7 +98,6 @@ class _Timing:
         "deadline",
         "dns_end",
         "dns_start",
-        "headers_sent",
         "pool_wait_ns",
         "queued_start",
         "response_start",
@@ -114,7 +113,6 @@ class _Timing:
         self.create_end = 0
         self.dns_start = 0
         self.dns_end = 0
-        self.headers_sent = 0
         self.response_start = 0
         self.reused: bool | None = None
 
@@ -166,17 +164,8 @@ async def _on_dns_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
         t.dns_end = time.perf_counter_ns()
 
 
-async def _on_headers_sent(_s: object, ctx: SimpleNamespace, _p: object) -> None:
-    if (t := _ctx(ctx)) is not None:
-        t.headers_sent = time.perf_counter_ns()
-
-
-async def _on_request_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
-    if (t := _ctx(ctx)) is not None:
-        t.response_start = time.perf_counter_ns()
-
-
 def _trace_config() -> aiohttp.TraceConfig:
+    """Only hooks that carry information we cannot take ourselves: one signal per reused request."""
     tc = aiohttp.TraceConfig()
     tc.on_connection_queued_start.append(_on_queued_start)
     tc.on_connection_queued_end.append(_on_queued_end)
@@ -185,8 +174,6 @@ def _trace_config() -> aiohttp.TraceConfig:
     tc.on_connection_reuseconn.append(_on_reuse)
     tc.on_dns_resolvehost_start.append(_on_dns_start)
     tc.on_dns_resolvehost_end.append(_on_dns_end)
-    tc.on_request_headers_sent.append(_on_headers_sent)
-    tc.on_request_end.append(_on_request_end)
     return tc
 
 
@@ -329,8 +316,7 @@ class AiohttpTransport:
                     allow_redirects=False,
                     trace_request_ctx=timing,
                 ) as resp:
-                    if not timing.response_start:
-                        timing.response_start = time.perf_counter_ns()
+                    timing.response_start = time.perf_counter_ns()  # status line and headers are in
                     chunks: list[bytes] = []
                     size = 0
                     while True:
@@ -372,7 +358,7 @@ class AiohttpTransport:
             dns_ms=_ms(timing.dns_start, timing.dns_end),
             connect_ms=self._connect_ms(timing),
             tls_ms=None,  # aiohttp creates TCP and TLS in one call; connect_ms includes the handshake
-            ttfb_ms=_ms(timing.headers_sent or ready, timing.response_start),
+            ttfb_ms=_ms(ready, timing.response_start),
             transfer_ms=_ms(timing.response_start, t_end) if response is not None else None,
             reused=timing.reused,
         )
