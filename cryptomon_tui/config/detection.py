@@ -53,6 +53,9 @@ class LatencyP99Rule(RuleConfig):
     threshold_ms: float = Field(default=2000.0, gt=0)
     window: Duration = 300.0
     min_attempts: int = Field(default=10, ge=1)
+    min_slow: int = Field(
+        default=5, ge=1, description="and at least this many samples above the limit (p99 of 150 is the 2nd-slowest)"
+    )
     for_: Duration = Field(default=30.0, alias="for")
     recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
 

@@ -18,7 +18,7 @@ from cryptomon_tui.detection.baseline import LatencyBaseline
 from cryptomon_tui.detection.signals import Signal
 from cryptomon_tui.detection.state import Phase, RuleInstance, Step
 from cryptomon_tui.incidents.model import Severity, fingerprint
-from cryptomon_tui.metrics.histogram import bin_value
+from cryptomon_tui.metrics.histogram import bin_index, bin_value
 from cryptomon_tui.metrics.registry import ExchangeMetrics, MetricsRegistry
 from cryptomon_tui.metrics.series import OUTCOME_INDEX, Series, WindowStats
 from cryptomon_tui.probing.results import BreakerState, Outcome, iso_utc
@@ -256,7 +256,13 @@ class Detector:
             return True
         p99 = r.latency_p99
         keys = s.hist.keys
-        if p99.enabled and s.hist.total >= p99.min_attempts and keys and bin_value(keys[-1]) > p99.threshold_ms:
+        if (
+            p99.enabled
+            and s.hist.total >= p99.min_attempts
+            and keys
+            and bin_value(keys[-1]) > p99.threshold_ms
+            and s.hist.count_above(p99.threshold_ms) >= p99.min_slow
+        ):
             return True
         if r.latency_anomaly.enabled:
             base = self._learn_baseline(s, None, now)
@@ -499,21 +505,30 @@ class Detector:
             keys = s.hist.keys
             if s.hist.total < cfg.min_attempts or not keys or bin_value(keys[-1]) <= cfg.threshold_ms:
                 return None  # even the slowest sample in the window is under the limit
+            if s.hist.count_above(cfg.threshold_ms) < cfg.min_slow:
+                return None
         st, span = self._window(s, inst, now, cfg.window, cfg.recovery.window, bins=True)
         if st is None:
             n = s.hist.total
             if n < cfg.min_attempts:
                 return None
             p99 = s.hist.quantile(0.99)
+            slow = s.hist.count_above(cfg.threshold_ms) if p99 is not None and p99 > cfg.threshold_ms else 0
         else:
             n = sum(st.latency_bins.values())
             if n == 0 or (n < cfg.min_attempts and not self._recovering(inst)):
                 return None
             p99 = st.quantile(0.99)
+            limit_bin = bin_index(cfg.threshold_ms)
+            slow = sum(c for b, c in st.latency_bins.items() if b > limit_bin)
         if p99 is None or p99 <= cfg.threshold_ms:
             return None
+        need = cfg.min_slow if not self._recovering(inst) else max(1, math.ceil(cfg.min_slow * span / cfg.window))
+        if slow < need:
+            return None  # with few samples p99 is just the second-slowest: a couple of stray spikes is not it
         return Finding(
-            summary=f"{_where(s.exchange, s.probe)}: p99 {_ms(p99)} over {span:.0f}s (limit {_ms(cfg.threshold_ms)})",
+            summary=f"{_where(s.exchange, s.probe)}: p99 {_ms(p99)} over {span:.0f}s (limit {_ms(cfg.threshold_ms)}; "
+            f"{slow}/{n} slower)",
             values={"p99_ms": round(p99, 3)},
         )
 

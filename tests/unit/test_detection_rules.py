@@ -397,3 +397,23 @@ def test_a_lone_429_with_a_short_retry_after_is_not_an_incident() -> None:
     # held off for longer than `for` (5 s): that is an incident
     h.run(12, fail("okx", "ticker", Outcome.RATE_LIMITED, retry_after_s=10.0))
     assert [e.incident.rule for e in h.opened()] == ["rate_limited"]
+
+
+def test_p99_ignores_a_couple_of_stray_spikes_but_catches_a_slow_tail() -> None:
+    rnd = random.Random(8)
+    counter = iter(range(10**9))
+
+    def stray(t: float) -> ProbeResult:
+        lat = 2500.0 if next(counter) % 120 == 0 else rnd.lognormvariate(math.log(60), 0.3)
+        return ProbeResult("binance", "ticker", t, lat, Outcome.OK)
+
+    h = Harness()
+    h.run(3600, stray, every=2.0)  # one 2.5 s spike every 4 minutes: p99 of ~150 samples crosses 2 s often
+    assert h.events == []
+
+    def slow_tail(t: float) -> ProbeResult:
+        lat = 2500.0 if rnd.random() < 0.08 else rnd.lognormvariate(math.log(60), 0.3)
+        return ProbeResult("binance", "ticker", t, lat, Outcome.OK)
+
+    h.run(300, slow_tail, every=2.0)
+    assert [e.incident.rule for e in h.opened()] == ["latency_p99"]
