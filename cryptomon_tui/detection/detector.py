@@ -389,11 +389,21 @@ class Detector:
             ts=now,
             labels=_labels(inst.exchange, inst.probe),
             values=dict(finding.values) if finding is not None else dict(inst.peak),
-            counts=dict(finding.counts) if finding is not None else {},
+            counts=dict(finding.counts) if finding is not None and finding.counts else self._counts(inst),
             last_error=finding.last_error if finding is not None else None,
             ban_until=finding.ban_until if finding is not None else None,
             flapping=inst.flapping,
         )
+
+    def _counts(self, inst: RuleInstance) -> dict[str, int]:
+        """Outcome counts in the window behind a signal (the series, or the whole exchange)."""
+        if inst.exchange is None:
+            return {}
+        if inst.probe is not None:
+            series = self.metrics.series(inst.exchange, inst.probe)
+            return series.counts_dict() if series is not None else {}
+        exm = self.metrics.exchange(inst.exchange)
+        return exm.aggregate.counts_dict() if exm is not None else {}
 
     # ------------------------------------------------------------------ conditions
     def _check(
