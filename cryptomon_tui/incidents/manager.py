@@ -75,6 +75,7 @@ class IncidentManager:
         self._resolved_by_fp: dict[str, str] = {}
         self._silences: dict[str, Silence] = {}
         self._silence_used: set[str] = set()
+        self._silence_started: set[str] = set()
         self._windows: dict[str, MaintenanceWindow] = {}
         self._known_ids: set[str] = set()
 
@@ -466,7 +467,12 @@ class IncidentManager:
         events: list[IncidentEvent] = []
         for s in list(self._silences.values()):
             if s.expired_at is None and s.ends_at is not None and s.ends_at <= t:
-                self._expire_silence(s, s.ends_at if s.ends_at <= t else t, events, actor=None)
+                self._expire_silence(s, s.ends_at, events, actor=None)
+            elif s.id not in self._silence_started and s.expired_at is None and s.starts_at <= t:
+                self._silence_started.add(s.id)  # a silence created for later starts now
+                for inc in list(self._open.values()):
+                    if silence_matches(s, inc):
+                        self._set_silence(inc, s, t, events, actor=s.created_by)
         if self._windows:
             for w in list(self._windows.values()):
                 if w.recurrence is None and w.ends_at <= t:
@@ -555,6 +561,7 @@ class IncidentManager:
         self._silences[silence.id] = silence
         events: list[IncidentEvent] = []
         if silence.is_active(now):
+            self._silence_started.add(silence.id)
             for inc in list(self._open.values()):
                 if silence_matches(silence, inc):
                     self._set_silence(inc, silence, now, events, actor=by)
@@ -758,6 +765,8 @@ class IncidentManager:
         for s in silences:
             self._silences[s.id] = s
             self._known_ids.add(s.id)
+            if s.starts_at <= now:
+                self._silence_started.add(s.id)
             if any(i.silenced_by == s.id for i in self._open.values()):
                 self._silence_used.add(s.id)
         for w in windows:

@@ -319,3 +319,16 @@ def test_resolved_incidents_kept_are_bounded(clock: FakeClock) -> None:
         m.process([sig(exchange=f"ex{i}", firing=False)])
     assert len(m.recently_resolved()) == 10
     assert len(m._resolved_by_fp) <= 10 and len(m._members) <= 10
+
+
+def test_a_silence_scheduled_for_later_applies_when_it_starts(mgr: IncidentManager, clock: FakeClock) -> None:
+    mgr.process([sig()])
+    silence, events = mgr.silence([Matcher("exchange", "binance")], 600, "planned", "bob", starts_at=T0 + 100)
+    assert events == [] and mgr.open_incidents()[0].silenced_by is None
+    clock.set(T0 + 100)
+    [ev] = mgr.tick()
+    assert ev.event is EventType.SILENCED and ev.incident.silenced_by == silence.id
+    assert ev.incident.silenced_until == T0 + 700
+    clock.set(T0 + 700)
+    [end] = mgr.tick()
+    assert end.event is EventType.UNSILENCED
