@@ -74,7 +74,6 @@ class IncidentManager:
         self._resolved: OrderedDict[str, Incident] = OrderedDict()
         self._resolved_by_fp: dict[str, str] = {}
         self._silences: dict[str, Silence] = {}
-        self._silence_used: set[str] = set()
         self._silence_started: set[str] = set()
         self._windows: dict[str, MaintenanceWindow] = {}
         self._known_ids: set[str] = set()
@@ -582,7 +581,6 @@ class IncidentManager:
         current = self._silences.get(inc.silenced_by) if inc.silenced_by else None
         if current is not None and current.is_active(now) and not _ends_later(silence, current):
             return
-        self._silence_used.add(silence.id)
         until = silence.ends_at
         updated = self._replace(
             inc,
@@ -617,12 +615,10 @@ class IncidentManager:
                 best = s
         if best is None:
             return inc
-        self._silence_used.add(best.id)
         return inc.with_changes(silenced_by=best.id, silenced_until=best.ends_at)
 
     def _expire_silence(self, silence: Silence, at: float, events: list[IncidentEvent], actor: str | None) -> None:
         self._silences[silence.id] = _expired(silence, at)
-        self._silence_used.discard(silence.id)
         now = max(at, self.clock.now()) if actor is not None else at
         for inc in list(self._open.values()):
             if inc.silenced_by != silence.id:
@@ -662,7 +658,6 @@ class IncidentManager:
         if any(i.silenced_by == silence_id for i in self._open.values()):
             return
         self._silences[silence_id] = _expired(s, now)
-        self._silence_used.discard(silence_id)
 
     def add_maintenance(
         self,
@@ -767,8 +762,6 @@ class IncidentManager:
             self._known_ids.add(s.id)
             if s.starts_at <= now:
                 self._silence_started.add(s.id)
-            if any(i.silenced_by == s.id for i in self._open.values()):
-                self._silence_used.add(s.id)
         for w in windows:
             self._windows[w.id] = w
             self._known_ids.add(w.id)
