@@ -34,6 +34,20 @@ from cryptomon_tui.probing.results import ProbeResult, iso_utc
 MAX_CATCH_UP_TICKS = 900  # after a longer gap, jump: nothing is recorded in between anyway
 
 
+def evaluation_interval(config: Config) -> float:
+    """``evaluate_every``, but never coarser than the fastest probe interval (floor 100 ms).
+
+    Why: a hard failure must be seen within a few probe intervals; with 250 ms probes a 1 s tick
+    alone would add up to four intervals. Recovery counts evaluations, so K keeps meaning about K
+    probes' worth of good news.
+    """
+    intervals = [ex.interval for ex in config.exchanges.values() if ex.enabled]
+    every = config.detection.evaluate_every
+    if intervals:
+        every = min(every, min(intervals))
+    return max(0.1, every)
+
+
 class DetectionPipeline:
     def __init__(
         self,
@@ -58,7 +72,7 @@ class DetectionPipeline:
         )
         self.detector = Detector(det, config.incidents, self.metrics, clock_tolerances, canaries)
         self.incidents = IncidentManager(clock, config.incidents, id_seed=id_seed)
-        self.every = det.evaluate_every
+        self.every = evaluation_interval(config)
         self._next_tick: float | None = None
 
     @property
@@ -76,8 +90,9 @@ class DetectionPipeline:
         self.incidents.config = new.incidents
         if self._canaries_from_config:
             self.detector.canaries = {name for name, ex in new.exchanges.items() if ex.canary}
-        if new.detection.evaluate_every != self.every:
-            self.every = new.detection.evaluate_every
+        every = evaluation_interval(new)
+        if every != self.every:
+            self.every = every
             self._next_tick = None
 
     # ------------------------------------------------------------------ flow
