@@ -166,7 +166,9 @@ class RulesConfig(Section):
 class DetectionConfig(Section):
     window: Duration = Field(default=300.0, description="sliding window of the rolling metrics")
     bucket: Duration = Field(default=5.0, description="time bucket of the window ring")
-    evaluate_every: Duration = Field(default=1.0, description="rule evaluation tick (never coarser than the fastest probe)")
+    evaluate_every: Duration = Field(
+        default=1.0, description="rule evaluation tick (never coarser than the fastest probe)"
+    )
     sparkline_points: int = Field(default=120, ge=2, le=10_000)
     rules: RulesConfig = Field(default_factory=RulesConfig)
 
