@@ -9,15 +9,11 @@ inside the handlers, so other commands never load it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg, load_or_exit
-from cryptomon_tui.config.paths import state_dir
+from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.config.root import Config
 
 DEMO_SCENARIO = "flaky"
@@ -78,60 +74,23 @@ def run_attach(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    config_path, config = write_demo_config(getattr(args, "config", None))
-    return _attach_or_start(args, config, config_path, demo=args.scenario)
+    config, source = load_or_exit(getattr(args, "config", None))
+    return _attach_or_start(args, config, source, demo=args.scenario)
 
 
-def demo_overrides() -> dict[str, Any]:
-    """The demo daemon's own socket, database and HTTP port: never the real daemon's."""
-    folder = state_dir() / "demo"
-    return {
-        "daemon": {
-            "location": "demo",
-            "control": {"transport": "unix", "socket_path": str(folder / "cryptomon-demo.sock")},
-            "http": {"port": 0},
-        },
-        "storage": {"path": str(folder / "demo.sqlite3")},
-    }
+def demo_view(config: Config) -> Config:
+    """The demo daemon's own socket, database and HTTP port, exactly as ``cryptomon daemon --demo``
+    derives them (so the demo never attaches to, or mixes with, real monitoring)."""
+    from cryptomon_tui.cli.daemon_cmd import demo_config
 
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def write_demo_config(user_config: str | None) -> tuple[Path, Config]:
-    """The user's config file (if given) plus the demo overrides, written to the state folder.
-
-    The raw YAML is merged, so ``${ENV}`` references stay references (no secret is written)."""
-    raw: dict[str, Any] = {}
-    if user_config:
-        try:
-            loaded = yaml.safe_load(Path(user_config).expanduser().read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            print(f"cryptomon: {user_config}: {exc}", file=sys.stderr)
-            raise SystemExit(EXIT_CONFIG) from None
-        raw = loaded if isinstance(loaded, dict) else {}
-    data = _merge(raw, demo_overrides())
-    folder = state_dir() / "demo"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "demo-config.yaml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("# written by `cryptomon demo`; edit your own config instead\n")
-        yaml.safe_dump(data, fh, sort_keys=False)
-    config, _ = load_or_exit(path)
-    return path, config
+    return demo_config(config, {})
 
 
 def _attach_or_start(args: argparse.Namespace, config: Config, source: Path | None, demo: str | None) -> int:
     from cryptomon_tui.daemon.client import DaemonError, find_running_daemon, spawn_daemon
 
+    if demo is not None:
+        config = demo_view(config)
     try:
         address = find_running_daemon(config)
     except DaemonError as exc:
@@ -147,10 +106,11 @@ def _attach_or_start(args: argparse.Namespace, config: Config, source: Path | No
             print(f"cryptomon: {exc}", file=sys.stderr)
             return 1
         owns = True
-    return _open(args, config, address, owns_daemon=owns)
+    return _open(args, config, address, owns_daemon=owns, again="cryptomon demo" if demo else "cryptomon attach")
 
 
-def _open(args: argparse.Namespace, config: Config, address: Any, *, owns_daemon: bool) -> int:
+def _open(args: argparse.Namespace, config: Config, address: Any, *, owns_daemon: bool,
+          again: str = "cryptomon attach") -> int:
     from cryptomon_tui.config.paths import default_db_path
     from cryptomon_tui.daemon.client import DaemonClient
     from cryptomon_tui.ui.app import CryptomonApp
@@ -173,7 +133,7 @@ def _open(args: argparse.Namespace, config: Config, address: Any, *, owns_daemon
     for message in result.messages:
         print(f"cryptomon: {message}", file=sys.stderr)
     if result.daemon == "kept":
-        print(f"cryptomon: the daemon keeps monitoring on {address.describe()}; `cryptomon attach` to return",
+        print(f"cryptomon: the daemon keeps monitoring on {address.describe()}; `{again}` to return",
               file=sys.stderr)
     elif result.daemon == "stopped":
         print("cryptomon: the daemon was stopped", file=sys.stderr)

@@ -471,10 +471,11 @@ class DashboardScreen(Screen[None]):
         self.notify(f"silence {silence_id} removed", markup=False)
 
     def action_silences(self) -> None:
-        snap = self.snapshot or {}
-        self.app.push_screen(
-            SilencesModal(snap.get("silences") or [], parse_ts(snap.get("ts")), lambda sid: self._unsilence(sid))
-        )
+        def source() -> tuple[list[Any], float | None]:
+            snap = self.cm_app.bridge.latest or self.snapshot or {}
+            return list(snap.get("silences") or []), parse_ts(snap.get("ts"))
+
+        self.app.push_screen(SilencesModal(source, lambda sid: self._unsilence(sid)))
 
     def action_pause(self) -> None:
         exchange = self.selected_exchange()

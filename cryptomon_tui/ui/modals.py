@@ -247,8 +247,8 @@ class QuitModal(_Modal):
         self.action_stop()
 
 
-SILENCE_COLUMNS = (("id", "Id", 14), ("matchers", "Matchers", 28), ("ends", "Ends in", 14),
-                   ("by", "By", 16), ("comment", "Comment", 40))
+SILENCE_COLUMNS = (("id", "Id", 12), ("matchers", "Matchers", 24), ("ends", "Ends in", 14),
+                   ("by", "By", 14), ("comment", "Comment", 24))
 
 
 class SilencesModal(_Modal):
@@ -259,16 +259,18 @@ class SilencesModal(_Modal):
         Binding("u,delete", "unsilence", "Unsilence", id="silences.unsilence"),
     ]
 
-    def __init__(self, silences: Sequence[Mapping[str, Any]], now: float | None,
+    def __init__(self, source: Callable[[], tuple[Sequence[Mapping[str, Any]], float | None]],
                  on_unsilence: Callable[[str], None]) -> None:
         super().__init__()
-        self.silences = [s for s in silences if isinstance(s, Mapping)]
-        self.now = now
+        self.source = source
+        self.silences: list[Mapping[str, Any]] = []
+        self.now: float | None = None
         self.on_unsilence = on_unsilence
+        self._shown: list[Any] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog wide"):
-            yield Label(Content(f"Silences ({len(self.silences)})"), classes="dialog-title")
+            yield Label(Content("Silences"), id="silences-title", classes="dialog-title")
             table: DataTable[Content] = DataTable(cursor_type="row", id="silences-table")
             yield table
             yield Label(Content("u unsilence · esc close"), classes="hint")
@@ -277,10 +279,26 @@ class SilencesModal(_Modal):
         table = self.query_one("#silences-table", DataTable)
         for key, label, width in SILENCE_COLUMNS:
             table.add_column(label, width=width, key=key)
-        for s in sorted(self.silences, key=lambda s: parse_ts(s.get("ends_at")) or float("inf")):
-            row = silence_row(s, self.now)
-            table.add_row(*(cell_content(row[c]) for c, _, _ in SILENCE_COLUMNS), key=str(s.get("id")))
+        self.reload()
+        self.set_interval(1.0, self.reload, name="silences-refresh")
         table.focus()
+
+    def reload(self) -> None:
+        """Pull the latest silences (live: a silence made a moment ago shows up here too)."""
+        silences, now = self.source()
+        self.silences = [s for s in silences if isinstance(s, Mapping)]
+        self.now = now
+        rows = sorted(self.silences, key=lambda s: parse_ts(s.get("ends_at")) or float("inf"))
+        shown = [(s.get("id"), s.get("ends_at"), s.get("comment")) for s in rows]
+        if shown == self._shown:
+            return
+        self._shown = shown
+        table = self.query_one("#silences-table", DataTable)
+        table.clear()
+        for s in rows:
+            row = silence_row(s, now)
+            table.add_row(*(cell_content(row[c]) for c, _, _ in SILENCE_COLUMNS), key=str(s.get("id")))
+        self.query_one("#silences-title", Label).update(Content(f"Silences ({len(rows)})"))
 
     def action_unsilence(self) -> None:
         table = self.query_one("#silences-table", DataTable)

@@ -47,6 +47,7 @@ async def served_monitor(scenario: dict[str, Any] | None = None, **config_data: 
             **config_data,
         })
         config = demo_config(base, sim.base_urls)
+        config.daemon.control.socket_path = tmp / "run" / "c.sock"  # short: AF_UNIX paths are limited
         monitor = Monitor(config, use_store=False, notify=False)
         await monitor.start()
         async with serve(monitor, config) as served:
