@@ -92,6 +92,7 @@ class TimeoutsRule(RuleConfig):
 
 class ConsecutiveFailuresRule(RuleConfig):
     threshold: int = Field(default=3, ge=1, description="fires at this many failed attempts in a row")
+    recover_successes: int = Field(default=2, ge=1, description="successful probes in a row before it can recover")
     recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3))
 
 

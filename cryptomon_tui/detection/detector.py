@@ -430,7 +430,12 @@ class Detector:
     def _consecutive(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.consecutive_failures
         n = s.consecutive_failures
-        if n < cfg.threshold and not (self._recovering(inst) and n > 0):
+        if inst is not None and self._recovering(inst):
+            if n == 0:
+                if s.consecutive_ok >= cfg.recover_successes:
+                    return None  # recovered: enough successful probes in a row
+                return Finding(summary=inst.summary, values={})  # one success is not a recovery yet
+        elif n < cfg.threshold:
             return None
         if s.last_error_outcome in CAUSE_OUTCOMES and not self._recovering(inst):
             return None  # a streak of 429s, bans or maintenance answers is their own rule's incident

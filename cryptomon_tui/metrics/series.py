@@ -537,7 +537,7 @@ class Series:
         """Totals over the last ``seconds`` (rounded to buckets), optionally only from ``since`` on."""
         lo = self._lowest_bucket(now, seconds)
         if since is not None:
-            lo = max(lo, int(since // self.bucket_s))
+            lo = max(lo, math.ceil(since / self.bucket_s))  # whole buckets only: nothing from before `since`
         stats = WindowStats()
         merged = stats.latency_bins
         for b in self._buckets:

@@ -417,3 +417,15 @@ def test_p99_ignores_a_couple_of_stray_spikes_but_catches_a_slow_tail() -> None:
 
     h.run(300, slow_tail, every=2.0)
     assert [e.incident.rule for e in h.opened()] == ["latency_p99"]
+
+
+def test_consecutive_failures_needs_two_successes_in_a_row_to_recover() -> None:
+    h = Harness(rules_only({"consecutive_failures": {"recovery": {"evaluations": 1}}}))
+    h.run(10, ok())
+    h.run(5, fail())
+    assert len(h.opened()) == 1
+    alternating = iter([True, False] * 100)
+    h.run(40, lambda t: (ok() if next(alternating) else fail())(t))
+    assert h.resolved() == []  # one success between failures is not a recovery
+    h.run(5, ok())
+    assert len(h.resolved()) == 1
