@@ -489,7 +489,7 @@ def load_note() -> str:
 
 
 def render(res: dict[str, Any]) -> str:
-    lines = [f"### bench-probe, {res['date']}", "", f"Command: `{res['command']}`  ", f"Machine: {res['machine']}; "
+    lines = [f"### bench-probe, {res['date']}", "", f"Command: {res['command']}  ", f"Machine: {res['machine']}; "
              f"{res['load']}. Python {platform.python_version()}.", ""]
     if "accuracy" in res:
         acc = res["accuracy"]
@@ -562,7 +562,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     only = set(args.only.split(",")) if args.only else {"accuracy", "cost", "scale", "choice"}
     res: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "make bench-probe" + (f" ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else ""),
+        "command": "python -m bench.bench_probe " + " ".join(sys.argv[1:]) + "  (what `make bench-probe"
+                   + (f" ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "") + "` runs)",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
         "load": load_note(),
     }
