@@ -8,6 +8,7 @@ input gives the same events.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -30,6 +31,8 @@ from cryptomon_tui.incidents.model import (
 from cryptomon_tui.metrics.registry import MetricsRegistry
 from cryptomon_tui.metrics.series import Rollup
 from cryptomon_tui.probing.results import ProbeResult, iso_utc
+
+log = logging.getLogger(__name__)
 
 MAX_CATCH_UP_TICKS = 900  # after a longer gap, jump: nothing is recorded in between anyway
 
@@ -74,6 +77,7 @@ class DetectionPipeline:
         self.incidents = IncidentManager(clock, config.incidents, id_seed=id_seed)
         self.every = evaluation_interval(config)
         self._next_tick: float | None = None
+        self.evaluation_errors = 0
 
     @property
     def config(self) -> Config:
@@ -123,7 +127,13 @@ class DetectionPipeline:
             self._next_tick += math.floor(behind - MAX_CATCH_UP_TICKS) * every
         while self._next_tick <= now:
             t = self._next_tick
-            new = self.incidents.process(self.detector.evaluate(t), t)
+            self._next_tick = t + every
+            try:
+                new = self.incidents.process(self.detector.evaluate(t), t)
+            except Exception:  # a rule bug must not stop monitoring: skip this tick, keep the rest going
+                self.evaluation_errors += 1
+                log.exception("detection evaluation failed at %s (error %d)", iso_utc(t), self.evaluation_errors)
+                continue
             for ev in new:
                 # the incident covered the errors so far: windowed symptoms restart from fresh data
                 inc = ev.incident
@@ -137,7 +147,6 @@ class DetectionPipeline:
                     self.detector.rearm(inc.exchange, t)
             events.extend(new)
             events.extend(self.incidents.tick(t))
-            self._next_tick = t + every
         return events
 
     # ------------------------------------------------------------------ commands

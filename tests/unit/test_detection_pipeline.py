@@ -6,6 +6,7 @@ import json
 import math
 import random
 import time
+from typing import Any
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
@@ -194,3 +195,21 @@ def test_snapshot_lists_maintenance_windows_with_their_next_occurrence() -> None
     assert entry["next_start"].startswith("2023-11-14T22:14")
     h.run(70, ok())
     assert h.pipeline.snapshot()["maintenance"][0]["active"] is True
+
+
+def test_a_failing_evaluation_is_logged_and_monitoring_goes_on(caplog: Any) -> None:
+    h = Harness()
+    original = h.pipeline.detector.evaluate
+    calls = iter(range(10**6))
+
+    def flaky(now: float) -> list:  # type: ignore[type-arg]
+        if next(calls) == 5:
+            raise RuntimeError("rule bug")
+        return original(now)
+
+    h.pipeline.detector.evaluate = flaky  # type: ignore[method-assign]
+    h.run(30, ok())
+    h.run(10, fail())
+    assert h.pipeline.evaluation_errors == 1
+    assert "detection evaluation failed" in caplog.text
+    assert [e.incident.rule for e in h.opened()] == ["consecutive_failures"]
