@@ -75,6 +75,7 @@ class IncidentManager:
         self._resolved_by_fp: dict[str, str] = {}
         self._silences: dict[str, Silence] = {}
         self._silence_started: set[str] = set()
+        self._live_silences: set[str] = set()  # not expired: the only ones a tick has to look at
         self._windows: dict[str, MaintenanceWindow] = {}
         self._known_ids: set[str] = set()
 
@@ -464,7 +465,8 @@ class IncidentManager:
         """Expire silences, follow maintenance windows, drop old resolved incidents, settle orphans."""
         t = self.clock.now() if now is None else now
         events: list[IncidentEvent] = []
-        for s in list(self._silences.values()):
+        for sid in list(self._live_silences):
+            s = self._silences[sid]
             if s.expired_at is None and s.ends_at is not None and s.ends_at <= t:
                 self._expire_silence(s, s.ends_at, events, actor=None)
             elif s.id not in self._silence_started and s.expired_at is None and s.starts_at <= t:
@@ -558,6 +560,7 @@ class IncidentManager:
             created_at=now,
         )
         self._silences[silence.id] = silence
+        self._live_silences.add(silence.id)
         events: list[IncidentEvent] = []
         if silence.is_active(now):
             self._silence_started.add(silence.id)
@@ -619,6 +622,7 @@ class IncidentManager:
 
     def _expire_silence(self, silence: Silence, at: float, events: list[IncidentEvent], actor: str | None) -> None:
         self._silences[silence.id] = _expired(silence, at)
+        self._live_silences.discard(silence.id)
         now = max(at, self.clock.now()) if actor is not None else at
         for inc in list(self._open.values()):
             if inc.silenced_by != silence.id:
@@ -649,6 +653,7 @@ class IncidentManager:
         if len(self._silences) > 1000:
             for sid in [sid for sid, s in self._silences.items() if s.expired_at is not None][:200]:
                 del self._silences[sid]
+                self._silence_started.discard(sid)
 
     def _expire_until_resolved(self, silence_id: str, now: float) -> None:
         """An "until resolved" silence ends with the last open incident it silences."""
@@ -658,6 +663,7 @@ class IncidentManager:
         if any(i.silenced_by == silence_id for i in self._open.values()):
             return
         self._silences[silence_id] = _expired(s, now)
+        self._live_silences.discard(silence_id)
 
     def add_maintenance(
         self,
@@ -759,6 +765,8 @@ class IncidentManager:
                 self._remember_resolved(inc)
         for s in silences:
             self._silences[s.id] = s
+            if s.expired_at is None:
+                self._live_silences.add(s.id)
             self._known_ids.add(s.id)
             if s.starts_at <= now:
                 self._silence_started.add(s.id)
