@@ -110,9 +110,10 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 def render_model(model: type[BaseModel], value: BaseModel | None, indent: int, path: str, out: list[str]) -> None:
     pad = "  " * indent
-    for name, info in model.model_fields.items():
+    for attr, info in model.model_fields.items():
+        name = info.alias or attr
         key_path = f"{path}.{name}" if path else name
-        default = getattr(value, name) if value is not None else _default(info)
+        default = getattr(value, attr) if value is not None else _default(info)
         doc = (info.description or "").strip()
         sub = _model_of(info.annotation)
         if doc:
@@ -157,6 +158,17 @@ def render_model(model: type[BaseModel], value: BaseModel | None, indent: int, p
                     out.append(f"{pad}  {json.dumps(str(k))}: {_scalar(v, False)}")
             continue
         if isinstance(default, list | tuple):
+            item_model = _list_item_model(info.annotation)
+            if not default and item_model is not None:
+                out.append(f"{pad}{name}: []")
+                lines = []
+                render_model(item_model, None, indent + 2, key_path, lines)
+                out.append(f"{pad}# example entry:")
+                if lines:
+                    first, *rest = (_comment_out(pad, line) for line in lines)
+                    out.append(f"{pad}#  - {first[len(pad) + 1:].strip()}")
+                    out.extend(rest)
+                continue
             if default and all(isinstance(v, BaseModel) for v in default):
                 out.append(f"{pad}{name}:")
                 for v in default:
@@ -184,6 +196,15 @@ def _comment_out(pad: str, line: str) -> str:
     if stripped.startswith("# ") and ": (" in stripped:  # "# key: (type, required)" -> "key: (type, required)"
         body = body[: len(body) - len(stripped)] + stripped[2:]
     return f"{pad}#{body}"
+
+
+def _list_item_model(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) in (list, tuple):
+            args = typing.get_args(candidate)
+            if args:
+                return _model_of(args[0])
+    return None
 
 
 def _dict_value_model(annotation: Any) -> type[BaseModel] | None:

@@ -30,8 +30,8 @@ def _field_names(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str]
     if model in seen:
         return names
     seen.add(model)
-    for name, info in model.model_fields.items():
-        names.add(name)
+    for attr, info in model.model_fields.items():
+        names.add(info.alias or attr)
         for candidate in (info.annotation, *getattr(info.annotation, "__args__", ())):
             for inner in (candidate, *getattr(candidate, "__args__", ())):
                 if isinstance(inner, type) and issubclass(inner, BaseModel):
