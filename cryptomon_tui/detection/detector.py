@@ -36,7 +36,14 @@ Key = tuple[str, str | None, str | None]  # (rule, exchange, probe)
 ProbeCheck = Callable[[Series, "RuleInstance | None", float], "Finding | None"]
 ExchangeCheck = Callable[[ExchangeMetrics, "RuleInstance | None", float], "Finding | None"]
 
-EXCHANGE_RULES: tuple[str, ...] = (R.MAINTENANCE, R.RATE_LIMITED, R.RATE_LIMIT_USAGE, R.CIRCUIT_OPEN, R.CLOCK_OFFSET)
+EXCHANGE_RULES: tuple[str, ...] = (
+    R.MAINTENANCE,
+    R.RATE_LIMITED,
+    R.CONSECUTIVE_FAILURES,  # across the exchange's probes: a breaker shared by them opens on that streak
+    R.RATE_LIMIT_USAGE,
+    R.CIRCUIT_OPEN,
+    R.CLOCK_OFFSET,
+)
 PROBE_RULE_ORDER: tuple[str, ...] = (
     R.CONSECUTIVE_FAILURES,
     R.TIMEOUTS,
@@ -114,6 +121,7 @@ class Detector:
             R.RATE_LIMIT_USAGE: self._usage,
             R.CIRCUIT_OPEN: self._circuit,
             R.CLOCK_OFFSET: self._clock,
+            R.CONSECUTIVE_FAILURES: self._exchange_consecutive,
         }
         self.reconfigure(config, incidents)
         self.evaluations = 0
@@ -230,7 +238,16 @@ class Detector:
         for active_key in [k for k in self._active if k not in done]:
             self._evaluate_key(active_key, now, out)
         if len(out) > 1:
-            out.sort(key=lambda sig: (-sig.rank, not sig.firing, sig.exchange or "", sig.probe or "", sig.rule))
+            out.sort(
+                key=lambda sig: (
+                    -sig.rank,
+                    not sig.firing,
+                    R.SYMPTOM_ORDER.get(sig.rule, 9),
+                    sig.exchange or "",
+                    sig.probe or "",
+                    sig.rule,
+                )
+            )
         return out
 
     def _screen_series(self, s: Series, now: float) -> bool:
@@ -276,6 +293,9 @@ class Detector:
         last_ok = agg.last_ok_at or 0.0
         seen = agg.last_seen
         if seen[_BAN] > last_ok or seen[_429] > last_ok:
+            return True
+        cf = self.rules.consecutive_failures
+        if cf.enabled and agg.consecutive_failures >= cf.threshold and agg.last_error_outcome not in CAUSE_OUTCOMES:
             return True
         if seen[_MAINT] > 0 and any(p.last_outcome is Outcome.MAINTENANCE for p in exm.probes.values()):
             return True  # one probe (e.g. the status endpoint) may report maintenance while others answer
@@ -444,6 +464,10 @@ class Detector:
             values={"consecutive_failures": float(n)},
             last_error=_last_error(s),
         )
+
+    def _exchange_consecutive(self, exm: ExchangeMetrics, inst: RuleInstance | None, now: float) -> Finding | None:
+        """Failed attempts in a row over all probes of the exchange (any success breaks the streak)."""
+        return self._consecutive(exm.aggregate, inst, now)
 
     def _window(
         self,

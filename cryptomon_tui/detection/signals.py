@@ -55,6 +55,19 @@ RANK: dict[str, int] = {
 STANDALONE = frozenset({CLOCK_OFFSET})
 
 
+# Among symptoms firing in the same evaluation, which one names the incident: the most telling first.
+# circuit_open is last because it is our own breaker reacting to the failures the others describe.
+SYMPTOM_ORDER: dict[str, int] = {
+    CONSECUTIVE_FAILURES: 0,
+    TIMEOUTS: 1,
+    ERROR_RATE: 2,
+    LATENCY_P99: 3,
+    LATENCY_ANOMALY: 4,
+    RATE_LIMIT_USAGE: 5,
+    CIRCUIT_OPEN: 6,
+}
+
+
 def rank_of(rule: str) -> int:
     return RANK.get(rule, 0)
 
