@@ -13,6 +13,7 @@ an ``Outcome`` (timeout, dns, connect, tls, reset ...). No retries: a failed pro
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import socket
@@ -24,6 +25,7 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
 from cryptomon_tui.exchanges.base import RawResponse
@@ -50,10 +52,10 @@ class TransportRequest:
 class TransportResult:
     """What happened to one request, timed.
 
-    ``latency_ms`` runs from the moment a connection was ours (a reused one handed out, or the start
-    of opening a new one: dns, connect and TLS count) to the last body byte; pool waits and request
-    building are excluded; None on timeout. ``sent_at`` is the wall time at that moment. ``server_window``
-    is the wall-time interval (start, end) in which the server must have produced its response
+    ``latency_ms`` runs from the request going out on a reused connection (or the start of opening a
+    new one: dns, connect and TLS count) to the arrival of the last body byte; pool waits, request
+    building and our own parsing are excluded; None on timeout. ``sent_at`` is the wall time at that
+    moment. ``server_window`` is the wall-time interval (start, end) in which the server must have produced its response
     (request written on a ready connection .. response headers read): its midpoint and half-width
     give the clock offset and its error bound.
     """
@@ -98,6 +100,7 @@ class _Timing:
         "deadline",
         "dns_end",
         "dns_start",
+        "headers_sent",
         "pool_wait_ns",
         "queued_start",
         "response_start",
@@ -113,6 +116,7 @@ class _Timing:
         self.create_end = 0
         self.dns_start = 0
         self.dns_end = 0
+        self.headers_sent = 0  # a bodiless request goes on the wire right after this mark
         self.response_start = 0
         self.reused: bool | None = None
 
@@ -164,6 +168,11 @@ async def _on_dns_end(_s: object, ctx: SimpleNamespace, _p: object) -> None:
         t.dns_end = time.perf_counter_ns()
 
 
+async def _on_headers_sent(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    if (t := _ctx(ctx)) is not None:
+        t.headers_sent = time.perf_counter_ns()
+
+
 def _trace_config() -> aiohttp.TraceConfig:
     """Only hooks that carry information we cannot take ourselves: one signal per reused request."""
     tc = aiohttp.TraceConfig()
@@ -174,7 +183,35 @@ def _trace_config() -> aiohttp.TraceConfig:
     tc.on_connection_reuseconn.append(_on_reuse)
     tc.on_dns_resolvehost_start.append(_on_dns_start)
     tc.on_dns_resolvehost_end.append(_on_dns_end)
+    tc.on_request_headers_sent.append(_on_headers_sent)
     return tc
+
+
+class _TimedResponseHandler(ResponseHandler):
+    """aiohttp's protocol, noting when bytes arrive.
+
+    Latency then ends when the last byte reached us, not when our task got round to reading it: the
+    parsing and wake-ups in between are our own time (on a busy loop, other probes' too).
+    """
+
+    last_data_ns = 0
+
+    def data_received(self, data: bytes) -> None:
+        if data:
+            self.last_data_ns = time.perf_counter_ns()
+        super().data_received(data)
+
+
+def _install_timed_protocol(connector: aiohttp.TCPConnector) -> None:
+    factory = getattr(connector, "_factory", None)
+    if isinstance(factory, functools.partial) and factory.func is ResponseHandler:
+        connector._factory = functools.partial(_TimedResponseHandler, *factory.args, **factory.keywords)  # type: ignore[assignment]
+
+
+def start_mark(timing: _Timing, t0: int) -> int:
+    if timing.reused and timing.headers_sent:
+        return timing.headers_sent
+    return timing.acquired or (t0 + timing.pool_wait_ns)
 
 
 def _ms(start_ns: int, end_ns: int) -> float | None:
@@ -268,6 +305,7 @@ class AiohttpTransport:
                 resolver=opts.resolver,
                 ssl=opts.ssl,
             )
+            _install_timed_protocol(connector)
             session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),  # our own deadline, net of pool waits
@@ -305,6 +343,7 @@ class AiohttpTransport:
         error: Outcome | None = None
         message: str | None = None
         t_end = 0
+        protocol: object = None
         try:
             async with asyncio.timeout(request.timeout_s) as deadline:
                 timing.deadline = deadline
@@ -317,6 +356,8 @@ class AiohttpTransport:
                     trace_request_ctx=timing,
                 ) as resp:
                     timing.response_start = time.perf_counter_ns()  # status line and headers are in
+                    # The connection may already be released (whole body in): aiohttp keeps its protocol.
+                    protocol = getattr(resp, "_protocol", None)
                     chunks: list[bytes] = []
                     size = 0
                     while True:
@@ -329,6 +370,10 @@ class AiohttpTransport:
                             truncated = True
                             break
                     t_end = time.perf_counter_ns()
+                    arrived = getattr(protocol, "last_data_ns", 0)
+                    if not truncated and start_mark(timing, t0) < arrived <= t_end:
+                        t_end = arrived
+                        timing.response_start = min(timing.response_start, arrived)
                     body = b"".join(chunks)
                     if truncated:
                         body = body[:cap]
@@ -343,9 +388,10 @@ class AiohttpTransport:
             if error is Outcome.EXCHANGE_ERROR:
                 _log_unexpected_once(exc)
         pool_wait_ns = timing.pool_wait_ns
-        # Timing starts when a connection is ours (reused, or the start of creating a new one): the
-        # request building and any pool wait before it are our own time, not the exchange's.
-        start = timing.acquired or (t0 + pool_wait_ns)
+        # Timing starts when the request goes out on a reused connection, or when opening a new one starts
+        # (its dns/connect/tls are the exchange's path too). Request building, aiohttp's own send path and
+        # any pool wait before that are our time, not the exchange's.
+        start = start_mark(timing, t0)
         sent_at = wall0 + (start - t0) / 1e9
         latency_ms: float | None = None
         if error is not Outcome.TIMEOUT:
@@ -353,12 +399,13 @@ class AiohttpTransport:
         ready = timing.create_end or start
         window: tuple[float, float] | None = None
         if response is not None and timing.response_start:
-            window = (wall0 + (ready - t0) / 1e9, wall0 + (timing.response_start - t0) / 1e9)
+            sent = timing.headers_sent or ready
+            window = (wall0 + (sent - t0) / 1e9, wall0 + (timing.response_start - t0) / 1e9)
         phases = Phases(
             dns_ms=_ms(timing.dns_start, timing.dns_end),
             connect_ms=self._connect_ms(timing),
             tls_ms=None,  # aiohttp creates TCP and TLS in one call; connect_ms includes the handshake
-            ttfb_ms=_ms(ready, timing.response_start),
+            ttfb_ms=_ms(timing.headers_sent or ready, timing.response_start),
             transfer_ms=_ms(timing.response_start, t_end) if response is not None else None,
             reused=timing.reused,
         )

@@ -17,7 +17,12 @@ from cryptomon_tui.config.root import Config
 from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.exchanges.base import ProbeSpec
 from cryptomon_tui.probing.results import Outcome, ProbeResult
-from cryptomon_tui.probing.transport import AiohttpTransport, TransportOptions, TransportRequest
+from cryptomon_tui.probing.transport import (
+    AiohttpTransport,
+    TransportOptions,
+    TransportRequest,
+    _TimedResponseHandler,
+)
 from tests.fakes.probing_fakes import FakeAdapter
 
 BIG = 50 * 1024 * 1024
@@ -143,6 +148,9 @@ async def test_ok_is_timed_with_phases_and_connection_reuse(server: Server, tran
     start, end = second.server_window
     assert second.sent_at <= start <= end
     assert FakeAdapter().classify("ok", second.response).outcome is Outcome.OK  # type: ignore[arg-type]
+    # latency ends at the arrival of the last byte, noted by our protocol subclass (guards aiohttp upgrades)
+    assert transport._session is not None
+    assert transport._session.connector._factory.func is _TimedResponseHandler  # type: ignore[union-attr]
 
 
 async def test_timeout_is_a_result_without_latency(server: Server, transport: AiohttpTransport) -> None:
