@@ -82,8 +82,9 @@ class UiConfig(Section):
     over ``theme`` here until changed again; ``--theme`` wins over both."""
 
     theme: str = "cryptomon-dark"
-    # Screen updates per second (1-4): 1 is plenty over slow SSH links; probing is unaffected.
-    refresh_hz: float = Field(default=2.0, ge=1.0, le=4.0)
+    # Screen updates per second (1-4). Each update costs UI CPU (measured in bench/RESULTS.md);
+    # 1 is plenty for humans and slow SSH links. Probing runs in the daemon and is unaffected.
+    refresh_hz: float = Field(default=1.0, ge=1.0, le=4.0)
     mouse: bool = True  # false: no mouse reporting (saves bandwidth over SSH; every action has a key)
     # Binding id -> keys, e.g. {"acknowledge": "A", "quit": "q,ctrl+q"} (ids: `cryptomon run` then `?`).
     keymap: dict[str, str] = Field(default_factory=dict)

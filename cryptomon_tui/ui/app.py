@@ -128,7 +128,7 @@ class CryptomonApp(App[AppResult]):
         self.ui_state = state if state is not None else UiState.load()
         self.persist_state = persist_state
         self.watch_signals = watch_signals
-        self.bridge = Bridge(client, snapshot_hz=max(2.0, self.refresh_hz), actor=actor)
+        self.bridge = Bridge(client, snapshot_hz=self.refresh_hz, actor=actor)
         super().__init__()
         self.animation_level = "none"
         self.result = AppResult()

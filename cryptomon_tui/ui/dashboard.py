@@ -159,15 +159,16 @@ class DashboardScreen(Screen[None]):
                 if self._match(str(i.get("id")), str(i.get("exchange")), str(i.get("probe")), str(i.get("state")),
                                str(i.get("severity")), str(i.get("rule")), str(i.get("summary")))
             ]
-            self.query_one("#incidents", KeyedTable).show(
-                [(str(i.get("id")), present.incident_row(i, now, channels)) for i in incidents]
-            )
+            inc_table = self.query_one("#incidents", KeyedTable)
+            before = inc_table.keys
+            inc_table.show([(str(i.get("id")), present.incident_row(i, now, channels)) for i in incidents])
             rows = present.error_rows(snap, present.sorted_exchanges(exchanges, self.sort_mode))
             self.query_one("#errors", KeyedTable).show(
                 [(key, cells) for key, cells in rows if self._match(key, cells["code"].text, cells["message"].text,
                                                                     cells["classes"].text)]
             )
-        self.refresh_bindings()
+        if inc_table.keys != before:  # footer keys depend on having a selected incident
+            self.refresh_bindings()
 
     def _match(self, *texts: str) -> bool:
         return not self.filter_text or any(present.matches_filter(t, self.filter_text) for t in texts)
@@ -181,14 +182,15 @@ class DashboardScreen(Screen[None]):
             age = None
             if self.received_at is not None:
                 age = self.cm_app.clock.now() - self.received_at
-            cells.append(Cell(f"FROZEN data age {present.fmt_duration(age)} ", "status-degraded", bold=True))
+            cells.append(Cell(f"FROZEN data age {present.fmt_duration(age)} (probing goes on) ", "status-degraded",
+                              bold=True))
         if self.snapshot is not None:
             cells.extend(present.status_line(self.snapshot))
         if self.filter_text:
             cells.append(Cell(f"  filter: {clean_text(self.filter_text, 30)}", "accent"))
         if self.sort_mode != present.SORT_MODES[0]:
             cells.append(Cell(f"  sort: {self.sort_mode}", "text-muted"))
-        self.query_one("#status", Static).update(cells_content(cells))
+        self.query_one("#status", Static).update(cells_content(cells), layout=False)  # 1 row, fixed height
 
     def incidents(self) -> list[dict[str, Any]]:
         """Snapshot incidents, with newer versions from events laid over them."""
@@ -514,8 +516,7 @@ class DashboardScreen(Screen[None]):
         if not self.frozen:
             self.shown_seq = None
             self.render_latest()
-        self.notify("view frozen: probing and alerting go on (f resumes)" if self.frozen else "view live",
-                    markup=False)
+        # no toast: the FROZEN badge with the data age is the feedback (and a toast costs a layout pass)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
