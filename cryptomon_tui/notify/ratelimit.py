@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from cryptomon_tui.clock import Clock
 
+_EPS = 1e-9  # float dust: a token that is 0.9999999999 full is a token (else a sleeper wakes forever)
+MIN_WAIT_S = 0.001
+
 
 class TokenBucket:
     def __init__(self, rate_per_s: float, burst: int, clock: Clock) -> None:
@@ -26,14 +29,14 @@ class TokenBucket:
     def wait_time(self) -> float:
         """Seconds until one token is available (0 when one is)."""
         self._refill()
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - _EPS:
             return 0.0
-        return (1.0 - self._tokens) / self.rate
+        return max(MIN_WAIT_S, (1.0 - self._tokens) / self.rate)
 
     def take(self) -> bool:
         self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - _EPS:
+            self._tokens = max(0.0, self._tokens - 1.0)
             return True
         return False
 
