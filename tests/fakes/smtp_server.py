@@ -5,8 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import ssl
+import subprocess
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -33,9 +36,46 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+def self_signed_context(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a throwaway certificate for 127.0.0.1 (made by the openssl CLI)."""
+    cert, key = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 class SmtpServer:
-    def __init__(self, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.handler = _Handler()
+        self.starttls = starttls
+        self.implicit_tls = implicit_tls
         self.username = username
         self.password = password
         self._controller: Controller | None = None
@@ -56,7 +96,11 @@ class SmtpServer:
     def start(self) -> int:
         kwargs: dict[str, Any] = {}
         if self.username is not None:
-            kwargs.update(authenticator=self._auth, auth_require_tls=False, auth_required=True)
+            kwargs.update(authenticator=self._auth, auth_require_tls=self.starttls is not None, auth_required=True)
+        if self.starttls is not None:
+            kwargs.update(tls_context=self.starttls, require_starttls=True)
+        if self.implicit_tls is not None:
+            kwargs.update(ssl_context=self.implicit_tls)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]

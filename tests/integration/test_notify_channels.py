@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import json
 import logging
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +23,7 @@ from cryptomon_tui.incidents.model import IncidentState, Severity
 from cryptomon_tui.notify.channels import Verdict, build_channel
 from cryptomon_tui.notify.channels.base import Channel
 from cryptomon_tui.notify.model import Notice, NoticeKind, incident_payload
-from tests.fakes.smtp_server import SmtpServer
+from tests.fakes.smtp_server import SmtpServer, self_signed_context
 from tests.fakes.webhook_sink import Reply, WebhookSink
 from tests.unit.test_notify_notifier import incident
 
@@ -276,3 +278,31 @@ async def test_apprise_channel_reaches_a_json_endpoint(sink: WebhookSink) -> Non
     assert "apprise works" in req.body.decode()
     sink.fail("webhook", Reply(500, "down"))
     assert (await ch.send(notice(), "k")).verdict is Verdict.RETRY
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_email_over_starttls_and_implicit_tls(security: str, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl CLI is needed to make a test certificate")
+    ctx = self_signed_context(tmp_path)
+    kwargs = {"starttls": ctx} if security == "starttls" else {"implicit_tls": ctx}
+    server = SmtpServer(username="bot", password=SECRET, **kwargs)  # type: ignore[arg-type]
+    port = server.start()
+    try:
+        spec = {
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": port,
+            "security": security,
+            "username": "bot",
+            "password": SECRET,
+            "sender": "cryptomon@example.org",
+            "to": "ops@example.org",
+        }
+        strict = await channel("e", spec).send(notice(), "k")  # self-signed: refused while verifying
+        assert strict.verdict is Verdict.BROKEN and "certificate" in strict.answer and SECRET not in strict.answer
+        result = await channel("e", {**spec, "validate_certs": False}).send(notice(), "k-tls")
+        assert result.ok, result.answer
+        assert [r.message["X-Cryptomon-Idempotency-Key"] for r in server.received] == ["k-tls"]
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@ plain (local relays only), optional auth, plain text with an HTML alternative.""
 
 from __future__ import annotations
 
+import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import ClassVar
@@ -81,6 +82,9 @@ class EmailChannel(Channel):
         except (aiosmtplib.SMTPTimeoutError, TimeoutError):
             return SendResult(Verdict.RETRY, f"timeout after {cfg.timeout:g}s")
         except (aiosmtplib.SMTPException, OSError) as exc:
+            if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                # a wrong or self-signed certificate does not fix itself: a human must act
+                return SendResult(Verdict.BROKEN, f"TLS certificate rejected: {exc}")
             return SendResult(Verdict.RETRY, f"connection failed: {type(exc).__name__}: {exc}")
         if errors:
             refused = "; ".join(f"{addr}: {r.code} {r.message}" for addr, r in errors.items())
