@@ -341,8 +341,13 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
         if extension is not None:
             ctx.extensions.append(extension)
     try:
-        for extension in ctx.extensions:
-            await extension.start()
+        try:
+            for extension in ctx.extensions:
+                await extension.start()
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            print(f"cryptomon: cannot open{where}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         await engine.start()
         # Everything built so far lives as long as the daemon: keep it out of the GC's full collections,
         # whose pauses would otherwise land inside measured latencies.
