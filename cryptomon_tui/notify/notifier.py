@@ -146,6 +146,11 @@ class Notifier:
             log.warning("notify: %d message(s) were in flight at the last stop; sending them again", requeued)
         for name, channel in self.channels.items():
             await channel.start()
+            if isinstance(channel, AlertmanagerChannel):
+                # keep re-posting what was firing before the restart, or Alertmanager resolves it by itself
+                for payload in await self.outbox.outbox_open_firing(name):
+                    notice = Notice.from_json(payload)
+                    channel.firing[notice.fingerprint] = notice
             self._wake[name] = asyncio.Event()
             self._workers[name] = asyncio.create_task(self._worker(name), name=f"notify-{name}")
         if self.channels:

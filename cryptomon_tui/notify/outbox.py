@@ -63,6 +63,10 @@ class OutboxRepository(Protocol):
 
     async def outbox_next_due(self, channel: str) -> float | None: ...
 
+    async def outbox_open_firing(self, channel: str) -> list[str]:
+        """Notice JSON of the latest firing row per incident the channel was told fired and not resolved."""
+        ...
+
     async def outbox_set_channel_state(self, channel: str, *, broken: bool, reason: str | None) -> None: ...
 
     async def outbox_channel_states(self) -> dict[str, tuple[bool, str | None]]: ...
@@ -212,6 +216,14 @@ class InMemoryOutbox:
     async def outbox_next_due(self, channel: str) -> float | None:
         due = [r.not_before for r in self.rows.values() if r.channel == channel and r.status == RowStatus.PENDING]
         return min(due) if due else None
+
+    async def outbox_open_firing(self, channel: str) -> list[str]:
+        latest: dict[str, OutboxRow] = {}
+        for r in sorted(self.rows.values(), key=lambda r: r.id):
+            told = r.incident_id is not None and self.fired.get((r.incident_id, channel)) is False
+            if r.channel == channel and r.kind in FIRING_KIND_VALUES and told and r.incident_id:
+                latest[r.incident_id] = r
+        return [r.payload for r in latest.values()]
 
     async def outbox_set_channel_state(self, channel: str, *, broken: bool, reason: str | None) -> None:
         self.channel_states[channel] = (broken, reason)

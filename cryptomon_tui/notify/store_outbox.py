@@ -136,6 +136,10 @@ class StoreOutbox:
         fn = partial(repo_notify.cancel_pending, incident_id=incident_id, channel=channel, events=list(kinds))
         return int(await self._write("outbox_cancel_pending", fn, 0))
 
+    async def outbox_open_firing(self, channel: str) -> list[str]:
+        payloads = await self._read("outbox_open_firing", partial(repo_notify.open_firing, channel=channel), [])
+        return [json.dumps(p.get("notice", {}), ensure_ascii=False) for p in payloads]
+
     async def outbox_next_due(self, channel: str) -> float | None:
         return await self._read("outbox_next_due", partial(repo_notify.next_due, channel=channel), None)
 

@@ -138,6 +138,19 @@ def notified_channels(conn: sqlite3.Connection, incident_id: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def open_firing(conn: sqlite3.Connection, channel: str) -> list[dict[str, Any]]:
+    """The latest firing payload of every incident ``channel`` was told about and not yet told resolved."""
+    marks = _marks(len(FIRED_EVENTS))
+    rows = conn.execute(
+        "SELECT o.payload FROM outbox o JOIN notification_log l ON l.incident_id = o.incident_id "
+        "AND l.channel = o.channel WHERE o.channel = ? AND l.fired_notified = 1 AND l.resolved_notified = 0 "
+        f"AND o.id = (SELECT max(id) FROM outbox o2 WHERE o2.incident_id = o.incident_id AND o2.channel = o.channel "
+        f"AND o2.event IN ({marks})) ORDER BY o.id",
+        (channel, *FIRED_EVENTS),
+    ).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
 def dead_for(conn: sqlite3.Connection, channel: str | None, limit: int) -> list[OutboxMessage]:
     sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'dead'"
     params: list[Any] = []

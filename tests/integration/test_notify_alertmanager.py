@@ -159,3 +159,38 @@ async def test_firing_alerts_are_refreshed_with_a_future_ends_at(alertmanager: s
     assert result is not None and result.ok
     again = await _alerts(alertmanager, inc.fingerprint)
     assert again[0]["endsAt"] >= first[0]["endsAt"] > again[0]["startsAt"]
+
+
+async def test_a_restarted_notifier_keeps_refreshing_what_was_firing(alertmanager: str, tmp_path: Path) -> None:
+    from cryptomon_tui.notify.store_outbox import StoreOutbox
+    from cryptomon_tui.store.store import Store
+
+    cfg = config_from_data(
+        {
+            "notify": {
+                "channels": {"am": {"type": "alertmanager", "url": alertmanager}},
+                "routes": [{"channels": ["am"], "group_wait": 0}],
+            }
+        }
+    )
+    clock = RealClock()
+    store = Store(path=tmp_path / "db.sqlite3")
+    assert await store.open(background=False)
+    try:
+        first = Notifier(cfg, StoreOutbox(store), clock)
+        await first.start()
+        inc = incident(started_at=clock.now())
+        await first.on_event(IncidentEvent(clock.now(), EventType.OPENED, inc))
+        assert await _until(lambda: _alerts(alertmanager, inc.fingerprint))
+        await first.stop()
+        second = Notifier(cfg, StoreOutbox(store), clock)
+        await second.start()
+        try:
+            am = second.channels["am"]
+            assert list(am.firing) == [inc.fingerprint]  # type: ignore[attr-defined]
+            result = await am.refresh()  # type: ignore[attr-defined]
+            assert result is not None and result.ok
+        finally:
+            await second.stop()
+    finally:
+        await store.close()
