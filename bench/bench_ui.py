@@ -203,7 +203,8 @@ def measurement_error(seconds: float, with_ui: bool) -> dict[str, Any]:
     jsonl = home / "probes.jsonl"
     cfg = {
         "daemon": {"control": {"socket_path": str(sock)}, "http": {"port": 0}},
-        "exchanges": {f"sleep{i}": {"kind": "generic", "url": f"http://127.0.0.1:{port}/x", "interval": 0.25}
+        "exchanges": {f"sleep{i}": {"kind": "generic", "url": f"http://127.0.0.1:{port}/x", "interval": 0.25,
+                                   "budget_share": 1.0}
                       for i in range(4)},
     }
     path = home / "cfg.yaml"
@@ -232,7 +233,7 @@ def measurement_error(seconds: float, with_ui: bool) -> dict[str, Any]:
     errors = []
     for line in jsonl.read_text().splitlines():
         r = json.loads(line)
-        started = r.get("started_at")
+        started = r.get("ts") or r.get("started_at")
         ts = dt.datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp() if started else 0
         if r.get("outcome") == "ok" and r.get("latency_ms") is not None and t0 <= ts <= t1:
             errors.append(r["latency_ms"] - 50.0)

@@ -101,7 +101,7 @@ class DashboardScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#exchanges", KeyedTable).border_title = "Exchanges"
         self.query_one("#incidents", KeyedTable).border_title = "Incidents"
-        self.query_one("#errors", KeyedTable).border_title = "Errors (exchange × probe)"
+        self.query_one("#errors", KeyedTable).border_title = "Errors (exchange × probe, failing only)"
         self.query_one("#events", Log).border_title = "Events"
         self.query_one("#filter", Input).cursor_blink = False
         self.query_one("#busy", Static).display = False

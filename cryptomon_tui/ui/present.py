@@ -291,13 +291,31 @@ def error_row(exchange: str, probe: str, row: Mapping[str, Any]) -> dict[str, Ce
     }
 
 
-def error_rows(snapshot: Mapping[str, Any], order: list[str]) -> list[tuple[str, dict[str, Cell]]]:
+def has_errors(row: Mapping[str, Any]) -> bool:
+    """A probe belongs in the error table when it failed in the window or is failing now."""
+    counts = row.get("counts") if isinstance(row.get("counts"), Mapping) else {}
+    assert isinstance(counts, Mapping)
+    if any(k != "ok" and v for k, v in counts.items()):
+        return True
+    last = row.get("last") if isinstance(row.get("last"), Mapping) else {}
+    assert isinstance(last, Mapping)
+    return bool(row.get("timeouts") or row.get("consecutive_failures") or last.get("outcome") not in (None, "ok"))
+
+
+def error_rows(
+    snapshot: Mapping[str, Any], order: list[str], only_failing: bool = True
+) -> list[tuple[str, dict[str, Cell]]]:
+    """Rows of the exchange x probe error table. Healthy probes are left out by default: the table
+    answers "where are the errors", stays short with 100+ endpoints, and is cheap to redraw."""
     exchanges = snapshot.get("exchanges") or {}
     out = []
     for name in order:
         probes = (exchanges.get(name) or {}).get("probes") or {}
         for probe in sorted(probes):
-            out.append((f"{name}/{probe}", error_row(name, probe, probes[probe] or {})))
+            row = probes[probe] or {}
+            if only_failing and not has_errors(row):
+                continue
+            out.append((f"{name}/{probe}", error_row(name, probe, row)))
     return out
 
 

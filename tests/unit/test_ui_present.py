@@ -112,3 +112,12 @@ def test_silence_scopes() -> None:
     assert present.silence_scope_matchers("exchange", None, "bybit")[0]["value"] == "bybit"
     assert present.silence_scope_matchers("exchange", inc, None)[0]["value"] == "okx"
     assert present.silence_scope_matchers("exchange", None, None) == []
+
+
+def test_error_table_lists_failing_probes_only() -> None:
+    healthy = {"counts": {"ok": 10}, "timeouts": 0, "last": {"outcome": "ok"}}
+    failed_once = {"counts": {"ok": 9, "http_5xx": 1}, "last": {"outcome": "ok"}}
+    failing_now = {"counts": {}, "last": {"outcome": "timeout"}}
+    snap = {"exchanges": {"a": {"probes": {"ping": healthy, "time": failed_once}}, "b": {"probes": {"x": failing_now}}}}
+    assert [k for k, _ in present.error_rows(snap, ["a", "b"])] == ["a/time", "b/x"]
+    assert len(present.error_rows(snap, ["a", "b"], only_failing=False)) == 3
