@@ -1,7 +1,8 @@
 """The monitor's own request budget: which probes run, and how often, per exchange.
 
 A configured interval is a wish. The plan stretches it when
-- the endpoint has its own hard limit (``ProbeSpec.min_interval_s``, e.g. OKX status 1 call per 5 s),
+- the endpoint has its own hard limit (``ProbeSpec.min_interval_s``, e.g. OKX status 1 call per 5 s; we keep
+  2 % under it, so arrival jitter never makes two of our calls look too close),
 - the endpoint has a documented per-endpoint limit (``ProbeSpec.endpoint_limit``), a hard ceiling,
 - all probes of one exchange together would use more than the budget share (``probing.budget_share``,
   default 2 %, or the exchange's own ``budget_share``) of the exchange's limit (``adapter.rate_limit``),
@@ -36,6 +37,9 @@ class PlannedProbe:
     stretched: bool
     reason: str
     weight: float = 1.0
+    # The endpoint's own hard limit as a minimum gap between two sends (0 = none); the scheduler never lets
+    # jitter bring two sends closer than this.
+    min_gap_s: float = 0.0
 
     def explain(self) -> str:
         head = f"exchanges.{self.exchange}.{self.probe} runs every {fmt_seconds(self.interval_s)}"
@@ -50,6 +54,7 @@ class PlannedProbe:
             "stretched": self.stretched,
             "reason": self.reason or None,
             "weight": self.weight,
+            "min_gap_s": self.min_gap_s or None,
         }
 
 
@@ -92,6 +97,18 @@ def selected_probes(name: str, cfg: ExchangeConfig, adapter: ExchangeAdapter) ->
     return specs
 
 
+HARD_LIMIT_MARGIN = 1.02  # arrival jitter must not make two of our sends look closer than the limit
+
+
+def hard_gap(spec: ProbeSpec) -> float:
+    """The shortest gap the endpoint itself allows between two calls (0 when it states none)."""
+    gap = spec.min_interval_s
+    limit = spec.endpoint_limit
+    if limit is not None and limit.per_second > 0:
+        gap = max(gap, 1.0 / limit.per_second)
+    return gap
+
+
 def _floor(spec: ProbeSpec, configured: float, who: str) -> tuple[float, str]:
     """The shortest interval this probe may run at on its own, and why.
 
@@ -99,12 +116,12 @@ def _floor(spec: ProbeSpec, configured: float, who: str) -> tuple[float, str]:
     share is applied to the exchange-wide limit, which already bounds our total use of every endpoint.
     """
     floor, reason = configured, ""
-    if spec.min_interval_s > floor:
-        floor = spec.min_interval_s
+    if spec.min_interval_s * HARD_LIMIT_MARGIN > floor:
+        floor = spec.min_interval_s * HARD_LIMIT_MARGIN
         reason = f"{who} allows 1 call per {fmt_seconds(spec.min_interval_s)} on {spec.path}"
     limit = spec.endpoint_limit
     if limit is not None and limit.per_second > 0:
-        endpoint_floor = 1.0 / limit.per_second
+        endpoint_floor = HARD_LIMIT_MARGIN / limit.per_second
         if endpoint_floor > floor + 1e-9:
             floor = endpoint_floor
             reason = f"{who} allows {_rate(limit.capacity, limit.window_s, limit.unit)} on {spec.path}"
@@ -114,7 +131,7 @@ def _floor(spec: ProbeSpec, configured: float, who: str) -> tuple[float, str]:
 def _round_up(seconds: float) -> float:
     """Readable intervals: to 10 ms below 1 s, to 0.1 s above (rounding up keeps us inside the budget)."""
     step = 0.01 if seconds < 1 else 0.1
-    return math.ceil(seconds / step - 1e-9) * step
+    return round(math.ceil(seconds / step - 1e-9) * step, 3)
 
 
 def plan_exchange(name: str, cfg: ExchangeConfig, adapter: ExchangeAdapter, default_share: float) -> list[PlannedProbe]:
@@ -151,6 +168,7 @@ def plan_exchange(name: str, cfg: ExchangeConfig, adapter: ExchangeAdapter, defa
                 stretched=effective > configured * (1 + 1e-9),
                 reason=reason,
                 weight=spec.weight,
+                min_gap_s=hard_gap(spec) * (1 + (HARD_LIMIT_MARGIN - 1) / 2),
             )
         )
     return planned

@@ -83,6 +83,7 @@ class _Slot:
     scheduled: float = 0.0  # nominal + jitter
     last_skip_emit: float | None = None
     request: TransportRequest | None = None  # built once for unsigned probes
+    last_sent: float = -math.inf
 
 
 _logged: set[str] = set()
@@ -178,6 +179,8 @@ class ExchangeWorker:
             slot.nominal += math.ceil((now - slot.nominal) / interval) * interval
         spread = self.jitter * interval
         slot.scheduled = slot.nominal + (self.rng.uniform(-spread, spread) if spread else 0.0)
+        # Jitter must never bring two sends closer than the endpoint's own limit allows.
+        slot.scheduled = max(slot.scheduled, slot.last_sent + slot.planned.min_gap_s)
 
     async def _run(self) -> None:
         self._seed()
@@ -193,7 +196,9 @@ class ExchangeWorker:
                 if self.paused:
                     continue
             scheduled = slot.scheduled
-            self._advance(slot, self.clock.monotonic())
+            now = self.clock.monotonic()
+            slot.last_sent = now
+            self._advance(slot, now)
             try:
                 self._fire(slot, scheduled)
             except Exception as exc:  # never let the worker die

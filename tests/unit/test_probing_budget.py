@@ -20,9 +20,10 @@ def by_probe(plan: list) -> dict:
 def test_okx_status_is_stretched_to_its_endpoint_limit() -> None:
     plan = by_probe(plan_schedule(cfg({"okx": {"interval": "1s", "probes": ["status", "ticker"]}}, budget_share=1.0)))
     status = plan[("okx", "status")]
-    assert status.interval_s == 5 and status.stretched
+    assert status.interval_s == 5.1 and status.stretched  # 2 % under the endpoint's own limit
+    assert status.min_gap_s > 5
     assert status.explain() == (
-        "exchanges.okx.status runs every 5s, not 1s: OKX allows 1 call per 5s on /api/v5/system/status"
+        "exchanges.okx.status runs every 5.1s, not 1s: OKX allows 1 call per 5s on /api/v5/system/status"
     )
     assert not plan[("okx", "ticker")].stretched and plan[("okx", "ticker")].interval_s == 1
 
@@ -66,19 +67,19 @@ def test_floors_and_budget_combine() -> None:
                                               "probes": ["ping", "status", "book"]}}, budget_share=0.01),
                                   fake_adapter_factory))
     ping, status, book = plan[("fx", "ping")], plan[("fx", "status")], plan[("fx", "book")]
-    assert status.interval_s >= 5 and book.interval_s >= 2
+    assert status.interval_s >= 5 and book.interval_s >= 2 and book.min_gap_s >= 2
     assert sum(p.weight / p.interval_s for p in (ping, status, book)) <= 1.0 + 1e-9
-    # water-filling: 1/T + 1/5 + 1/T = 1 -> T = 2.5 s; status stays at its own 5 s floor
+    # water-filling: 1/T + 1/5.1 + 1/T = 1 -> T = 2.49 s; status stays at its own floor (5 s + 2 %)
     assert ping.interval_s == pytest.approx(2.5) and book.interval_s == pytest.approx(2.5)
-    assert status.interval_s == 5 and "allows 1 call per 5s" in status.reason
+    assert status.interval_s == 5.1 and "allows 1 call per 5s" in status.reason
 
 
 def test_okx_at_1s_keeps_status_at_its_endpoint_limit_while_the_rest_share_the_budget() -> None:
     plan = by_probe(plan_schedule(cfg({"okx": {"interval": "1s"}})))
-    # 70 requests per 2 s, 2 % = 0.7/s: 2/T + 1/5 = 0.7 -> T = 4 s
+    # 70 requests per 2 s, 2 % = 0.7/s: 2/T + 1/5.1 = 0.7 -> T = 3.97 s
     assert plan[("okx", "time")].interval_s == pytest.approx(4.0)
     assert plan[("okx", "ticker")].interval_s == pytest.approx(4.0)
-    assert plan[("okx", "status")].interval_s == 5
+    assert plan[("okx", "status")].interval_s == 5.1
     assert plan[("okx", "status")].explain().endswith("OKX allows 1 call per 5s on /api/v5/system/status")
 
 
