@@ -46,7 +46,8 @@ class ExchangeConfig(Section):
         default=None, description="ping, time, status, ticker, book, account (signed); null = the exchange's defaults"
     )
     symbol: str | None = Field(
-        default=None, description="market-data symbol; null = BTCUSDT / BTC-USDT / BTC-PERPETUAL (Bybit: linear:BTCUSDT)"
+        default=None,
+        description="market-data symbol; null = BTCUSDT / BTC-USDT / BTC-PERPETUAL (Bybit: linear:BTCUSDT)",
     )
     credentials: CredentialsConfig | None = Field(
         default=None, description="read-only keys for the signed `account` probe"

@@ -58,7 +58,8 @@ def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return " | ".join(_type_name(a) for a in args) + (" | null" if len(args) < len(typing.get_args(annotation)) else "")
+        nullable = len(args) < len(typing.get_args(annotation))
+        return " | ".join(_type_name(a) for a in args) + (" | null" if nullable else "")
     if origin is typing.Literal:
         return " | ".join(str(a) for a in typing.get_args(annotation))
     if origin is typing.Annotated:
