@@ -118,13 +118,14 @@ def _floor(spec: ProbeSpec, configured: float, who: str) -> tuple[float, str]:
     floor, reason = configured, ""
     if spec.min_interval_s * HARD_LIMIT_MARGIN > floor:
         floor = spec.min_interval_s * HARD_LIMIT_MARGIN
-        reason = f"{who} allows 1 call per {fmt_seconds(spec.min_interval_s)} on {spec.path}"
+        reason = f"{who} allows 1 call per {fmt_seconds(spec.min_interval_s)} on {spec.path} (we stay 2% under it)"
     limit = spec.endpoint_limit
     if limit is not None and limit.per_second > 0:
         endpoint_floor = HARD_LIMIT_MARGIN / limit.per_second
         if endpoint_floor > floor + 1e-9:
             floor = endpoint_floor
-            reason = f"{who} allows {_rate(limit.capacity, limit.window_s, limit.unit)} on {spec.path}"
+            reason = (f"{who} allows {_rate(limit.capacity, limit.window_s, limit.unit)} on {spec.path} "
+                      "(we stay 2% under it)")
     return floor, reason
 
 
