@@ -125,6 +125,7 @@ class Notifier:
         self._stopping = False
         self._started = False
         self._am_refreshed: dict[str, float] = {}
+        self.inflight = 0  # sends waiting on a service right now
         self._unsaved: list[NewOutboxRow] = []  # rows the store refused (kept until it takes them)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -505,7 +506,11 @@ class Notifier:
         channel = self.channels[name]
         health = self.health[name]
         key = rows[0].idempotency_key if len(rows) == 1 else _digest_key(rows)
-        result = await channel.send(notice, key)
+        self.inflight += 1
+        try:
+            result = await channel.send(notice, key)
+        finally:
+            self.inflight -= 1
         now = self.clock.now()
         mono = self.clock.monotonic()
         ids = [r.id for r in rows]

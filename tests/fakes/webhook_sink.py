@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,13 +40,15 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     status: int  # what we answered (0 = hung)
+    at: float = 0.0  # arrival time on the sink's clock
 
     def json(self) -> Any:
         return json.loads(self.body)
 
 
 class WebhookSink:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.requests: list[Recorded] = []
         self.scripts: dict[str, deque[Reply]] = {s: deque() for s in SERVICES}
         self.persistent: dict[str, Reply | None] = dict.fromkeys(SERVICES)
@@ -98,7 +102,7 @@ class WebhookSink:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         service = request.match_info["service"]
         body = await request.read()
-        rec = Recorded(service, request.path, dict(request.query), dict(request.headers), body, 0)
+        rec = Recorded(service, request.path, dict(request.query), dict(request.headers), body, 0, self.clock())
         self.requests.append(rec)
         self.arrived.set()
         reply: Reply | None = None
