@@ -100,12 +100,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not rows:
         print("no notification channels configured (notify.channels in the config file)")
         return 0
-    header = ("CHANNEL", "TYPE", "LAST SUCCESS", "QUEUED", "DEAD", "SENT", "STATE")
+    header = ("CHANNEL", "TYPE", "LAST SUCCESS", "FAILURES", "QUEUED", "DEAD", "SENT", "STATE")
     table = [header]
     for r in rows:
         state = "BROKEN" if r["broken"] else ("ok" if r["enabled"] else "disabled")
         table.append(
-            (r["channel"], r["type"], _fmt(r["last_success"]), str(r["queued"]), str(r["dead"]), str(r["sent"]), state)
+            (
+                r["channel"],
+                r["type"],
+                _fmt(r["last_success"]),
+                str(r["failures"]),
+                str(r["queued"]),
+                str(r["dead"]),
+                str(r["sent"]),
+                state,
+            )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:

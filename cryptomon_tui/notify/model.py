@@ -182,3 +182,4 @@ class ChannelStats:
     last_success: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    failed_attempts: int = 0  # attempts that did not deliver, over the messages still stored

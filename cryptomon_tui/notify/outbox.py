@@ -182,6 +182,7 @@ class InMemoryOutbox:
                 s = replace(s, sent=s.sent + 1, last_success=max(s.last_success or 0.0, r.sent_at or 0.0))
             if r.last_error:
                 s = replace(s, last_error=r.last_error)
+            s = replace(s, failed_attempts=s.failed_attempts + max(0, r.attempts - 1))
             out[r.channel] = s
         return out
 

@@ -38,6 +38,7 @@ async def channel_status(config: NotifyConfig, outbox: OutboxRepository) -> list
                 "type": cfg.type if cfg is not None else "(removed from config)",
                 "enabled": bool(cfg and cfg.enabled and config.enabled),
                 "last_success": iso_utc(s.last_success) if s.last_success else None,
+                "failures": s.failed_attempts,
                 "queued": s.queued + s.sending,
                 "dead": s.dead,
                 "sent": s.sent,

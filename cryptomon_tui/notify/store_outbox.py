@@ -120,6 +120,7 @@ class StoreOutbox:
                 last_success=s.last_sent_at,
                 last_error=s.last_error,
                 last_error_at=s.last_error_at,
+                failed_attempts=s.failed_attempts,
             )
         return out
 

@@ -113,11 +113,12 @@ async def test_status_lists_dead_letters_and_resend_requeues_them(
     assert await cli("notify", "status", "--dead", "--config", str(cfg_path)) == 0
     out = capsys.readouterr().out
     assert f"#{ids[0]} slack firing incident inc-9" in out and SECRET not in out
+    assert "FAILURES" in out
     assert await cli("notify", "resend", str(ids[0]), "--config", str(cfg_path)) == 0
     assert "re-queued 1" in capsys.readouterr().out
     assert await cli("notify", "resend", "--all-dead", "--config", str(cfg_path)) == 0
     assert "re-queued 1" in capsys.readouterr().out
     assert await cli("notify", "status", "--json", "--config", str(cfg_path)) == 0
     slack = next(c for c in json.loads(capsys.readouterr().out)["channels"] if c["channel"] == "slack")
-    assert slack["queued"] == 2 and slack["dead"] == 0
+    assert slack["queued"] == 2 and slack["dead"] == 0 and slack["failures"] == 0  # resend: fresh budget
     assert await cli("notify", "resend", "--config", str(cfg_path)) == 2
