@@ -52,6 +52,7 @@ class Engine:
         self.plan: list[PlannedProbe] = plan_schedule(config, adapter_factory)
         self.workers: dict[str, ExchangeWorker] = {}
         self._transports: list[Transport] = []
+        self._adopted: dict[str, ExchangeWorker] = {}
         self.started = False
 
     # -- results -------------------------------------------------------------------------
@@ -112,7 +113,15 @@ class Engine:
                 rng=random.Random(self._rng.random()),
                 lag_hook=self._lag_hook,
             )
+            previous = self._adopted.get(name)
+            if previous is not None:
+                worker.backoff = previous.backoff  # a rebuild must never end a ban or a rate-limit pause early
+                if previous.breaker.threshold == worker.breaker.threshold and (
+                    previous.breaker.base_cooldown_s == worker.breaker.base_cooldown_s
+                ):
+                    worker.breaker = previous.breaker
             self.workers[name] = worker
+        self._adopted.clear()
         for item in self.plan:
             if item.stretched:
                 log.info("budget: %s", item.explain())
@@ -130,6 +139,14 @@ class Engine:
                 log.debug("closing a transport failed: %s", type(exc).__name__)
         self._transports.clear()
         self.started = False
+
+    def adopt_state(self, previous: Engine) -> None:
+        """Carry rate-limit/ban pauses and breakers over from the engine this one replaces (config reload).
+
+        Call before ``start()``. Exchanges are matched by name; a breaker is kept only when its settings
+        did not change.
+        """
+        self._adopted = dict(previous.workers)
 
     # -- commands ------------------------------------------------------------------------
     def _worker(self, exchange: str) -> ExchangeWorker:

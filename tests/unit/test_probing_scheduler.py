@@ -237,3 +237,28 @@ async def test_pool_size_covers_probes_in_flight() -> None:
     async with Harness(config("250ms", probes=["ping", "time"], timeout="2s")) as h:
         assert h.options is not None and h.options.max_connections >= 2 * (8 + 1)
         assert h.options.wall == h.clock.now
+
+
+async def test_a_rebuilt_engine_keeps_the_rate_limit_pause_of_the_one_it_replaces() -> None:
+    calls = {"n": 0}
+
+    def responder(req: TransportRequest) -> TransportResult:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            return ok_result(status=429, body=b"{}", headers={"retry-after": "60"})
+        return ok_result()
+
+    async with Harness(config("1s"), responder) as h:
+        await h.clock.advance(3)
+        assert h.engine.probe_state()["fx"]["backoff"]["paused"] is True  # type: ignore[index]
+        await h.engine.stop()
+        transport = ScriptedTransport(h.clock)
+        rebuilt = Engine(config("1s"), clock=h.clock, transport_factory=lambda n, o: transport,
+                         adapter_factory=fake_adapter_factory)
+        rebuilt.adopt_state(h.engine)
+        await rebuilt.start()
+        await h.clock.advance(30)
+        assert transport.sent == []  # still inside the 60 s Retry-After
+        await h.clock.advance(40)
+        assert transport.sent
+        await rebuilt.stop()
