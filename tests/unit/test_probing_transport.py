@@ -102,6 +102,8 @@ async def raw_server(behaviour: str) -> tuple[asyncio.AbstractServer, str]:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ok\": tr")
         elif behaviour == "garbage":
             writer.write(b"SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n")
+        elif behaviour == "huge-header":
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Junk: " + b"a" * 200_000 + b"\r\nContent-Length: 2\r\n\r\n{}")
         await writer.drain()
         writer.close()
 
@@ -169,7 +171,8 @@ async def test_connection_refused(transport: AiohttpTransport) -> None:
 
 
 @pytest.mark.parametrize(("behaviour", "outcome"), [("reset", Outcome.RESET), ("cut", Outcome.RESET),
-                                                     ("garbage", Outcome.BAD_PAYLOAD)])
+                                                     ("garbage", Outcome.BAD_PAYLOAD),
+                                                     ("huge-header", Outcome.BAD_PAYLOAD)])
 async def test_misbehaving_peers(behaviour: str, outcome: Outcome, transport: AiohttpTransport) -> None:
     srv, url = await raw_server(behaviour)
     async with srv:
