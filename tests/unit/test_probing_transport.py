@@ -6,6 +6,7 @@ import asyncio
 import socket
 import struct
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -41,6 +42,7 @@ class Server:
         self.app.router.add_get("/html", self.html)
         self.app.router.add_get("/truncated-json", self.truncated_json)
         self.app.router.add_get("/big", self.big)
+        self.app.router.add_get("/bomb", self.bomb)
         self.runner = web.AppRunner(self.app, access_log=None)
         self.url = ""
 
@@ -74,6 +76,13 @@ class Server:
         except (ConnectionResetError, ConnectionError, RuntimeError):
             pass
         return resp
+
+    async def bomb(self, request: web.Request) -> web.Response:
+        """50 MB of zeros that travel as ~50 KB of gzip."""
+        comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+        zeros = bytes(1024 * 1024)
+        body = b"".join(comp.compress(zeros) for _ in range(50)) + comp.flush()
+        return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
 
     async def __aenter__(self) -> Server:
         await self.runner.setup()
@@ -219,6 +228,12 @@ async def test_50mb_body_is_capped_without_reading_it_all(server: Server, transp
     assert server.big_bytes_written < BIG // 2  # we hung up instead of draining 50 MB
     again = await transport.send(req(server.url + "/ok"))  # the session is still usable
     assert again.error is None
+
+
+async def test_a_gzip_bomb_is_capped_after_decompression(server: Server, transport: AiohttpTransport) -> None:
+    result = await transport.send(req(server.url + "/bomb"))
+    assert result.error is None and result.response is not None
+    assert result.response.truncated and len(result.response.body) == 1024 * 1024
 
 
 async def test_pool_wait_is_not_counted_as_latency(server: Server) -> None:
