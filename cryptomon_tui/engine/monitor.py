@@ -637,19 +637,27 @@ class Monitor:
             return {"ok": True, "changed": [], "error": None}
         paused = {n for n, w in self.engine.workers.items() if getattr(w, "paused", False)}
         old_engine = self.engine
+        try:
+            engine = self._new_engine(new)  # builds the probe plan: a bad probe list fails here, before any change
+        except Exception as exc:
+            return {"ok": False, "changed": changed, "error": f"{type(exc).__name__}: {exc}"}
         self.config = new
         self.pipeline.config = new
         self.pipeline.detector.clock_tolerances = self._tolerances(new)
-        try:
-            engine = self._new_engine(new)
-        except Exception as exc:
-            self.config = old_engine.config
-            return {"ok": False, "changed": changed, "error": f"{type(exc).__name__}: {exc}"}
+        engine.adopt_state(old_engine)  # bans, rate-limit pauses and breakers survive a reload
         await old_engine.stop()
         self.engine = engine
         await engine.start()
         for name in paused & set(engine.workers):
             engine.pause(name)
+        if self.notifier is not None and ("notify" in changed or "daemon" in changed):
+            old_notifier = self.notifier
+            await old_notifier.stop()  # flushes; its queued rows stay in the outbox for the new one
+            await self._start_notifier()
+        if self.analysis is not None and "analysis" in changed:
+            old_analysis = self.analysis
+            self._build_analysis()
+            await old_analysis.aclose()
         self._version += 1
         log.info("config reloaded; changed: %s", ", ".join(changed))
         return {"ok": True, "changed": changed, "error": None}
