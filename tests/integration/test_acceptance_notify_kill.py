@@ -50,7 +50,7 @@ class Targets:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         assert site._server is not None
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         if self._runner is not None:
