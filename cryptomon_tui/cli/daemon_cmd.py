@@ -280,6 +280,16 @@ def demo_config(config: Config, base_urls: dict[str, str]) -> Config:
     return demo
 
 
+def apply_cli_overrides(config: Config, args: argparse.Namespace) -> Config:
+    """``--socket`` and ``--store`` win over the file and over the demo's own socket and database."""
+    if getattr(args, "socket", None):
+        config.daemon.control.transport = "unix"
+        config.daemon.control.socket_path = args.socket
+    if getattr(args, "store", None):
+        config.storage.path = args.store
+    return config
+
+
 # -- run -----------------------------------------------------------------------------------------
 def run_daemon(args: argparse.Namespace) -> int:
     from cryptomon_tui.daemon.logging import setup_logging
@@ -290,11 +300,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     json_logs = bool(getattr(args, "log_json", False)) or config.daemon.log.format == "json"
     args.log_filter = setup_logging(json_logs, level, collect_secrets(config), stream=sys.stderr)
     args.config_source = source
-    if getattr(args, "socket", None):
-        config.daemon.control.transport = "unix"
-        config.daemon.control.socket_path = args.socket
-    if getattr(args, "store", None):
-        config.storage.path = args.store
+    config = apply_cli_overrides(config, args)
     duration: float | None = None
     if getattr(args, "run_for", None):
         try:
@@ -319,13 +325,12 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
         simulator = await _start_simulator(args.demo)
         if simulator is None:
             return EXIT_CONFIG
-        config = demo_config(config, simulator.base_urls)
-    transform = None
-    if simulator is not None:
-        urls = simulator.base_urls
+        config = apply_cli_overrides(demo_config(config, simulator.base_urls), args)
+    urls = simulator.base_urls if simulator is not None else None
 
-        def transform(c: Config) -> Config:
-            return demo_config(c, urls)
+    def transform(c: Config) -> Config:
+        # A reloaded file gets the same treatment as the first one: demo wiring, then --socket/--store.
+        return apply_cli_overrides(demo_config(c, urls) if urls is not None else c, args)
 
     try:
         engine = Monitor(config, config_path=getattr(args, "config_source", None), config_transform=transform)

@@ -163,7 +163,11 @@ class EngineCollector(Collector):
                     continue
                 prl = [name, probe, loc]
                 last = row.get("last") if isinstance(row.get("last"), dict) else None
-                if last is not None and last.get("outcome") != "skipped_open_circuit":
+                if last is not None and last.get("outcome") == "skipped_open_circuit":
+                    # Not sent because it kept failing: still a failure. A series that vanished while the
+                    # circuit is open would hide the outage from `probe_success == 0` alerts.
+                    success.add_metric(prl, 0.0)
+                elif last is not None:
                     success.add_metric(prl, 1.0 if last.get("outcome") == "ok" else 0.0)
                     if (v := _ms(last.get("latency_ms"))) is not None:
                         duration.add_metric(prl, v)

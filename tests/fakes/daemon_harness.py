@@ -1,10 +1,11 @@
-"""A real daemon process for acceptance tests: the daemon's DaemonRunner (control API, /metrics, reload,
-signals) around a FakeEngine, in its own process.
+"""Daemon processes for acceptance tests.
 
-Run: ``python -m tests.fakes.daemon_harness --config PATH [--fail EXCHANGE]``.
-``DAEMON_COMMAND`` is what the tests start; once ``cryptomon daemon`` serves the control API, switch
-the acceptance tests to the real daemon by changing that one line to
-``[sys.executable, "-m", "cryptomon_tui", "daemon", "--demo", "outage"]`` (the helpers add ``--config``).
+Two kinds, started by the same ``daemon_process`` helper:
+- the real ``cryptomon daemon`` (``REAL_DAEMON_COMMAND``): the whole engine (``Monitor``) probing a
+  ``cryptomon simulate`` process started by ``simulator_process``, with a config from ``real_daemon_config``;
+- this module run as ``python -m tests.fakes.daemon_harness --config PATH [--fail EXCHANGE]``
+  (``DAEMON_COMMAND``): the daemon's DaemonRunner around a FakeEngine, for faults a real engine cannot be
+  driven into on demand (an event storm of thousands of events a second, a scripted outage).
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DAEMON_COMMAND: list[str] = [sys.executable, "-m", "tests.fakes.daemon_harness"]
+CRYPTOMON: list[str] = [sys.executable, "-m", "cryptomon_tui"]
+REAL_DAEMON_COMMAND: list[str] = [*CRYPTOMON, "daemon"]
+SIMULATOR_READY_S = 20.0
 
 
 def free_port() -> int:
@@ -69,14 +76,100 @@ def daemon_process(
         wait_http_ok(http_url + "/healthz", 20.0, proc)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc)
         log_file.close()
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL if it does not exit within ``timeout``; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return int(proc.returncode)
+
+
+def _parse_base_urls(text: str) -> dict[str, str] | None:
+    """``cryptomon simulate`` prints ``VENUE  URL`` lines, then ``ready:``; None until it did."""
+    if "\nready:" not in "\n" + text:
+        return None
+    urls: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].startswith("http://"):
+            urls[parts[0]] = parts[1]
+    return urls
+
+
+@contextlib.contextmanager
+def simulator_process(scenario: str | Path, log_path: Path, extra_args: Sequence[str] = ()) -> Iterator[dict[str, str]]:
+    """A ``cryptomon simulate`` process on free loopback ports: yields venue -> base URL.
+
+    One simulator shared by several daemons makes them see the very same outage at the same moment.
+    """
+    cmd = [*CRYPTOMON, "simulate", "--scenario", str(scenario), "--port-base", "0", "--quiet", *extra_args]
+    log_file = open(log_path, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + SIMULATOR_READY_S
+        while True:
+            urls = _parse_base_urls(log_path.read_text(errors="replace"))
+            if urls:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"simulator did not start: {log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        yield urls
+    finally:
+        stop_process(proc)
+        log_file.close()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def real_daemon_config(
+    path: Path,
+    *,
+    location: str,
+    base_urls: dict[str, str],
+    socket_path: Path,
+    store_path: Path,
+    http_port: int,
+    interval: str = "500ms",
+    exchanges: Sequence[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a config for ``cryptomon daemon`` probing the simulator at ``base_urls``; returns the data.
+
+    ``budget_share`` 0.5: the simulator enforces the exchanges' real limits and 500 ms probes need half of
+    them (the default 2 % would stretch every interval to seconds). ``extra`` is merged in (nested dicts merge).
+    """
+    names = list(exchanges) if exchanges is not None else list(base_urls)
+    data: dict[str, Any] = {
+        "exchanges": {
+            name: {"base_url": base_urls[name], "interval": interval, "timeout": "1s", "budget_share": 0.5}
+            for name in names
+        },
+        "probing": {"breaker": {"cooldown": "2s", "max_cooldown": "10s"}},
+        "storage": {"path": str(store_path)},
+        "daemon": {
+            "location": location,
+            "http": {"port": http_port},
+            "control": {"socket_path": str(socket_path)},
+            "reload": {"interval": "200ms"},
+        },
+    }
+    data = _merge(data, extra or {})
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return data
 
 
 # -- the process itself ---------------------------------------------------------------------------

@@ -1,0 +1,136 @@
+"""Acceptance (issue 6), real processes end to end: two ``cryptomon daemon`` processes in different locations
+probe ONE shared ``cryptomon simulate`` (so both see the very same Binance outage), a real Prometheus scrapes
+both /metrics, and both daemons push their incident through cryptomon's own ``alertmanager`` channel into a
+real Alertmanager grouping by ``[alertname, exchange]`` as docs/scaling.md recommends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.daemon_harness import (
+    REAL_DAEMON_COMMAND,
+    daemon_process,
+    free_port,
+    real_daemon_config,
+    simulator_process,
+)
+from tests.fakes.prom_stack import ALERTMANAGER, PROMETHEUS, alertmanager, get_json, prom_query, prometheus, wait_for
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        PROMETHEUS is None or ALERTMANAGER is None,
+        reason="needs the Debian packages prometheus and prometheus-alertmanager (make sysdeps installs them)",
+    ),
+]
+
+# Binance answers 500 from the simulator's first second for two minutes: longer than the test, so the
+# incident is still firing when Alertmanager is asked.
+OUTAGE_SCENARIO = """\
+name: binance-outage
+description: binance answers HTTP 500 for two minutes, okx stays healthy
+duration: 300s
+loop: false
+seed: 6
+faults:
+  - exchange: binance
+    type: errors
+    start: 0s
+    duration: 120s
+    status: 500
+    code: -1001
+    message: "Internal error; unable to process your request. Please try again."
+"""
+LOCATIONS = ("tokyo", "frankfurt")
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """Unix socket paths must stay under 108 bytes: pytest's tmp_path is too deep."""
+    path = Path(tempfile.mkdtemp(prefix="cmr-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def outage_groups(am_url: str) -> list[dict[str, Any]]:
+    return [g for g in get_json(am_url + "/api/v2/alerts/groups") if g["labels"].get("exchange") == "binance"]
+
+
+@pytest.mark.timeout(90)
+def test_two_real_daemons_one_outage_prometheus_and_one_alertmanager_group(tmp_path: Path, short_dir: Path) -> None:
+    started = time.monotonic()
+    scenario = tmp_path / "outage.yaml"
+    scenario.write_text(OUTAGE_SCENARIO)
+    ports = {loc: free_port() for loc in LOCATIONS}
+    with contextlib.ExitStack() as stack:
+        urls = stack.enter_context(simulator_process(scenario, tmp_path / "simulator.log"))
+        am_url = stack.enter_context(alertmanager(tmp_path / "am", group_by=("alertname", "exchange")))
+        for loc in LOCATIONS:
+            config = tmp_path / f"{loc}.yaml"
+            real_daemon_config(
+                config,
+                location=loc,
+                base_urls=urls,
+                exchanges=["binance", "okx"],
+                socket_path=short_dir / f"{loc}.sock",
+                store_path=tmp_path / f"{loc}.sqlite3",
+                http_port=ports[loc],
+                extra={
+                    "notify": {
+                        "channels": {"am": {"type": "alertmanager", "url": am_url, "refresh_interval": "5s"}},
+                        "routes": [{"channels": ["am"], "group_wait": "0s", "group_interval": "1s"}],
+                    },
+                    "daemon": {"log": {"format": "json"}},
+                },
+            )
+            stack.enter_context(
+                daemon_process(config, f"http://127.0.0.1:{ports[loc]}", command=REAL_DAEMON_COMMAND)
+            )
+        prom_url = stack.enter_context(
+            prometheus(tmp_path / "prom", [f"127.0.0.1:{p}" for p in ports.values()], interval="1s")
+        )
+
+        # Prometheus has both locations' series: Binance failing from both, OKX healthy from both.
+        def both_locations(exchange: str, value: str) -> list[dict[str, Any]] | None:
+            result = prom_query(prom_url, f'probe_success{{exchange="{exchange}"}}')
+            by_location = {r["metric"]["location"] for r in result if r["value"][1] == value}
+            return result if by_location == set(LOCATIONS) else None
+
+        failing = wait_for(lambda: both_locations("binance", "0"), 30, "binance failing from both locations")
+        assert all(r["value"][1] == "0" for r in failing), failing
+        healthy = wait_for(lambda: both_locations("okx", "1"), 15, "okx healthy from both locations")
+        assert {r["metric"]["location"] for r in healthy} == set(LOCATIONS)
+        assert {r["metric"]["job"] for r in failing} == {"cryptomon"}
+
+        # Alertmanager: the two daemons' alerts for the outage land in ONE group, one alert per location.
+        def both_in_one_group() -> list[dict[str, Any]] | None:
+            groups = outage_groups(am_url)
+            seen = {a["labels"]["location"] for g in groups for a in g["alerts"]}
+            return groups if seen == set(LOCATIONS) else None
+
+        groups = wait_for(both_in_one_group, 30, "both daemons' alerts in Alertmanager")
+        assert len(groups) == 1, groups
+        group = groups[0]
+        assert set(group["labels"]) == {"alertname", "exchange"}, group["labels"]
+        assert group["labels"]["alertname"].startswith("Cryptomon")
+        alerts = group["alerts"]
+        assert sorted(a["labels"]["location"] for a in alerts) == sorted(LOCATIONS)
+        # the same problem, recognised as such by both daemons independently
+        assert len({a["labels"]["cryptomon_fingerprint"] for a in alerts}) == 1
+        assert len({a["labels"]["rule"] for a in alerts}) == 1
+        assert all(a["status"]["state"] == "active" for a in alerts)
+        # nothing else: no alert about the healthy exchange, no second group about binance
+        every_alert = get_json(am_url + "/api/v2/alerts")
+        assert {a["labels"].get("exchange") for a in every_alert} == {"binance"}, every_alert
+        assert len(every_alert) == len(LOCATIONS)
+    elapsed = time.monotonic() - started
+    print(f"two real daemons + simulator + Prometheus + Alertmanager: {elapsed:.1f}s")
