@@ -34,6 +34,7 @@ MIN_SIZE = (60, 16)
 WIDE_AT = 140
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 EVENT_LOG_LINES = 500
+EVENT_SETTLE_S = 0.2
 
 
 class DashboardScreen(Screen[None]):
@@ -74,6 +75,7 @@ class DashboardScreen(Screen[None]):
         self._age_timer: Timer | None = None
         self._spin_timer: Timer | None = None
         self._spin_i = 0
+        self._event_timer: Timer | None = None
         self.renders = 0
 
     @property
@@ -153,22 +155,32 @@ class DashboardScreen(Screen[None]):
             table = self.query_one("#exchanges", KeyedTable)
             spark_width = max(4, table.column_width("spark") - 6)
             table.show([(name, present.exchange_row(name, exchanges[name], now, spark_width)) for name in order])
-            channels = [c for c in snap.get("notify") or [] if isinstance(c, Mapping)]
-            incidents = [
-                i for i in present.incident_order(self.incidents())
-                if self._match(str(i.get("id")), str(i.get("exchange")), str(i.get("probe")), str(i.get("state")),
-                               str(i.get("severity")), str(i.get("rule")), str(i.get("summary")))
-            ]
-            inc_table = self.query_one("#incidents", KeyedTable)
-            before = inc_table.keys
-            inc_table.show([(str(i.get("id")), present.incident_row(i, now, channels)) for i in incidents])
+            self._draw_incidents()
             rows = present.error_rows(snap, present.sorted_exchanges(exchanges, self.sort_mode))
             self.query_one("#errors", KeyedTable).show(
                 [(key, cells) for key, cells in rows if self._match(key, cells["code"].text, cells["message"].text,
                                                                     cells["classes"].text)]
             )
-        if inc_table.keys != before:  # footer keys depend on having a selected incident
+
+    def _draw_incidents(self) -> None:
+        snap = self.snapshot or {}
+        now = parse_ts(snap.get("ts"))
+        channels = [c for c in snap.get("notify") or [] if isinstance(c, Mapping)]
+        incidents = [
+            i for i in present.incident_order(self.incidents())
+            if self._match(str(i.get("id")), str(i.get("exchange")), str(i.get("probe")), str(i.get("state")),
+                           str(i.get("severity")), str(i.get("rule")), str(i.get("summary")))
+        ]
+        table = self.query_one("#incidents", KeyedTable)
+        before = table.keys
+        table.show([(str(i.get("id")), present.incident_row(i, now, channels)) for i in incidents])
+        if table.keys != before:  # footer keys depend on having a selected incident
             self.refresh_bindings()
+
+    def _events_settled(self) -> None:
+        self._event_timer = None
+        if not self.frozen and self.snapshot is not None:
+            self._draw_incidents()
 
     def _match(self, *texts: str) -> bool:
         return not self.filter_text or any(present.matches_filter(t, self.filter_text) for t in texts)
@@ -241,8 +253,9 @@ class DashboardScreen(Screen[None]):
             why = " ".join(clean_text(v, 200) for k, v in detail.items() if k in ("channel", "reason", "error") and v)
             self.notify(f"{ident}: {why or 'see the daemon log'}", title="notification failed", severity="warning",
                         markup=False)
-        if not self.frozen and self.snapshot is not None and "timeline" in inc:
-            self.redraw()
+        if not self.frozen and "timeline" in inc and self._event_timer is None:
+            # a burst of events redraws the incident pane once, 0.2 s after the first of them
+            self._event_timer = self.set_timer(EVENT_SETTLE_S, self._events_settled, name="events-settled")
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
         self.connection = message.state

@@ -160,7 +160,12 @@ def fixture_snapshot() -> dict[str, Any]:
                          summary="okx book failing: " + HOSTILE)
     acked = engine.open_incident(rule="ip_banned", exchange="bybit", probe=None, severity=Severity.ERROR,
                                  summary="bybit banned our IP for 312 s")
-    engine.incidents[acked.id] = acked.with_changes(state=acked.state.ACKNOWLEDGED, acknowledged_by="alice@ops")
+    from cryptomon_tui.incidents.model import TimelineEntry
+
+    engine.incidents[acked.id] = acked.with_changes(
+        state=acked.state.ACKNOWLEDGED, acknowledged_by="alice@ops", ack_note="on it",
+        timeline=(TimelineEntry(FIXED_EPOCH, "opened", "bybit answered -10006 (ip banned)"),
+                  TimelineEntry(FIXED_EPOCH + 30, "acknowledged", "alice@ops: on it")))
     engine.open_incident(rule="latency_p99", exchange="deribit", probe="ticker", severity=Severity.WARNING,
                          summary="deribit p99 812 ms over 500 ms")
     clock.set(FIXED_EPOCH + 95)
