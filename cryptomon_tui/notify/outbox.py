@@ -201,6 +201,7 @@ class InMemoryOutbox:
                 and r.kind in kinds
                 and r.status == RowStatus.PENDING
                 and r.attempts == 0
+                and r.last_error is None
             ):
                 self.rows[i] = replace(r, status=RowStatus.CANCELLED.value)
                 n += 1

@@ -102,10 +102,14 @@ def release(conn: sqlite3.Connection, ids: Sequence[int], next_attempt_at: float
 
 
 def cancel_pending(conn: sqlite3.Connection, incident_id: str, channel: str, events: Sequence[str]) -> int:
-    """Withdraw never-attempted firing rows (resolved inside group_wait); the channel was never told."""
+    """Withdraw never-tried firing rows (resolved inside group_wait); the channel was never told.
+
+    A row that was tried and held back (broken channel, rate limit) has a ``last_error`` and stays: the
+    channel hears about the incident, and its resolution, once it works again."""
     with transaction(conn):
         cur = conn.execute(
             "DELETE FROM outbox WHERE incident_id = ? AND channel = ? AND state = 'pending' AND attempts = 0 "
+            "AND last_error IS NULL "
             f"AND event IN ({_marks(len(events))})",
             (incident_id, channel, *events),
         )

@@ -431,3 +431,16 @@ async def test_stop_keeps_undelivered_rows_pending() -> None:
     async with Rig(cfg) as rig:
         await rig.notifier.on_event(ev(EventType.OPENED, incident(), rig.now()))
     assert [r.status for r in rig.outbox.rows.values()] == ["pending"]
+
+
+async def test_incident_missed_while_broken_is_delivered_with_its_resolution_later() -> None:
+    cfg = make_config(routes=[{"channels": ["ops"], "group_wait": 0}])
+    async with Rig(cfg) as rig:
+        ch = rig.ch["ops"]
+        ch.script.append(SendResult(Verdict.BROKEN, "401 bad token"))
+        inc = incident()
+        await rig.notifier.on_event(ev(EventType.OPENED, inc, rig.now()))
+        await rig.advance(2)
+        await rig.notifier.on_event(ev(EventType.RESOLVED, inc.with_changes(state=IncidentState.RESOLVED), rig.now()))
+        await rig.advance(BROKEN_RETRY_S + 10)
+        assert ch.kinds() == ["firing", "firing", "resolved"]  # tried, held while broken, then both
