@@ -85,6 +85,7 @@ class Notifier:
         on_channel_recovered: ChannelCallback | None = None,
         *,
         rng: random.Random | None = None,
+        stop_timeout: float = STOP_DRAIN_S,
     ) -> None:
         self.config = config
         self.cfg = config.notify
@@ -94,6 +95,7 @@ class Notifier:
         self.on_channel_broken = on_channel_broken
         self.on_channel_recovered = on_channel_recovered
         self.rng = rng or random.Random()
+        self.stop_timeout = stop_timeout
         self.router = Router(self.cfg)
         self.channels: dict[str, Channel] = {}
         self.health: dict[str, ChannelHealth] = {}
@@ -168,7 +170,7 @@ class Notifier:
             ev.set()
         tasks = [*self._workers.values(), *([self._ticker] if self._ticker else [])]
         if tasks:
-            _, still = await asyncio.wait(tasks, timeout=STOP_DRAIN_S)
+            _, still = await asyncio.wait(tasks, timeout=self.stop_timeout)
             for t in still:
                 t.cancel()
             for t in still:
@@ -176,6 +178,9 @@ class Notifier:
                     await t
         # anything cut off mid-send is back to pending now rather than at the next start
         await self.outbox.outbox_requeue_inflight()
+        await self._save_unsaved()
+        if self._unsaved:
+            log.error("notify: %d message(s) could not be stored before stopping", len(self._unsaved))
         for channel in self.channels.values():
             with contextlib.suppress(Exception):
                 await channel.close()

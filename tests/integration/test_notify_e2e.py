@@ -43,7 +43,13 @@ async def test_one_firing_and_one_resolved_per_channel(tmp_path: Path, caplog: p
         "discord": {"type": "discord", "url": sink.url("discord", f"/1/{SECRET}")},
         "slack": {"type": "slack", "url": sink.url("slack", f"/T/B/{SECRET}")},
         "wecom": {"type": "wecom", "url": sink.url("wecom", f"/send?key={SECRET}")},
-        "telegram": {"type": "telegram", "token": f"1:{SECRET}", "chat_id": "-1", "api_url": sink.url("telegram")},
+        "telegram": {
+            "type": "telegram",
+            "token": f"1:{SECRET}",
+            "chat_id": "-1",
+            "api_url": sink.url("telegram"),
+            "rate_limit": "10/s",  # the default 20/min would make this test wait 6 s
+        },
         "pagerduty": {"type": "pagerduty", "routing_key": SECRET, "url": sink.url("pagerduty", "/v2/enqueue")},
         "webhook": {"type": "webhook", "url": sink.url("webhook", "/in"), "secret": SECRET},
         "email": {
@@ -104,3 +110,38 @@ async def test_one_firing_and_one_resolved_per_channel(tmp_path: Path, caplog: p
         await sink.stop()
         smtp.stop()
     assert SECRET not in caplog.text
+
+
+async def test_a_hanging_service_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    sink = WebhookSink()
+    await sink.start()
+    sink.fail("discord", Reply(hang=True))
+    cfg = config_from_data(
+        {
+            "notify": {
+                "channels": {
+                    "discord": {"type": "discord", "url": sink.url("discord", "/1/x"), "timeout": "30s"},
+                    "slack": {"type": "slack", "url": sink.url("slack", "/T/B/x")},
+                },
+                "routes": [{"channels": ["discord", "slack"], "group_wait": 0, "group_interval": 0}],
+            }
+        }
+    )
+    clock = RealClock()
+    store = Store(path=tmp_path / "db.sqlite3")
+    assert await store.open(background=False)
+    notifier = notifier_for_store(cfg, store, clock)
+    notifier.stop_timeout = 0.5
+    await notifier.start()
+    try:
+        for n in range(3):
+            inc = incident(n, exchange=f"ex{n}")
+            await notifier.on_event(IncidentEvent(clock.now(), EventType.OPENED, inc))
+        await _wait_for(lambda: len(sink.of("slack", 200)) == 3, "slack while discord hangs", within=10)
+        assert len(sink.of("discord")) == 1 and notifier.inflight == 1
+    finally:
+        await notifier.stop()  # the hung send is cut off; its row goes back to pending
+        stats = await store.outbox_stats()
+        await store.close()
+        await sink.stop()
+    assert stats["discord"].pending == 3 and stats["slack"].sent == 3

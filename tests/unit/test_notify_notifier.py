@@ -444,3 +444,29 @@ async def test_incident_missed_while_broken_is_delivered_with_its_resolution_lat
         await rig.notifier.on_event(ev(EventType.RESOLVED, inc.with_changes(state=IncidentState.RESOLVED), rig.now()))
         await rig.advance(BROKEN_RETRY_S + 10)
         assert ch.kinds() == ["firing", "firing", "resolved"]  # tried, held while broken, then both
+
+
+class FlakyOutbox(InMemoryOutbox):
+    """Refuses writes while ``down`` (disk full, locked database ...)."""
+
+    down = True
+
+    async def outbox_enqueue(self, rows: Any) -> list[int]:
+        if self.down:
+            raise OSError("database is locked")
+        return await super().outbox_enqueue(rows)
+
+
+async def test_rows_the_store_refused_are_kept_and_stored_later_never_sent_unsaved() -> None:
+    cfg = make_config(routes=[{"channels": ["ops"], "group_wait": 0}])
+    rig = Rig(cfg)
+    flaky = FlakyOutbox()
+    rig.outbox = flaky
+    rig.notifier.outbox = flaky
+    async with rig:
+        await rig.notifier.on_event(ev(EventType.OPENED, incident(), rig.now()))
+        await rig.advance(5)
+        assert rig.ch["ops"].sent == [] and flaky.rows == {}
+        flaky.down = False
+        await rig.advance(20)  # the reminder tick stores them
+        assert rig.ch["ops"].kinds() == ["firing"]
