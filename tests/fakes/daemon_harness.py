@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +66,10 @@ def daemon_process(
     command: Sequence[str] | None = None,
     log_path: Path | None = None,
     env: dict[str, str] | None = None,
+    ready_path: str = "/healthz",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a daemon (the harness by default), wait for /healthz, stop it with SIGTERM afterwards."""
+    """Start a daemon (the harness by default), wait for ``ready_path`` to answer 200, stop it with SIGTERM
+    afterwards. The real daemon serves /healthz before its probes start: wait for /readyz with it."""
     cmd = [*(command or DAEMON_COMMAND), "--config", str(config_path), *extra_args]
     log_file = open(log_path or config_path.with_suffix(".log"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -73,7 +77,7 @@ def daemon_process(
         env={**os.environ, **(env or {})},
     )
     try:
-        wait_http_ok(http_url + "/healthz", 20.0, proc)
+        wait_http_ok(http_url + ready_path, 20.0, proc)
         yield proc
     finally:
         stop_process(proc)
@@ -170,6 +174,92 @@ def real_daemon_config(
     data = _merge(data, extra or {})
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return data
+
+
+LONG_OUTAGE_SCENARIO = """\
+name: binance-long-outage
+description: binance answers HTTP 500 from the start for ten minutes; the other venues stay healthy
+duration: 900s
+loop: false
+seed: 6
+faults:
+  - exchange: binance
+    type: errors
+    start: 0s
+    duration: 600s
+    status: 500
+    code: -1001
+    message: "Internal error; unable to process your request. Please try again."
+"""
+
+
+@dataclass
+class RealDaemon:
+    """A running ``cryptomon daemon`` and where to look at it."""
+
+    proc: subprocess.Popen[bytes]
+    config_path: Path
+    socket_path: Path
+    http_url: str
+    probes_path: Path
+    events_path: Path
+    log_path: Path
+    base_urls: dict[str, str]
+
+    @property
+    def address(self) -> Any:
+        from cryptomon_tui.daemon.address import DaemonAddress
+
+        return DaemonAddress(socket_path=self.socket_path)
+
+    def probe_rows(self, start: int = 0) -> list[dict[str, Any]]:
+        """Probe results written to --probes-jsonl, from line ``start`` on (complete lines only)."""
+        try:
+            text = self.probes_path.read_text()
+        except FileNotFoundError:
+            return []
+        lines = text.split("\n")[:-1]  # the last piece may be a line being written
+        return [json.loads(line) for line in lines[start:] if line]
+
+    def events(self) -> list[dict[str, Any]]:
+        try:
+            return [json.loads(line) for line in self.events_path.read_text().splitlines() if line]
+        except FileNotFoundError:
+            return []
+
+
+@contextlib.contextmanager
+def real_daemon(
+    workdir: Path,
+    socket_dir: Path,
+    *,
+    location: str = "lab",
+    scenario: str = LONG_OUTAGE_SCENARIO,
+    exchanges: Sequence[str] = ("binance", "okx"),
+    interval: str = "500ms",
+    extra: dict[str, Any] | None = None,
+    extra_args: Sequence[str] = (),
+) -> Iterator[RealDaemon]:
+    """A simulator (``scenario``, YAML text) and one real daemon probing it, with probe and event JSONL files."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario_path = workdir / "scenario.yaml"
+    scenario_path.write_text(scenario)
+    port = free_port()
+    config_path = workdir / f"{location}.yaml"
+    socket_path = socket_dir / f"{location}.sock"
+    probes_path, events_path = workdir / "probes.jsonl", workdir / "events.jsonl"
+    log_path = workdir / f"{location}.log"
+    with simulator_process(scenario_path, workdir / "simulator.log") as urls:
+        real_daemon_config(
+            config_path, location=location, base_urls=urls, exchanges=exchanges, interval=interval,
+            socket_path=socket_path, store_path=workdir / f"{location}.sqlite3", http_port=port, extra=extra,
+        )
+        http_url = f"http://127.0.0.1:{port}"
+        args = ["--probes-jsonl", str(probes_path), "--events-jsonl", str(events_path), *extra_args]
+        with daemon_process(
+            config_path, http_url, args, command=REAL_DAEMON_COMMAND, log_path=log_path, ready_path="/readyz"
+        ) as proc:
+            yield RealDaemon(proc, config_path, socket_path, http_url, probes_path, events_path, log_path, urls)
 
 
 # -- the process itself ---------------------------------------------------------------------------

@@ -93,7 +93,9 @@ def test_two_real_daemons_one_outage_prometheus_and_one_alertmanager_group(tmp_p
                 },
             )
             stack.enter_context(
-                daemon_process(config, f"http://127.0.0.1:{ports[loc]}", command=REAL_DAEMON_COMMAND)
+                daemon_process(
+                    config, f"http://127.0.0.1:{ports[loc]}", command=REAL_DAEMON_COMMAND, ready_path="/readyz"
+                )
             )
         prom_url = stack.enter_context(
             prometheus(tmp_path / "prom", [f"127.0.0.1:{p}" for p in ports.values()], interval="1s")
