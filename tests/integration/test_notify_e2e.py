@@ -138,7 +138,7 @@ async def test_a_hanging_service_does_not_hold_up_the_others(tmp_path: Path) -> 
             inc = incident(n, exchange=f"ex{n}")
             await notifier.on_event(IncidentEvent(clock.now(), EventType.OPENED, inc))
         await _wait_for(lambda: len(sink.of("slack", 200)) == 3, "slack while discord hangs", within=10)
-        assert len(sink.of("discord")) == 1 and notifier.inflight == 1
+        assert len(sink.of("discord")) == 1 and notifier.inflight >= 1  # discord still waiting
     finally:
         await notifier.stop()  # the hung send is cut off; its row goes back to pending
         stats = await store.outbox_stats()
