@@ -76,6 +76,7 @@ class DashboardScreen(Screen[None]):
         self._spin_timer: Timer | None = None
         self._spin_i = 0
         self._event_timer: Timer | None = None
+        self._binding_state: tuple[bool, bool, bool] | None = None
         self.renders = 0
 
     @property
@@ -174,8 +175,8 @@ class DashboardScreen(Screen[None]):
         table = self.query_one("#incidents", KeyedTable)
         before = table.keys
         table.show([(str(i.get("id")), present.incident_row(i, now, channels)) for i in incidents])
-        if table.keys != before:  # footer keys depend on having a selected incident
-            self.refresh_bindings()
+        if table.keys != before:
+            self._maybe_refresh_bindings()
 
     def _events_settled(self) -> None:
         self._event_timer = None
@@ -300,7 +301,16 @@ class DashboardScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:
-        self.refresh_bindings()
+        self._maybe_refresh_bindings()
+
+    def _maybe_refresh_bindings(self) -> None:
+        """The footer recomposes on every refresh_bindings (costly): only when what check_action
+        looks at has changed, not on every row rebuild of a live table."""
+        inc = self.selected_incident()
+        state = (inc is not None, bool(inc and inc.get("silenced_by")), self.selected_exchange() is not None)
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:

@@ -292,14 +292,11 @@ def error_row(exchange: str, probe: str, row: Mapping[str, Any]) -> dict[str, Ce
 
 
 def has_errors(row: Mapping[str, Any]) -> bool:
-    """A probe belongs in the error table when it failed in the window or is failing now."""
+    """A probe belongs in the error table when it failed within the rolling window. Judged on the
+    window's counts only (not the last result), so rows do not blink in and out on every probe."""
     counts = row.get("counts") if isinstance(row.get("counts"), Mapping) else {}
     assert isinstance(counts, Mapping)
-    if any(k != "ok" and v for k, v in counts.items()):
-        return True
-    last = row.get("last") if isinstance(row.get("last"), Mapping) else {}
-    assert isinstance(last, Mapping)
-    return bool(row.get("timeouts") or row.get("consecutive_failures") or last.get("outcome") not in (None, "ok"))
+    return bool(row.get("timeouts")) or any(k != "ok" and v for k, v in counts.items())
 
 
 def error_rows(

@@ -117,7 +117,7 @@ def test_silence_scopes() -> None:
 def test_error_table_lists_failing_probes_only() -> None:
     healthy = {"counts": {"ok": 10}, "timeouts": 0, "last": {"outcome": "ok"}}
     failed_once = {"counts": {"ok": 9, "http_5xx": 1}, "last": {"outcome": "ok"}}
-    failing_now = {"counts": {}, "last": {"outcome": "timeout"}}
+    failing_now = {"counts": {"ok": 3}, "timeouts": 1, "last": {"outcome": "timeout"}}
     snap = {"exchanges": {"a": {"probes": {"ping": healthy, "time": failed_once}}, "b": {"probes": {"x": failing_now}}}}
     assert [k for k, _ in present.error_rows(snap, ["a", "b"])] == ["a/time", "b/x"]
     assert len(present.error_rows(snap, ["a", "b"], only_failing=False)) == 3
