@@ -104,8 +104,9 @@ ExtensionBuilder = Callable[[DaemonContext], "DaemonExtension | None"]
 class JsonlWriter:
     """One JSON line per item, written by a thread so the event loop never waits on the disk or a pipe."""
 
-    def __init__(self, target: str, flush_interval_s: float = 0.2) -> None:
+    def __init__(self, target: str, flush_interval_s: float = 0.2, scrub: Callable[[str], str] | None = None) -> None:
         self.target = target
+        self._scrub = scrub  # masks configured secrets (e.g. a key pasted into an ack note); runs on the thread
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._flush_interval_s = flush_interval_s
         self._thread: threading.Thread | None = None
@@ -153,7 +154,8 @@ class JsonlWriter:
                     except queue.Empty:
                         break
                 if batch:
-                    stream.write("\n".join(batch) + "\n")
+                    text = "\n".join(batch) + "\n"
+                    stream.write(self._scrub(text) if self._scrub is not None else text)
                     stream.flush()
                     self.lines += len(batch)
         except (BrokenPipeError, OSError) as exc:
@@ -165,9 +167,15 @@ class JsonlWriter:
                 stream.close()
 
 
+def _secret_scrubber(ctx: DaemonContext) -> Callable[[str], str]:
+    from cryptomon_tui.daemon.redact import Redactor, collect_secrets
+
+    return Redactor(collect_secrets(ctx.config)).scrub_known
+
+
 class _ProbeJsonl:
     def __init__(self, ctx: DaemonContext, target: str) -> None:
-        self.writer = JsonlWriter(target)
+        self.writer = JsonlWriter(target, scrub=_secret_scrubber(ctx))
         self._ctx = ctx
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -201,7 +209,7 @@ JSONL_EVENTS = frozenset(
 
 class _EventJsonl:
     def __init__(self, ctx: DaemonContext, target: str) -> None:
-        self.writer = JsonlWriter(target)
+        self.writer = JsonlWriter(target, scrub=_secret_scrubber(ctx))
         self._ctx = ctx
 
     def _write(self, event: IncidentEvent) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -75,7 +76,28 @@ def collect_secrets(config: BaseModel | None, extra: Iterable[str] = ()) -> list
 
     if config is not None:
         walk(config, "")
+    for secret in list(found):
+        found.update(_parts(secret))
     return sorted(found, key=len, reverse=True)
+
+
+_AUTH_SCHEME = re.compile(r"(?i)^(?:bearer|basic|token|bot)\s+(\S+)$")
+MIN_SECRET_PART_LEN = 12  # a fragment shorter than this is too likely an ordinary word or path
+
+
+def _parts(secret: str) -> list[str]:
+    """Fragments of a secret that travel on their own: a webhook URL's path (the credential) shows up
+    without the host in a server's error answer; a header's token without its ``Bearer`` scheme."""
+    out: list[str] = []
+    if match := _AUTH_SCHEME.match(secret.strip()):
+        out.append(match.group(1))
+    if "://" in secret:
+        parsed = urlsplit(secret)
+        tail = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+        if len(tail) >= MIN_SECRET_PART_LEN:
+            out.append(tail)
+        out += [seg for seg in re.split(r"[/?&=]", tail) if len(seg) >= MIN_SECRET_PART_LEN]
+    return [p for p in out if len(p) >= MIN_SECRET_PART_LEN and p != secret]
 
 
 class Redactor:

@@ -239,6 +239,7 @@ def real_daemon(
     interval: str = "500ms",
     extra: dict[str, Any] | None = None,
     extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[RealDaemon]:
     """A simulator (``scenario``, YAML text) and one real daemon probing it, with probe and event JSONL files."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +258,8 @@ def real_daemon(
         http_url = f"http://127.0.0.1:{port}"
         args = ["--probes-jsonl", str(probes_path), "--events-jsonl", str(events_path), *extra_args]
         with daemon_process(
-            config_path, http_url, args, command=REAL_DAEMON_COMMAND, log_path=log_path, ready_path="/readyz"
+            config_path, http_url, args, command=REAL_DAEMON_COMMAND, log_path=log_path, ready_path="/readyz",
+            env=env,
         ) as proc:
             yield RealDaemon(proc, config_path, socket_path, http_url, probes_path, events_path, log_path, urls)
 
