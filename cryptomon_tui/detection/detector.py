@@ -700,13 +700,10 @@ class Detector:
         )
 
     def _circuit(self, exm: ExchangeMetrics, inst: RuleInstance | None, now: float) -> Finding | None:
+        # Half-open is still open: one trial is in flight and nothing has recovered yet. Counting it as
+        # closed made a long outage flip open/half-open on every trial and turn "flapping".
         probes = exm.probes
-        for series in probes.values():
-            if series.breaker is BreakerState.OPEN:
-                break
-        else:
-            return None
-        open_ = sorted(p for p, s in probes.items() if s.breaker is BreakerState.OPEN)
+        open_ = sorted(p for p, s in probes.items() if s.breaker is not BreakerState.CLOSED)
         if not open_:
             return None
         ex = next(iter(probes.values())).exchange
