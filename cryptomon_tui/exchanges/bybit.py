@@ -40,9 +40,11 @@ from cryptomon_tui.exchanges.common import (
     decode_json,
     dig,
     epoch_ms,
+    epoch_seconds,
     first_dict,
     header,
     http_failure,
+    maintenance_status,
     never_raise,
     retry_after_seconds,
     to_float,
@@ -301,44 +303,17 @@ def _reset_wait(response: RawResponse, server_ms: float | None) -> float | None:
 
 
 def _maintenance(result: dict[str, Any], common: dict[str, Any]) -> Classification:
-    """``state: ongoing`` is maintenance now; scheduled ones are reported, not alarmed.
-
-    Events for the demo environment only (``env`` 2) do not make production unavailable.
-    """
+    """``state: ongoing`` is maintenance now; scheduled ones are reported, not alarmed."""
     events = result.get("list")
     if not isinstance(events, list):
         return bad_payload("result.list is not a list", **common)
-    ongoing: list[dict[str, Any]] = []
-    upcoming: list[dict[str, Any]] = []
-    for event in events:
-        if not isinstance(event, dict) or not isinstance(event.get("state"), str):
-            return bad_payload("a status entry has no state", **common)
-        state = event["state"].lower()
-        if state not in ("ongoing", "scheduled"):
-            continue
-        if to_int(event.get("env")) == 2:
-            continue
-        summary = {
-            "title": cap_text(event.get("title"), 120),
-            "begin": _seconds(event.get("begin")),
-            "end": _seconds(event.get("end")),
-            "maintain_type": cap_text(event.get("maintainType"), 10),
-        }
-        (ongoing if state == "ongoing" else upcoming).append(summary)
-    extra: dict[str, Any] = {"scheduled": upcoming} if upcoming else {}
-    if ongoing:
-        ends = [e["end"] for e in ongoing if e["end"] is not None]
-        return Classification(
-            outcome=Outcome.MAINTENANCE,
-            error_code="maintenance_ongoing",
-            error_message="; ".join(e["title"] for e in ongoing)[:300] or "maintenance ongoing",
-            maintenance_until=max(ends) if ends else None,
-            extra={**extra, "ongoing": ongoing},
-            **common,
-        )
-    return Classification(outcome=Outcome.OK, extra=extra, **common)
+    return maintenance_status(events, common, ("scheduled",), _maintenance_summary)
 
 
-def _seconds(value: Any) -> float | None:
-    ms = epoch_ms(value)
-    return None if ms is None else ms / 1000.0
+def _maintenance_summary(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "title": cap_text(event.get("title"), 120),
+        "begin": epoch_seconds(event.get("begin")),
+        "end": epoch_seconds(event.get("end")),
+        "maintain_type": cap_text(event.get("maintainType"), 10),
+    }

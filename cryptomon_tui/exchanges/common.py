@@ -11,7 +11,7 @@ import json
 import math
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +226,12 @@ def epoch_ms(value: Any) -> float | None:
     return number
 
 
+def epoch_seconds(value: Any) -> float | None:
+    """A plausible epoch-milliseconds reading in epoch seconds, or None."""
+    ms = epoch_ms(value)
+    return None if ms is None else ms / 1000.0
+
+
 def dig(obj: Any, *path: str | int) -> Any:
     """Walk dicts/lists without raising; MISSING when any step is absent or of the wrong type."""
     current = obj
@@ -269,6 +275,43 @@ def bad_payload(reason: str, **common: Any) -> Classification:
     return Classification(
         outcome=Outcome.BAD_PAYLOAD, error_code="bad_payload", error_message=cap_text(reason), **common
     )
+
+
+def maintenance_status(
+    events: list[Any],
+    common: dict[str, Any],
+    upcoming_states: Collection[str],
+    summarize: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Classification:
+    """A venue's list of maintenance events (Bybit and OKX share the shape): ``state: ongoing`` is
+    maintenance now; ``upcoming_states`` (scheduled, pre_open) are reported in ``extra``, not alarmed.
+
+    Events for the demo environment only (``env`` 2) do not make production unavailable. ``summarize``
+    picks what is kept of one event; it must give ``title`` and ``end`` (epoch seconds or None).
+    """
+    ongoing: list[dict[str, Any]] = []
+    upcoming: list[dict[str, Any]] = []
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("state"), str):
+            return bad_payload("a status entry has no state", **common)
+        state = event["state"].lower()
+        if state != "ongoing" and state not in upcoming_states:
+            continue
+        if to_int(event.get("env")) == 2:
+            continue
+        (ongoing if state == "ongoing" else upcoming).append(summarize(event))
+    extra: dict[str, Any] = {"scheduled": upcoming} if upcoming else {}
+    if ongoing:
+        ends = [e["end"] for e in ongoing if e["end"] is not None]
+        return Classification(
+            outcome=Outcome.MAINTENANCE,
+            error_code="maintenance_ongoing",
+            error_message="; ".join(e["title"] for e in ongoing)[:300] or "maintenance ongoing",
+            maintenance_until=max(ends) if ends else None,
+            extra={**extra, "ongoing": ongoing},
+            **common,
+        )
+    return Classification(outcome=Outcome.OK, extra=extra, **common)
 
 
 def http_failure(response: RawResponse, decoded: Decoded, **common: Any) -> Classification | None:

@@ -36,6 +36,7 @@ from cryptomon_tui.exchanges.common import (
     bad_payload,
     cap_text,
     decode_json,
+    dig,
     never_raise,
     retry_after_seconds,
     to_float,
@@ -222,21 +223,7 @@ class _Parser:
             else:
                 break
         frozen = tuple(steps)
-        return lambda doc: _walk(doc, frozen)
-
-
-def _walk(doc: Any, steps: tuple[PathStep, ...]) -> Any:
-    current = doc
-    for step in steps:
-        if isinstance(step, str):
-            if not isinstance(current, dict) or step not in current:
-                return MISSING
-            current = current[step]
-        else:
-            if not isinstance(current, list) or not -len(current) <= step < len(current):
-                return MISSING
-            current = current[step]
-    return current
+        return lambda doc: dig(doc, *frozen)
 
 
 def _truthy(value: Any) -> bool:

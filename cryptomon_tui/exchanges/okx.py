@@ -35,8 +35,10 @@ from cryptomon_tui.exchanges.common import (
     check_levels,
     decode_json,
     epoch_ms,
+    epoch_seconds,
     first_dict,
     http_failure,
+    maintenance_status,
     never_raise,
     retry_after_seconds,
     to_float,
@@ -262,43 +264,16 @@ def _code_text(raw: Any) -> str | None:
 
 
 def _maintenance(data: list[Any], common: dict[str, Any]) -> Classification:
-    """``state: ongoing`` is maintenance now; scheduled and pre_open are reported, not alarmed.
-
-    Events for the demo environment only (``env`` 2) do not make production unavailable.
-    """
-    ongoing: list[dict[str, Any]] = []
-    upcoming: list[dict[str, Any]] = []
-    for event in data:
-        if not isinstance(event, dict) or not isinstance(event.get("state"), str):
-            return bad_payload("a status entry has no state", **common)
-        state = event["state"].lower()
-        if state not in ("ongoing", "scheduled", "pre_open"):
-            continue
-        if to_int(event.get("env")) == 2:
-            continue
-        summary = {
-            "title": cap_text(event.get("title"), 120),
-            "state": state,
-            "begin": _seconds(event.get("begin")),
-            "end": _seconds(event.get("end")),
-            "service_type": cap_text(event.get("serviceType"), 10),
-            "maint_type": cap_text(event.get("maintType"), 10),
-        }
-        (ongoing if state == "ongoing" else upcoming).append(summary)
-    extra: dict[str, Any] = {"scheduled": upcoming} if upcoming else {}
-    if ongoing:
-        ends = [e["end"] for e in ongoing if e["end"] is not None]
-        return Classification(
-            outcome=Outcome.MAINTENANCE,
-            error_code="maintenance_ongoing",
-            error_message="; ".join(e["title"] for e in ongoing)[:300] or "maintenance ongoing",
-            maintenance_until=max(ends) if ends else None,
-            extra={**extra, "ongoing": ongoing},
-            **common,
-        )
-    return Classification(outcome=Outcome.OK, extra=extra, **common)
+    """``state: ongoing`` is maintenance now; scheduled and pre_open are reported, not alarmed."""
+    return maintenance_status(data, common, ("scheduled", "pre_open"), _maintenance_summary)
 
 
-def _seconds(value: Any) -> float | None:
-    ms = epoch_ms(value)
-    return None if ms is None else ms / 1000.0
+def _maintenance_summary(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "title": cap_text(event.get("title"), 120),
+        "state": event["state"].lower(),
+        "begin": epoch_seconds(event.get("begin")),
+        "end": epoch_seconds(event.get("end")),
+        "service_type": cap_text(event.get("serviceType"), 10),
+        "maint_type": cap_text(event.get("maintType"), 10),
+    }
