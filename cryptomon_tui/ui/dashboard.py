@@ -35,6 +35,8 @@ WIDE_AT = 140
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 EVENT_LOG_LINES = 500
 EVENT_SETTLE_S = 0.2
+ROWS_PER_TICK_S = 50  # exchange + probe rows redrawn per second before the tick slows down
+MAX_TICK_S = 3.0
 
 
 class DashboardScreen(Screen[None]):
@@ -109,7 +111,8 @@ class DashboardScreen(Screen[None]):
         self.query_one("#filter", Input).cursor_blink = False
         self.query_one("#busy", Static).display = False
         self.cm_app.bridge.add_listener(self)
-        self._tick = self.set_interval(1 / self.cm_app.refresh_hz, self.render_latest, name="snapshot-tick")
+        self.tick_interval = 1 / self.cm_app.refresh_hz
+        self._tick = self.set_interval(self.tick_interval, self.render_latest, name="snapshot-tick")
         self._check_size(self.size.width, self.size.height)
         self.query_one("#exchanges", KeyedTable).focus()
         self.render_latest()
@@ -147,6 +150,7 @@ class DashboardScreen(Screen[None]):
         if snap is None:
             return
         self.renders += 1
+        self._adapt_tick(snap)
         now = parse_ts(snap.get("ts"))
         with self.app.batch_update():
             self._draw_status()
@@ -182,6 +186,19 @@ class DashboardScreen(Screen[None]):
         self._event_timer = None
         if not self.frozen and self.snapshot is not None:
             self._draw_incidents()
+
+    def _adapt_tick(self, snap: Mapping[str, Any]) -> None:
+        """Big tables cost UI CPU on every redraw (Textual re-renders a DataTable's visible cells
+        when any cell changes): above ROWS_PER_TICK_S rows a second, redraw less often. Incident
+        events still update the incident pane at once; probing is not affected."""
+        exchanges = snap.get("exchanges") or {}
+        rows = len(exchanges) + sum(len((e or {}).get("probes") or {}) for e in exchanges.values())
+        wanted = max(1 / self.cm_app.refresh_hz, min(MAX_TICK_S, rows / ROWS_PER_TICK_S))
+        if abs(wanted - self.tick_interval) > 0.05:
+            self.tick_interval = wanted
+            if self._tick is not None:
+                self._tick.stop()
+            self._tick = self.set_interval(wanted, self.render_latest, name="snapshot-tick")
 
     def _match(self, *texts: str) -> bool:
         return not self.filter_text or any(present.matches_filter(t, self.filter_text) for t in texts)

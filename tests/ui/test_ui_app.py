@@ -128,3 +128,17 @@ async def test_signal_exits_and_keeps_the_daemon() -> None:
         await pilot.pause()
     assert app.return_value is not None
     assert app.return_value.reason == "signal" and app.return_value.daemon == "kept" and not client.calls
+
+
+async def test_big_dashboards_redraw_less_often() -> None:
+    snap = fixture_snapshot()
+    template = snap["exchanges"]["binance"]
+    snap["exchanges"] = {f"ex{i:02d}": template for i in range(40)}  # 40 exchanges x 3 probes
+    small, _ = frozen_app()
+    big = CryptomonApp(FrozenClient(snap), state=UiState(), persist_state=False, watch_signals=False)
+    async with small.run_test() as pilot:
+        await pilot.pause()
+        assert small.dashboard.tick_interval == 1.0
+    async with big.run_test() as pilot:
+        await pilot.pause()
+        assert 2.0 < big.dashboard.tick_interval <= 3.0
