@@ -467,11 +467,16 @@ class Notifier:
         limit = DIGEST_MAX if channel.supports_digest and not health.broken else self.cfg.digest_threshold
         if health.broken:
             limit = 1  # half-open: one message decides whether the channel works again
-        rows = await self.outbox.outbox_claim_due(name, self.clock.now(), limit)
-        if not rows:
-            nxt = await self.outbox.outbox_next_due(name)
-            delay = self.cfg.poll_interval if nxt is None else max(0.0, nxt - self.clock.now())
-            await self._sleep_or_wake(name, min(delay, max(self.cfg.poll_interval, 1.0) * 30))
+        # a read first: an idle channel costs one cheap query per poll_interval, never a write
+        nxt = await self.outbox.outbox_next_due(name)
+        now = self.clock.now()
+        if nxt is None or nxt > now:
+            delay = self.cfg.poll_interval if nxt is None else nxt - now
+            await self._sleep_or_wake(name, min(delay, self.cfg.poll_interval))
+            return
+        rows = await self.outbox.outbox_claim_due(name, now, limit)
+        if not rows:  # taken meanwhile (another process, a resend racing us)
+            await self._sleep_or_wake(name, self.cfg.poll_interval)
             return
         if channel.supports_digest and len(rows) >= self.cfg.digest_threshold:
             bucket.take()
