@@ -21,11 +21,12 @@ from cryptomon_tui.config.exchanges import KIND_ALIASES, KNOWN_KINDS
 from cryptomon_tui.config.paths import default_config_path
 from cryptomon_tui.config.root import Config
 
+UNKNOWN_CONFIG_KEY = "unknown key (check the spelling; see sample_config.yaml for every option)"
 _ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _line_map(text: str) -> dict[tuple[str, ...], int]:
-    """Map key paths to 1-based line numbers using the YAML node tree."""
+def yaml_line_map(text: str) -> dict[tuple[str, ...], int]:
+    """Map key paths to 1-based line numbers using the YAML node tree (the simulator's scenarios use it too)."""
     lines: dict[tuple[str, ...], int] = {}
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -75,21 +76,30 @@ def _interpolate(value: Any, path: tuple[str, ...], problems: list[ConfigProblem
     return value
 
 
-def _pretty_loc(loc: tuple[Any, ...]) -> tuple[str, ...]:
-    # pydantic adds "function-after[...]" style entries for some validators; drop them.
+def pretty_loc(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    """A pydantic error location as key path; drops the "function-after[...]" entries some validators add."""
     return tuple(str(p) for p in loc if not (isinstance(p, str) and ("[" in p and "]" in p)))
 
 
-def _expected(err: dict[str, Any]) -> str:
+def line_of(lines: dict[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+    """The line of ``path``, or of its nearest ancestor the YAML has (a missing key has no line of its own)."""
+    for cut in range(len(path), 0, -1):
+        line = lines.get(path[:cut])
+        if line:
+            return line
+    return None
+
+
+def validation_message(err: dict[str, Any], unknown_key: str) -> str:
+    """One pydantic error in words a person can act on, with the offending value when it is short."""
     kind = err.get("type", "")
-    msg = str(err.get("msg", "invalid value"))
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see sample_config.yaml for every option)"
+        return unknown_key
     if kind == "missing":
         return "required key is missing"
-    msg = msg.removeprefix("Value error, ")
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     given = err.get("input")
-    if kind not in ("missing",) and not isinstance(given, dict | list) and given is not None:
+    if given is not None and not isinstance(given, dict | list):
         shown = repr(given)
         if len(shown) > 60:
             shown = shown[:57] + "..."
@@ -97,9 +107,17 @@ def _expected(err: dict[str, Any]) -> str:
     return msg
 
 
+def yaml_problem(exc: yaml.YAMLError) -> ConfigProblem:
+    """A YAML syntax error as a problem with its line."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    return ConfigProblem("", f"malformed YAML: {problem}", line)
+
+
 def config_from_data(data: Any, source: Path | str | None = None, text: str = "") -> Config:
     """Validate already-parsed data. Raises ConfigError listing every problem."""
-    lines = _line_map(text) if text else {}
+    lines = yaml_line_map(text) if text else {}
     problems: list[ConfigProblem] = []
     if data is None:
         data = {}
@@ -127,13 +145,9 @@ def config_from_data(data: Any, source: Path | str | None = None, text: str = ""
         return Config.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = _pretty_loc(tuple(err.get("loc", ())))
-            line = None
-            for cut in range(len(loc), 0, -1):
-                line = lines.get(loc[:cut])
-                if line:
-                    break
-            problems.append(ConfigProblem(".".join(loc), _expected(dict(err)), line))
+            loc = pretty_loc(tuple(err.get("loc", ())))
+            message = validation_message(dict(err), UNKNOWN_CONFIG_KEY)
+            problems.append(ConfigProblem(".".join(loc), message, line_of(lines, loc)))
         raise ConfigError(source, problems) from None
 
 
@@ -155,10 +169,7 @@ def load_config(path: Path | str | None = None, *, required: bool = False) -> tu
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(cfg_path, [ConfigProblem("", f"malformed YAML: {problem}", line)]) from None
+        raise ConfigError(cfg_path, [yaml_problem(exc)]) from None
     return config_from_data(data, cfg_path, text), cfg_path
 
 

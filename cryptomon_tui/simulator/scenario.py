@@ -77,6 +77,7 @@ from pydantic import (
 )
 
 from cryptomon_tui.config.errors import ConfigError, ConfigProblem
+from cryptomon_tui.config.loader import line_of, pretty_loc, validation_message, yaml_line_map, yaml_problem
 from cryptomon_tui.probing.results import Outcome
 from cryptomon_tui.units import Duration
 
@@ -754,50 +755,18 @@ def builtin_scenarios() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def _line_map(text: str) -> dict[tuple[str, ...], int]:
-    lines: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: Any, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                walk(value_node, (*path, key))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                lines[(*path, str(i))] = item.start_mark.line + 1
-                walk(item, (*path, str(i)))
-
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
 def _describe(err: dict[str, Any]) -> str:
     kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        return "unknown key (see docs/simulator.md for the keys of each fault type)"
-    if kind == "missing":
-        return "required key is missing"
     if kind == "union_tag_invalid":
         return f"unknown fault type: use one of {', '.join(FAULT_TYPES)}"
     if kind == "union_tag_not_found":
         return f"every fault needs type: one of {', '.join(FAULT_TYPES)}"
-    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    given = err.get("input")
-    if given is not None and not isinstance(given, dict | list):
-        shown = repr(given)
-        return f"{msg} (got {shown[:57] + '...' if len(shown) > 60 else shown})"
-    return msg
+    return validation_message(err, "unknown key (see docs/simulator.md for the keys of each fault type)")
 
 
 def scenario_from_data(data: Any, source: str = "<scenario>", text: str = "", default_name: str = "") -> Scenario:
     """Validate parsed YAML. Raises ScenarioError naming ``source`` and each bad key."""
-    lines = _line_map(text) if text else {}
+    lines = yaml_line_map(text) if text else {}
     if not isinstance(data, dict):
         raise ScenarioError(source, [ConfigProblem("", "a scenario is a mapping with faults: (and name:, loop: ...)")])
     if default_name and "name" not in data:
@@ -807,17 +776,12 @@ def scenario_from_data(data: Any, source: str = "<scenario>", text: str = "", de
     except ValidationError as exc:
         problems: list[ConfigProblem] = []
         for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ())]
+            raw = [str(p) for p in err.get("loc", ())]
             # pydantic puts the union tag into the path (faults.0.errors.rate): drop it.
-            if len(loc) >= 3 and loc[0] == "faults" and loc[2] in FAULT_TYPES:
-                del loc[2]
-            loc = [p for p in loc if not ("[" in p and "]" in p)]
-            line = None
-            for cut in range(len(loc), 0, -1):
-                line = lines.get(tuple(loc[:cut]))
-                if line:
-                    break
-            problems.append(ConfigProblem(".".join(loc), _describe(dict(err)), line))
+            if len(raw) >= 3 and raw[0] == "faults" and raw[2] in FAULT_TYPES:
+                del raw[2]
+            loc = pretty_loc(tuple(raw))
+            problems.append(ConfigProblem(".".join(loc), _describe(dict(err)), line_of(lines, loc)))
         raise ScenarioError(source, problems) from None
 
 
@@ -846,8 +810,5 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(source, [ConfigProblem("", f"malformed YAML: {problem}", line)]) from None
+        raise ScenarioError(source, [yaml_problem(exc)]) from None
     return scenario_from_data(data, source, text, default_name)
