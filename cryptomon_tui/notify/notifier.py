@@ -385,6 +385,7 @@ class Notifier:
 
     async def tick(self) -> None:
         await self._save_unsaved()
+        await self.refresh_stats()  # status() stays fresh for queued counts between deliveries
         now = self.clock.now()
         rows: list[NewOutboxRow] = []
         for tracked in list(self.tracked.values()):
