@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptomon_tui import __version__
-from cryptomon_tui.clock import Clock, RealClock
+from cryptomon_tui.clock import Clock, RealClock, wait_for
 from cryptomon_tui.config.paths import state_dir
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
@@ -125,7 +125,7 @@ async def _open_connection(
     try:
         writer.write(encode(Hello(protocol=PROTOCOL_VERSION, client=client_name, token=address.token)))
         await writer.drain()
-        line = await _wait(clock, reader.readline(), handshake_s)
+        line = await wait_for(clock, reader.readline(), handshake_s)
         if not line:
             raise DaemonError(f"the daemon on {address.describe()} closed the connection during the handshake")
         msg = decode(line)
@@ -151,22 +151,6 @@ async def _open_connection(
     except BaseException:
         writer.close()
         raise
-
-
-async def _wait(clock: Clock, awaitable: Any, seconds: float) -> Any:
-    task = asyncio.ensure_future(awaitable)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        timer.cancel()
-        raise
-    timer.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    raise TimeoutError
 
 
 class DaemonClient:
@@ -368,7 +352,7 @@ class DaemonClient:
         if wait_s is None:
             return await fut
         try:
-            return await _wait(self.clock, fut, wait_s)
+            return await wait_for(self.clock, fut, wait_s)
         except TimeoutError:
             self._pending.pop(rid, None)
             raise DaemonError(f"{method}: no answer from the daemon within {wait_s:g}s") from None

@@ -19,10 +19,10 @@ import stat
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptomon_tui import __version__
-from cryptomon_tui.clock import Clock
+from cryptomon_tui.clock import Clock, wait_for
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
 from cryptomon_tui.daemon.protocol import (
@@ -49,8 +49,6 @@ from cryptomon_tui.engine.api import CommandError, EngineAPI
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 SNAPSHOT_TICK_S = 0.05
 MAX_INFLIGHT_PER_CLIENT = 32
 MAX_PENDING_RESPONSES = 1_000
@@ -69,25 +67,6 @@ class DaemonAlreadyRunning(ControlServerError):
             "or stop it first"
         )
         self.address = address
-
-
-async def _race_clock(clock: Clock, awaitable: Awaitable[T], seconds: float) -> T:
-    """``asyncio.wait_for`` on the injected clock."""
-    task = asyncio.ensure_future(awaitable)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        timer.cancel()
-        raise
-    timer.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    raise TimeoutError
 
 
 class _Client:
@@ -191,7 +170,7 @@ class _Client:
         """Before the writer task runs (handshake): write and drain, bounded by the handshake timeout."""
         self.writer.write(self.server.frame(msg))
         with contextlib.suppress(TimeoutError, ConnectionError, OSError):
-            await _race_clock(self.server.clock, self.writer.drain(), HANDSHAKE_TIMEOUT_S)
+            await wait_for(self.server.clock, self.writer.drain(), HANDSHAKE_TIMEOUT_S)
 
 
 class ControlServer:
@@ -420,7 +399,7 @@ class ControlServer:
 
     async def _handshake(self, client: _Client) -> bool:
         try:
-            line = await _race_clock(self.clock, client.reader.readline(), HANDSHAKE_TIMEOUT_S)
+            line = await wait_for(self.clock, client.reader.readline(), HANDSHAKE_TIMEOUT_S)
         except TimeoutError:
             await client.send_now(ErrorFrame("bad_frame", "no hello within the handshake timeout"))
             return False
