@@ -144,7 +144,7 @@ def real_daemon_config(
     *,
     location: str,
     base_urls: dict[str, str],
-    socket_path: Path,
+    socket_path: Path | None,
     store_path: Path,
     http_port: int,
     interval: str = "500ms",
@@ -155,6 +155,7 @@ def real_daemon_config(
 
     ``budget_share`` 0.5: the simulator enforces the exchanges' real limits and 500 ms probes need half of
     them (the default 2 % would stretch every interval to seconds). ``extra`` is merged in (nested dicts merge).
+    ``socket_path`` None: the default socket in the runtime folder.
     """
     names = list(exchanges) if exchanges is not None else list(base_urls)
     data: dict[str, Any] = {
@@ -167,7 +168,7 @@ def real_daemon_config(
         "daemon": {
             "location": location,
             "http": {"port": http_port},
-            "control": {"socket_path": str(socket_path)},
+            "control": {} if socket_path is None else {"socket_path": str(socket_path)},
             "reload": {"interval": "200ms"},
         },
     }
@@ -240,20 +241,29 @@ def real_daemon(
     extra: dict[str, Any] | None = None,
     extra_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    default_socket: bool = False,
 ) -> Iterator[RealDaemon]:
-    """A simulator (``scenario``, YAML text) and one real daemon probing it, with probe and event JSONL files."""
+    """A simulator (``scenario``, YAML text) and one real daemon probing it, with probe and event JSONL files.
+    Its socket is ``socket_dir/<location>.sock``, or with ``default_socket`` the default one (keep
+    CRYPTOMON_HOME short then: a unix socket path has at most 107 bytes)."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario_path = workdir / "scenario.yaml"
     scenario_path.write_text(scenario)
     port = free_port()
     config_path = workdir / f"{location}.yaml"
-    socket_path = socket_dir / f"{location}.sock"
+    if default_socket:
+        from cryptomon_tui.daemon.address import default_socket_path
+
+        socket_path = default_socket_path()
+    else:
+        socket_path = socket_dir / f"{location}.sock"
     probes_path, events_path = workdir / "probes.jsonl", workdir / "events.jsonl"
     log_path = workdir / f"{location}.log"
     with simulator_process(scenario_path, workdir / "simulator.log") as urls:
         real_daemon_config(
             config_path, location=location, base_urls=urls, exchanges=exchanges, interval=interval,
-            socket_path=socket_path, store_path=workdir / f"{location}.sqlite3", http_port=port, extra=extra,
+            socket_path=None if default_socket else socket_path, store_path=workdir / f"{location}.sqlite3",
+            http_port=port, extra=extra,
         )
         http_url = f"http://127.0.0.1:{port}"
         args = ["--probes-jsonl", str(probes_path), "--events-jsonl", str(events_path), *extra_args]
