@@ -323,6 +323,9 @@ def run_daemon(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, config: Config, duration: float | None) -> int:
+    from cryptomon_tui.daemon.control import ControlServerError
+    from cryptomon_tui.daemon.http import HttpServerError
+
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -360,6 +363,10 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
         except OSError as exc:
             where = f" {exc.filename}" if exc.filename else ""
             print(f"cryptomon: cannot open{where}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        except (ControlServerError, HttpServerError) as exc:
+            # another daemon holds the socket or the port: say so, no traceback
+            print(f"cryptomon: {exc}", file=sys.stderr)
             return 1
         await engine.start()
         # Everything built so far lives as long as the daemon: keep it out of the GC's full collections,

@@ -208,13 +208,13 @@ async def test_clients_that_stop_reading_do_not_slow_the_probes(tmp_path: Path, 
         intervals = {(n, p): float(v) for n in HEALTHY for p, v in snap["exchanges"][n]["intervals"].items()}
         # warm up: connections open, the outage's incident opened
         await until(lambda: len(daemon.probe_rows()) >= 20 and daemon.events(), 20, "a warmed-up daemon")
-        baseline = await measure_window(daemon, intervals, 60)
+        baseline = await measure_window(daemon, intervals, 45)
 
         stalled = [stalled_connection(daemon.socket_path) for _ in range(4)]
         try:
             # The daemon really is pushing into connections nobody reads: their buffers fill up.
             await until(lambda: all(unread_bytes(s) > 0 for s in stalled), 5, "data queued for stalled clients")
-            during = await measure_window(daemon, intervals, 60)
+            during = await measure_window(daemon, intervals, 45)
             # A client that does read is still served promptly next to them.
             async with DaemonClient(daemon.address, client_name="prompt", reconnect=False) as prompt:
                 sent = time.perf_counter()

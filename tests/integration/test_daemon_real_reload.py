@@ -157,6 +157,15 @@ async def test_a_demo_daemon_runs_beside_a_normal_one(
         assert not demo_socket.exists()
         assert normal.proc.poll() is None and normal.socket_path.exists()  # the demo's exit left it alone
 
+        # A second normal daemon on the same socket is refused with a message (not a traceback).
+        second = await asyncio.to_thread(
+            subprocess.run, [*REAL_DAEMON_COMMAND, "--config", str(normal.config_path)],
+            cwd=REPO, capture_output=True, text=True, timeout=30,
+        )
+        assert second.returncode == 1, second
+        assert "already running" in second.stderr and "Traceback" not in second.stderr, second.stderr[-2000:]
+        assert normal.proc.poll() is None and normal.socket_path.exists()
+
 
 def start_demo(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
     """``cryptomon daemon --demo=calm`` with no --socket/--store: its own default socket and database."""
