@@ -305,14 +305,21 @@ def record(r: dict[str, Any]) -> None:
     ]
     path = ROOT / "bench" / "RESULTS.md"
     text = path.read_text(encoding="utf-8")
-    if "## UI (`make bench-ui`)" not in text:
-        lines = ["", "## UI (`make bench-ui`)", "",
+    heading = "## UI (`make bench-ui`)"
+    if heading not in text:
+        lines = ["", heading, "",
                  "`bench/bench_ui.py`: the UI runs in a 120x40 tmux pane as `cryptomon demo` (the daemon in its own "
                  "process); CPU from /proc utime+stime over the run, RSS peak of 1 s samples. Key latency is "
                  "measured through tmux (send-keys to capture-pane), an upper bound. The error rows probe a "
                  "loopback server that answers exactly 50 ms after each request.", *lines]
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines))
+        path.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        return
+    # append the run at the end of the UI section (other sections may follow it)
+    start = text.index(heading)
+    nxt = text.find("\n## ", start + len(heading))
+    end = len(text) if nxt < 0 else nxt
+    block = "\n".join(lines)
+    path.write_text(text[:end].rstrip("\n") + "\n" + block + "\n" + text[end:], encoding="utf-8")
 
 
 if __name__ == "__main__":

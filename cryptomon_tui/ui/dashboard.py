@@ -550,7 +550,8 @@ class DashboardScreen(Screen[None]):
             if self._age_timer is not None:
                 self._age_timer.stop()
                 self._age_timer = None
-        self.set_class(self.frozen, "-frozen")
+        # on the status line only: a class on the screen would restyle every widget under it
+        self.query_one("#status", Static).set_class(self.frozen, "-frozen")
         if self.snapshot is not None:
             self._draw_status()
         if not self.frozen:
