@@ -119,6 +119,20 @@ def test_two_real_daemons_one_outage_prometheus_and_one_alertmanager_group(tmp_p
         assert {r["metric"]["location"] for r in healthy} == set(LOCATIONS)
         assert {r["metric"]["job"] for r in failing} == {"cryptomon"}
 
+        # While the circuit is open (probes skipped, not sent), every binance probe still reports failure: a
+        # series that vanished instead would hide the outage from `probe_success == 0` alerts and dashboards.
+        def zero_for_every_probe_while_open() -> bool:
+            open_circuits = prom_query(prom_url, 'cryptomon_breaker_state{exchange="binance"} == 2')
+            probes = prom_query(prom_url, 'cryptomon_probe_window_attempts{exchange="binance"}')
+            zeros = prom_query(prom_url, 'probe_success{exchange="binance"} == 0')
+            key = ("location", "probe")
+            return len(open_circuits) == len(LOCATIONS) and len(probes) >= 2 * len(LOCATIONS) and (
+                {tuple(r["metric"][k] for k in key) for r in zeros}
+                == {tuple(r["metric"][k] for k in key) for r in probes}
+            )
+
+        wait_for(zero_for_every_probe_while_open, 20, "probe_success 0 for every binance probe with the circuit open")
+
         # Alertmanager: every group about the outage holds BOTH locations' alerts (deduplicated across locations:
         # one group per problem, not one per site), whether the alert came from a daemon's own incident
         # (``alertmanager`` channel: carries ``cryptomon_fingerprint``) or from a Prometheus rule.
