@@ -167,11 +167,11 @@ async def test_a_demo_daemon_runs_beside_a_normal_one(
         assert normal.proc.poll() is None and normal.socket_path.exists()
 
 
-def start_demo(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    """``cryptomon daemon --demo=calm`` with no --socket/--store: its own default socket and database."""
+def start_demo(config: Path, log_path: Path, extra_args: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """``cryptomon daemon --demo=calm`` (without --socket/--store: its own default socket and database)."""
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [*REAL_DAEMON_COMMAND, "--demo=calm", "--config", str(config)], cwd=REPO,
+            [*REAL_DAEMON_COMMAND, "--demo=calm", "--config", str(config), *(extra_args or [])], cwd=REPO,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 
@@ -179,3 +179,30 @@ def start_demo(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
 async def _probing(client: DaemonClient) -> bool:
     snap = await client.snapshot()
     return sum(int(ex["attempts"]) for ex in snap["exchanges"].values()) > 5
+
+
+async def test_demo_daemon_honours_socket_and_store_and_reloads_only_what_changed(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump({"exchanges": {"okx": {}}, "daemon": {"location": "pinned"}}))
+    socket_path, store = short_dir / "pinned.sock", tmp_path / "pinned.sqlite3"
+    log_path = tmp_path / "pinned.log"
+    demo = start_demo(config, log_path, ["--socket", str(socket_path), "--store", str(store)])
+    try:
+        await until(lambda: socket_path.exists() or demo.poll() is not None, 20, "the pinned demo socket")
+        assert demo.poll() is None, log_path.read_text()
+        assert not (runtime_dir() / "cryptomon-demo.sock").exists()
+        async with DaemonClient(DaemonAddress(socket_path=socket_path), reconnect=False) as client:
+            assert client.welcome is not None and client.welcome.location == "pinned"
+            await until(lambda: _probing(client), 20, "the demo daemon probing", step=0.2)
+            assert (await client.snapshot())["store"]["path"] == str(store)
+            config.write_text(yaml.safe_dump({"exchanges": {"okx": {}}, "daemon": {"location": "pinned"},
+                                              "ui": {"theme": "cryptomon-light"}}))
+            reply = await client.reload()
+            # the file's default socket/store differ from --socket/--store: not a change of the running daemon
+            assert reply["ok"] is True and reply["changed"] == ["ui"], reply
+            assert (await client.snapshot())["store"]["path"] == str(store)
+    finally:
+        rc = await asyncio.to_thread(stop_process, demo, 15.0)
+    assert rc == 0, log_path.read_text()[-3000:]
