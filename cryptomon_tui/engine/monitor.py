@@ -34,6 +34,9 @@ from cryptomon_tui.probing.transport import TransportFactory
 log = logging.getLogger("cryptomon.engine")
 
 RECENT_RESULTS_PER_EXCHANGE = 60
+# Failures are kept apart so an incident's evidence outlives its recovery: at a 250 ms cadence the
+# last 60 results cover 5 s, and an analysis asked for after the fault would see only successes.
+RECENT_FAILURES_PER_EXCHANGE = 60
 SNAPSHOT_MIN_INTERVAL_S = 0.2
 COMMAND_POLL_S = 0.5
 ROLLUP_EVERY_S = 15.0
@@ -69,6 +72,7 @@ class Monitor:
         self.pipeline = self._new_pipeline(config)
         self.engine = self._new_engine(config)
         self._recent: dict[str, deque[ProbeResult]] = {}
+        self._recent_failures: dict[str, deque[ProbeResult]] = {}
         self._events: asyncio.Queue[IncidentEvent | None] = asyncio.Queue()
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._sinks: list[EventSink] = []
@@ -218,6 +222,11 @@ class Monitor:
         if recent is None:
             recent = self._recent[result.exchange] = deque(maxlen=RECENT_RESULTS_PER_EXCHANGE)
         recent.append(result)
+        if not result.ok and result.outcome.counts_as_attempt:
+            failures = self._recent_failures.get(result.exchange)
+            if failures is None:
+                failures = self._recent_failures[result.exchange] = deque(maxlen=RECENT_FAILURES_PER_EXCHANGE)
+            failures.append(result)
         if self.store is not None:
             self.store.on_result(result)
         for sink in self._result_sinks:
@@ -334,9 +343,21 @@ class Monitor:
         from cryptomon_tui.analysis.context import build_context
 
         incident = self._incident(incident_id)
-        recent = [r for rs in self._recent.values() for r in rs]
+        recent = self._recent_results()
         others = [i for i in self.pipeline.incidents.open_incidents() if i.id != incident.id]
         return build_context(incident, self._exchange_stats(), recent, others, self.config, now=self.clock.now())
+
+    def _recent_results(self) -> list[ProbeResult]:
+        """Latest results plus the latest failures (deduplicated, oldest first)."""
+        seen: set[int] = set()
+        out: list[ProbeResult] = []
+        for ring in (*self._recent_failures.values(), *self._recent.values()):
+            for r in ring:
+                if id(r) not in seen:
+                    seen.add(id(r))
+                    out.append(r)
+        out.sort(key=lambda r: r.started_at)
+        return out
 
     def _start_analysis(
         self, incident_id: str, *, force: bool, offline: bool, notify_with: IncidentEvent | None = None
@@ -602,7 +623,7 @@ class Monitor:
 
     async def summary(self) -> dict[str, Any]:
         incidents = self.pipeline.incidents.open_incidents()
-        recent = [r for rs in self._recent.values() for r in rs]
+        recent = self._recent_results()
         result = await self.analysis.summarize(incidents, self._exchange_stats(), recent_results=recent)
         return {"summary": result.model_dump(mode="json"), "open_incidents": len(incidents)}
 

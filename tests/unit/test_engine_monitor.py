@@ -1,0 +1,70 @@
+"""Monitor wiring that no single package owns: evidence kept for analysis, snapshot shape, commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cryptomon_tui.clock import FakeClock
+from cryptomon_tui.config import config_from_data
+from cryptomon_tui.engine.api import CommandError
+from cryptomon_tui.engine.monitor import Monitor
+from cryptomon_tui.probing.results import Outcome, ProbeResult
+
+
+def _monitor(clock: FakeClock) -> Monitor:
+    cfg = config_from_data({"exchanges": {"binance": {"interval": "250ms"}}})
+    monitor = Monitor(cfg, clock=clock, use_store=False, notify=False)
+    monitor._build_analysis()
+    return monitor
+
+
+def _feed(monitor: Monitor, clock: FakeClock, outcome: Outcome, seconds: float, **kw: Any) -> None:
+    steps = int(seconds / 0.25)
+    for _ in range(steps):
+        clock.set(clock.now() + 0.25)
+        for probe in ("time", "status", "ticker"):
+            ok = outcome is Outcome.OK
+            monitor._on_result(
+                ProbeResult(
+                    "binance", probe, clock.now(), 0.6 if ok else 1.0, outcome,
+                    http_status=200 if ok else kw.get("status"), error_code=None if ok else kw.get("code"),
+                    error_message=None if ok else kw.get("message"),
+                )
+            )
+
+
+async def test_analysis_after_recovery_still_sees_the_failures() -> None:
+    clock = FakeClock(start=1_750_000_000.0)
+    monitor = _monitor(clock)
+    _feed(monitor, clock, Outcome.OK, 20)
+    _feed(monitor, clock, Outcome.HTTP_5XX, 5, status=500, code="-1001", message="Internal error")
+    incidents = monitor.pipeline.incidents.open_incidents()
+    assert len(incidents) == 1 and incidents[0].exchange == "binance"
+    _feed(monitor, clock, Outcome.OK, 30)  # far more than the 60-result ring of recent results
+    reply = await monitor.analyze(incidents[0].id, offline=True)
+    analysis = reply["analysis"]
+    assert "500" in analysis["root_cause"]
+    assert "recent probes do not point" not in analysis["root_cause"]
+
+
+async def test_snapshot_has_the_documented_keys_and_commands_refuse_clearly() -> None:
+    clock = FakeClock(start=1_750_000_000.0)
+    monitor = _monitor(clock)
+    _feed(monitor, clock, Outcome.OK, 5)
+    snap = monitor.snapshot()
+    for key in ("seq", "ts", "location", "version", "exchanges", "incidents", "silences", "notify", "analysis"):
+        assert key in snap
+    ex = snap["exchanges"]["binance"]
+    for key in ("kind", "status", "breaker", "rate_limit_used", "clock_offset_ms", "p50_ms", "p99_ms",
+                "error_rate", "sparkline", "probes"):
+        assert key in ex
+    assert ex["status"] == "ok"
+    assert ex["probes"]["ticker"]["last"]["outcome"] == "ok"
+    with pytest.raises(CommandError):
+        await monitor.ack("I-NOPE00", "tester", None)
+    with pytest.raises(CommandError):
+        await monitor.silence([{"name": "exchange", "value": "binance"}], 60, "", "tester")
+    with pytest.raises(CommandError):
+        await monitor.pause("kraken")
