@@ -74,6 +74,32 @@ async def metric_value(http_url: str, name: str) -> float:
     return await asyncio.to_thread(fetch)
 
 
+CLIENT_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from cryptomon_tui.daemon.address import DaemonAddress
+from cryptomon_tui.daemon.client import DaemonClient
+
+async def main():
+    async with DaemonClient(DaemonAddress(socket_path=Path(sys.argv[1])), client_name="carol") as c:
+        await c.subscribe(snapshot_hz=4, events=True)
+        print("attached", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def client_process(socket_path: Path) -> subprocess.Popen[str]:
+    """An attached client in its own process (subscribed to everything); returns once it is attached."""
+    proc = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, str(socket_path)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # bounded by the test's timeout; the child exits (EOF) if it cannot attach
+    assert line.strip() == "attached", line
+    return proc
+
+
 async def open_binance_incident(client: DaemonClient) -> dict[str, Any]:
     async def find() -> dict[str, Any] | None:
         snap = await client.snapshot()
@@ -114,7 +140,11 @@ async def test_two_clients_see_each_others_ack_and_killed_clients_leave_it_probi
             # ... and the daemon wrote it to --events-jsonl too
             await until(lambda: any(e["event"] == "acknowledged" for e in daemon.events()), 3, "ack in events.jsonl")
 
-            # Kill both clients: no goodbye, the connection just drops.
+            # Kill both clients: no goodbye, the connection just drops. And a client in its own process, SIGKILLed.
+            carol = await asyncio.to_thread(client_process, daemon.socket_path)
+            assert await metric_value(daemon.http_url, "cryptomon_control_clients") == 3
+            carol.kill()
+            await asyncio.to_thread(carol.wait, 5)
             for client in (alice, bob):
                 assert client._conn is not None
                 client._conn.writer.transport.abort()
