@@ -4,8 +4,8 @@ from cryptomon_tui.analysis.context import AnalysisContext, WindowStats, build_c
 from cryptomon_tui.analysis.ledger import AnalysisCache, InMemoryAnalysisCache, InMemoryUsageLedger, UsageLedger
 from cryptomon_tui.analysis.model import Analysis, AnalysisSeverity, Summary, Usage
 from cryptomon_tui.analysis.offline import OfflineAnalyzer
-from cryptomon_tui.analysis.redact import Redactor
 from cryptomon_tui.analysis.service import AnalysisService, UnknownIncident
+from cryptomon_tui.redaction import Redactor
 
 __all__ = [
     "Analysis",

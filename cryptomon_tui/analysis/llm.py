@@ -33,10 +33,10 @@ from cryptomon_tui.analysis.prompt import (
     estimate_tokens,
     repair_messages,
 )
-from cryptomon_tui.analysis.redact import Redactor
 from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.analysis import LlmConfig
+from cryptomon_tui.redaction import Redactor
 
 if TYPE_CHECKING:
     import openai
@@ -177,7 +177,7 @@ class LlmClient:
             self._client = None
 
     def _reason(self, text: str) -> str:
-        return self.redactor.redact(" ".join(text.split()))[:300]
+        return self.redactor.redact_for_llm(" ".join(text.split()))[:300]
 
     async def complete(
         self,
@@ -491,13 +491,14 @@ class LlmAnalyzer:
                         f"the model's reply was not valid JSON for the schema ({again}), even after "
                         "one repair try; showing the offline verdict"
                     )
-                    return self._fallback(baseline, state, started, raw_text=self.redactor.redact(text)[:4000])
+                    return self._fallback(baseline, state, started, raw_text=self.redactor.redact_for_llm(text)[:4000])
         except LlmFailure as failure:
             state.notes.append(failure.reason)
             return self._fallback(baseline, state, started, raw_text=None)
         except BudgetExceeded as over:
             state.notes.append(str(over))
-            return self._fallback(baseline, state, started, raw_text=self.redactor.redact(raw)[:4000] if raw else None)
+            raw_text = self.redactor.redact_for_llm(raw)[:4000] if raw else None
+            return self._fallback(baseline, state, started, raw_text=raw_text)
         assert isinstance(verdict, LlmVerdict)
         return Analysis(
             incident_id=incident_id,

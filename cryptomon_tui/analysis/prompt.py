@@ -16,9 +16,9 @@ from cryptomon_tui.analysis import codes
 from cryptomon_tui.analysis.context import AnalysisContext
 from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.analysis.offline import describe, when
-from cryptomon_tui.analysis.redact import Redactor
 from cryptomon_tui.incidents.model import Incident
 from cryptomon_tui.probing.results import ProbeResult, iso_utc
+from cryptomon_tui.redaction import Redactor
 from cryptomon_tui.units import format_duration
 
 CHARS_PER_TOKEN = 3.5
@@ -261,8 +261,8 @@ def analysis_messages(
     """System + user messages for one incident, redacted, within ``max_tokens`` (estimated)."""
     messages: list[dict[str, str]] = []
     for level in TRIM_LEVELS:
-        bundle = redactor.redact_obj(build_bundle(ctx, offline, level))
-        text = redactor.redact(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
+        bundle = redactor.redact_obj_for_llm(build_bundle(ctx, offline, level))
+        text = redactor.redact_for_llm(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
         messages = [
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": "Evidence bundle:\n" + text},
@@ -283,7 +283,7 @@ def repair_messages(raw: str, problem: str, redactor: Redactor, schema: str = SC
         {"role": "system", "content": "You fix JSON. Reply with only one valid JSON object and nothing else."},
         {
             "role": "user",
-            "content": redactor.redact(
+            "content": redactor.redact_for_llm(
                 "This reply should have been one JSON object with exactly these keys: "
                 + schema
                 + f"\nProblem: {_clip(problem, 300)}\nReply to fix:\n<<<\n{raw[:3000]}\n>>>\n"
@@ -294,8 +294,8 @@ def repair_messages(raw: str, problem: str, redactor: Redactor, schema: str = SC
 
 
 def summary_messages(bundle: dict[str, Any], redactor: Redactor, max_tokens: int) -> list[dict[str, str]]:
-    clean = redactor.redact_obj(bundle)
-    text = redactor.redact(json.dumps(clean, ensure_ascii=False, separators=(",", ":")))
+    clean = redactor.redact_obj_for_llm(bundle)
+    text = redactor.redact_for_llm(json.dumps(clean, ensure_ascii=False, separators=(",", ":")))
     messages = [
         {"role": "system", "content": SUMMARY_SYSTEM_PROMPT},
         {"role": "user", "content": "Open incidents:\n" + text},

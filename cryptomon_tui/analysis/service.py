@@ -27,12 +27,12 @@ from cryptomon_tui.analysis.model import Analysis, AnalysisSeverity, LlmSummaryR
 from cryptomon_tui.analysis.offline import OfflineAnalyzer, when
 from cryptomon_tui.analysis.pricing import CostReport, PriceTable, build_report, month_key
 from cryptomon_tui.analysis.prompt import SUMMARY_SCHEMA_TEXT, repair_messages, summary_messages
-from cryptomon_tui.analysis.redact import Redactor
 from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Severity
 from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class AnalysisService:
         self.clock = clock
         self.cache: AnalysisCache = cache or InMemoryAnalysisCache(clock, self.settings.cache_ttl)
         self.context_source = context_source
-        self.redactor = redactor or Redactor.from_config(config)
+        self.redactor = redactor or Redactor.for_llm(config)
         self.pricing = PriceTable(self.settings.pricing)
         self.offline = OfflineAnalyzer()
         self._llm: LlmAnalyzer | None = None
@@ -95,7 +95,7 @@ class AnalysisService:
             try:
                 await self._llm.client.client()
             except Exception as exc:  # a broken setup shows up as a note on the first analysis instead
-                log.warning("LLM client setup failed: %s", self.redactor.redact(str(exc)))
+                log.warning("LLM client setup failed: %s", self.redactor.redact_for_llm(str(exc)))
         await off_loop(self.offline.analyze_sync, _warmup_context(self.config, self.clock.now()))
 
     # ------------------------------------------------------------------ budget
@@ -225,10 +225,11 @@ class AnalysisService:
             except UnknownIncident:
                 raise
             except Exception as exc:  # never let a background analysis die silently
-                log.warning("analysis failed: %s", self.redactor.redact(str(exc)))
+                log.warning("analysis failed: %s", self.redactor.redact_for_llm(str(exc)))
                 ctx = await self._context(target)
+                error = self.redactor.redact_for_llm(f"{type(exc).__name__}: {exc}")
                 result = (await off_loop(self.offline.analyze_sync, ctx)).model_copy(
-                    update={"notes": [f"analysis error: {self.redactor.redact(type(exc).__name__ + ': ' + str(exc))}"]}
+                    update={"notes": [f"analysis error: {error}"]}
                 )
             if on_done is not None:
                 outcome = on_done(result)

@@ -44,8 +44,8 @@ from cryptomon_tui.daemon.protocol import (
     encode,
     validate_params,
 )
-from cryptomon_tui.daemon.redact import Redactor, collect_secrets
 from cryptomon_tui.engine.api import CommandError, EngineAPI
+from cryptomon_tui.redaction import Redactor, collect_secrets
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ class ControlServer:
         if self.redactor.secrets:
             text = data.decode("utf-8")
             if self.redactor.contains_secret(text):
-                data = self.redactor.scrub_known(text).encode("utf-8")
+                data = self.redactor.redact_secrets(text).encode("utf-8")
         return data
 
     # -- pumps shared by all clients --

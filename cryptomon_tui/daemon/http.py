@@ -18,8 +18,8 @@ from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.daemon.metrics import build_registry
-from cryptomon_tui.daemon.redact import Redactor, collect_secrets
 from cryptomon_tui.engine.api import EngineAPI
+from cryptomon_tui.redaction import Redactor, collect_secrets
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class HttpServer:
     # -- handlers --
 
     def _json(self, data: Any, status: int = 200) -> web.Response:
-        text = self.redactor.scrub_known(json.dumps(data, separators=(",", ":"), default=str))
+        text = self.redactor.redact_secrets(json.dumps(data, separators=(",", ":"), default=str))
         return web.Response(text=text, status=status, content_type="application/json")
 
     async def _index(self, request: web.Request) -> web.Response:
@@ -116,7 +116,7 @@ class HttpServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         self.scrapes += 1
-        body = self.redactor.scrub_known(generate_latest(self.registry).decode("utf-8"))
+        body = self.redactor.redact_secrets(generate_latest(self.registry).decode("utf-8"))
         return web.Response(body=body.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def _health(self) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Iterable
 from typing import IO, Any
 
-from cryptomon_tui.daemon.redact import Redactor
 from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.redaction import Redactor
 
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("x", logging.INFO, "x", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
@@ -32,7 +32,7 @@ class RedactingFilter(logging.Filter):
         self.redactor.set_secrets(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        scrub = self.redactor.scrub
+        scrub = self.redactor.redact_for_log
         try:
             message = record.getMessage()
         except Exception:  # a bad %-format must not lose the record

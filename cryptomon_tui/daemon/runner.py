@@ -22,9 +22,9 @@ from cryptomon_tui.config.root import Config
 from cryptomon_tui.daemon.control import ControlServer
 from cryptomon_tui.daemon.http import HttpServer
 from cryptomon_tui.daemon.logging import RedactingFilter
-from cryptomon_tui.daemon.redact import Redactor, collect_secrets
 from cryptomon_tui.daemon.reload import ConfigWatcher, install_sighup
 from cryptomon_tui.engine.api import EngineAPI
+from cryptomon_tui.redaction import Redactor, collect_secrets
 
 log = logging.getLogger(__name__)
 

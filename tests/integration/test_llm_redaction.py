@@ -12,11 +12,11 @@ import pytest
 
 from cryptomon_tui.analysis.context import build_context
 from cryptomon_tui.analysis.ledger import InMemoryUsageLedger
-from cryptomon_tui.analysis.redact import Redactor
 from cryptomon_tui.analysis.service import AnalysisService
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.incidents.model import TimelineEntry
 from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.redaction import Redactor
 from tests.fakes import analysis_scenarios as sc
 from tests.fakes.openai_server import FakeOpenAIServer, Step
 
@@ -171,7 +171,7 @@ def test_patterns_without_config() -> None:
     r = Redactor([])
     known_only_from_config = {OKX_PASSPHRASE, SMTP_PASSWORD, LLM_KEY}
     for entry in leaky_scenario().incident.timeline:
-        out = r.redact(entry.text)
+        out = r.redact_for_llm(entry.text)
         for secret in SECRETS:
             if secret not in known_only_from_config:
                 assert secret not in out, (secret, out)
@@ -179,21 +179,21 @@ def test_patterns_without_config() -> None:
     keep = (
         "binance/ticker HTTP 418 code -1003 at 2023-11-14 22:16:50 UTC, p99 720 ms, https://api.binance.com/api/v3/ping"
     )
-    assert r.redact(keep) == keep
-    assert r.redact("ban until 1700000900000 ms, offset -1,547 ms, 12:30:45") == (
+    assert r.redact_for_llm(keep) == keep
+    assert r.redact_for_llm("ban until 1700000900000 ms, offset -1,547 ms, 12:30:45") == (
         "ban until 1700000900000 ms, offset -1,547 ms, 12:30:45"
     )
 
 
 def test_url_params_are_cut_but_hosts_kept() -> None:
-    out = Redactor([]).redact("GET https://api.binance.com/api/v3/account?timestamp=1&signature=abc123 failed")
+    out = Redactor([]).redact_for_llm("GET https://api.binance.com/api/v3/account?timestamp=1&signature=abc123 failed")
     assert "signature=[REDACTED:secret]" in out and "api.binance.com/api/v3/account" in out
-    assert "user:pw@" not in Redactor([]).redact("proxy http://user:pw@10.0.0.1:3128 refused")
+    assert "user:pw@" not in Redactor([]).redact_for_llm("proxy http://user:pw@10.0.0.1:3128 refused")
 
 
 def test_from_config_finds_every_secret_str_and_skips_public_urls() -> None:
     config = leaky_config("http://127.0.0.1:9/v1")
-    found = Redactor.from_config(config).secrets
+    found = Redactor.for_llm(config).secrets
     for secret in (
         LLM_KEY,
         BINANCE_KEY,
@@ -214,5 +214,5 @@ def test_from_config_finds_every_secret_str_and_skips_public_urls() -> None:
 
 def test_json_escaped_and_url_encoded_forms_of_a_secret_are_caught() -> None:
     r = Redactor(['p"a ss/wörd'])
-    assert "wörd" not in r.redact(json.dumps({"m": 'p"a ss/wörd'}))
-    assert "w%C3%B6rd" not in r.redact("x?pw=p%22a%20ss%2Fw%C3%B6rd")
+    assert "wörd" not in r.redact_for_llm(json.dumps({"m": 'p"a ss/wörd'}))
+    assert "w%C3%B6rd" not in r.redact_for_llm("x?pw=p%22a%20ss%2Fw%C3%B6rd")

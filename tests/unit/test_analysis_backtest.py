@@ -14,11 +14,11 @@ import pytest
 from cryptomon_tui.analysis.context import build_context
 from cryptomon_tui.analysis.offline import OfflineAnalyzer
 from cryptomon_tui.analysis.prompt import analysis_messages, estimate_messages
-from cryptomon_tui.analysis.redact import Redactor
 from cryptomon_tui.backtest import replay
 from cryptomon_tui.config import Config
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.redaction import Redactor
 from cryptomon_tui.simulator.scenario import builtin_scenarios, load_scenario
 
 T0 = 1_700_000_000.0

@@ -11,7 +11,7 @@ import pytest
 
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.daemon.logging import setup_logging
-from cryptomon_tui.daemon.redact import Redactor, collect_secrets
+from cryptomon_tui.redaction import Redactor, collect_secrets
 
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -71,6 +71,6 @@ def test_every_record_is_redacted(log_stream: io.StringIO, json_format: bool) ->
 def test_redactor_leaves_ordinary_text_alone() -> None:
     r = Redactor(["supersecretvalue"])
     text = "binance book p99 2400ms error_rate=0.83 http_5xx"
-    assert r.scrub(text) == text
-    assert r.scrub("x supersecretvalue y") == "x *** y"
-    assert r.scrub_known("url?signature=abc") == "url?signature=abc"  # the wire scrubber is exact-only
+    assert r.redact_for_log(text) == text
+    assert r.redact_for_log("x supersecretvalue y") == "x *** y"
+    assert r.redact_secrets("url?signature=abc") == "url?signature=abc"  # the wire scrubber is exact-only

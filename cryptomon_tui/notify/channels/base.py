@@ -14,16 +14,17 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import httpx
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import ChannelBase
 from cryptomon_tui.notify.model import Notice
+from cryptomon_tui.redaction import Redactor
 
 log = logging.getLogger("cryptomon.notify")
 ANSWER_LIMIT = 500
+MIN_LOGGED_SECRET_LEN = 4  # library log lines are scrubbed of every channel's secrets at least this long
 
 
 class _SecretScrubber(logging.Filter):
@@ -32,9 +33,11 @@ class _SecretScrubber(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
+        self._redactor = Redactor(min_len=MIN_LOGGED_SECRET_LEN)
 
     def add(self, secrets: list[str]) -> None:
-        self.secrets.update(s for s in secrets if len(s) >= 4)
+        self.secrets.update(s for s in secrets if len(s) >= MIN_LOGGED_SECRET_LEN)
+        self._redactor.set_secrets(self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
@@ -43,13 +46,7 @@ class _SecretScrubber(logging.Filter):
             text = record.getMessage()
         except Exception:
             return True
-        scrubbed = text
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret in scrubbed:
-                scrubbed = scrubbed.replace(secret, "***")
-            quoted = quote(secret, safe="")
-            if quoted in scrubbed:
-                scrubbed = scrubbed.replace(quoted, "***")
+        scrubbed = self._redactor.redact_secrets(text)
         if scrubbed != text:
             record.msg, record.args = scrubbed, None
         return True
@@ -96,16 +93,11 @@ class Channel(ABC):
         self.location = location
         self._secrets = sorted(config.secret_values, key=len, reverse=True)
         SECRET_SCRUBBER.add(self._secrets)
+        self._redactor = Redactor(self._secrets, min_len=1)  # a channel knows exactly its secrets: mask even short ones
 
     def redact(self, text: str) -> str:
-        """Remove every secret of this channel (and URL-encoded forms) from text meant for humans."""
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-                for quoted in {quote(secret, safe=""), quote(secret, safe="/:?=&")}:
-                    if quoted != secret:
-                        text = text.replace(quoted, "***")
-        return text
+        """Remove every secret of this channel (and its JSON/URL-encoded forms) from text meant for humans."""
+        return self._redactor.redact_secrets(text)
 
     async def start(self) -> None:  # noqa: B027
         """Open connections; called once by the notifier."""
