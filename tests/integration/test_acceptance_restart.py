@@ -149,13 +149,15 @@ async def test_sigkill_and_restart_keeps_incident_ack_and_silence(setup: Setup) 
         ident = incident["id"]
 
         # the CLI acks through the store; the running daemon applies it within about a second
+        cli_started = time.time()
         code, out = await cli(s, "ack", ident, "--note", "looking at the target", "--by", "alice")
         assert code == 0, out
         acked_by_cli = time.time()
         ack = await wait_event(events1, lambda e: e["event"] == "acknowledged", 5, "acknowledged event")
         # the event carries the engine's clock: how long after the CLI finished the daemon applied it
         picked_up_s = parse_iso_utc(ack["ts"]) - acked_by_cli
-        print(f"running daemon applied the CLI ack {picked_up_s:.2f} s after the CLI returned")
+        print(f"running daemon applied the CLI ack {parse_iso_utc(ack['ts']) - cli_started:.2f} s after the CLI "
+              f"started ({acked_by_cli - cli_started:.2f} s CLI run time)")
         assert picked_up_s < 1.5, f"the running daemon took {picked_up_s:.2f}s to apply a CLI ack"
         assert ack["incident"]["id"] == ident and ack["incident"]["state"] == "acknowledged"
 
@@ -190,15 +192,20 @@ async def test_sigkill_and_restart_keeps_incident_ack_and_silence(setup: Setup) 
         silence = next(x for x in snap["silences"] if x["id"] == silence_id)
         assert silence["comment"] == "known outage"
 
-        # the restarted daemon probes again and the target still fails: the same incident goes on
-        async def failing_again() -> bool:
-            snap2 = await snapshot(s)
-            return int(snap2["exchanges"]["target"]["consecutive_failures"]) >= 6
-
-        deadline = asyncio.get_running_loop().time() + 20
-        while not await failing_again():
-            assert asyncio.get_running_loop().time() < deadline, "the restarted daemon never probed"
-            await asyncio.sleep(0.2)
+        # the restarted daemon probes again and the target still fails: the same incident goes on, evaluated
+        # for a second (engine clock) past the point where the rule's threshold was reached again
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        failing_since: float | None = None
+        while True:
+            snap = await snapshot(s)
+            now = parse_iso_utc(snap["ts"])
+            if failing_since is None and int(snap["exchanges"]["target"]["consecutive_failures"]) >= 3:
+                failing_since = now
+            if failing_since is not None and now - failing_since >= 1.0:
+                break
+            assert loop.time() < deadline, "the restarted daemon never probed"
+            await asyncio.sleep(0.1)
         snap = await snapshot(s)
         assert [i["id"] for i in snap["incidents"] if i["state"] != "resolved"] == [ident]
         fresh = [e for e in read_events(events2) if e["event"] in ("opened", "reopened", "resolved")]
