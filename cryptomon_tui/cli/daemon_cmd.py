@@ -168,9 +168,9 @@ class JsonlWriter:
 
 
 def _secret_scrubber(ctx: DaemonContext) -> Callable[[str], str]:
-    from cryptomon_tui.daemon.redact import Redactor, collect_secrets
+    from cryptomon_tui.redaction import Redactor, collect_secrets
 
-    return Redactor(collect_secrets(ctx.config)).scrub_known
+    return Redactor(collect_secrets(ctx.config)).redact_secrets
 
 
 class _ProbeJsonl:
@@ -301,7 +301,7 @@ def apply_cli_overrides(config: Config, args: argparse.Namespace) -> Config:
 # -- run -----------------------------------------------------------------------------------------
 def run_daemon(args: argparse.Namespace) -> int:
     from cryptomon_tui.daemon.logging import setup_logging
-    from cryptomon_tui.daemon.redact import collect_secrets
+    from cryptomon_tui.redaction import collect_secrets
 
     config, source = load_or_exit(getattr(args, "config", None))
     level = getattr(args, "log_level", None) or config.daemon.log.level
