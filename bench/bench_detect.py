@@ -270,12 +270,12 @@ def score_events(
         ]
 
     def attribute(exchange: str | None, t: float, rule: str) -> Target | None:
-        found = candidates(exchange, t)
-        fitting = [x for x in found if rule in x.rules and (x.must_detect or t >= x.onset - GRACE_S)]
+        # only faults a correct engine must see: an incident for sub-threshold jitter or drift is a false one
+        found = [x for x in candidates(exchange, t) if x.must_detect]
+        fitting = [x for x in found if rule in x.rules]
         if fitting:  # the fault this rule answers; among chained faults the latest started
             return max(fitting, key=lambda x: (x.detected_at is None, x.fault.start))
-        hard = [x for x in found if x.must_detect]
-        return max(hard, key=lambda x: x.fault.start) if hard else None
+        return max(found, key=lambda x: x.fault.start) if found else None
 
     def mark(target: Target, ident: str, rule: str, t: float, how: str) -> None:
         target.incidents.add(ident)
