@@ -13,7 +13,7 @@ Three parts:
 Scoring is shared with the acceptance tests (tests/integration/test_acceptance_*.py) so that "one
 incident per fault" means the same thing in both. Usage::
 
-    python -m bench.bench_detect [--quick] [--interval 250ms] [--parallel 2] [--record]
+    python -m bench.bench_detect [--quick] [--interval 250ms] [--parallel 2] [--scenario NAME] [--record] [--strict]
 """
 
 from __future__ import annotations
