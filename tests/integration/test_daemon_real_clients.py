@@ -96,7 +96,10 @@ def client_process(socket_path: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # bounded by the test's timeout; the child exits (EOF) if it cannot attach
-    assert line.strip() == "attached", line
+    if line.strip() != "attached":
+        proc.kill()
+        proc.wait(5)
+        raise AssertionError(f"the client process did not attach: {line!r}")
     return proc
 
 
@@ -142,9 +145,11 @@ async def test_two_clients_see_each_others_ack_and_killed_clients_leave_it_probi
 
             # Kill both clients: no goodbye, the connection just drops. And a client in its own process, SIGKILLed.
             carol = await asyncio.to_thread(client_process, daemon.socket_path)
-            assert await metric_value(daemon.http_url, "cryptomon_control_clients") == 3
-            carol.kill()
-            await asyncio.to_thread(carol.wait, 5)
+            try:
+                assert await metric_value(daemon.http_url, "cryptomon_control_clients") == 3
+            finally:
+                carol.kill()
+                await asyncio.to_thread(carol.wait, 5)
             for client in (alice, bob):
                 assert client._conn is not None
                 client._conn.writer.transport.abort()
