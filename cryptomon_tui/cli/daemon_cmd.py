@@ -358,6 +358,7 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
             ctx.extensions.append(extension)
     try:
         try:
+            await engine.prepare()  # restored state is in the very first snapshot the control API serves
             for extension in ctx.extensions:
                 await extension.start()
         except OSError as exc:

@@ -87,6 +87,7 @@ class Monitor:
         self._seq = 0
         self._started_at: float | None = None
         self._running = False
+        self._prepared = False
         self._config_loaded = True
         self._last_reload_error: str | None = None
         self._llm_spend: float | None = None
@@ -119,10 +120,21 @@ class Monitor:
         self._result_sinks.append(sink)
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        self._started_at = self.clock.now()
+    async def prepare(self) -> None:
+        """Open the store and restore incidents, silences and windows, so the first snapshot a face
+        sees after a restart is already complete. Idempotent; ``start`` calls it when needed."""
+        if self._prepared:
+            return
+        self._prepared = True
         if self._use_store:
             await self._open_store()
+
+    async def start(self) -> None:
+        self._started_at = self.clock.now()
+        await self.prepare()
+        if self.store is not None:
+            # commands the CLI queued while no daemon ran: apply them (idempotent) on top of the restore
+            await self._apply_pending_commands()
         self._build_analysis()
         with contextlib.suppress(Exception):
             await self.analysis.warm_up()  # one-time imports off the loop, before probes are timed
@@ -173,8 +185,6 @@ class Monitor:
         self.pipeline.restore(
             state.open_incidents, state.silences, state.maintenance_windows, state.recently_resolved
         )
-        # commands the CLI queued while no daemon ran: apply them (idempotent) on top of the restore
-        await self._apply_pending_commands()
         if state.open_incidents:
             log.info("restored %d open incident(s) from %s", len(state.open_incidents), store.path)
 
