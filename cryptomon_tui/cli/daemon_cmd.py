@@ -412,6 +412,9 @@ async def _start_simulator(scenario: str) -> Any:
 
 def _on_signal(stop_event: asyncio.Event, sig: signal.Signals) -> None:
     if stop_event.is_set():
-        raise SystemExit(130)  # a second Ctrl-C: stop now
+        if sig is signal.SIGINT:
+            raise SystemExit(130)  # a second Ctrl-C: stop now
+        log.info("received %s while already stopping; finishing the clean stop", sig.name)
+        return  # e.g. systemd's SIGTERM after a `shutdown` command: the flush in progress must finish
     log.info("received %s; stopping", sig.name)
     stop_event.set()
