@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,8 +47,14 @@ def _guarded_getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
+_SUBPROCESS_GUARD = str(Path(__file__).resolve().parent / "loopback_guard")
+
+
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python subprocesses (real `cryptomon daemon`, `simulate`, `demo`) load the same guard via sitecustomize.
+    existing = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", _SUBPROCESS_GUARD + (os.pathsep + existing if existing else ""))
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
