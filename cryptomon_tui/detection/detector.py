@@ -28,6 +28,8 @@ DEFAULT_CLOCK_TOLERANCE_MS = (1000.0, 5000.0)  # (ahead, behind): Binance/Bybit 
 _MAINT = OUTCOME_INDEX[Outcome.MAINTENANCE]
 _BAN = OUTCOME_INDEX[Outcome.IP_BANNED]
 _429 = OUTCOME_INDEX[Outcome.RATE_LIMITED]
+_OPEN = BreakerState.OPEN
+_MAINTENANCE = Outcome.MAINTENANCE
 
 # Outcomes with a cause rule of their own (rate_limited / ip_banned / maintenance)
 CAUSE_OUTCOMES = frozenset({Outcome.RATE_LIMITED, Outcome.IP_BANNED, Outcome.MAINTENANCE})
@@ -282,7 +284,12 @@ class Detector:
         ):
             return True
         if r.latency_anomaly.enabled:
-            base = self._learn_baseline(s, None, now)
+            base = self._baselines.get(s)
+            minutes = s.minute_p50
+            if base is None or (minutes and minutes[-1][0] > base.last_minute):
+                base = self._learn_baseline(s, None, now)  # a finished minute to learn (about once a minute)
+            elif len(base) < r.latency_anomaly.min_baseline_minutes:
+                base = None
             if base is not None and _newest_slow(s, base.trigger):
                 return True
         return False
@@ -297,16 +304,19 @@ class Detector:
         cf = self.rules.consecutive_failures
         if cf.enabled and agg.consecutive_failures >= cf.threshold and agg.last_error_outcome not in CAUSE_OUTCOMES:
             return True
-        if seen[_MAINT] > 0 and any(p.last_outcome is Outcome.MAINTENANCE for p in exm.probes.values()):
-            return True  # one probe (e.g. the status endpoint) may report maintenance while others answer
+        maint_seen = seen[_MAINT] > 0
+        for p in exm.probes.values():  # one loop for both per-probe conditions (this runs every tick)
+            if p.breaker is _OPEN:
+                return True
+            if maint_seen and p.last_outcome is _MAINTENANCE:
+                return True  # one probe (e.g. the status endpoint) may report maintenance while others answer
         if (agg.maintenance_until or 0.0) > now or (agg.ban_until or 0.0) > now:
             return True
         if (
             self.rules.rate_limit_usage.enabled
+            and agg.last_usage is not None
             and (agg.newest_usage_peak() or 0.0) > self.rules.rate_limit_usage.threshold
         ):
-            return True
-        if any(p.breaker is BreakerState.OPEN for p in exm.probes.values()):
             return True
         if agg.clock_offset_ms is not None:
             cfg = self.rules.clock_offset

@@ -105,12 +105,13 @@ class _Bucket:
 
     def reset(self, idx: int) -> None:
         self.idx = idx
-        self.attempts = 0
-        self.errors = 0
-        self.timeouts = 0
-        self.counts = [0] * N_OUTCOMES
-        self.bins = {}
         self.usage_peak = None
+        if self.attempts:  # counts, bins and the peak only move with an attempt: an empty bucket is clean
+            self.attempts = 0
+            self.errors = 0
+            self.timeouts = 0
+            self.counts = [0] * N_OUTCOMES
+            self.bins = {}
 
 
 class _Minute:
@@ -442,12 +443,15 @@ class Series:
         if b.attempts == 0:
             return
         self.attempts -= b.attempts
-        self.errors -= b.errors
-        self.timeouts -= b.timeouts
         counts = self.counts
-        for i, c in enumerate(b.counts):
-            if c:
-                counts[i] -= c
+        if b.errors:
+            self.errors -= b.errors
+            self.timeouts -= b.timeouts
+            for i, c in enumerate(b.counts):
+                if c:
+                    counts[i] -= c
+        else:
+            counts[_OK] -= b.attempts  # no error in the bucket: every attempt was ok (the calm common case)
         if b.bins:
             self.hist.subtract_counts(b.bins)
 
