@@ -1,0 +1,60 @@
+"""KeyedTable repaints only the rows whose cells changed, and the screen still shows the new text."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from cryptomon_tui.ui.present import Cell, Columns
+from cryptomon_tui.ui.widgets import KeyedTable
+
+COLUMNS: Columns = (("name", "Name", 10), ("p50", "p50", 8))
+
+
+class TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield KeyedTable([(0, COLUMNS)], id="t")
+
+
+def rows(values: dict[str, str]) -> list[tuple[str, dict[str, Cell]]]:
+    return [(name, {"name": Cell(name), "p50": Cell(v, "success")}) for name, v in values.items()]
+
+
+def line_text(table: KeyedTable, y: int) -> str:
+    return table.render_line(y).text
+
+
+async def test_changed_cell_is_drawn_and_other_rows_stay_cached() -> None:
+    app = TableApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one("#t", KeyedTable)
+        names = {f"ex{i}": "10ms" for i in range(5)}
+        table.show(rows(names))
+        await pilot.pause()
+        assert "10ms" in line_text(table, 3)  # header is line 0
+        cached_other_rows = {k for k in table._row_render_cache.keys() if str(k[0].value) != "ex2"}  # noqa: SIM118
+        assert cached_other_rows
+        update_count = table._update_count
+
+        table.show(rows({**names, "ex2": "99ms"}))
+        await pilot.pause()
+
+        assert "99ms" in line_text(table, 3)
+        assert "10ms" in line_text(table, 1) and "10ms" in line_text(table, 5)
+        # no table-wide invalidation: every other row's render is still cached
+        assert table._update_count == update_count
+        assert cached_other_rows <= set(table._row_render_cache.keys())
+        assert table.cell_updates == 1
+
+
+async def test_cursor_row_change_is_drawn() -> None:
+    app = TableApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one("#t", KeyedTable)
+        table.show(rows({"a": "1ms", "b": "2ms"}))
+        table.focus()
+        await pilot.pause()
+        assert table.selected_key == "a"
+        table.show(rows({"a": "7ms", "b": "2ms"}))
+        await pilot.pause()
+        assert "7ms" in line_text(table, 1)
+        assert table.selected_key == "a"
