@@ -131,19 +131,22 @@ class KeyedTable(DataTable[Content]):
         and only their regions repainted; unchanged rows are served from the caches.
         """
         changed_rows: set[RowKey] = set()
+        changed_cells: set[tuple[RowKey, ColumnKey]] = set()
         for key, columns in changes.items():
             row_key = RowKey(key)
             data = self._data.get(row_key)
             if data is None:
                 continue
             for column, value in columns.items():
-                data[ColumnKey(column)] = value
+                column_key = ColumnKey(column)
+                data[column_key] = value
+                changed_cells.add((row_key, column_key))
             changed_rows.add(row_key)
         if not changed_rows:
             return
         indexes = {self._row_locations.get(row_key) for row_key in changed_rows}
         for cell_key in list(self._cell_render_cache.keys()):
-            if cell_key[0] in changed_rows:
+            if (cell_key[0], cell_key[1]) in changed_cells:  # unchanged cells of a changed row stay cached
                 self._cell_render_cache.discard(cell_key)
         for row_cache_key in list(self._row_render_cache.keys()):
             if row_cache_key[0] in changed_rows:

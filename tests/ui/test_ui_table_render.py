@@ -33,6 +33,9 @@ async def test_changed_cell_is_drawn_and_other_rows_stay_cached() -> None:
         assert "10ms" in line_text(table, 3)  # header is line 0
         cached_other_rows = {k for k in table._row_render_cache.keys() if str(k[0].value) != "ex2"}  # noqa: SIM118
         assert cached_other_rows
+        name_cell_of_ex2 = {k for k in table._cell_render_cache.keys()  # noqa: SIM118
+                            if (str(k[0].value), str(k[1].value)) == ("ex2", "name")}
+        assert name_cell_of_ex2
         update_count = table._update_count
 
         table.show(rows({**names, "ex2": "99ms"}))
@@ -43,6 +46,7 @@ async def test_changed_cell_is_drawn_and_other_rows_stay_cached() -> None:
         # no table-wide invalidation: every other row's render is still cached
         assert table._update_count == update_count
         assert cached_other_rows <= set(table._row_render_cache.keys())
+        assert name_cell_of_ex2 <= set(table._cell_render_cache.keys())  # only the changed cell re-renders
         assert table.cell_updates == 1
 
 
