@@ -139,6 +139,19 @@ class Detector:
             w >= self.metrics.window_s
             for w in (self.rules.error_rate.window, self.rules.timeouts.window, self.rules.latency_p99.window)
         )
+        r = self.rules
+        cf, to, er, p99 = r.consecutive_failures, r.timeouts, r.error_rate, r.latency_p99
+        # the screen's thresholds as plain values (None = rule off): it runs for every series that got data
+        self._series_screen: tuple[
+            int | None, float | None, tuple[int, int, float] | None, tuple[int, float, int] | None, bool, int
+        ] = (
+            cf.threshold if cf.enabled else None,
+            to.threshold if to.enabled else None,
+            (er.min_attempts, er.min_errors, er.threshold) if er.enabled else None,
+            (p99.min_attempts, p99.threshold_ms, p99.min_slow) if p99.enabled else None,
+            r.latency_anomaly.enabled,
+            r.latency_anomaly.min_baseline_minutes,
+        )
         self._probe_checks = [(r, self._probe_check_by_rule[r]) for r in PROBE_RULE_ORDER if self._cfg(r).enabled]
         self._exchange_checks = [
             (r, self._exchange_check_by_rule[r])
@@ -256,39 +269,24 @@ class Detector:
         """O(1) necessary conditions of every probe rule; False = no rule can hold (skip them all)."""
         if not self._screening:
             return True
-        r = self.rules
-        if (
-            r.consecutive_failures.enabled
-            and s.consecutive_failures >= r.consecutive_failures.threshold
-            and s.last_error_outcome not in CAUSE_OUTCOMES
-        ):
+        cf, to, er, p99, anomaly_on, min_baseline = self._series_screen
+        if cf is not None and s.consecutive_failures >= cf and s.last_error_outcome not in CAUSE_OUTCOMES:
             return True
-        if r.timeouts.enabled and s.timeouts > r.timeouts.threshold:
+        if to is not None and s.timeouts > to:
             return True
-        er = r.error_rate
-        if (
-            er.enabled
-            and s.attempts >= er.min_attempts
-            and s.errors >= er.min_errors
-            and s.errors > er.threshold * s.attempts
-        ):
+        if er is not None and s.attempts >= er[0] and s.errors >= er[1] and s.errors > er[2] * s.attempts:
             return True
-        p99 = r.latency_p99
-        keys = s.hist.keys
-        if (
-            p99.enabled
-            and s.hist.total >= p99.min_attempts
-            and keys
-            and bin_value(keys[-1]) > p99.threshold_ms
-            and s.hist.count_above(p99.threshold_ms) >= p99.min_slow
-        ):
-            return True
-        if r.latency_anomaly.enabled:
+        hist = s.hist
+        if p99 is not None and hist.total >= p99[0]:
+            keys = hist.keys
+            if keys and bin_value(keys[-1]) > p99[1] and hist.count_above(p99[1]) >= p99[2]:
+                return True
+        if anomaly_on:
             base = self._baselines.get(s)
             minutes = s.minute_p50
             if base is None or (minutes and minutes[-1][0] > base.last_minute):
                 base = self._learn_baseline(s, None, now)  # a finished minute to learn (about once a minute)
-            elif len(base) < r.latency_anomaly.min_baseline_minutes:
+            elif len(base) < min_baseline:
                 base = None
             if base is not None and _newest_slow(s, base.trigger):
                 return True
