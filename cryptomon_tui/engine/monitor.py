@@ -40,6 +40,7 @@ RECENT_FAILURES_PER_EXCHANGE = 60
 SNAPSHOT_MIN_INTERVAL_S = 0.2
 COMMAND_POLL_S = 0.5
 ROLLUP_EVERY_S = 15.0
+COSTS_REFRESH_S = 60.0
 EventSink = Callable[[IncidentEvent], None]
 
 
@@ -89,8 +90,7 @@ class Monitor:
         self._running = False
         self._prepared = False
         self._config_loaded = True
-        self._last_reload_error: str | None = None
-        self._llm_spend: float | None = None
+        self._llm_spend: float | None = None  # month-to-date LLM spend, refreshed after analyses and each minute
 
     # ------------------------------------------------------------------ construction
     def _tolerances(self, config: Config) -> dict[str, tuple[float, float]]:
@@ -138,6 +138,7 @@ class Monitor:
         self._build_analysis()
         with contextlib.suppress(Exception):
             await self.analysis.warm_up()  # one-time imports off the loop, before probes are timed
+        await self.refresh_costs()
         if self._notify_enabled:
             await self._start_notifier()
         self._tasks.append(asyncio.create_task(self._event_loop(), name="cryptomon-events"))
@@ -305,9 +306,14 @@ class Monitor:
                 log.exception("detection tick failed")
 
     async def _command_loop(self) -> None:
-        """Apply changes made by ``cryptomon ack|silence|unsilence|maintenance`` while we run."""
+        """Apply changes made by ``cryptomon ack|silence|unsilence|maintenance`` while we run; pick up LLM
+        spend recorded by ``cryptomon analyze`` runs once a minute."""
+        last_costs = self.clock.monotonic()
         while True:
             await self.clock.sleep(COMMAND_POLL_S)
+            if self.clock.monotonic() - last_costs >= COSTS_REFRESH_S:
+                last_costs = self.clock.monotonic()
+                await self.refresh_costs()
             await self._apply_pending_commands()
             self._sync_store_state()
 
@@ -377,6 +383,7 @@ class Monitor:
 
         async def done(result: Any) -> None:
             self._analysis_pending -= 1
+            await self.refresh_costs()
             data = result.model_dump(mode="json")
             self._analyses[incident_id] = data
             incident = self.pipeline.incidents.get(incident_id)
@@ -628,7 +635,6 @@ class Monitor:
             return {"incident_id": incident.id, "analysis": self._analyses[incident.id], "cached": True}
         task = self._start_analysis(incident.id, force=force, offline=offline)
         result = await asyncio.shield(task)
-        self._llm_spend = None
         return {"incident_id": incident.id, "analysis": result.model_dump(mode="json"), "cached": False}
 
     async def summary(self) -> dict[str, Any]:
@@ -660,7 +666,6 @@ class Monitor:
             if self._transform is not None:
                 new = self._transform(new)
         except ConfigError as exc:
-            self._last_reload_error = exc.render()
             log.error("reload refused, keeping the running config:\n%s", exc.render())
             return {"ok": False, "changed": [], "error": exc.render()}
         changed = _changed_sections(self.config, new)
@@ -695,9 +700,11 @@ class Monitor:
 
     # ------------------------------------------------------------------ helpers for faces
     async def refresh_costs(self) -> None:
+        """Month-to-date spend from the ledger, for the snapshot (UI, /metrics)."""
         if self.analysis is not None:
             with contextlib.suppress(Exception):
                 self._llm_spend = float(await self.analysis.month_spent())
+                self._version += 1
 
 
 def _changed_sections(old: Config, new: Config) -> list[str]:

@@ -68,3 +68,22 @@ async def test_snapshot_has_the_documented_keys_and_commands_refuse_clearly() ->
         await monitor.silence([{"name": "exchange", "value": "binance"}], 60, "", "tester")
     with pytest.raises(CommandError):
         await monitor.pause("kraken")
+
+
+async def test_llm_spend_reaches_the_snapshot_after_an_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decimal import Decimal
+
+    clock = FakeClock(start=1_750_000_000.0)
+    monitor = _monitor(clock)
+    _feed(monitor, clock, Outcome.OK, 20)
+    _feed(monitor, clock, Outcome.HTTP_5XX, 5, status=500, code="-1001", message="Internal error")
+    incident = monitor.pipeline.incidents.open_incidents()[0]
+
+    async def spent() -> Decimal:
+        return Decimal("1.23")
+
+    monkeypatch.setattr(monitor.analysis, "month_spent", spent)
+    assert monitor.snapshot()["analysis"]["llm_spend_usd_month"] is None
+    await monitor.analyze(incident.id, offline=True)
+    clock.set(clock.now() + 1)  # snapshots are rebuilt at most every 0.2 s of engine time
+    assert monitor.snapshot()["analysis"]["llm_spend_usd_month"] == pytest.approx(1.23)
