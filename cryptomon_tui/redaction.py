@@ -258,7 +258,6 @@ class Redactor:
             return text
         return self._literal.sub(MASK, text)
 
-    scrub_known = redact_secrets  # the old name, still used by cli/daemon_cmd.py
 
     def redact_for_log(self, text: str) -> str:
         """Known secrets and credential patterns, as ``***``; everything else stays readable for operators."""

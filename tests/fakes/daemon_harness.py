@@ -281,10 +281,10 @@ async def _serve(args: argparse.Namespace) -> int:
     from cryptomon_tui.clock import RealClock
     from cryptomon_tui.config.loader import load_config
     from cryptomon_tui.daemon.logging import setup_logging
-    from cryptomon_tui.daemon.redact import collect_secrets
     from cryptomon_tui.daemon.runner import DaemonRunner
     from cryptomon_tui.incidents.model import Severity
     from cryptomon_tui.probing.results import Outcome
+    from cryptomon_tui.redaction import collect_secrets
     from tests.fakes.fake_engine import FakeEngine
 
     config, path = load_config(args.config)
