@@ -8,6 +8,7 @@ workers; failures are shown with ``notify(markup=False)``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,11 @@ class DashboardScreen(Screen[None]):
         self._spin_timer: Timer | None = None
         self._spin_i = 0
         self._event_timer: Timer | None = None
+        self._incidents_dirty = False
+        # event-log lines not yet written: written in one batch per burst of events, and only while
+        # the log is on screen (a Log grows its virtual size per write, and each growth is a layout pass)
+        self._pending_lines: deque[str] = deque(maxlen=EVENT_LOG_LINES)
+        self._status_shown: tuple[Cell, ...] | None = None
         self._binding_state: tuple[bool, bool, bool] | None = None
         self.renders = 0
 
@@ -122,6 +128,8 @@ class DashboardScreen(Screen[None]):
 
     def on_resize(self, event: Resize) -> None:
         self._check_size(event.size.width, event.size.height)
+        if self._pending_lines:  # the event log may have just become visible (breakpoint styles apply later)
+            self.call_after_refresh(self._flush_event_lines)
 
     def _check_size(self, width: int, height: int) -> None:
         small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
@@ -184,8 +192,20 @@ class DashboardScreen(Screen[None]):
 
     def _events_settled(self) -> None:
         self._event_timer = None
-        if not self.frozen and self.snapshot is not None:
+        self._flush_event_lines()
+        if self._incidents_dirty and not self.frozen and self.snapshot is not None:
+            self._incidents_dirty = False
             self._draw_incidents()
+
+    def _flush_event_lines(self) -> None:
+        """Write the pending event lines in one go, if the log is shown (narrow layouts hide it)."""
+        if not self._pending_lines:
+            return
+        log = self.query_one("#events", Log)
+        if not log.display:
+            return
+        log.write_lines(list(self._pending_lines))
+        self._pending_lines.clear()
 
     def _adapt_tick(self, snap: Mapping[str, Any]) -> None:
         """Big tables cost UI CPU on every redraw (Textual re-renders a DataTable's visible cells
@@ -220,7 +240,10 @@ class DashboardScreen(Screen[None]):
             cells.append(Cell(f"  filter: {clean_text(self.filter_text, 30)}", "accent"))
         if self.sort_mode != present.SORT_MODES[0]:
             cells.append(Cell(f"  sort: {self.sort_mode}", "text-muted"))
-        self.query_one("#status", Static).update(cells_content(cells), layout=False)  # 1 row, fixed height
+        shown = tuple(cells)
+        if shown != self._status_shown:  # same text and tones: no repaint
+            self._status_shown = shown
+            self.query_one("#status", Static).update(cells_content(cells), layout=False)  # 1 row, fixed height
 
     def incidents(self) -> list[dict[str, Any]]:
         """Snapshot incidents, with newer versions from events laid over them."""
@@ -253,7 +276,7 @@ class DashboardScreen(Screen[None]):
                f"{clean_text(inc.get('exchange') or '', 12)} {clean_text(inc.get('summary'), 160)}"
         if ev.get("actor"):
             line += f" (by {clean_text(ev.get('actor'), 40)})"
-        self.query_one("#events", Log).write_line(line)
+        self._pending_lines.append(line)
         if "timeline" in inc:  # a full incident: show it now rather than at the next snapshot
             self.event_incidents[ident] = inc
         if kind == "analysis_ready":
@@ -271,8 +294,10 @@ class DashboardScreen(Screen[None]):
             why = " ".join(clean_text(v, 200) for k, v in detail.items() if k in ("channel", "reason", "error") and v)
             self.notify(f"{ident}: {why or 'see the daemon log'}", title="notification failed", severity="warning",
                         markup=False)
-        if not self.frozen and "timeline" in inc and self._event_timer is None:
-            # a burst of events redraws the incident pane once, 0.2 s after the first of them
+        if "timeline" in inc:
+            self._incidents_dirty = True
+        if self._event_timer is None:
+            # a burst of events redraws the incident pane and writes the log once, 0.2 s after the first of them
             self._event_timer = self.set_timer(EVENT_SETTLE_S, self._events_settled, name="events-settled")
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
