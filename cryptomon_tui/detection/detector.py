@@ -20,7 +20,7 @@ from cryptomon_tui.detection.state import Phase, RuleInstance, Step
 from cryptomon_tui.incidents.model import Severity, fingerprint
 from cryptomon_tui.metrics.histogram import bin_index, bin_value
 from cryptomon_tui.metrics.registry import ExchangeMetrics, MetricsRegistry
-from cryptomon_tui.metrics.series import OUTCOME_INDEX, Series, WindowStats
+from cryptomon_tui.metrics.series import OUTCOME_INDEX, Series, SeriesState, WindowStats
 from cryptomon_tui.probing.results import BreakerState, Outcome, iso_utc
 
 DEFAULT_CLOCK_TOLERANCE_MS = (1000.0, 5000.0)  # (ahead, behind): Binance/Bybit reject > 1 s ahead, recvWindow 5 s
@@ -78,7 +78,7 @@ def _ms(v: float | None) -> str:
     return f"{v:.2f}ms"
 
 
-def _last_error(s: Series) -> str | None:
+def _last_error(s: SeriesState) -> str | None:
     if s.last_error_outcome is None:
         return None
     text = f"{s.last_error_outcome.value}"
@@ -455,7 +455,7 @@ class Detector:
     def _recovering(inst: RuleInstance | None) -> bool:
         return inst is not None and inst.firing
 
-    def _consecutive(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
+    def _consecutive(self, s: SeriesState, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.consecutive_failures
         n = s.consecutive_failures
         if inst is not None and self._recovering(inst):

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from cryptomon_tui.metrics.histogram import INV_LOG_GAMMA, MAX_MS, MIN_MS, LogHistogram
-from cryptomon_tui.metrics.series import OUTCOME_INDEX, Rollup, Series
+from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Rollup, Series
 from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc
 
 _log = math.log
@@ -18,10 +18,12 @@ class ExchangeMetrics:
 
     __slots__ = ("aggregate", "name", "probes")
 
-    def __init__(self, name: str, aggregate: Series) -> None:
+    def __init__(self, name: str, *, window_s: float, bucket_s: float, sparkline_points: int) -> None:
         self.name = name
-        self.aggregate = aggregate
         self.probes: dict[str, Series] = {}
+        self.aggregate = ExchangeSeries(
+            name, self.probes, window_s=window_s, bucket_s=bucket_s, sparkline_points=sparkline_points
+        )
 
     def latency_histogram(self) -> LogHistogram:
         """Window latency of every probe of the exchange (merged on demand: cheaper than recording twice)."""
@@ -51,19 +53,18 @@ class MetricsRegistry:
         self.sparkline_points = sparkline_points
         self.rollup_grace_s = rollup_grace_s
         self._series: dict[tuple[str, str], Series] = {}
-        self._pairs: dict[tuple[str, str], tuple[Series, Series]] = {}
+        self._pairs: dict[tuple[str, str], tuple[Series, ExchangeSeries]] = {}
         self._exchanges: dict[str, ExchangeMetrics] = {}
         self.changed: set[tuple[str, str]] = set()
         self.recorded = 0
 
-    def _new_series(self, exchange: str, probe: str | None) -> Series:
+    def _new_series(self, exchange: str, probe: str) -> Series:
         return Series(
             exchange,
             probe,
             window_s=self.window_s,
             bucket_s=self.bucket_s,
             sparkline_points=self.sparkline_points,
-            rollups=probe is not None,
             rollup_grace_s=self.rollup_grace_s,
         )
 
@@ -79,15 +80,17 @@ class MetricsRegistry:
         oi = OUTCOME_INDEX[result.outcome]
         series, aggregate = pair
         series.record_indexed(result, oi, bin_)
-        aggregate.record_indexed(result, oi, None)  # exchange percentiles merge the probes' histograms
+        aggregate.record_indexed(result, oi)  # latest state only: its window sums the probes' buckets
         self.changed.add(key)
         self.recorded += 1
         return series
 
-    def _add(self, exchange: str, probe: str) -> tuple[Series, Series]:
+    def _add(self, exchange: str, probe: str) -> tuple[Series, ExchangeSeries]:
         ex = self._exchanges.get(exchange)
         if ex is None:
-            ex = self._exchanges[exchange] = ExchangeMetrics(exchange, self._new_series(exchange, None))
+            ex = self._exchanges[exchange] = ExchangeMetrics(
+                exchange, window_s=self.window_s, bucket_s=self.bucket_s, sparkline_points=self.sparkline_points
+            )
         series = ex.probes[probe] = self._series[(exchange, probe)] = self._new_series(exchange, probe)
         pair = self._pairs[(exchange, probe)] = (series, ex.aggregate)
         return pair

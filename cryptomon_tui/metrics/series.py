@@ -107,11 +107,15 @@ class _Bucket:
         self.idx = idx
         self.usage_peak = None
         if self.attempts:  # counts, bins and the peak only move with an attempt: an empty bucket is clean
+            if self.errors:
+                self.counts = [0] * N_OUTCOMES
+            else:
+                self.counts[_OK] = 0  # no error: only the ok counter moved (the calm common case)
             self.attempts = 0
             self.errors = 0
             self.timeouts = 0
-            self.counts = [0] * N_OUTCOMES
-            self.bins = {}
+            if self.bins:
+                self.bins = {}
 
 
 class _Minute:
@@ -147,36 +151,24 @@ class _Minute:
         self.offset_err: float | None = None
 
 
-class Series:
-    """Rolling metrics of one (exchange, probe) pair, or of a whole exchange (``probe`` None).
+class SeriesState:
+    """What the latest results of a series say: streaks, last error, last usage and clock offset,
+    the rate-limit and maintenance deadlines, and the sparkline rings.
 
-    ``record`` is O(1): it touches one bucket, the window totals and a few rings. Buckets are
-    expired lazily by ``advance(now)`` (also called from ``record``) so a silent series still
-    recovers when asked at a later time.
+    Shared by a probe's ``Series`` and an exchange's ``ExchangeSeries``: both follow results in the
+    order they are recorded, so a streak of failures spans every probe of an exchange.
     """
 
     __slots__ = (
-        "_buckets",
-        "_closed_through",
-        "_grace",
-        "_head",
-        "_minutes",
-        "_oldest_open",
-        "_rollups_enabled",
-        "attempts",
         "ban_until",
         "breaker",
-        "bucket_s",
         "clock_error_ms",
         "clock_offset_at",
         "clock_offset_ms",
         "consecutive_failures",
         "consecutive_network_failures",
         "consecutive_ok",
-        "counts",
-        "errors",
         "exchange",
-        "hist",
         "last_at",
         "last_attempt_at",
         "last_error_at",
@@ -192,49 +184,18 @@ class Series:
         "last_usage_at",
         "latencies",
         "maintenance_until",
-        "minute_p50",
-        "n_buckets",
         "offsets",
         "ok_flags",
-        "pending_rollups",
         "probe",
         "retry_until",
-        "timeouts",
         "total_attempts",
         "total_errors",
         "total_results",
-        "window_s",
     )
 
-    def __init__(
-        self,
-        exchange: str,
-        probe: str | None,
-        *,
-        window_s: float = 300.0,
-        bucket_s: float = 5.0,
-        sparkline_points: int = 120,
-        offset_history: int = 60,
-        minute_history: int = 60,
-        rollups: bool = True,
-        rollup_grace_s: float = 10.0,
-        max_pending_rollups: int = 1440,
-    ) -> None:
-        if bucket_s <= 0 or window_s < bucket_s:
-            raise ValueError("window must be at least one bucket long")
+    def __init__(self, exchange: str, probe: str | None, sparkline_points: int, offset_history: int) -> None:
         self.exchange = exchange
         self.probe = probe
-        self.bucket_s = float(bucket_s)
-        self.n_buckets = max(1, round(window_s / bucket_s))
-        self.window_s = self.n_buckets * self.bucket_s
-        self._buckets = [_Bucket() for _ in range(self.n_buckets)]
-        self._head = -1  # index of the newest bucket seen (time // bucket_s)
-        # window totals
-        self.attempts = 0
-        self.errors = 0
-        self.timeouts = 0
-        self.counts = [0] * N_OUTCOMES
-        self.hist = LogHistogram()
         # all-time (cheap integers; never a list)
         self.total_results = 0
         self.total_attempts = 0
@@ -267,6 +228,158 @@ class Series:
         # sparkline rings: latency of successful probes, and ok/fail of every attempt
         self.latencies: deque[float] = deque(maxlen=sparkline_points)
         self.ok_flags: deque[bool] = deque(maxlen=sparkline_points)
+
+    def _note(self, r: ProbeResult, oi: int, ts: float) -> None:
+        """Update the latest state with one result (a skipped probe only marks that it was skipped)."""
+        self.total_results += 1
+        last_at = self.last_at
+        if last_at is None or ts >= last_at:
+            self.last_at = ts
+        self.breaker = r.breaker
+        self.last_seen[oi] = ts
+        if r.maintenance_until is not None:
+            self.maintenance_until = r.maintenance_until
+        if oi == _SKIPPED:
+            return  # never sent: not an attempt, not a failure, not a latency
+        lat = r.latency_ms
+        self.total_attempts += 1
+        self.last_attempt_at = ts
+        self.last_outcome = r.outcome
+        self.last_http_status = r.http_status
+        self.last_latency_ms = lat
+        if oi == _OK:
+            self.consecutive_failures = 0
+            self.consecutive_network_failures = 0
+            self.consecutive_ok += 1
+            self.last_ok_at = ts
+            self.ok_flags.append(True)
+            if lat is not None:
+                self.latencies.append(lat)
+        else:
+            self.ok_flags.append(False)
+            self._note_failure(r, oi, ts)
+        usage = r.rate_limit_used
+        if usage is not None:
+            self.last_usage = usage
+            self.last_usage_at = ts
+        offset = r.clock_offset_ms
+        if offset is not None:
+            self.clock_offset_ms = offset
+            self.clock_error_ms = r.clock_error_ms
+            self.clock_offset_at = ts
+            self.offsets.append((ts, offset, r.clock_error_ms))
+
+    def _note_failure(self, r: ProbeResult, oi: int, ts: float) -> None:
+        self.total_errors += 1
+        self.consecutive_failures += 1
+        self.consecutive_ok = 0
+        if oi in _NETWORK_INDEXES:
+            self.consecutive_network_failures += 1
+        else:
+            self.consecutive_network_failures = 0
+        if r.error_code is not None:
+            self.last_error_code = r.error_code
+        else:
+            self.last_error_code = str(r.http_status) if r.http_status is not None else r.outcome.value
+        self.last_error_message = r.error_message
+        self.last_error_outcome = r.outcome
+        self.last_error_at = ts
+        if r.ban_until is not None:
+            self.ban_until = r.ban_until
+        if r.retry_after_s is not None:
+            self.retry_until = ts + r.retry_after_s
+
+    def _snapshot(
+        self,
+        attempts: int,
+        error_rate: float,
+        hist: LogHistogram,
+        timeouts: int,
+        counts: dict[str, int],
+        usage_peak: float | None,
+    ) -> dict[str, Any]:
+        return {
+            "attempts": attempts,
+            "error_rate": round(error_rate, 6),
+            "p50_ms": _r(hist.quantile(0.5)),
+            "p95_ms": _r(hist.quantile(0.95)),
+            "p99_ms": _r(hist.quantile(0.99)),
+            "timeouts": timeouts,
+            "consecutive_failures": self.consecutive_failures,
+            "counts": counts,
+            "rate_limit_peak": usage_peak,
+            "rate_limit_last": self.last_usage,
+            "clock_offset_ms": _r(self.clock_offset_ms),
+            "clock_error_ms": _r(self.clock_error_ms),
+            "clock_offset_history": [[iso_utc(t), _r(o)] for t, o, _ in self.offsets],
+            "last_error_code": self.last_error_code,
+            "last_error_message": self.last_error_message,
+            "last_error_at": None if self.last_error_at is None else iso_utc(self.last_error_at),
+            "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
+            "last_latency_ms": _r(self.last_latency_ms),
+            "last_at": None if self.last_at is None else iso_utc(self.last_at),
+            "breaker": self.breaker.value,
+            "sparkline": [round(x, 3) for x in self.latencies],
+            "sparkline_ok": list(self.ok_flags),
+        }
+
+
+class Series(SeriesState):
+    """Rolling metrics of one (exchange, probe) pair.
+
+    ``record`` is O(1): it touches one bucket, the window totals and a few rings. Buckets are
+    expired lazily by ``advance(now)`` (also called from ``record``) so a silent series still
+    recovers when asked at a later time.
+    """
+
+    __slots__ = (
+        "_buckets",
+        "_closed_through",
+        "_grace",
+        "_head",
+        "_minutes",
+        "_oldest_open",
+        "_rollups_enabled",
+        "attempts",
+        "bucket_s",
+        "counts",
+        "errors",
+        "hist",
+        "minute_p50",
+        "n_buckets",
+        "pending_rollups",
+        "timeouts",
+        "window_s",
+    )
+
+    def __init__(
+        self,
+        exchange: str,
+        probe: str | None,
+        *,
+        window_s: float = 300.0,
+        bucket_s: float = 5.0,
+        sparkline_points: int = 120,
+        offset_history: int = 60,
+        minute_history: int = 60,
+        rollups: bool = True,
+        rollup_grace_s: float = 10.0,
+        max_pending_rollups: int = 1440,
+    ) -> None:
+        if bucket_s <= 0 or window_s < bucket_s:
+            raise ValueError("window must be at least one bucket long")
+        super().__init__(exchange, probe, sparkline_points, offset_history)
+        self.bucket_s = float(bucket_s)
+        self.n_buckets = max(1, round(window_s / bucket_s))
+        self.window_s = self.n_buckets * self.bucket_s
+        self._buckets = [_Bucket() for _ in range(self.n_buckets)]
+        self._head = -1  # index of the newest bucket seen (time // bucket_s)
+        # window totals
+        self.attempts = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.counts = [0] * N_OUTCOMES
+        self.hist = LogHistogram()
         # per-minute history (baseline input) and rollups
         self.minute_p50: deque[tuple[float, float, int]] = deque(maxlen=minute_history)
         self._rollups_enabled = rollups
@@ -287,58 +400,34 @@ class Series:
     def record_indexed(self, r: ProbeResult, oi: int, bin_: int | None) -> None:
         """``record`` with the outcome index and latency bin already computed (shared by the registry)."""
         ts = r.started_at
-        self.total_results += 1
-        last_at = self.last_at
-        if last_at is None or ts >= last_at:
-            self.last_at = ts
-        self.breaker = r.breaker
-        self.last_seen[oi] = ts
-        if r.maintenance_until is not None:
-            self.maintenance_until = r.maintenance_until
+        self._note(r, oi, ts)
         if oi == _SKIPPED:
-            return  # never sent: not an attempt, not a failure, not a latency
+            return
 
         bidx = int(ts // self.bucket_s)
+        n = self.n_buckets
+        bucket = self._buckets[bidx % n]
         if bidx > self._head:
-            self._advance_to(bidx)
-        bucket = self._buckets[bidx % self.n_buckets]
-        in_window = bucket.idx == bidx
-        if not in_window and bidx > self._head - self.n_buckets:
-            # first result of this bucket: whatever the slot held is older than the window
-            if bucket.idx != -1:
-                self._expire(bucket)
-            bucket.reset(bidx)
-            in_window = True
+            if bidx == self._head + 1 and (bucket.idx == -1 or bucket.idx < bidx - n + 1):
+                # the common case: the next bucket; its slot holds the one that just left the window
+                if bucket.attempts:
+                    self._expire(bucket)
+                bucket.reset(bidx)
+                self._head = bidx
+            else:
+                self._advance_to(bidx)
+        in_window = True
+        if bucket.idx != bidx:
+            if bidx <= self._head - n:
+                in_window = False  # older than the window: only the latest state and the minute take it
+            else:
+                # first result of this bucket: whatever the slot held is older than the window
+                if bucket.idx != -1:
+                    self._expire(bucket)
+                bucket.reset(bidx)
 
-        lat = r.latency_ms
-        self.total_attempts += 1
-        self.last_attempt_at = ts
-        self.last_outcome = r.outcome
-        self.last_http_status = r.http_status
-        self.last_latency_ms = lat
         ok = oi == _OK
-        if ok:
-            self.consecutive_failures = 0
-            self.consecutive_network_failures = 0
-            self.consecutive_ok += 1
-            self.last_ok_at = ts
-            self.ok_flags.append(True)
-            if lat is not None:
-                self.latencies.append(lat)
-        else:
-            self.ok_flags.append(False)
-            self._record_failure(r, oi, ts)
-
         usage = r.rate_limit_used
-        if usage is not None:
-            self.last_usage = usage
-            self.last_usage_at = ts
-        if r.clock_offset_ms is not None:
-            self.clock_offset_ms = r.clock_offset_ms
-            self.clock_error_ms = r.clock_error_ms
-            self.clock_offset_at = ts
-            self.offsets.append((ts, r.clock_offset_ms, r.clock_error_ms))
-
         if in_window:
             bucket.attempts += 1
             bucket.counts[oi] += 1
@@ -364,27 +453,7 @@ class Series:
                 bucket.usage_peak = usage
 
         if self._rollups_enabled:
-            self._record_minute(r, oi, ok, lat, bin_, ts)
-
-    def _record_failure(self, r: ProbeResult, oi: int, ts: float) -> None:
-        self.total_errors += 1
-        self.consecutive_failures += 1
-        self.consecutive_ok = 0
-        if oi in _NETWORK_INDEXES:
-            self.consecutive_network_failures += 1
-        else:
-            self.consecutive_network_failures = 0
-        if r.error_code is not None:
-            self.last_error_code = r.error_code
-        else:
-            self.last_error_code = str(r.http_status) if r.http_status is not None else r.outcome.value
-        self.last_error_message = r.error_message
-        self.last_error_outcome = r.outcome
-        self.last_error_at = ts
-        if r.ban_until is not None:
-            self.ban_until = r.ban_until
-        if r.retry_after_s is not None:
-            self.retry_until = ts + r.retry_after_s
+            self._record_minute(r, oi, ok, r.latency_ms, bin_, ts)
 
     def _record_minute(self, r: ProbeResult, oi: int, ok: bool, lat: float | None, bin_: int | None, ts: float) -> None:
         start = ts - ts % ROLLUP_SECONDS
@@ -574,30 +643,158 @@ class Series:
 
     def snapshot(self, now: float) -> dict[str, Any]:
         self.advance(now)
-        return {
-            "attempts": self.attempts,
-            "error_rate": round(self.error_rate, 6),
-            "p50_ms": _r(self.hist.quantile(0.5)),
-            "p95_ms": _r(self.hist.quantile(0.95)),
-            "p99_ms": _r(self.hist.quantile(0.99)),
-            "timeouts": self.timeouts,
-            "consecutive_failures": self.consecutive_failures,
-            "counts": self.counts_dict(),
-            "rate_limit_peak": self.usage_peak(now),
-            "rate_limit_last": self.last_usage,
-            "clock_offset_ms": _r(self.clock_offset_ms),
-            "clock_error_ms": _r(self.clock_error_ms),
-            "clock_offset_history": [[iso_utc(t), _r(o)] for t, o, _ in self.offsets],
-            "last_error_code": self.last_error_code,
-            "last_error_message": self.last_error_message,
-            "last_error_at": None if self.last_error_at is None else iso_utc(self.last_error_at),
-            "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
-            "last_latency_ms": _r(self.last_latency_ms),
-            "last_at": None if self.last_at is None else iso_utc(self.last_at),
-            "breaker": self.breaker.value,
-            "sparkline": [round(x, 3) for x in self.latencies],
-            "sparkline_ok": list(self.ok_flags),
-        }
+        return self._snapshot(
+            self.attempts, self.error_rate, self.hist, self.timeouts, self.counts_dict(), self.usage_peak(now)
+        )
+
+
+class ExchangeSeries(SeriesState):
+    """A whole exchange: the latest state follows every result of every probe in recording order (a
+    failure streak spans probes); window figures are summed from the probes' buckets when asked.
+
+    Why summed and not recorded twice: the probes share one bucket grid, so the sum over their buckets
+    in the exchange's window is exactly what a second ring would hold, and it is read at most once per
+    evaluation tick or snapshot while results arrive several times per tick.
+    """
+
+    __slots__ = ("_head", "bucket_s", "n_buckets", "probes", "window_s")
+
+    def __init__(
+        self,
+        exchange: str,
+        probes: dict[str, Series],
+        *,
+        window_s: float = 300.0,
+        bucket_s: float = 5.0,
+        sparkline_points: int = 120,
+        offset_history: int = 60,
+    ) -> None:
+        if bucket_s <= 0 or window_s < bucket_s:
+            raise ValueError("window must be at least one bucket long")
+        super().__init__(exchange, None, sparkline_points, offset_history)
+        self.probes = probes
+        self.bucket_s = float(bucket_s)
+        self.n_buckets = max(1, round(window_s / bucket_s))
+        self.window_s = self.n_buckets * self.bucket_s
+        self._head = -1  # newest bucket of any probe (or of ``advance``): the window ends there
+
+    def record(self, r: ProbeResult) -> None:
+        self.record_indexed(r, OUTCOME_INDEX[r.outcome], None)
+
+    def record_indexed(self, r: ProbeResult, oi: int, bin_: int | None = None) -> None:
+        """Latest state only: the probe's own series holds the result's bucket."""
+        ts = r.started_at
+        self._note(r, oi, ts)
+        if oi != _SKIPPED:
+            bidx = int(ts // self.bucket_s)
+            if bidx > self._head:
+                self._head = bidx
+
+    def advance(self, now: float) -> None:
+        bidx = int(now // self.bucket_s)
+        if bidx > self._head:
+            self._head = bidx
+
+    def _lowest_bucket(self, now: float | None, seconds: float | None) -> int:
+        # A probe advanced to the evaluation time may already have dropped buckets from before its own
+        # window: the exchange's window ends at the newest time any of its probes has seen.
+        head = self._head
+        for s in self.probes.values():
+            if s._head > head:
+                head = s._head
+        if now is not None:
+            head = max(head, int(now // self.bucket_s))
+        span = self.n_buckets if seconds is None else max(1, min(self.n_buckets, _ceil(seconds / self.bucket_s)))
+        return head - span + 1
+
+    def _buckets_from(self, lo: int) -> list[_Bucket]:
+        """The probes' buckets at or after bucket ``lo`` that saw an attempt."""
+        return [b for s in self.probes.values() for b in s._buckets if b.idx >= lo and b.attempts]
+
+    def window_counts(self) -> list[int]:
+        """Results per outcome index over the exchange's window."""
+        counts = [0] * N_OUTCOMES
+        for b in self._buckets_from(self._lowest_bucket(None, None)):
+            for i, c in enumerate(b.counts):
+                if c:
+                    counts[i] += c
+        return counts
+
+    @property
+    def attempts(self) -> int:
+        return sum(b.attempts for b in self._buckets_from(self._lowest_bucket(None, None)))
+
+    @property
+    def errors(self) -> int:
+        return sum(b.errors for b in self._buckets_from(self._lowest_bucket(None, None)))
+
+    @property
+    def timeouts(self) -> int:
+        return sum(b.timeouts for b in self._buckets_from(self._lowest_bucket(None, None)))
+
+    @property
+    def error_rate(self) -> float:
+        stats = self.recent(None, None, bins=False)
+        return stats.error_rate
+
+    def count(self, outcome: Outcome) -> int:
+        return self.window_counts()[OUTCOME_INDEX[outcome]]
+
+    def counts_dict(self) -> dict[str, int]:
+        return {OUTCOMES[i].value: c for i, c in enumerate(self.window_counts()) if c}
+
+    def usage_peak(self, now: float | None = None, seconds: float | None = None) -> float | None:
+        """Highest rate-limit usage over the window (or its last ``seconds``) on any probe."""
+        lo = self._lowest_bucket(now, seconds)
+        peak: float | None = None
+        for b in self._buckets_from(lo):
+            if b.usage_peak is not None and (peak is None or b.usage_peak > peak):
+                peak = b.usage_peak
+        return peak
+
+    def recent_count(self, outcome_index: int, now: float, seconds: float) -> int:
+        return sum(b.counts[outcome_index] for b in self._buckets_from(self._lowest_bucket(now, seconds)))
+
+    def newest_usage_peak(self) -> float | None:
+        """Highest usage in the two newest buckets: O(probes) gate for an idle usage rule."""
+        head = self._head
+        peak: float | None = None
+        for s in self.probes.values():
+            buckets, n = s._buckets, s.n_buckets
+            for idx in (head, head - 1):
+                b = buckets[idx % n]
+                if b.idx == idx and b.usage_peak is not None and (peak is None or b.usage_peak > peak):
+                    peak = b.usage_peak
+        return peak
+
+    def recent(
+        self, now: float | None, seconds: float | None, *, since: float | None = None, bins: bool = True
+    ) -> WindowStats:
+        lo = self._lowest_bucket(now, seconds)
+        if since is not None:
+            lo = max(lo, math.ceil(since / self.bucket_s))
+        stats = WindowStats()
+        merged = stats.latency_bins
+        for b in self._buckets_from(lo):
+            stats.attempts += b.attempts
+            stats.errors += b.errors
+            stats.timeouts += b.timeouts
+            if bins:
+                for k, c in b.bins.items():
+                    merged[k] = merged.get(k, 0) + c
+        return stats
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """Window totals of the exchange; latency percentiles are filled in by the registry, which merges
+        the probes' histograms once they are advanced to ``now``."""
+        self.advance(now)
+        totals = self.recent(None, None, bins=False)
+        counts = self.counts_dict()
+        peak = self.usage_peak(now)
+        return self._snapshot(totals.attempts, totals.error_rate, _EMPTY_HIST, totals.timeouts, counts, peak)
+
+
+_EMPTY_HIST = LogHistogram()
 
 
 def _r(v: float | None) -> float | None:
