@@ -108,7 +108,9 @@ class Detector:
         self._instances: dict[Key, RuleInstance] = {}
         self._active: set[Key] = set()
         self._baselines: dict[Series, LatencyBaseline] = {}
-        self._has_instance: set[tuple[str, str | None]] = set()
+        # rule instances per (exchange, probe) / (exchange, None): a series with none active and none
+        # re-armed within the window is screened like one that never tripped a rule
+        self._instances_of: dict[tuple[str, str | None], list[RuleInstance]] = {}
         self._net_failing: set[str] = set()  # exchanges with enough network failures in a row
         self._probe_check_by_rule: dict[str, ProbeCheck] = {
             R.CONSECUTIVE_FAILURES: self._consecutive,
@@ -184,7 +186,7 @@ class Detector:
                     if inst is None:
                         labels: dict[str, str | None] = dict(_labels(ex, probe))
                         inst = self._instances[key] = RuleInstance(key, fingerprint(rule, labels))
-                        self._has_instance.add((ex, probe))
+                        self._instances_of.setdefault((ex, probe), []).append(inst)
                     if not inst.firing:
                         inst.phase = Phase.IDLE
                         inst.armed_since = now
@@ -209,15 +211,18 @@ class Detector:
         out: list[Signal] = []
         done: set[Key] = set()
         exchanges: set[str] = set()
-        has_instance = self._has_instance
+        instances_of = self._instances_of
         for ex, probe in changed:
             exchanges.add(ex)
             series = metrics.series(ex, probe)
             if series is None:
                 continue
             series.advance(now)  # expire old buckets, close finished minutes (baseline input)
-            if (ex, probe) not in has_instance and not self._screen_series(series, now):
-                continue  # the common case: a healthy series that never tripped a rule
+            watched = instances_of.get((ex, probe))
+            if (watched is None or not _watching(watched, now - series.window_s)) and not self._screen_series(
+                series, now
+            ):
+                continue  # the common case: a healthy series with every rule idle
             for rule, check in self._probe_checks:
                 key: Key = (rule, ex, probe)
                 inst = instances.get(key)
@@ -236,7 +241,8 @@ class Detector:
                 net_failing.add(ex)
             else:
                 net_failing.discard(ex)
-            if (ex, None) not in has_instance and not self._screen_exchange(exm, now):
+            watched = instances_of.get((ex, None))
+            if (watched is None or not _watching(watched, math.inf)) and not self._screen_exchange(exm, now):
                 continue
             for rule, xcheck in self._exchange_checks:
                 key = (rule, ex, None)
@@ -348,7 +354,7 @@ class Detector:
             labels = _labels(ex, probe)
             inst = self._instances[key] = RuleInstance(key, fingerprint(fp_rule, dict(labels)))
             if ex is not None:
-                self._has_instance.add((ex, probe))
+                self._instances_of.setdefault((ex, probe), []).append(inst)
         sub_rule = finding.rule if finding is not None and finding.rule else inst.sent_rule
         cfg = self._cfg(sub_rule)
         threshold, window, calm = self.flap
@@ -814,6 +820,19 @@ class Detector:
     def baseline(self, exchange: str, probe: str) -> LatencyBaseline | None:
         series = self.metrics.series(exchange, probe)
         return None if series is None else self._baselines.get(series)
+
+
+def _watching(instances: list[RuleInstance], armed_after: float) -> bool:
+    """Some instance is pending, firing or recovering, or was re-armed after ``armed_after``.
+
+    Otherwise every rule of the series would answer exactly as if it had no instance: the idle
+    state machine does nothing without a finding, and a windowed rule armed at least a window ago
+    reads the same full-window totals the screen reads.
+    """
+    for inst in instances:  # noqa: SIM110 - a plain loop: this runs for every changed series each tick
+        if inst.phase is not Phase.IDLE or inst.armed_since > armed_after:
+            return True
+    return False
 
 
 def _newest_slow(s: Series, trigger: float) -> bool:

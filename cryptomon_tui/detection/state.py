@@ -154,5 +154,6 @@ class RuleInstance:
         self.phase = Phase.IDLE
         self.good = 0
         self.flapping = False
+        self.prev_cond = False  # idle means "condition not seen": the detector may skip idle instances
         self.armed_since = now
         return was
