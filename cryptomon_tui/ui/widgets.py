@@ -154,13 +154,17 @@ class KeyedTable(DataTable[Content]):
         for renderable_key in list(self._row_renderable_cache.keys()):
             if renderable_key[1] in indexes:
                 self._row_renderable_cache.discard(renderable_key)
-        self._line_cache.clear()  # keyed by y only; unchanged lines rebuild cheaply from the row cache
-        if len(changed_rows) * 2 > max(1, self.size.height):
-            self.refresh()
-        else:
-            for index in indexes:
-                if index is not None:
-                    self.refresh_row(index)
+        # lines are cached by y: drop only the changed rows' lines, so the unchanged ones stay cached
+        header = self.header_height if self.show_header else 0
+        changed_ys = {y + header for y, (row_key, _) in enumerate(self._y_offsets) if row_key in changed_rows}
+        for line_key in list(self._line_cache.keys()):
+            if line_key[0] in changed_ys:
+                self._line_cache.discard(line_key)
+        # row regions only, even when most rows changed: a whole-widget refresh would also re-render
+        # (border, padding, compositor) every unchanged line
+        for index in indexes:
+            if index is not None:
+                self.refresh_row(index)
 
     def shown_text(self, key: str, column: str) -> str:
         """For tests and the palette: the plain text of one cell (shown or not at this width)."""

@@ -37,8 +37,13 @@ async def test_changed_cell_is_drawn_and_other_rows_stay_cached() -> None:
                             if (str(k[0].value), str(k[1].value)) == ("ex2", "name")}
         assert name_cell_of_ex2
         update_count = table._update_count
+        other_lines = {k for k in table._line_cache.keys() if k[0] != 3}  # noqa: SIM118
+        assert other_lines
 
         table.show(rows({**names, "ex2": "99ms"}))
+        # only ex2's line leaves the line cache (no whole-widget repaint of unchanged lines)
+        assert other_lines <= set(table._line_cache.keys())
+        assert not any(k[0] == 3 for k in table._line_cache.keys())  # noqa: SIM118
         await pilot.pause()
 
         assert "99ms" in line_text(table, 3)
