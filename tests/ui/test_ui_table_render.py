@@ -67,3 +67,52 @@ async def test_cursor_row_change_is_drawn() -> None:
         await pilot.pause()
         assert "7ms" in line_text(table, 1)
         assert table.selected_key == "a"
+
+
+class ThemedTableApp(App[None]):
+    """The app's theme variables ($status-down ...), so cells style exactly as on the dashboard."""
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        from cryptomon_tui.ui.theming import APP_VARIABLE_DEFAULTS
+
+        return dict(APP_VARIABLE_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable([(0, (("name", "Name", 6), ("p50", "p50", 8), ("msg", "Message", 14)))], id="t")
+
+
+async def test_fast_cell_render_matches_datatable() -> None:
+    """KeyedTable._render_cell skips Rich's Padding/Styled machinery: it must give DataTable's segments."""
+    from rich.style import Style
+    from textual.widgets import DataTable
+
+    cells = [
+        {"name": Cell("binance_futures", bold=True), "p50": Cell("12.5ms", "status-down", bold=True),
+         "msg": Cell("[b]not markup[/b] \\x1b", "text-muted")},
+        {"name": Cell(""), "p50": Cell("×▁▂█ 50ms", "spark-high"), "msg": Cell("a much longer message than fits")},
+        {"name": Cell("okx"), "p50": Cell("-"), "msg": Cell("終了 wide chars", "status-ok")},
+    ]
+    app = ThemedTableApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one("#t", KeyedTable)
+        table.show([(f"k{i}", row) for i, row in enumerate(cells)])
+        table.focus()
+        await pilot.pause()
+        with app._context():
+            for row in range(len(cells)):
+                for column, (_, _, width) in enumerate(table._columns_now):
+                    for cursor, hover in ((False, False), (True, False), (False, True)):
+                        for base in (Style(), Style(bgcolor="#102030", color="#ffffff")):
+                            table._cell_render_cache.clear()
+                            fast = table._render_cell(row, column, base, width + 2, cursor, hover)
+                            table._cell_render_cache.clear()
+                            slow = DataTable._render_cell(table, row, column, base, width + 2, cursor, hover)
+                            assert fast == slow, (row, column, cursor, hover)
+            # and the fast path really ran (no fallback to DataTable for these cells)
+            table._cell_render_cache.clear()
+            fallback = DataTable._render_cell
+            try:
+                DataTable._render_cell = None  # type: ignore[assignment,method-assign]
+                table._render_cell(0, 1, Style(), 10)
+            finally:
+                DataTable._render_cell = fallback  # type: ignore[method-assign]
