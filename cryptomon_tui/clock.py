@@ -97,7 +97,8 @@ class FakeClock:
         if delta > 0:
             self._now = epoch_seconds
             self._mono += delta
-            self._wake()
+            if self._sleepers:
+                self._wake()
 
     async def advance(self, seconds: float, step: float | None = None) -> None:
         """Move time forward, waking sleepers in deadline order and letting them run."""

@@ -9,7 +9,6 @@ that one outlier cannot widen. Memory is one float per minute of the window.
 from __future__ import annotations
 
 from collections import deque
-from statistics import median
 
 MAD_SCALE = 1.4826
 
@@ -41,9 +40,9 @@ class LatencyBaseline:
     def stats(self) -> tuple[float, float]:
         """(median, scaled MAD) of the stored minute medians."""
         if self._cache is None:
-            values = list(self.minutes)
-            med = median(values)
-            mad = median(abs(v - med) for v in values) * MAD_SCALE
+            values = sorted(self.minutes)
+            med = _median_sorted(values)
+            mad = _median_sorted(sorted([abs(v - med) for v in values])) * MAD_SCALE
             self._cache = (med, mad)
         return self._cache
 
@@ -51,3 +50,10 @@ class LatencyBaseline:
         """Latency above which the probe is anomalously slow: all three bars must be cleared."""
         med, mad = self.stats()
         return max(med + mad_factor * mad, med * min_ratio, med + min_increase_ms)
+
+
+def _median_sorted(values: list[float]) -> float:
+    """statistics.median on an already sorted list (same result, without its copy and sort)."""
+    n = len(values)
+    mid = n // 2
+    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2

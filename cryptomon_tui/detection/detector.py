@@ -103,7 +103,8 @@ class Detector:
         canaries: Iterable[str] | None = None,
     ) -> None:
         self.metrics = metrics
-        self.clock_tolerances = dict(clock_tolerances or {})
+        self._clock_limits: dict[str, float] = {}
+        self._clock_tolerances = dict(clock_tolerances or {})
         self.canaries = set(canaries or ())
         self._instances: dict[Key, RuleInstance] = {}
         self._active: set[Key] = set()
@@ -130,6 +131,16 @@ class Detector:
         self.reconfigure(config, incidents)
         self.evaluations = 0
 
+    @property
+    def clock_tolerances(self) -> dict[str, tuple[float, float]]:
+        """Per exchange (ahead_ms, behind_ms) it accepts; the default tolerances apply to the others."""
+        return self._clock_tolerances
+
+    @clock_tolerances.setter
+    def clock_tolerances(self, tolerances: dict[str, tuple[float, float]]) -> None:
+        self._clock_tolerances = dict(tolerances)
+        self._clock_limits = {}
+
     def reconfigure(self, config: DetectionConfig, incidents: IncidentsConfig) -> None:
         """Apply new rule settings keeping all state (hot reload). A rule switched off resolves at the
         next evaluation. The metrics window and bucket size only change with a restart."""
@@ -154,6 +165,12 @@ class Detector:
             r.latency_anomaly.enabled,
             r.latency_anomaly.min_baseline_minutes,
         )
+        usage = r.rate_limit_usage
+        self._exchange_screen: tuple[int | None, float | None] = (
+            cf.threshold if cf.enabled else None,
+            usage.threshold if usage.enabled else None,
+        )
+        self._clock_limits = {}  # per exchange: |offset| beyond this is worth a look
         self._probe_checks = [(r, self._probe_check_by_rule[r]) for r in PROBE_RULE_ORDER if self._cfg(r).enabled]
         self._exchange_checks = [
             (r, self._exchange_check_by_rule[r])
@@ -212,11 +229,9 @@ class Detector:
         done: set[Key] = set()
         exchanges: set[str] = set()
         instances_of = self._instances_of
-        for ex, probe in changed:
+        for series in changed:
+            ex, probe = series.exchange, series.probe
             exchanges.add(ex)
-            series = metrics.series(ex, probe)
-            if series is None:
-                continue
             series.advance(now)  # expire old buckets, close finished minutes (baseline input)
             watched = instances_of.get((ex, probe))
             if (watched is None or not _watching(watched, now - series.window_s)) and not self._screen_series(
@@ -233,8 +248,9 @@ class Detector:
                 done.add(key)
         net_failing = self._net_failing
         min_net = self.rules.local_network.min_consecutive
+        by_name = metrics.exchanges()
         for ex in exchanges:
-            exm = metrics.exchange(ex)
+            exm = by_name.get(ex)
             if exm is None:
                 continue
             if exm.aggregate.consecutive_network_failures >= min_net:
@@ -256,8 +272,9 @@ class Detector:
         if self.rules.local_network.enabled and (net_failing or local_key in self._active):
             self._evaluate_key(local_key, now, out)  # only worth a look while some exchange fails
         done.add(local_key)
-        for active_key in [k for k in self._active if k not in done]:
-            self._evaluate_key(active_key, now, out)
+        if self._active:
+            for active_key in [k for k in self._active if k not in done]:
+                self._evaluate_key(active_key, now, out)
         if len(out) > 1:
             out.sort(
                 key=lambda sig: (
@@ -305,8 +322,8 @@ class Detector:
         seen = agg.last_seen
         if seen[_BAN] > last_ok or seen[_429] > last_ok:
             return True
-        cf = self.rules.consecutive_failures
-        if cf.enabled and agg.consecutive_failures >= cf.threshold and agg.last_error_outcome not in CAUSE_OUTCOMES:
+        cf, usage_limit = self._exchange_screen
+        if cf is not None and agg.consecutive_failures >= cf and agg.last_error_outcome not in CAUSE_OUTCOMES:
             return True
         maint_seen = seen[_MAINT] > 0
         for p in exm.probes.values():  # one loop for both per-probe conditions (this runs every tick)
@@ -316,17 +333,16 @@ class Detector:
                 return True  # one probe (e.g. the status endpoint) may report maintenance while others answer
         if (agg.maintenance_until or 0.0) > now or (agg.ban_until or 0.0) > now:
             return True
-        if (
-            self.rules.rate_limit_usage.enabled
-            and agg.last_usage is not None
-            and (agg.newest_usage_peak() or 0.0) > self.rules.rate_limit_usage.threshold
-        ):
+        if usage_limit is not None and agg.last_usage is not None and (agg.newest_usage_peak() or 0.0) > usage_limit:
             return True
-        if agg.clock_offset_ms is not None:
-            cfg = self.rules.clock_offset
-            ahead, behind = self.clock_tolerances.get(exm.name, (cfg.default_ahead_ms, cfg.default_behind_ms))
-            limit = min(ahead * cfg.ahead_share, behind * cfg.behind_share)
-            if abs(agg.clock_offset_ms) - (agg.clock_error_ms or 0.0) > limit:
+        offset = agg.clock_offset_ms
+        if offset is not None:
+            limit = self._clock_limits.get(exm.name)
+            if limit is None:
+                cfg = self.rules.clock_offset
+                ahead, behind = self.clock_tolerances.get(exm.name, (cfg.default_ahead_ms, cfg.default_behind_ms))
+                limit = self._clock_limits[exm.name] = min(ahead * cfg.ahead_share, behind * cfg.behind_share)
+            if abs(offset) - (agg.clock_error_ms or 0.0) > limit:
                 return True
         return False
 
@@ -599,9 +615,12 @@ class Detector:
         if minutes and minutes[-1][0] > base.last_minute:
             firing_for = now - inst.fired_at if inst is not None and inst.firing else 0.0
             learn = inst is None or not inst.firing or firing_for >= cfg.adapt_after
-            for minute, p50, n in minutes:
-                if minute <= base.last_minute:
-                    continue
+            last = base.last_minute
+            new = 1
+            while new < len(minutes) and minutes[-new - 1][0] > last:
+                new += 1  # usually one new minute: walk back from the newest instead of over the hour
+            for i in range(len(minutes) - new, len(minutes)):
+                minute, p50, n = minutes[i]
                 if learn and n >= cfg.min_samples_per_minute:
                     base.add(minute, p50)
                 else:

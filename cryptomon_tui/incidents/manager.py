@@ -465,7 +465,7 @@ class IncidentManager:
         """Expire silences, follow maintenance windows, drop old resolved incidents, settle orphans."""
         t = self.clock.now() if now is None else now
         events: list[IncidentEvent] = []
-        for sid in list(self._live_silences):
+        for sid in list(self._live_silences) if self._live_silences else ():
             s = self._silences[sid]
             if s.expired_at is None and s.ends_at is not None and s.ends_at <= t:
                 self._expire_silence(s, s.ends_at, events, actor=None)
@@ -479,7 +479,7 @@ class IncidentManager:
                 if w.recurrence is None and w.ends_at <= t:
                     del self._windows[w.id]
             self._refresh_maintenance(t, events)
-        elif any(i.in_maintenance for i in self._open.values()):
+        elif self._open and any(i.in_maintenance for i in self._open.values()):
             self._refresh_maintenance(t, events)
         cooldown = self.config.reopen_cooldown
         while self._resolved:
@@ -488,7 +488,7 @@ class IncidentManager:
                 self._forget_resolved(first.id)
             else:
                 break
-        for incident_id, deadline in list(self._orphans.items()):
+        for incident_id, deadline in list(self._orphans.items()) if self._orphans else ():
             if deadline <= t and incident_id in self._open:
                 self._resolve(self._open[incident_id], t, events, text="not seen again after a restart")
             if deadline <= t:

@@ -109,6 +109,15 @@ def quantile_of_counts(counts: dict[int, int], q: float) -> float | None:
     return _quantile_sorted(counts, sorted(counts), total, q)
 
 
+def quantiles_of_counts(counts: dict[int, int], qs: tuple[float, ...]) -> tuple[float | None, ...]:
+    """Several quantiles of one bin->count dict with a single sort (rollups want p50, p95 and p99)."""
+    total = sum(counts.values())
+    if total <= 0:
+        return tuple(None for _ in qs)
+    keys = sorted(counts)
+    return tuple(_quantile_sorted(counts, keys, total, q) for q in qs)
+
+
 def _quantile_sorted(counts: dict[int, int], keys: list[int], total: int, q: float) -> float:
     rank = max(1, math.ceil(q * total))  # 1-based rank of the wanted sample
     if q <= 0.5:

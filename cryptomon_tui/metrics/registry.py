@@ -11,6 +11,7 @@ from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc
 
 _log = math.log
 _ceil = math.ceil
+_OK = OUTCOME_INDEX[Outcome.OK]
 
 
 class ExchangeMetrics:
@@ -36,7 +37,7 @@ class ExchangeMetrics:
 class MetricsRegistry:
     """Entry point for probe results. ``record`` is O(1); queries are cheap and on demand.
 
-    ``changed`` collects the keys recorded since the last ``take_changed()`` so detection only
+    ``changed`` collects the series recorded since the last ``take_changed()`` so detection only
     evaluates series that moved (plus those it is already watching).
     """
 
@@ -55,7 +56,7 @@ class MetricsRegistry:
         self._series: dict[tuple[str, str], Series] = {}
         self._pairs: dict[tuple[str, str], tuple[Series, ExchangeSeries]] = {}
         self._exchanges: dict[str, ExchangeMetrics] = {}
-        self.changed: set[tuple[str, str]] = set()
+        self.changed: set[Series] = set()
         self.recorded = 0
 
     def _new_series(self, exchange: str, probe: str) -> Series:
@@ -73,15 +74,15 @@ class MetricsRegistry:
         pair = self._pairs.get(key)
         if pair is None:
             pair = self._add(result.exchange, result.probe)
+        oi = OUTCOME_INDEX[result.outcome]
         lat = result.latency_ms
         bin_ = None
-        if lat is not None and result.outcome is Outcome.OK:
+        if oi == _OK and lat is not None:
             bin_ = _ceil(_log(MIN_MS if lat < MIN_MS else (MAX_MS if lat > MAX_MS else lat)) * INV_LOG_GAMMA)
-        oi = OUTCOME_INDEX[result.outcome]
         series, aggregate = pair
         series.record_indexed(result, oi, bin_)
         aggregate.record_indexed(result, oi)  # latest state only: its window sums the probes' buckets
-        self.changed.add(key)
+        self.changed.add(series)
         self.recorded += 1
         return series
 
@@ -95,7 +96,7 @@ class MetricsRegistry:
         pair = self._pairs[(exchange, probe)] = (series, ex.aggregate)
         return pair
 
-    def take_changed(self) -> set[tuple[str, str]]:
+    def take_changed(self) -> set[Series]:
         changed, self.changed = self.changed, set()
         return changed
 

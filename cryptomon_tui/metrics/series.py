@@ -12,7 +12,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptomon_tui.metrics.histogram import INV_LOG_GAMMA, MAX_MS, MIN_MS, LogHistogram, quantile_of_counts
+from cryptomon_tui.metrics.histogram import (
+    INV_LOG_GAMMA,
+    MAX_MS,
+    MIN_MS,
+    LogHistogram,
+    quantile_of_counts,
+    quantiles_of_counts,
+)
 from cryptomon_tui.probing.results import BreakerState, Outcome, ProbeResult, iso_utc
 
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
@@ -539,7 +546,9 @@ class Series(SeriesState):
         self._oldest_open = min(self._minutes) if self._minutes else math.inf
 
     def _emit_minute(self, m: _Minute) -> None:
-        p50 = quantile_of_counts(m.bins, 0.5) if m.bins else None
+        p50 = p95 = p99 = None
+        if m.bins:
+            p50, p95, p99 = quantiles_of_counts(m.bins, (0.5, 0.95, 0.99))
         if p50 is not None:
             self.minute_p50.append((m.start, p50, m.lat_n))
         self.pending_rollups.append(
@@ -552,8 +561,8 @@ class Series(SeriesState):
                 timeouts=m.timeouts,
                 counts={OUTCOMES[i].value: c for i, c in enumerate(m.counts) if c},
                 p50_ms=p50,
-                p95_ms=quantile_of_counts(m.bins, 0.95) if m.bins else None,
-                p99_ms=quantile_of_counts(m.bins, 0.99) if m.bins else None,
+                p95_ms=p95,
+                p99_ms=p99,
                 min_ms=m.lat_min if m.lat_n else None,
                 max_ms=m.lat_max if m.lat_n else None,
                 mean_ms=m.lat_sum / m.lat_n if m.lat_n else None,
@@ -657,7 +666,7 @@ class ExchangeSeries(SeriesState):
     evaluation tick or snapshot while results arrive several times per tick.
     """
 
-    __slots__ = ("_head", "bucket_s", "n_buckets", "probes", "window_s")
+    __slots__ = ("_head", "_usage_idx", "_usage_peak", "_usage_prev", "bucket_s", "n_buckets", "probes", "window_s")
 
     def __init__(
         self,
@@ -677,6 +686,10 @@ class ExchangeSeries(SeriesState):
         self.n_buckets = max(1, round(window_s / bucket_s))
         self.window_s = self.n_buckets * self.bucket_s
         self._head = -1  # newest bucket of any probe (or of ``advance``): the window ends there
+        # highest usage in the newest bucket that had one (_usage_idx) and in the bucket before it
+        self._usage_idx = -1
+        self._usage_peak: float | None = None
+        self._usage_prev: float | None = None
 
     def record(self, r: ProbeResult) -> None:
         self.record_indexed(r, OUTCOME_INDEX[r.outcome], None)
@@ -689,6 +702,21 @@ class ExchangeSeries(SeriesState):
             bidx = int(ts // self.bucket_s)
             if bidx > self._head:
                 self._head = bidx
+            usage = r.rate_limit_used
+            if usage is not None:
+                self._note_usage(bidx, usage)
+
+    def _note_usage(self, bidx: int, usage: float) -> None:
+        last = self._usage_idx
+        if bidx > last:
+            self._usage_prev = self._usage_peak if bidx == last + 1 else None
+            self._usage_peak = usage
+            self._usage_idx = bidx
+        elif bidx == last:
+            if self._usage_peak is None or usage > self._usage_peak:
+                self._usage_peak = usage
+        elif bidx == last - 1 and (self._usage_prev is None or usage > self._usage_prev):
+            self._usage_prev = usage
 
     def advance(self, now: float) -> None:
         bidx = int(now // self.bucket_s)
@@ -756,16 +784,15 @@ class ExchangeSeries(SeriesState):
         return sum(b.counts[outcome_index] for b in self._buckets_from(self._lowest_bucket(now, seconds)))
 
     def newest_usage_peak(self) -> float | None:
-        """Highest usage in the two newest buckets: O(probes) gate for an idle usage rule."""
-        head = self._head
-        peak: float | None = None
-        for s in self.probes.values():
-            buckets, n = s._buckets, s.n_buckets
-            for idx in (head, head - 1):
-                b = buckets[idx % n]
-                if b.idx == idx and b.usage_peak is not None and (peak is None or b.usage_peak > peak):
-                    peak = b.usage_peak
-        return peak
+        """Highest usage in the two newest buckets: O(1) gate for an idle usage rule."""
+        head, idx = self._head, self._usage_idx
+        if idx == head:
+            prev = self._usage_prev if self.n_buckets > 1 else None
+            peak = self._usage_peak
+            return prev if peak is None or (prev is not None and prev > peak) else peak
+        if idx == head - 1 and self.n_buckets > 1:
+            return self._usage_peak
+        return None
 
     def recent(
         self, now: float | None, seconds: float | None, *, since: float | None = None, bins: bool = True
