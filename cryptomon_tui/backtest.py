@@ -462,7 +462,7 @@ def default_pipeline_factory() -> PipelineFactory:
 
     def make(config: Config, clock: FakeClock) -> Pipeline:
         canaries = {name for name, ex in config.exchanges.items() if ex.enabled and getattr(ex, "canary", False)}
-        return DetectionPipeline(config, clock, canaries=canaries or None, id_seed=0)
+        return DetectionPipeline(config, clock, canaries=canaries or None, id_seed=0, rollups=False)
 
     return make
 

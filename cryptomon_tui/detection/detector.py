@@ -155,13 +155,17 @@ class Detector:
         r = self.rules
         cf, to, er, p99 = r.consecutive_failures, r.timeouts, r.error_rate, r.latency_p99
         # the screen's thresholds as plain values (None = rule off): it runs for every series that got data
+        # p99: the lowest histogram bin whose value is above the threshold (compared as an int per series)
+        slow_bin = bin_index(p99.threshold_ms)
+        if bin_value(slow_bin) <= p99.threshold_ms:
+            slow_bin += 1
         self._series_screen: tuple[
-            int | None, float | None, tuple[int, int, float] | None, tuple[int, float, int] | None, bool, int
+            int | None, float | None, tuple[int, int, float] | None, tuple[int, float, int, int] | None, bool, int
         ] = (
             cf.threshold if cf.enabled else None,
             to.threshold if to.enabled else None,
             (er.min_attempts, er.min_errors, er.threshold) if er.enabled else None,
-            (p99.min_attempts, p99.threshold_ms, p99.min_slow) if p99.enabled else None,
+            (p99.min_attempts, p99.threshold_ms, p99.min_slow, slow_bin) if p99.enabled else None,
             r.latency_anomaly.enabled,
             r.latency_anomaly.min_baseline_minutes,
         )
@@ -302,7 +306,7 @@ class Detector:
         hist = s.hist
         if p99 is not None and hist.total >= p99[0]:
             keys = hist.keys
-            if keys and bin_value(keys[-1]) > p99[1] and hist.count_above(p99[1]) >= p99[2]:
+            if keys and keys[-1] >= p99[3] and hist.count_above(p99[1]) >= p99[2]:
                 return True
         if anomaly_on:
             base = self._baselines.get(s)

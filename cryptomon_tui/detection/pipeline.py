@@ -60,7 +60,9 @@ class DetectionPipeline:
         canaries: set[str] | None = None,
         *,
         id_seed: int | None = None,
+        rollups: bool = True,
     ) -> None:
+        """``rollups=False``: no 1-minute rollups for the store (a backtest has none), only what detection reads."""
         self._config = config
         self.clock = clock
         det = config.detection
@@ -72,6 +74,7 @@ class DetectionPipeline:
             bucket_s=det.bucket,
             sparkline_points=det.sparkline_points,
             rollup_grace_s=max(10.0, max((ex.timeout for ex in config.exchanges.values()), default=5.0) * 2),
+            rollups=rollups,
         )
         self.detector = Detector(det, config.incidents, self.metrics, clock_tolerances, canaries)
         self.incidents = IncidentManager(clock, config.incidents, id_seed=id_seed)

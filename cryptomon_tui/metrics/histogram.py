@@ -62,6 +62,13 @@ class LogHistogram:
     def subtract_counts(self, other: dict[int, int]) -> None:
         """Remove a bucket's contribution (the bucket fell out of the window)."""
         counts = self.counts
+        if len(other) == 1:  # the common case: the expired bucket saw one latency bin
+            [(index, n)] = other.items()
+            left = counts.get(index, 0) - n
+            if left > 0:
+                counts[index] = left
+                self.total -= n
+                return
         for index, n in other.items():
             left = counts.get(index, 0) - n
             if left > 0:

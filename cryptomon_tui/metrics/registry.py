@@ -48,8 +48,10 @@ class MetricsRegistry:
         bucket_s: float = 5.0,
         sparkline_points: int = 120,
         rollup_grace_s: float = 10.0,
+        rollups: bool = True,
     ) -> None:
         self.window_s = window_s
+        self.rollups = rollups
         self.bucket_s = bucket_s
         self.sparkline_points = sparkline_points
         self.rollup_grace_s = rollup_grace_s
@@ -66,6 +68,7 @@ class MetricsRegistry:
             window_s=self.window_s,
             bucket_s=self.bucket_s,
             sparkline_points=self.sparkline_points,
+            rollups=self.rollups,
             rollup_grace_s=self.rollup_grace_s,
         )
 

@@ -170,43 +170,34 @@ class SeriesState:
         "ban_until",
         "breaker",
         "clock_error_ms",
-        "clock_offset_at",
         "clock_offset_ms",
         "consecutive_failures",
         "consecutive_network_failures",
         "consecutive_ok",
         "exchange",
         "last_at",
-        "last_attempt_at",
         "last_error_at",
         "last_error_code",
         "last_error_message",
         "last_error_outcome",
-        "last_http_status",
         "last_latency_ms",
         "last_ok_at",
         "last_outcome",
         "last_seen",
         "last_usage",
-        "last_usage_at",
         "latencies",
         "maintenance_until",
         "offsets",
         "ok_flags",
         "probe",
         "retry_until",
-        "total_attempts",
-        "total_errors",
         "total_results",
     )
 
     def __init__(self, exchange: str, probe: str | None, sparkline_points: int, offset_history: int) -> None:
         self.exchange = exchange
         self.probe = probe
-        # all-time (cheap integers; never a list)
-        self.total_results = 0
-        self.total_attempts = 0
-        self.total_errors = 0
+        self.total_results = 0  # all-time, skipped probes included
         # latest state
         self.consecutive_failures = 0
         self.consecutive_network_failures = 0
@@ -214,18 +205,14 @@ class SeriesState:
         self.last_outcome: Outcome | None = None
         self.last_latency_ms: float | None = None
         self.last_at: float | None = None
-        self.last_attempt_at: float | None = None
         self.last_ok_at: float | None = None
         self.last_error_code: str | None = None
         self.last_error_message: str | None = None
         self.last_error_outcome: Outcome | None = None
         self.last_error_at: float | None = None
-        self.last_http_status: int | None = None
         self.last_usage: float | None = None
-        self.last_usage_at: float | None = None
         self.clock_offset_ms: float | None = None
         self.clock_error_ms: float | None = None
-        self.clock_offset_at: float | None = None
         self.offsets: deque[tuple[float, float, float | None]] = deque(maxlen=offset_history)
         self.breaker = BreakerState.CLOSED
         self.ban_until: float | None = None
@@ -249,10 +236,7 @@ class SeriesState:
         if oi == _SKIPPED:
             return  # never sent: not an attempt, not a failure, not a latency
         lat = r.latency_ms
-        self.total_attempts += 1
-        self.last_attempt_at = ts
         self.last_outcome = r.outcome
-        self.last_http_status = r.http_status
         self.last_latency_ms = lat
         if oi == _OK:
             self.consecutive_failures = 0
@@ -268,16 +252,13 @@ class SeriesState:
         usage = r.rate_limit_used
         if usage is not None:
             self.last_usage = usage
-            self.last_usage_at = ts
         offset = r.clock_offset_ms
         if offset is not None:
             self.clock_offset_ms = offset
             self.clock_error_ms = r.clock_error_ms
-            self.clock_offset_at = ts
             self.offsets.append((ts, offset, r.clock_error_ms))
 
     def _note_failure(self, r: ProbeResult, oi: int, ts: float) -> None:
-        self.total_errors += 1
         self.consecutive_failures += 1
         self.consecutive_ok = 0
         if oi in _NETWORK_INDEXES:
@@ -336,7 +317,8 @@ class Series(SeriesState):
 
     ``record`` is O(1): it touches one bucket, the window totals and a few rings. Buckets are
     expired lazily by ``advance(now)`` (also called from ``record``) so a silent series still
-    recovers when asked at a later time.
+    recovers when asked at a later time. ``rollups=False`` keeps only the per-minute medians the
+    latency baseline learns from (a backtest never stores rollups).
     """
 
     __slots__ = (
@@ -459,8 +441,7 @@ class Series(SeriesState):
             if usage is not None and (bucket.usage_peak is None or usage > bucket.usage_peak):
                 bucket.usage_peak = usage
 
-        if self._rollups_enabled:
-            self._record_minute(r, oi, ok, r.latency_ms, bin_, ts)
+        self._record_minute(r, oi, ok, r.latency_ms, bin_, ts)
 
     def _record_minute(self, r: ProbeResult, oi: int, ok: bool, lat: float | None, bin_: int | None, ts: float) -> None:
         start = ts - ts % ROLLUP_SECONDS
@@ -473,20 +454,24 @@ class Series(SeriesState):
             m = self._minutes[start] = _Minute(start)
             if start < self._oldest_open:
                 self._oldest_open = start
+        if bin_ is not None and lat is not None:
+            m.bins[bin_] = m.bins.get(bin_, 0) + 1
+            m.lat_n += 1
+            if not self._rollups_enabled:
+                return  # minute medians only (the baseline's input): nothing else is read
+            m.lat_sum += lat
+            if lat < m.lat_min:
+                m.lat_min = lat
+            if lat > m.lat_max:
+                m.lat_max = lat
+        elif not self._rollups_enabled:
+            return
         m.attempts += 1
         m.counts[oi] += 1
         if not ok:
             m.errors += 1
             if oi == _TIMEOUT:
                 m.timeouts += 1
-        if bin_ is not None and lat is not None:
-            m.bins[bin_] = m.bins.get(bin_, 0) + 1
-            m.lat_n += 1
-            m.lat_sum += lat
-            if lat < m.lat_min:
-                m.lat_min = lat
-            if lat > m.lat_max:
-                m.lat_max = lat
         u = r.rate_limit_used
         if u is not None and (m.usage_peak is None or u > m.usage_peak):
             m.usage_peak = u
@@ -546,6 +531,12 @@ class Series(SeriesState):
         self._oldest_open = min(self._minutes) if self._minutes else math.inf
 
     def _emit_minute(self, m: _Minute) -> None:
+        if not self._rollups_enabled:
+            if m.bins:
+                p50 = quantile_of_counts(m.bins, 0.5)
+                if p50 is not None:
+                    self.minute_p50.append((m.start, p50, m.lat_n))
+            return
         p50 = p95 = p99 = None
         if m.bins:
             p50, p95, p99 = quantiles_of_counts(m.bins, (0.5, 0.95, 0.99))
