@@ -232,7 +232,7 @@ class DashboardScreen(Screen[None]):
             age = None
             if self.received_at is not None:
                 age = self.cm_app.clock.now() - self.received_at
-            cells.append(Cell(f"FROZEN data age {present.fmt_duration(age)} (probing goes on) ", "status-degraded",
+            cells.append(Cell(f"FROZEN data age {present.fmt_age(age)} (probing goes on) ", "status-degraded",
                               bold=True))
         if self.snapshot is not None:
             cells.extend(present.status_line(self.snapshot))

@@ -124,6 +124,22 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
+def fmt_age(seconds: float | None) -> str:
+    """How long something has been going on, as live panes show it: 45s, 3m, 2h05m, 3d04h.
+
+    Seconds only in the first minute, then whole minutes (as Alertmanager, Grafana and k9s do):
+    nobody needs the second of a 20-minute-old incident, and a per-second age repaints its row
+    every second. Countdowns keep ``fmt_duration`` (when a ban or silence ends is worth seconds)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    return fmt_duration(s)
+
+
 def fmt_offset(value: Any) -> str:
     v = _finite(value)
     if v is None:
@@ -394,7 +410,7 @@ def incident_row(inc: Mapping[str, Any], now: float | None, channels: list[Mappi
         "state": Cell(state_word, {"firing": "status-down", "resolved": "text-muted"}.get(state, "")),
         "where": Cell(clean_text(where, 14)),
         "summary": Cell(clean_text(inc.get("summary"), 300)),
-        "age": Cell(fmt_duration(end - started) if end is not None and started is not None else "-"),
+        "age": Cell(fmt_age(end - started) if end is not None and started is not None else "-"),
         "ack": Cell(clean_text(inc.get("acknowledged_by"), 14)),
         "silenced": Cell(silenced, "text-muted"),
         "notify": notify_summary(inc, channels),

@@ -39,7 +39,18 @@ def test_formatting() -> None:
     assert present.fmt_pct(0) == "0%" and present.fmt_pct(0.123) == "12%" and present.fmt_pct(0.0004) == "<0.1%"
     assert present.fmt_duration(59) == "59s" and present.fmt_duration(192) == "3m12s"
     assert present.fmt_duration(7500) == "2h05m" and present.fmt_duration(None) == "-"
+    assert present.fmt_duration(90061) == "1d01h"
     assert present.fmt_offset(-1234.5) == "-1.2s" and present.fmt_offset(1.5) == "+1.5ms"
+
+
+def test_age_is_coarse_after_the_first_minute() -> None:
+    """Ages (not countdowns) change at most once a minute after the first minute."""
+    assert present.fmt_age(0) == "0s" and present.fmt_age(45.9) == "45s" and present.fmt_age(59) == "59s"
+    assert present.fmt_age(60) == "1m" and present.fmt_age(192) == "3m" and present.fmt_age(3599) == "59m"
+    assert present.fmt_age(3600) == "1h00m" and present.fmt_age(7500) == "2h05m"
+    assert present.fmt_age(86400 * 3 + 3600 * 4 + 59) == "3d04h"
+    assert present.fmt_age(None) == "-" and present.fmt_age(math.nan) == "-" and present.fmt_age(-5) == "0s"
+    assert {present.fmt_age(s) for s in range(1200, 1260)} == {"20m"}  # one text for a whole minute
 
 
 def test_exchange_row_badges_ban_countdown_and_breaker() -> None:
@@ -81,7 +92,7 @@ def test_incident_row_silence_ack_and_notifications() -> None:
            "timeline": [{"kind": "notified", "data": {"channel": "discord"}},
                         {"kind": "notification_failed", "data": {"channel": "mail"}}]}
     row = present.incident_row(inc, NOW, [])
-    assert row["age"].text == "1m05s" and row["ack"].text == "alice" and row["silenced"].text == "resolve"
+    assert row["age"].text == "1m" and row["ack"].text == "alice" and row["silenced"].text == "resolve"
     assert row["notify"].text == "sent discord FAILED mail" and row["notify"].tone == "status-down"
     channels = [{"channel": "ops", "state": "broken", "queue": 2}]
     assert present.notify_summary({"timeline": []}, channels).text == "BROKEN ops"
