@@ -47,7 +47,7 @@ from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import Config
 from cryptomon_tui.config.exchanges import ExchangeConfig
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
-from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc, parse_iso_utc
+from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc, parse_iso_utc, recorded_result
 
 REQUIRED_COLUMNS = ("ts", "exchange", "probe", "latency_ms")
 OPTIONAL_COLUMNS = ("outcome", "http_status", "error_code", "error_message", "rate_limit_used", "clock_offset_ms")
@@ -205,17 +205,17 @@ def make_result(values: dict[str, Any]) -> ProbeResult:
         raise ValueError("latency_ms is empty on an ok row (only failed probes, e.g. timeouts, may omit it)")
     if latency is not None and latency < 0:
         raise ValueError(f"latency_ms is negative ({latency})")
-    return ProbeResult(
-        exchange=exchange,
-        probe=probe,
-        started_at=started,
-        latency_ms=latency,
-        outcome=outcome,
-        http_status=_opt_int("http_status", values.get("http_status")),
-        error_code=_opt_text(values.get("error_code")),
-        error_message=_opt_text(values.get("error_message")),
-        rate_limit_used=_opt_float("rate_limit_used", values.get("rate_limit_used")),
-        clock_offset_ms=_opt_float("clock_offset_ms", values.get("clock_offset_ms")),
+    return recorded_result(
+        exchange,
+        probe,
+        started,
+        latency,
+        outcome,
+        _opt_int("http_status", values.get("http_status")),
+        _opt_text(values.get("error_code")),
+        _opt_text(values.get("error_message")),
+        _opt_float("rate_limit_used", values.get("rate_limit_used")),
+        _opt_float("clock_offset_ms", values.get("clock_offset_ms")),
     )
 
 
@@ -282,21 +282,24 @@ def _read_csv(lines: Iterable[str]) -> ParsedInput:
     out = ParsedInput(results=[])
     width = len(names)
     fast = _fast_csv_parser(index)
+    append = out.results.append
+    rows = 0
     for row in reader:
-        line = reader.line_num
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        out.rows += 1
         if len(row) != width:
-            out.problems.append(RowProblem(line, f"expected {width} fields, found {len(row)}"))
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            rows += 1
+            out.problems.append(RowProblem(reader.line_num, f"expected {width} fields, found {len(row)}"))
             continue
+        rows += 1
         try:
-            out.results.append(fast(row))
+            append(fast(row))
         except (ValueError, KeyError, IndexError):
             try:  # the careful path says what exactly is wrong
-                out.results.append(make_result({name: row[i] for name, i in index.items()}))
+                append(make_result({name: row[i] for name, i in index.items()}))
             except ValueError as exc:
-                out.problems.append(RowProblem(line, str(exc)))
+                out.problems.append(RowProblem(reader.line_num, str(exc)))
+    out.rows = rows
     return out
 
 
@@ -309,14 +312,20 @@ def _fast_csv_parser(index: dict[str, int]) -> Callable[[list[str]], ProbeResult
     i_out, i_status, i_code, i_msg, i_usage, i_off = (index.get(c, -1) for c in OPTIONAL_COLUMNS)
     ok = Outcome.OK
     outcomes = _OUTCOMES
+    inf = math.inf
+    # names already checked, one string object each: later lookups by (exchange, probe) hash them once
+    names: dict[str, str] = {}
 
     def parse(row: list[str]) -> ProbeResult:
         started = float(row[i_ts])  # ISO text raises here and takes the careful path
         if not 1e8 < started < 1e11:
             raise ValueError
-        exchange, probe = row[i_ex], row[i_probe]
-        if not exchange or not probe or exchange != exchange.strip() or probe != probe.strip():
-            raise ValueError
+        exchange, probe = names.get(row[i_ex]), names.get(row[i_probe])
+        if exchange is None or probe is None:
+            exchange, probe = row[i_ex], row[i_probe]
+            if not exchange or not probe or exchange != exchange.strip() or probe != probe.strip():
+                raise ValueError
+            exchange, probe = names.setdefault(exchange, exchange), names.setdefault(probe, probe)
         outcome = outcomes[row[i_out] or "ok"] if i_out >= 0 else ok
         lat = row[i_lat]
         latency = float(lat) if lat else None
@@ -326,9 +335,13 @@ def _fast_csv_parser(index: dict[str, int]) -> Callable[[list[str]], ProbeResult
         elif not 0 <= latency < math.inf:
             raise ValueError
         status = row[i_status] if i_status >= 0 else ""
-        usage = row[i_usage] if i_usage >= 0 else ""
-        offset = row[i_off] if i_off >= 0 else ""
-        return ProbeResult(
+        usage_text = row[i_usage] if i_usage >= 0 else ""
+        offset_text = row[i_off] if i_off >= 0 else ""
+        usage = float(usage_text) if usage_text else None
+        offset = float(offset_text) if offset_text else None
+        if (usage is not None and not -inf < usage < inf) or (offset is not None and not -inf < offset < inf):
+            raise ValueError  # nan / inf: the careful path drops "nan" and rejects infinities
+        return recorded_result(
             exchange,
             probe,
             started,
@@ -337,8 +350,8 @@ def _fast_csv_parser(index: dict[str, int]) -> Callable[[list[str]], ProbeResult
             int(status) if status else None,
             (row[i_code] or None) if i_code >= 0 else None,
             (row[i_msg] or None) if i_msg >= 0 else None,
-            float(usage) if usage else None,
-            float(offset) if offset else None,
+            usage,
+            offset,
         )
 
     return parse

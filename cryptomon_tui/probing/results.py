@@ -139,6 +139,65 @@ class ProbeResult:
         }
 
 
+_new_result = object.__new__
+# The slots' own setters: frozen only blocks ``setattr``; these are what the generated __init__ reaches
+# through object.__setattr__, one call per field, at about twice the cost.
+(
+    _set_exchange,
+    _set_probe,
+    _set_started_at,
+    _set_latency_ms,
+    _set_outcome,
+    _set_http_status,
+    _set_error_code,
+    _set_error_message,
+    _set_rate_limit_used,
+    _set_clock_offset_ms,
+    _set_clock_error_ms,
+    _set_retry_after_s,
+    _set_ban_until,
+    _set_maintenance_until,
+    _set_phases,
+    _set_breaker,
+    _set_extra,
+) = (ProbeResult.__dict__[name].__set__ for name in ProbeResult.__dataclass_fields__)
+
+
+def recorded_result(
+    exchange: str,
+    probe: str,
+    started_at: float,
+    latency_ms: float | None,
+    outcome: Outcome,
+    http_status: int | None,
+    error_code: str | None,
+    error_message: str | None,
+    rate_limit_used: float | None,
+    clock_offset_ms: float | None,
+) -> ProbeResult:
+    """``ProbeResult(...)`` with the fields a recording has (the rest at their defaults), built about
+    twice as fast: a backtest parses hundreds of thousands of them. Arguments are not validated."""
+    r: ProbeResult = _new_result(ProbeResult)
+    _set_exchange(r, exchange)
+    _set_probe(r, probe)
+    _set_started_at(r, started_at)
+    _set_latency_ms(r, latency_ms)
+    _set_outcome(r, outcome)
+    _set_http_status(r, http_status)
+    _set_error_code(r, error_code)
+    _set_error_message(r, error_message)
+    _set_rate_limit_used(r, rate_limit_used)
+    _set_clock_offset_ms(r, clock_offset_ms)
+    _set_clock_error_ms(r, None)
+    _set_retry_after_s(r, None)
+    _set_ban_until(r, None)
+    _set_maintenance_until(r, None)
+    _set_phases(r, None)
+    _set_breaker(r, BreakerState.CLOSED)
+    _set_extra(r, {})
+    return r
+
+
 def iso_utc(epoch_seconds: float) -> str:
     """ISO-8601 UTC with milliseconds and a trailing Z."""
     dt = _dt.datetime.fromtimestamp(epoch_seconds, tz=_dt.UTC)

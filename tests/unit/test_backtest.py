@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from cryptomon_tui.config import Config, config_from_data
 from cryptomon_tui.config.paths import default_db_path
 from cryptomon_tui.config.storage import StorageConfig
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.probing.results import Outcome, ProbeResult, recorded_result
 from cryptomon_tui.store import Store
 
 T0 = 1_700_000_000.0
@@ -95,6 +96,33 @@ def test_csv_with_every_column_unsorted_and_optional_fields(tmp_path: Path) -> N
         clock_offset_ms=12.5,
     )
     assert third.outcome is Outcome.TIMEOUT and third.latency_ms is None and third.started_at == T0 + 0.5
+
+
+def test_recorded_result_is_the_same_object_the_constructor_builds() -> None:
+    """The fast constructor sets the recording's fields by position: a reordered or added field fails here."""
+    values = ("okx", "book", T0 + 0.25, 12.5, Outcome.HTTP_5XX, 502, "50001", "busy", 0.31, -4.5)
+    fast, slow = recorded_result(*values), ProbeResult(*values)
+    assert fast == slow
+    names = [f.name for f in fields(ProbeResult)]
+    assert [getattr(fast, n) for n in names] == [getattr(slow, n) for n in names]
+    assert fast.extra == {} and fast.extra is not recorded_result(*values).extra
+
+
+def test_csv_not_a_number_usage_is_dropped_and_infinity_rejected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "in.csv",
+        [
+            "ts,exchange,probe,latency_ms,rate_limit_used,clock_offset_ms",
+            "1700000000,binance,ping,10,nan,",
+            "1700000001,binance,ping,10,0.5,NaN",
+            "1700000002,binance,ping,10,inf,",
+            "1700000003,binance,ping,10,,-inf",
+        ],
+    )
+    parsed = read_input(path)
+    assert [(r.rate_limit_used, r.clock_offset_ms) for r in parsed.results] == [(None, None), (0.5, None)]
+    assert [p.line for p in parsed.problems] == [4, 5]
+    assert all("must be finite" in p.message for p in parsed.problems)
 
 
 def test_jsonl_by_extension_and_by_content(tmp_path: Path) -> None:
