@@ -184,11 +184,9 @@ class Detector:
         for inst in self._instances.values():
             if inst.sent_rule != inst.rule and not self._cfg(inst.sent_rule).enabled:
                 inst.sent_rule = inst.rule
+        anomaly = self.rules.latency_anomaly
         for baseline in self._baselines.values():
-            baseline.trigger = float("inf")
-            if len(baseline) >= self.rules.latency_anomaly.min_baseline_minutes:
-                cfg = self.rules.latency_anomaly
-                baseline.trigger = baseline.trigger_ms(cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
+            baseline.set_factors(anomaly.mad_factor, anomaly.min_ratio, anomaly.min_increase_ms)
 
     def rearm(self, exchange: str | None, now: float) -> None:
         """An incident of this exchange (all exchanges for None) resolved: its windowed symptom rules start
@@ -315,7 +313,7 @@ class Detector:
                 base = self._learn_baseline(s, None, now)  # a finished minute to learn (about once a minute)
             elif len(base) < min_baseline:
                 base = None
-            if base is not None and _newest_slow(s, base.trigger):
+            if base is not None and _newest_slow(s, base.floor) and _newest_slow(s, base.trigger):
                 return True
         return False
 
@@ -614,7 +612,9 @@ class Detector:
         cfg = self.rules.latency_anomaly
         base = self._baselines.get(s)
         if base is None:
-            base = self._baselines[s] = LatencyBaseline(int(cfg.baseline_window // 60))
+            base = self._baselines[s] = LatencyBaseline(
+                int(cfg.baseline_window // 60), (cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
+            )
         minutes = s.minute_p50
         if minutes and minutes[-1][0] > base.last_minute:
             firing_for = now - inst.fired_at if inst is not None and inst.firing else 0.0
@@ -629,8 +629,6 @@ class Detector:
                     base.add(minute, p50)
                 else:
                     base.skip(minute)
-            if len(base) >= cfg.min_baseline_minutes:
-                base.trigger = base.trigger_ms(cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
         return base if len(base) >= cfg.min_baseline_minutes else None
 
     def _anomaly(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
@@ -638,10 +636,10 @@ class Detector:
         base = self._learn_baseline(s, inst, now)
         if base is None:
             return None
-        trigger = base.trigger
         active = inst is not None and inst.active
-        if not active and not _newest_slow(s, trigger):
+        if not active and not (_newest_slow(s, base.floor) and _newest_slow(s, base.trigger)):
             return None
+        trigger = base.trigger
         st = s.recent(now, cfg.recent_window)
         n = sum(st.latency_bins.values())
         if n < (1 if active else cfg.min_recent_samples):

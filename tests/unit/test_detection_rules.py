@@ -432,3 +432,29 @@ def test_consecutive_failures_needs_two_successes_in_a_row_to_recover() -> None:
     assert h.resolved() == []  # one success between failures is not a recovery
     h.run(5, ok())
     assert len(h.resolved()) == 1
+
+
+def test_baseline_statistics_match_a_full_recount_as_minutes_roll_over() -> None:
+    """The baseline keeps its minutes sorted incrementally: after every minute (the hour rolling over
+    included) median, MAD, trigger and floor equal a recount from scratch."""
+    import random
+    import statistics
+
+    from cryptomon_tui.detection.baseline import MAD_SCALE, LatencyBaseline
+
+    rng = random.Random(5)
+    factors = (4.0, 3.0, 50.0)
+    base = LatencyBaseline(60, factors)
+    assert base.trigger == float("inf") and base.floor == float("inf")
+    for minute in range(200):
+        base.add(minute * 60.0, rng.choice([rng.lognormvariate(3.5, 0.3), 40.0, 42.5]))
+        window = list(base.minutes)
+        med = statistics.median(window)
+        mad = statistics.median([abs(v - med) for v in window]) * MAD_SCALE
+        assert base.stats() == (med, mad)
+        expected = max(med + factors[0] * mad, med * factors[1], med + factors[2])
+        assert base.trigger == expected and base.floor <= expected
+    assert len(base) == 60
+    base.set_factors(1.0, 1.5, 5.0)
+    med, mad = base.stats()
+    assert base.trigger == max(med + mad, med * 1.5, med + 5.0)
