@@ -84,6 +84,7 @@ class DashboardScreen(Screen[None]):
         # the log is on screen (a Log grows its virtual size per write, and each growth is a layout pass)
         self._pending_lines: deque[str] = deque(maxlen=EVENT_LOG_LINES)
         self._status_shown: tuple[Cell, ...] | None = None
+        self._error_hold = present.ErrorWindowHold()  # Tries/Err% redrawn every few s, new errors at once
         self._binding_state: tuple[bool, bool, bool] | None = None
         self.renders = 0
 
@@ -169,7 +170,8 @@ class DashboardScreen(Screen[None]):
             spark_width = max(4, table.column_width("spark") - 6)
             table.show([(name, present.exchange_row(name, exchanges[name], now, spark_width)) for name in order])
             self._draw_incidents()
-            rows = present.error_rows(snap, present.sorted_exchanges(exchanges, self.sort_mode))
+            rows = present.error_rows(snap, present.sorted_exchanges(exchanges, self.sort_mode),
+                                      hold=self._error_hold)
             self.query_one("#errors", KeyedTable).show(
                 [(key, cells) for key, cells in rows if self._match(key, cells["code"].text, cells["message"].text,
                                                                     cells["classes"].text)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -315,21 +315,83 @@ def has_errors(row: Mapping[str, Any]) -> bool:
     return bool(row.get("timeouts")) or any(k != "ok" and v for k, v in counts.items())
 
 
+# the error table's rolling-window figures, and how often they are redrawn when no new error comes in
+ERROR_WINDOW_COLUMNS = ("attempts", "err", "classes", "timeouts")
+ERROR_WINDOW_REFRESH_S = 5.0
+
+
+def window_errors(row: Mapping[str, Any]) -> int:
+    """Failed attempts in the probe's rolling window (every outcome but ``ok``)."""
+    counts = row.get("counts") if isinstance(row.get("counts"), Mapping) else {}
+    assert isinstance(counts, Mapping)
+    return sum(int(v) for k, v in counts.items() if k != "ok" and _finite(v) is not None)
+
+
+def last_failure(row: Mapping[str, Any]) -> Any:
+    """The time of the probe's latest result if it failed, else None: a new value means a new error."""
+    last = row.get("last") if isinstance(row.get("last"), Mapping) else {}
+    assert isinstance(last, Mapping)
+    return last.get("ts") if last.get("outcome") not in (None, "ok") else None
+
+
+class ErrorWindowHold:
+    """Redraws the error table's rolling-window figures (Tries, Err%, errors by class, T/O) together every
+    ``every_s`` seconds of snapshot time, and a row's at once when it has a new error.
+
+    Between errors these figures move only because the window slides or fills (Tries 365 -> 369 every
+    second at 4 probes/s, Err% by a tenth): on every failing probe, every second, that is flicker rather
+    than news, and a row repaint each. A new error (more errors in the window, or a failed latest result
+    not seen before), a new row and the last code/message still show on the next tick."""
+
+    def __init__(self, every_s: float = ERROR_WINDOW_REFRESH_S) -> None:
+        self.every_s = every_s
+        self._held: dict[str, tuple[dict[str, Cell], int, Any]] = {}  # key -> (window cells, errors, last failure)
+        self._refreshed_at: float | None = None
+
+    def apply(
+        self, now: float | None, rows: Sequence[tuple[str, Mapping[str, Any], dict[str, Cell]]]
+    ) -> list[tuple[str, dict[str, Cell]]]:
+        """(key, snapshot row, fresh cells) -> (key, cells to show); keys not passed are forgotten."""
+        due = (now is None or self._refreshed_at is None or now - self._refreshed_at >= self.every_s
+               or now < self._refreshed_at)
+        if due:
+            self._refreshed_at = now
+        held: dict[str, tuple[dict[str, Cell], int, Any]] = {}
+        out: list[tuple[str, dict[str, Cell]]] = []
+        for key, row, cells in rows:
+            errors = window_errors(row)
+            failed_at = last_failure(row)
+            before = self._held.get(key)
+            if before is None or due or errors > before[1] or (failed_at is not None and failed_at != before[2]):
+                window = {c: cells[c] for c in ERROR_WINDOW_COLUMNS if c in cells}
+            else:
+                window = before[0]
+                cells = {**cells, **window}
+            seen = failed_at if failed_at is not None else (before[2] if before is not None else None)
+            held[key] = (window, errors, seen)
+            out.append((key, cells))
+        self._held = held
+        return out
+
+
 def error_rows(
-    snapshot: Mapping[str, Any], order: list[str], only_failing: bool = True
+    snapshot: Mapping[str, Any], order: list[str], only_failing: bool = True, hold: ErrorWindowHold | None = None
 ) -> list[tuple[str, dict[str, Cell]]]:
     """Rows of the exchange x probe error table. Healthy probes are left out by default: the table
-    answers "where are the errors", stays short with 100+ endpoints, and is cheap to redraw."""
+    answers "where are the errors", stays short with 100+ endpoints, and is cheap to redraw. With a
+    ``hold``, the rolling-window figures change at most every few seconds unless a row has a new error."""
     exchanges = snapshot.get("exchanges") or {}
-    out = []
+    out: list[tuple[str, Mapping[str, Any], dict[str, Cell]]] = []
     for name in order:
         probes = (exchanges.get(name) or {}).get("probes") or {}
         for probe in sorted(probes):
             row = probes[probe] or {}
             if only_failing and not has_errors(row):
                 continue
-            out.append((f"{name}/{probe}", error_row(name, probe, row)))
-    return out
+            out.append((f"{name}/{probe}", row, error_row(name, probe, row)))
+    if hold is not None:
+        return hold.apply(parse_ts(snapshot.get("ts")), out)
+    return [(key, cells) for key, _, cells in out]
 
 
 # ----------------------------------------------------------------------------- incidents

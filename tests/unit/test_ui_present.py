@@ -132,3 +132,36 @@ def test_error_table_lists_failing_probes_only() -> None:
     snap = {"exchanges": {"a": {"probes": {"ping": healthy, "time": failed_once}}, "b": {"probes": {"x": failing_now}}}}
     assert [k for k, _ in present.error_rows(snap, ["a", "b"])] == ["a/time", "b/x"]
     assert len(present.error_rows(snap, ["a", "b"], only_failing=False)) == 3
+
+
+def _probe(ok: int, errors: int, last_ts: float, last_outcome: str = "ok") -> dict[str, object]:
+    return {"attempts": ok + errors, "error_rate": errors / (ok + errors), "counts": {"ok": ok, "http_5xx": errors},
+            "timeouts": 0, "last_error_code": "http_502", "last": {"ts": iso_utc(last_ts), "outcome": last_outcome}}
+
+
+def test_error_window_figures_held_between_new_errors() -> None:
+    """Tries/Err% that move only because the window slides are redrawn every few seconds; a new error,
+    a new row and the last code/message show on the next snapshot."""
+    hold = present.ErrorWindowHold(every_s=5.0)
+
+    def shown(t: float, probes: dict[str, dict[str, object]]) -> dict[str, dict[str, str]]:
+        snap = {"ts": iso_utc(NOW + t), "exchanges": {"a": {"probes": probes}}}
+        rows = present.error_rows(snap, ["a"], hold=hold)
+        return {k: {c: cell.text for c, cell in cells.items()} for k, cells in rows}
+
+    first = shown(0, {"x": _probe(60, 3, NOW - 10)})
+    assert first["a/x"]["attempts"] == "63" and first["a/x"]["err"] == "4.8%"
+    for t in (1, 2, 3, 4):  # the window fills with good results: figures held
+        row = shown(t, {"x": _probe(60 + 4 * t, 3, NOW + t)})["a/x"]
+        assert (row["attempts"], row["err"], row["classes"]) == ("63", "4.8%", "http_5xx:3")
+    assert shown(5, {"x": _probe(80, 3, NOW + 5)})["a/x"]["attempts"] == "83"  # every 5 s: redrawn
+    assert shown(6, {"x": _probe(84, 2, NOW + 6)})["a/x"]["attempts"] == "83"  # an old error aged out: held
+    fresh = shown(7, {"x": _probe(87, 3, NOW + 7, "http_5xx")})["a/x"]  # a new error: at once
+    assert (fresh["attempts"], fresh["classes"]) == ("90", "http_5xx:3")
+    # same count (one aged out as one came in) but a failed latest result not seen before: at once
+    assert shown(8, {"x": _probe(91, 3, NOW + 8, "http_5xx")})["a/x"]["attempts"] == "94"
+    assert shown(9, {"x": _probe(92, 3, NOW + 8, "http_5xx")})["a/x"]["attempts"] == "94"  # same failure: held
+    both = shown(9.5, {"x": _probe(92, 3, NOW + 8, "http_5xx"), "y": _probe(10, 1, NOW + 9)})
+    assert both["a/y"]["attempts"] == "11" and both["a/x"]["code"] == "http_502"  # a new row: at once
+    assert present.error_rows({"exchanges": {"a": {"probes": {"x": _probe(5, 1, NOW)}}}}, ["a"], hold=hold)[0][1][
+        "attempts"].text == "6"  # no snapshot time: nothing held
