@@ -194,3 +194,52 @@ def test_record_throughput_is_reported() -> None:
     elapsed = time.perf_counter() - started
     print(f"\nMetricsRegistry.record: {len(results) / elapsed:,.0f} results/s")
     assert reg.recorded == len(results)
+
+
+def test_exchange_series_equals_one_series_recording_every_result_of_its_probes() -> None:
+    """The exchange series sums its probes' buckets instead of recording each result a second time: at
+    any moment its figures equal those of a single series fed every result (what it used to be), late
+    results, skipped probes, failures, bans and usage included."""
+    rng = random.Random(11)
+    registry = MetricsRegistry(window_s=60.0, bucket_s=5.0)
+    reference = Series("okx", None, window_s=60.0, bucket_s=5.0)
+    outcomes = [Outcome.OK] * 12 + [Outcome.TIMEOUT, Outcome.HTTP_5XX, Outcome.RATE_LIMITED, Outcome.RESET]
+    t = T0
+    for step in range(3000):
+        t += rng.uniform(0.0, 1.2)
+        late = rng.random() < 0.05
+        ts = t - rng.uniform(5.0, 90.0) if late else t  # a slow probe lands after newer ones, some out of window
+        outcome = rng.choice(outcomes)
+        skipped = rng.random() < 0.03
+        result = ProbeResult(
+            "okx",
+            rng.choice(["time", "ticker", "book"]),
+            ts,
+            None if skipped or outcome is Outcome.TIMEOUT else rng.uniform(5.0, 900.0),
+            Outcome.SKIPPED_OPEN_CIRCUIT if skipped else outcome,
+            rate_limit_used=rng.choice([None, rng.random()]),
+            clock_offset_ms=rng.choice([None, rng.uniform(-50.0, 50.0)]),
+            retry_after_s=2.0 if outcome is Outcome.RATE_LIMITED else None,
+        )
+        registry.record(result)
+        reference.record(result)
+        agg = registry.exchange("okx").aggregate  # type: ignore[union-attr]
+        if step % 7 == 0:
+            now = t + rng.choice([0.0, 3.0, 30.0])
+            if rng.random() < 0.3:
+                agg.advance(now)
+                reference.advance(now)
+            want_totals = (reference.attempts, reference.errors, reference.timeouts)
+            assert (agg.attempts, agg.errors, agg.timeouts) == want_totals
+            assert agg.counts_dict() == reference.counts_dict() and agg.error_rate == reference.error_rate
+            assert agg.newest_usage_peak() == reference.newest_usage_peak()
+            for seconds in (None, 5.0, 20.0, 60.0):
+                assert agg.usage_peak(now, seconds) == reference.usage_peak(now, seconds)
+            assert agg.recent_count(2, now, 30.0) == reference.recent_count(2, now, 30.0)
+            got, want = agg.recent(now, 20.0, bins=False), reference.recent(now, 20.0, bins=False)
+            assert (got.attempts, got.errors, got.timeouts) == (want.attempts, want.errors, want.timeouts)
+            for name in ("consecutive_failures", "consecutive_network_failures", "consecutive_ok", "last_ok_at",
+                         "last_error_code", "last_error_outcome", "retry_until", "clock_offset_ms", "last_at"):
+                assert getattr(agg, name) == getattr(reference, name), name
+            assert list(agg.latencies) == list(reference.latencies) and list(agg.offsets) == list(reference.offsets)
+    assert reference.attempts > 0 and reference.errors > 0
