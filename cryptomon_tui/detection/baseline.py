@@ -22,7 +22,7 @@ class LatencyBaseline:
     can never be below.
     """
 
-    __slots__ = ("_factors", "_mad", "_sorted", "_trigger", "last_minute", "minutes")
+    __slots__ = ("_factors", "_floor", "_mad", "_sorted", "_trigger", "last_minute", "minutes")
 
     def __init__(self, max_minutes: int = 60, factors: tuple[float, float, float] | None = None) -> None:
         self.minutes: deque[float] = deque(maxlen=max(3, max_minutes))
@@ -31,6 +31,7 @@ class LatencyBaseline:
         self._mad: float | None = None
         self._factors = factors  # (mad_factor, min_ratio, min_increase_ms); None = no trigger yet
         self._trigger: float | None = None
+        self._floor: float | None = None
 
     def __len__(self) -> int:
         return len(self.minutes)
@@ -46,6 +47,7 @@ class LatencyBaseline:
         insort(ordered, p50_ms)
         self._mad = None
         self._trigger = None
+        self._floor = None
 
     def skip(self, minute: float) -> None:
         """Consume a minute without learning from it (the rule is firing: don't learn the fault)."""
@@ -57,6 +59,7 @@ class LatencyBaseline:
         if factors != self._factors:
             self._factors = factors
             self._trigger = None
+            self._floor = None
 
     def median(self) -> float:
         return _median_sorted(self._sorted)
@@ -84,12 +87,14 @@ class LatencyBaseline:
 
     @property
     def floor(self) -> float:
-        """A lower bound of ``trigger`` from the median alone."""
-        if self._factors is None or not self._sorted:
-            return float("inf")
-        med = _median_sorted(self._sorted)
-        _, min_ratio, min_increase_ms = self._factors
-        return max(med * min_ratio, med + min_increase_ms)
+        """A lower bound of ``trigger`` from the median alone (read on every screen: cached)."""
+        if self._floor is None:
+            if self._factors is None or not self._sorted:
+                return float("inf")
+            med = _median_sorted(self._sorted)
+            _, min_ratio, min_increase_ms = self._factors
+            self._floor = max(med * min_ratio, med + min_increase_ms)
+        return self._floor
 
 
 def _median_sorted(values: list[float]) -> float:
