@@ -20,7 +20,7 @@ from cryptomon_tui.detection.state import Phase, RuleInstance, Step
 from cryptomon_tui.incidents.model import Severity, fingerprint
 from cryptomon_tui.metrics.histogram import bin_index, bin_value
 from cryptomon_tui.metrics.registry import ExchangeMetrics, MetricsRegistry
-from cryptomon_tui.metrics.series import OUTCOME_INDEX, Series, SeriesState, WindowStats
+from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Series, SeriesState, WindowStats
 from cryptomon_tui.probing.results import BreakerState, Outcome, iso_utc
 
 DEFAULT_CLOCK_TOLERANCE_MS = (1000.0, 5000.0)  # (ahead, behind): Binance/Bybit reject > 1 s ahead, recvWindow 5 s
@@ -104,6 +104,8 @@ class Detector:
     ) -> None:
         self.metrics = metrics
         self._clock_limits: dict[str, float] = {}
+        # exchange -> its ``aggregate.unusual`` when the full exchange screen last answered False
+        self._quiet_at: dict[str, int] = {}
         self._clock_tolerances = dict(clock_tolerances or {})
         self.canaries = set(canaries or ())
         self._instances: dict[Key, RuleInstance] = {}
@@ -175,6 +177,7 @@ class Detector:
             usage.threshold if usage.enabled else None,
         )
         self._clock_limits = {}  # per exchange: |offset| beyond this is worth a look
+        self._quiet_at = {}  # new thresholds: every exchange gets a full screen again
         self._probe_checks = [(r, self._probe_check_by_rule[r]) for r in PROBE_RULE_ORDER if self._cfg(r).enabled]
         self._exchange_checks = [
             (r, self._exchange_check_by_rule[r])
@@ -320,11 +323,16 @@ class Detector:
     def _screen_exchange(self, exm: ExchangeMetrics, now: float) -> bool:
         """O(1)-ish necessary conditions of every exchange rule."""
         agg = exm.aggregate
+        cf, usage_limit = self._exchange_screen
+        if self._quiet_at.get(exm.name) == agg.unusual:
+            # Quiet at the last full screen and only plain successes since: those cannot raise a streak,
+            # a 429/ban, a breaker, maintenance or a deadline (time only lets those pass); usage and
+            # clock offset are the only things they can have moved.
+            return self._usage_or_clock(exm, agg, usage_limit)
         last_ok = agg.last_ok_at or 0.0
         seen = agg.last_seen
         if seen[_BAN] > last_ok or seen[_429] > last_ok:
             return True
-        cf, usage_limit = self._exchange_screen
         if cf is not None and agg.consecutive_failures >= cf and agg.last_error_outcome not in CAUSE_OUTCOMES:
             return True
         maint_seen = seen[_MAINT] > 0
@@ -335,6 +343,12 @@ class Detector:
                 return True  # one probe (e.g. the status endpoint) may report maintenance while others answer
         if (agg.maintenance_until or 0.0) > now or (agg.ban_until or 0.0) > now:
             return True
+        if self._usage_or_clock(exm, agg, usage_limit):
+            return True
+        self._quiet_at[exm.name] = agg.unusual
+        return False
+
+    def _usage_or_clock(self, exm: ExchangeMetrics, agg: ExchangeSeries, usage_limit: float | None) -> bool:
         if usage_limit is not None and agg.last_usage is not None and (agg.newest_usage_peak() or 0.0) > usage_limit:
             return True
         offset = agg.clock_offset_ms

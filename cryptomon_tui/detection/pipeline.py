@@ -132,7 +132,8 @@ class DetectionPipeline:
             t = self._next_tick
             self._next_tick = t + every
             try:
-                new = self.incidents.process(self.detector.evaluate(t), t)
+                signals = self.detector.evaluate(t)
+                new = self.incidents.process(signals, t) if signals else []
             except Exception:  # a rule bug must not stop monitoring: skip this tick, keep the rest going
                 self.evaluation_errors += 1
                 log.exception("detection evaluation failed at %s (error %d)", iso_utc(t), self.evaluation_errors)
@@ -148,8 +149,11 @@ class DetectionPipeline:
                     and (inc.exchange is not None or inc.rule == LOCAL_NETWORK)
                 ):
                     self.detector.rearm(inc.exchange, t)
-            events.extend(new)
-            events.extend(self.incidents.tick(t))
+            if new:
+                events.extend(new)
+            ticked = self.incidents.tick(t)
+            if ticked:
+                events.extend(ticked)
         return events
 
     # ------------------------------------------------------------------ commands

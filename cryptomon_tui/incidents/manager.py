@@ -465,6 +465,8 @@ class IncidentManager:
         """Expire silences, follow maintenance windows, drop old resolved incidents, settle orphans."""
         t = self.clock.now() if now is None else now
         events: list[IncidentEvent] = []
+        if not (self._live_silences or self._windows or self._open or self._resolved or self._orphans):
+            return events  # nothing that time alone can change (the common case between incidents)
         for sid in list(self._live_silences) if self._live_silences else ():
             s = self._silences[sid]
             if s.expired_at is None and s.ends_at is not None and s.ends_at <= t:

@@ -29,6 +29,7 @@ _OK = OUTCOME_INDEX[Outcome.OK]
 _TIMEOUT = OUTCOME_INDEX[Outcome.TIMEOUT]
 _SKIPPED = OUTCOME_INDEX[Outcome.SKIPPED_OPEN_CIRCUIT]
 _NETWORK_INDEXES = frozenset(OUTCOME_INDEX[o] for o in OUTCOMES if o.is_network)
+_CLOSED = BreakerState.CLOSED
 _log = math.log
 _ceil = math.ceil
 
@@ -657,7 +658,17 @@ class ExchangeSeries(SeriesState):
     evaluation tick or snapshot while results arrive several times per tick.
     """
 
-    __slots__ = ("_head", "_usage_idx", "_usage_peak", "_usage_prev", "bucket_s", "n_buckets", "probes", "window_s")
+    __slots__ = (
+        "_head",
+        "_usage_idx",
+        "_usage_peak",
+        "_usage_prev",
+        "bucket_s",
+        "n_buckets",
+        "probes",
+        "unusual",
+        "window_s",
+    )
 
     def __init__(
         self,
@@ -681,6 +692,9 @@ class ExchangeSeries(SeriesState):
         self._usage_idx = -1
         self._usage_peak: float | None = None
         self._usage_prev: float | None = None
+        # results that were not a plain success (failed, skipped, breaker not closed, maintenance announced):
+        # while it does not move, only usage and clock offset can have changed what the exchange looks like
+        self.unusual = 0
 
     def record(self, r: ProbeResult) -> None:
         self.record_indexed(r, OUTCOME_INDEX[r.outcome], None)
@@ -689,6 +703,8 @@ class ExchangeSeries(SeriesState):
         """Latest state only: the probe's own series holds the result's bucket."""
         ts = r.started_at
         self._note(r, oi, ts)
+        if oi != _OK or r.breaker is not _CLOSED or r.maintenance_until is not None:
+            self.unusual += 1
         if oi != _SKIPPED:
             bidx = int(ts // self.bucket_s)
             if bidx > self._head:
