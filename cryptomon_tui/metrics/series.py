@@ -612,17 +612,7 @@ class Series(SeriesState):
         lo = self._lowest_bucket(now, seconds)
         if since is not None:
             lo = max(lo, math.ceil(since / self.bucket_s))  # whole buckets only: nothing from before `since`
-        stats = WindowStats()
-        merged = stats.latency_bins
-        for b in self._buckets:
-            if b.idx >= lo and b.attempts:
-                stats.attempts += b.attempts
-                stats.errors += b.errors
-                stats.timeouts += b.timeouts
-                if bins:
-                    for k, c in b.bins.items():
-                        merged[k] = merged.get(k, 0) + c
-        return stats
+        return _window_stats([b for b in self._buckets if b.idx >= lo and b.attempts], bins)
 
     def _lowest_bucket(self, now: float | None, seconds: float | None) -> int:
         head = self._head if now is None else max(self._head, int(now // self.bucket_s))
@@ -807,16 +797,7 @@ class ExchangeSeries(SeriesState):
         lo = self._lowest_bucket(now, seconds)
         if since is not None:
             lo = max(lo, math.ceil(since / self.bucket_s))
-        stats = WindowStats()
-        merged = stats.latency_bins
-        for b in self._buckets_from(lo):
-            stats.attempts += b.attempts
-            stats.errors += b.errors
-            stats.timeouts += b.timeouts
-            if bins:
-                for k, c in b.bins.items():
-                    merged[k] = merged.get(k, 0) + c
-        return stats
+        return _window_stats(self._buckets_from(lo), bins)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """Window totals of the exchange; latency percentiles are filled in by the registry, which merges
@@ -829,6 +810,20 @@ class ExchangeSeries(SeriesState):
 
 
 _EMPTY_HIST = LogHistogram()
+
+
+def _window_stats(buckets: list[_Bucket], bins: bool) -> WindowStats:
+    """Totals (and merged latency bins) of the buckets a window covers."""
+    stats = WindowStats()
+    merged = stats.latency_bins
+    for b in buckets:
+        stats.attempts += b.attempts
+        stats.errors += b.errors
+        stats.timeouts += b.timeouts
+        if bins:
+            for k, c in b.bins.items():
+                merged[k] = merged.get(k, 0) + c
+    return stats
 
 
 def _r(v: float | None) -> float | None:
