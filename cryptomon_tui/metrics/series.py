@@ -736,37 +736,14 @@ class ExchangeSeries(SeriesState):
         """The probes' buckets at or after bucket ``lo`` that saw an attempt."""
         return [b for s in self.probes.values() for b in s._buckets if b.idx >= lo and b.attempts]
 
-    def window_counts(self) -> list[int]:
-        """Results per outcome index over the exchange's window."""
+    def counts_dict(self) -> dict[str, int]:
+        """Results per outcome over the exchange's window (totals: ``recent(None, None)``)."""
         counts = [0] * N_OUTCOMES
         for b in self._buckets_from(self._lowest_bucket(None, None)):
             for i, c in enumerate(b.counts):
                 if c:
                     counts[i] += c
-        return counts
-
-    @property
-    def attempts(self) -> int:
-        return sum(b.attempts for b in self._buckets_from(self._lowest_bucket(None, None)))
-
-    @property
-    def errors(self) -> int:
-        return sum(b.errors for b in self._buckets_from(self._lowest_bucket(None, None)))
-
-    @property
-    def timeouts(self) -> int:
-        return sum(b.timeouts for b in self._buckets_from(self._lowest_bucket(None, None)))
-
-    @property
-    def error_rate(self) -> float:
-        stats = self.recent(None, None, bins=False)
-        return stats.error_rate
-
-    def count(self, outcome: Outcome) -> int:
-        return self.window_counts()[OUTCOME_INDEX[outcome]]
-
-    def counts_dict(self) -> dict[str, int]:
-        return {OUTCOMES[i].value: c for i, c in enumerate(self.window_counts()) if c}
+        return {OUTCOMES[i].value: c for i, c in enumerate(counts) if c}
 
     def usage_peak(self, now: float | None = None, seconds: float | None = None) -> float | None:
         """Highest rate-limit usage over the window (or its last ``seconds``) on any probe."""

@@ -229,9 +229,13 @@ def test_exchange_series_equals_one_series_recording_every_result_of_its_probes(
             if rng.random() < 0.3:
                 agg.advance(now)
                 reference.advance(now)
-            want_totals = (reference.attempts, reference.errors, reference.timeouts)
-            assert (agg.attempts, agg.errors, agg.timeouts) == want_totals
-            assert agg.counts_dict() == reference.counts_dict() and agg.error_rate == reference.error_rate
+            totals = agg.recent(None, None, bins=False)
+            assert (totals.attempts, totals.errors, totals.timeouts) == (
+                reference.attempts,
+                reference.errors,
+                reference.timeouts,
+            )
+            assert agg.counts_dict() == reference.counts_dict() and totals.error_rate == reference.error_rate
             assert agg.newest_usage_peak() == reference.newest_usage_peak()
             for seconds in (None, 5.0, 20.0, 60.0):
                 assert agg.usage_peak(now, seconds) == reference.usage_peak(now, seconds)
