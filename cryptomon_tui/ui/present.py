@@ -130,14 +130,9 @@ def fmt_age(seconds: float | None) -> str:
     Seconds only in the first minute, then whole minutes (as Alertmanager, Grafana and k9s do):
     nobody needs the second of a 20-minute-old incident, and a per-second age repaints its row
     every second. Countdowns keep ``fmt_duration`` (when a ban or silence ends is worth seconds)."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    return fmt_duration(s)
+    if seconds is not None and 60 <= seconds < 3600:
+        return f"{int(seconds) // 60}m"
+    return fmt_duration(seconds)
 
 
 def fmt_offset(value: Any) -> str:
