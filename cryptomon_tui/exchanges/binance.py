@@ -45,6 +45,7 @@ from cryptomon_tui.exchanges.common import (
     to_float,
     to_int,
     to_positive_price,
+    venue_overload,
 )
 from cryptomon_tui.exchanges.ws import WsEvent, decode_frame, unreadable
 from cryptomon_tui.probing.results import Outcome
@@ -53,11 +54,20 @@ RECV_WINDOW_MS = 5000
 
 _BAN_RE = re.compile(r"banned until (\d{10,16})", re.IGNORECASE)
 
-_RATE_LIMITED = {-1003, -1015, -1008}  # too many requests / orders; server busy ("overloaded")
+_RATE_LIMITED = {-1003, -1015}  # too many requests / orders: our own use of the limit
+# -1008 SERVER_BUSY "overloaded with other requests": the venue is busy, not our limit. Server-side
+# (5xx class) and flagged so the scheduler still backs off and says why.
+_OVERLOAD = {-1008}
 _CLOCK = {-1021}
-_AUTH = {-1002, -1022, -2014, -2015, -2008}
+# -1099 "Not found, unauthenticated, or unauthorized": the signed probe was refused.
+_AUTH = {-1002, -1022, -2014, -2015, -2008, -1099}
+# USD-M futures codes a signed probe can receive (B-FUT error-code): -1005 NO_SUCH_IP (not white
+# listed), -1011 NON_WHITE_LIST, -1109 invalid account, -2017 API keys locked, -4056/-4057 API key
+# missing or refused. On spot these numbers are unused or mean other things, so they stay per market.
+_FUTURES_AUTH = {-1005, -1011, -1109, -2017, -4056, -4057}
 _MAINTENANCE = {-1016}
-_INTERNAL = {-1000, -1001, -1006, -1007}  # execution status unknown: a server-side failure
+# execution status unknown / server busy (-1004 SERVER_BUSY on spot): a server-side failure
+_INTERNAL = {-1000, -1001, -1004, -1006, -1007}
 
 
 def binance_signature(secret: str, payload: str) -> str:
@@ -79,6 +89,7 @@ class _BinanceAdapter(ExchangeAdapter):
     weight_limit = 6000.0
     # Probes whose used-weight header is documented as wrong (fapi bookTicker).
     untrusted_weight_probes: frozenset[str] = frozenset()
+    extra_auth_codes: frozenset[int] = frozenset()
 
     def classify(self, probe: str, response: RawResponse) -> Classification:
         return never_raise(self._classify, probe, response)
@@ -143,11 +154,13 @@ class _BinanceAdapter(ExchangeAdapter):
 
     def _error_code(self, response: RawResponse, code: int, msg: Any, common: dict[str, Any]) -> Classification:
         status = response.status
+        if code in _OVERLOAD:
+            return venue_overload(str(code), msg, common)
         if code in _RATE_LIMITED or status == 429:
             outcome = Outcome.RATE_LIMITED
         elif code in _CLOCK:
             outcome = Outcome.CLOCK_SKEW
-        elif code in _AUTH or status == 401:
+        elif code in _AUTH or code in self.extra_auth_codes or status == 401:
             outcome = Outcome.AUTH
         elif code in _MAINTENANCE:
             outcome = Outcome.MAINTENANCE
@@ -334,6 +347,7 @@ class BinanceFuturesAdapter(_BinanceAdapter):
     rate_limit = RateLimit(capacity=2400, window_s=60, unit="weight")
     weight_limit = 2400.0
     untrusted_weight_probes = frozenset({TICKER})  # bookTicker's used-weight header "is not accurate"
+    extra_auth_codes = frozenset(_FUTURES_AUTH)
 
     def probes(self) -> dict[str, ProbeSpec]:
         symbol = {"symbol": self.symbol}

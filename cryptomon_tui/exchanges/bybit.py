@@ -61,7 +61,8 @@ IP_BAN_MIN_S = 600.0  # "403, access too frequent": stop and wait at least 10 mi
 _SERVER_TS_RE = re.compile(r"server_timestamp\[(\d{10,16})\]")
 _RATE_LIMITED = {10006, 10018, 429, 10429}
 _CLOCK = {10002}
-_AUTH = {10003, 10004, 10005, 10007, 10009, 10010, 10024, 33004, -2015}
+# 10008 "Common banned" (the account/key is barred from the API) refuses the signed probe too.
+_AUTH = {10003, 10004, 10005, 10007, 10008, 10009, 10010, 10024, 33004, -2015}
 _INTERNAL = {10000, 10016, 10019}
 
 

@@ -314,6 +314,21 @@ def maintenance_status(
     return Classification(outcome=Outcome.OK, extra=extra, **common)
 
 
+VENUE_OVERLOAD = "venue_overload"  # Classification.extra flag: the venue is busy, back off anyway
+
+
+def venue_overload(code: str, message: Any, common: dict[str, Any]) -> Classification:
+    """The exchange says it is overloaded (Binance -1008, OKX 50013): its problem, not our limit.
+
+    Server-side (5xx class), so no "rate limited" incident blames our own request rate; the
+    ``venue_overload`` flag makes the scheduler back off all the same, with a reason that says so.
+    """
+    text = cap_text(message) or "server busy"
+    return Classification(outcome=Outcome.HTTP_5XX, error_code=code,
+                          error_message=cap_text(f"venue overloaded: {text}"),
+                          extra={VENUE_OVERLOAD: True}, **common)
+
+
 def http_failure(response: RawResponse, decoded: Decoded, **common: Any) -> Classification | None:
     """Classify by HTTP status alone, for non-2xx responses without a readable exchange error.
 

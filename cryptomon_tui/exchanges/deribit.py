@@ -48,7 +48,9 @@ from cryptomon_tui.probing.results import Outcome
 SIGNATURE_VALIDITY_MS = 60_000.0
 
 _RATE_LIMITED = {10028, 10066, 10047}
-_AUTH = {13004, 13009, 10000, 13021, 13403, 12003, 13668}
+# 9999 api_not_enabled, 11042 permission_denied, 13001 account_locked, 13002 account_not_activated,
+# 13007 user_not_found: what the signed probe receives when the key or account is refused.
+_AUTH = {13004, 13009, 10000, 13021, 13403, 12003, 13668, 9999, 11042, 13001, 13002, 13007}
 _CLOCK = {13888}
 _MAINTENANCE = {11051, 13025, 13503, 13028, 11056, 10041, 10040}
 _INTERNAL = {11094, 10001}

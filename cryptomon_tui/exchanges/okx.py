@@ -44,15 +44,23 @@ from cryptomon_tui.exchanges.common import (
     to_float,
     to_int,
     to_positive_price,
+    venue_overload,
 )
 from cryptomon_tui.exchanges.ws import PlainText, WsEvent, decode_frame, unreadable
 from cryptomon_tui.probing.results import Outcome
 
 CLOCK_TOLERANCE_MS = 30_000.0
 
-_RATE_LIMITED = {"50011", "50061", "50040", "50013"}  # 50013 "Systems are busy": the exchange asks us to slow down
-_CLOCK = {"50102", "50112"}
-_AUTH_EXTRA = {"50035", "50030", "50120", "50100"}
+_RATE_LIMITED = {"50011", "50061", "50040"}
+_OVERLOAD = {"50013"}  # "Systems are busy": the venue is overloaded, not our limit (back off, say so)
+_CLOCK = {"50102"}  # "Timestamp request expired" (> 30 s drift)
+# Refusals of the signed request (O-DOCS API class, HTTP 400/401), listed one by one: 50100 API
+# frozen ... 50112 malformed OK-ACCESS-TIMESTAMP (a format bug, not drift: drift is 50102), 50115
+# invalid request method, 50108/50109 unknown exchange id/domain; plus 50007 account blocked, 50008
+# user does not exist, 50030/50035 no permission. Other 501xx codes (50122 order amount...) are not auth.
+_AUTH = {"50007", "50008", "50030", "50035", "50100", "50101", "50103", "50104", "50105", "50106", "50107",
+         "50108", "50109", "50110", "50111", "50112", "50113", "50114", "50115", "50116", "50118", "50119",
+         "50120", "50121"}
 _MAINTENANCE = {"50001", "50005"}
 _INTERNAL = {"50026", "50004"}
 _WS_AUTH_FAIL = {"60005", "60007", "60009", "60024", "60006", "60004"}
@@ -136,11 +144,13 @@ class OkxAdapter(ExchangeAdapter):
     def _error_code(self, response: RawResponse, code: str, message: Any, common: dict[str, Any]) -> Classification:
         main = code.split("_", 1)[0]
         status = response.status
+        if main in _OVERLOAD:
+            return venue_overload(code, message, common)
         if main in _RATE_LIMITED or status == 429:
             outcome = Outcome.RATE_LIMITED
         elif main in _CLOCK:
             outcome = Outcome.CLOCK_SKEW
-        elif main.startswith("501") or main in _AUTH_EXTRA or status == 401:
+        elif main in _AUTH or status == 401:
             outcome = Outcome.AUTH
         elif main in _MAINTENANCE:
             outcome = Outcome.MAINTENANCE

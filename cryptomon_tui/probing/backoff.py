@@ -46,9 +46,14 @@ class Backoff:
         retry_after_s: float | None = None,
         ban_until: float | None = None,
         exchange: str = "",
+        overload: bool = False,
     ) -> Pause | None:
-        """Feed one probe's classification; returns the new pause when this result starts/extends one."""
-        if outcome not in (Outcome.RATE_LIMITED, Outcome.IP_BANNED):
+        """Feed one probe's classification; returns the new pause when this result starts/extends one.
+
+        ``overload``: the venue said it is overloaded (a server-side answer): back off like a rate
+        limit, but say that it is the venue's load, not ours.
+        """
+        if outcome not in (Outcome.RATE_LIMITED, Outcome.IP_BANNED) and not overload:
             if outcome.counts_as_attempt and not self.active:
                 self._strikes = 0
             return None
@@ -56,16 +61,17 @@ class Backoff:
         now_mono = self._clock.monotonic()
         self._strikes += 1
         banned = outcome is Outcome.IP_BANNED
+        kind = "banned" if banned else "venue overloaded" if overload else "rate limited"
         if ban_until is not None and ban_until > now_wall:
             wait = ban_until - now_wall
             why = f"IP banned until {iso_utc(ban_until)}"
         elif retry_after_s is not None and retry_after_s > 0:
             wait = retry_after_s
-            why = f"{'banned' if banned else 'rate limited'}; Retry-After {retry_after_s:g}s"
+            why = f"{kind}; Retry-After {retry_after_s:g}s"
         else:
             base, cap = (BAN_BASE_S, BAN_MAX_S) if banned else (RATE_LIMIT_BASE_S, RATE_LIMIT_MAX_S)
             wait = min(base * 2 ** (self._strikes - 1), cap)
-            why = f"{'banned' if banned else 'rate limited'} (no expiry given): backing off {wait:g}s"
+            why = f"{kind} (no expiry given): backing off {wait:g}s"
         wait += MARGIN_S
         until_mono = now_mono + wait
         if self.pause is not None and self.pause.until_mono >= until_mono:

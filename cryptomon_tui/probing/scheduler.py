@@ -32,6 +32,7 @@ from cryptomon_tui.exchanges.base import (
     ExchangeAdapter,
     ProbeSpec,
 )
+from cryptomon_tui.exchanges.common import VENUE_OVERLOAD
 from cryptomon_tui.probing.backoff import Backoff
 from cryptomon_tui.probing.breaker import Admission, CircuitBreaker
 from cryptomon_tui.probing.budget import PlannedProbe
@@ -253,7 +254,8 @@ class ExchangeWorker:
             self.breaker.record(classification.outcome, admission)
             recorded = True
             pause = self.backoff.record(
-                classification.outcome, classification.retry_after_s, classification.ban_until, self.name
+                classification.outcome, classification.retry_after_s, classification.ban_until, self.name,
+                overload=bool(classification.extra.get(VENUE_OVERLOAD)),
             )
             if pause is not None:
                 log.warning("pausing %s probes until %s: %s", self.name, iso_utc(pause.until_wall), pause.reason)

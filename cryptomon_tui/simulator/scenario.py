@@ -322,7 +322,9 @@ _CODE_OUTCOMES: dict[str, dict[str, Outcome]] = {
     "binance": {
         "-1003": Outcome.RATE_LIMITED,
         "-1015": Outcome.RATE_LIMITED,
-        "-1008": Outcome.RATE_LIMITED,
+        "-1008": Outcome.HTTP_5XX,  # venue overloaded (server-side; the monitor still backs off)
+        "-1004": Outcome.HTTP_5XX,
+        "-1099": Outcome.AUTH,
         "-1021": Outcome.CLOCK_SKEW,
         "-1022": Outcome.AUTH,
         "-2014": Outcome.AUTH,
@@ -339,13 +341,17 @@ _CODE_OUTCOMES: dict[str, dict[str, Outcome]] = {
         "10007": Outcome.AUTH,
         "10010": Outcome.AUTH,
         "33004": Outcome.AUTH,
+        "10008": Outcome.AUTH,
     },
     "okx": {
         "50011": Outcome.RATE_LIMITED,
         "50061": Outcome.RATE_LIMITED,
         "50040": Outcome.RATE_LIMITED,
         "50102": Outcome.CLOCK_SKEW,
-        "50112": Outcome.CLOCK_SKEW,
+        "50112": Outcome.AUTH,  # malformed timestamp header, not drift (that is 50102)
+        "50013": Outcome.HTTP_5XX,  # venue overloaded
+        "50007": Outcome.AUTH,
+        "50008": Outcome.AUTH,
         "50101": Outcome.AUTH,
         "50105": Outcome.AUTH,
         "50110": Outcome.AUTH,
@@ -365,6 +371,11 @@ _CODE_OUTCOMES: dict[str, dict[str, Outcome]] = {
         "10000": Outcome.AUTH,
         "13021": Outcome.AUTH,
         "13403": Outcome.AUTH,
+        "9999": Outcome.AUTH,
+        "11042": Outcome.AUTH,
+        "13001": Outcome.AUTH,
+        "13002": Outcome.AUTH,
+        "13007": Outcome.AUTH,
         "11051": Outcome.MAINTENANCE,
         "13025": Outcome.MAINTENANCE,
         "13503": Outcome.MAINTENANCE,

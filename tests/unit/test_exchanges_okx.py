@@ -66,8 +66,8 @@ def test_endpoint_limits_and_tolerances() -> None:
     ("code", "status", "outcome"),
     [
         ("50011", 200, Outcome.RATE_LIMITED), ("50011", 429, Outcome.RATE_LIMITED),
-        ("50061", 200, Outcome.RATE_LIMITED), ("50013", 429, Outcome.RATE_LIMITED),
-        ("50102", 401, Outcome.CLOCK_SKEW), ("50112", 401, Outcome.CLOCK_SKEW),
+        ("50061", 200, Outcome.RATE_LIMITED),
+        ("50102", 401, Outcome.CLOCK_SKEW), ("50112", 401, Outcome.AUTH),
         ("50113", 401, Outcome.AUTH), ("50111", 401, Outcome.AUTH), ("50105", 401, Outcome.AUTH),
         ("50101", 401, Outcome.AUTH), ("50110", 401, Outcome.AUTH), ("50035", 403, Outcome.AUTH),
         ("50001", 503, Outcome.MAINTENANCE), ("50005", 410, Outcome.MAINTENANCE), ("50026", 500, Outcome.HTTP_5XX),
