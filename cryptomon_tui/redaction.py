@@ -14,9 +14,11 @@ JSON and URLs) and masks them in three modes, because the faces genuinely differ
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
@@ -213,14 +215,36 @@ def _parts(secret: str) -> list[str]:
 
 
 def secret_forms(secret: str) -> set[str]:
-    """The ways one secret shows up in text: as is, escaped inside JSON, and URL-encoded."""
-    return {
+    """The ways one secret shows up in text: as is, escaped inside JSON, URL-encoded, and base64-encoded
+    (standard and URL-safe alphabets, on its own or at any byte offset inside a longer encoded blob such
+    as ``Basic base64(key:secret)``)."""
+    forms = {
         secret,
         json.dumps(secret)[1:-1],
         quote(secret, safe=""),
         quote(secret, safe="/:?=&"),
         quote_plus(secret),
     }
+    forms |= _base64_forms(secret.encode("utf-8"))
+    return forms
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """The whole encodings plus, for each of the three byte alignments, the run of base64 characters
+    that depends on the secret's bytes alone: that run appears whenever the secret is encoded inside a
+    longer value, whatever comes before or after it."""
+    out: set[str] = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode("ascii")
+        out |= {whole, whole.rstrip("=")}
+        for pad in range(3):
+            enc = encode(b"\0" * pad + raw + b"\0\0").decode("ascii")
+            start = -(-pad * 8 // 6)  # first character made of secret bits only
+            end = (pad + len(raw)) * 8 // 6  # last such character, exclusive
+            core = enc[start:end]
+            if len(core) >= 4:
+                out.add(core)
+    return out
 
 
 class Redactor:
@@ -300,3 +324,85 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.redact_obj_for_llm(v) for v in value]
         return value
+
+
+# -- terminal safety ---------------------------------------------------------------------------------
+
+# Whole escape sequences go (a CSI that clears the screen, an OSC 52 that writes the clipboard, a DCS ...):
+# escaping them would still print their payload as noise. 7-bit and 8-bit introducers; unterminated
+# string sequences run to the end of the text.
+_ESC_SEQUENCE = re.compile(
+    "\x1b\\[[0-?]*[ -/]*[@-~]?"  # CSI
+    "|\x1b[\\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"  # OSC, DCS, SOS, PM, APC ... BEL or ST
+    "|\x1b[ -/]*[0-~]?"  # other escapes (charset selection, RIS, keypad modes ...)
+    "|\x9b[0-?]*[ -/]*[@-~]?"  # 8-bit CSI
+    "|[\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"  # 8-bit string sequences
+)
+# Single characters that move the cursor, ring the bell, or reorder what the reader sees: C0 (but newline
+# and tab), DEL, C1, and the bidi marks, embeddings, overrides and isolates.
+_UNSAFE_CHAR = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(text: str) -> str:
+    """Text that cannot drive a terminal: escape sequences removed, other control and bidi characters shown
+    as ``\\xNN`` / ``\\uNNNN``; newline and tab kept (a lone CR becomes ``\\x0d``, CRLF a newline)."""
+    if not text or (text.isprintable() and "\x1b" not in text):
+        return text
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    text = _ESC_SEQUENCE.sub("", text)
+    return _UNSAFE_CHAR.sub(_visible, text)
+
+
+# -- the process-wide scrubber -------------------------------------------------------------------------
+# Every byte cryptomon keeps or sends (SQLite rows, notifications, CLI output, probe results, LLM replies,
+# receivers' error answers) passes ``scrub``. It knows the secrets of the config this process loaded
+# last (``use_config``, called by the config loader), so a new path needs no plumbing to be safe.
+
+_PROCESS = Redactor()
+_PROCESS_LOCK = threading.Lock()
+
+
+def use_config(config: BaseModel | None, extra: Iterable[str] = ()) -> None:
+    """Make ``scrub`` mask every secret of this config (replacing the previous config's)."""
+    secrets = collect_secrets(config, extra)
+    with _PROCESS_LOCK:
+        _PROCESS.set_secrets(secrets)
+
+
+def add_process_secrets(secrets: Iterable[str]) -> None:
+    """Also mask these (a channel's or an exchange's own secrets learned outside a loaded config)."""
+    with _PROCESS_LOCK:
+        _PROCESS.set_secrets([*_PROCESS.secrets, *secrets])
+
+
+def process_redactor() -> Redactor:
+    return _PROCESS
+
+
+def scrub(text: str) -> str:
+    """Untrusted text made safe to keep, send or show: terminal controls neutralised first (so a control
+    character cannot split a secret and rejoin it later), then every configured secret masked."""
+    if not text:
+        return text
+    return _PROCESS.redact_secrets(safe_text(text))
+
+
+def scrub_opt(text: str | None) -> str | None:
+    return None if text is None else scrub(text)
+
+
+def scrub_obj(value: Any) -> Any:
+    """``scrub`` on every string (and key) inside JSON-like data."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(k) if isinstance(k, str) else k: scrub_obj(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_obj(v) for v in value]
+    return value

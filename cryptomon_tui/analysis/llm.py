@@ -36,7 +36,7 @@ from cryptomon_tui.analysis.prompt import (
 from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.analysis import LlmConfig
-from cryptomon_tui.redaction import Redactor
+from cryptomon_tui.redaction import Redactor, scrub
 
 if TYPE_CHECKING:
     import openai
@@ -270,7 +270,7 @@ class LlmClient:
                 text = msg.content or ""
                 reasoning = _extra(msg, "reasoning_content")
             if on_partial is not None and text:
-                await _call(on_partial, text)
+                await _call(on_partial, scrub(text))
             usage = resp.usage
             return self._result(messages, text, reasoning, usage, resp.model or model)
         kwargs["stream"] = True
@@ -297,7 +297,7 @@ class LlmClient:
                     if delta.content:
                         parts.append(delta.content)
                         if on_partial is not None:
-                            await _call(on_partial, delta.content)
+                            await _call(on_partial, scrub(delta.content))
                 # Chunks that arrived together are parsed without a suspension: yield so a burst of
                 # them cannot hold the loop.
                 await asyncio.sleep(0)
@@ -312,7 +312,9 @@ class LlmClient:
         if not reported:
             prompt = estimate_messages(messages)
             completion = estimate_tokens(text) + estimate_tokens(reasoning)
-        return CallResult(text, reasoning, int(prompt or 0), int(completion or 0), reported, model)
+        # the one door LLM text comes in by: terminal controls and any echoed secret go before it is parsed,
+        # cached, stored, notified or printed
+        return CallResult(scrub(text), scrub(reasoning), int(prompt or 0), int(completion or 0), reported, model)
 
 
 _WARMUP_CHUNK = {

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cryptomon_tui import __version__
+from cryptomon_tui.cli import safe_output
 
 # Modules that add subcommands. A module listed here that does not exist yet is skipped,
 # so command groups can land one at a time.
@@ -55,6 +56,10 @@ def _command_names(parser: argparse.ArgumentParser) -> set[str]:
     return set()
 
 
+# commands that hand the terminal to Textual (which cleans what it shows itself)
+_INTERACTIVE = frozenset({"run", "demo", "attach"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -67,12 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0
+    wrapped = args_list[0] not in _INTERACTIVE
+    if wrapped:
+        safe_output.install()
     try:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if wrapped:
+            safe_output.uninstall()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,7 @@ from cryptomon_tui.config.errors import ConfigError, ConfigProblem
 from cryptomon_tui.config.exchanges import KIND_ALIASES, KNOWN_KINDS
 from cryptomon_tui.config.paths import default_config_path
 from cryptomon_tui.config.root import Config
+from cryptomon_tui.redaction import use_config
 
 UNKNOWN_CONFIG_KEY = "unknown key (check the spelling; see sample_config.yaml for every option)"
 _ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -161,6 +162,7 @@ def load_config(path: Path | str | None = None, *, required: bool = False) -> tu
     if not cfg_path.exists():
         if explicit or required:
             raise ConfigError(cfg_path, [ConfigProblem("", "file not found")])
+        use_config(None)
         return Config(), None
     try:
         text = cfg_path.read_text(encoding="utf-8")
@@ -170,7 +172,10 @@ def load_config(path: Path | str | None = None, *, required: bool = False) -> tu
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(cfg_path, [yaml_problem(exc)]) from None
-    return config_from_data(data, cfg_path, text), cfg_path
+    config = config_from_data(data, cfg_path, text)
+    # the loaded config's secrets are what the process-wide scrubber masks in everything kept, sent or shown
+    use_config(config)
+    return config, cfg_path
 
 
 def config_file_warnings(path: Path | None, config: Config) -> list[str]:

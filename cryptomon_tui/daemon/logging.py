@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from cryptomon_tui.probing.results import iso_utc
-from cryptomon_tui.redaction import Redactor
+from cryptomon_tui.redaction import Redactor, process_redactor, safe_text
 
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("x", logging.INFO, "x", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
@@ -32,7 +32,9 @@ class RedactingFilter(logging.Filter):
         self.redactor.set_secrets(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        scrub = self.redactor.redact_for_log
+        def scrub(text: str) -> str:  # terminal controls first, then this filter's and the process's secrets
+            return process_redactor().redact_secrets(self.redactor.redact_for_log(safe_text(text)))
+
         try:
             message = record.getMessage()
         except Exception:  # a bad %-format must not lose the record

@@ -22,7 +22,7 @@ import random
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.exchanges import ExchangeConfig, ProbingConfig
@@ -38,6 +38,7 @@ from cryptomon_tui.probing.breaker import Admission, CircuitBreaker
 from cryptomon_tui.probing.budget import PlannedProbe
 from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc
 from cryptomon_tui.probing.transport import Transport, TransportRequest, TransportResult, scrub
+from cryptomon_tui.redaction import scrub_obj, scrub_opt
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +343,12 @@ class ExchangeWorker:
             extra["pool_wait_ms"] = round(sent.pool_wait_ms, 3)
         if sent.response is not None and sent.response.truncated:
             extra["truncated"] = True
+        # The one door exchange text comes in by: an exchange or a gateway may echo the request (key,
+        # signature, passphrase) or carry terminal escapes in its error; nothing downstream sees them.
+        if c.error_message or c.error_code:
+            c = replace(c, error_message=scrub_opt(c.error_message), error_code=scrub_opt(c.error_code))
+        if c.extra:
+            extra = scrub_obj(extra)
         return ProbeResult(
             exchange=self.name,
             probe=probe,

@@ -19,6 +19,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cryptomon_tui.redaction import scrub
+
 T = TypeVar("T")
 
 
@@ -44,6 +46,26 @@ def prepare_location(path: Path) -> None:
         os.chmod(path, 0o600)
 
 
+def _scrub_params(params: Any) -> Any:
+    if isinstance(params, dict):
+        return {k: scrub(v) if isinstance(v, str) else v for k, v in params.items()}
+    if isinstance(params, list | tuple):
+        return tuple(scrub(v) if isinstance(v, str) else v for v in params)
+    return params
+
+
+class ScrubbingConnection(sqlite3.Connection):
+    """The writer's connection: every text parameter passes the process-wide scrubber, so no row
+    (incidents, timeline, analyses, probe results, outbox payloads ...) keeps a configured secret or a
+    terminal control, whichever repository wrote it. Literal SQL carries no untrusted text."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return super().execute(sql, _scrub_params(parameters))
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        return super().executemany(sql, (_scrub_params(p) for p in parameters))
+
+
 def connect(path: Path, *, busy_timeout_s: float, writer: bool) -> sqlite3.Connection:
     """Open one connection with the pragmas every cryptomon connection uses.
 
@@ -53,7 +75,14 @@ def connect(path: Path, *, busy_timeout_s: float, writer: bool) -> sqlite3.Conne
     if writer:
         prepare_location(path)
     uri = f"file:{path}?mode={'rwc' if writer else 'rw'}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True, timeout=busy_timeout_s)
+    conn = sqlite3.connect(
+        uri,
+        uri=True,
+        isolation_level=None,
+        check_same_thread=True,
+        timeout=busy_timeout_s,
+        factory=ScrubbingConnection if writer else sqlite3.Connection,
+    )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         if writer:

@@ -20,7 +20,7 @@ import httpx
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import ChannelBase
 from cryptomon_tui.notify.model import Notice
-from cryptomon_tui.redaction import Redactor
+from cryptomon_tui.redaction import Redactor, scrub, scrub_obj
 
 log = logging.getLogger("cryptomon.notify")
 ANSWER_LIMIT = 500
@@ -55,6 +55,11 @@ class _SecretScrubber(logging.Filter):
 SECRET_SCRUBBER = _SecretScrubber()
 for _name in ("httpx", "httpcore", "aiosmtplib", "apprise"):
     logging.getLogger(_name).addFilter(SECRET_SCRUBBER)
+
+
+def scrub_notice(notice: Notice) -> Notice:
+    """The notice with every string in it scrubbed of secrets and terminal controls."""
+    return Notice.from_dict(scrub_obj(notice.to_dict()))
 
 
 class Verdict(StrEnum):
@@ -107,11 +112,13 @@ class Channel(ABC):
 
     async def send(self, notice: Notice, idempotency_key: str) -> SendResult:
         try:
-            result = await self._send(notice, idempotency_key)
+            # every channel renders from the scrubbed notice: no secret, no terminal control in any body
+            result = await self._send(scrub_notice(notice), idempotency_key)
         except Exception as exc:  # a channel bug or an unexpected library error must not kill the dispatcher
             log.exception("notify channel %s raised while sending", self.name)
             result = SendResult(Verdict.RETRY, f"internal error: {type(exc).__name__}: {exc}")
-        answer = self.redact(result.answer)[:ANSWER_LIMIT]
+        # a receiver's answer may echo its own URL token: masked before it reaches status, logs or incidents
+        answer = scrub(self.redact(result.answer))[:ANSWER_LIMIT]
         return SendResult(
             result.verdict, answer, result.retry_after, result.status, result.rate_limited, result.pause_for
         )
