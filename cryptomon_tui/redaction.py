@@ -330,13 +330,13 @@ class Redactor:
 
 # Whole escape sequences go (a CSI that clears the screen, an OSC 52 that writes the clipboard, a DCS ...):
 # escaping them would still print their payload as noise. 7-bit and 8-bit introducers; unterminated
-# string sequences run to the end of the text.
+# string sequences run to the end of the line (text after it stays).
 _ESC_SEQUENCE = re.compile(
     "\x1b\\[[0-?]*[ -/]*[@-~]?"  # CSI
-    "|\x1b[\\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"  # OSC, DCS, SOS, PM, APC ... BEL or ST
+    "|\x1b[\\]PX^_][^\x07\x1b\x9c\n]*(?:\x07|\x1b\\\\|\x9c)?"  # OSC, DCS, SOS, PM, APC ... BEL or ST
     "|\x1b[ -/]*[0-~]?"  # other escapes (charset selection, RIS, keypad modes ...)
     "|\x9b[0-?]*[ -/]*[@-~]?"  # 8-bit CSI
-    "|[\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"  # 8-bit string sequences
+    "|[\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c\n]*(?:\x07|\x1b\\\\|\x9c)?"  # 8-bit string sequences
 )
 # Single characters that move the cursor, ring the bell, or reorder what the reader sees: C0 (but newline
 # and tab), DEL, C1, and the bidi marks, embeddings, overrides and isolates.
