@@ -269,12 +269,13 @@ class Monitor:
                 sink(event)
             except Exception:
                 log.exception("event sink failed")
-        auto = self.analysis is not None and event.event is not EventType.ANALYSIS_READY
-        if auto and self.analysis.should_auto_analyze(event):
-            self._start_analysis(event.incident.id, force=False, offline=False, notify_with=event)
-            return  # the notification waits for the verdict and carries it
+        # the notification goes at once: analysis never holds a firing back (a hung LLM would delay it past
+        # the incident's end); the verdict follows as an update, or rides along if it is ready first
         await self._notify(event, analysis)
         self._broadcast(event)
+        auto = self.analysis is not None and event.event is not EventType.ANALYSIS_READY
+        if auto and self.analysis.should_auto_analyze(event):
+            self._start_analysis(event.incident.id, force=False, offline=False, notify_update=True)
 
     async def _notify(self, event: IncidentEvent, analysis: dict[str, Any] | None) -> None:
         if self.notifier is None or event.event is EventType.ANALYSIS_READY:
@@ -376,7 +377,7 @@ class Monitor:
         return out
 
     def _start_analysis(
-        self, incident_id: str, *, force: bool, offline: bool, notify_with: IncidentEvent | None = None
+        self, incident_id: str, *, force: bool, offline: bool, notify_update: bool = False
     ) -> asyncio.Task[Any]:
         self._analysis_pending += 1
         self._version += 1
@@ -387,9 +388,11 @@ class Monitor:
             data = result.model_dump(mode="json")
             self._analyses[incident_id] = data
             incident = self.pipeline.incidents.get(incident_id)
-            if notify_with is not None:
-                await self._notify(notify_with, data)
-                self._broadcast(notify_with)
+            if notify_update and incident is not None and self.notifier is not None:
+                try:
+                    await self.notifier.on_analysis(incident, data)
+                except Exception:
+                    log.exception("notifier failed on the analysis of %s", incident_id)
             if incident is not None:
                 ready = IncidentEvent(self.clock.now(), EventType.ANALYSIS_READY, incident, detail={"analysis": data})
                 self._broadcast(ready)
@@ -405,9 +408,6 @@ class Monitor:
         def _finished(t: asyncio.Task[Any]) -> None:
             if t.cancelled() or t.exception() is not None:
                 self._analysis_pending = max(0, self._analysis_pending - 1)
-                if notify_with is not None and self._running:
-                    asyncio.get_running_loop().create_task(self._notify(notify_with, None))
-                    self._broadcast(notify_with)
 
         task.add_done_callback(_finished)
         return task

@@ -80,6 +80,7 @@ def _status_word(kind: NoticeKind) -> str:
         NoticeKind.RESOLVED: "RESOLVED",
         NoticeKind.DIGEST: "DIGEST",
         NoticeKind.TEST: "TEST",
+        NoticeKind.ANALYSIS: "ANALYSIS",
     }[kind]
 
 

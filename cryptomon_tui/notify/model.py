@@ -22,6 +22,7 @@ class NoticeKind(StrEnum):
     RESOLVED = "resolved"
     DIGEST = "digest"
     TEST = "test"
+    ANALYSIS = "analysis"  # the verdict, as an update to a firing that already went out
 
 
 FIRING_KINDS = frozenset({NoticeKind.FIRING, NoticeKind.REOPENED, NoticeKind.REMINDER})
@@ -135,6 +136,7 @@ class NewOutboxRow:
     idempotency_key: str
     not_before: float
     created_at: float
+    due_at: float | None = None  # a firing: when group_wait ends (resolved before it: withdrawn, never due)
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,8 +132,9 @@ class Notifier:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Requeue rows a killed process left in flight, open clients, start one worker per channel."""
+    async def start(self, *, workers: bool = True) -> None:
+        """Requeue rows a killed process left in flight, open clients, start one worker per channel
+        (``workers=False``: the caller drives ``dispatch_once`` and ``tick`` itself, as tests do)."""
         if self._started:
             return
         self._started = True
@@ -155,8 +156,9 @@ class Notifier:
                     notice = Notice.from_json(payload)
                     channel.firing[notice.fingerprint] = notice
             self._wake[name] = asyncio.Event()
-            self._workers[name] = asyncio.create_task(self._worker(name), name=f"notify-{name}")
-        if self.channels:
+            if workers:
+                self._workers[name] = asyncio.create_task(self._worker(name), name=f"notify-{name}")
+        if self.channels and workers:
             self._wake[TICKER] = asyncio.Event()
             self._ticker = asyncio.create_task(self._tick_loop(), name="notify-ticker")
         await self.refresh_stats()
@@ -199,8 +201,13 @@ class Notifier:
         now = self.clock.now()
         kind = event.event
         rows: list[NewOutboxRow] = []
-        if kind in (EventType.OPENED, EventType.REOPENED):
-            rows = self._firing_rows(inc, event, analysis, now, reopened=kind is EventType.REOPENED)
+        if kind is EventType.OPENED:
+            rows = self._firing_rows(inc, event, analysis, now)
+        elif kind is EventType.REOPENED:
+            # "reopened" only where the firing was heard; a channel whose firing was withdrawn inside
+            # group_wait (or that never matched) hears a plain firing instead
+            heard = await self.outbox.outbox_fired_channels(inc.id)
+            rows = self._firing_rows(inc, event, analysis, now, reopened=True, heard=heard)
         elif kind is EventType.UNSILENCED:
             if inc.is_open and not self._suppressed(inc):
                 told = await self.outbox.outbox_notified_channels(inc.id)
@@ -221,6 +228,25 @@ class Notifier:
                 tracked.incident = inc
         elif kind is EventType.RESOLVED:
             rows = await self._resolve_rows(inc, event, analysis, now)
+        if rows:
+            await self._enqueue(rows)
+
+    async def on_analysis(self, inc: Incident, analysis: dict[str, Any] | None) -> None:
+        """The verdict arrived after the firing was written (analysis never holds a firing back): it
+        rides along in firing rows nobody has tried yet, and every other channel told the incident fires
+        gets it as an update (an ``analysis`` notice, after the firing, before the resolve if any)."""
+        text = analysis_text(analysis)
+        if not text or (not self.channels and not self.health):
+            return
+        riding = await self.outbox.outbox_attach_analysis(inc.id, text)
+        told = await self.outbox.outbox_notified_channels(inc.id)
+        now = self.clock.now()
+        notice = self._notice(NoticeKind.ANALYSIS, inc, now, None, analysis)
+        rows = []
+        for name in sorted(told - riding):
+            cfg = self.cfg.channels.get(name)
+            if cfg is not None and cfg.enabled and name in self.health:
+                rows.append(self._row(name, notice, "analysis", now, now))
         if rows:
             await self._enqueue(rows)
 
@@ -252,9 +278,12 @@ class Notifier:
             location=self.location,
         )
 
-    def _row(self, channel: str, notice: Notice, group_key: str, not_before: float, now: float) -> NewOutboxRow:
+    def _row(
+        self, channel: str, notice: Notice, group_key: str, not_before: float, now: float, due: float | None = None
+    ) -> NewOutboxRow:
         key = f"cm-{notice.kind.value}-{notice.incident_id or 'x'}-{channel}-{uuid.uuid4().hex[:12]}"
         return NewOutboxRow(
+            due_at=due,
             channel=channel,
             kind=notice.kind.value,
             incident_id=notice.incident_id or None,
@@ -276,6 +305,7 @@ class Notifier:
         reopened: bool = False,
         skip: set[str] | None = None,
         only: set[str] | None = None,
+        heard: set[str] | None = None,
     ) -> list[NewOutboxRow]:
         if self._suppressed(inc) or not inc.is_open:
             return []
@@ -287,8 +317,9 @@ class Notifier:
         if tracked is None:
             tracked = self.tracked[inc.id] = Tracked(inc, {})
         tracked.incident = inc
-        kind = NoticeKind.REOPENED if reopened else NoticeKind.FIRING
-        notice = self._notice(kind, inc, now, event, analysis)
+        notices = {
+            k: self._notice(k, inc, now, event, analysis) for k in (NoticeKind.FIRING, NoticeKind.REOPENED)
+        }
         critical = inc.severity is Severity.CRITICAL
         rows = []
         for name, delivery in deliveries.items():
@@ -299,7 +330,8 @@ class Notifier:
             if name in tracked.deliveries and not reopened and only is None and skip is None:
                 continue  # a duplicate "opened"
             group_key, due = self.router.schedule(delivery, inc, now)
-            rows.append(self._row(name, notice, group_key, self.router.not_before(name, critical, due), now))
+            notice = notices[NoticeKind.REOPENED if reopened and name in (heard or ()) else NoticeKind.FIRING]
+            rows.append(self._row(name, notice, group_key, self.router.not_before(name, critical, due), now, due))
             tracked.deliveries[name] = delivery
             tracked.last_notified[name] = now
             tracked.reminders[name] = 0
@@ -332,8 +364,9 @@ class Notifier:
         rows: list[NewOutboxRow] = []
         told = await self.outbox.outbox_notified_channels(inc.id)
         for name in sorted(told):
-            # a firing nobody has seen yet (still inside group_wait) is withdrawn instead of followed up
-            await self.outbox.outbox_cancel_pending(inc.id, name, FIRING_KIND_VALUES)
+            # a firing that is not due yet (still inside group_wait) is withdrawn instead of followed up;
+            # one that was due stays, whatever the channel's state: it goes, then this resolve after it
+            await self.outbox.outbox_cancel_pending(inc.id, name, now)
         told = await self.outbox.outbox_notified_channels(inc.id)
         notice = self._notice(NoticeKind.RESOLVED, inc, now, event, analysis)
         critical = inc.severity is Severity.CRITICAL
@@ -441,29 +474,32 @@ class Notifier:
     async def _worker(self, name: str) -> None:
         while not self._stopping:
             try:
-                await self._worker_step(name)
+                wait = await self.dispatch_once(name)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("notify: worker for %s failed; retrying", name)
-                await self._sleep_or_wake(name, self.cfg.poll_interval)
+                wait = self.cfg.poll_interval
+            if wait > 0:
+                await self._sleep_or_wake(name, wait)
+            else:
+                await asyncio.sleep(0)
 
-    async def _worker_step(self, name: str) -> None:
+    async def dispatch_once(self, name: str) -> float:
+        """One dispatch step for a channel that never waits: returns how long to wait before the next
+        (0: at once). The worker loops on it; tests drive it step by step on the injected clock."""
         health = self.health[name]
         bucket = self.buckets[name]
         mono = self.clock.monotonic()
         if health.broken and health.broken_since is not None:
             wait = health.broken_since + BROKEN_RETRY_S - mono
             if wait > 0:
-                await self._sleep_or_wake(name, min(wait, BROKEN_RETRY_S))
-                return
+                return min(wait, BROKEN_RETRY_S)
         if health.paused_until is not None and health.paused_until > mono:
-            await self._sleep_or_wake(name, health.paused_until - mono)
-            return
+            return health.paused_until - mono
         wait = bucket.wait_time()
         if wait > 0:
-            await self._sleep_or_wake(name, wait)
-            return
+            return wait
         channel = self.channels[name]
         limit = DIGEST_MAX if channel.supports_digest and not health.broken else self.cfg.digest_threshold
         if health.broken:
@@ -473,31 +509,29 @@ class Notifier:
         now = self.clock.now()
         if nxt is None or nxt > now:
             delay = self.cfg.poll_interval if nxt is None else nxt - now
-            await self._sleep_or_wake(name, min(delay, self.cfg.poll_interval))
-            return
+            return max(1e-3, min(delay, self.cfg.poll_interval))
         rows = await self.outbox.outbox_claim_due(name, now, limit)
         if not rows:  # taken meanwhile (another process, a resend racing us)
-            await self._sleep_or_wake(name, self.cfg.poll_interval)
-            return
+            return self.cfg.poll_interval
         if channel.supports_digest and len(rows) >= self.cfg.digest_threshold:
             bucket.take()
             await self._deliver(name, rows, self._digest(rows))
-            return
+            return 0.0
         for i, row in enumerate(rows):
             paused = self.health[name].paused_until
-            if self._stopping or (paused is not None and paused > self.clock.monotonic()):
-                await self.outbox.outbox_release([r.id for r in rows[i:]], self.clock.now())
-                return
             wait = bucket.wait_time()
-            if wait > 0:
-                await self.clock.sleep(wait)
+            if self._stopping or (paused is not None and paused > self.clock.monotonic()) or wait > 0:
+                # not attempted: back to the queue at once, so a kill now cannot turn them into duplicates
+                await self.outbox.outbox_release([r.id for r in rows[i:]], self.clock.now())
+                return wait
             bucket.take()
             ok = await self._deliver(name, [row], row.notice())
             if not ok:
                 rest = [r.id for r in rows[i + 1 :]]
                 if rest:
                     await self.outbox.outbox_release(rest, self.clock.now())
-                return
+                return 0.0
+        return 0.0
 
     def _digest(self, rows: Sequence[OutboxRow]) -> Notice:
         items = tuple(r.notice() for r in rows)

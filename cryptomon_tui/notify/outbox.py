@@ -3,11 +3,15 @@
 ``cryptomon_tui.notify.store_outbox.StoreOutbox`` adapts the SQLite store to it. Rules every
 implementation keeps: a row is committed before ``outbox_enqueue`` returns; ``claim`` moves rows to
 ``sending`` and counts the attempt, so a crash leaves them visible to ``outbox_requeue_inflight``;
-nothing is dropped (a superseded, never-attempted firing is the one thing ``cancel`` withdraws).
+nothing is dropped (a firing that was never due, resolved inside group_wait, is the one thing ``cancel``
+withdraws); per channel and incident, rows are claimed in the order they were written, and a row waits
+while an earlier one of its incident is queued, in flight, or a dead firing (a resolve never overtakes
+its firing).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
@@ -15,6 +19,7 @@ from typing import Protocol, runtime_checkable
 from cryptomon_tui.notify.model import ChannelStats, NewOutboxRow, OutboxRow, RowStatus
 
 FIRING_KIND_VALUES = ("firing", "reopened", "reminder")
+OPENING_KIND_VALUES = ("firing", "reopened")
 
 
 @runtime_checkable
@@ -22,7 +27,8 @@ class OutboxRepository(Protocol):
     async def outbox_enqueue(self, rows: Sequence[NewOutboxRow]) -> list[int]: ...
 
     async def outbox_claim_due(self, channel: str, now: float, limit: int) -> list[OutboxRow]:
-        """Pending rows of ``channel`` due by ``now``, oldest first, now ``sending`` with the attempt counted."""
+        """Pending rows of ``channel`` due by ``now`` and not waiting for an earlier row of their incident,
+        oldest first, committed as ``sending`` with the attempt counted before anything is sent."""
         ...
 
     async def outbox_mark_sent(self, ids: Sequence[int], now: float, answer: str | None = None) -> None: ...
@@ -57,8 +63,16 @@ class OutboxRepository(Protocol):
         """Channels told the incident fired (and not yet told it resolved)."""
         ...
 
-    async def outbox_cancel_pending(self, incident_id: str, channel: str, kinds: Sequence[str]) -> int:
-        """Withdraw never-attempted pending rows (a firing that resolved inside group_wait)."""
+    async def outbox_cancel_pending(self, incident_id: str, channel: str, now: float) -> int:
+        """Withdraw a firing that is not due yet (resolved inside group_wait) and what was queued after it."""
+        ...
+
+    async def outbox_fired_channels(self, incident_id: str) -> set[str]:
+        """Channels that were told (or have a due firing queued) that the incident fired, ever."""
+        ...
+
+    async def outbox_attach_analysis(self, incident_id: str, text: str) -> set[str]:
+        """Put the verdict into firing rows not attempted yet; returns those rows' channels."""
         ...
 
     async def outbox_next_due(self, channel: str) -> float | None: ...
@@ -79,6 +93,7 @@ class InMemoryOutbox:
         self.rows: dict[int, OutboxRow] = {}
         self.fired: dict[tuple[str, str], bool] = {}  # (incident, channel) -> resolved told?
         self.channel_states: dict[str, tuple[bool, str | None]] = {}
+        self.due: dict[int, float] = {}
         self._next_id = 1
 
     async def outbox_enqueue(self, rows: Sequence[NewOutboxRow]) -> list[int]:
@@ -101,15 +116,34 @@ class InMemoryOutbox:
                 created_at=r.created_at,
             )
             ids.append(rid)
+            self.due[rid] = r.not_before if r.due_at is None else r.due_at
             if r.kind == "resolved" and r.incident_id:
-                self.fired[(r.incident_id, r.channel)] = True
+                if (r.incident_id, r.channel) in self.fired:
+                    self.fired[(r.incident_id, r.channel)] = True
+            elif r.kind in FIRING_KIND_VALUES and r.incident_id:
+                self.fired[(r.incident_id, r.channel)] = False
         return ids
+
+    def _waits(self, r: OutboxRow) -> bool:
+        """An earlier row of the same incident and channel is queued, in flight or a dead firing."""
+        if r.incident_id is None:
+            return False
+        return any(
+            p.id < r.id
+            and p.incident_id == r.incident_id
+            and p.channel == r.channel
+            and (
+                p.status in (RowStatus.PENDING, RowStatus.SENDING)
+                or (p.status == RowStatus.DEAD and p.kind in OPENING_KIND_VALUES)
+            )
+            for p in self.rows.values()
+        )
 
     async def outbox_claim_due(self, channel: str, now: float, limit: int) -> list[OutboxRow]:
         due = [
             r
             for r in sorted(self.rows.values(), key=lambda r: (r.not_before, r.id))
-            if r.channel == channel and r.status == RowStatus.PENDING and r.not_before <= now
+            if r.channel == channel and r.status == RowStatus.PENDING and r.not_before <= now and not self._waits(r)
         ][:limit]
         out = []
         for r in due:
@@ -192,31 +226,53 @@ class InMemoryOutbox:
     async def outbox_notified_channels(self, incident_id: str) -> set[str]:
         return {ch for (inc, ch), resolved in self.fired.items() if inc == incident_id and not resolved}
 
-    async def outbox_cancel_pending(self, incident_id: str, channel: str, kinds: Sequence[str]) -> int:
-        n = 0
+    async def outbox_cancel_pending(self, incident_id: str, channel: str, now: float) -> int:
+        mine = sorted((r for r in self.rows.values() if r.incident_id == incident_id and r.channel == channel),
+                      key=lambda r: r.id)
+        undue = [
+            r.id
+            for r in mine
+            if r.status == RowStatus.PENDING
+            and r.attempts == 0
+            and r.kind in OPENING_KIND_VALUES
+            and self.due.get(r.id, r.not_before) > now
+        ]
+        if not undue:
+            return 0
+        gone = [r.id for r in mine if r.id >= undue[0] and r.status == RowStatus.PENDING and r.attempts == 0]
+        for i in gone:
+            del self.rows[i]
+        left = [r.kind for r in mine if r.id not in gone and r.kind in (*FIRING_KIND_VALUES, "resolved")]
+        if not left:
+            self.fired.pop((incident_id, channel), None)
+        elif left[-1] == "resolved":
+            self.fired[(incident_id, channel)] = True
+        return len(gone)
+
+    async def outbox_fired_channels(self, incident_id: str) -> set[str]:
+        return {ch for (inc, ch) in self.fired if inc == incident_id}
+
+    async def outbox_attach_analysis(self, incident_id: str, text: str) -> set[str]:
+        out = set()
         for i, r in list(self.rows.items()):
             if (
                 r.incident_id == incident_id
-                and r.channel == channel
-                and r.kind in kinds
                 and r.status == RowStatus.PENDING
                 and r.attempts == 0
-                and r.last_error is None
+                and r.kind in OPENING_KIND_VALUES
             ):
-                self.rows[i] = replace(r, status=RowStatus.CANCELLED.value)
-                n += 1
-        if n and not any(
-            r.incident_id == incident_id
-            and r.channel == channel
-            and r.kind in kinds
-            and r.status != RowStatus.CANCELLED
-            for r in self.rows.values()
-        ):
-            self.fired.pop((incident_id, channel), None)
-        return n
+                d = json.loads(r.payload)
+                d["analysis"] = text
+                self.rows[i] = replace(r, payload=json.dumps(d, separators=(",", ":"), ensure_ascii=False))
+                out.add(r.channel)
+        return out
 
     async def outbox_next_due(self, channel: str) -> float | None:
-        due = [r.not_before for r in self.rows.values() if r.channel == channel and r.status == RowStatus.PENDING]
+        due = [
+            r.not_before
+            for r in self.rows.values()
+            if r.channel == channel and r.status == RowStatus.PENDING and not self._waits(r)
+        ]
         return min(due) if due else None
 
     async def outbox_open_firing(self, channel: str) -> list[str]:

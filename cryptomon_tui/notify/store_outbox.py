@@ -62,7 +62,11 @@ class StoreOutbox:
                 "incident_id": r.incident_id,
                 "fingerprint": r.fingerprint,
                 "event": r.kind,
-                "payload": {"notice": json.loads(r.payload), "group": r.group_key},
+                "payload": {
+                    "notice": json.loads(r.payload),
+                    "group": r.group_key,
+                    "due": r.not_before if r.due_at is None else r.due_at,
+                },
                 "next_attempt_at": r.not_before,
             }
             for r in rows
@@ -74,7 +78,8 @@ class StoreOutbox:
         return list(ids)
 
     async def outbox_claim_due(self, channel: str, now: float, limit: int) -> list[OutboxRow]:
-        return [_row(m) for m in await self.store.outbox_claim_due(now, limit, channel)]
+        fn = partial(repo_notify.claim_due, channel=channel, now=now, limit=limit)
+        return [_row(m) for m in await self._write("outbox_claim_due", fn, [])]
 
     async def outbox_mark_sent(self, ids: Sequence[int], now: float, answer: str | None = None) -> None:
         if ids:
@@ -133,9 +138,17 @@ class StoreOutbox:
         )
         return set(chans)
 
-    async def outbox_cancel_pending(self, incident_id: str, channel: str, kinds: Sequence[str]) -> int:
-        fn = partial(repo_notify.cancel_pending, incident_id=incident_id, channel=channel, events=list(kinds))
+    async def outbox_cancel_pending(self, incident_id: str, channel: str, now: float) -> int:
+        fn = partial(repo_notify.cancel_pending, incident_id=incident_id, channel=channel, now=now)
         return int(await self._write("outbox_cancel_pending", fn, 0))
+
+    async def outbox_fired_channels(self, incident_id: str) -> set[str]:
+        fn = partial(repo_notify.fired_channels, incident_id=incident_id)
+        return set(await self._read("notification_log", fn, []))
+
+    async def outbox_attach_analysis(self, incident_id: str, text: str) -> set[str]:
+        fn = partial(repo_notify.attach_analysis, incident_id=incident_id, text=text)
+        return set(await self._write("outbox_attach_analysis", fn, []))
 
     async def outbox_open_firing(self, channel: str) -> list[str]:
         payloads = await self._read("outbox_open_firing", partial(repo_notify.open_firing, channel=channel), [])

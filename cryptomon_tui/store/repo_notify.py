@@ -8,12 +8,23 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from cryptomon_tui.store.rows import OUTBOX_COLUMNS, OutboxMessage, outbox_from_row
 from cryptomon_tui.store.sql import transaction
 
 FIRED_EVENTS = ("firing", "reopened", "reminder")
+OPENING_EVENTS = ("firing", "reopened")
+
+# A row waits for every earlier row of its (incident, channel) still queued or in flight, and for an
+# earlier firing that became a dead letter: per channel and incident, messages go in the order written,
+# so a resolve never overtakes its firing (after a backoff, a 429 pause or a broken spell).
+_IN_ORDER = (
+    "(o.incident_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id "
+    "AND p.channel = o.channel AND p.id < o.id AND (p.state IN ('pending', 'sending') "
+    "OR (p.state = 'dead' AND p.event IN ('firing', 'reopened')))))"
+)
 
 
 def _marks(n: int) -> str:
@@ -70,6 +81,26 @@ def enqueue_many(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]], now: 
     return ids
 
 
+def claim_due(conn: sqlite3.Connection, channel: str, now: float, limit: int) -> list[OutboxMessage]:
+    """Due rows of ``channel`` whose earlier rows (same incident) are done, oldest first, committed as
+    ``sending`` with the attempt counted BEFORE any byte goes out (the in-flight mark a restart sees)."""
+    with transaction(conn):
+        cols = ", ".join(f"o.{c.strip()}" for c in OUTBOX_COLUMNS.split(","))
+        rows = conn.execute(
+            f"SELECT {cols} FROM outbox o WHERE o.channel = ? AND o.state = 'pending' AND o.next_attempt_at <= ? "
+            f"AND {_IN_ORDER} ORDER BY o.next_attempt_at, o.id LIMIT ?",
+            (channel, now, limit),
+        ).fetchall()
+        conn.executemany(
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
+            [(now, int(r[0])) for r in rows],
+        )
+    return [
+        replace(m, state="sending", attempts=m.attempts + 1, last_attempt_at=now)
+        for m in (outbox_from_row(r) for r in rows)
+    ]
+
+
 def mark_sent_many(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> int:
     with transaction(conn):
         cur = conn.execute(
@@ -101,35 +132,75 @@ def release(conn: sqlite3.Connection, ids: Sequence[int], next_attempt_at: float
     return int(cur.rowcount)
 
 
-def cancel_pending(conn: sqlite3.Connection, incident_id: str, channel: str, events: Sequence[str]) -> int:
-    """Withdraw never-tried firing rows (resolved inside group_wait); the channel was never told.
+def cancel_pending(conn: sqlite3.Connection, incident_id: str, channel: str, now: float) -> int:
+    """Withdraw a firing that was never due: the incident resolved inside group_wait (``due`` in the
+    payload is still ahead of ``now``). Rows written after it for the same incident and channel (an ack)
+    go with it; nothing that was due is touched, whatever happened to the channel meanwhile.
 
-    A row that was tried and held back (broken channel, rate limit) has a ``last_error`` and stays: the
-    channel hears about the incident, and its resolution, once it works again."""
+    Afterwards the notification log says what the channel really heard: nothing (entry removed, so no
+    resolve and no "reopened" later), or an earlier incarnation that it was already told resolved."""
+    marks = _marks(len(OPENING_EVENTS))
     with transaction(conn):
-        cur = conn.execute(
-            "DELETE FROM outbox WHERE incident_id = ? AND channel = ? AND state = 'pending' AND attempts = 0 "
-            "AND last_error IS NULL "
-            f"AND event IN ({_marks(len(events))})",
-            (incident_id, channel, *events),
+        first = conn.execute(
+            "SELECT min(id) FROM outbox WHERE incident_id = ? AND channel = ? AND state = 'pending' "
+            f"AND attempts = 0 AND event IN ({marks}) "
+            "AND coalesce(json_extract(payload, '$.due'), next_attempt_at) > ?",
+            (incident_id, channel, *OPENING_EVENTS, now),
+        ).fetchone()[0]
+        if first is None:
+            return 0
+        n = int(
+            conn.execute(
+                "DELETE FROM outbox WHERE incident_id = ? AND channel = ? AND id >= ? AND state = 'pending' "
+                "AND attempts = 0",
+                (incident_id, channel, first),
+            ).rowcount
         )
-        n = int(cur.rowcount)
-        if n:
-            left = conn.execute(
-                "SELECT count(*) FROM outbox WHERE incident_id = ? AND channel = ? "
-                f"AND event IN ({_marks(len(events))})",
-                (incident_id, channel, *events),
-            ).fetchone()[0]
-            if not left:
-                conn.execute(
-                    "DELETE FROM notification_log WHERE incident_id = ? AND channel = ?", (incident_id, channel)
-                )
+        last = conn.execute(
+            "SELECT event FROM outbox WHERE incident_id = ? AND channel = ? "
+            f"AND event IN ({_marks(len(FIRED_EVENTS) + 1)}) ORDER BY id DESC LIMIT 1",
+            (incident_id, channel, *FIRED_EVENTS, "resolved"),
+        ).fetchone()
+        if last is None:
+            conn.execute("DELETE FROM notification_log WHERE incident_id = ? AND channel = ?", (incident_id, channel))
+        elif last[0] == "resolved":
+            conn.execute(
+                "UPDATE notification_log SET resolved_notified = 1, resolved_at = coalesce(resolved_at, ?) "
+                "WHERE incident_id = ? AND channel = ?",
+                (now, incident_id, channel),
+            )
     return n
 
 
+def attach_analysis(conn: sqlite3.Connection, incident_id: str, text: str) -> list[str]:
+    """Put the verdict into firing rows not yet attempted (it rides along); returns those channels."""
+    marks = _marks(len(OPENING_EVENTS))
+    with transaction(conn):
+        rows = conn.execute(
+            "SELECT id, channel FROM outbox WHERE incident_id = ? AND state = 'pending' AND attempts = 0 "
+            f"AND event IN ({marks})",
+            (incident_id, *OPENING_EVENTS),
+        ).fetchall()
+        conn.executemany(
+            "UPDATE outbox SET payload = json_set(payload, '$.notice.analysis', ?) WHERE id = ?",
+            [(text, int(r[0])) for r in rows],
+        )
+    return sorted({str(r[1]) for r in rows})
+
+
+def fired_channels(conn: sqlite3.Connection, incident_id: str) -> list[str]:
+    """Channels that heard (or have queued, due) a firing of the incident at some point."""
+    rows = conn.execute(
+        "SELECT channel FROM notification_log WHERE incident_id = ? AND fired_notified = 1", (incident_id,)
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def next_due(conn: sqlite3.Connection, channel: str) -> float | None:
+    """When the next row of ``channel`` may go (rows waiting for an earlier one of their incident aside)."""
     row = conn.execute(
-        "SELECT min(next_attempt_at) FROM outbox WHERE channel = ? AND state = 'pending'", (channel,)
+        f"SELECT min(o.next_attempt_at) FROM outbox o WHERE o.channel = ? AND o.state = 'pending' AND {_IN_ORDER}",
+        (channel,),
     ).fetchone()
     return None if row is None or row[0] is None else float(row[0])
 

@@ -13,7 +13,7 @@ import aiosmtplib
 from cryptomon_tui.config.notify import EmailChannelConfig
 from cryptomon_tui.notify.channels.base import Channel, SendResult, Verdict
 from cryptomon_tui.notify.format import build_view, clip, escape_html, plain_text
-from cryptomon_tui.notify.model import Notice
+from cryptomon_tui.notify.model import Notice, NoticeKind
 
 _DEFAULT_PORT = {"tls": 465, "starttls": 587, "none": 25}
 
@@ -29,6 +29,15 @@ def email_message(notice: Notice, cfg: EmailChannelConfig, idempotency_key: str,
     domain = cfg.sender.rpartition("@")[2] or "cryptomon.local"
     msg["Message-ID"] = make_msgid(idstring=idempotency_key.replace(":", "."), domain=domain)
     msg["X-Cryptomon-Idempotency-Key"] = idempotency_key
+    if notice.incident_id:
+        # every message about one incident names the same thread root, so mail clients show the resolve
+        # and a late verdict (kind "analysis") as replies to the firing
+        root = f"<cryptomon.incident.{notice.incident_id.replace('@', '.')}@{domain}>"
+        if notice.kind in (NoticeKind.FIRING, NoticeKind.REOPENED):
+            msg["References"] = root
+        else:
+            msg["In-Reply-To"] = root
+            msg["References"] = root
     msg.set_content(plain_text(view))
     e = escape_html
     rows = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in view.fields)

@@ -27,6 +27,7 @@ _ACTION = {
     NoticeKind.FIRING: "trigger",
     NoticeKind.REOPENED: "trigger",
     NoticeKind.REMINDER: "trigger",
+    NoticeKind.ANALYSIS: "trigger",  # same dedup_key: PagerDuty adds it to the open alert's log, no new page
     NoticeKind.TEST: "trigger",
     NoticeKind.ACKNOWLEDGED: "acknowledge",
     NoticeKind.RESOLVED: "resolve",

@@ -25,6 +25,7 @@ from cryptomon_tui.notify.model import Notice
 SIGNATURE_HEADER = "X-Cryptomon-Signature"
 TIMESTAMP_HEADER = "X-Cryptomon-Timestamp"
 IDEMPOTENCY_HEADER = "X-Cryptomon-Idempotency-Key"
+STANDARD_IDEMPOTENCY_HEADER = "Idempotency-Key"  # the IETF draft's name, for receivers that dedup generically
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -48,6 +49,9 @@ def webhook_body(notice: Notice, idempotency_key: str) -> dict[str, Any]:
 class WebhookChannel(HttpChannel):
     type = "webhook"
     default_rate: ClassVar[tuple[float, float, int]] = (10.0, 1.0, 10)
+    # one message per key: a retried digest could carry a different set of members under a new key,
+    # which a receiver could not dedup; single messages keep delivery exactly once for a deduping receiver
+    supports_digest = False
     config: WebhookChannelConfig
 
     async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:
@@ -55,6 +59,7 @@ class WebhookChannel(HttpChannel):
         timestamp = str(int(self.clock.now()))
         headers = {k: v.get_secret_value() for k, v in self.config.headers.items()}
         headers[IDEMPOTENCY_HEADER] = idempotency_key
+        headers[STANDARD_IDEMPOTENCY_HEADER] = idempotency_key
         headers[TIMESTAMP_HEADER] = timestamp
         if self.config.secret is not None:
             headers[SIGNATURE_HEADER] = sign(self.config.secret.get_secret_value(), timestamp, body)

@@ -38,4 +38,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        2,
+        """
+        CREATE INDEX IF NOT EXISTS outbox_incident_order ON outbox(incident_id, channel, id);
+        """,
+    ),
 ]
