@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # System packages the tests and benchmarks drive for real (tmux for the terminal test,
-# Prometheus and Alertmanager for the integration tests). Installed only when missing.
-SYSPKGS := tmux:tmux prometheus:prometheus alertmanager:prometheus-alertmanager
+# Prometheus, its promtool (`check metrics`/`check rules`; Debian ships it in the prometheus package)
+# and Alertmanager for the integration tests). Installed only when missing.
+SYSPKGS := tmux:tmux prometheus:prometheus promtool:prometheus alertmanager:prometheus-alertmanager
 sysdeps:
 	@missing=""; for pair in $(SYSPKGS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/bin/prometheus-$$cmd || missing="$$missing $$pkg"; done; \
+	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/bin/prometheus-$$cmd || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing system packages:$$missing"; \

@@ -39,6 +39,38 @@ class InMemoryUsageLedger:
         return sum((u.cost_usd for u in await self.month_usage(yyyy_mm)), Decimal(0))
 
 
+class UsageTotals:
+    """LLM tokens and dollars since the engine started (for /metrics counters; only grows)."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[tuple[str, str], int] = {}  # (model, "prompt" | "completion")
+        self.cost_usd: dict[str, Decimal] = {}
+
+    def add(self, usage: Usage) -> None:
+        for kind, n in (("prompt", usage.prompt_tokens), ("completion", usage.completion_tokens)):
+            key = (usage.model, kind)
+            self.tokens[key] = self.tokens.get(key, 0) + n
+        self.cost_usd[usage.model] = self.cost_usd.get(usage.model, Decimal(0)) + usage.cost_usd
+
+
+class CountingLedger:
+    """A ledger that also counts into ``totals``, which outlives the ledger (a reload builds a new one)."""
+
+    def __init__(self, inner: UsageLedger, totals: UsageTotals) -> None:
+        self.inner = inner
+        self.totals = totals
+
+    async def add(self, usage: Usage) -> None:
+        await self.inner.add(usage)
+        self.totals.add(usage)
+
+    async def month_usage(self, yyyy_mm: str) -> list[Usage]:
+        return await self.inner.month_usage(yyyy_mm)
+
+    async def month_total(self, yyyy_mm: str) -> Decimal:
+        return await self.inner.month_total(yyyy_mm)
+
+
 class AnalysisCache(Protocol):
     """The latest analysis per (incident, source), so asking twice does not pay twice."""
 

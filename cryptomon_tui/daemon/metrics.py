@@ -6,6 +6,11 @@ scrape and turns it into metric families. Names follow blackbox_exporter where o
 ``probe_http_status_code``) so existing dashboards and alert rules keep working; the rest are
 ``cryptomon_*``. Every series carries ``location`` (daemon.location), ``exchange`` and, where it
 applies, ``probe``.
+
+Gauges describe "now" (last probe, rolling windows); what several locations must be summed over, or
+``rate()``d, is a counter or the ``cryptomon_probe_duration_seconds`` histogram, read from the engine's
+cumulative ``counters()`` (never from a window, so they only grow while the daemon runs). Percentiles
+are not exported as gauges: ``histogram_quantile`` over the histogram gives them across locations.
 """
 
 from __future__ import annotations
@@ -13,18 +18,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from cryptomon_tui import __version__
-from cryptomon_tui.engine.api import BREAKER_STATES, EXCHANGE_STATUSES, EngineAPI
+from cryptomon_tui.engine.api import BREAKER_STATES, EXCHANGE_STATUSES, EngineAPI, EngineCounters
 from cryptomon_tui.probing.results import parse_iso_utc
 
 # blackbox_exporter's phase names for our Phases fields.
 PHASES = (("resolve", "dns_ms"), ("connect", "connect_ms"), ("tls", "tls_ms"), ("processing", "ttfb_ms"),
           ("transfer", "transfer_ms"))
-QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms"))
 SEVERITIES = ("info", "warning", "error", "critical")
 BREAKER_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 assert set(BREAKER_VALUE) == set(BREAKER_STATES)
@@ -80,11 +84,6 @@ class EngineCollector(Collector):
         status_code = GaugeMetricFamily(
             "probe_http_status_code", "HTTP status of the last probe (0 = no response)", labels=pr_labels
         )
-        latency = GaugeMetricFamily(
-            "cryptomon_probe_latency_seconds",
-            "Latency percentiles over the rolling window",
-            labels=[*pr_labels, "quantile"],
-        )
         err_ratio = GaugeMetricFamily(
             "cryptomon_probe_error_ratio", "Failed attempts / attempts over the rolling window", labels=pr_labels
         )
@@ -107,11 +106,6 @@ class EngineCollector(Collector):
         )
         ex_err = GaugeMetricFamily(
             "cryptomon_exchange_error_ratio", "Error ratio over all probes of the exchange", labels=ex_labels
-        )
-        ex_lat = GaugeMetricFamily(
-            "cryptomon_exchange_latency_seconds",
-            "Latency percentiles over all probes of the exchange",
-            labels=[*ex_labels, "quantile"],
         )
         offset = GaugeMetricFamily(
             "cryptomon_clock_offset_seconds", "Exchange clock minus local clock", labels=ex_labels
@@ -138,9 +132,6 @@ class EngineCollector(Collector):
                 status.add_metric([*exl, st], 1.0 if st == current else 0.0)
             if (v := _num(ex.get("error_rate"))) is not None:
                 ex_err.add_metric(exl, v)
-            for q, key in (("0.5", "p50_ms"), ("0.99", "p99_ms")):
-                if (v := _ms(ex.get(key))) is not None:
-                    ex_lat.add_metric([*exl, q], v)
             if (v := _ms(ex.get("clock_offset_ms"))) is not None:
                 offset.add_metric(exl, v)
             if (v := _ms(ex.get("clock_error_ms"))) is not None:
@@ -177,9 +168,6 @@ class EngineCollector(Collector):
                     for phase_name, key in PHASES:
                         if (v := _ms(phases.get(key))) is not None:
                             phase.add_metric([*prl, phase_name], v)
-                for q, key in QUANTILES:
-                    if (v := _ms(row.get(key))) is not None:
-                        latency.add_metric([*prl, q], v)
                 if (v := _num(row.get("error_rate"))) is not None:
                     err_ratio.add_metric(prl, v)
                 if (v := _num(row.get("attempts"))) is not None:
@@ -192,8 +180,9 @@ class EngineCollector(Collector):
                     if (v := _num(count)) is not None:
                         outcomes.add_metric([*prl, str(outcome)], v)
 
-        yield from (success, duration, phase, status_code, latency, err_ratio, attempts, timeouts, outcomes,
-                    consecutive, status, ex_err, ex_lat, offset, offset_err, rl, breaker, ban)
+        yield from (success, duration, phase, status_code, err_ratio, attempts, timeouts, outcomes,
+                    consecutive, status, ex_err, offset, offset_err, rl, breaker, ban)
+        yield from self._counters(self.engine.counters(), loc)
         yield from self._incidents(snap, loc)
         yield from self._notify(snap, loc)
         yield from self._analysis(snap, loc)
@@ -209,6 +198,52 @@ class EngineCollector(Collector):
                 g = GaugeMetricFamily(f"cryptomon_{key}", key.replace("_", " "), labels=["location"])
                 g.add_metric([loc], value)
                 yield g
+
+    def _counters(self, c: EngineCounters, loc: str) -> Iterator[Metric]:
+        probes = CounterMetricFamily(
+            "cryptomon_probes",
+            "Probe results since the daemon started, by outcome (skipped_open_circuit = not sent)",
+            labels=["exchange", "probe", "outcome", "location"],
+        )
+        for (ex, probe, outcome), n in sorted(c.probes.items()):
+            probes.add_metric([ex, probe, outcome, loc], float(n))
+        yield probes
+        hist = HistogramMetricFamily(
+            "cryptomon_probe_duration_seconds",
+            "Latency of successful probes since the daemon started (fixed buckets 1 ms to 10 s)",
+            labels=["exchange", "probe", "location"],
+        )
+        for (ex, probe), d in sorted(c.probe_durations.items()):
+            hist.add_metric([ex, probe, loc], [(le, float(n)) for le, n in d.cumulative()], d.sum_s)
+        yield hist
+        opened = CounterMetricFamily(
+            "cryptomon_incidents_opened",
+            "Incidents opened since the daemon started",
+            labels=["rule", "severity", "location"],
+        )
+        for (rule, sev), n in sorted(c.incidents_opened.items()):
+            opened.add_metric([rule, sev, loc], float(n))
+        yield opened
+        notes = CounterMetricFamily(
+            "cryptomon_notifications",
+            "Notification deliveries since the daemon started (result: sent, or failed = a failed attempt)",
+            labels=["channel", "result", "location"],
+        )
+        for (channel, result), n in sorted(c.notifications.items()):
+            notes.add_metric([channel, result, loc], float(n))
+        yield notes
+        tokens = CounterMetricFamily(
+            "cryptomon_llm_tokens", "LLM tokens used since the daemon started", labels=["model", "kind", "location"]
+        )
+        for (model, kind), n in sorted(c.llm_tokens.items()):
+            tokens.add_metric([model, kind, loc], float(n))
+        yield tokens
+        cost = CounterMetricFamily(
+            "cryptomon_llm_cost_usd", "LLM spend since the daemon started (USD)", labels=["model", "location"]
+        )
+        for model, usd in sorted(c.llm_cost_usd.items()):
+            cost.add_metric([model, loc], usd)
+        yield cost
 
     def _incidents(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
         fam = GaugeMetricFamily(

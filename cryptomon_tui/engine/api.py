@@ -64,8 +64,11 @@ refuses for a reason the user can fix (unknown incident id, unknown exchange, a 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from cryptomon_tui.metrics.totals import DurationCounts
 
 EXCHANGE_STATUSES = ("ok", "degraded", "down", "maintenance", "banned", "paused")
 BREAKER_STATES = ("closed", "half_open", "open")
@@ -79,12 +82,29 @@ class CommandError(Exception):
         self.code = code
 
 
+@dataclass(frozen=True, slots=True)
+class EngineCounters:
+    """Counts since the engine started; they only grow (across reloads too), so Prometheus can ``rate()``
+    and sum them over locations. Keys are label tuples."""
+
+    probes: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (exchange, probe, outcome)
+    probe_durations: Mapping[tuple[str, str], DurationCounts] = field(default_factory=dict)  # successful probes
+    incidents_opened: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (rule, severity)
+    notifications: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (channel, "sent" | "failed")
+    llm_tokens: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (model, "prompt" | "completion")
+    llm_cost_usd: Mapping[str, float] = field(default_factory=dict)  # model
+
+
 @runtime_checkable
 class EngineAPI(Protocol):
     """The engine as seen by every face. Implemented by ``cryptomon_tui.engine.engine.Engine``."""
 
     def snapshot(self) -> dict[str, Any]:
         """The current state (shape in the module docstring). Cheap: cached per ``seq``."""
+        ...
+
+    def counters(self) -> EngineCounters:
+        """Cumulative counts for /metrics (read at scrape time; never reset while the engine runs)."""
         ...
 
     def subscribe_events(self) -> AsyncIterator[dict[str, Any]]:

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptomon_tui import __version__
+from cryptomon_tui.analysis.ledger import CountingLedger, UsageTotals
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config import Config, ConfigError, load_config
 from cryptomon_tui.detection.pipeline import DetectionPipeline
-from cryptomon_tui.engine.api import CommandError
+from cryptomon_tui.engine.api import CommandError, EngineCounters
 from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.engine.status import exchange_status
 from cryptomon_tui.exchanges.registry import create_adapter
@@ -91,6 +92,10 @@ class Monitor:
         self._prepared = False
         self._config_loaded = True
         self._llm_spend: float | None = None  # month-to-date LLM spend, refreshed after analyses and each minute
+        # /metrics counters that must keep growing when a reload replaces the notifier or the analysis service
+        self._incidents_opened: dict[tuple[str, str], int] = {}
+        self._llm_usage = UsageTotals()
+        self._notify_base: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ construction
     def _tolerances(self, config: Config) -> dict[str, tuple[float, float]]:
@@ -204,7 +209,7 @@ class Monitor:
             except ImportError:
                 pass
         self.analysis = AnalysisService(
-            self.config, ledger, self.clock, cache, context_source=self._context_for
+            self.config, CountingLedger(ledger, self._llm_usage), self.clock, cache, context_source=self._context_for
         )
 
     async def _start_notifier(self) -> None:
@@ -247,6 +252,9 @@ class Monitor:
 
     def _emit(self, events: list[IncidentEvent]) -> None:
         for event in events:
+            if event.event is EventType.OPENED:
+                key = (event.incident.rule, event.incident.severity.value)
+                self._incidents_opened[key] = self._incidents_opened.get(key, 0) + 1
             self._events.put_nowait(event)
         if events:
             self._version += 1
@@ -537,6 +545,26 @@ class Monitor:
             )
         return out
 
+    def _notify_totals(self) -> dict[tuple[str, str], int]:
+        out = dict(self._notify_base)
+        if self.notifier is not None:
+            for s in self.notifier.status():
+                name = str(s.get("channel") or "?")
+                for result, key in (("sent", "total_sent"), ("failed", "total_failures")):
+                    out[(name, result)] = out.get((name, result), 0) + int(s.get(key) or 0)
+        return out
+
+    def counters(self) -> EngineCounters:
+        totals = self.pipeline.metrics.totals
+        return EngineCounters(
+            probes=totals.probe_outcomes(),
+            probe_durations=totals.probe_durations(),
+            incidents_opened=dict(self._incidents_opened),
+            notifications=self._notify_totals(),
+            llm_tokens=dict(self._llm_usage.tokens),
+            llm_cost_usd={m: float(v) for m, v in self._llm_usage.cost_usd.items()},
+        )
+
     def subscribe_events(self) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers.add(queue)
@@ -688,6 +716,7 @@ class Monitor:
             engine.pause(name)
         if self.notifier is not None and ("notify" in changed or "daemon" in changed):
             old_notifier = self.notifier
+            self._notify_base = self._notify_totals()  # the new notifier counts from zero
             await old_notifier.stop()  # flushes; its queued rows stay in the outbox for the new one
             await self._start_notifier()
         if self.analysis is not None and "analysis" in changed:

@@ -7,6 +7,7 @@ from typing import Any
 
 from cryptomon_tui.metrics.histogram import INV_LOG_GAMMA, MAX_MS, MIN_MS, LogHistogram
 from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Rollup, Series
+from cryptomon_tui.metrics.totals import Totals
 from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc
 
 _log = math.log
@@ -60,6 +61,7 @@ class MetricsRegistry:
         self._exchanges: dict[str, ExchangeMetrics] = {}
         self.changed: set[Series] = set()
         self.recorded = 0
+        self.totals = Totals()  # cumulative, never windowed: what /metrics counters read
 
     def _new_series(self, exchange: str, probe: str) -> Series:
         return Series(
@@ -85,6 +87,7 @@ class MetricsRegistry:
         series, aggregate = pair
         series.record_indexed(result, oi, bin_)
         aggregate.record_indexed(result, oi)  # latest state only: its window sums the probes' buckets
+        self.totals.record(result.exchange, result.probe, result.outcome.value, lat if bin_ is not None else None)
         self.changed.add(series)
         self.recorded += 1
         return series

@@ -67,7 +67,8 @@ class ChannelHealth:
     last_error: str | None = None
     last_error_at: float | None = None
     consecutive_failures: int = 0
-    total_failures: int = 0
+    total_failures: int = 0  # failed delivery attempts since start (a /metrics counter)
+    total_sent: int = 0  # deliveries accepted since start (a digest is one)
     broken: bool = False
     broken_reason: str | None = None
     broken_since: float | None = None
@@ -563,6 +564,7 @@ class Notifier:
             await self.outbox.outbox_mark_sent(ids, now, result.answer)
             health.last_success = now
             health.consecutive_failures = 0
+            health.total_sent += 1
             if result.pause_for:
                 health.paused_until = mono + result.pause_for
                 self.buckets[name].drain()
@@ -683,6 +685,7 @@ class Notifier:
                     "last_success": iso_utc(last_success) if last_success else None,
                     "failures": health.consecutive_failures,
                     "total_failures": health.total_failures,
+                    "total_sent": health.total_sent,
                     "queued": stats.queued + stats.sending,
                     "dead": stats.dead,
                     "sent": stats.sent,

@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock
-from cryptomon_tui.engine.api import CommandError
+from cryptomon_tui.engine.api import CommandError, EngineCounters
 from cryptomon_tui.incidents.model import (
     EventType,
     Incident,
@@ -25,6 +25,7 @@ from cryptomon_tui.incidents.model import (
     Silence,
     fingerprint,
 )
+from cryptomon_tui.metrics.totals import Totals
 from cryptomon_tui.probing.results import Outcome, Phases, ProbeResult, iso_utc
 
 DEFAULT_EXCHANGES = {"binance": "binance_spot", "okx": "okx"}
@@ -44,6 +45,8 @@ class FakeEngine:
         self.location = location
         self.seq = 0
         self.started_at = clock.now()
+        self.totals = Totals()  # cumulative counts behind /metrics counters: every result the fake "saw"
+        self.incidents_opened: dict[tuple[str, str], int] = {}
         self.exchanges: dict[str, dict[str, Any]] = {}
         for name, kind in (exchanges or DEFAULT_EXCHANGES).items():
             self.exchanges[name] = self._healthy_exchange(name, kind, probes)
@@ -95,6 +98,8 @@ class FakeEngine:
                 rate_limit_used=0.01,
                 phases=Phases(dns_ms=1.0, connect_ms=5.0, tls_ms=12.0, ttfb_ms=20.0, transfer_ms=4.0, reused=False),
             )
+            for _ in range(100):
+                self.totals.record(name, probe, "ok", 42.0)
             probe_rows[probe] = {
                 "last": result.to_json_dict(),
                 "attempts": 100,
@@ -146,6 +151,8 @@ class FakeEngine:
                 http_status=status,
                 error_message="Service Unavailable",
             )
+            for _ in range(20):
+                self.totals.record(name, probe, outcome.value, None)
             row.update(
                 {
                     "last": result.to_json_dict(),
@@ -182,6 +189,8 @@ class FakeEngine:
             labels=labels,
         )
         self.incidents[incident.id] = incident
+        key = (rule, severity.value)
+        self.incidents_opened[key] = self.incidents_opened.get(key, 0) + 1
         self.emit(EventType.OPENED, incident)
         return incident
 
@@ -223,6 +232,16 @@ class FakeEngine:
             "fake_reloads": self.reloads,  # FakeEngine only: lets process tests see reloads arrive
         }
         return self._cached
+
+    def counters(self) -> EngineCounters:
+        return EngineCounters(
+            probes=self.totals.probe_outcomes(),
+            probe_durations=self.totals.probe_durations(),
+            incidents_opened=dict(self.incidents_opened),
+            notifications={("ops-discord", "sent"): 3, ("ops-discord", "failed"): 1},
+            llm_tokens={("deepseek-chat", "prompt"): 1200, ("deepseek-chat", "completion"): 300},
+            llm_cost_usd={"deepseek-chat": 0.0021},
+        )
 
     async def subscribe_events(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

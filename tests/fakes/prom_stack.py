@@ -135,8 +135,12 @@ def prometheus(
         yield url
 
 
-def prom_query(prom_url: str, query: str) -> list[dict[str, Any]]:
-    data = get_json(f"{prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": query}))
+def prom_query(prom_url: str, query: str, at: float | None = None) -> list[dict[str, Any]]:
+    """Instant query, evaluated now or at Unix time ``at`` (to read several queries at one moment)."""
+    params: dict[str, str] = {"query": query}
+    if at is not None:
+        params["time"] = repr(at)
+    data = get_json(f"{prom_url}/api/v1/query?" + urllib.parse.urlencode(params))
     if data.get("status") != "success":
         raise ValueError(str(data))
     return list(data["data"]["result"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from cryptomon_tui.daemon.http import HttpServer
 from cryptomon_tui.incidents.model import Severity
 from cryptomon_tui.probing.results import iso_utc
 from tests.fakes.fake_engine import FakeEngine
+from tests.fakes.prom_stack import PROMTOOL
 
 
 @pytest.fixture
@@ -51,7 +53,8 @@ async def test_metrics_parse_with_blackbox_names_and_labels(http: tuple[HttpServ
     for name in (
         "probe_success", "probe_duration_seconds", "probe_http_duration_seconds", "probe_http_status_code",
         "cryptomon_clock_offset_seconds", "cryptomon_rate_limit_used_ratio", "cryptomon_breaker_state",
-        "cryptomon_probe_error_ratio", "cryptomon_probe_latency_seconds", "cryptomon_open_incidents",
+        "cryptomon_probe_error_ratio", "cryptomon_probe_duration_seconds", "cryptomon_open_incidents",
+        "cryptomon_probes", "cryptomon_incidents_opened", "cryptomon_notifications",
         "cryptomon_notify_queue", "cryptomon_notify_dead_letters", "cryptomon_llm_spend_usd_month",
         "cryptomon_exchange_status", "cryptomon_ban_remaining_seconds", "cryptomon_probe_consecutive_failures",
     ):
@@ -69,7 +72,17 @@ async def test_metrics_parse_with_blackbox_names_and_labels(http: tuple[HttpServ
     assert value("probe_http_duration_seconds", exchange="binance", probe="book", phase="tls") == pytest.approx(0.012)
     assert value("probe_http_duration_seconds", exchange="binance", probe="book", phase="processing") == 0.02
     assert value("probe_http_status_code", exchange="okx", probe="ping") == 200
-    assert value("cryptomon_probe_latency_seconds", exchange="okx", probe="ping", quantile="0.99") == 0.12
+    assert not [s for f in fams.values() for s in f.samples if "quantile" in s.labels and f.type != "summary"]
+    assert fams["cryptomon_probes"].type == "counter"
+    assert value("cryptomon_probes_total", exchange="okx", probe="ping", outcome="ok") == 100
+    assert fams["cryptomon_probe_duration_seconds"].type == "histogram"
+    buckets = {s.labels["le"]: s.value for s in fams["cryptomon_probe_duration_seconds"].samples
+               if s.name.endswith("_bucket") and s.labels["exchange"] == "okx" and s.labels["probe"] == "ping"}
+    assert buckets["0.03"] == 0 and buckets["0.05"] == 100 and buckets["+Inf"] == 100  # 42 ms each
+    assert "0.001" in buckets and "10.0" in buckets  # resolves 1 ms .. 10 s
+    assert value("cryptomon_probe_duration_seconds_sum", exchange="okx", probe="ping") == pytest.approx(4.2)
+    assert value("cryptomon_incidents_opened_total", rule="error_rate", severity="critical") == 1
+    assert value("cryptomon_notifications_total", channel="ops-discord", result="failed") == 1
     assert value("cryptomon_breaker_state", exchange="okx") == 2.0
     assert value("cryptomon_rate_limit_used_ratio", exchange="okx") == 0.85
     assert value("cryptomon_ban_remaining_seconds", exchange="okx") == pytest.approx(120)
@@ -90,6 +103,30 @@ async def test_metrics_parse_with_blackbox_names_and_labels(http: tuple[HttpServ
     assert codes[("binance", "ping")] == 503
     status = {(s.labels["exchange"], s.labels["status"]): s.value for s in fams["cryptomon_exchange_status"].samples}
     assert status[("binance", "down")] == 1.0 and status[("binance", "ok")] == 0.0
+    # counters keep what the earlier scrape counted and add the failures (never a window)
+    totals = {(s.labels["probe"], s.labels["outcome"]): s.value for s in fams["cryptomon_probes"].samples
+              if s.labels["exchange"] == "binance"}
+    assert totals[("book", "ok")] == 100 and totals[("book", "http_5xx")] == 20
+    engine.fail_exchange("binance")
+    fams = families((await get(server, "/metrics"))[2])
+    again = {(s.labels["probe"], s.labels["outcome"]): s.value for s in fams["cryptomon_probes"].samples
+             if s.labels["exchange"] == "binance"}
+    assert again[("book", "ok")] == 100 and again[("book", "http_5xx")] == 40
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="needs promtool (Debian package prometheus; make sysdeps installs it)")
+async def test_promtool_finds_no_problem_in_live_metrics(http: tuple[HttpServer, FakeEngine]) -> None:
+    server, engine = http
+    engine.open_incident()
+    engine.fail_exchange("okx")
+    _, _, text = await get(server, "/metrics")
+    assert PROMTOOL is not None
+    proc = await asyncio.create_subprocess_exec(
+        PROMTOOL, "check", "metrics", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate(text.encode())
+    assert proc.returncode == 0 and out.decode().strip() == "", out.decode()
 
 
 async def test_metrics_read_the_snapshot_at_scrape_time_only(http: tuple[HttpServer, FakeEngine]) -> None:

@@ -18,7 +18,8 @@ from tests.fakes.fake_engine import FakeEngine
 from tests.fakes.prom_stack import PROMTOOL
 
 RULES = REPO / "deploy" / "prometheus-rules.yml"
-ERR, ATT, TMO = "cryptomon_probe_error_ratio", "cryptomon_probe_window_attempts", "cryptomon_probe_window_timeouts"
+PROBES = "cryptomon_probes_total"
+DURATION = "cryptomon_probe_duration_seconds"
 RUNBOOK = "https://github.com/cryptomon/cryptomon/blob/main/docs/operations.md#alerts"
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool missing: apt-get install prometheus (make sysdeps installs it)"
@@ -49,7 +50,8 @@ def test_rules_use_only_exported_metric_names() -> None:
     engine.analysis["budget_usd_month"] = 5.0
     registry = build_registry(engine, lambda: "x", clock.now, lambda: {"event_loop_lag_max_seconds": 0.0})
     text_out = generate_latest(registry).decode()
-    exported = {s.name for f in text_string_to_metric_families(text_out) for s in f.samples}
+    fams = list(text_string_to_metric_families(text_out))
+    exported = {s.name for f in fams for s in f.samples} | {f.name for f in fams if f.type == "histogram"}
     text = RULES.read_text()
     used = set(re.findall(r"\b((?:cryptomon|probe)_[a-z_]+)\b", text)) | {"up"}
     missing = {m for m in used if m not in exported and m != "up" and not m.startswith("probe_http_")}
@@ -72,19 +74,29 @@ def test_rules_fire_like_the_defaults(tmp_path: Path) -> None:
             {
                 "interval": "15s",
                 "input_series": [
-                    # binance book failing from both locations
-                    series(ERR, "0.5x10", exchange="binance", probe="book", location="tokyo"),
-                    series(ERR, "0.4x10", exchange="binance", probe="book", location="frankfurt"),
-                    series(ATT, "60x10", exchange="binance", probe="book", location="tokyo"),
-                    series(ATT, "60x10", exchange="binance", probe="book", location="frankfurt"),
+                    # binance book failing from both locations: 50 % and 40 % of the attempts (counters)
+                    series(PROBES, "0+30x20", exchange="binance", probe="book", outcome="ok", location="tokyo"),
+                    series(PROBES, "0+30x20", exchange="binance", probe="book", outcome="http_5xx", location="tokyo"),
+                    series(PROBES, "0+36x20", exchange="binance", probe="book", outcome="ok", location="frankfurt"),
+                    series(PROBES, "0+24x20", exchange="binance", probe="book", outcome="http_5xx",
+                           location="frankfurt"),
                     # okx: errors only in tokyo, and too few attempts to count
-                    series(ERR, "0.9x10", exchange="okx", probe="book", location="tokyo"),
-                    series(ATT, "3x10", exchange="okx", probe="book", location="tokyo"),
+                    series(PROBES, "0+1x20", exchange="okx", probe="book", outcome="http_5xx", location="tokyo"),
+                    # binance ping from tokyo: every successful probe between 2 s and 3 s (histogram)
+                    series(f"{DURATION}_bucket", "0x20", exchange="binance", probe="ping", le="2.0", location="tokyo"),
+                    series(f"{DURATION}_bucket", "0+20x20", exchange="binance", probe="ping", le="3.0",
+                           location="tokyo"),
+                    series(f"{DURATION}_bucket", "0+20x20", exchange="binance", probe="ping", le="+Inf",
+                           location="tokyo"),
+                    series(f"{DURATION}_count", "0+20x20", exchange="binance", probe="ping", location="tokyo"),
                     # tokyo's clock is 1.2 s ahead of bybit (offset negative), error bound 0.1 s
                     series("cryptomon_clock_offset_seconds", "-1.2x10", exchange="bybit", location="tokyo"),
                     series("cryptomon_clock_error_seconds", "0.1x10", exchange="bybit", location="tokyo"),
                     series("cryptomon_rate_limit_used_ratio", "0.5 0.85 0.5x8", exchange="bybit", location="tokyo"),
-                    series(TMO, "10 11x9", exchange="deribit", probe="ping", location="frankfurt"),
+                    # deribit ping from frankfurt: 3 timeouts per 15 s among 100 successes (under 5 % errors)
+                    series(PROBES, "0+3x20", exchange="deribit", probe="ping", outcome="timeout",
+                           location="frankfurt"),
+                    series(PROBES, "0+100x20", exchange="deribit", probe="ping", outcome="ok", location="frankfurt"),
                 ],
                 "alert_rule_test": [
                     {
@@ -135,7 +147,16 @@ def test_rules_fire_like_the_defaults(tmp_path: Path) -> None:
                         "exp_alerts": [
                             {"exp_labels": {"severity": "error", "exchange": "deribit", "probe": "ping",
                                             "location": "frankfurt", "job": "cryptomon", "instance": "b"},
-                             "exp_annotations": {"summary": "deribit ping: 11 timeouts in 5m (from frankfurt)"}}
+                             "exp_annotations": {"summary": "deribit ping: 12 timeouts in 5m (from frankfurt)"}}
+                        ],
+                    },
+                    {
+                        "eval_time": "1m",
+                        "alertname": "CryptomonLatencyP99High",
+                        "exp_alerts": [
+                            {"exp_labels": {"severity": "warning", "exchange": "binance", "probe": "ping",
+                                            "location": "tokyo", "job": "cryptomon", "instance": "a"},
+                             "exp_annotations": {"summary": "binance ping: p99 2.99s (from tokyo)"}}
                         ],
                     },
                 ],
@@ -162,7 +183,9 @@ def test_dashboard_uses_only_exported_metric_names() -> None:
     from prometheus_client import generate_latest
 
     clock = FakeClock()
-    registry = build_registry(FakeEngine(clock), lambda: "x", clock.now, lambda: {"event_loop_lag_max_seconds": 0.0})
+    engine = FakeEngine(clock)
+    engine.open_incident()
+    registry = build_registry(engine, lambda: "x", clock.now, lambda: {"event_loop_lag_max_seconds": 0.0})
     exported = {s.name for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples}
     exprs = dashboard_exprs()
     assert len(exprs) >= 15

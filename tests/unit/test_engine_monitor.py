@@ -87,3 +87,24 @@ async def test_llm_spend_reaches_the_snapshot_after_an_analysis(monkeypatch: pyt
     await monitor.analyze(incident.id, offline=True)
     clock.set(clock.now() + 1)  # snapshots are rebuilt at most every 0.2 s of engine time
     assert monitor.snapshot()["analysis"]["llm_spend_usd_month"] == pytest.approx(1.23)
+
+
+async def test_counters_are_cumulative_while_the_windows_forget() -> None:
+    """/metrics counters come from totals, not windows: they keep every result after the 5-minute window
+    moved on, never go down between snapshot builds, and count each opened incident once."""
+    clock = FakeClock(start=1_750_000_000.0)
+    monitor = _monitor(clock)
+    seen: list[int] = []
+    for outcome, seconds in ((Outcome.OK, 200), (Outcome.HTTP_5XX, 5), (Outcome.OK, 400)):
+        kw = {} if outcome is Outcome.OK else {"status": 500, "code": "-1001", "message": "Internal error"}
+        _feed(monitor, clock, outcome, seconds, **kw)
+        monitor.snapshot()
+        seen.append(sum(monitor.counters().probes.values()))
+    c = monitor.counters()
+    assert seen == sorted(seen) and seen[-1] == 3 * 4 * (200 + 5 + 400)
+    assert c.probes[("binance", "ticker", "http_5xx")] == 20 and c.probes[("binance", "ticker", "ok")] == 4 * 600
+    window = monitor.snapshot()["exchanges"]["binance"]["probes"]["ticker"]
+    assert window["counts"].get("http_5xx", 0) == 0 and window["attempts"] < 4 * 600  # the window forgot
+    durations = c.probe_durations[("binance", "ticker")]
+    assert durations.count == 4 * 600 and durations.cumulative()[0] == ("0.001", 4 * 600)  # 0.6 ms each
+    assert sum(c.incidents_opened.values()) == 1
