@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptomon_tui.probing.results import Outcome, parse_iso_utc
+from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.units import parse_iso_utc
 from cryptomon_tui.simulator.scenario import ExpectedFault, Scenario
 
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
@@ -567,8 +568,8 @@ def record(text: str, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cryptomon_tui.kernel.units import parse_duration
     from cryptomon_tui.simulator import builtin_scenarios
-    from cryptomon_tui.units import parse_duration
 
     parser = argparse.ArgumentParser(prog="bench_detect", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="all scenarios at once, short tail, 2 h calm backtest")

@@ -47,7 +47,8 @@ from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import Config
 from cryptomon_tui.config.exchanges import ExchangeConfig
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
-from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc, parse_iso_utc, recorded_result
+from cryptomon_tui.kernel.results import Outcome, ProbeResult, recorded_result
+from cryptomon_tui.kernel.units import iso_utc, parse_iso_utc
 
 REQUIRED_COLUMNS = ("ts", "exchange", "probe", "latency_ms")
 OPTIONAL_COLUMNS = ("outcome", "http_status", "error_code", "error_message", "rate_limit_used", "clock_offset_ms")
@@ -456,7 +457,7 @@ class RecordWriter:
 
 
 class Pipeline(Protocol):
-    """What the replay needs from ``detection.pipeline.DetectionPipeline``."""
+    """What the replay needs from ``engine.pipeline.DetectionPipeline``."""
 
     def on_result(self, result: ProbeResult) -> list[IncidentEvent]: ...
 
@@ -469,7 +470,7 @@ PipelineFactory = Callable[[Config, FakeClock], Pipeline]
 def default_pipeline_factory() -> PipelineFactory:
     """The real detection pipeline (imported late: the backtest module loads without it)."""
     try:
-        from cryptomon_tui.detection.pipeline import DetectionPipeline
+        from cryptomon_tui.engine.pipeline import DetectionPipeline
     except ModuleNotFoundError as exc:
         raise InputError(f"the detection pipeline is not available in this build ({exc.name})") from None
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from cryptomon_tui.config.exchanges import KIND_ALIASES
 from cryptomon_tui.incidents.model import Incident
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 
 MAX_RESULTS_PER_EXCHANGE = 200
 _BAN_UNTIL = re.compile(r"banned until (\d{10,13})", re.IGNORECASE)

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cryptomon_tui.incidents.model import Severity
-from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import iso_utc
 
 MAX_ROOT_CAUSE_CHARS = 600
 MAX_FIELD_CHARS = 800

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from cryptomon_tui.analysis import codes
 from cryptomon_tui.analysis.context import AnalysisContext, WindowStats, ban_until_from_message
 from cryptomon_tui.analysis.model import Analysis, AnalysisSeverity
-from cryptomon_tui.probing.results import BreakerState, Outcome, ProbeResult
-from cryptomon_tui.units import format_duration
+from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
+from cryptomon_tui.kernel.units import format_duration
 
 RECENT_WINDOW_S = 300.0
 LAST_N = 6

@@ -17,9 +17,9 @@ from cryptomon_tui.analysis.context import AnalysisContext
 from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.analysis.offline import describe, when
 from cryptomon_tui.incidents.model import Incident
-from cryptomon_tui.probing.results import ProbeResult, iso_utc
+from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.units import format_duration, iso_utc
 from cryptomon_tui.redaction import Redactor
-from cryptomon_tui.units import format_duration
 
 CHARS_PER_TOKEN = 3.5
 MESSAGE_OVERHEAD_TOKENS = 4

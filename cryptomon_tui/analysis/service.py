@@ -30,8 +30,9 @@ from cryptomon_tui.analysis.prompt import SUMMARY_SCHEMA_TEXT, repair_messages, 
 from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Severity
-from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent
+from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.redaction import Redactor
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,7 @@ from typing import Any
 
 from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.clock import RealClock
-from cryptomon_tui.probing.results import iso_utc
-from cryptomon_tui.units import format_duration
+from cryptomon_tui.kernel.units import format_duration, iso_utc
 
 EXIT_USAGE = 2
 EXIT_STORE = 3

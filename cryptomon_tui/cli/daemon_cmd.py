@@ -34,8 +34,8 @@ from cryptomon_tui.config.paths import data_dir, runtime_dir
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.engine.monitor import Monitor
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
-from cryptomon_tui.probing.results import ProbeResult, iso_utc
-from cryptomon_tui.units import parse_duration
+from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.units import iso_utc, parse_duration
 
 log = logging.getLogger("cryptomon.daemon")
 

@@ -37,8 +37,7 @@ from typing import IO, Any, TypeVar
 from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.incidents.model import Incident, MaintenanceWindow, Matcher, Silence
-from cryptomon_tui.probing.results import iso_utc, parse_iso_utc
-from cryptomon_tui.units import format_duration, parse_duration
+from cryptomon_tui.kernel.units import format_duration, iso_utc, parse_duration, parse_iso_utc
 
 T = TypeVar("T")
 EXIT_USAGE = 2

@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from cryptomon_tui.units import format_duration
+from cryptomon_tui.kernel.units import format_duration
 
 if TYPE_CHECKING:
     from cryptomon_tui.simulator import ExpectedFault, Scenario, Simulator
@@ -76,7 +76,7 @@ def _print_timeline(expected: list[ExpectedFault]) -> None:
 def _score(scenario: Scenario, source: str) -> int:
     import json
 
-    from cryptomon_tui.probing.results import parse_iso_utc
+    from cryptomon_tui.kernel.units import parse_iso_utc
     from cryptomon_tui.simulator.truth import score
 
     try:

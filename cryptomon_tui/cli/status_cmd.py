@@ -16,7 +16,7 @@ from typing import Any
 from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
 from cryptomon_tui.daemon.client import DaemonClient, DaemonError, NoDaemonRunning
-from cryptomon_tui.probing.results import parse_iso_utc
+from cryptomon_tui.kernel.units import parse_iso_utc
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.units import Duration
+from cryptomon_tui.kernel.units import Duration
 
 
 class LlmConfig(Section):

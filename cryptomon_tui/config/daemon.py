@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.units import Duration
+from cryptomon_tui.kernel.units import Duration
 
 
 def _is_loopback(host: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.units import Duration
+from cryptomon_tui.kernel.units import Duration
 
 SeverityName = Literal["info", "warning", "error", "critical"]
 

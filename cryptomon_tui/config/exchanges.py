@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.units import Duration
+from cryptomon_tui.kernel.units import Duration
 
 ExchangeKind = Literal["binance_spot", "binance_futures", "bybit", "okx", "deribit", "generic"]
 KNOWN_KINDS: tuple[str, ...] = ("binance_spot", "binance_futures", "bybit", "okx", "deribit", "generic")

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.units import format_duration
+from cryptomon_tui.kernel.units import format_duration
 
 HEADER = """\
 # cryptomon configuration: every option with its default.

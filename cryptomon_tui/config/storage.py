@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.units import Duration
+from cryptomon_tui.kernel.units import Duration
 
 
 class StorageConfig(Section):

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import IO, Any
 
-from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.redaction import Redactor, process_redactor, safe_text
 
 _STANDARD_ATTRS = frozenset(

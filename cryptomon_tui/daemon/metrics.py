@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from cryptomon_tui import __version__
 from cryptomon_tui.engine.api import BREAKER_STATES, EXCHANGE_STATUSES, EngineAPI, EngineCounters
-from cryptomon_tui.probing.results import parse_iso_utc
+from cryptomon_tui.kernel.units import parse_iso_utc
 
 # blackbox_exporter's phase names for our Phases fields.
 PHASES = (("resolve", "dns_ms"), ("connect", "connect_ms"), ("tls", "tls_ms"), ("processing", "ttfb_ms"),

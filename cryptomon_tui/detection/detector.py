@@ -17,11 +17,13 @@ from cryptomon_tui.detection import signals as R
 from cryptomon_tui.detection.baseline import LatencyBaseline
 from cryptomon_tui.detection.signals import Signal
 from cryptomon_tui.detection.state import Phase, RuleInstance, Step
-from cryptomon_tui.incidents.model import Severity, fingerprint
+from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.results import BreakerState, Outcome
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.histogram import bin_index, bin_value
 from cryptomon_tui.metrics.registry import ExchangeMetrics, MetricsRegistry
 from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Series, SeriesState, WindowStats
-from cryptomon_tui.probing.results import BreakerState, Outcome, iso_utc
 
 DEFAULT_CLOCK_TOLERANCE_MS = (1000.0, 5000.0)  # (ahead, behind): Binance/Bybit reject > 1 s ahead, recvWindow 5 s
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cryptomon_tui.incidents.model import Severity
+from cryptomon_tui.kernel.severity import Severity
 
 ERROR_RATE = "error_rate"
 LATENCY_P99 = "latency_p99"

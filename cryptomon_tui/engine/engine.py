@@ -14,8 +14,8 @@ from collections.abc import Callable
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.exchanges.base import ExchangeAdapter
+from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.probing.budget import AdapterFactory, PlannedProbe, plan_schedule
-from cryptomon_tui.probing.results import ProbeResult
 from cryptomon_tui.probing.scheduler import ExchangeWorker, LagHook, connections_needed
 from cryptomon_tui.probing.transport import (
     Transport,

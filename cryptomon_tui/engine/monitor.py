@@ -23,13 +23,15 @@ from cryptomon_tui import __version__
 from cryptomon_tui.analysis.ledger import CountingLedger, UsageTotals
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config import Config, ConfigError, load_config
-from cryptomon_tui.detection.pipeline import DetectionPipeline
 from cryptomon_tui.engine.api import CommandError, EngineCounters
 from cryptomon_tui.engine.engine import Engine
+from cryptomon_tui.engine.pipeline import DetectionPipeline
 from cryptomon_tui.engine.status import exchange_status
 from cryptomon_tui.exchanges.registry import create_adapter
-from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher, Severity
-from cryptomon_tui.probing.results import ProbeResult, iso_utc
+from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
+from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.probing.transport import TransportFactory
 
 log = logging.getLogger("cryptomon.engine")
@@ -175,7 +177,7 @@ class Monitor:
             with contextlib.suppress(Exception):
                 await self.notifier.stop()
         if self.store is not None:
-            if rollups := self.pipeline.drain_rollups(self.clock.now() + 3600):
+            if rollups := self.pipeline.metrics.drain_rollups(self.clock.now() + 3600):
                 self.store.write_rollups(rollups)
             with contextlib.suppress(Exception):
                 await self.store.close()
@@ -188,8 +190,12 @@ class Monitor:
         await store.open()
         self.store = store
         state = await store.load_state(self.clock.now(), self.config.incidents.reopen_cooldown)
-        self.pipeline.restore(
-            state.open_incidents, state.silences, state.maintenance_windows, state.recently_resolved
+        self.pipeline.incidents.restore(
+            state.open_incidents,
+            state.silences,
+            state.maintenance_windows,
+            state.recently_resolved,
+            grace_s=self.config.incidents.restore_grace,
         )
         if state.open_incidents:
             log.info("restored %d open incident(s) from %s", len(state.open_incidents), store.path)
@@ -309,7 +315,7 @@ class Monitor:
                 self._sync_store_state()
                 if self.store is not None and self.clock.monotonic() - last_rollup >= ROLLUP_EVERY_S:
                     last_rollup = self.clock.monotonic()
-                    if rollups := self.pipeline.drain_rollups():
+                    if rollups := self.pipeline.metrics.drain_rollups(self.clock.now()):
                         self.store.write_rollups(rollups)
             except Exception:
                 log.exception("detection tick failed")
@@ -350,10 +356,11 @@ class Monitor:
     # ------------------------------------------------------------------ notifier callbacks
     async def _channel_broken(self, channel: str, reason: str) -> None:
         summary = f"notification channel {channel} broken: {reason}"
-        self._emit(self.pipeline.raise_external("channel_broken", {"channel": channel}, Severity.ERROR, summary))
+        labels = {"channel": channel}
+        self._emit(self.pipeline.incidents.raise_external("channel_broken", labels, Severity.ERROR, summary))
 
     async def _channel_recovered(self, channel: str, reason: str = "") -> None:
-        self._emit(self.pipeline.resolve_external("channel_broken", {"channel": channel}))
+        self._emit(self.pipeline.incidents.resolve_external("channel_broken", {"channel": channel}))
 
     # ------------------------------------------------------------------ analysis
     def _exchange_stats(self) -> dict[str, dict[str, Any]]:
@@ -613,7 +620,7 @@ class Monitor:
         incident = self._incident(incident_id)
         if not incident.is_open:
             raise CommandError(f"incident {incident.id} is already resolved", code="invalid")
-        self._emit(self.pipeline.ack(incident.id, by, note))
+        self._emit(self.pipeline.incidents.ack(incident.id, by, note))
         return {"incident": self._incident(incident.id).to_dict()}
 
     async def silence(
@@ -638,7 +645,7 @@ class Monitor:
         if duration_s is not None and duration_s <= 0:
             raise CommandError("a silence needs a positive duration, or none for 'until resolved'")
         try:
-            silence, events = self.pipeline.silence(parsed, duration_s, comment.strip(), by)
+            silence, events = self.pipeline.incidents.silence(parsed, duration_s, comment.strip(), by)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         if self.store is not None:
@@ -650,7 +657,7 @@ class Monitor:
         known = {s.id: s for s in self.pipeline.incidents.silences(include_expired=True)}
         if silence_id not in known:
             raise CommandError(f"unknown silence {silence_id!r}", code="not_found")
-        events = self.pipeline.unsilence(silence_id, by)
+        events = self.pipeline.incidents.unsilence(silence_id, by)
         updated = {s.id: s for s in self.pipeline.incidents.silences(include_expired=True)}.get(silence_id)
         if self.store is not None and updated is not None:
             self.store.on_silence(updated)

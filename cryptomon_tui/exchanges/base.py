@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptomon_tui.exchanges.ws import WsEvent
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 # Stable probe names (a contract shown in the UI, events and metrics).
 PING = "ping"

@@ -48,7 +48,7 @@ from cryptomon_tui.exchanges.common import (
     venue_overload,
 )
 from cryptomon_tui.exchanges.ws import WsEvent, decode_frame, unreadable
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 RECV_WINDOW_MS = 5000
 

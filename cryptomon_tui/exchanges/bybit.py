@@ -52,7 +52,7 @@ from cryptomon_tui.exchanges.common import (
     to_positive_price,
 )
 from cryptomon_tui.exchanges.ws import WsEvent, decode_frame, unreadable
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 RECV_WINDOW_MS = 5000
 CATEGORIES = ("spot", "linear", "inverse", "option")

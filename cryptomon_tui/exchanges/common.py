@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptomon_tui.exchanges.base import Classification, RawResponse
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 # Larger bodies are not parsed even if the transport did not cut them: a health probe
 # never needs megabytes, and json.loads on 50 MB costs the engine loop real time.

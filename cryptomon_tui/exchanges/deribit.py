@@ -43,7 +43,7 @@ from cryptomon_tui.exchanges.common import (
     to_positive_price,
 )
 from cryptomon_tui.exchanges.ws import WsEvent, decode_frame, unreadable
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 SIGNATURE_VALIDITY_MS = 60_000.0
 

@@ -41,7 +41,7 @@ from cryptomon_tui.exchanges.common import (
     retry_after_seconds,
     to_float,
 )
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 if TYPE_CHECKING:
     from cryptomon_tui.config.exchanges import ExchangeConfig

@@ -47,7 +47,7 @@ from cryptomon_tui.exchanges.common import (
     venue_overload,
 )
 from cryptomon_tui.exchanges.ws import PlainText, WsEvent, decode_frame, unreadable
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 CLOCK_TOLERANCE_MS = 30_000.0
 

@@ -43,13 +43,13 @@ from cryptomon_tui.incidents.model import (
     IncidentState,
     MaintenanceWindow,
     Matcher,
-    Severity,
     Silence,
     TimelineEntry,
-    fingerprint,
 )
 from cryptomon_tui.incidents.silences import silence_matches, validate_matcher
-from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import iso_utc
 
 MAX_TIMELINE = 200
 _ID_ALPHABET = "0123456789ABCDEF"

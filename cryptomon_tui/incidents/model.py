@@ -6,46 +6,12 @@ into SQLite and into ``--events-jsonl``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from cryptomon_tui.probing.results import iso_utc
-
-
-class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    def __ge__(self, other: object) -> bool:
-        if isinstance(other, Severity):
-            return self.rank >= other.rank
-        return NotImplemented
-
-    def __gt__(self, other: object) -> bool:
-        if isinstance(other, Severity):
-            return self.rank > other.rank
-        return NotImplemented
-
-    def __le__(self, other: object) -> bool:
-        if isinstance(other, Severity):
-            return self.rank <= other.rank
-        return NotImplemented
-
-    def __lt__(self, other: object) -> bool:
-        if isinstance(other, Severity):
-            return self.rank < other.rank
-        return NotImplemented
-
-
-_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import iso_utc
 
 
 class IncidentState(StrEnum):
@@ -65,12 +31,6 @@ class EventType(StrEnum):
     FLAPPING = "flapping"
     ANALYSIS_READY = "analysis_ready"
     NOTIFICATION_FAILED = "notification_failed"
-
-
-def fingerprint(rule: str, labels: dict[str, str | None]) -> str:
-    """Stable identity of a problem: rule + sorted labels (missing label == empty)."""
-    parts = [f"rule={rule}"] + [f"{k}={v or ''}" for k, v in sorted(labels.items()) if k != "rule"]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

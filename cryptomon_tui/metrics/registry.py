@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.histogram import INV_LOG_GAMMA, MAX_MS, MIN_MS, LogHistogram
 from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Rollup, Series
 from cryptomon_tui.metrics.totals import Totals
-from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc
 
 _log = math.log
 _ceil = math.ceil

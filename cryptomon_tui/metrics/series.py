@@ -12,6 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.histogram import (
     INV_LOG_GAMMA,
     MAX_MS,
@@ -20,7 +22,6 @@ from cryptomon_tui.metrics.histogram import (
     quantile_of_counts,
     quantiles_of_counts,
 )
-from cryptomon_tui.probing.results import BreakerState, Outcome, ProbeResult, iso_utc
 
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 OUTCOME_INDEX: dict[Outcome, int] = {o: i for i, o in enumerate(OUTCOMES)}

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from cryptomon_tui.incidents.model import Severity
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import format_duration
 from cryptomon_tui.notify.model import Notice, NoticeKind
-from cryptomon_tui.units import format_duration
 
 SEVERITY_EMOJI = {Severity.CRITICAL: "🔴", Severity.ERROR: "🟠", Severity.WARNING: "🟡", Severity.INFO: "🔵"}
 KIND_EMOJI = {NoticeKind.RESOLVED: "✅", NoticeKind.ACKNOWLEDGED: "👀", NoticeKind.TEST: "🧪"}

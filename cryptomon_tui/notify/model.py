@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from cryptomon_tui.incidents.model import Incident, Severity
+from cryptomon_tui.incidents.model import Incident
+from cryptomon_tui.kernel.severity import Severity
 
 
 class NoticeKind(StrEnum):

@@ -30,7 +30,9 @@ from typing import Any
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import AlertmanagerChannelConfig
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, Severity
+from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import format_duration, iso_utc
 from cryptomon_tui.notify.channels import Channel, ChannelUnavailable, SendResult, Verdict, build_channel
 from cryptomon_tui.notify.channels.alertmanager import AlertmanagerChannel
 from cryptomon_tui.notify.model import (
@@ -45,8 +47,6 @@ from cryptomon_tui.notify.model import (
 from cryptomon_tui.notify.outbox import FIRING_KIND_VALUES, OutboxRepository
 from cryptomon_tui.notify.ratelimit import TokenBucket
 from cryptomon_tui.notify.router import Router, Tracked
-from cryptomon_tui.probing.results import iso_utc
-from cryptomon_tui.units import format_duration
 
 log = logging.getLogger("cryptomon.notify")
 

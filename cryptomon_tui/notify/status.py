@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from cryptomon_tui.config.notify import NotifyConfig
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.notify.channels.apprise_channel import apprise_available
 from cryptomon_tui.notify.model import ChannelStats
 from cryptomon_tui.notify.outbox import OutboxRepository
-from cryptomon_tui.probing.results import iso_utc
 
 
 def scrub(text: str | None, config: NotifyConfig) -> str | None:

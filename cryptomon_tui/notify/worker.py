@@ -17,7 +17,9 @@ from pathlib import Path
 
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config import Config, ConfigError, load_config
-from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, Severity, fingerprint
+from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState
+from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.notifier import ChannelCallback, Notifier
 from cryptomon_tui.notify.store_outbox import StoreOutbox
 from cryptomon_tui.store.store import Store

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptomon_tui.clock import Clock
-from cryptomon_tui.probing.results import Outcome, iso_utc
+from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.units import iso_utc
 
 RATE_LIMIT_BASE_S = 2.0
 RATE_LIMIT_MAX_S = 600.0

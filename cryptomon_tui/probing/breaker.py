@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.exchanges import BreakerConfig
-from cryptomon_tui.probing.results import BreakerState, Outcome, iso_utc
+from cryptomon_tui.kernel.results import BreakerState, Outcome
+from cryptomon_tui.kernel.units import iso_utc
 
 BREAKER_FAILURES = frozenset(
     {

@@ -33,10 +33,11 @@ from cryptomon_tui.exchanges.base import (
     ProbeSpec,
 )
 from cryptomon_tui.exchanges.common import VENUE_OVERLOAD
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.probing.backoff import Backoff
 from cryptomon_tui.probing.breaker import Admission, CircuitBreaker
 from cryptomon_tui.probing.budget import PlannedProbe
-from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc
 from cryptomon_tui.probing.transport import Transport, TransportRequest, TransportResult, scrub
 from cryptomon_tui.redaction import scrub_obj, scrub_opt
 

@@ -29,7 +29,7 @@ from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
 from cryptomon_tui.exchanges.base import RawResponse
-from cryptomon_tui.probing.results import Outcome, Phases
+from cryptomon_tui.kernel.results import Outcome, Phases
 
 log = logging.getLogger(__name__)
 

@@ -78,8 +78,8 @@ from pydantic import (
 
 from cryptomon_tui.config.errors import ConfigError, ConfigProblem
 from cryptomon_tui.config.loader import line_of, pretty_loc, validation_message, yaml_line_map, yaml_problem
-from cryptomon_tui.probing.results import Outcome
-from cryptomon_tui.units import Duration
+from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.units import Duration
 
 EXCHANGES: tuple[str, ...] = ("binance", "binance_futures", "bybit", "okx", "deribit")
 PORT_OFFSETS: dict[str, int] = {name: i for i, name in enumerate(EXCHANGES)}

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptomon_tui.probing.results import Outcome, ProbeResult, parse_iso_utc
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.units import parse_iso_utc
 from cryptomon_tui.simulator.scenario import ExpectedFault
 
 _QUIET_TYPES = frozenset({"latency", "drift", "weight_climb", "clock_skew"})  # faults that keep probes ok

@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from cryptomon_tui.incidents.model import Incident, IncidentEvent, IncidentState, MaintenanceWindow, Matcher, Silence
+from cryptomon_tui.incidents.model import (
+    Incident,
+    IncidentEvent,
+    IncidentState,
+    MaintenanceWindow,
+    Matcher,
+    Silence,
+)
 from cryptomon_tui.store.rows import CommandRecord, matcher_from_dict, silence_from_dict, window_from_dict
 
 

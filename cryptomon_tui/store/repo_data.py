@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.store.rows import (
     RESULT_COLUMNS,
     ROLLUP_COLUMNS,

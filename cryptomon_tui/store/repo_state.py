@@ -7,13 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from cryptomon_tui.incidents.model import (
-    Incident,
-    IncidentState,
-    MaintenanceWindow,
-    Silence,
-    TimelineEntry,
-)
+from cryptomon_tui.incidents.model import Incident, IncidentState, MaintenanceWindow, Silence, TimelineEntry
 from cryptomon_tui.store.rows import (
     INCIDENT_COLUMNS,
     SILENCE_COLUMNS,

@@ -16,11 +16,12 @@ from cryptomon_tui.incidents.model import (
     IncidentState,
     MaintenanceWindow,
     Matcher,
-    Severity,
     Silence,
     TimelineEntry,
 )
-from cryptomon_tui.probing.results import BreakerState, Outcome, Phases, ProbeResult, parse_iso_utc
+from cryptomon_tui.kernel.results import BreakerState, Outcome, Phases, ProbeResult
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import parse_iso_utc
 
 
 def dumps(value: Any) -> str:

@@ -33,7 +33,7 @@ from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config.paths import default_db_path
 from cryptomon_tui.config.storage import StorageConfig
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, MaintenanceWindow, Silence
-from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.store import repo_analysis, repo_data, repo_outbox, repo_state
 from cryptomon_tui.store.db import DbThread, classify, connect
 from cryptomon_tui.store.repo_data import INSERT_RESULT, UPSERT_ROLLUP, PruneReport

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
-from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.bridge import IncidentEventMessage
 from cryptomon_tui.ui.history import RANGES, HistoryUnavailable, bucket, read_recent_results, read_rollups
@@ -27,6 +27,7 @@ from cryptomon_tui.ui.present import Cell, clean_text, fmt_ms, parse_ts
 from cryptomon_tui.ui.widgets import cell_content, cells_content
 
 if TYPE_CHECKING:
+    # TODO(issue 11 item 4, worktree metrics-history): a history model from the control protocol replaces this.
     from cryptomon_tui.store.rows import RollupRow
     from cryptomon_tui.ui.app import CryptomonApp
 

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from cryptomon_tui.probing.results import ProbeResult
+from cryptomon_tui.kernel.results import ProbeResult
+
+# TODO(issue 11 item 4, worktree metrics-history): replace these store imports and the SQLite reads with the
+# control API's `history` request; then drop the matching ignore_imports in pyproject's "ui" contract.
 from cryptomon_tui.store import repo_data
 from cryptomon_tui.store.rows import RollupRow
 

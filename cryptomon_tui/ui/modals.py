@@ -18,9 +18,9 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, RadioButton, RadioSet, Static
 
+from cryptomon_tui.kernel.units import parse_duration
 from cryptomon_tui.ui.present import clean_text, parse_ts, silence_row
 from cryptomon_tui.ui.widgets import cell_content
-from cryptomon_tui.units import parse_duration
 
 SILENCE_PRESETS: tuple[tuple[str, float | None], ...] = (
     ("15m", 900.0),

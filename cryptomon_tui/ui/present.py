@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptomon_tui.probing.results import parse_iso_utc
+from cryptomon_tui.kernel.units import parse_iso_utc
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 SPARK_FAIL = "×"

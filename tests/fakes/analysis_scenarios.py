@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptomon_tui.incidents.model import Incident, IncidentState, Severity, TimelineEntry, fingerprint
-from cryptomon_tui.probing.results import BreakerState, Outcome, Phases, ProbeResult
+from cryptomon_tui.incidents.model import Incident, IncidentState, TimelineEntry
+from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.results import BreakerState, Outcome, Phases, ProbeResult
+from cryptomon_tui.kernel.severity import Severity
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 EXCHANGES = ("binance", "binance_futures", "bybit", "okx", "deribit")

@@ -282,8 +282,8 @@ async def _serve(args: argparse.Namespace) -> int:
     from cryptomon_tui.config.loader import load_config
     from cryptomon_tui.daemon.logging import setup_logging
     from cryptomon_tui.daemon.runner import DaemonRunner
-    from cryptomon_tui.incidents.model import Severity
-    from cryptomon_tui.probing.results import Outcome
+    from cryptomon_tui.kernel.results import Outcome
+    from cryptomon_tui.kernel.severity import Severity
     from cryptomon_tui.redaction import collect_secrets
     from tests.fakes.fake_engine import FakeEngine
 

@@ -17,7 +17,7 @@ from cryptomon_tui.exchanges.binance import BinanceFuturesAdapter, BinanceSpotAd
 from cryptomon_tui.exchanges.bybit import BybitAdapter
 from cryptomon_tui.exchanges.deribit import DeribitAdapter
 from cryptomon_tui.exchanges.okx import OkxAdapter
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = Path(os.environ.get("CRYPTOMON_SAMPLES", REPO.parent / "shared" / "reference" / "samples"))

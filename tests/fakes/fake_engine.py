@@ -15,18 +15,12 @@ from typing import Any
 from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.engine.api import CommandError, EngineCounters
-from cryptomon_tui.incidents.model import (
-    EventType,
-    Incident,
-    IncidentEvent,
-    IncidentState,
-    Matcher,
-    Severity,
-    Silence,
-    fingerprint,
-)
+from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, Matcher, Silence
+from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.results import Outcome, Phases, ProbeResult
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.totals import Totals
-from cryptomon_tui.probing.results import Outcome, Phases, ProbeResult, iso_utc
 
 DEFAULT_EXCHANGES = {"binance": "binance_spot", "okx": "okx"}
 DEFAULT_PROBES = ("ping", "time", "book")

@@ -15,7 +15,7 @@ from cryptomon_tui.exchanges.base import (
     RawResponse,
     SignedRequest,
 )
-from cryptomon_tui.probing.results import Outcome, Phases
+from cryptomon_tui.kernel.results import Outcome, Phases
 from cryptomon_tui.probing.transport import TransportRequest, TransportResult
 
 

@@ -25,7 +25,7 @@ import yaml
 
 from bench.bench_detect import ScenarioScore, plan_targets, score_events
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.probing.results import parse_iso_utc
+from cryptomon_tui.kernel.units import parse_iso_utc
 from cryptomon_tui.simulator import load_scenario
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.webhook_sink import WebhookSink

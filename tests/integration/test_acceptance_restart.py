@@ -26,7 +26,7 @@ import yaml
 
 from cryptomon_tui.daemon.address import DaemonAddress
 from cryptomon_tui.daemon.client import DaemonClient
-from cryptomon_tui.probing.results import parse_iso_utc
+from cryptomon_tui.kernel.units import parse_iso_utc
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.bench_detect import ScenarioScore, calm_rows, plan_targets, score_events
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.simulator import scenario_from_data
 
 T0 = 1_800_000_000.0

@@ -15,7 +15,7 @@ from cryptomon_tui.cli import main
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.config import load_config
 from cryptomon_tui.daemon.control import ControlServer
-from cryptomon_tui.incidents.model import Severity
+from cryptomon_tui.kernel.severity import Severity
 from tests.fakes.fake_engine import FakeEngine
 
 

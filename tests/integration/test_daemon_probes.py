@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cryptomon_tui.probing.results import Outcome, parse_iso_utc
+from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.units import parse_iso_utc
 from cryptomon_tui.simulator import load_scenario
 
 pytestmark = pytest.mark.slow

@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cryptomon_tui.daemon.client import DaemonClient
 from cryptomon_tui.daemon.protocol import MAX_SNAPSHOT_HZ, PROTOCOL_VERSION
-from cryptomon_tui.probing.results import parse_iso_utc
+from cryptomon_tui.kernel.units import parse_iso_utc
 from tests.fakes.daemon_harness import REPO, RealDaemon, real_daemon, stop_process
 from tests.fakes.prom_stack import get_json
 

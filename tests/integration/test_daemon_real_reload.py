@@ -24,7 +24,7 @@ import yaml
 from cryptomon_tui.config.paths import data_dir, runtime_dir
 from cryptomon_tui.daemon.address import DaemonAddress, default_socket_path
 from cryptomon_tui.daemon.client import DaemonClient
-from cryptomon_tui.probing.results import parse_iso_utc
+from cryptomon_tui.kernel.units import parse_iso_utc
 from tests.fakes.daemon_harness import REAL_DAEMON_COMMAND, REPO, RealDaemon, real_daemon, stop_process
 from tests.fakes.prom_stack import get_json
 

@@ -17,7 +17,7 @@ import pytest
 from cryptomon_tui.config.exchanges import ExchangeConfig
 from cryptomon_tui.exchanges.base import Classification, Credentials, ExchangeAdapter, RawResponse
 from cryptomon_tui.exchanges.registry import create_adapter
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.simulator import Simulator
 
 KINDS = {

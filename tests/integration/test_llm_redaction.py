@@ -15,7 +15,7 @@ from cryptomon_tui.analysis.ledger import InMemoryUsageLedger
 from cryptomon_tui.analysis.service import AnalysisService
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.incidents.model import TimelineEntry
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.redaction import Redactor
 from tests.fakes import analysis_scenarios as sc
 from tests.fakes.openai_server import FakeOpenAIServer, Step

@@ -16,7 +16,8 @@ import pytest
 
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.incidents.model import EventType, IncidentEvent, IncidentState, Severity
+from cryptomon_tui.incidents.model import EventType, IncidentEvent, IncidentState
+from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.notifier import Notifier
 from cryptomon_tui.notify.outbox import InMemoryOutbox
 from tests.unit.test_notify_notifier import incident

@@ -19,7 +19,8 @@ import pytest
 
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.incidents.model import IncidentState, Severity
+from cryptomon_tui.incidents.model import IncidentState
+from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.channels import Verdict, build_channel
 from cryptomon_tui.notify.channels.base import Channel
 from cryptomon_tui.notify.model import Notice, NoticeKind, incident_payload

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.daemon.http import HttpServer
-from cryptomon_tui.incidents.model import Severity
-from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import iso_utc
 from tests.fakes.fake_engine import FakeEngine
 from tests.fakes.prom_stack import PROMTOOL
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from cryptomon_tui.clock import FakeClock
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.simulator import Simulator
 
 TICKER = {

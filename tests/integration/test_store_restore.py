@@ -16,11 +16,11 @@ from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.config.storage import StorageConfig
 from cryptomon_tui.incidents.model import EventType, IncidentEvent, IncidentState, Matcher, Silence
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.store import Store
 from cryptomon_tui.store.commands import apply_command
 
-pipeline_module = pytest.importorskip("cryptomon_tui.detection.pipeline")
+pipeline_module = pytest.importorskip("cryptomon_tui.engine.pipeline")
 T0 = 1_700_000_000.0
 
 
@@ -93,7 +93,8 @@ async def test_restart_restores_what_the_pipeline_and_the_cli_changed(tmp_path: 
     assert [w.id for w in state.maintenance_windows] == [window.id]
     assert await store2.poll_commands() == []
     fresh = pipeline_module.DetectionPipeline(config, clock, id_seed=2)
-    fresh.restore(state.open_incidents, state.silences, state.maintenance_windows, state.recently_resolved)
+    fresh.incidents.restore(state.open_incidents, state.silences, state.maintenance_windows, state.recently_resolved,
+                           grace_s=config.incidents.restore_grace)
     assert fresh.incidents.get(incident_id).acknowledged_by == "alice"
     # the problem continues after the restart: same incident, no new one
     more = await _drive(fresh, store2, clock, 20, Outcome.TIMEOUT)

@@ -140,8 +140,8 @@ def fixture_snapshot() -> dict[str, Any]:
     """A busy but deterministic dashboard: one exchange down with hostile text, one banned, one
     with an open breaker, incidents in each state, a silence and a failing channel."""
     from cryptomon_tui.clock import FakeClock
-    from cryptomon_tui.incidents.model import Severity
-    from cryptomon_tui.probing.results import iso_utc
+    from cryptomon_tui.kernel.severity import Severity
+    from cryptomon_tui.kernel.units import iso_utc
 
     clock = FakeClock(start=FIXED_EPOCH)
     engine = FakeEngine(clock, location="tokyo", exchanges={

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import DataTable
 
 from cryptomon_tui.clock import FakeClock
-from cryptomon_tui.probing.results import Outcome, Phases, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, Phases, ProbeResult
 from cryptomon_tui.store.rows import RollupRow
 from cryptomon_tui.store.store import Store
 from cryptomon_tui.ui.app import CryptomonApp

@@ -7,10 +7,10 @@ from typing import Any
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.detection.pipeline import DetectionPipeline
 from cryptomon_tui.detection.signals import RULE_NAMES
+from cryptomon_tui.engine.pipeline import DetectionPipeline
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 
 T0 = 1_700_000_000.0
 

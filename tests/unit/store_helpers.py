@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from cryptomon_tui.incidents.model import (
-    EventType,
-    Incident,
-    IncidentEvent,
-    IncidentState,
-    Severity,
-    TimelineEntry,
-    fingerprint,
-)
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, TimelineEntry
+from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.severity import Severity
 
 T0 = 1_700_000_000.0
 

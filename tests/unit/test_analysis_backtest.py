@@ -17,7 +17,7 @@ from cryptomon_tui.analysis.prompt import analysis_messages, estimate_messages
 from cryptomon_tui.backtest import replay
 from cryptomon_tui.config import Config
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.redaction import Redactor
 from cryptomon_tui.simulator.scenario import builtin_scenarios, load_scenario
 

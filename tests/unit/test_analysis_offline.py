@@ -8,8 +8,8 @@ from cryptomon_tui.analysis.context import WindowStats, build_context
 from cryptomon_tui.analysis.model import AnalysisSeverity
 from cryptomon_tui.analysis.offline import OfflineAnalyzer
 from cryptomon_tui.config import Config
-from cryptomon_tui.incidents.model import Severity
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.severity import Severity
 from tests.fakes import analysis_scenarios as sc
 
 

@@ -10,8 +10,9 @@ from cryptomon_tui.analysis.context import build_context
 from cryptomon_tui.analysis.offline import OfflineAnalyzer
 from cryptomon_tui.analysis.prompt import analysis_messages, estimate_messages, estimate_tokens
 from cryptomon_tui.config import Config
-from cryptomon_tui.incidents.model import Severity, TimelineEntry
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.incidents.model import TimelineEntry
+from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.redaction import Redactor
 from tests.fakes import analysis_scenarios as sc
 

@@ -14,7 +14,8 @@ from cryptomon_tui.analysis.service import AnalysisService, UnknownIncident
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import Config
 from cryptomon_tui.config.analysis import AnalysisConfig, AutoAnalyzeConfig, LlmConfig
-from cryptomon_tui.incidents.model import EventType, IncidentEvent, IncidentState, Severity
+from cryptomon_tui.incidents.model import EventType, IncidentEvent, IncidentState
+from cryptomon_tui.kernel.severity import Severity
 from tests.fakes import analysis_scenarios as sc
 
 

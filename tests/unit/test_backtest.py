@@ -23,7 +23,7 @@ from cryptomon_tui.config import Config, config_from_data
 from cryptomon_tui.config.paths import default_db_path
 from cryptomon_tui.config.storage import StorageConfig
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
-from cryptomon_tui.probing.results import Outcome, ProbeResult, recorded_result
+from cryptomon_tui.kernel.results import Outcome, ProbeResult, recorded_result
 from cryptomon_tui.store import Store
 
 T0 = 1_700_000_000.0
@@ -228,7 +228,7 @@ def test_disabled_exchange_in_the_config_is_replayed() -> None:
 
 
 def test_outage_replay_through_the_real_pipeline(tmp_path: Path) -> None:
-    pytest.importorskip("cryptomon_tui.detection.pipeline")
+    pytest.importorskip("cryptomon_tui.engine.pipeline")
     parsed = read_input(write(tmp_path / "in.csv", outage_rows()))
     events: list[IncidentEvent] = []
     summary = replay(parsed.results, config_from_data({}), events.append)
@@ -244,7 +244,7 @@ def test_outage_replay_through_the_real_pipeline(tmp_path: Path) -> None:
 def test_cli_twice_gives_identical_bytes_and_never_touches_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("cryptomon_tui.detection.pipeline")
+    pytest.importorskip("cryptomon_tui.engine.pipeline")
     source = write(tmp_path / "in.csv", outage_rows())
     outputs = []
     for n in range(2):
@@ -272,7 +272,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad_row = write(tmp_path / "b.csv", ["ts,exchange,probe,latency_ms", "1700000000,binance,ping,1", "x,y,z,1"])
     assert main(["backtest", "--input", str(bad_row), "--strict", "-q"]) == 2
     assert "line 3" in capsys.readouterr().err
-    pytest.importorskip("cryptomon_tui.detection.pipeline")
+    pytest.importorskip("cryptomon_tui.engine.pipeline")
     assert main(["backtest", "--input", str(bad_row)]) == 0
     err = capsys.readouterr().err
     assert "line 3: ts 'x'" in err and "skipped 1 malformed rows" in err
@@ -280,7 +280,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_store_export_backtest_round_trip(tmp_path: Path) -> None:
     """Results recorded in the store, exported, and replayed give the same events as the original."""
-    pytest.importorskip("cryptomon_tui.detection.pipeline")
+    pytest.importorskip("cryptomon_tui.engine.pipeline")
     original = read_input(write(tmp_path / "in.csv", outage_rows(minutes_before=6, minutes_after=6))).results
     expected: list[IncidentEvent] = []
     replay(original, config_from_data({}), expected.append)

@@ -10,9 +10,9 @@ from typing import Any
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.detection.pipeline import DetectionPipeline
+from cryptomon_tui.engine.pipeline import DetectionPipeline
 from cryptomon_tui.incidents.model import EventType, Matcher
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 
 from .detection_helpers import T0, Harness, fail, ok
 
@@ -103,14 +103,14 @@ def test_snapshot_is_json_and_carries_incidents_and_silences() -> None:
     h = Harness()
     h.run(30, ok())
     h.run(10, fail())
-    h.pipeline.silence([Matcher("exchange", "binance")], 900, "looking", "alice")
+    h.pipeline.incidents.silence([Matcher("exchange", "binance")], 900, "looking", "alice")
     snap = h.pipeline.snapshot()
     json.dumps(snap)
     assert snap["exchanges"]["binance"]["probes"]["ping"]["consecutive_failures"] == 10
     assert [i["rule"] for i in snap["incidents"]] == ["consecutive_failures"]
     assert snap["incidents"][0]["silenced_by"] == snap["silences"][0]["id"]
     assert any(r["rule"] == "consecutive_failures" and r["phase"] == "firing" for r in snap["rules"])
-    assert h.pipeline.drain_rollups(h.now + 120)
+    assert h.pipeline.metrics.drain_rollups(h.now + 120)
 
 
 def test_restart_restores_incidents_without_reopening() -> None:
@@ -118,12 +118,14 @@ def test_restart_restores_incidents_without_reopening() -> None:
     h.run(30, ok())
     h.run(20, fail())
     inc = h.pipeline.incidents.open_incidents()[0]
-    h.pipeline.ack(inc.id, "alice", "on it")
+    h.pipeline.incidents.ack(inc.id, "alice", "on it")
     state = h.pipeline.incidents.export_state()
 
     h2 = Harness()
     h2.clock.set(h.now)
-    h2.pipeline.restore(state["incidents"], state["silences"], state["windows"])
+    h2.pipeline.incidents.restore(
+        state["incidents"], state["silences"], state["windows"], grace_s=h2.config.incidents.restore_grace
+    )
     h2.run(30, fail())
     assert h2.opened() == [] and h2.of(EventType.REOPENED) == []
     [still] = h2.pipeline.incidents.open_incidents()
@@ -188,7 +190,7 @@ def test_hot_reload_keeps_state_and_resolves_a_disabled_rule() -> None:
 
 def test_snapshot_lists_maintenance_windows_with_their_next_occurrence() -> None:
     h = Harness()
-    w, _ = h.pipeline.add_maintenance("binance", T0 + 60, T0 + 120, "upgrade", recurrence="daily", by="ops")
+    w, _ = h.pipeline.incidents.add_maintenance("binance", T0 + 60, T0 + 120, "upgrade", recurrence="daily", by="ops")
     snap = h.pipeline.snapshot()
     [entry] = snap["maintenance"]
     assert entry["id"] == w.id and entry["active"] is False and entry["created_by"] == "ops"

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from cryptomon_tui.detection.state import Phase, RuleInstance, Step
-from cryptomon_tui.incidents.model import EventType, Severity
-from cryptomon_tui.probing.results import BreakerState, Outcome, ProbeResult
+from cryptomon_tui.incidents.model import EventType
+from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
+from cryptomon_tui.kernel.severity import Severity
 
 from .detection_helpers import Harness, ResultFn, fail, ok, rules_only
 

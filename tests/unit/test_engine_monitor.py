@@ -10,7 +10,7 @@ from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.engine.api import CommandError
 from cryptomon_tui.engine.monitor import Monitor
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 
 
 def _monitor(clock: FakeClock) -> Monitor:

@@ -12,7 +12,7 @@ from cryptomon_tui.exchanges.binance import (
     binance_signature,
     parse_ban_until,
 )
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 SPOT_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 SPOT_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"

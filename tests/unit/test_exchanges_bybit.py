@@ -8,7 +8,7 @@ import pytest
 
 from cryptomon_tui.exchanges.base import Credentials, RawResponse
 from cryptomon_tui.exchanges.bybit import BybitAdapter, bybit_signature, bybit_ws_auth_signature, parse_symbol
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 TIME_MS = 1688639403423
 

@@ -18,8 +18,8 @@ from cryptomon_tui.exchanges.bybit import BybitAdapter
 from cryptomon_tui.exchanges.common import VENUE_OVERLOAD
 from cryptomon_tui.exchanges.deribit import DeribitAdapter
 from cryptomon_tui.exchanges.okx import OkxAdapter
+from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.probing.backoff import Backoff
-from cryptomon_tui.probing.results import Outcome
 
 
 def _binance(code: int, msg: str) -> bytes:

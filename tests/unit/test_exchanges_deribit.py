@@ -8,7 +8,7 @@ import pytest
 
 from cryptomon_tui.exchanges.base import Credentials, RawResponse
 from cryptomon_tui.exchanges.deribit import DeribitAdapter, deribit_rest_signature, deribit_ws_signature
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 US_IN, US_OUT = 1616444742558343, 1616444742558590
 

@@ -14,7 +14,7 @@ from cryptomon_tui.exchanges.deribit import DeribitAdapter
 from cryptomon_tui.exchanges.generic import ConditionError, GenericAdapter, compile_condition
 from cryptomon_tui.exchanges.okx import OkxAdapter
 from cryptomon_tui.exchanges.registry import ADAPTERS, adapter_class, create_adapter
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 DOC = {
     "status": "ok",

@@ -20,7 +20,7 @@ from cryptomon_tui.exchanges.common import never_raise, to_float
 from cryptomon_tui.exchanges.deribit import DeribitAdapter
 from cryptomon_tui.exchanges.generic import GenericAdapter
 from cryptomon_tui.exchanges.okx import OkxAdapter
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 from tests.fakes.exchange_samples import EXPECTED, SAMPLES, Rest, sample_files
 
 ADAPTERS: list[ExchangeAdapter] = [

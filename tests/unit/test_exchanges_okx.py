@@ -8,7 +8,7 @@ import pytest
 
 from cryptomon_tui.exchanges.base import Credentials, ProbeSpec, RawResponse
 from cryptomon_tui.exchanges.okx import OkxAdapter, okx_signature, okx_timestamp, okx_ws_login_signature
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 
 SECRET = "22582BD0CFF14C41EDBF1AB98506286D"
 TS = "2020-12-08T09:08:57.715Z"

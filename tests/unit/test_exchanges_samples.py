@@ -14,7 +14,7 @@ import pytest
 
 from cryptomon_tui.exchanges.base import RawResponse
 from cryptomon_tui.exchanges.binance import BinanceFuturesAdapter
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 from tests.fakes.exchange_samples import EXPECTED, SAMPLES, Ws, sample_files
 
 FILES = sample_files()

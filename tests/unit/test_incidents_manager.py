@@ -13,8 +13,10 @@ from cryptomon_tui.config.detection import IncidentsConfig
 from cryptomon_tui.detection.signals import Signal
 from cryptomon_tui.incidents.maintenance import next_occurrence, window_active
 from cryptomon_tui.incidents.manager import IncidentManager
-from cryptomon_tui.incidents.model import EventType, IncidentState, MaintenanceWindow, Matcher, Severity, fingerprint
+from cryptomon_tui.incidents.model import EventType, IncidentState, MaintenanceWindow, Matcher
 from cryptomon_tui.incidents.silences import SILENCE_PRESETS, parse_matcher
+from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.severity import Severity
 
 T0 = 1_700_000_000.0
 

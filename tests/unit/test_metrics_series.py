@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
 from cryptomon_tui.metrics import MetricsRegistry, Series
 from cryptomon_tui.metrics.histogram import LogHistogram, bin_index
-from cryptomon_tui.probing.results import BreakerState, Outcome, ProbeResult
 
 T0 = 1_700_000_040.0  # on a minute boundary
 

@@ -8,8 +8,8 @@ from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config.exchanges import ExchangeConfig
 from cryptomon_tui.exchanges.base import RawResponse
 from cryptomon_tui.exchanges.registry import create_adapter
+from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.probing.backoff import BAN_BASE_S, MARGIN_S, RATE_LIMIT_BASE_S, Backoff
-from cryptomon_tui.probing.results import Outcome
 
 
 async def test_retry_after_is_honoured() -> None:

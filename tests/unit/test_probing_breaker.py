@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config.exchanges import BreakerConfig
+from cryptomon_tui.kernel.results import BreakerState, Outcome
 from cryptomon_tui.probing.breaker import BREAKER_FAILURES, Admission, CircuitBreaker
-from cryptomon_tui.probing.results import BreakerState, Outcome
 
 
 def make(threshold: int = 3, cooldown: float = 5, max_cooldown: float = 30) -> tuple[CircuitBreaker, FakeClock]:

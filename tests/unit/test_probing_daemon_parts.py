@@ -11,7 +11,7 @@ import pytest
 from cryptomon_tui.cli import build_parser
 from cryptomon_tui.cli.daemon_cmd import DEMO_INTERVAL_S, JsonlWriter, demo_config, run_daemon
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 
 URLS = {v: f"http://127.0.0.1:{9000 + i}" for i, v in
         enumerate(("binance", "binance_futures", "bybit", "okx", "deribit"))}

@@ -12,7 +12,7 @@ import pytest
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.engine.engine import Engine
-from cryptomon_tui.probing.results import BreakerState, Outcome, ProbeResult
+from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
 from cryptomon_tui.probing.transport import TransportOptions, TransportRequest, TransportResult
 from tests.fakes.probing_fakes import ScriptedTransport, error_result, fake_adapter_factory, ok_result
 

@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractResolver
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.exchanges.base import ProbeSpec
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.probing.transport import (
     AiohttpTransport,
     TransportOptions,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptomon_tui.probing.results import Outcome
+from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.simulator import (
     EXCHANGES,
     FAULT_TYPES,

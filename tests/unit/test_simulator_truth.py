@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cryptomon_tui.cli import main
-from cryptomon_tui.probing.results import Outcome, ProbeResult, iso_utc
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.simulator import load_scenario, scenario_from_data
 from cryptomon_tui.simulator.truth import score
 

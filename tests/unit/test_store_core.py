@@ -21,7 +21,7 @@ from cryptomon_tui.incidents.model import (
     Silence,
     TimelineEntry,
 )
-from cryptomon_tui.probing.results import BreakerState, Outcome, Phases, ProbeResult
+from cryptomon_tui.kernel.results import BreakerState, Outcome, Phases, ProbeResult
 from cryptomon_tui.store import RollupRow, Store
 from tests.unit.store_helpers import T0, event, make_incident, result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cryptomon_tui.probing.results import iso_utc
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.present import SPARK_FAIL, clean_text, spark_text
 

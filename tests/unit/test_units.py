@@ -1,6 +1,6 @@
 import pytest
 
-from cryptomon_tui.units import format_duration, parse_duration
+from cryptomon_tui.kernel.units import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

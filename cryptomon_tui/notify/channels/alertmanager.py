@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import httpx
 
 from cryptomon_tui.config.notify import AlertmanagerChannelConfig
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
     SendResult,
@@ -24,7 +25,6 @@ from cryptomon_tui.notify.channels.base import (
 )
 from cryptomon_tui.notify.format import build_view, clip
 from cryptomon_tui.notify.model import Notice, NoticeKind
-from cryptomon_tui.probing.results import iso_utc
 
 log = logging.getLogger("cryptomon.notify")
 _LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import httpx
 
 from cryptomon_tui.config.notify import PagerDutyChannelConfig
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
     SendResult,
@@ -21,7 +22,6 @@ from cryptomon_tui.notify.channels.base import (
 )
 from cryptomon_tui.notify.format import build_view, clip
 from cryptomon_tui.notify.model import Notice, NoticeKind
-from cryptomon_tui.probing.results import iso_utc
 
 _ACTION = {
     NoticeKind.FIRING: "trigger",

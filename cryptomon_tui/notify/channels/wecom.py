@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import httpx
 
 from cryptomon_tui.config.notify import WecomChannelConfig
-from cryptomon_tui.incidents.model import Severity
+from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
     SendResult,

@@ -1,4 +1,8 @@
-"""Metrics -> detection -> incidents in one object, shared by the daemon and the backtest.
+"""Metrics -> detection -> incidents in one object, shared by the engine (``Monitor``) and the backtest.
+
+It lives in the engine because it drives the incident manager: detection only turns metrics into signals.
+Commands (ack, silence, maintenance, restore) go to ``pipeline.incidents`` directly, rollups to
+``pipeline.metrics``.
 
 Evaluation runs on the engine clock's tick grid (``evaluate_every``): ``on_result`` first runs the
 ticks the clock has crossed, then records the result, so a backtest that sets a FakeClock from the
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from cryptomon_tui.clock import Clock
@@ -19,18 +23,10 @@ from cryptomon_tui.detection.detector import Detector
 from cryptomon_tui.detection.signals import LOCAL_NETWORK, STANDALONE
 from cryptomon_tui.incidents.maintenance import next_occurrence, window_active
 from cryptomon_tui.incidents.manager import IncidentManager
-from cryptomon_tui.incidents.model import (
-    EventType,
-    Incident,
-    IncidentEvent,
-    MaintenanceWindow,
-    Matcher,
-    Severity,
-    Silence,
-)
+from cryptomon_tui.incidents.model import EventType, IncidentEvent
+from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.registry import MetricsRegistry
-from cryptomon_tui.metrics.series import Rollup
-from cryptomon_tui.probing.results import ProbeResult, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -155,55 +151,6 @@ class DetectionPipeline:
             if ticked:
                 events.extend(ticked)
         return events
-
-    # ------------------------------------------------------------------ commands
-    def ack(self, incident_id: str, by: str, note: str | None = None) -> list[IncidentEvent]:
-        return self.incidents.ack(incident_id, by, note)
-
-    def silence(
-        self, matchers: Sequence[Matcher], duration_s: float | None, comment: str, by: str
-    ) -> tuple[Silence, list[IncidentEvent]]:
-        return self.incidents.silence(matchers, duration_s, comment, by)
-
-    def unsilence(self, silence_id: str, by: str | None = None) -> list[IncidentEvent]:
-        return self.incidents.unsilence(silence_id, by)
-
-    def add_maintenance(
-        self,
-        exchange: str | None,
-        starts_at: float,
-        ends_at: float,
-        comment: str = "",
-        recurrence: str | None = None,
-        timezone: str = "UTC",
-        by: str | None = None,
-    ) -> tuple[MaintenanceWindow, list[IncidentEvent]]:
-        return self.incidents.add_maintenance(exchange, starts_at, ends_at, comment, recurrence, timezone, by)
-
-    def remove_maintenance(self, window_id: str) -> list[IncidentEvent]:
-        return self.incidents.remove_maintenance(window_id)
-
-    def raise_external(
-        self, rule: str, labels: dict[str, str], severity: Severity | str, summary: str
-    ) -> list[IncidentEvent]:
-        return self.incidents.raise_external(rule, labels, severity, summary)
-
-    def resolve_external(self, rule: str, labels: dict[str, str]) -> list[IncidentEvent]:
-        return self.incidents.resolve_external(rule, labels)
-
-    def restore(
-        self,
-        open_incidents: Iterable[Incident],
-        silences: Iterable[Silence] = (),
-        windows: Iterable[MaintenanceWindow] = (),
-        recently_resolved: Iterable[Incident] = (),
-    ) -> None:
-        self.incidents.restore(
-            open_incidents, silences, windows, recently_resolved, grace_s=self.config.incidents.restore_grace
-        )
-
-    def drain_rollups(self, now: float | None = None) -> list[Rollup]:
-        return self.metrics.drain_rollups(self.clock.now() if now is None else now)
 
     # ------------------------------------------------------------------ views
     def snapshot(self) -> dict[str, Any]:

@@ -1,15 +1,16 @@
 """The probe result contract shared by probing, metrics, detection, storage and every face.
 
-Kept free of imports from the rest of the package so that exchange adapters, the
-simulator and the store can all depend on it without cycles.
+Part of the kernel: free of imports from the rest of the package so that exchange adapters, the
+simulator, the store and the faces can all depend on it without cycles.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from cryptomon_tui.kernel.units import iso_utc
 
 
 class Outcome(StrEnum):
@@ -196,20 +197,3 @@ def recorded_result(
     _set_breaker(r, BreakerState.CLOSED)
     _set_extra(r, {})
     return r
-
-
-def iso_utc(epoch_seconds: float) -> str:
-    """ISO-8601 UTC with milliseconds and a trailing Z."""
-    dt = _dt.datetime.fromtimestamp(epoch_seconds, tz=_dt.UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def parse_iso_utc(text: str) -> float:
-    """Inverse of ``iso_utc``; accepts any ISO-8601 form Python understands (naive = UTC)."""
-    value = text.strip()
-    if value.endswith("Z") or value.endswith("z"):
-        value = value[:-1] + "+00:00"
-    dt = _dt.datetime.fromisoformat(value)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=_dt.UTC)
-    return dt.timestamp()

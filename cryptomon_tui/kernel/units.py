@@ -1,10 +1,13 @@
-"""Durations as people write them: ``500ms``, ``20s``, ``5m``, ``1h``, ``7d`` or plain seconds.
+"""Time as people write and read it: durations (``500ms``, ``20s``, ``5m``, ``1h``, ``7d`` or plain
+seconds) and ISO-8601 UTC timestamps.
 
-One parser for config and CLI, so ``--for 20s`` and ``interval: 20s`` mean the same.
+One parser for config and CLI, so ``--for 20s`` and ``interval: 20s`` mean the same; one timestamp form
+for the wire, the store and exports. Part of the kernel: imports nothing of the project.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from typing import Annotated, Any
 
@@ -70,3 +73,20 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
 """A pydantic field type holding seconds, written in config as 500ms / 20s / 5m / 1h."""
+
+
+def iso_utc(epoch_seconds: float) -> str:
+    """ISO-8601 UTC with milliseconds and a trailing Z."""
+    dt = _dt.datetime.fromtimestamp(epoch_seconds, tz=_dt.UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso_utc(text: str) -> float:
+    """Inverse of ``iso_utc``; accepts any ISO-8601 form Python understands (naive = UTC)."""
+    value = text.strip()
+    if value.endswith("Z") or value.endswith("z"):
+        value = value[:-1] + "+00:00"
+    dt = _dt.datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_dt.UTC)
+    return dt.timestamp()
