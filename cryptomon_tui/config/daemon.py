@@ -31,6 +31,8 @@ class ControlConfig(Section):
     token: SecretStr | None = None  # required with transport: tcp (write it as ${CRYPTOMON_TOKEN})
     allow_remote: bool = False  # TCP on a non-loopback address: only behind your own TLS tunnel/VPN
     max_clients: int = Field(default=32, ge=1)
+    # Connections that have not finished the hello yet; beyond it the oldest is dropped (no fd exhaustion).
+    max_pending_handshakes: int = Field(default=64, ge=1, le=10_000)
     # Events a client may have queued before the daemon disconnects it (events are never dropped).
     max_event_backlog: int = Field(default=10_000, ge=100)
 
@@ -50,6 +52,11 @@ class HttpConfig(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)  # 0 = any free port (tests)
+    # Host header values accepted besides loopback names and ``host`` (DNS rebinding: a web page in a
+    # browser on this machine must not read /metrics or the snapshot), e.g. ["monitor.internal"].
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=64)
+    # When set, /api/v1/snapshot needs ``Authorization: Bearer <token>`` (other local users can reach the port).
+    snapshot_token: SecretStr | None = None
 
 
 class LogConfig(Section):

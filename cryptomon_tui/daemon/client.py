@@ -28,7 +28,7 @@ from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock, RealClock, wait_for
 from cryptomon_tui.config.paths import state_dir
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
+from cryptomon_tui.daemon.address import DaemonAddress, address_from_config, untrusted_peer_reason
 from cryptomon_tui.daemon.protocol import (
     HANDSHAKE_TIMEOUT_S,
     MAX_SERVER_FRAME,
@@ -67,6 +67,10 @@ class VersionMismatch(DaemonError):
 
 class AuthFailed(DaemonError):
     pass
+
+
+class UntrustedDaemon(DaemonError):
+    """The socket is served by another user's process (SO_PEERCRED): never send it anything."""
 
 
 class ConnectionLost(DaemonError):
@@ -122,6 +126,11 @@ async def _open_connection(
         raise NoDaemonRunning(address, exc.strerror or "") from None
     except OSError as exc:
         raise NoDaemonRunning(address, exc.strerror or str(exc)) from None
+    if address.socket_path is not None:
+        reason = untrusted_peer_reason(writer.get_extra_info("socket"), address)
+        if reason is not None:
+            writer.close()
+            raise UntrustedDaemon(reason)
     try:
         writer.write(encode(Hello(protocol=PROTOCOL_VERSION, client=client_name, token=address.token)))
         await writer.drain()
@@ -486,6 +495,8 @@ def probe_daemon(address: DaemonAddress, timeout: float = 1.0) -> Welcome:
         sock.settimeout(timeout)
         try:
             sock.connect(target)
+            if address.socket_path is not None and (reason := untrusted_peer_reason(sock, address)) is not None:
+                raise UntrustedDaemon(reason)
             sock.sendall(encode(Hello(protocol=PROTOCOL_VERSION, client="cryptomon-probe", token=address.token)))
             buf = b""
             while b"\n" not in buf and len(buf) < 65536:

@@ -24,7 +24,7 @@ from typing import Any
 from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock, wait_for
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
+from cryptomon_tui.daemon.address import DaemonAddress, UnsafeRuntimeDir, address_from_config, ensure_private_dir
 from cryptomon_tui.daemon.protocol import (
     HANDSHAKE_TIMEOUT_S,
     MAX_CLIENT_FRAME,
@@ -67,6 +67,30 @@ class DaemonAlreadyRunning(ControlServerError):
             "or stop it first"
         )
         self.address = address
+
+
+class _AuthFailureLog:
+    """Logs refused tokens at most once a minute with a count, so a token-guessing loop cannot fill the disk."""
+
+    PERIOD_S = 60.0
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.total = 0
+        self._unlogged = 0
+        self._last_logged: float | None = None
+
+    def note(self, reason: str) -> None:
+        self.total += 1
+        self._unlogged += 1
+        now = self.clock.monotonic()
+        if self._last_logged is not None and now - self._last_logged < self.PERIOD_S:
+            return
+        log.warning(
+            "control: refused %d client(s) without a valid token (%s) since the last report", self._unlogged, reason
+        )
+        self._unlogged = 0
+        self._last_logged = now
 
 
 class _Client:
@@ -193,6 +217,10 @@ class ControlServer:
         control = config.daemon.control
         self.max_clients = control.max_clients
         self.max_event_backlog = control.max_event_backlog
+        self.max_pending = control.max_pending_handshakes
+        self._pending: dict[_Client, None] = {}  # connections still in the handshake, oldest first
+        self.dropped_pending = 0
+        self._auth_failures = _AuthFailureLog(clock)
         self._token = self.address.token
         if not self.address.is_unix and not self._token:
             raise ControlServerError("the TCP control API needs daemon.control.token")
@@ -271,11 +299,10 @@ class ControlServer:
             raise ControlServerError(
                 f"socket path {path} is longer than {UNIX_PATH_MAX} bytes: set daemon.control.socket_path shorter"
             )
-        parent = path.parent
-        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        st = parent.stat()
-        if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:
-            os.chmod(parent, 0o700)
+        try:
+            ensure_private_dir(path.parent)
+        except UnsafeRuntimeDir as exc:
+            raise ControlServerError(str(exc)) from None
         lock_path = path.with_name(path.name + ".lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -379,8 +406,22 @@ class ControlServer:
         if task is not None:
             self._client_tasks.add(task)
         client = _Client(self, reader, writer)
+        if len(self._pending) >= self.max_pending:
+            # Idle connections must not pile up until accept() fails with EMFILE: drop the oldest
+            # unauthenticated one (a real client says hello at once, so it is never the oldest for long).
+            oldest = next(iter(self._pending))
+            self._pending.pop(oldest, None)
+            self.dropped_pending += 1
+            oldest.closing = True  # its hello may already be buffered: it must not take a client slot
+            with contextlib.suppress(Exception):
+                oldest.writer.transport.abort()
+        self._pending[client] = None
         try:
-            if await self._handshake(client):
+            try:
+                accepted = await self._handshake(client)
+            finally:
+                self._pending.pop(client, None)
+            if accepted:
                 await self._serve(client)
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
@@ -417,6 +458,18 @@ class ControlServer:
             await client.send_now(ErrorFrame("bad_frame", "the first frame must be a hello"))
             return False
         client.name = hello.client[:80] or "?"
+        if not self.address.is_unix:
+            # Authenticate before anything else is told (the version helps an attacker pick an exploit).
+            expected = (self._token or "").encode("utf-8")
+            given = (hello.token or "").encode("utf-8")
+            if not hello.token:
+                self._auth_failures.note("no token")
+                await client.send_now(ErrorFrame("auth_failed", "this daemon requires a token (daemon.control.token)"))
+                return False
+            if not hmac.compare_digest(given, expected):
+                self._auth_failures.note("wrong token")
+                await client.send_now(ErrorFrame("auth_failed", "wrong token"))
+                return False
         if hello.protocol != PROTOCOL_VERSION:
             await client.send_now(
                 ErrorFrame(
@@ -426,19 +479,14 @@ class ControlServer:
                 )
             )
             return False
-        if not self.address.is_unix:
-            expected = (self._token or "").encode("utf-8")
-            given = (hello.token or "").encode("utf-8")
-            if not hello.token:
-                await client.send_now(ErrorFrame("auth_failed", "this daemon requires a token (daemon.control.token)"))
-                return False
-            if not hmac.compare_digest(given, expected):
-                log.warning("control: refused a client with a wrong token")
-                await client.send_now(ErrorFrame("auth_failed", "wrong token"))
-                return False
+        if client.closing:  # dropped as one of too many pending handshakes
+            return False
+        # Check and take the slot with no await in between: concurrent handshakes cannot all pass the check.
         if len(self.clients) >= self.max_clients:
             await client.send_now(ErrorFrame("too_many_clients", f"the daemon serves at most {self.max_clients}"))
             return False
+        self.clients.add(client)
+        self._pending.pop(client, None)  # admitted: no longer one of the handshakes that may be dropped
         await client.send_now(
             Welcome(
                 protocol=PROTOCOL_VERSION,
@@ -447,7 +495,6 @@ class ControlServer:
                 pid=os.getpid(),
             )
         )
-        self.clients.add(client)
         log.info("control: client %s attached (%d attached)", client.name, len(self.clients))
         return True
 

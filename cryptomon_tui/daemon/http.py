@@ -6,6 +6,8 @@ a secret that leaked into the engine's state still never leaves the process.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 from collections.abc import Callable
@@ -61,8 +63,28 @@ class HttpServer:
         self.config = config
         self.redactor.set_secrets(collect_secrets(config))
 
+    def _allowed_hosts(self) -> set[str]:
+        http = self.config.daemon.http
+        names = {"localhost", "127.0.0.1", "::1", http.host.lower(), *(h.lower() for h in http.allowed_hosts)}
+        return {n.strip("[]") for n in names}
+
+    @web.middleware
+    async def _host_check(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        """Refuse a Host header that is not loopback or configured: a DNS-rebinding page in a local browser
+        sends its own domain name. IP literals (a scraper reaching a container by address) and clients that
+        send no Host (not a browser) are let through: neither can come from a rebinding page."""
+        host = request.headers.get("Host")
+        if host is not None and not _is_ip(name := _host_name(host)) and name not in self._allowed_hosts():
+            return web.Response(
+                status=421, text="host not allowed (add it to daemon.http.allowed_hosts)\n", content_type="text/plain"
+            )
+        response: web.StreamResponse = await handler(request)
+        return response
+
     def build_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._host_check])
         app.router.add_get("/", self._index)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -148,4 +170,31 @@ class HttpServer:
         return self._json(body, 200 if ready else 503)
 
     async def _snapshot(self, request: web.Request) -> web.Response:
+        token = self.config.daemon.http.snapshot_token
+        if token is not None:
+            given = request.headers.get("Authorization", "")
+            expected = f"Bearer {token.get_secret_value()}"
+            if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+                return web.Response(
+                    status=401, text="bearer token required\n", content_type="text/plain",
+                    headers={"WWW-Authenticate": 'Bearer realm="cryptomon"'},
+                )
         return self._json(self.engine.snapshot())
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_name(header: str) -> str:
+    """The host part of a Host header, lowercased, without port or IPv6 brackets."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")

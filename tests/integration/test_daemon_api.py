@@ -184,7 +184,7 @@ async def test_live_daemon_is_refused_and_stale_socket_replaced(sock_dir: Path) 
 
 
 async def test_non_socket_file_in_the_way_is_reported(sock_dir: Path) -> None:
-    sock_dir.mkdir(parents=True)  # noqa: ASYNC240 - test setup
+    sock_dir.mkdir(parents=True, mode=0o700)  # noqa: ASYNC240 - test setup
     (sock_dir / "cryptomon.sock").write_text("not a socket")
     clock = RealClock()
     server = ControlServer(FakeEngine(clock), unix_config(sock_dir), clock)
