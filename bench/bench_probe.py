@@ -6,7 +6,7 @@
     measured - 50 ms (median, p99) for cryptomon's transport and a minimal raw-asyncio client (the floor),
     interleaved in blocks in the same run; then 50 requests in flight, with a pool smaller than that, to
     show the pool wait is measured and left out of the latency.
-(b) cost: process CPU per probe while the real Engine probes at 200 probes/s, beside Prometheus
+(b) cost: process CPU per probe while the real ProbeRunner probes at 200 probes/s, beside Prometheus
     blackbox_exporter driven at the same rate against the same endpoint (its CPU from /proc/<pid>/stat).
 (c) scale: the most endpoints at a 1 s interval with a schedule-lag p99 under 50 ms, this process pinned
     to one core (the server pinned to the other).
@@ -356,11 +356,11 @@ def _engine_config(url: str, endpoints: int, interval: str) -> Any:
 
 
 async def bench_engine_cost(url: str, duration: float, rate: int = 200) -> dict[str, Any]:
-    from cryptomon_tui.engine.engine import Engine
+    from cryptomon_tui.probing.runner import ProbeRunner
 
     endpoints = 50
     interval_s = endpoints / rate
-    engine = Engine(_engine_config(url, endpoints, f"{interval_s}s"))
+    engine = ProbeRunner(_engine_config(url, endpoints, f"{interval_s}s"))
     counts = {"n": 0, "ok": 0}
 
     def on_result(r: Any) -> None:
@@ -441,10 +441,10 @@ def _bbx_version(exe: str) -> str:
 
 # ================================================================ (c) scale
 async def scale_step(url: str, endpoints: int, measure_s: float) -> dict[str, Any]:
-    from cryptomon_tui.engine.engine import Engine
+    from cryptomon_tui.probing.runner import ProbeRunner
 
     lags: list[tuple[float, float]] = []
-    engine = Engine(_engine_config(url, endpoints, "1s"),
+    engine = ProbeRunner(_engine_config(url, endpoints, "1s"),
                     lag_hook=lambda ex, probe, lag: lags.append((time.perf_counter(), lag)))
     ok = {"n": 0, "ok": 0}
 
@@ -522,7 +522,7 @@ def render(res: dict[str, Any]) -> str:
         ours = cost["cryptomon"]
         lines += ["**(b) cost**: process CPU per probe at 200 probes/s", "",
                   "| prober | probes | achieved rate | CPU per probe | ok |", "|---|---|---|---|---|",
-                  f"| cryptomon Engine (50 endpoints x 250 ms) | {ours['probes']} | {ours['rate']:.0f}/s | "
+                  f"| cryptomon ProbeRunner (50 endpoints x 250 ms) | {ours['probes']} | {ours['rate']:.0f}/s | "
                   f"{ours['cpu_us_per_probe']:.0f} us | {ours['ok_share']:.1%} |"]
         bbx = cost.get("blackbox")
         if bbx:

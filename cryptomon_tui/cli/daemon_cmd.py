@@ -373,7 +373,7 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
         # Everything built so far lives as long as the daemon: keep it out of the GC's full collections,
         # whose pauses would otherwise land inside measured latencies.
         gc.freeze()
-        watching = ", ".join(f"{name} ({len(w.slots)} probes)" for name, w in engine.engine.workers.items())
+        watching = ", ".join(f"{name} ({len(w.slots)} probes)" for name, w in engine.runner.workers.items())
         log.info("daemon running%s: %s", f" against the simulator ({args.demo})" if simulator else "",
                  watching or "nothing enabled")
         try:

@@ -24,7 +24,6 @@ from cryptomon_tui.analysis.ledger import CountingLedger, UsageTotals
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config import Config, ConfigError, load_config
 from cryptomon_tui.engine.api import CommandError, EngineCounters
-from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.engine.pipeline import DetectionPipeline
 from cryptomon_tui.engine.status import exchange_status
 from cryptomon_tui.exchanges.registry import create_adapter
@@ -32,6 +31,7 @@ from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Ma
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import iso_utc
+from cryptomon_tui.probing.runner import ProbeRunner
 from cryptomon_tui.probing.transport import TransportFactory
 
 log = logging.getLogger("cryptomon.engine")
@@ -74,7 +74,7 @@ class Monitor:
         self.notifier: Any = None
         self.analysis: Any = None
         self.pipeline = self._new_pipeline(config)
-        self.engine = self._new_engine(config)
+        self.runner = self._new_runner(config)
         self._recent: dict[str, deque[ProbeResult]] = {}
         self._recent_failures: dict[str, deque[ProbeResult]] = {}
         self._events: asyncio.Queue[IncidentEvent | None] = asyncio.Queue()
@@ -113,10 +113,10 @@ class Monitor:
     def _new_pipeline(self, config: Config) -> DetectionPipeline:
         return DetectionPipeline(config, self.clock, clock_tolerances=self._tolerances(config))
 
-    def _new_engine(self, config: Config) -> Engine:
-        engine = Engine(config, self.clock, transport_factory=self._transport_factory)
-        engine.subscribe_results(self._on_result)
-        return engine
+    def _new_runner(self, config: Config) -> ProbeRunner:
+        runner = ProbeRunner(config, self.clock, transport_factory=self._transport_factory)
+        runner.subscribe_results(self._on_result)
+        return runner
 
     def add_event_sink(self, sink: EventSink) -> None:
         """Sync callback per incident event, in order (the daemon's --events-jsonl writer)."""
@@ -152,13 +152,13 @@ class Monitor:
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="cryptomon-detect"))
         if self.store is not None:
             self._tasks.append(asyncio.create_task(self._command_loop(), name="cryptomon-commands"))
-        await self.engine.start()
+        await self.runner.start()
         self._running = True
-        log.info("engine started: %s", ", ".join(self.engine.workers) or "no exchanges")
+        log.info("engine started: %s", ", ".join(self.runner.workers) or "no exchanges")
 
     async def stop(self) -> None:
         self._running = False
-        await self.engine.stop()
+        await self.runner.stop()
         # final evaluation + flush the event queue so nothing decided is lost
         self._emit(self.pipeline.tick())
         await self._events.put(None)
@@ -443,7 +443,7 @@ class Monitor:
     def _build_snapshot(self) -> dict[str, Any]:
         now = self.clock.now()
         det = self.pipeline.snapshot()
-        probe_state = self.engine.probe_state()
+        probe_state = self.runner.probe_state()
         open_incidents = self.pipeline.incidents.open_incidents()
         exchanges: dict[str, Any] = {}
         for name, cfg in self.config.enabled_exchanges().items():
@@ -598,7 +598,7 @@ class Monitor:
             "loop": True,
             "config_loaded": self._config_loaded,
             "store_writable": store_ok,
-            "probes_running": self._running and bool(self.engine.workers),
+            "probes_running": self._running and bool(self.runner.workers),
             "detail": detail,
         }
 
@@ -680,7 +680,7 @@ class Monitor:
 
     async def pause(self, exchange: str) -> dict[str, Any]:
         try:
-            self.engine.pause(exchange)
+            self.runner.pause(exchange)
         except KeyError as exc:
             raise CommandError(str(exc.args[0]), code="not_found") from None
         self._version += 1
@@ -688,7 +688,7 @@ class Monitor:
 
     async def resume(self, exchange: str) -> dict[str, Any]:
         try:
-            self.engine.resume(exchange)
+            self.runner.resume(exchange)
         except KeyError as exc:
             raise CommandError(str(exc.args[0]), code="not_found") from None
         self._version += 1
@@ -706,21 +706,21 @@ class Monitor:
         changed = _changed_sections(self.config, new)
         if not changed:
             return {"ok": True, "changed": [], "error": None}
-        paused = {n for n, w in self.engine.workers.items() if getattr(w, "paused", False)}
-        old_engine = self.engine
+        paused = {n for n, w in self.runner.workers.items() if getattr(w, "paused", False)}
+        old_runner = self.runner
         try:
-            engine = self._new_engine(new)  # builds the probe plan: a bad probe list fails here, before any change
+            runner = self._new_runner(new)  # builds the probe plan: a bad probe list fails here, before any change
         except Exception as exc:
             return {"ok": False, "changed": changed, "error": f"{type(exc).__name__}: {exc}"}
         self.config = new
         self.pipeline.config = new
         self.pipeline.detector.clock_tolerances = self._tolerances(new)
-        engine.adopt_state(old_engine)  # bans, rate-limit pauses and breakers survive a reload
-        await old_engine.stop()
-        self.engine = engine
-        await engine.start()
-        for name in paused & set(engine.workers):
-            engine.pause(name)
+        runner.adopt_state(old_runner)  # bans, rate-limit pauses and breakers survive a reload
+        await old_runner.stop()
+        self.runner = runner
+        await runner.start()
+        for name in paused & set(runner.workers):
+            runner.pause(name)
         if self.notifier is not None and ("notify" in changed or "daemon" in changed):
             old_notifier = self.notifier
             self._notify_base = self._notify_totals()  # the new notifier counts from zero

@@ -174,10 +174,10 @@ async def test_pause_and_resume_selected_exchange() -> None:
             ex.focus()
             ex.select_key("okx")
             await pilot.press("p")
-            await wait_for(pilot, lambda: served.engine.engine.workers["okx"].paused)
+            await wait_for(pilot, lambda: served.engine.runner.workers["okx"].paused)
             await wait_for(pilot, lambda: ex.shown_text("okx", "status") == "PAUSED")
             await pilot.press("p")
-            await wait_for(pilot, lambda: not served.engine.engine.workers["okx"].paused)
+            await wait_for(pilot, lambda: not served.engine.runner.workers["okx"].paused)
 
 
 async def test_freeze_stops_the_view_not_the_engine() -> None:

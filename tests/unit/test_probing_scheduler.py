@@ -11,8 +11,8 @@ import pytest
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
+from cryptomon_tui.probing.runner import ProbeRunner
 from cryptomon_tui.probing.transport import TransportOptions, TransportRequest, TransportResult
 from tests.fakes.probing_fakes import ScriptedTransport, error_result, fake_adapter_factory, ok_result
 
@@ -37,7 +37,7 @@ class Harness:
             self.options = options
             return self.transport
 
-        self.engine = Engine(cfg, clock=self.clock, transport_factory=factory,
+        self.engine = ProbeRunner(cfg, clock=self.clock, transport_factory=factory,
                              adapter_factory=fake_adapter_factory, rng=random.Random(seed))
         self.engine.subscribe_results(self.results.append)
 
@@ -98,7 +98,7 @@ async def test_schedule_lag_is_measured_when_the_loop_is_late() -> None:
     lags: list[float] = []
     clock = FakeClock()
     transport = ScriptedTransport(clock)
-    engine = Engine(config("1s"), clock=clock, transport_factory=lambda n, o: transport,
+    engine = ProbeRunner(config("1s"), clock=clock, transport_factory=lambda n, o: transport,
                     adapter_factory=fake_adapter_factory, lag_hook=lambda ex, p, lag: lags.append(lag))
     await engine.start()
     await clock.advance(3)
@@ -253,7 +253,7 @@ async def test_a_rebuilt_engine_keeps_the_rate_limit_pause_of_the_one_it_replace
         assert h.engine.probe_state()["fx"]["backoff"]["paused"] is True  # type: ignore[index]
         await h.engine.stop()
         transport = ScriptedTransport(h.clock)
-        rebuilt = Engine(config("1s"), clock=h.clock, transport_factory=lambda n, o: transport,
+        rebuilt = ProbeRunner(config("1s"), clock=h.clock, transport_factory=lambda n, o: transport,
                          adapter_factory=fake_adapter_factory)
         rebuilt.adopt_state(h.engine)
         await rebuilt.start()

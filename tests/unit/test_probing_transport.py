@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.exchanges.base import ProbeSpec
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from cryptomon_tui.probing.runner import ProbeRunner
 from cryptomon_tui.probing.transport import (
     AiohttpTransport,
     TransportOptions,
@@ -265,7 +265,7 @@ async def test_engine_with_real_transport_survives_a_hostile_50mb_body(server: S
         if len({x.probe for x in results}) == 2 and len(results) >= 4:
             enough.set()
 
-    engine = Engine(cfg, adapter_factory=lambda n, c: BigAdapter(name=n))
+    engine = ProbeRunner(cfg, adapter_factory=lambda n, c: BigAdapter(name=n))
     engine.subscribe_results(collect)
     await engine.start()
     try:

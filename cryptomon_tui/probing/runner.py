@@ -1,8 +1,9 @@
-"""The engine: owns the probe workers and fans their results out to subscribers.
+"""The probe runner: owns the probe workers (one per exchange) and fans their results out to subscribers.
 
-Subscribers (metrics, detection, store, the daemon's JSONL writer ...) are plain sync callbacks run
-on the engine loop for every ProbeResult; they must be cheap and must not block. A subscriber that
-raises is logged once and kept: one broken consumer never stops probing or the other consumers.
+The engine (``engine.engine.Engine``) owns one and subscribes metrics, detection, the store and the
+daemon's JSONL writer: plain sync callbacks run on the event loop for every ProbeResult; they must be
+cheap and must not block. A subscriber that raises is logged once and kept: one broken consumer never
+stops probing or the other consumers.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ log = logging.getLogger(__name__)
 ResultCallback = Callable[[ProbeResult], None]
 
 
-class Engine:
-    """Probing core of cryptomon. Construct, ``await start()``, subscribe, ``await stop()``."""
+class ProbeRunner:
+    """Runs the probe plan of a config. Construct, ``await start()``, subscribe, ``await stop()``."""
 
     def __init__(
         self,
@@ -140,7 +141,7 @@ class Engine:
         self._transports.clear()
         self.started = False
 
-    def adopt_state(self, previous: Engine) -> None:
+    def adopt_state(self, previous: ProbeRunner) -> None:
         """Carry rate-limit/ban pauses and breakers over from the engine this one replaces (config reload).
 
         Call before ``start()``. Exchanges are matched by name; a breaker is kept only when its settings
