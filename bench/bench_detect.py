@@ -1,7 +1,7 @@
 """Detection benchmark (``make bench-detect``): does the real engine open one trustworthy incident per fault?
 
 Three parts:
-  1. Every built-in simulator scenario runs against the real engine (``engine.monitor.Monitor``: probing,
+  1. Every built-in simulator scenario runs against the real engine (``engine.engine.Engine``: probing,
      metrics, detection, incidents) at a fast probe interval, and its incident events are scored against
      the simulator's ground truth (``Simulator.expected()``): faults detected / injected, time to detect,
      incidents per fault, false incidents, time to resolve after the fault ends.
@@ -320,7 +320,7 @@ async def run_scenario(name: str, interval_s: float, tail_s: float, timeout_s: f
     """One cycle of a built-in scenario (not looping), then ``tail_s`` of calm for the recoveries."""
     from cryptomon_tui.cli.daemon_cmd import demo_config
     from cryptomon_tui.config import config_from_data
-    from cryptomon_tui.engine.monitor import Monitor
+    from cryptomon_tui.engine.engine import Engine
     from cryptomon_tui.incidents.model import IncidentEvent
     from cryptomon_tui.simulator import Simulator, load_scenario
 
@@ -335,7 +335,7 @@ async def run_scenario(name: str, interval_s: float, tail_s: float, timeout_s: f
             if ex.enabled:
                 ex.interval = interval_s
                 ex.timeout = timeout_s
-        monitor = Monitor(config, use_store=False, notify=False)
+        monitor = Engine(config, use_store=False, notify=False)
 
         def sink(event: IncidentEvent) -> None:
             events.append(event.to_json_dict())

@@ -7,7 +7,7 @@ Structure, so more outputs can plug in without touching the run loop:
   ``await start()`` after the engine is built and ``await stop()`` after the engine stopped:
   the JSONL probe and event writers, and the control API + HTTP (/metrics, /healthz) runner.
 
-The engine is ``engine.monitor.Monitor``: probing, detection, incidents, store, notifications
+The engine is ``engine.engine.Engine``: probing, detection, incidents, store, notifications
 and analysis. A ``--demo`` daemon uses its own socket, database and a free HTTP port, so it
 never mixes with (or blocks) the user's real daemon and history.
 """
@@ -32,7 +32,7 @@ from typing import IO, Any, Protocol
 from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg, load_or_exit
 from cryptomon_tui.config.paths import data_dir, runtime_dir
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.engine.monitor import Monitor
+from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.units import iso_utc, parse_duration
@@ -91,7 +91,7 @@ class DaemonExtension(Protocol):
 class DaemonContext:
     args: argparse.Namespace
     config: Config
-    engine: Monitor
+    engine: Engine
     stop_event: asyncio.Event
     simulator: Any = None  # cryptomon_tui.simulator.Simulator in --demo
     extensions: list[DaemonExtension] = field(default_factory=list)
@@ -344,7 +344,7 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
         return apply_cli_overrides(demo_config(c, urls) if urls is not None else c, args)
 
     try:
-        engine = Monitor(config, config_path=getattr(args, "config_source", None), config_transform=transform)
+        engine = Engine(config, config_path=getattr(args, "config_source", None), config_transform=transform)
     except ValueError as exc:
         print(f"cryptomon: {exc}", file=sys.stderr)
         if simulator is not None:

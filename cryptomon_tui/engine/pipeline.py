@@ -1,4 +1,4 @@
-"""Metrics -> detection -> incidents in one object, shared by the engine (``Monitor``) and the backtest.
+"""Metrics -> detection -> incidents in one object, shared by the engine (``engine.engine.Engine``) and the backtest.
 
 It lives in the engine because it drives the incident manager: detection only turns metrics into signals.
 Commands (ack, silence, maintenance, restore) go to ``pipeline.incidents`` directly, rollups to

@@ -1,7 +1,7 @@
 """Daemon processes for acceptance tests.
 
 Two kinds, started by the same ``daemon_process`` helper:
-- the real ``cryptomon daemon`` (``REAL_DAEMON_COMMAND``): the whole engine (``Monitor``) probing a
+- the real ``cryptomon daemon`` (``REAL_DAEMON_COMMAND``): the whole engine (``Engine``) probing a
   ``cryptomon simulate`` process started by ``simulator_process``, with a config from ``real_daemon_config``;
 - this module run as ``python -m tests.fakes.daemon_harness --config PATH [--fail EXCHANGE]``
   (``DAEMON_COMMAND``): the daemon's DaemonRunner around a FakeEngine, for faults a real engine cannot be

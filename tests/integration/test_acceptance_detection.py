@@ -1,6 +1,6 @@
 """Acceptance (issue 3): one hard failure, one incident, resolved soon after the exchange recovers.
 
-The real engine (``Monitor``: probing, breakers, detection, incidents) probes the simulator at the demo's
+The real engine (``Engine``: probing, breakers, detection, incidents) probes the simulator at the demo's
 pace (250 ms, 1 s timeout, breaker cooldown 2 s). A hang is the hardest hard failure for the breaker:
 every half-open trial waits the full timeout. Seen in the outage acceptance run: our own breaker cycling
 open -> half-open -> open during one hang must not read as a flapping rule that keeps the incident open
@@ -18,7 +18,7 @@ import pytest
 
 from cryptomon_tui.cli.daemon_cmd import demo_config
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.engine.monitor import Monitor
+from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.incidents.model import IncidentEvent
 from cryptomon_tui.simulator import Simulator, scenario_from_data
 
@@ -40,12 +40,12 @@ async def test_a_hang_opens_one_incident_and_resolves_after_the_exchange_answers
     sim = Simulator(scenario, exchanges=["bybit"])
     await sim.start()
     events: list[dict[str, Any]] = []
-    monitor: Monitor | None = None
+    monitor: Engine | None = None
     rules: Any = None
     try:
         t0 = time.time() - sim.elapsed()
         config = demo_config(config_from_data({"exchanges": {"bybit": {"probes": ["time", "ticker"]}}}), sim.base_urls)
-        monitor = Monitor(config, use_store=False, notify=False)
+        monitor = Engine(config, use_store=False, notify=False)
 
         resolved_seen = asyncio.Event()
 

@@ -1,4 +1,4 @@
-"""The real engine (``Monitor``) on the simulator, served over a Unix socket in tmp: what
+"""The real engine (``Engine``) on the simulator, served over a Unix socket in tmp: what
 ``cryptomon demo`` runs, in-process so Pilot tests start in well under a second."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptomon_tui.cli.daemon_cmd import demo_config
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.engine.monitor import Monitor
+from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.simulator import Simulator, scenario_from_data
 from tests.ui.harness import HOSTILE, Served, serve
 
@@ -48,7 +48,7 @@ async def served_monitor(scenario: dict[str, Any] | None = None, **config_data: 
         })
         config = demo_config(base, sim.base_urls)
         config.daemon.control.socket_path = tmp / "run" / "c.sock"  # short: AF_UNIX paths are limited
-        monitor = Monitor(config, use_store=False, notify=False)
+        monitor = Engine(config, use_store=False, notify=False)
         await monitor.start()
         async with serve(monitor, config) as served:
             yield served

@@ -1,4 +1,4 @@
-"""Pilot tests of every key flow against the real engine (Monitor) on the simulator, attached
+"""Pilot tests of every key flow against the real engine (``Engine``) on the simulator, attached
 through the daemon client over a Unix socket, exactly as `cryptomon demo` runs it."""
 
 from __future__ import annotations

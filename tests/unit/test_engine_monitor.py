@@ -1,4 +1,4 @@
-"""Monitor wiring that no single package owns: evidence kept for analysis, snapshot shape, commands."""
+"""Engine wiring that no single package owns: evidence kept for analysis, snapshot shape, commands."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import pytest
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.engine.api import CommandError
-from cryptomon_tui.engine.monitor import Monitor
+from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
 
 
-def _monitor(clock: FakeClock) -> Monitor:
+def _monitor(clock: FakeClock) -> Engine:
     cfg = config_from_data({"exchanges": {"binance": {"interval": "250ms"}}})
-    monitor = Monitor(cfg, clock=clock, use_store=False, notify=False)
+    monitor = Engine(cfg, clock=clock, use_store=False, notify=False)
     monitor._build_analysis()
     return monitor
 
 
-def _feed(monitor: Monitor, clock: FakeClock, outcome: Outcome, seconds: float, **kw: Any) -> None:
+def _feed(monitor: Engine, clock: FakeClock, outcome: Outcome, seconds: float, **kw: Any) -> None:
     steps = int(seconds / 0.25)
     for _ in range(steps):
         clock.set(clock.now() + 0.25)

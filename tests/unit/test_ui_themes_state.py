@@ -64,7 +64,7 @@ def test_state_file_round_trip_and_corruption(tmp_path: Path) -> None:
 
 def test_engine_and_daemon_never_load_textual() -> None:
     code = (
-        "import sys, cryptomon_tui.engine.monitor, cryptomon_tui.daemon.control, cryptomon_tui.daemon.client, "
+        "import sys, cryptomon_tui.engine.engine, cryptomon_tui.daemon.control, cryptomon_tui.daemon.client, "
         "cryptomon_tui.cli.daemon_cmd, cryptomon_tui.cli.ui_cmd, cryptomon_tui.cli; "
         "cryptomon_tui.cli.build_parser(); "
         "bad = sorted(m for m in sys.modules "

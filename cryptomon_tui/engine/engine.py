@@ -1,6 +1,6 @@
 """The whole engine: probing -> metrics -> detection -> incidents -> store / notify / analysis / faces.
 
-``Monitor`` implements ``EngineAPI`` (engine/api.py), the only thing the daemon's control API,
+``Engine`` implements ``EngineAPI`` (engine/api.py), the only thing the daemon's control API,
 /metrics and the UI see. It owns the wiring and nothing else: each step lives in its package.
 
 Event flow: probe results are recorded synchronously (cheap); incident events go onto one
@@ -47,8 +47,10 @@ COSTS_REFRESH_S = 60.0
 EventSink = Callable[[IncidentEvent], None]
 
 
-class Monitor:
-    """Construct, ``await start()``, use the EngineAPI methods, ``await stop()``."""
+class Engine:
+    """The engine: owns a ProbeRunner and a DetectionPipeline and wires store, notify and analysis to them.
+
+    Construct, ``await start()``, use the EngineAPI methods, ``await stop()``."""
 
     def __init__(
         self,
