@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptomon_tui.exchanges.ws import WsEvent
+from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent
 from cryptomon_tui.kernel.results import Outcome
 
 # Stable probe names (a contract shown in the UI, events and metrics).
@@ -151,6 +151,10 @@ class ExchangeAdapter(ABC):
     def judge_latency(self, classification: Classification, latency_ms: float) -> Classification:
         """Called by the probing layer after timing. Default: latency never changes the verdict."""
         return classification
+
+    def stream_specs(self, ws_url: str | None = None) -> list[StreamSpec]:
+        """The public market streams watched by default (one per exchange); none for unknown venues."""
+        return []
 
     def classify_ws_message(self, message: Any) -> WsEvent:
         """Read one WebSocket frame (decoded JSON, or raw text/bytes). Must never raise."""

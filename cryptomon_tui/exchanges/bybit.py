@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from typing import Any
 
@@ -51,7 +52,7 @@ from cryptomon_tui.exchanges.common import (
     to_int,
     to_positive_price,
 )
-from cryptomon_tui.exchanges.ws import WsEvent, decode_frame, unreadable
+from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent, decode_frame, unreadable
 from cryptomon_tui.kernel.results import Outcome
 
 RECV_WINDOW_MS = 5000
@@ -104,6 +105,18 @@ class BybitAdapter(ExchangeAdapter):
         super().__init__(symbol, name=name)
         self.category, self.market_symbol = parse_symbol(self.symbol)
         self.default_ws_url = f"wss://stream.bybit.com/v5/public/{self.category}"
+
+    def stream_specs(self, ws_url: str | None = None) -> list[StreamSpec]:
+        """``tickers.<symbol>`` on the category's public stream: ``ts`` for lag, ``cs`` only grows.
+
+        Client heartbeat ``{"op":"ping"}`` every 20 s (the server drops idle sockets after 10 min);
+        at most 500 new connections per 5 min per IP, of which we allow ourselves 30.
+        """
+        topic = f"tickers.{self.market_symbol}"
+        subscribe = json.dumps({"req_id": "cryptomon", "op": "subscribe", "args": [topic]})
+        return [StreamSpec(name=topic, url=ws_url or self.default_ws_url or "", subscribe=(subscribe,),
+                           ping_text='{"op":"ping"}', ping_every_s=20.0, seq_rule="monotonic",
+                           stale_floor_s=3.0, connect_attempts=30, connect_window_s=300.0)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         market = {"category": self.category, "symbol": self.market_symbol}
@@ -278,8 +291,15 @@ class BybitAdapter(ExchangeAdapter):
             if isinstance(fails, list) and fails:
                 return WsEvent(kind="error", error_code="subscribe_failed", message=cap_text(fails))
             return WsEvent(kind="subscribed")
-        if isinstance(frame.get("topic"), str) and "data" in frame:
-            return WsEvent(kind="data", event_time_ms=epoch_ms(frame.get("ts")))
+        topic = frame.get("topic")
+        if isinstance(topic, str) and "data" in frame:
+            if topic.startswith("orderbook."):  # update id ``u`` grows by one; a snapshot restarts it
+                update = to_int(dig(frame, "data", "u"))
+                return WsEvent(kind="data", event_time_ms=epoch_ms(frame.get("ts")),
+                               seq=None if frame.get("type") == "snapshot" else update,
+                               topic=topic[:60])
+            return WsEvent(kind="data", event_time_ms=epoch_ms(frame.get("ts")), seq=to_int(frame.get("cs")),
+                           topic=topic[:60])
         if "retCode" in frame:
             code, text = cap_text(frame.get("retCode"), 20), cap_text(frame.get("retMsg"))
             return WsEvent(kind="error", error_code=code, message=text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from typing import Any
 
@@ -42,7 +43,7 @@ from cryptomon_tui.exchanges.common import (
     to_int,
     to_positive_price,
 )
-from cryptomon_tui.exchanges.ws import WsEvent, decode_frame, unreadable
+from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent, decode_frame, unreadable
 from cryptomon_tui.kernel.results import Outcome
 
 SIGNATURE_VALIDITY_MS = 60_000.0
@@ -89,6 +90,22 @@ class DeribitAdapter(ExchangeAdapter):
         if "_" in self.symbol and "-" not in self.symbol:
             return self.symbol.split("_", 1)[1].upper()
         return self.symbol.split("-", 1)[0].upper()
+
+    def stream_specs(self, ws_url: str | None = None) -> list[StreamSpec]:
+        """``ticker.<instrument>.100ms`` (no auth needed): ``timestamp`` for lag.
+
+        ``public/set_heartbeat`` (10 s) first; every ``test_request`` is answered with
+        ``public/test`` or the server closes the socket. 32 connections per IP in all.
+        """
+        channel = f"ticker.{self.symbol}.100ms"
+        heartbeat = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/set_heartbeat",
+                                "params": {"interval": 10}})
+        subscribe = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "public/subscribe",
+                                "params": {"channels": [channel]}})
+        answer = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "public/test", "params": {}})
+        return [StreamSpec(name=channel, url=ws_url or self.default_ws_url or "", subscribe=(heartbeat, subscribe),
+                           heartbeat_answer=answer, seq_rule="linked", stale_floor_s=3.0,
+                           connect_attempts=20, connect_window_s=300.0)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         inst = {"instrument_name": self.symbol}
@@ -239,7 +256,12 @@ class DeribitAdapter(ExchangeAdapter):
             locked = isinstance(data, dict) and data.get("locked") in (True, "true")
             if isinstance(channel, str) and channel.startswith("platform_state") and locked:
                 return WsEvent(kind="notice_reconnect", event_time_ms=when, message=cap_text(data))
-            return WsEvent(kind="data", event_time_ms=when)
+            if isinstance(data, dict) and "change_id" in data:  # book: each update names the previous
+                return WsEvent(kind="data", event_time_ms=when, seq=to_int(data.get("change_id")),
+                               prev_seq=to_int(data.get("prev_change_id")),
+                               topic=channel[:60] if isinstance(channel, str) else None)
+            return WsEvent(kind="data", event_time_ms=when,
+                           topic=channel[:60] if isinstance(channel, str) else None)
         error = frame.get("error")
         if isinstance(error, dict):
             return WsEvent(kind="error", error_code=cap_text(error.get("code"), 20) or None,

@@ -12,6 +12,7 @@ import base64
 import datetime as _dt
 import hashlib
 import hmac
+import json
 from typing import Any
 
 from cryptomon_tui.exchanges.base import (
@@ -46,7 +47,7 @@ from cryptomon_tui.exchanges.common import (
     to_positive_price,
     venue_overload,
 )
-from cryptomon_tui.exchanges.ws import PlainText, WsEvent, decode_frame, unreadable
+from cryptomon_tui.exchanges.ws import PlainText, StreamSpec, WsEvent, decode_frame, unreadable
 from cryptomon_tui.kernel.results import Outcome
 
 CLOCK_TOLERANCE_MS = 30_000.0
@@ -96,6 +97,18 @@ class OkxAdapter(ExchangeAdapter):
     rate_limit = RateLimit(capacity=70, window_s=2, unit="requests")
     clock_ahead_tolerance_ms = CLOCK_TOLERANCE_MS
     clock_behind_tolerance_ms = CLOCK_TOLERANCE_MS
+
+    def stream_specs(self, ws_url: str | None = None) -> list[StreamSpec]:
+        """``tickers`` for the instrument: ``ts`` for lag. Text ``ping`` every 20 s (< 30 s idle cut).
+
+        New connections: at most 3 per second per IP; we allow ourselves 30 per 5 min. A quiet
+        market can leave 30 s between pushes, so the stale floor is learnt from the stream itself.
+        """
+        subscribe = json.dumps({"id": "cryptomon", "op": "subscribe",
+                                "args": [{"channel": "tickers", "instId": self.symbol}]})
+        return [StreamSpec(name=f"tickers:{self.symbol}", url=ws_url or self.default_ws_url or "",
+                           subscribe=(subscribe,), ping_text="ping", ping_every_s=20.0, seq_rule="linked",
+                           stale_floor_s=3.0, connect_attempts=30, connect_window_s=300.0)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         inst = {"instId": self.symbol}
@@ -258,7 +271,14 @@ class OkxAdapter(ExchangeAdapter):
             return WsEvent(kind="data", message=text)
         if isinstance(frame.get("arg"), dict) and "data" in frame:
             item = first_dict(frame.get("data"))
-            return WsEvent(kind="data", event_time_ms=epoch_ms(item.get("ts")) if item else None)
+            arg = frame["arg"]
+            topic = f"{cap_text(arg.get('channel'), 30)}:{cap_text(arg.get('instId'), 30)}"
+            if item is None:
+                return WsEvent(kind="data", topic=topic)
+            # books channels link each update to the previous one (prevSeqId -1 on a snapshot)
+            prev = to_int(item.get("prevSeqId"))
+            return WsEvent(kind="data", event_time_ms=epoch_ms(item.get("ts")), seq=to_int(item.get("seqId")),
+                           prev_seq=prev if prev is not None and prev >= 0 else None, topic=topic)
         if code is not None and code != "0":
             return WsEvent(kind="error", error_code=code, message=text)
         return unreadable(frame)

@@ -35,14 +35,51 @@ _MAX_FRAME_BYTES = 8_000_000
 _MESSAGE_CAP = 300
 
 
+# How an exchange numbers a stream's updates, so a hole can be seen:
+# - contiguous: each update is the previous + 1 (Binance trade ids, Bybit orderbook ``u``)
+# - linked: each update names the previous one (OKX ``prevSeqId``, Deribit ``prev_change_id``,
+#   Binance futures depth ``pu``)
+# - monotonic: numbers only grow (Bybit ``cs``, Binance bookTicker ``u``); going back is a reset
+SeqRule = Literal["contiguous", "linked", "monotonic"]
+
+
 @dataclass(frozen=True, slots=True)
 class WsEvent:
-    """One frame's meaning. ``event_time_ms`` is the exchange's own event time (epoch ms), when carried."""
+    """One frame's meaning. ``event_time_ms`` is the exchange's own event time (epoch ms), when carried.
+
+    ``seq``/``prev_seq`` are the update numbers where the exchange gives them, per ``topic`` (a
+    connection may carry several subscriptions, each numbered on its own).
+    """
 
     kind: WsKind
     event_time_ms: float | None = None
     error_code: str | None = None
     message: str | None = None
+    seq: int | None = None
+    prev_seq: int | None = None
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """One stream probe: where to connect, what to send, how to keep it alive, how it is numbered.
+
+    Built by each adapter (``stream_specs``) from its defaults and the user's config; the stream
+    probe only executes it, so a new exchange needs no change outside its adapter.
+    """
+
+    name: str  # shown to people: "btcusdt@trade", "tickers.BTCUSDT"
+    url: str
+    subscribe: tuple[str, ...] = ()  # text frames sent after connect, in order (may be empty: raw URL)
+    ping_text: str | None = None  # client heartbeat frame (Bybit {"op":"ping"}, OKX "ping")
+    ping_every_s: float = 20.0
+    heartbeat_answer: str | None = None  # frame answering a server heartbeat request (Deribit)
+    seq_rule: SeqRule | None = None
+    stale_floor_s: float = 3.0  # never stale before this much silence (quiet markets: higher)
+    connect_attempts: int = 60  # our own cap on connection attempts per window ...
+    connect_window_s: float = 300.0  # ... well under the exchange's documented per-IP limit
+    max_lifetime_s: float | None = None  # renew before the exchange's forced disconnect (Binance 24 h)
+    max_frame_bytes: int = 1 << 20  # a bigger frame closes the connection (1009) instead of buffering
 
 
 class PlainText(str):

@@ -1,0 +1,346 @@
+"""Bookkeeping and verdict for one WebSocket stream: no I/O, every time passed in.
+
+Why a separate, pure piece: the verdicts that matter ("connected but silent for 40 s", "lagging
+1.2 s behind the exchange", "missed 37 updates") must be exact and testable on an injected clock
+and in a backtest, and the probe's I/O loop must stay a thin feeder.
+
+Times: ``mono`` is the monotonic clock in seconds (gaps, silence); ``wall`` is epoch seconds (lag
+against the exchange's event time). Every number that comes from a frame is finite-checked by the
+adapter's reader; the tracker bounds what it keeps (ring buffers) so a firehose cannot grow it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from cryptomon_tui.exchanges.ws import SeqRule, WsEvent
+
+GAP_RING = 1024  # inter-message gaps kept for the percentiles (about 17 min at 1 msg/s)
+LAG_RING = 256  # recent lag samples (ms)
+CLOSE_RING = 16  # recent close codes/reasons
+RECONNECT_WINDOW_S = 300.0  # reconnect-storm window (Binance counts attempts per 5 minutes too)
+MIN_GAPS_TO_LEARN = 30  # gaps needed before the learnt p99 sets the stale threshold
+
+
+class StreamOutcome(StrEnum):
+    """What one stream looks like right now. ``ok`` plus the stream part of the taxonomy."""
+
+    OK = "ok"
+    CONNECTING = "connecting"  # first connection not up yet (no verdict: nothing was promised)
+    WS_STALE = "ws_stale"  # connected, nothing within the expected gap
+    WS_LAG = "ws_lag"  # event times lag local receive time beyond the threshold
+    WS_GAP = "ws_gap"  # sequence numbers skipped or went backwards
+    WS_DISCONNECTED = "ws_disconnected"  # socket down (closed, refused, timed out)
+    WS_RECONNECT_STORM = "ws_reconnect_storm"  # too many reconnects in the window
+    WS_HEARTBEAT = "ws_heartbeat"  # our pings unanswered / the server dropped us for heartbeats
+
+
+@dataclass(frozen=True, slots=True)
+class StreamThresholds:
+    """Verdict knobs; defaults suit a public ticker or book stream."""
+
+    stale_floor_s: float = 3.0  # never call a stream stale before this much silence
+    stale_factor: float = 3.0  # ... nor before this many times its own p99 gap
+    initial_stale_s: float = 10.0  # until enough gaps are learnt (or the spec's floor, if higher)
+    lag_ms: float = 1000.0  # median lag over the recent samples above this (beyond its error bound)
+    lag_window_s: float = 10.0
+    storm_reconnects: int = 5  # reconnects within RECONNECT_WINDOW_S that make a storm
+    heartbeat_timeout_s: float = 10.0  # a ping of ours unanswered this long
+    gap_window_s: float = 10.0  # a sequence hole keeps the verdict ws_gap this long
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """Everything a face or a rule reads about one stream at one moment (immutable)."""
+
+    exchange: str
+    stream: str
+    outcome: StreamOutcome
+    detail: str
+    connected: bool
+    subscribed: bool
+    messages: int  # data messages since the probe started
+    msgs_per_s: float  # over the last 60 s (or since connect if shorter)
+    silence_s: float  # since the last data message (or since subscribe)
+    stale_after_s: float  # the current stale threshold
+    gap_p50_ms: float | None
+    gap_p99_ms: float | None
+    gap_max_ms: float | None
+    lag_ms: float | None  # median of recent lag samples (positive: we see it late)
+    lag_error_ms: float | None  # its error bound (clock-offset uncertainty + timestamp resolution)
+    seq_gaps: int  # holes since start
+    missed: int  # messages known missing (contiguous numbering)
+    reconnects: int  # since start
+    recent_reconnects: int  # within RECONNECT_WINDOW_S
+    heartbeat_misses: int
+    connect_ms: float | None  # last connect + TLS + upgrade time
+    subscribe_ms: float | None  # subscribe sent -> acknowledged
+    first_message_ms: float | None  # subscribed (or connected) -> first data message
+    last_close_code: int | None
+    last_close_reason: str | None
+    planned_reconnects: int  # shutdown notices / lifetime renewals (not faults)
+
+
+@dataclass(slots=True)
+class _SeqState:
+    last: int | None = None
+    gaps: int = 0
+    missed: int = 0
+
+
+@dataclass(slots=True)
+class StreamTracker:
+    """State of one stream. Feed it the probe's events; ask ``stats(mono)`` for the verdict."""
+
+    exchange: str
+    stream: str
+    seq_rule: SeqRule | None = None
+    thresholds: StreamThresholds = field(default_factory=StreamThresholds)
+    connected: bool = False
+    subscribed: bool = False
+    ever_connected: bool = False
+    messages: int = 0
+    reconnects: int = 0
+    planned_reconnects: int = 0
+    heartbeat_misses: int = 0
+    heartbeat_failing: bool = False
+    connect_ms: float | None = None
+    subscribe_ms: float | None = None
+    first_message_ms: float | None = None
+    last_close_code: int | None = None
+    last_close_reason: str | None = None
+    _gaps: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_RING))
+    _lags: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=LAG_RING))
+    _arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    _reconnect_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    closes: deque[tuple[int | None, str]] = field(default_factory=lambda: deque(maxlen=CLOSE_RING))
+    _seq: dict[str, _SeqState] = field(default_factory=dict)
+    _last_data: float | None = None
+    _silence_from: float | None = None
+    _connect_started: float | None = None
+    _subscribe_sent: float | None = None
+    _connected_at: float | None = None
+    _ping_sent: float | None = None
+    _planned_pending: bool = False
+    _stale_floor: float = 0.0
+    _seq_gap_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+
+    def __post_init__(self) -> None:
+        self._stale_floor = max(self.thresholds.stale_floor_s, 0.0)
+
+    # -- connection lifecycle -------------------------------------------------------------------
+    def connecting(self, mono: float) -> None:
+        self._connect_started = mono
+
+    def connected_now(self, mono: float) -> None:
+        if self.ever_connected:
+            self.reconnects += 1
+            if not self._planned_pending:
+                self._reconnect_times.append(mono)
+            else:
+                self.planned_reconnects += 1
+        self._planned_pending = False
+        self.ever_connected = True
+        self.connected = True
+        self.subscribed = False
+        self.heartbeat_failing = False
+        self._ping_sent = None
+        self._connected_at = mono
+        self._silence_from = mono
+        self._last_data = None
+        self.first_message_ms = None
+        for state in self._seq.values():
+            state.last = None  # a new connection starts a new sequence (snapshots resend)
+        if self._connect_started is not None:
+            self.connect_ms = max(0.0, (mono - self._connect_started) * 1000.0)
+
+    def subscribe_sent(self, mono: float) -> None:
+        self._subscribe_sent = mono
+
+    def subscribed_now(self, mono: float) -> None:
+        if self.subscribed:
+            return
+        self.subscribed = True
+        self._silence_from = mono
+        if self._subscribe_sent is not None:
+            self.subscribe_ms = max(0.0, (mono - self._subscribe_sent) * 1000.0)
+
+    def closed(self, mono: float, code: int | None, reason: str, *, planned: bool = False) -> None:
+        """The socket is gone (a close frame, a reset, a refused connect, our own planned renewal)."""
+        self.connected = False
+        self.subscribed = False
+        self.last_close_code = code
+        self.last_close_reason = reason[:200]
+        self.closes.append((code, reason[:200]))
+        self._planned_pending = planned
+        if not self.ever_connected:
+            self._silence_from = self._silence_from if self._silence_from is not None else mono
+
+    def planned_shutdown_notice(self) -> None:
+        """The exchange announced a disconnect (Binance serverShutdown, OKX 64008): not a fault."""
+        self._planned_pending = True
+
+    # -- heartbeats ---------------------------------------------------------------------------
+    def ping_sent(self, mono: float) -> None:
+        if self._ping_sent is None:
+            self._ping_sent = mono
+
+    def pong_received(self, mono: float) -> None:
+        self._ping_sent = None
+        self.heartbeat_failing = False
+
+    def check_heartbeat(self, mono: float) -> None:
+        """A ping of ours unanswered past the timeout counts as one miss."""
+        waited = mono - self._ping_sent if self._ping_sent is not None else 0.0
+        if self.connected and waited > self.thresholds.heartbeat_timeout_s:
+            self._ping_sent = None
+            self.heartbeat_missed()
+
+    def heartbeat_missed(self) -> None:
+        """The server dropped us for a heartbeat, or a ping of ours went unanswered."""
+        self.heartbeat_misses += 1
+        self.heartbeat_failing = True
+
+    # -- frames -------------------------------------------------------------------------------
+    def frame(self, mono: float, wall: float, event: WsEvent, offset_ms: float | None = None,
+              offset_error_ms: float | None = None) -> None:
+        """One classified frame. ``offset_ms`` is server minus local time from the REST probes."""
+        kind = event.kind
+        if kind == "data":
+            self._data(mono, wall, event, offset_ms, offset_error_ms)
+        elif kind == "subscribed":
+            self.subscribed_now(mono)
+        elif kind == "pong":
+            self.pong_received(mono)
+        elif kind in ("server_shutdown", "notice_reconnect"):
+            self.planned_shutdown_notice()
+
+    def _data(self, mono: float, wall: float, event: WsEvent, offset_ms: float | None,
+              offset_error_ms: float | None) -> None:
+        if not self.subscribed:
+            self.subscribed_now(mono)  # some streams (Binance raw /ws/<name>) push without an ack
+        self.messages += 1
+        if self._last_data is not None:
+            self._gaps.append(max(0.0, mono - self._last_data))
+        elif self.first_message_ms is None:
+            start = self._silence_from if self._silence_from is not None else mono
+            self.first_message_ms = max(0.0, (mono - start) * 1000.0)
+        self._last_data = mono
+        self._arrivals.append(mono)
+        if event.event_time_ms is not None and math.isfinite(event.event_time_ms):
+            local_ms = wall * 1000.0 + (offset_ms if offset_ms is not None and math.isfinite(offset_ms) else 0.0)
+            lag = local_ms - event.event_time_ms
+            if math.isfinite(lag) and abs(lag) < 86_400_000.0:
+                error = 1.0 + (abs(offset_error_ms) if offset_error_ms is not None
+                               and math.isfinite(offset_error_ms) else 0.0)
+                if offset_ms is None:
+                    error = math.inf  # no REST offset yet: the lag includes our own clock error
+                self._lags.append((mono, lag, error))
+        if self.seq_rule is not None and event.seq is not None:
+            self._sequence(mono, event)
+
+    def _sequence(self, mono: float, event: WsEvent) -> None:
+        key = event.topic or ""
+        state = self._seq.get(key)
+        if state is None:
+            if len(self._seq) >= 64:
+                return  # a bounded number of topics per stream
+            state = self._seq[key] = _SeqState()
+        seq = event.seq
+        assert seq is not None
+        last = state.last
+        before = state.gaps
+        if last is not None:
+            if self.seq_rule == "contiguous":
+                if seq > last + 1:
+                    state.gaps += 1
+                    state.missed += min(seq - last - 1, 1_000_000_000)
+                elif seq <= last:
+                    state.gaps += 1  # went backwards: a reset or a replay
+            elif self.seq_rule == "linked":
+                if event.prev_seq is not None and event.prev_seq != last:
+                    state.gaps += 1
+            elif self.seq_rule == "monotonic" and seq < last:
+                state.gaps += 1
+        state.last = seq
+        if state.gaps > before:
+            self._seq_gap_times.append(mono)
+
+    # -- verdict ------------------------------------------------------------------------------
+    def stale_after(self) -> float:
+        """Silence that makes this stream stale: learnt from its own gaps, never below the floor."""
+        t = self.thresholds
+        if len(self._gaps) < MIN_GAPS_TO_LEARN:
+            return max(t.initial_stale_s, self._stale_floor)
+        p99 = _quantile(sorted(self._gaps), 0.99)
+        return max(self._stale_floor, t.stale_factor * p99)
+
+    def stats(self, mono: float) -> StreamStats:
+        t = self.thresholds
+        gaps = sorted(self._gaps)
+        p50 = _quantile(gaps, 0.5) * 1000.0 if gaps else None
+        p99 = _quantile(gaps, 0.99) * 1000.0 if gaps else None
+        gmax = gaps[-1] * 1000.0 if gaps else None
+        since = self._last_data if self._last_data is not None else self._silence_from
+        silence = max(0.0, mono - since) if since is not None and self.connected else 0.0
+        stale_after = self.stale_after()
+        recent = [(lag, err) for at, lag, err in self._lags if mono - at <= t.lag_window_s]
+        lag_ms = _quantile(sorted(lag for lag, _ in recent), 0.5) if recent else None
+        lag_err = max(err for _, err in recent) if recent else None
+        cutoff = mono - RECONNECT_WINDOW_S
+        recent_reconnects = sum(1 for at in self._reconnect_times if at >= cutoff)
+        window_start = max(mono - 60.0, self._connected_at if self._connected_at is not None else mono)
+        span = mono - window_start
+        arrivals = sum(1 for at in self._arrivals if at >= window_start)
+        rate = arrivals / span if span >= 1.0 else 0.0
+        seq_gaps = sum(s.gaps for s in self._seq.values())
+        missed = sum(s.missed for s in self._seq.values())
+        self.check_heartbeat(mono)
+        recent_holes = sum(1 for at in self._seq_gap_times if mono - at <= t.gap_window_s)
+        outcome, detail = self._judge(silence, stale_after, lag_ms, lag_err, recent_reconnects, recent_holes)
+        return StreamStats(
+            exchange=self.exchange, stream=self.stream, outcome=outcome, detail=detail,
+            connected=self.connected, subscribed=self.subscribed, messages=self.messages,
+            msgs_per_s=rate, silence_s=silence, stale_after_s=stale_after,
+            gap_p50_ms=p50, gap_p99_ms=p99, gap_max_ms=gmax,
+            lag_ms=lag_ms, lag_error_ms=lag_err if lag_err is None or math.isfinite(lag_err) else None,
+            seq_gaps=seq_gaps, missed=missed, reconnects=self.reconnects,
+            recent_reconnects=recent_reconnects, heartbeat_misses=self.heartbeat_misses,
+            connect_ms=self.connect_ms, subscribe_ms=self.subscribe_ms,
+            first_message_ms=self.first_message_ms, last_close_code=self.last_close_code,
+            last_close_reason=self.last_close_reason, planned_reconnects=self.planned_reconnects,
+        )
+
+    def _judge(self, silence: float, stale_after: float, lag_ms: float | None, lag_err: float | None,
+               recent_reconnects: int, recent_holes: int) -> tuple[StreamOutcome, str]:
+        t = self.thresholds
+        if recent_reconnects >= t.storm_reconnects:
+            return StreamOutcome.WS_RECONNECT_STORM, f"{recent_reconnects} reconnects in 5 min"
+        if not self.connected:
+            if not self.ever_connected and not self.closes:
+                return StreamOutcome.CONNECTING, "connecting"
+            if self._planned_pending:
+                return StreamOutcome.OK, "reconnecting after a planned shutdown"
+            code = f" (close {self.last_close_code})" if self.last_close_code is not None else ""
+            reason = f": {self.last_close_reason}" if self.last_close_reason else ""
+            return StreamOutcome.WS_DISCONNECTED, f"disconnected{code}{reason}"
+        if self.heartbeat_failing:
+            return StreamOutcome.WS_HEARTBEAT, "heartbeat unanswered"
+        if silence > stale_after:
+            return StreamOutcome.WS_STALE, f"connected, no message for {silence:.0f}s (expected < {stale_after:.1f}s)"
+        if recent_holes > 0:
+            return StreamOutcome.WS_GAP, f"{recent_holes} sequence gap(s) in {t.gap_window_s:.0f}s"
+        if lag_ms is not None and lag_err is not None and math.isfinite(lag_err) and lag_ms - lag_err > t.lag_ms:
+            return StreamOutcome.WS_LAG, f"event-time lag {lag_ms:.0f} ms (±{lag_err:.0f} ms)"
+        return StreamOutcome.OK, "ok"
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Nearest-rank quantile of an already sorted, non-empty list."""
+    if not values:
+        return 0.0
+    index = min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))
+    return values[index]
