@@ -28,6 +28,28 @@ from cryptomon_tui.ui.state import UiState
 from cryptomon_tui.ui.theming import APP_VARIABLE_DEFAULTS, DEFAULT_THEME, ThemeProblem, load_themes
 from cryptomon_tui.ui.widgets import KeyedTable as DashboardTable
 
+HELP_LEGEND: tuple[tuple[str, str], ...] = (
+    ("CRIT ERR WARN INFO", "severity, worst first (CRIT reversed, ERR underlined: readable without colour)"),
+    ("FIRING", "open, nobody has acknowledged it"),
+    ("ACK <who>", "acknowledged by <who>; still open"),
+    ("SILENCED <left>", "no notifications until the silence ends (time left)"),
+    ("FLAPPING", "opened and resolved repeatedly; notifications are held back"),
+    ("MAINT", "inside a maintenance window (planned)"),
+    ("OK DEGRADED DOWN", "exchange status: healthy / slow or some errors / not answering"),
+    ("BANNED / BAN 9m47s", "the exchange banned our IP; time until the ban ends"),
+    ("PAUSED", "probing stopped by `p` (resume with `p`)"),
+    ("Breaker closed", "requests flow normally"),
+    ("OPEN 8s / HALF-OPEN", "circuit breaker: requests held back; next trial in 8s / trial running"),
+    ("▁▂▃▄▅▆▇█", "latency, 0 to the full scale written after the line (e.g. 50ms)"),
+    ("×", "a failed probe in the latency line"),
+    ("Lat 0..full", "latency column: bars from 0 to the scale shown at the end of each line"),
+    ("█░ 42%", "share of the exchange's rate limit in use"),
+    ("?", "unknown (no data yet)"),
+    ("-", "no value (not measured)"),
+    ("+N more", "incident rows out of view: scroll the incident pane"),
+    ("All clear", "verdict line: no open incident"),
+)
+
 SHIPPED_THEMES = ("cryptomon-dark", "cryptomon-light", "cryptomon-high-contrast")
 
 
@@ -101,9 +123,10 @@ class CryptomonApp(App[AppResult]):
     COMMANDS = App.COMMANDS | {ActionsProvider}
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("q,ctrl+q", "quit", "Quit", id="quit"),
-        Binding("question_mark,f1", "help", "Help", id="help"),
-        Binding("t", "cycle_theme", "Theme", id="theme"),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+q", "quit", "Quit", id="quit.ctrl", show=False),
+        Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
+        Binding("t", "cycle_theme", "Theme", id="theme", tooltip="Next theme (ctrl+p: all themes)"),
     ]
 
     def __init__(
@@ -230,18 +253,25 @@ class CryptomonApp(App[AppResult]):
 
     # ------------------------------------------------------------------ keys
     def action_help(self) -> None:
-        rows: list[tuple[str, str, str]] = []
+        """Keys of cryptomon first (screen, then app), then the generic table keys, then a legend
+        of every status word and symbol on the dashboard."""
+        ours: list[tuple[str, str, str]] = []
+        generic: list[tuple[str, str, str]] = []
         seen: set[str] = set()
         for active in self.screen.active_bindings.values():
             b = active.binding
-            if b.action in seen or not b.description:
+            ident = b.id or f"{b.action}:{b.key}"
+            if ident in seen or not b.description:
                 continue
-            seen.add(b.action)
-            rows.append((self.get_key_display(b), b.description, b.id or ""))
-        rows.append(("enter", "Details of the selected exchange / incident", ""))
-        rows.append(("tab / shift+tab", "Next / previous pane", ""))
-        rows.append(("ctrl+p", "Command palette (themes, actions)", ""))
-        self.push_screen(HelpModal(rows))
+            seen.add(ident)
+            row = (self.get_key_display(b), b.tooltip or b.description, b.id or "")
+            mine = bool(b.id) and (active.node is self.screen or active.node is self)
+            (ours if mine else generic).append(row)
+        ours.sort(key=lambda r: r[2] in ("quit", "quit.ctrl", "help", "theme"))  # dashboard keys, then q ? t
+        rows = [("enter", "Details of the selected exchange / incident", ""), *ours,
+                ("tab / shift+tab", "Next / previous pane", ""),
+                ("ctrl+p", "Command palette (themes, actions)", ""), *generic]
+        self.push_screen(HelpModal(rows, HELP_LEGEND))
 
     async def action_quit(self) -> None:
         if self._quitting:
@@ -276,6 +306,34 @@ class CryptomonApp(App[AppResult]):
         else:
             self.result.daemon = "kept"
         self.exit(self.result)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Messages go to the dashboard's notice line (below the verdict), not to toasts: toasts
+        sit over the right half of the tables, the Rate limit and Breaker columns, at 80x24."""
+        try:
+            dashboard = self.dashboard
+        except LookupError:
+            dashboard = None
+        if dashboard is None or not dashboard.is_mounted:
+            super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+            return
+        text = message
+        if markup:
+            from textual.markup import to_content
+
+            try:
+                text = to_content(message).plain
+            except Exception:
+                text = message
+        dashboard.show_notice(text, str(severity), title=title, timeout=timeout)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

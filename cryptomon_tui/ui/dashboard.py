@@ -38,20 +38,29 @@ EVENT_LOG_LINES = 500
 EVENT_SETTLE_S = 0.2
 ROWS_PER_TICK_S = 50  # exchange + probe rows redrawn per second before the tick slows down
 MAX_TICK_S = 3.0
+USER_MOVED_HOLD_S = 30.0  # a new critical incident scrolls into view unless the user moved the cursor this recently
+NOTICE_S = {"information": 5.0, "warning": 8.0, "error": 12.0}
+CURSOR_KEYS = frozenset({"up", "down", "pageup", "pagedown", "home", "end", "j", "k", "g", "G"})
+CHROME_ROWS = 4  # status, verdict, notice and footer lines around the panes
 
 
 class DashboardScreen(Screen[None]):
     BINDINGS = [
-        Binding("x", "analyse", "Analyse", id="analyse"),
-        Binding("a", "acknowledge", "Ack", id="acknowledge"),
-        Binding("s", "silence", "Silence", id="silence"),
-        Binding("u", "unsilence", "Unsilence", id="unsilence", show=False),
-        Binding("S", "silences", "Silences", id="silences"),
-        Binding("m", "summary", "Summary", id="summary"),
-        Binding("p", "pause", "Pause/resume", id="pause"),
-        Binding("f", "freeze", "Freeze", id="freeze"),
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("o", "sort", "Sort", id="sort", show=False),
+        # footer order = importance; at 80 columns the footer shows these short labels up to `q`
+        Binding("x", "analyse", "Analyse", id="analyse",
+                tooltip="Analyse the selected incident (root cause, action)"),
+        Binding("a", "acknowledge", "Ack", id="acknowledge", tooltip="Acknowledge the selected incident"),
+        Binding("s", "silence", "Silence", id="silence",
+                tooltip="Silence the incident / exchange (comment required)"),
+        Binding("u", "unsilence", "Unsilence", id="unsilence", show=False,
+                tooltip="Remove the selected incident's silence"),
+        Binding("S", "silences", "Silences list", id="silences", show=False),
+        Binding("m", "summary", "Sum", id="summary", tooltip="Summary of all open incidents"),
+        Binding("p", "pause", "Pause/resume", id="pause", show=False,
+                tooltip="Pause / resume probing the selected exchange"),
+        Binding("f", "freeze", "Freeze", id="freeze", tooltip="Freeze the view (probing and alerting go on)"),
+        Binding("slash", "filter", "Filter", id="filter", tooltip="Filter rows by text (esc clears)"),
+        Binding("o", "sort", "Sort", id="sort", tooltip="Cycle the exchange sort: name, status, p99, errors"),
         Binding("e", "maximize", "Maximize", id="maximize", show=False),
         Binding("escape", "clear", "Clear filter", id="clear", show=False),
         Binding("j", "cursor_down", "Down", id="down", show=False),
@@ -87,6 +96,11 @@ class DashboardScreen(Screen[None]):
         self._error_hold = present.ErrorWindowHold()  # Tries/Err% redrawn every few s, new errors at once
         self._binding_state: tuple[bool, bool, bool] | None = None
         self.renders = 0
+        self._seen_incidents: set[str] | None = None
+        self.user_moved_at: float | None = None  # clock time of the last cursor key in the incident pane
+        self.notices: list[tuple[str, str]] = []  # (severity, text) shown on the notice line, newest last
+        self._notice_timer: Timer | None = None
+        self._verdict_shown: tuple[Cell, ...] | None = None
 
     @property
     def cm_app(self) -> CryptomonApp:
@@ -98,6 +112,8 @@ class DashboardScreen(Screen[None]):
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static(Content("cryptomon: connecting…"), id="status")
+        yield Static(Content(""), id="verdict")
+        yield Static(Content(""), id="notice")
         yield Static("", id="busy")
         with Vertical(id="main"):
             yield KeyedTable(present.EXCHANGE_COLUMNS, id="exchanges")
@@ -108,7 +124,7 @@ class DashboardScreen(Screen[None]):
                     yield Log(max_lines=EVENT_LOG_LINES, id="events", auto_scroll=True)
         yield Input(placeholder="filter: exchange, probe, state, text (enter keeps, esc clears)", id="filter")
         yield Static(Content(""), id="too-small")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#exchanges", KeyedTable).border_title = "Exchanges"
@@ -129,6 +145,8 @@ class DashboardScreen(Screen[None]):
 
     def on_resize(self, event: Resize) -> None:
         self._check_size(event.size.width, event.size.height)
+        if self.snapshot is not None:
+            self.call_after_refresh(self._size_panes)
         if self._pending_lines:  # the event log may have just become visible (breakpoint styles apply later)
             self.call_after_refresh(self._flush_event_lines)
 
@@ -163,6 +181,7 @@ class DashboardScreen(Screen[None]):
         now = parse_ts(snap.get("ts"))
         with self.app.batch_update():
             self._draw_status()
+            self._draw_verdict()
             exchanges = snap.get("exchanges") or {}
             order = [n for n in present.sorted_exchanges(exchanges, self.sort_mode)
                      if self._match(n, str(exchanges[n].get("status")), str(exchanges[n].get("kind")))]
@@ -181,16 +200,105 @@ class DashboardScreen(Screen[None]):
         snap = self.snapshot or {}
         now = parse_ts(snap.get("ts"))
         channels = [c for c in snap.get("notify") or [] if isinstance(c, Mapping)]
+        every = present.incident_order(self.incidents())
         incidents = [
-            i for i in present.incident_order(self.incidents())
+            i for i in every
             if self._match(str(i.get("id")), str(i.get("exchange")), str(i.get("probe")), str(i.get("state")),
                            str(i.get("severity")), str(i.get("rule")), str(i.get("summary")))
         ]
         table = self.query_one("#incidents", KeyedTable)
         before = table.keys
         table.show([(str(i.get("id")), present.incident_row(i, now, channels)) for i in incidents])
+        open_n = sum(1 for i in every if present.is_open(i))
+        table.border_title = f"Incidents ({open_n} open)" if open_n else "Incidents"
+        self._bring_new_critical(incidents)
         if table.keys != before:
             self._maybe_refresh_bindings()
+            self._size_panes()
+        self._count_hidden()
+
+    def _bring_new_critical(self, incidents: list[Any]) -> None:
+        """A critical incident not seen before moves the cursor to it (it sorts to the top), unless
+        the user moved the incident cursor in the last 30 s: never yank the row someone is reading."""
+        ids = {str(i.get("id")) for i in incidents}
+        seen, self._seen_incidents = self._seen_incidents, ids | (self._seen_incidents or set())
+        if seen is None:
+            return
+        new = [i for i in incidents if str(i.get("id")) not in seen and present.is_open(i)
+               and str(i.get("severity")) == "critical"]
+        if not new:
+            return
+        moved = self.user_moved_at
+        if moved is not None and self.cm_app.clock.now() - moved < USER_MOVED_HOLD_S:
+            return
+        self.query_one("#incidents", KeyedTable).select_key(str(new[0].get("id")))
+
+    def _count_hidden(self) -> None:
+        """"+N more" on the incident pane's border when rows are out of view."""
+        table = self.query_one("#incidents", KeyedTable)
+        height = table.scrollable_content_region.height - (table.header_height if table.show_header else 0)
+        rows = table.row_count
+        if height <= 0 or rows <= height:
+            text = ""
+        else:
+            top = int(table.scroll_y)
+            above, below = top, max(0, rows - top - height)
+            parts = [f"+{n} {w}" for n, w in ((above, "above"), (below, "more")) if n]
+            text = " ".join(parts)
+        if table.border_subtitle != text:
+            table.border_subtitle = text
+
+    def _size_panes(self) -> None:
+        """At 80x24 (panes stacked) the incident pane takes the rows its incidents need first; the
+        exchange table shrinks (and scrolls) before an incident goes out of view."""
+        if not self.has_class("-narrow") or self.has_class("-wide"):
+            return
+        table = self.query_one("#incidents", KeyedTable)
+        exchanges = self.query_one("#exchanges", KeyedTable)
+        free = self.size.height - CHROME_ROWS - (1 if self.query_one("#busy", Static).display else 0)
+        inc_need = max(4, table.row_count + 3)
+        ex_need = exchanges.row_count + 3
+        ex_h = max(5, min(ex_need, free - inc_need))
+        if exchanges.styles.max_height is None or exchanges.styles.max_height.value != ex_h:
+            exchanges.styles.max_height = ex_h
+        inc_h = max(4, min(inc_need, free - ex_h))
+        if table.styles.height is None or table.styles.height.value != inc_h:
+            table.styles.height = inc_h
+        self.call_after_refresh(self._count_hidden)
+
+    def on_key(self, event: Any) -> None:
+        focused = self.focused
+        if event.key in CURSOR_KEYS and isinstance(focused, KeyedTable) and focused.id == "incidents":
+            self.user_moved_at = self.cm_app.clock.now()
+
+    def _draw_verdict(self) -> None:
+        cells = tuple(present.verdict_line(self.snapshot or {}, self.incidents()))
+        if cells != self._verdict_shown:
+            self._verdict_shown = cells
+            widget = self.query_one("#verdict", Static)
+            worst = present.worst_incident(self.incidents())
+            widget.set_class(worst is not None and str(worst.get("severity")) in ("critical", "error"), "-bad")
+            widget.update(cells_content(cells), layout=False)
+
+    # ------------------------------------------------------------------ notices (instead of toasts)
+    def show_notice(self, text: str, severity: str = "information", title: str = "",
+                    timeout: float | None = None) -> None:
+        """One line under the verdict: toasts would cover the Rate limit and Breaker columns at 80x24."""
+        line = clean_text(f"{title}: {text}" if title else text, 400)
+        self.notices.append((severity, line))
+        del self.notices[:-50]
+        tone = {"error": "status-down", "warning": "status-degraded"}.get(severity, "")
+        mark = {"error": "! ", "warning": "! "}.get(severity, "· ")
+        widget = self.query_one("#notice", Static)
+        widget.update(Content.assemble(Content.styled(mark + line, f"${tone}" if tone else "")), layout=False)
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+        wait = timeout if timeout is not None else NOTICE_S.get(severity, 5.0)
+        self._notice_timer = self.set_timer(wait, self._clear_notice, name="notice-clear")
+
+    def _clear_notice(self) -> None:
+        self._notice_timer = None
+        self.query_one("#notice", Static).update(Content(""), layout=False)
 
     def _events_settled(self) -> None:
         self._event_timer = None
@@ -198,6 +306,7 @@ class DashboardScreen(Screen[None]):
         if self._incidents_dirty and not self.frozen and self.snapshot is not None:
             self._incidents_dirty = False
             self._draw_incidents()
+            self._draw_verdict()
 
     def _flush_event_lines(self) -> None:
         """Write the pending event lines in one go, if the log is shown (narrow layouts hide it)."""
@@ -241,7 +350,7 @@ class DashboardScreen(Screen[None]):
         if self.filter_text:
             cells.append(Cell(f"  filter: {clean_text(self.filter_text, 30)}", "accent"))
         if self.sort_mode != present.SORT_MODES[0]:
-            cells.append(Cell(f"  sort: {self.sort_mode}", "text-muted"))
+            cells.append(Cell(f"  sort: {self.sort_mode}", "dim-text"))
         shown = tuple(cells)
         if shown != self._status_shown:  # same text and tones: no repaint
             self._status_shown = shown
@@ -344,8 +453,10 @@ class DashboardScreen(Screen[None]):
         return True
 
     @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._maybe_refresh_bindings()
+        if event.data_table.id == "incidents":
+            self.call_after_refresh(self._count_hidden)
 
     def _maybe_refresh_bindings(self) -> None:
         """The footer recomposes on every refresh_bindings (costly): only when what check_action

@@ -45,7 +45,7 @@ def probe_result_cells(r: Mapping[str, Any]) -> dict[str, Cell]:
     reused = phases.get("reused")
     error = " ".join(clean_text(x) for x in (r.get("error_code"), r.get("error_message")) if x)
     return {
-        "at": Cell(time.strftime("%H:%M:%S", time.gmtime(at)) if at is not None else "-", "text-muted"),
+        "at": Cell(time.strftime("%H:%M:%S", time.gmtime(at)) if at is not None else "-", "dim-text"),
         "probe": Cell(clean_text(r.get("probe"), 8)),
         "outcome": Cell(clean_text(outcome, 13), "status-ok" if outcome == "ok" else "status-down",
                         bold=outcome != "ok"),
@@ -119,7 +119,7 @@ class ExchangeDetails(DetailsScreen):
         cells = [row["name"], Cell(f" ({clean_text(ex.get('kind'), 20)}) "), row["status"],
                  Cell(f"  p50 {row['p50'].text}  p99 {row['p99'].text}  errors {row['err'].text}  "
                       f"clock {row['clock'].text}  rate limit "), row["rl"], Cell("  breaker "), row["breaker"],
-                 Cell(f"   range {self.range} (1/2/3)", "text-muted")]
+                 Cell(f"   range {self.range} (1/2/3)", "dim-text")]
         self.query_one("#detail-head", Static).update(cells_content(cells))
 
     def action_range(self, name: str) -> None:
@@ -288,7 +288,7 @@ class IncidentDetails(DetailsScreen):
                 tone = "status-down" if "fail" in kind else ("accent" if kind in ("analysis", "note") else "")
                 at = time.strftime("%H:%M:%S", time.gmtime(ts)) if ts is not None else "-"
                 table.add_row(
-                    Content.styled(at, "$text-muted"),
+                    Content.styled(at, "$dim-text"),
                     cell_content(Cell(clean_text(kind, 16), tone)),
                     Content(clean_text(entry.get("text"), 500)),
                     key=str(i),

@@ -13,7 +13,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, RadioButton, RadioSet, Static
@@ -36,9 +36,14 @@ def _lines_content(lines: Sequence[tuple[str, str]]) -> Content:
     for i, (label, value) in enumerate(lines):
         if i:
             parts.append(Content("\n"))
-        parts.append(Content.styled(f"{label:<{width}}  ", "$text-muted bold"))
+        parts.append(Content.styled(f"{label:<{width}}  ", "$dim-text bold"))
         parts.append(Content(value))
     return Content.assemble(*parts)
+
+
+class DialogBox(VerticalScroll, can_focus=False):
+    """A dialog's frame: scrolls when it does not fit (80x24), never takes focus from its fields
+    (focusing a field scrolls it into view)."""
 
 
 class _Modal(ModalScreen[Any]):
@@ -56,7 +61,7 @@ class AckModal(_Modal):
         self.incident = incident
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog"):
+        with DialogBox(id="dialog", classes="dialog"):
             yield Label(Content("Acknowledge incident"), classes="dialog-title")
             yield Static(Content(clean_text(f"{self.incident.get('id')}: {self.incident.get('summary')}", 200)))
             yield Input(placeholder="note (optional), enter to acknowledge", id="ack-note")
@@ -94,9 +99,16 @@ class SilenceModal(_Modal):
         self.default_scope = default_scope if default_scope in scopes else scopes[0]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog"):
+        with DialogBox(id="dialog", classes="dialog"):
             yield Label(Content("Silence"), classes="dialog-title")
             yield Static(Content(clean_text(self.title_text, 200)))
+            # the comment (where the cursor starts), its error line and the buttons come first, so
+            # they are on screen at 80x24 whatever else the dialog holds; scope and duration below
+            yield Input(placeholder="comment (required): why?", id="comment")
+            yield Static("", id="silence-error", classes="error-line")
+            with Horizontal(classes="buttons"):
+                yield Button("Silence", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
             with Horizontal(classes="choices"):
                 with RadioSet(id="scope"):
                     for scope in self.scopes:
@@ -106,11 +118,7 @@ class SilenceModal(_Modal):
                         yield RadioButton(label, value=i == 1, name=label)
                     yield RadioButton("custom", name="custom")
             yield Input(placeholder="custom duration, e.g. 30m, 2h, 1d", id="custom")
-            yield Input(placeholder="comment (required): why?", id="comment")
-            yield Static("", id="silence-error", classes="error-line")
-            with Horizontal(classes="buttons"):
-                yield Button("Silence", id="ok", variant="primary")
-                yield Button("Cancel", id="cancel")
+            yield Label(Content("tab: scope, duration · enter: silence · esc: cancel"), classes="hint")
 
     def on_mount(self) -> None:
         for inp in self.query(Input):
@@ -121,8 +129,12 @@ class SilenceModal(_Modal):
         pressed = self.query_one(f"#{radio_id}", RadioSet).pressed_button
         return pressed.name if pressed is not None else None
 
-    def _error(self, text: str) -> None:
-        self.query_one("#silence-error", Static).update(Content(text))
+    def _error(self, text: str, focus: str = "#comment") -> None:
+        """The error goes right under the comment box (where the cursor is), in view."""
+        error = self.query_one("#silence-error", Static)
+        error.update(Content("⚠ " + text))
+        self.query_one(focus, Input).focus()
+        self.call_after_refresh(error.scroll_visible, animate=False)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#ok")
@@ -135,18 +147,16 @@ class SilenceModal(_Modal):
             try:
                 duration = parse_duration(custom)
             except ValueError as exc:
-                self._error(f"duration: {exc}")
-                self.query_one("#custom", Input).focus()
+                self._error(f"duration: {exc}", "#custom")
                 return
             if duration <= 0:
-                self._error("duration: must be positive")
+                self._error("duration: must be positive", "#custom")
                 return
         else:
             duration = dict(SILENCE_PRESETS).get(choice, 3600.0)
         comment = self.query_one("#comment", Input).value.strip()
         if not comment:
             self._error("a comment is required (why, and for how long)")
-            self.query_one("#comment", Input).focus()
             return
         self.dismiss(SilenceRequest(scope, duration, comment))
 
@@ -164,11 +174,15 @@ class TextModal(_Modal):
         self.lines = list(lines)
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog wide"):
-            yield Label(Content(clean_text(self.title_text, 120)), classes="dialog-title")
-            with VerticalScroll(classes="body"):
-                yield Static(_lines_content(self.lines), id="text-body")
-            yield Label(Content("esc closes"), classes="hint")
+        with VerticalScroll(id="dialog", classes="dialog wide"):
+            yield Label(Content.assemble(Content.styled(clean_text(self.title_text, 80), "bold"),
+                                         Content.styled("  esc closes · ↑↓ pgup/pgdn scroll", "$dim-text")),
+                        classes="dialog-title")
+            yield Static(_lines_content(self.lines), id="text-body")
+            yield Label(Content("end of text · esc closes"), classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#dialog", VerticalScroll).focus()
 
 
 class ConfirmModal(_Modal):
@@ -182,7 +196,7 @@ class ConfirmModal(_Modal):
         self.question = question
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog"):
+        with DialogBox(id="dialog", classes="dialog"):
             yield Static(Content(clean_text(self.question, 300)))
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", id="yes", variant="primary")
@@ -213,10 +227,11 @@ class QuitModal(_Modal):
         Binding("escape", "cancel", "Stay", id="quit.stay"),
         Binding("k", "keep", "Keep monitoring", id="quit.keep"),
         Binding("s", "stop", "Stop daemon", id="quit.stop"),
+        Binding("r", "remember", "Remember my choice", id="quit.remember"),
     ]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog"):
+        with DialogBox(id="dialog", classes="dialog"):
             yield Label(Content("Quit cryptomon"), classes="dialog-title")
             yield Static(
                 Content(
@@ -224,10 +239,14 @@ class QuitModal(_Modal):
                     "background (attach again with `cryptomon attach`), or stop it?"
                 )
             )
-            yield Checkbox("remember my choice", value=True, id="remember")
+            yield Checkbox("remember my choice (r)", value=False, id="remember")
             with Horizontal(classes="buttons"):
                 yield Button("Keep monitoring (k)", id="keep", variant="primary")
                 yield Button("Stop daemon (s)", id="stop", variant="error")
+
+    def action_remember(self) -> None:
+        box = self.query_one("#remember", Checkbox)
+        box.value = not box.value
 
     def _remember(self) -> bool:
         return self.query_one("#remember", Checkbox).value
@@ -269,7 +288,7 @@ class SilencesModal(_Modal):
         self._shown: list[Any] = []
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog wide"):
+        with DialogBox(id="dialog", classes="dialog wide"):
             yield Label(Content("Silences"), id="silences-title", classes="dialog-title")
             table: DataTable[Content] = DataTable(cursor_type="row", id="silences-table")
             yield table
@@ -319,27 +338,38 @@ class SilencesModal(_Modal):
 
 
 class HelpModal(_Modal):
-    """Every key of the screen underneath, from the same bindings that drive the footer."""
+    """Every key of the screen underneath, from the same bindings that drive the footer, then a
+    legend of the words and symbols the dashboard uses."""
 
-    def __init__(self, rows: Sequence[tuple[str, str, str]]) -> None:
+    def __init__(self, rows: Sequence[tuple[str, str, str]], legend: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__()
         self.rows = list(rows)
+        self.legend = list(legend)
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog wide"):
-            yield Label(Content("Keys"), classes="dialog-title")
-            table: DataTable[Content] = DataTable(cursor_type="row", id="help-table")
-            yield table
+        with VerticalScroll(id="dialog", classes="dialog wide"):
+            yield Label(Content.assemble(Content.styled("Keys", "bold"),
+                                         Content.styled("  esc closes · ↑↓ pgup/pgdn scroll", "$dim-text")),
+                        classes="dialog-title")
+            yield Static(self._keys(), id="help-keys")
+            yield Label(Content("Legend"), classes="dialog-title")
+            yield Static(_lines_content(self.legend), id="help-legend")
             yield Label(
-                Content("ctrl+p: command palette · remap keys with ui.keymap (binding id → keys) · esc closes"),
+                Content("ctrl+p palette · remap keys: ui.keymap (binding id → keys) · esc closes"),
                 classes="hint",
             )
 
+    def _keys(self) -> Content:
+        width = max((len(k) for k, _, _ in self.rows), default=0)
+        parts: list[Content] = []
+        for i, (key, desc, ident) in enumerate(self.rows):
+            if i:
+                parts.append(Content("\n"))
+            parts.append(Content.styled(f"{key:<{width}}  ", "$accent bold"))
+            parts.append(Content(desc))
+            if ident:
+                parts.append(Content.styled(f"  [{ident}]", "$dim-text"))
+        return Content.assemble(*parts)
+
     def on_mount(self) -> None:
-        table = self.query_one("#help-table", DataTable)
-        table.add_column("Key", width=14, key="key")
-        table.add_column("Action", width=34, key="action")
-        table.add_column("Binding id", width=20, key="id")
-        for key, desc, ident in self.rows:
-            table.add_row(Content(key), Content(desc), Content.styled(ident, "$text-muted"))
-        table.focus()
+        self.query_one("#dialog", VerticalScroll).focus()

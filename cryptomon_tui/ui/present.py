@@ -46,6 +46,7 @@ class Cell:
     text: str
     tone: str = ""
     bold: bool = False
+    extra: str = ""  # more text styles ("reverse", "underline"): order that survives NO_COLOR
 
 
 # ----------------------------------------------------------------------------- text helpers
@@ -207,7 +208,7 @@ def breaker_cell(breaker: Any, now: float | None) -> Cell:
     info = breaker if isinstance(breaker, Mapping) else {}
     state = str(info.get("state") or "closed")
     if state == "closed":
-        return Cell("closed", "text-muted")
+        return Cell("closed", "dim-text")
     trial = parse_ts(info.get("next_trial_at"))
     wait = f" {fmt_duration(trial - now)}" if trial is not None and now is not None and trial > now else ""
     if state == "open":
@@ -391,26 +392,31 @@ def error_rows(
 
 # ----------------------------------------------------------------------------- incidents
 INCIDENT_COLUMNS: tuple[tuple[int, Columns], ...] = (
-    (0, (("sev", "Sev", 4), ("state", "State", 8), ("where", "Where", 12), ("summary", "Summary", 0),
-         ("age", "Age", 6), ("silenced", "Silenced", 8))),
-    (96, (("sev", "Sev", 4), ("state", "State", 8), ("where", "Where", 12), ("summary", "Summary", 0),
-          ("age", "Age", 6), ("ack", "Ack by", 12), ("silenced", "Silenced", 8), ("notify", "Notified", 12))),
+    # State carries ACK <who> / SILENCED <left> / FLAPPING as words at every width (colour is extra)
+    (0, (("sev", "Sev", 4), ("state", "State", 14), ("where", "Where", 12), ("summary", "Summary", 0),
+         ("age", "Age", 5))),
+    (96, (("sev", "Sev", 4), ("state", "State", 16), ("where", "Where", 20), ("summary", "Summary", 0),
+          ("age", "Age", 6), ("notify", "Notified", 14))),
 )
 SEVERITY_WORDS = {"critical": "CRIT", "error": "ERR", "warning": "WARN", "info": "INFO"}
 
 
 def incident_order(incidents: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Firing first, then acknowledged, then resolved; worse severity, then newer, first."""
-    state_rank = {"firing": 0, "acknowledged": 1, "resolved": 2}
+    """Open incidents by severity, then newest first (acknowledged ones stay in their severity:
+    the State column says ACK); resolved ones last."""
     return sorted(
         incidents,
         key=lambda i: (
-            state_rank.get(str(i.get("state")), 3),
+            str(i.get("state")) == "resolved",
             SEVERITY_RANK.get(str(i.get("severity")), 9),
             -(parse_ts(i.get("started_at")) or 0.0),
             str(i.get("id")),
         ),
     )
+
+
+def is_open(inc: Mapping[str, Any]) -> bool:
+    return str(inc.get("state") or "firing") != "resolved"
 
 
 def notify_summary(incident: Mapping[str, Any], channels: Iterable[Mapping[str, Any]]) -> Cell:
@@ -433,7 +439,7 @@ def notify_summary(incident: Mapping[str, Any], channels: Iterable[Mapping[str, 
         return Cell(text, "status-down" if failed else "status-ok")
     chans = list(channels)
     if not chans:
-        return Cell("no channels", "text-muted")
+        return Cell("no channels", "dim-text")
     bad = [c for c in chans if c.get("state") in ("failing", "broken")]
     queued = sum(int(c.get("queue") or 0) for c in chans)
     if bad:
@@ -442,12 +448,31 @@ def notify_summary(incident: Mapping[str, Any], channels: Iterable[Mapping[str, 
                     "status-down")
     if queued:
         return Cell(f"{queued} queued", "status-degraded")
-    return Cell(f"{len(chans)} ch ok", "text-muted")
+    return Cell(f"{len(chans)} ch ok", "dim-text")
+
+
+def incident_state_cell(inc: Mapping[str, Any], now: float | None) -> Cell:
+    """The incident's state as words, so it reads without colour and at every width:
+    ``SILENCED 14m59s`` > ``MAINT`` > ``ACK alice`` > ``FLAPPING`` > ``FIRING``; ``resolved``."""
+    state = str(inc.get("state") or "firing")
+    if state == "resolved":
+        return Cell("resolved", "foreground-muted")
+    if inc.get("silenced_by"):
+        until = parse_ts(inc.get("silenced_until"))
+        left = "until resolved" if until is None else (fmt_duration(until - now) if now is not None else "")
+        return Cell(f"SILENCED {left}".strip(), "foreground-muted")
+    if inc.get("in_maintenance"):
+        return Cell("MAINT", "status-maintenance")
+    if state == "acknowledged" or inc.get("acknowledged_by"):
+        who = clean_text(inc.get("acknowledged_by"), 11)
+        return Cell(f"ACK {who}".strip(), "status-ok", bold=True)
+    if inc.get("flapping"):
+        return Cell("FLAPPING", "status-degraded", bold=True)
+    return Cell(STATE_WORDS.get(state, clean_text(state, 8).upper()), "status-down", bold=True)
 
 
 def incident_row(inc: Mapping[str, Any], now: float | None, channels: list[Mapping[str, Any]]) -> dict[str, Cell]:
     sev = str(inc.get("severity") or "info")
-    state = str(inc.get("state") or "firing")
     started = parse_ts(inc.get("started_at"))
     resolved = parse_ts(inc.get("resolved_at"))
     end = resolved if resolved is not None else now
@@ -458,47 +483,45 @@ def incident_row(inc: Mapping[str, Any], now: float | None, channels: list[Mappi
         silenced = "resolve" if until is None else (fmt_duration(until - now) if now is not None else "yes")
     elif inc.get("in_maintenance"):
         silenced = "maint"
-    state_word = STATE_WORDS.get(state, clean_text(state, 8))
-    if inc.get("flapping") and state != "resolved":
-        state_word = "FLAPPING"
+    state_cell = incident_state_cell(inc, now)
     return {
-        "sev": Cell(SEVERITY_WORDS.get(sev, clean_text(sev, 5).upper()), f"sev-{sev}" if sev in SEVERITY_WORDS else "",
-                    bold=True),
-        "state": Cell(state_word, {"firing": "status-down", "resolved": "text-muted"}.get(state, "")),
+        "sev": severity_cell(sev),
+        "state": state_cell,
         "where": Cell(clean_text(where, 14)),
         "summary": Cell(clean_text(inc.get("summary"), 300)),
         "age": Cell(fmt_age(end - started) if end is not None and started is not None else "-"),
         "ack": Cell(clean_text(inc.get("acknowledged_by"), 14)),
-        "silenced": Cell(silenced, "text-muted"),
+        "silenced": Cell(silenced, "foreground-muted"),
         "notify": notify_summary(inc, channels),
     }
 
 
 # ----------------------------------------------------------------------------- status line
 def status_line(snapshot: Mapping[str, Any]) -> list[Cell]:
+    """Counts, most important first, short enough for 80 columns (``1 silenced`` is never cut)."""
     incidents = snapshot.get("incidents") or []
     firing = sum(1 for i in incidents if i.get("state") == "firing")
     acked = sum(1 for i in incidents if i.get("state") == "acknowledged")
     exchanges = snapshot.get("exchanges") or {}
     bad = sum(1 for e in exchanges.values() if e.get("status") not in ("ok", "paused"))
-    cells = [Cell(f"{clean_text(snapshot.get('location'), 20)} ", "text-muted")]
-    cells.append(Cell(f"{len(exchanges)} exchanges", ""))
+    cells = [Cell(f"{clean_text(snapshot.get('location'), 16)} ", "dim-text")]
+    cells.append(Cell(f"{len(exchanges)} exch", ""))
     if bad:
-        cells.append(Cell(f" ({bad} not ok)", "status-degraded", bold=True))
-    cells.append(Cell("  incidents: ", "text-muted"))
+        cells.append(Cell(f" {bad} not ok", "status-degraded", bold=True))
+    cells.append(Cell(" · ", "dim-text"))
     cells.append(Cell(f"{firing} firing", "status-down" if firing else "", bold=bool(firing)))
     cells.append(Cell(f" {acked} acked", ""))
     silences = snapshot.get("silences") or []
     if silences:
-        cells.append(Cell(f"  {len(silences)} silence(s)", "text-muted"))
+        cells.append(Cell(f" · {len(silences)} silenced", "dim-text"))
     analysis = snapshot.get("analysis") or {}
     if analysis:
         model = analysis.get("model")
         spend = _finite(analysis.get("llm_spend_usd_month"))
-        cells.append(Cell(f"  analysis: {clean_text(model, 20) if model else 'offline'}", "text-muted"))
+        cells.append(Cell(f" · analysis {clean_text(model, 20) if model else 'offline'}", "dim-text"))
         if spend is not None and model:
             budget = _finite(analysis.get("budget_usd_month"))
-            cells.append(Cell(f" ${spend:.2f}" + (f"/{budget:.0f}" if budget else ""), "text-muted"))
+            cells.append(Cell(f" ${spend:.2f}" + (f"/{budget:.0f}" if budget else ""), "dim-text"))
     return cells
 
 
@@ -614,3 +637,122 @@ def silence_row(s: Mapping[str, Any], now: float | None) -> dict[str, Cell]:
 
 def matches_filter(text: str, needle: str) -> bool:
     return not needle or needle.casefold() in text.casefold()
+
+
+# ----------------------------------------------------------------------------- verdict line
+# What the worst open incident is, in words, and what the person on call should do about it.
+RULE_WHAT = {
+    "ip_banned": "IP BANNED",
+    "rate_limited": "RATE LIMITED",
+    "rate_limit_usage": "RATE LIMIT HIGH",
+    "maintenance": "MAINTENANCE",
+    "circuit_open": "BREAKER OPEN",
+    "error_rate": "ERRORS",
+    "latency_p99": "SLOW p99",
+    "latency_anomaly": "SLOW",
+    "timeouts": "TIMEOUTS",
+    "consecutive_failures": "FAILING",
+    "clock_offset": "CLOCK OFF",
+    "local_network": "OUR NETWORK DOWN",
+}
+RULE_ACTION = {
+    "ip_banned": "stop bots on this IP",
+    "rate_limited": "slow bots down on this IP",
+    "rate_limit_usage": "cut request rate before a ban",
+    "maintenance": "planned: hold trading until it ends",
+    "circuit_open": "hold orders; next trial shown",
+    "error_rate": "check the exchange status page",
+    "latency_p99": "expect slow fills",
+    "latency_anomaly": "expect slow fills",
+    "timeouts": "check network / exchange status",
+    "consecutive_failures": "check the exchange status page",
+    "clock_offset": "sync the clock (NTP): signed calls fail",
+    "local_network": "check our uplink / DNS",
+}
+
+
+def worst_incident(incidents: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The open incident the verdict line names: unsilenced before silenced, then severity, then
+    unacknowledged before acknowledged, then newest."""
+    open_ = [i for i in incidents if isinstance(i, Mapping) and is_open(i)]
+    if not open_:
+        return None
+    return min(open_, key=lambda i: (
+        bool(i.get("silenced_by")) or bool(i.get("in_maintenance")),
+        SEVERITY_RANK.get(str(i.get("severity")), 9),
+        str(i.get("state")) == "acknowledged",
+        -(parse_ts(i.get("started_at")) or 0.0),
+        str(i.get("id")),
+    ))
+
+
+def incident_countdown(inc: Mapping[str, Any], snapshot: Mapping[str, Any], now: float | None) -> str:
+    """``9m47s left`` for a ban, the end of an active maintenance window, or the breaker's next trial."""
+    if now is None:
+        return ""
+    exchange = inc.get("exchange")
+    ex = (snapshot.get("exchanges") or {}).get(exchange) or {} if exchange else {}
+    rule = str(inc.get("rule") or "")
+    ban = parse_ts(inc.get("ban_until")) or parse_ts(ex.get("ban_until"))
+    if ban is not None and ban > now and rule in ("ip_banned", "rate_limited", ""):
+        return f"{fmt_duration(ban - now)} left"
+    if rule == "maintenance" or inc.get("in_maintenance"):
+        for w in snapshot.get("maintenance") or []:
+            if not isinstance(w, Mapping) or not w.get("active"):
+                continue
+            if w.get("exchange") not in (None, exchange):
+                continue
+            end = parse_ts(w.get("next_end")) or parse_ts(w.get("ends_at"))
+            if end is not None and end > now:
+                return f"ends in {fmt_duration(end - now)}"
+    breaker = ex.get("breaker") if isinstance(ex.get("breaker"), Mapping) else {}
+    trial = parse_ts(breaker.get("next_trial_at")) if breaker else None
+    if breaker and breaker.get("state") == "open" and trial is not None and trial > now:
+        return f"trial in {fmt_duration(trial - now)}"
+    if ban is not None and ban > now:
+        return f"ban {fmt_duration(ban - now)} left"
+    return ""
+
+
+def verdict_line(snapshot: Mapping[str, Any], incidents: Iterable[Mapping[str, Any]]) -> list[Cell]:
+    """One line, always visible: the worst open incident (severity, exchange, what, countdown,
+    since when, action), e.g. ``CRIT bybit IP BANNED 9m47s left, since 13s - stop bots on this IP``;
+    ``All clear`` when nothing is open."""
+    incs = [i for i in incidents if isinstance(i, Mapping)]
+    worst = worst_incident(incs)
+    if worst is None:
+        exchanges = snapshot.get("exchanges") or {}
+        paused = sum(1 for e in exchanges.values() if isinstance(e, Mapping) and e.get("status") == "paused")
+        tail = f" ({paused} paused)" if paused else ""
+        return [Cell("All clear", "status-ok", bold=True), Cell(f": no open incident{tail}", "dim-text")]
+    now = parse_ts(snapshot.get("ts"))
+    sev = str(worst.get("severity") or "info")
+    rule = str(worst.get("rule") or "")
+    what = RULE_WHAT.get(rule, clean_text(rule, 20).upper().replace("_", " "))
+    where = clean_text(worst.get("exchange") or "all", 20)
+    tone = f"sev-{sev}" if sev in SEVERITY_WORDS else ""
+    cells = [severity_cell(sev), Cell(f" {where} ", bold=True), Cell(what, tone, bold=True)]
+    countdown = incident_countdown(worst, snapshot, now)
+    if countdown:
+        cells.append(Cell(f" {countdown}", bold=True))
+    started = parse_ts(worst.get("started_at"))
+    if started is not None and now is not None:
+        cells.append(Cell(f", since {fmt_age(now - started)}", "dim-text"))
+    state = incident_state_cell(worst, now)
+    if state.text != "FIRING":
+        cells.append(Cell(f" [{state.text}]", state.tone))
+    cells.append(Cell(f" - {RULE_ACTION.get(rule, 'see details (enter)')}"))
+    others = sum(1 for i in incs if is_open(i)) - 1
+    if others > 0:
+        cells.append(Cell(f"  (+{others} open)", "dim-text"))
+    return cells
+
+
+SEVERITY_STYLE = {"critical": "reverse", "error": "underline", "warning": "", "info": ""}
+
+
+def severity_cell(sev: str) -> Cell:
+    """Severity word with a text style that keeps the order without colour (NO_COLOR, 16 colours):
+    CRIT reverse+bold, ERR underline+bold, WARN bold, INFO plain."""
+    return Cell(SEVERITY_WORDS.get(sev, clean_text(sev, 5).upper()), f"sev-{sev}" if sev in SEVERITY_WORDS else "",
+                bold=sev != "info", extra=SEVERITY_STYLE.get(sev, ""))

@@ -37,6 +37,9 @@ APP_VARIABLE_DEFAULTS: dict[str, str] = {
     "sev-error": "$error",
     "sev-warning": "$warning",
     "sev-info": "$primary",
+    # secondary text drawn through Content (table cells, status lines): a solid colour, because
+    # Textual's $text-muted is "auto 60%", which Content cannot resolve and draws black
+    "dim-text": "$foreground-darken-1",
 }
 
 

@@ -20,7 +20,7 @@ from cryptomon_tui.ui.present import Cell, Columns
 
 def cell_content(cell: Cell) -> Content:
     """Plain text with a theme-variable style: the text is never parsed as markup."""
-    style = " ".join(x for x in (f"${cell.tone}" if cell.tone else "", "bold" if cell.bold else "") if x)
+    style = " ".join(x for x in (f"${cell.tone}" if cell.tone else "", "bold" if cell.bold else "", cell.extra) if x)
     return Content.styled(cell.text, style) if style else Content(cell.text)
 
 

@@ -101,7 +101,7 @@ def test_demo_in_tmux_analyse_ack_silence(home: Path) -> None:
         tmux.wait_for("Acknowledge incident")
         tmux.keys("-l", "e2e note")
         tmux.keys("Enter")
-        tmux.wait_for("ACKED")
+        tmux.wait_for("ACK ")
         tmux.keys("s")
         tmux.wait_for("custom duration")
         tmux.keys("-l", "e2e silence")

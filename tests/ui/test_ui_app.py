@@ -26,12 +26,22 @@ def frozen_app(**kwargs: Any) -> tuple[CryptomonApp, FrozenClient]:
 
 
 async def test_quit_asks_once_and_remembers_stop() -> None:
+    # "remember my choice" is off by default: stopping once asks again next time
+    app0, client0 = frozen_app(owns_daemon=True, state=UiState(), persist_state=True)
+    async with app0.run_test() as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app0.screen, QuitModal)
+        await pilot.press("s")
+        await pilot.pause()
+    assert ("shutdown", ()) in client0.calls and UiState.load().on_quit is None
     state = UiState()
     app, client = frozen_app(owns_daemon=True, state=state, persist_state=True)
     async with app.run_test() as pilot:
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, QuitModal)
+        await pilot.press("r")  # tick "remember my choice"
         await pilot.press("s")
         await pilot.pause()
     assert ("shutdown", ()) in client.calls
@@ -87,7 +97,7 @@ async def test_keymap_remaps_binding_ids_and_help_lists_them() -> None:
         await pilot.pause()
         assert isinstance(app.screen, HelpModal)
         rows = app.screen.rows
-        assert ("A", "Ack", "acknowledge") in [(k, d, i) for k, d, i in rows]
+        assert ("A", "Acknowledge the selected incident", "acknowledge") in [(k, d, i) for k, d, i in rows]
         assert any(i == "analyse" for _, _, i in rows) and any(i == "freeze" for _, _, i in rows)
 
 

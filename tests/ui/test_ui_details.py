@@ -82,7 +82,7 @@ async def test_incident_details_timeline_and_keys() -> None:
         await pilot.pause()
         table = app.dashboard.query_one("#incidents", KeyedTable)
         table.focus()
-        key = next(k for k in table.keys if table.shown_text(k, "state") == "ACKED")
+        key = next(k for k in table.keys if table.shown_text(k, "state").startswith("ACK "))
         table.select_key(key)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, IncidentDetails))

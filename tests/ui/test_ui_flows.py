@@ -103,7 +103,7 @@ async def test_acknowledge_with_note_reaches_engine_and_a_second_ui() -> None:
             # the other UI sees it within a second (event push + snapshot)
             await wait_for(pilot2, lambda: incidents_table(second).shown_text(ident, "ack") == "alice@desk",
                            limit_s=1.0)
-            assert incidents_table(second).shown_text(ident, "state") == "ACKED"
+            assert incidents_table(second).shown_text(ident, "state") == "ACK alice@desk"
 
 
 async def test_silence_modal_requires_comment_then_silences_and_unsilences() -> None:

@@ -82,7 +82,8 @@ def test_sorting_and_incident_order() -> None:
         {"id": "a", "state": "acknowledged", "severity": "critical", "started_at": iso_utc(NOW)},
         {"id": "c", "state": "firing", "severity": "critical", "started_at": iso_utc(NOW - 5)},
     ]
-    assert [i["id"] for i in present.incident_order(incidents)] == ["c", "w", "a", "r"]
+    # severity, then newest; an acknowledged incident keeps its place (State says ACK); resolved last
+    assert [i["id"] for i in present.incident_order(incidents)] == ["a", "c", "w", "r"]
 
 
 def test_incident_row_silence_ack_and_notifications() -> None:
@@ -93,6 +94,7 @@ def test_incident_row_silence_ack_and_notifications() -> None:
                         {"kind": "notification_failed", "data": {"channel": "mail"}}]}
     row = present.incident_row(inc, NOW, [])
     assert row["age"].text == "1m" and row["ack"].text == "alice" and row["silenced"].text == "resolve"
+    assert row["state"].text == "SILENCED until resolved"
     assert row["notify"].text == "sent discord FAILED mail" and row["notify"].tone == "status-down"
     channels = [{"channel": "ops", "state": "broken", "queue": 2}]
     assert present.notify_summary({"timeline": []}, channels).text == "BROKEN ops"
@@ -165,3 +167,44 @@ def test_error_window_figures_held_between_new_errors() -> None:
     assert both["a/y"]["attempts"] == "11" and both["a/x"]["code"] == "http_502"  # a new row: at once
     assert present.error_rows({"exchanges": {"a": {"probes": {"x": _probe(5, 1, NOW)}}}}, ["a"], hold=hold)[0][1][
         "attempts"].text == "6"  # no snapshot time: nothing held
+
+
+def test_state_column_says_ack_silenced_flapping_in_words() -> None:
+    base = {"id": "I-1", "severity": "error", "state": "firing", "started_at": iso_utc(NOW - 65)}
+    assert present.incident_state_cell(base, NOW).text == "FIRING"
+    assert present.incident_state_cell({**base, "flapping": True}, NOW).text == "FLAPPING"
+    acked = {**base, "state": "acknowledged", "acknowledged_by": "alice@ops", "flapping": True}
+    assert present.incident_state_cell(acked, NOW).text == "ACK alice@ops"
+    silenced = {**acked, "silenced_by": "s-1", "silenced_until": iso_utc(NOW + 299)}
+    assert present.incident_state_cell(silenced, NOW).text == "SILENCED 4m59s"
+    assert present.incident_state_cell({**base, "state": "resolved"}, NOW).text == "resolved"
+
+
+def test_verdict_names_the_worst_open_incident_with_countdown_and_action() -> None:
+    snap = {"ts": iso_utc(NOW), "exchanges": {"bybit": {"ban_until": iso_utc(NOW + 587)}, "okx": {}}}
+    incidents = [
+        {"id": "w", "rule": "latency_p99", "severity": "warning", "state": "firing", "exchange": "okx",
+         "started_at": iso_utc(NOW - 5)},
+        {"id": "b", "rule": "ip_banned", "severity": "critical", "state": "firing", "exchange": "bybit",
+         "started_at": iso_utc(NOW - 13)},
+        {"id": "old", "rule": "error_rate", "severity": "critical", "state": "resolved", "exchange": "okx",
+         "started_at": iso_utc(NOW - 900)},
+    ]
+    text = "".join(c.text for c in present.verdict_line(snap, incidents))
+    assert text.startswith("CRIT bybit IP BANNED 9m47s left, since 13s")
+    assert "- stop bots on this IP" in text and "(+1 open)" in text
+    # a silenced critical yields to an unsilenced warning
+    incidents[1]["silenced_by"] = "s-1"
+    assert "".join(c.text for c in present.verdict_line(snap, incidents)).startswith("WARN okx SLOW p99")
+    quiet = "".join(c.text for c in present.verdict_line(snap, [incidents[2]]))
+    assert quiet.startswith("All clear")
+
+
+def test_breaker_and_maintenance_countdowns() -> None:
+    snap = {"ts": iso_utc(NOW), "exchanges": {"kraken": {"breaker": {"state": "open",
+                                                                     "next_trial_at": iso_utc(NOW + 42)}}},
+            "maintenance": [{"exchange": "kraken", "active": True, "next_end": iso_utc(NOW + 1800)}]}
+    breaker = {"rule": "circuit_open", "exchange": "kraken"}
+    assert present.incident_countdown(breaker, snap, NOW) == "trial in 42s"
+    maint = {"rule": "maintenance", "exchange": "kraken"}
+    assert present.incident_countdown(maint, snap, NOW) == "ends in 30m00s"
