@@ -37,7 +37,14 @@ from typing import IO, Any, TypeVar
 from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.incidents.model import Incident, MaintenanceWindow, Matcher, Silence
-from cryptomon_tui.kernel.units import format_duration, iso_utc, parse_duration, parse_iso_utc
+from cryptomon_tui.kernel.units import (
+    check_epoch,
+    check_silence_length,
+    format_duration,
+    iso_utc,
+    parse_duration,
+    parse_iso_utc,
+)
 
 T = TypeVar("T")
 EXIT_USAGE = 2
@@ -198,13 +205,24 @@ def _duration(text: str, what: str) -> float:
         raise argparse.ArgumentTypeError(f"{what}: {exc}") from None
 
 
+def _length(text: str, what: str) -> float:
+    """A silence's or maintenance window's length: the shared bound (finite, > 0, at most 90 days)."""
+    try:
+        return check_silence_length(parse_duration(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{what}: {exc}") from None
+
+
 def _when(text: str, now: float) -> float:
     if text.strip().lower() == "now":
         return now
     try:
-        return float(text) if text.replace(".", "", 1).isdigit() else parse_iso_utc(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time: use ISO-8601 such as 2025-06-01T09:00Z") from None
+        value = float(text) if text.replace(".", "", 1).isdigit() else parse_iso_utc(text)
+        return check_epoch(value)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: use ISO-8601 such as 2025-06-01T09:00Z (years 2000 to 3000)"
+        ) from None
 
 
 def _ago(seconds: float) -> str:
@@ -302,7 +320,7 @@ def _describe(matchers: tuple[Matcher, ...] | list[Matcher]) -> str:
 def cmd_silence(args: argparse.Namespace) -> int:
     try:
         matchers = _matchers(args)
-        length = None if args.until_resolved else _duration(args.duration, "--for")
+        length = None if args.until_resolved else _length(args.duration, "--for")
     except argparse.ArgumentTypeError as exc:
         return _err(str(exc), EXIT_USAGE)
     if not matchers:
@@ -391,7 +409,7 @@ def cmd_maintenance_add(args: argparse.Namespace) -> int:
     now = RealClock().now()
     try:
         start = _when(args.start, now)
-        end = _when(args.end, now) if args.end else start + _duration(args.duration, "--for")
+        end = _when(args.end, now) if args.end else start + _length(args.duration, "--for")
     except argparse.ArgumentTypeError as exc:
         return _err(str(exc), EXIT_USAGE)
     values: dict[str, Any] = {

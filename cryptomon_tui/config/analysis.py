@@ -7,12 +7,12 @@ file are merged over the built-in table, so adding one model does not drop the o
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.kernel.units import Duration
+from cryptomon_tui.kernel.units import Duration, duration_range
 
 
 class LlmConfig(Section):
@@ -21,7 +21,7 @@ class LlmConfig(Section):
     base_url: str = "https://api.deepseek.com/v1"
     model: str = "deepseek-chat"
     api_key: SecretStr | None = Field(default=None, description='write "${DEEPSEEK_API_KEY}"; empty for local servers')
-    timeout: Duration = 30.0
+    timeout: Annotated[Duration, duration_range(0.0, 600.0, above=True)] = 30.0
     max_output_tokens: int = Field(default=500, ge=64, le=8192)
     temperature: float = Field(default=0.2, ge=0, le=2)
     stream: bool = True

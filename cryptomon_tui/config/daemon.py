@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.kernel.units import Duration
+from cryptomon_tui.kernel.units import Duration, duration_range
 
 
 def _is_loopback(host: str) -> bool:
@@ -73,7 +73,7 @@ class ReloadConfig(Section):
     """Re-read the config file when it changes (SIGHUP always works)."""
 
     watch: bool = True
-    interval: Duration = 2.0
+    interval: Annotated[Duration, duration_range(0.1, 3600.0)] = 2.0
 
 
 class DaemonConfig(Section):

@@ -8,12 +8,12 @@ when the last bad sample leaves a 5-minute window). Defaults follow the seed des
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.kernel.units import Duration
+from cryptomon_tui.kernel.units import Duration, duration_range
 
 SeverityName = Literal["info", "warning", "error", "critical"]
 
@@ -165,9 +165,13 @@ class RulesConfig(Section):
 
 
 class DetectionConfig(Section):
-    window: Duration = Field(default=300.0, description="sliding window of the rolling metrics")
-    bucket: Duration = Field(default=5.0, description="time bucket of the window ring")
-    evaluate_every: Duration = Field(
+    window: Annotated[Duration, duration_range(1.0, 7 * 86400.0)] = Field(
+        default=300.0, description="sliding window of the rolling metrics (1s .. 7d)"
+    )
+    bucket: Annotated[Duration, duration_range(0.1, 3600.0)] = Field(
+        default=5.0, description="time bucket of the window ring"
+    )
+    evaluate_every: Annotated[Duration, duration_range(0.1, 60.0)] = Field(
         default=1.0, description="rule evaluation tick (never coarser than the fastest probe)"
     )
     sparkline_points: int = Field(default=120, ge=2, le=10_000)

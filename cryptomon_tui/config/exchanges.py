@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from cryptomon_tui.config.base import Section
-from cryptomon_tui.kernel.units import Duration
+from cryptomon_tui.kernel.units import Duration, duration_range
 
 ExchangeKind = Literal["binance_spot", "binance_futures", "bybit", "okx", "deribit", "generic"]
 KNOWN_KINDS: tuple[str, ...] = ("binance_spot", "binance_futures", "bybit", "okx", "deribit", "generic")
@@ -23,6 +23,8 @@ KIND_ALIASES: dict[str, str] = {
 }
 DEFAULT_EXCHANGES: tuple[str, ...] = ("binance", "binance_futures", "bybit", "okx", "deribit")
 MIN_INTERVAL_S = 0.1
+MAX_INTERVAL_S = 3600.0  # a probe rarer than hourly is not monitoring
+MAX_TIMEOUT_S = 60.0
 
 
 class CredentialsConfig(Section):
@@ -32,6 +34,14 @@ class CredentialsConfig(Section):
     api_secret: SecretStr = Field(description="its secret, e.g. ${BINANCE_API_SECRET}")
     passphrase: SecretStr | None = Field(default=None, description="OKX only")
 
+    @field_validator("api_key", "api_secret", "passphrase")
+    @classmethod
+    def _not_empty(cls, v: SecretStr | None) -> SecretStr | None:
+        # An unset ${VAR:-} or a blank value would sign every request with nothing: an auth error forever.
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError("is empty (is its environment variable set?)")
+        return v
+
 
 class ExchangeConfig(Section):
     kind: ExchangeKind | None = Field(
@@ -40,8 +50,12 @@ class ExchangeConfig(Section):
     enabled: bool = True
     base_url: str | None = Field(default=None, description="REST base URL override (testnet, proxy, simulator)")
     ws_url: str | None = Field(default=None, description="WebSocket URL override")
-    interval: Duration = Field(default=5.0, description="probe cadence (>= 100ms); stretched to stay in budget")
-    timeout: Duration = Field(default=5.0, description="a probe slower than this is a timeout")
+    interval: Annotated[Duration, duration_range(0.0, MAX_INTERVAL_S)] = Field(
+        default=5.0, description="probe cadence (100ms .. 1h); stretched to stay in budget"
+    )
+    timeout: Annotated[Duration, duration_range(0.0, MAX_TIMEOUT_S, above=True)] = Field(
+        default=5.0, description="a probe slower than this is a timeout (up to 60s)"
+    )
     probes: list[str] | None = Field(
         default=None, description="ping, time, status, ticker, book, account (signed); null = the exchange's defaults"
     )
@@ -61,7 +75,9 @@ class ExchangeConfig(Section):
     condition: str | None = Field(
         default=None, description="generic target: JSON condition, e.g. \"$.status == 'ok'\" or \"len($.items) >= 1\""
     )
-    latency_limit: Duration | None = Field(default=None, description="generic target: slower counts as a failure")
+    latency_limit: Annotated[Duration, duration_range(0.0, MAX_TIMEOUT_S, above=True)] | None = Field(
+        default=None, description="generic target: slower counts as a failure"
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="generic target: extra request headers")
     canary: bool = Field(default=False, description="a non-exchange target: tells our network from their outage")
     requests_per_second_limit: float | None = Field(
@@ -96,8 +112,8 @@ class ExchangeConfig(Section):
 
 class BreakerConfig(Section):
     failure_threshold: int = Field(default=5, ge=1)
-    cooldown: Duration = 5.0
-    max_cooldown: Duration = 300.0
+    cooldown: Annotated[Duration, duration_range(0.1, 3600.0)] = 5.0
+    max_cooldown: Annotated[Duration, duration_range(0.1, 86400.0)] = 300.0
 
 
 class ProbingConfig(Section):

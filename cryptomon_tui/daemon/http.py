@@ -151,8 +151,14 @@ class HttpServer:
     async def _healthz(self, request: web.Request) -> web.Response:
         # Reaching this handler proves the event loop answers; the engine may add its own watchdog.
         health = self._health()
-        alive = bool(health.get("loop", True))
-        body = {"status": "ok" if alive else "fail", "loop": alive, "version": __version__}
+        alive = bool(health.get("loop", True)) and bool(health.get("snapshot", True))
+        body: dict[str, Any] = {"status": "ok" if alive else "fail", "loop": bool(health.get("loop", True)),
+                                "version": __version__}
+        if not health.get("snapshot", True):
+            body["snapshot"] = False  # the engine cannot build a snapshot: the faces see nothing
+            detail = health.get("detail")
+            if isinstance(detail, dict) and detail.get("snapshot_error"):
+                body["reason"] = detail["snapshot_error"]
         if "loop_lag_ms" in health:
             body["loop_lag_ms"] = health["loop_lag_ms"]
         return self._json(body, 200 if alive else 503)

@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cryptomon_tui.kernel.units import MAX_SILENCE_S, check_silence_length
+
 PROTOCOL_VERSION = 1
 
 # A client's frames are small commands; a daemon's snapshot with hundreds of endpoints is not.
@@ -115,8 +117,15 @@ def validate_params(method: str, params: Any) -> dict[str, Any]:
         if not params["comment"].strip():
             raise ProtocolError("silence: a comment is required", "invalid")
         duration = params.get("duration_s")
-        if duration is not None and duration <= 0:
-            raise ProtocolError("silence: duration_s must be positive (or null = until resolved)", "invalid")
+        if duration is not None:
+            try:
+                check_silence_length(duration)
+            except ValueError as exc:
+                raise ProtocolError(
+                    f"silence: duration_s must be a positive number of seconds up to {MAX_SILENCE_S:.0f} "
+                    f"(90 days), or null = until resolved: {exc}",
+                    "invalid",
+                ) from None
     return dict(params)
 
 

@@ -70,7 +70,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from cryptomon_tui.metrics.totals import DurationCounts
 
-EXCHANGE_STATUSES = ("ok", "degraded", "down", "maintenance", "banned", "paused")
+EXCHANGE_STATUSES = ("ok", "degraded", "down", "maintenance", "banned", "paused", "error")  # error: cannot be shown
 BREAKER_STATES = ("closed", "half_open", "open")
 
 

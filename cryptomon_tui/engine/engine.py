@@ -88,6 +88,7 @@ class Engine:
         self._analysis_pending = 0
         self._version = 0
         self._snap: dict[str, Any] | None = None
+        self._snapshot_error: str | None = None  # why the last snapshot could not be built (None = it could)
         self._snap_version = -1
         self._snap_at = -1e18
         self._seq = 0
@@ -439,8 +440,23 @@ class Engine:
         self._snap_version = self._version
         self._snap_at = now_mono
         self._seq += 1
-        self._snap = self._build_snapshot()
+        try:
+            self._snap = self._build_snapshot()
+            self._snapshot_error = None
+        except Exception as exc:  # the faces still get an answer; /healthz says the engine is broken
+            self._snapshot_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            _log_once(log, f"snapshot:{type(exc).__name__}", "building the snapshot failed: %s", self._snapshot_error)
+            self._snap = self._fallback_snapshot(self._snapshot_error)
         return self._snap
+
+    def _fallback_snapshot(self, error: str) -> dict[str, Any]:
+        """What faces get when even the degraded snapshot cannot be built: shape intact, the error said."""
+        now = self.clock.now()
+        return {
+            "seq": self._seq, "ts": iso_utc(now), "location": self.config.daemon.location, "version": __version__,
+            "started_at": None, "exchanges": {}, "incidents": [], "silences": [], "maintenance": [], "notify": [],
+            "analysis": {}, "store": None, "error": error,
+        }
 
     def _build_snapshot(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -451,9 +467,14 @@ class Engine:
         for name, cfg in self.config.enabled_exchanges().items():
             stats = det.get("exchanges", {}).get(name, {})
             state = probe_state.get(name, {})
-            exchanges[name] = self._exchange_view(name, cfg.kind or "", stats, state, open_incidents)
-        incidents = [i.to_dict() for i in sorted(open_incidents, key=_incident_order)]
-        incidents += [i.to_dict() for i in self.pipeline.incidents.recently_resolved()[-20:]]
+            try:
+                if "error" in state:
+                    raise ValueError(str(state["error"]))
+                exchanges[name] = self._exchange_view(name, cfg.kind or "", stats, state, open_incidents)
+            except Exception as exc:  # one exchange's bad value degrades that exchange only (issue 13)
+                exchanges[name] = self._broken_view(name, cfg.kind or "", exc)
+        incidents = [d for i in sorted(open_incidents, key=_incident_order) if (d := _incident_dict(i))]
+        incidents += [d for i in self.pipeline.incidents.recently_resolved()[-20:] if (d := _incident_dict(i))]
         for item in incidents:
             if (a := self._analyses.get(item["id"])) is not None:
                 item["analysis"] = a
@@ -529,6 +550,14 @@ class Engine:
             "probes": probes,
         }
 
+    def _broken_view(self, name: str, kind: str, exc: Exception) -> dict[str, Any]:
+        """An exchange whose state cannot be shown: every key a face reads, status ``error`` and the reason."""
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        _log_once(log, f"view:{name}:{type(exc).__name__}", "cannot show %s: %s", name, reason)
+        view = self._exchange_view(name, kind, {}, {}, [])
+        view.update(status="error", view_error=reason, last_error_message=f"cannot show this exchange: {reason}")
+        return view
+
     def _last_result(self, exchange: str, probe: str) -> ProbeResult | None:
         for r in reversed(self._recent.get(exchange, ())):
             if r.probe == probe:
@@ -596,8 +625,12 @@ class Engine:
             detail["store"] = h.to_dict()
         elif self._use_store:
             store_ok = False
+        self.snapshot()  # cached; rebuilt at most a few times a second
+        if self._snapshot_error is not None:
+            detail["snapshot_error"] = self._snapshot_error
         return {
             "loop": True,
+            "snapshot": self._snapshot_error is None,
             "config_loaded": self._config_loaded,
             "store_writable": store_ok,
             "probes_running": self._running and bool(self.runner.workers),
@@ -751,6 +784,25 @@ def _changed_sections(old: Config, new: Config) -> list[str]:
         if getattr(old, section) != getattr(new, section):
             out.append(section)
     return out
+
+
+def _incident_dict(incident: Incident) -> dict[str, Any] | None:
+    """An incident for the snapshot; one that cannot be shown is logged once and left out, not fatal."""
+    try:
+        return incident.to_dict()
+    except Exception as exc:
+        _log_once(log, f"incident:{incident.id}", "cannot show incident %s: %s: %s", incident.id,
+                  type(exc).__name__, str(exc)[:200])
+        return None
+
+
+_logged: set[str] = set()
+
+
+def _log_once(logger: logging.Logger, key: str, message: str, *args: object) -> None:
+    if key not in _logged and len(_logged) < 1000:
+        _logged.add(key)
+        logger.error(message, *args)
 
 
 def _incident_order(i: Incident) -> tuple[int, int, float]:

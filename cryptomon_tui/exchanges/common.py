@@ -12,11 +12,12 @@ import math
 import re
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptomon_tui.exchanges.base import Classification, RawResponse
 from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.units import exchange_wait, format_duration, plausible_epoch
 
 # Larger bodies are not parsed even if the transport did not cut them: a health probe
 # never needs megabytes, and json.loads on 50 MB costs the engine loop real time.
@@ -387,3 +388,42 @@ def never_raise(
             error_code="classifier_error",
             error_message=cap_text(f"unreadable response ({type(exc).__name__})"),
         )
+
+
+def bound_times(c: Classification) -> Classification:
+    """Every time value an exchange sent, made finite and bounded before anything stores or shows it.
+
+    The one place all adapters' readings pass through (the scheduler calls it), so a new adapter cannot
+    forget it: Retry-After capped at 24 h (the message says what the exchange asked for), ban and maintenance
+    expiries and server times outside 2000..3000 dropped (an unreadable expiry falls back to our own backoff),
+    a rate-limit share that is not a finite number dropped.
+    """
+    changes: dict[str, Any] = {}
+    notes: list[str] = []
+    if c.retry_after_s is not None:
+        wait, capped = exchange_wait(c.retry_after_s)
+        if wait != c.retry_after_s:
+            changes["retry_after_s"] = wait
+        if capped:
+            notes.append(f"asked to wait {_asked(c.retry_after_s)}; capped at {format_duration(wait or 0.0)}")
+    for name in ("ban_until", "maintenance_until"):
+        value = getattr(c, name)
+        if value is not None and plausible_epoch(value) is None:
+            changes[name] = None
+            notes.append(f"{name.replace('_', ' ')} {value!r:.40} is not a usable time")
+    if c.server_time_ms is not None and plausible_epoch(c.server_time_ms / 1000.0) is None:
+        changes["server_time_ms"] = None
+    if c.rate_limit_used is not None and not (math.isfinite(c.rate_limit_used) and 0 <= c.rate_limit_used <= 1000):
+        changes["rate_limit_used"] = None
+    if notes:
+        changes["error_message"] = cap_text("; ".join([*([c.error_message] if c.error_message else []), *notes]))
+        changes["extra"] = {**c.extra, "bounded": notes}
+    return replace(c, **changes) if changes else c
+
+
+def _asked(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return f"{seconds}s"
+    if seconds > 365 * 86400:
+        return f"{seconds / (365.25 * 86400):.3g} years"
+    return format_duration(seconds)

@@ -12,13 +12,22 @@ import math
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptomon_tui.incidents.model import MaintenanceWindow
+from cryptomon_tui.kernel.units import check_epoch, check_silence_length
 
 RECURRENCES = {"daily": 1, "weekly": 7}
 
 
 def check_window(w: MaintenanceWindow) -> None:
+    """Every way a window is made (CLI, control API, store) passes here: finite times, end after start,
+    at most 90 days long."""
+    check_epoch(w.starts_at, "a maintenance window's start")
+    check_epoch(w.ends_at, "a maintenance window's end")
     if w.ends_at <= w.starts_at:
         raise ValueError("a maintenance window must end after it starts")
+    try:
+        check_silence_length(w.ends_at - w.starts_at)
+    except ValueError as exc:
+        raise ValueError(f"a maintenance window's length {exc}") from None
     if w.recurrence is not None:
         if w.recurrence not in RECURRENCES:
             raise ValueError(f"recurrence must be one of {', '.join(RECURRENCES)} (or none), got {w.recurrence!r}")

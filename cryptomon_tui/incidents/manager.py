@@ -49,7 +49,7 @@ from cryptomon_tui.incidents.model import (
 from cryptomon_tui.incidents.silences import silence_matches, validate_matcher
 from cryptomon_tui.kernel.fingerprint import fingerprint
 from cryptomon_tui.kernel.severity import Severity
-from cryptomon_tui.kernel.units import iso_utc
+from cryptomon_tui.kernel.units import check_epoch, check_silence_length, iso_utc
 
 MAX_TIMELINE = 200
 _ID_ALPHABET = "0123456789ABCDEF"
@@ -546,12 +546,15 @@ class IncidentManager:
             raise ValueError("a silence needs a comment saying why")
         if not by or not by.strip():
             raise ValueError("a silence needs an author (by)")
-        if duration_s is not None and duration_s <= 0:
-            raise ValueError("a silence must last longer than 0 s")
+        if duration_s is not None:
+            try:
+                duration_s = check_silence_length(duration_s)
+            except ValueError as exc:
+                raise ValueError(f"a silence's duration {exc}") from None
         for m in matchers:
             validate_matcher(m)
         now = self.clock.now()
-        start = now if starts_at is None else starts_at
+        start = now if starts_at is None else check_epoch(starts_at, "a silence's start")
         silence = Silence(
             id=silence_id or self._new_id("S-"),
             matchers=tuple(matchers),

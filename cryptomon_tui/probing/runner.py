@@ -165,4 +165,10 @@ class ProbeRunner:
     # -- observation ---------------------------------------------------------------------
     def probe_state(self) -> dict[str, dict[str, object]]:
         """Per exchange: breaker, backoff, schedule lag, effective intervals, pause flag."""
-        return {name: worker.snapshot() for name, worker in self.workers.items()}
+        out: dict[str, dict[str, object]] = {}
+        for name, worker in self.workers.items():
+            try:
+                out[name] = worker.snapshot()
+            except Exception as exc:  # one exchange's bad state must not hide the others (issue 13)
+                out[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        return out

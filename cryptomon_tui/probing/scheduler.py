@@ -32,10 +32,10 @@ from cryptomon_tui.exchanges.base import (
     ExchangeAdapter,
     ProbeSpec,
 )
-from cryptomon_tui.exchanges.common import VENUE_OVERLOAD
+from cryptomon_tui.exchanges.common import VENUE_OVERLOAD, bound_times
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.kernel.units import iso_utc
-from cryptomon_tui.probing.backoff import Backoff
+from cryptomon_tui.probing.backoff import Backoff, with_pause
 from cryptomon_tui.probing.breaker import Admission, CircuitBreaker
 from cryptomon_tui.probing.budget import PlannedProbe
 from cryptomon_tui.probing.transport import Transport, TransportRequest, TransportResult, scrub
@@ -261,6 +261,7 @@ class ExchangeWorker:
             )
             if pause is not None:
                 log.warning("pausing %s probes until %s: %s", self.name, iso_utc(pause.until_wall), pause.reason)
+                classification = with_pause(classification, pause)
             result = self._result(probe, sent, classification, lag_ms)
         except asyncio.CancelledError:
             if admission is Admission.TRIAL and not recorded:
@@ -324,6 +325,7 @@ class ExchangeWorker:
                 outcome=Outcome.BAD_PAYLOAD,
                 error_message=f"response could not be read ({type(exc).__name__}); HTTP {sent.response.status}",
             )
+        classification = bound_times(classification)
         if sent.latency_ms is not None:
             try:
                 classification = self.adapter.judge_latency(classification, sent.latency_ms)

@@ -21,7 +21,7 @@ from cryptomon_tui.incidents.model import (
 )
 from cryptomon_tui.kernel.results import BreakerState, Outcome, Phases, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
-from cryptomon_tui.kernel.units import parse_iso_utc
+from cryptomon_tui.kernel.units import MAX_SILENCE_S, parse_iso_utc, plausible_epoch
 
 
 def dumps(value: Any) -> str:
@@ -337,16 +337,37 @@ def matcher_from_dict(d: dict[str, Any]) -> Matcher:
     )
 
 
+def _stored_span(starts: Any, ends: Any) -> tuple[float, float | None]:
+    """A stored (start, end) made finite and bounded on load: a row written before the bounds existed (an end
+    in the year 33715, NaN, inf) must not break every snapshot after a restart. Such an end becomes start + 90
+    days (the longest silence one can make now); an unusable start becomes the epoch (long over)."""
+    start = plausible_epoch(_number(starts)) or 0.0
+    if ends is None:
+        return start, None
+    end = plausible_epoch(_number(ends))
+    if end is None or end - start > MAX_SILENCE_S:
+        end = start + MAX_SILENCE_S
+    return start, end
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def silence_from_row(row: tuple[Any, ...]) -> Silence:
+    starts, ends = _stored_span(row[2], row[3])
     return Silence(
         id=row[0],
         matchers=tuple(matcher_from_dict(m) for m in json.loads(row[1])),
-        starts_at=float(row[2]),
-        ends_at=row[3],
+        starts_at=starts,
+        ends_at=ends,
         created_by=row[4],
         comment=row[5],
-        created_at=float(row[6]),
-        expired_at=row[7],
+        created_at=plausible_epoch(_number(row[6])) or starts,
+        expired_at=None if row[7] is None else plausible_epoch(_number(row[7])) or starts,
     )
 
 
@@ -398,11 +419,12 @@ def _window(**values: Any) -> MaintenanceWindow:
 
 
 def window_from_row(row: tuple[Any, ...]) -> MaintenanceWindow:
+    starts, ends = _stored_span(row[2], row[3])
     return _window(
         id=row[0],
         exchange=row[1],
-        starts_at=float(row[2]),
-        ends_at=float(row[3]),
+        starts_at=starts,
+        ends_at=starts if ends is None else max(starts, ends),
         comment=row[4],
         recurrence=row[5],
         timezone=row[6] or "UTC",

@@ -31,7 +31,7 @@ STATUS_WORDS = {
     "banned": "BANNED",
     "paused": "PAUSED",
 }
-STATUS_RANK = {"down": 0, "banned": 1, "degraded": 2, "maintenance": 3, "paused": 4, "ok": 5}
+STATUS_RANK = {"error": 0, "down": 0, "banned": 1, "degraded": 2, "maintenance": 3, "paused": 4, "ok": 5}
 SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 STATE_WORDS = {"firing": "FIRING", "acknowledged": "ACKED", "resolved": "resolved"}
 SORT_MODES = ("name", "status", "p99", "errors")
