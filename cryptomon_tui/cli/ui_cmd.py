@@ -111,20 +111,15 @@ def _attach_or_start(args: argparse.Namespace, config: Config, source: Path | No
 
 def _open(args: argparse.Namespace, config: Config, address: Any, *, owns_daemon: bool,
           again: str = "cryptomon attach") -> int:
-    from cryptomon_tui.config.paths import default_db_path
     from cryptomon_tui.daemon.client import DaemonClient
     from cryptomon_tui.ui.app import CryptomonApp
 
-    client = DaemonClient(address)
-    history = None
-    if address.is_unix:  # same machine: the store file is readable for history charts
-        history = Path(config.storage.path).expanduser() if config.storage.path else default_db_path()
+    client = DaemonClient(address)  # history charts come through it too (control API), local or TCP
     app = CryptomonApp(
         client,
         ui_config=config.ui,
         theme=getattr(args, "theme", None),
         owns_daemon=owns_daemon,
-        history_path=history,
     )
     mouse = bool(config.ui.mouse) and not getattr(args, "no_mouse", False)
     result = app.run(mouse=mouse)

@@ -392,6 +392,23 @@ class DaemonClient:
         params = {"incident_id": incident_id, "force": force, "offline": offline}
         return dict(await self.request("analyze", params))
 
+    async def history(
+        self,
+        exchange: str,
+        since: float,
+        until: float,
+        resolution_s: float,
+        probe: str | None = None,
+        recent: int = 0,
+    ) -> dict[str, Any]:
+        """Chart points (and the newest ``recent`` raw results) from the daemon's store."""
+        params: dict[str, Any] = {"exchange": exchange, "since": since, "until": until,
+                                  "resolution_s": resolution_s, "recent": recent}
+        if probe is not None:
+            params["probe"] = probe
+        result = await self.request("history", params)
+        return result if isinstance(result, dict) else {}
+
     async def summary(self) -> dict[str, Any]:
         return dict(await self.request("summary"))
 

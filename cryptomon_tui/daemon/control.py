@@ -564,6 +564,10 @@ class ControlServer:
             "pause": lambda: engine.pause(params["exchange"]),
             "resume": lambda: engine.resume(params["exchange"]),
             "reload": engine.reload,
+            "history": lambda: engine.history(
+                params["exchange"], params.get("probe"), float(params["since"]), float(params["until"]),
+                float(params["resolution_s"]), int(params.get("recent", 0)),
+            ),
         }
         if method == "ping":
             return {"pong": True, "ts": self.clock.now()}

@@ -5,6 +5,8 @@ One JSON object per line, UTF-8. Every frame has a ``type``:
 client -> daemon
     ``{"type": "hello", "protocol": 1, "client": "cryptomon-ui/0.1.0", "token": "..."}``  (first frame)
     ``{"type": "request", "id": 7, "method": "ack", "params": {...}}``
+    ``{"type": "request", "id": 8, "method": "history", "params": {"exchange": "okx", "since": t0, "until": t1,
+      "resolution_s": 60, "recent": 100}}``  -> ``{"points": [...], "recent": [...], ...}`` (engine/history.py)
 daemon -> client
     ``{"type": "welcome", "protocol": 1, "server": "cryptomon/0.1.0", "location": "tokyo", "pid": 123}``
     ``{"type": "response", "id": 7, "ok": true, "result": {...}}``
@@ -20,10 +22,11 @@ The protocol number changes only on an incompatible change; additive keys keep i
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cryptomon_tui.kernel.units import MAX_SILENCE_S, check_silence_length
+from cryptomon_tui.kernel.units import MAX_SILENCE_S, check_epoch, check_silence_length
 
 PROTOCOL_VERSION = 1
 
@@ -36,6 +39,15 @@ MIN_SNAPSHOT_HZ = 0.1
 MAX_SNAPSHOT_HZ = 4.0
 
 HANDSHAKE_TIMEOUT_S = 5.0
+
+# ``history`` requests are bounded so one client cannot make the daemon read or send without limit:
+# at most a year back, points of at least one minute (the rollup size), at most HISTORY_MAX_POINTS of
+# them, and at most HISTORY_MAX_RECENT raw results.
+HISTORY_MAX_RANGE_S = 366 * 86400.0
+HISTORY_MIN_RESOLUTION_S = 60.0
+HISTORY_MAX_POINTS = 1500
+HISTORY_MAX_RECENT = 500
+HISTORY_MAX_NAME = 200
 
 ErrorCode = Literal[
     "bad_frame",
@@ -83,6 +95,14 @@ METHOD_PARAMS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "resume": {"exchange": (_STR, True)},
     "reload": {},
     "shutdown": {},
+    "history": {
+        "exchange": (_STR, True),
+        "probe": (_OPT_STR, False),
+        "since": ((int, float), True),
+        "until": ((int, float), True),
+        "resolution_s": ((int, float), True),
+        "recent": ((int,), False),
+    },
 }
 
 
@@ -126,7 +146,37 @@ def validate_params(method: str, params: Any) -> dict[str, Any]:
                     f"(90 days), or null = until resolved: {exc}",
                     "invalid",
                 ) from None
+    if method == "history":
+        _check_history(params)
     return dict(params)
+
+
+def _check_history(params: dict[str, Any]) -> None:
+    """Range, resolution and sizes of a ``history`` request within the HISTORY_* bounds."""
+    for name in ("exchange", "probe"):
+        value = params.get(name)
+        if value is not None and not (0 < len(value) <= HISTORY_MAX_NAME):
+            raise ProtocolError(f"history: {name} must be 1..{HISTORY_MAX_NAME} characters", "invalid")
+    since, until, res = float(params["since"]), float(params["until"]), float(params["resolution_s"])
+    try:
+        check_epoch(since, "since")
+        check_epoch(until, "until")
+    except ValueError as exc:
+        raise ProtocolError(f"history: {exc}", "invalid") from None
+    if not math.isfinite(res):
+        raise ProtocolError("history: resolution_s must be finite", "invalid")
+    if until <= since:
+        raise ProtocolError("history: until must be after since", "invalid")
+    if until - since > HISTORY_MAX_RANGE_S:
+        raise ProtocolError(f"history: the range is at most {HISTORY_MAX_RANGE_S / 86400:g} days", "invalid")
+    if res < HISTORY_MIN_RESOLUTION_S:
+        raise ProtocolError(f"history: resolution_s is at least {HISTORY_MIN_RESOLUTION_S:g}", "invalid")
+    if math.ceil((until - since) / res) > HISTORY_MAX_POINTS:
+        finest = (until - since) / HISTORY_MAX_POINTS
+        raise ProtocolError(f"history: at most {HISTORY_MAX_POINTS} points (use resolution_s >= {finest:g})", "invalid")
+    recent = params.get("recent", 0)
+    if not 0 <= recent <= HISTORY_MAX_RECENT:
+        raise ProtocolError(f"history: recent must be 0..{HISTORY_MAX_RECENT}", "invalid")
 
 
 @dataclass(frozen=True, slots=True)

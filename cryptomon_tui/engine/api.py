@@ -115,6 +115,13 @@ class EngineAPI(Protocol):
         """
         ...
 
+    async def history(
+        self, exchange: str, probe: str | None, since: float, until: float, resolution_s: float, recent: int = 0
+    ) -> dict[str, Any]:
+        """Chart points and the newest ``recent`` raw results from the engine's store (shape:
+        ``cryptomon_tui.engine.history.read_history``); bounds are checked by the protocol first."""
+        ...
+
     async def ack(self, incident_id: str, by: str, note: str | None) -> dict[str, Any]: ...
 
     async def silence(

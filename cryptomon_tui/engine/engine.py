@@ -592,6 +592,13 @@ class Engine:
                     out[(name, result)] = out.get((name, result), 0) + int(s.get(key) or 0)
         return out
 
+    async def history(
+        self, exchange: str, probe: str | None, since: float, until: float, resolution_s: float, recent: int = 0
+    ) -> dict[str, Any]:
+        from cryptomon_tui.engine.history import read_history
+
+        return await read_history(self.store, exchange, probe, since, until, resolution_s, recent)
+
     def counters(self) -> EngineCounters:
         totals = self.pipeline.metrics.totals
         return EngineCounters(

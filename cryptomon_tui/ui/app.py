@@ -11,7 +11,6 @@ import difflib
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
@@ -136,7 +135,6 @@ class CryptomonApp(App[AppResult]):
         ui_config: UiConfig | None = None,
         theme: str | None = None,
         owns_daemon: bool = False,
-        history_path: Path | None = None,
         clock: Clock | None = None,
         state: UiState | None = None,
         persist_state: bool = True,
@@ -147,7 +145,6 @@ class CryptomonApp(App[AppResult]):
         self.refresh_hz = float(self.ui_config.refresh_hz)
         self.clock: Clock = clock or RealClock()
         self.owns_daemon = owns_daemon
-        self.history_path = history_path
         self.ui_state = state if state is not None else UiState.load()
         self.persist_state = persist_state
         self.watch_signals = watch_signals

@@ -49,6 +49,11 @@ class ClientLike(Protocol):
 
     async def summary(self) -> dict[str, Any]: ...
 
+    async def history(
+        self, exchange: str, since: float, until: float, resolution_s: float, probe: str | None = None,
+        recent: int = 0,
+    ) -> dict[str, Any]: ...
+
     async def pause(self, exchange: str) -> dict[str, Any]: ...
 
     async def resume(self, exchange: str) -> dict[str, Any]: ...
@@ -168,6 +173,11 @@ class Bridge:
 
     async def summary(self) -> dict[str, Any]:
         return await self.client.summary()
+
+    async def history(
+        self, exchange: str, since: float, until: float, resolution_s: float, recent: int = 0
+    ) -> dict[str, Any]:
+        return await self.client.history(exchange, since, until, resolution_s, recent=recent)
 
     async def pause(self, exchange: str) -> dict[str, Any]:
         return await self.client.pause(exchange)

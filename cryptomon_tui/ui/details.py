@@ -1,7 +1,8 @@
 """Details screens (enter on a row): an exchange's history and recent probes, an incident's timeline.
 
-History comes from the store file in a thread worker (see history.py); plots redraw only when new
-data was read, on a range change, or on a theme change, never on the snapshot tick.
+History comes from the daemon over the control API (``history`` request, see history.py), so a UI
+attached over TCP shows the same charts; plots redraw only when new data arrived, on a range change, or
+on a theme change, never on the snapshot tick.
 """
 
 from __future__ import annotations
@@ -19,22 +20,20 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
-from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.bridge import IncidentEventMessage
-from cryptomon_tui.ui.history import RANGES, HistoryUnavailable, bucket, read_recent_results, read_rollups
+from cryptomon_tui.ui.history import RANGES, HistoryPoint, note_of, parse_points, parse_recent, resolution_for
 from cryptomon_tui.ui.present import Cell, clean_text, fmt_ms, parse_ts
 from cryptomon_tui.ui.widgets import cell_content, cells_content
 
 if TYPE_CHECKING:
-    # TODO(issue 11 item 4, worktree metrics-history): a history model from the control protocol replaces this.
-    from cryptomon_tui.store.rows import RollupRow
     from cryptomon_tui.ui.app import CryptomonApp
 
 PROBE_COLUMNS = (("at", "At", 9), ("probe", "Probe", 8), ("outcome", "Outcome", 13), ("lat", "Latency", 8),
                  ("dns", "DNS", 7), ("connect", "Connect", 8), ("tls", "TLS", 7), ("ttfb", "TTFB", 7),
                  ("transfer", "Xfer", 7), ("http", "HTTP", 5), ("error", "Error", 40))
 ERROR_CLASSES_SHOWN = 5
+RECENT_PROBES = 100
 
 
 def probe_result_cells(r: Mapping[str, Any]) -> dict[str, Cell]:
@@ -85,7 +84,7 @@ class ExchangeDetails(DetailsScreen):
         super().__init__()
         self.exchange = exchange
         self.range = "15m"
-        self.rollups: list[RollupRow] = []
+        self.rollups: list[HistoryPoint] = []
         self.history_error: str | None = None
         self.loads = 0
 
@@ -131,25 +130,26 @@ class ExchangeDetails(DetailsScreen):
     def action_reload(self) -> None:
         self.load_history(self.range)
 
-    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
-    def load_history(self, range_name: str) -> None:
+    @work(exclusive=True, group="history", exit_on_error=False)
+    async def load_history(self, range_name: str) -> None:
+        """Ask the daemon (control API ``history``): works the same over a socket or TCP from anywhere."""
         until = self.cm_app.clock.now()
-        since = until - RANGES[range_name]
-        path = self.cm_app.history_path
+        span = RANGES[range_name]
         try:
-            rollups = bucket(read_rollups(path, self.exchange, since, until), since, until)
-            recent = read_recent_results(path, self.exchange, until - 900, until + 1, limit=100)
-            error = None
-        except HistoryUnavailable as exc:
-            rollups, recent, error = [], [], str(exc)
-        self.app.call_from_thread(self._loaded, rollups, recent, error)
+            answer = await self.cm_app.bridge.history(
+                self.exchange, until - span, until, resolution_for(span), recent=RECENT_PROBES
+            )
+            rollups, recent, error = parse_points(answer), parse_recent(answer), note_of(answer)
+        except Exception as exc:  # not connected, refused, malformed: shown in the chart, never a crash
+            rollups, recent, error = [], [], f"history unavailable: {type(exc).__name__}: {exc}"
+        self._loaded(rollups, recent, error)
 
-    def _loaded(self, rollups: list[RollupRow], recent: list[ProbeResult], error: str | None) -> None:
+    def _loaded(self, rollups: list[HistoryPoint], recent: list[Mapping[str, Any]], error: str | None) -> None:
         self.loads += 1
         self.rollups = rollups
         self.history_error = error
         self._draw_plots()
-        rows = [r.to_json_dict() for r in recent]
+        rows = list(recent)
         if not rows:  # no store: at least the last result of each probe from the live snapshot
             probes = self._exchange().get("probes") or {}
             rows = [p["last"] for p in probes.values() if isinstance(p, Mapping) and isinstance(p.get("last"), Mapping)]
@@ -168,14 +168,14 @@ class ExchangeDetails(DetailsScreen):
             plot.plt.clear_data()
             plot.plt.clear_figure()
         if not self.rollups:
-            note = self.history_error or "no history in this range yet"
+            note = clean_text(self.history_error or "no history in this range yet", 80)
             for plot in (lat, err):
-                plot.plt.title(note[:80])
+                plot.plt.title(note)
             lat.refresh()
             err.refresh()
             return
-        origin = self.rollups[-1].minute
-        xs = [(r.minute - origin) / 60.0 for r in self.rollups]
+        origin = self.rollups[-1].ts
+        xs = [(r.ts - origin) / 60.0 for r in self.rollups]
         for attr, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
             pts = [(x, float(v)) for x, r in zip(xs, self.rollups, strict=True) if (v := getattr(r, attr)) is not None]
             if pts:

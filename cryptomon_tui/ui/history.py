@@ -1,112 +1,102 @@
-"""Read-only history for the details screens, straight from the daemon's SQLite file.
+"""History for the details screens, asked of the daemon over the control API (``history`` request).
 
-The control API has no history command, so the UI opens the store file read-only (``mode=ro``;
-WAL lets it read while the daemon writes) through the store's own query functions. Blocking:
-call from a thread worker, never on the UI loop.
+The UI never opens the daemon's SQLite file: a UI attached over TCP from another machine or working
+directory gets the same charts as one on the daemon's own socket. The answer is untrusted input
+(another process, maybe another host): ``parse_points`` keeps only finite, bounded numbers and at most
+``MAX_POINTS`` points; recent results are passed on as mappings that the table renders through the
+usual scrubbing (``present.clean_text``).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
-
-from cryptomon_tui.kernel.results import ProbeResult
-
-# TODO(issue 11 item 4, worktree metrics-history): replace these store imports and the SQLite reads with the
-# control API's `history` request; then drop the matching ignore_imports in pyproject's "ui" contract.
-from cryptomon_tui.store import repo_data
-from cryptomon_tui.store.rows import RollupRow
-
-T = TypeVar("T")
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 RANGES: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "24h": 86400.0}
+CHART_POINTS = 120  # per chart: what a terminal-wide plot can show
+MIN_RESOLUTION_S = 60.0  # the daemon keeps 1-minute rollups
+MAX_POINTS = 1500
+MAX_RECENT = 500
+MAX_COUNT = 10**12
+MAX_MS = 3_600_000.0
+MAX_OUTCOMES = 32
 
 
-class HistoryUnavailable(Exception):
-    pass
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """One chart bucket: counts add up over its minutes; a percentile is the worst minute's."""
+
+    ts: float
+    attempts: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
 
 
-def _with_conn(path: Path | None, fn: Callable[[sqlite3.Connection], T]) -> T:
-    if path is None:
-        raise HistoryUnavailable("no local store (the daemon runs elsewhere or storage is off)")
-    if not path.exists():
-        raise HistoryUnavailable(f"no history yet ({path} does not exist)")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
-    except sqlite3.Error as exc:
-        raise HistoryUnavailable(f"cannot open {path}: {exc}") from None
-    try:
-        return fn(conn)
-    except sqlite3.Error as exc:
-        raise HistoryUnavailable(f"cannot read {path}: {exc}") from None
-    finally:
-        conn.close()
+def resolution_for(range_s: float) -> float:
+    """Bucket width giving at most CHART_POINTS points over ``range_s``, never finer than a minute."""
+    return max(MIN_RESOLUTION_S, math.ceil(range_s / CHART_POINTS / 60.0) * 60.0)
 
 
-def read_rollups(path: Path | None, exchange: str, since: float, until: float) -> list[RollupRow]:
-    """1-minute rollups of one exchange (its probes merged per minute)."""
-    return _with_conn(path, lambda c: repo_data.rollups(c, exchange=exchange, probe=None, since=since, until=until))
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0
+    return int(min(max(value, 0), MAX_COUNT))
 
 
-def read_recent_results(path: Path | None, exchange: str, since: float, until: float,
-                        limit: int = 200) -> list[ProbeResult]:
-    """The newest ``limit`` raw results of one exchange in [since, until), newest first."""
-
-    def run(conn: sqlite3.Connection) -> list[ProbeResult]:
-        out: list[ProbeResult] = []
-        cursor: tuple[float, int] | None = None
-        while True:
-            page, cursor = repo_data.results_page(conn, since, until, cursor, 2000, exchange)
-            out.extend(page)
-            out = out[-limit:]
-            if cursor is None or len(page) < 2000:
-                break
-        return list(reversed(out))
-
-    return _with_conn(path, run)
+def _ms(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value) if 0.0 <= value <= MAX_MS else None
 
 
-def bucket(rows: list[RollupRow], since: float, until: float, max_points: int = 120) -> list[RollupRow]:
-    """Keep charts cheap: merge minutes into at most ``max_points`` buckets (worst percentile wins)."""
-    if len(rows) <= max_points:
-        return rows
-    width = max(60.0, (until - since) / max_points)
-    out: list[RollupRow] = []
-    group: list[RollupRow] = []
-    start = None
-    for row in rows:
-        b = int((row.minute - since) // width)
-        if start is not None and b != start:
-            out.append(_merge(group))
-            group = []
-        start = b
-        group.append(row)
-    if group:
-        out.append(_merge(group))
+def parse_points(answer: Mapping[str, Any]) -> list[HistoryPoint]:
+    """The ``points`` of a history answer as typed, bounded values, in time order; junk entries dropped."""
+    raw = answer.get("points")
+    if not isinstance(raw, list):
+        return []
+    out: list[HistoryPoint] = []
+    for item in raw[:MAX_POINTS]:
+        if not isinstance(item, Mapping):
+            continue
+        ts = item.get("ts")
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+            continue
+        outcomes_raw = item.get("outcomes")
+        outcomes: dict[str, int] = {}
+        if isinstance(outcomes_raw, Mapping):
+            for k, v in list(outcomes_raw.items())[:MAX_OUTCOMES]:
+                if isinstance(k, str) and len(k) <= 40:
+                    outcomes[k] = _count(v)
+        out.append(
+            HistoryPoint(
+                ts=float(ts),
+                attempts=_count(item.get("attempts")),
+                errors=_count(item.get("errors")),
+                timeouts=_count(item.get("timeouts")),
+                outcomes=outcomes,
+                p50_ms=_ms(item.get("p50_ms")),
+                p95_ms=_ms(item.get("p95_ms")),
+                p99_ms=_ms(item.get("p99_ms")),
+            )
+        )
+    out.sort(key=lambda p: p.ts)
     return out
 
 
-def _merge(group: list[RollupRow]) -> RollupRow:
-    outcomes: dict[str, int] = {}
-    for r in group:
-        for k, v in r.outcomes.items():
-            outcomes[k] = outcomes.get(k, 0) + v
+def parse_recent(answer: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The ``recent`` raw results (newest first) that are mappings, at most MAX_RECENT."""
+    raw = answer.get("recent")
+    if not isinstance(raw, list):
+        return []
+    return [r for r in raw[:MAX_RECENT] if isinstance(r, Mapping)]
 
-    def worst(attr: str) -> float | None:
-        vals = [v for r in group if (v := getattr(r, attr)) is not None]
-        return max(vals) if vals else None
 
-    return RollupRow(
-        exchange=group[0].exchange,
-        probe=None,
-        minute=group[0].minute,
-        attempts=sum(r.attempts for r in group),
-        errors=sum(r.errors for r in group),
-        timeouts=sum(r.timeouts for r in group),
-        outcomes=outcomes,
-        p50_ms=worst("p50_ms"),
-        p95_ms=worst("p95_ms"),
-        p99_ms=worst("p99_ms"),
-    )
+def note_of(answer: Mapping[str, Any]) -> str | None:
+    note = answer.get("note")
+    return note[:200] if isinstance(note, str) else None

@@ -15,15 +15,42 @@ from typing import Any
 from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.engine.api import CommandError, EngineCounters
+from cryptomon_tui.engine.history import read_history
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, Matcher, Silence
 from cryptomon_tui.kernel.fingerprint import fingerprint
 from cryptomon_tui.kernel.results import Outcome, Phases, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.totals import Totals
+from cryptomon_tui.store.rows import RollupRow
 
 DEFAULT_EXCHANGES = {"binance": "binance_spot", "okx": "okx"}
 DEFAULT_PROBES = ("ping", "time", "book")
+
+
+class MemoryHistory:
+    """The store's history reads over lists (``engine.history.HistorySource``): rows and raw results."""
+
+    def __init__(self) -> None:
+        self.rows: list[RollupRow] = []
+        self.results: list[ProbeResult] = []
+        self.reads = 0
+
+    async def rollups(
+        self, exchange: str, probe: str | None, since: float, until: float | None = None
+    ) -> list[RollupRow]:
+        self.reads += 1
+        end = float("inf") if until is None else until
+        return sorted((r for r in self.rows if r.exchange == exchange and (probe is None or r.probe == probe)
+                       and since // 60 * 60 <= r.minute <= end), key=lambda r: r.minute)
+
+    async def results_page(
+        self, since: float, until: float, after: tuple[float, int] | None = None, limit: int = 5000,
+        exchange: str | None = None,
+    ) -> tuple[list[ProbeResult], tuple[float, int] | None]:
+        items = sorted((r for r in self.results if since <= r.started_at < until
+                        and (exchange is None or r.exchange == exchange)), key=lambda r: r.started_at)
+        return items, None
 
 
 class FakeEngine:
@@ -41,6 +68,7 @@ class FakeEngine:
         self.started_at = clock.now()
         self.totals = Totals()  # cumulative counts behind /metrics counters: every result the fake "saw"
         self.incidents_opened: dict[tuple[str, str], int] = {}
+        self.history_source: MemoryHistory | None = MemoryHistory()
         self.exchanges: dict[str, dict[str, Any]] = {}
         for name, kind in (exchanges or DEFAULT_EXCHANGES).items():
             self.exchanges[name] = self._healthy_exchange(name, kind, probes)
@@ -226,6 +254,12 @@ class FakeEngine:
             "fake_reloads": self.reloads,  # FakeEngine only: lets process tests see reloads arrive
         }
         return self._cached
+
+    async def history(
+        self, exchange: str, probe: str | None, since: float, until: float, resolution_s: float, recent: int = 0
+    ) -> dict[str, Any]:
+        self.commands.append(("history", (exchange, probe, since, until, resolution_s, recent)))
+        return await read_history(self.history_source, exchange, probe, since, until, resolution_s, recent)
 
     def counters(self) -> EngineCounters:
         return EngineCounters(

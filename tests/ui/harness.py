@@ -84,6 +84,7 @@ class FrozenClient:
         self._snapshot = snapshot
         self.on_state: Any = None
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.history_source: Any = None  # a tests.fakes.fake_engine.MemoryHistory, or None = no store
 
     @property
     def latest_snapshot(self) -> dict[str, Any] | None:
@@ -122,6 +123,16 @@ class FrozenClient:
 
     async def summary(self) -> dict[str, Any]:
         return await self._call("summary")
+
+    async def history(
+        self, exchange: str, since: float, until: float, resolution_s: float, probe: str | None = None,
+        recent: int = 0,
+    ) -> dict[str, Any]:
+        """Answers from ``history_source`` (a ``MemoryHistory``), as the daemon would."""
+        from cryptomon_tui.engine.history import read_history
+
+        self.calls.append(("history", (exchange, since, until, resolution_s, probe, recent)))
+        return await read_history(self.history_source, exchange, probe, since, until, resolution_s, recent)
 
     async def pause(self, exchange: str) -> dict[str, Any]:
         return await self._call("pause", exchange)

@@ -77,3 +77,39 @@ def test_params_are_validated_per_method() -> None:
         validate_params("silence", {"matchers": okx, "comment": "c", "duration_s": -1})
     ok = validate_params("silence", {"matchers": [{"name": "exchange", "value": "okx"}], "comment": "c"})
     assert ok["comment"] == "c"
+
+
+def _history(**kw: object) -> dict[str, object]:
+    return {"exchange": "okx", "since": 1_750_000_000.0, "until": 1_750_003_600.0, "resolution_s": 60, **kw}
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        (_history(until=1_750_000_000.0), "until must be after since"),
+        (_history(since=float("nan")), "since"),
+        (_history(until=float("inf")), "until"),
+        (_history(since=0), "since"),
+        (_history(resolution_s=float("inf")), "finite"),
+        (_history(resolution_s=1), "at least 60"),
+        (_history(until=1_750_000_000.0 + 400 * 86400, resolution_s=86400), "at most 366 days"),
+        (_history(until=1_750_000_000.0 + 30 * 86400, resolution_s=60), "at most 1500 points"),
+        (_history(recent=10_000), "recent must be 0..500"),
+        (_history(recent=True), "must be int"),
+        (_history(exchange=""), "1..200 characters"),
+        (_history(probe="p" * 300), "1..200 characters"),
+        (_history(extra=1), "unknown parameter"),
+    ],
+)
+def test_history_requests_are_bounded(params: dict[str, object], needle: str) -> None:
+    from cryptomon_tui.daemon.protocol import ProtocolError, validate_params
+
+    with pytest.raises(ProtocolError, match=needle):
+        validate_params("history", params)
+
+
+def test_a_history_request_within_bounds_passes() -> None:
+    from cryptomon_tui.daemon.protocol import validate_params
+
+    params = _history(probe="book", recent=100, until=1_750_000_000.0 + 86400, resolution_s=720)
+    assert validate_params("history", params) == params
