@@ -416,6 +416,15 @@ class GenericAdapter(ExchangeAdapter):
             else:
                 outcome = Outcome.EXCHANGE_ERROR
             return Classification(outcome=outcome, error_code=f"http_{status}", error_message=message, **common)
+        if response.truncated:
+            # Cut at max_body_bytes (a never-ending chunked stream, 200 MB, a gzip bomb): whatever the target
+            # meant, it did not answer like a health endpoint, and a condition would judge half a document.
+            return Classification(
+                outcome=Outcome.BAD_PAYLOAD,
+                error_code="body_too_large",
+                error_message=f"HTTP {status} body larger than max_body_bytes (cut at {len(response.body)} bytes)",
+                **common,
+            )
         if self.condition is None:
             return Classification(outcome=Outcome.OK, **common)
         decoded = decode_json(response.body, response.truncated)

@@ -43,6 +43,7 @@ class Server:
         self.app.router.add_get("/truncated-json", self.truncated_json)
         self.app.router.add_get("/big", self.big)
         self.app.router.add_get("/bomb", self.bomb)
+        self.app.router.add_get("/forever", _chunked_forever)
         self.runner = web.AppRunner(self.app, access_log=None)
         self.url = ""
 
@@ -276,3 +277,34 @@ async def test_engine_with_real_transport_survives_a_hostile_50mb_body(server: S
     assert big and all(r.outcome is Outcome.BAD_PAYLOAD and r.extra.get("truncated") for r in big)
     assert any(r.outcome is Outcome.OK and r.clock_offset_ms is not None for r in results if r.probe == "time")
     assert abs(next(r for r in results if r.probe == "time").clock_offset_ms or 0) < 1000
+
+
+async def _chunked_forever(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    try:
+        while True:
+            await resp.write(b'{"status": "ok"}' * 1024)
+    except (ConnectionResetError, ConnectionError, RuntimeError):
+        pass
+    return resp
+
+
+@pytest.mark.parametrize("path", ["/big", "/bomb", "/forever"])
+@pytest.mark.parametrize("condition", [None, "has($.status) or true"])
+async def test_a_generic_target_never_calls_a_body_cut_at_the_cap_ok(
+    path: str, condition: str | None, server: Server
+) -> None:
+    """Issue 13 item 6: a never-ending chunked body, 50 MB and a gzip bomb were 'ok' for a generic target."""
+    from cryptomon_tui.exchanges.generic import GenericAdapter
+
+    t = AiohttpTransport("test", TransportOptions(max_body_bytes=64 * 1024, max_connections=2))
+    try:
+        adapter = GenericAdapter("target", server.url + path, condition=condition)
+        sent = await t.send(req(server.url + path))
+        assert sent.response is not None and sent.response.truncated
+        c = adapter.classify("target", sent.response)
+        assert c.outcome is Outcome.BAD_PAYLOAD and c.error_code == "body_too_large"
+    finally:
+        await t.aclose()
