@@ -173,6 +173,8 @@ class HttpServer:
             body["failing"] = failing
         if isinstance(health.get("detail"), dict):
             body["detail"] = health["detail"]
+            if not checks["store_writable"] and health["detail"].get("store_reason"):
+                body["reason"] = str(health["detail"]["store_reason"])
         return self._json(body, 200 if ready else 503)
 
     async def _snapshot(self, request: web.Request) -> web.Response:

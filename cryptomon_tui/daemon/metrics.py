@@ -186,6 +186,7 @@ class EngineCollector(Collector):
         yield from self._incidents(snap, loc)
         yield from self._notify(snap, loc)
         yield from self._analysis(snap, loc)
+        yield from _store(self.engine.health(), loc)
 
         info = GaugeMetricFamily("cryptomon_info", "Daemon version and location", labels=["version", "location"])
         info.add_metric([str(snap.get("version") or __version__), loc], 1.0)
@@ -300,6 +301,39 @@ class EngineCollector(Collector):
             )
             b.add_metric([loc], budget)
             yield b
+
+
+def _store(health: dict[str, Any], loc: str) -> Iterator[Metric]:
+    """Store health from ``engine.health()``: up (0 while SQLite refuses writes), errors by kind, and the
+    notifications that wait in memory meanwhile."""
+    if "store_writable" not in health:
+        return
+    up = GaugeMetricFamily("cryptomon_store_up", "1 while the SQLite store takes writes", labels=["location"])
+    up.add_metric([loc], 1.0 if health.get("store_writable") else 0.0)
+    yield up
+    raw_detail = health.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    raw_store = detail.get("store")
+    store: dict[str, Any] = raw_store if isinstance(raw_store, dict) else {}
+    errors = CounterMetricFamily(
+        "cryptomon_store_errors", "Storage errors by kind (disk_full, locked, corrupt, read_only ...)",
+        labels=["kind", "location"],
+    )
+    for kind, count in (store.get("errors") or {}).items():
+        if (v := _num(count)) is not None:
+            errors.add_metric([str(kind), loc], v)
+    yield errors
+    failed = CounterMetricFamily(
+        "cryptomon_store_failed_flushes", "Batched store writes that failed", labels=["location"]
+    )
+    failed.add_metric([loc], float(_num(store.get("failed_flushes")) or 0.0))
+    yield failed
+    memory = GaugeMetricFamily(
+        "cryptomon_notify_in_memory", "Notifications waiting in memory because the store refuses them",
+        labels=["location"],
+    )
+    memory.add_metric([loc], float(_num(detail.get("notify_in_memory")) or 0.0))
+    yield memory
 
 
 class LocatedProcessCollector(Collector):

@@ -43,6 +43,9 @@ RECENT_FAILURES_PER_EXCHANGE = 60
 SNAPSHOT_MIN_INTERVAL_S = 0.2
 COMMAND_POLL_S = 0.5
 ROLLUP_EVERY_S = 15.0
+STORE_FAILING_RULE = "store_failing"
+STORE_ERROR_RECENT_S = 10.0  # a store write failed this recently: not ready (yet)
+STORE_FAILING_AFTER_S = 3.0  # one locked write is no incident; a store refusing writes for seconds is
 COSTS_REFRESH_S = 60.0
 EventSink = Callable[[IncidentEvent], None]
 
@@ -73,6 +76,9 @@ class Engine:
         self._transport_factory = transport_factory
         self._notify_enabled = notify
         self.store: Any = None
+        self._fallback_outbox: Any = None
+        self._store_failing_since: float | None = None
+        self._store_incident = False
         self.notifier: Any = None
         self.analysis: Any = None
         self.pipeline = self._new_pipeline(config)
@@ -227,9 +233,12 @@ class Engine:
 
         outbox: Any
         if self.store is not None:
+            from cryptomon_tui.notify.fallback_outbox import FallbackOutbox
             from cryptomon_tui.notify.store_outbox import StoreOutbox
 
-            outbox = StoreOutbox(self.store)
+            store = self.store
+            # A failing store must not silence alerts: rows it refuses wait (and go out) from memory.
+            outbox = self._fallback_outbox = FallbackOutbox(StoreOutbox(store), self.clock, lambda: store.health().ok)
         else:
             outbox = InMemoryOutbox()
         self.notifier = Notifier(
@@ -308,12 +317,45 @@ class Engine:
         for queue in tuple(self._subscribers):
             queue.put_nowait(item)
 
+    def _store_ok(self, h: Any) -> bool:
+        """Writable, and no write failed lately: on a full disk small writes still fit in free pages while
+        the batches fail, and readiness must not flap with every one that gets through."""
+        recent = h.last_error_at is not None and self.clock.now() - h.last_error_at < STORE_ERROR_RECENT_S
+        return bool(h.ok) and not recent
+
+    @staticmethod
+    def _store_reason(h: Any) -> str:
+        if not h.open:
+            return f"cannot open {h.path}: {h.last_error_kind or 'error'}: {h.last_error or 'unknown'}"
+        return f"writes to {h.path} fail: {h.last_error_kind or 'error'}: {h.last_error or 'unknown'}"
+
+    def check_store(self) -> None:
+        """Raise the "store failing" incident (through the channels, which keep working from memory) once the
+        store has refused writes for ``STORE_FAILING_AFTER_S``; resolve it when a write succeeds again."""
+        if self.store is None:
+            return
+        h = self.store.health()
+        now = self.clock.monotonic()
+        if self._store_ok(h):
+            self._store_failing_since = None
+            if self._store_incident:
+                self._store_incident = False
+                self._emit(self.pipeline.incidents.resolve_external(STORE_FAILING_RULE, {}))
+            return
+        if self._store_failing_since is None:
+            self._store_failing_since = now
+        if not self._store_incident and now - self._store_failing_since >= STORE_FAILING_AFTER_S:
+            self._store_incident = True
+            summary = f"store failing ({self._store_reason(h)}); notifications continue from memory"
+            self._emit(self.pipeline.incidents.raise_external(STORE_FAILING_RULE, {}, Severity.ERROR, summary))
+
     async def _tick_loop(self) -> None:
         every = float(self.config.detection.evaluate_every)
         last_rollup = self.clock.monotonic()
         while True:
             await self.clock.sleep(every)
             try:
+                self.check_store()
                 self._emit(self.pipeline.tick())
                 self._sync_store_state()
                 if self.store is not None and self.clock.monotonic() - last_rollup >= ROLLUP_EVERY_S:
@@ -628,8 +670,12 @@ class Engine:
         detail: dict[str, Any] = {}
         if self.store is not None:
             h = self.store.health()
-            store_ok = not getattr(h, "failing", False)
+            store_ok = self._store_ok(h)
             detail["store"] = h.to_dict()
+            if not store_ok:
+                detail["store_reason"] = self._store_reason(h)
+            if self._fallback_outbox is not None:
+                detail["notify_in_memory"] = self._fallback_outbox.in_memory()
         elif self._use_store:
             store_ok = False
         self.snapshot()  # cached; rebuilt at most a few times a second
