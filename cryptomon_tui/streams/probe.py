@@ -26,8 +26,9 @@ import aiohttp
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent
+from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.streams.attempts import AttemptLimiter, ReconnectBackoff
-from cryptomon_tui.streams.tracker import StreamStats, StreamThresholds, StreamTracker
+from cryptomon_tui.streams.tracker import StreamThresholds, StreamTracker
 
 log = logging.getLogger(__name__)
 

@@ -14,28 +14,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from cryptomon_tui.exchanges.ws import SeqRule, WsEvent
+from cryptomon_tui.kernel.streams import StreamOutcome, StreamStats
 
 GAP_RING = 1024  # inter-message gaps kept for the percentiles (about 17 min at 1 msg/s)
 LAG_RING = 256  # recent lag samples (ms)
 CLOSE_RING = 16  # recent close codes/reasons
 RECONNECT_WINDOW_S = 300.0  # reconnect-storm window (Binance counts attempts per 5 minutes too)
 MIN_GAPS_TO_LEARN = 30  # gaps needed before the learnt p99 sets the stale threshold
-
-
-class StreamOutcome(StrEnum):
-    """What one stream looks like right now. ``ok`` plus the stream part of the taxonomy."""
-
-    OK = "ok"
-    CONNECTING = "connecting"  # first connection not up yet (no verdict: nothing was promised)
-    WS_STALE = "ws_stale"  # connected, nothing within the expected gap
-    WS_LAG = "ws_lag"  # event times lag local receive time beyond the threshold
-    WS_GAP = "ws_gap"  # sequence numbers skipped or went backwards
-    WS_DISCONNECTED = "ws_disconnected"  # socket down (closed, refused, timed out)
-    WS_RECONNECT_STORM = "ws_reconnect_storm"  # too many reconnects in the window
-    WS_HEARTBEAT = "ws_heartbeat"  # our pings unanswered / the server dropped us for heartbeats
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,38 +37,6 @@ class StreamThresholds:
     storm_reconnects: int = 5  # reconnects within RECONNECT_WINDOW_S that make a storm
     heartbeat_timeout_s: float = 10.0  # a ping of ours unanswered this long
     gap_window_s: float = 10.0  # a sequence hole keeps the verdict ws_gap this long
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStats:
-    """Everything a face or a rule reads about one stream at one moment (immutable)."""
-
-    exchange: str
-    stream: str
-    outcome: StreamOutcome
-    detail: str
-    connected: bool
-    subscribed: bool
-    messages: int  # data messages since the probe started
-    msgs_per_s: float  # over the last 60 s (or since connect if shorter)
-    silence_s: float  # since the last data message (or since subscribe)
-    stale_after_s: float  # the current stale threshold
-    gap_p50_ms: float | None
-    gap_p99_ms: float | None
-    gap_max_ms: float | None
-    lag_ms: float | None  # median of recent lag samples (positive: we see it late)
-    lag_error_ms: float | None  # its error bound (clock-offset uncertainty + timestamp resolution)
-    seq_gaps: int  # holes since start
-    missed: int  # messages known missing (contiguous numbering)
-    reconnects: int  # since start
-    recent_reconnects: int  # within RECONNECT_WINDOW_S
-    heartbeat_misses: int
-    connect_ms: float | None  # last connect + TLS + upgrade time
-    subscribe_ms: float | None  # subscribe sent -> acknowledged
-    first_message_ms: float | None  # subscribed (or connected) -> first data message
-    last_close_code: int | None
-    last_close_reason: str | None
-    planned_reconnects: int  # shutdown notices / lifetime renewals (not faults)
 
 
 @dataclass(slots=True)

@@ -13,9 +13,9 @@ import pytest
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.exchanges.registry import adapter_class
 from cryptomon_tui.exchanges.ws import StreamSpec
+from cryptomon_tui.kernel.streams import StreamOutcome
 from cryptomon_tui.streams.attempts import AttemptLimiter, ReconnectBackoff
 from cryptomon_tui.streams.probe import Frame, StreamProbe
-from cryptomon_tui.streams.tracker import StreamOutcome
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryptomon_tui.exchanges.ws import WsEvent
-from cryptomon_tui.streams.tracker import StreamOutcome, StreamThresholds, StreamTracker
+from cryptomon_tui.kernel.streams import StreamOutcome
+from cryptomon_tui.streams.tracker import StreamThresholds, StreamTracker
 
 DATA = WsEvent(kind="data")
 WALL0 = 1_700_000_000.0

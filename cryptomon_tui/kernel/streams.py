@@ -1,0 +1,73 @@
+"""The stream part of the result contract: what one WebSocket stream looks like at one moment.
+
+Part of the kernel (imports nothing of the project) so the stream probes, detection, the control
+protocol and the UI share one shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+
+class StreamOutcome(StrEnum):
+    """What one stream looks like right now. ``ok`` plus the stream part of the taxonomy."""
+
+    OK = "ok"
+    CONNECTING = "connecting"  # first connection not up yet (no verdict: nothing was promised)
+    WS_STALE = "ws_stale"  # connected, nothing within the expected gap
+    WS_LAG = "ws_lag"  # event times lag local receive time beyond the threshold
+    WS_GAP = "ws_gap"  # sequence numbers skipped or went backwards
+    WS_DISCONNECTED = "ws_disconnected"  # socket down (closed, refused, timed out)
+    WS_RECONNECT_STORM = "ws_reconnect_storm"  # too many reconnects in the window
+    WS_HEARTBEAT = "ws_heartbeat"  # our pings unanswered / the server dropped us for heartbeats
+
+
+STREAM_FAULTS = frozenset(o for o in StreamOutcome if o not in (StreamOutcome.OK, StreamOutcome.CONNECTING))
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """Everything a face or a rule reads about one stream at one moment (immutable)."""
+
+    exchange: str
+    stream: str
+    outcome: StreamOutcome
+    detail: str
+    connected: bool
+    subscribed: bool
+    messages: int  # data messages since the probe started
+    msgs_per_s: float  # over the last 60 s (or since connect if shorter)
+    silence_s: float  # since the last data message (or since subscribe)
+    stale_after_s: float  # the current stale threshold
+    gap_p50_ms: float | None
+    gap_p99_ms: float | None
+    gap_max_ms: float | None
+    lag_ms: float | None  # median of recent lag samples (positive: we see it late)
+    lag_error_ms: float | None  # its error bound (clock-offset uncertainty + timestamp resolution)
+    seq_gaps: int  # holes since start
+    missed: int  # messages known missing (contiguous numbering)
+    reconnects: int  # since start
+    recent_reconnects: int  # within RECONNECT_WINDOW_S
+    heartbeat_misses: int
+    connect_ms: float | None  # last connect + TLS + upgrade time
+    subscribe_ms: float | None  # subscribe sent -> acknowledged
+    first_message_ms: float | None  # subscribed (or connected) -> first data message
+    last_close_code: int | None
+    last_close_reason: str | None
+    planned_reconnects: int  # shutdown notices / lifetime renewals (not faults)
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON-ready dict (the control protocol and events carry it as is)."""
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> StreamStats:
+        """Inverse of ``to_wire``; unknown keys are ignored, an unknown outcome raises ValueError."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["outcome"] = StreamOutcome(values.get("outcome", "ok"))
+        return cls(**values)
