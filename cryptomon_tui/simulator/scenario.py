@@ -79,6 +79,7 @@ from pydantic import (
 from cryptomon_tui.config.errors import ConfigError, ConfigProblem
 from cryptomon_tui.config.loader import line_of, pretty_loc, validation_message, yaml_line_map, yaml_problem
 from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.streams import StreamOutcome
 from cryptomon_tui.kernel.units import Duration
 
 EXCHANGES: tuple[str, ...] = ("binance", "binance_futures", "bybit", "okx", "deribit")
@@ -287,6 +288,13 @@ class FaultBase(_Model):
     def affected_probes(self, exchange: str) -> frozenset[str] | None:
         """Probe names that see the fault (None = every probe)."""
         return None if self.probes is None else frozenset(self.probes)
+
+    # Stream faults act on WebSocket streams only; REST answers stay as they are.
+    stream_fault: ClassVar[bool] = False
+
+    def stream_outcome(self) -> StreamOutcome | None:
+        """What a correct stream probe should report while this fault hits (None: not a stream fault)."""
+        return None
 
 
 class LatencyFault(FaultBase):
@@ -612,6 +620,124 @@ class WrongTypesFault(FaultBase):
         return frozenset({Outcome.BAD_PAYLOAD, Outcome.EXCHANGE_ERROR})
 
 
+
+# --------------------------------------------------------------------------- stream faults
+# They hit the exchange's WebSocket streams (the simulator's publishers), never REST; REST stays
+# healthy, which is the case that bites bots most: "REST ok, stream stale".
+
+
+class _StreamFault(FaultBase):
+    whole_port: ClassVar[bool] = True
+    stream_fault: ClassVar[bool] = True
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.OK
+
+    def _natural_outcome(self, exchange: str) -> Outcome:
+        return Outcome.OK  # REST is untouched
+
+    def affected_probes(self, exchange: str) -> frozenset[str] | None:
+        return frozenset()  # no REST probe sees it
+
+    def stream_outcome(self) -> StreamOutcome | None:
+        return self.outcome_of_stream
+
+
+class WsStallFault(_StreamFault):
+    """The socket stays open and answers heartbeats, but no data arrives (the silent stall)."""
+
+    type: Literal["ws_stall"] = "ws_stall"
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.WS_STALE
+
+
+class WsDripFault(_StreamFault):
+    """Data slows to one message every ``every`` (a slow drip)."""
+
+    type: Literal["ws_drip"] = "ws_drip"
+    every: Duration = 5.0
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.WS_STALE
+
+
+class WsBurstFault(_StreamFault):
+    """Data arrives in bursts of ``count`` messages every ``every`` seconds, silence in between."""
+
+    type: Literal["ws_burst"] = "ws_burst"
+    count: int = Field(default=50, ge=1, le=100_000)
+    every: Duration = 6.0
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.WS_STALE
+
+
+class WsSeqGapFault(_StreamFault):
+    """Update numbers skip ``skip`` (contiguous streams) or jump back (growing-only streams)."""
+
+    type: Literal["ws_seq_gap"] = "ws_seq_gap"
+    skip: int = Field(default=5, ge=1, le=1_000_000)
+    every: Duration = 1.0
+    supported: ClassVar[tuple[str, ...]] = ("binance", "binance_futures", "bybit")
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.WS_GAP
+
+
+class WsLagFault(_StreamFault):
+    """Event times are stamped ``ms`` before the moment the frame leaves (a lagging matching feed)."""
+
+    type: Literal["ws_lag"] = "ws_lag"
+    ms: float = Field(default=2000.0, gt=0.0, le=3_600_000.0)
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.WS_LAG
+
+
+class WsHeartbeatFault(_StreamFault):
+    """The server stops answering pings and drops the socket after ``after`` ("pong timeout")."""
+
+    type: Literal["ws_heartbeat"] = "ws_heartbeat"
+    after: Duration = 25.0
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.WS_HEARTBEAT
+
+
+class WsDisconnectFault(_StreamFault):
+    """Every connection is closed ``every`` seconds after it opens, with close ``code``."""
+
+    type: Literal["ws_disconnect"] = "ws_disconnect"
+    code: int = Field(default=1011, ge=1000, le=4999)
+    every: Duration = 5.0
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.WS_RECONNECT_STORM
+
+
+class WsShutdownFault(_StreamFault):
+    """A planned shutdown notice (Binance serverShutdown, OKX 64008, ...) then a close: not a fault."""
+
+    type: Literal["ws_shutdown"] = "ws_shutdown"
+    after: Duration = 1.0
+    supported: ClassVar[tuple[str, ...]] = ("binance", "binance_futures", "okx")
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.OK
+
+
+class WsMalformedFault(_StreamFault):
+    """A share (``rate``) of data frames is garbage; the rest are fine (read, never a crash)."""
+
+    type: Literal["ws_malformed"] = "ws_malformed"
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.OK
+
+
+class WsHugeFrameFault(_StreamFault):
+    """One frame of ``mb`` megabytes per connection (the client must refuse it, not buffer it)."""
+
+    type: Literal["ws_huge"] = "ws_huge"
+    mb: float = Field(default=50.0, gt=0.0, le=200.0)
+    rate_allowed: ClassVar[bool] = False
+    outcome_of_stream: ClassVar[StreamOutcome] = StreamOutcome.WS_DISCONNECTED
+
+
+STREAM_FAULT_CLASSES: tuple[type[FaultBase], ...] = (
+    WsStallFault, WsDripFault, WsBurstFault, WsSeqGapFault, WsLagFault, WsHeartbeatFault,
+    WsDisconnectFault, WsShutdownFault, WsMalformedFault, WsHugeFrameFault,
+)
+
 Fault = Annotated[
     LatencyFault
     | DriftFault
@@ -627,29 +753,38 @@ Fault = Annotated[
     | ClockSkewFault
     | MaintenanceFault
     | HugeBodyFault
-    | WrongTypesFault,
+    | WrongTypesFault
+    | WsStallFault
+    | WsDripFault
+    | WsBurstFault
+    | WsSeqGapFault
+    | WsLagFault
+    | WsHeartbeatFault
+    | WsDisconnectFault
+    | WsShutdownFault
+    | WsMalformedFault
+    | WsHugeFrameFault,
     Field(discriminator="type"),
 ]
-FAULT_TYPES: dict[str, type[FaultBase]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        LatencyFault,
-        DriftFault,
-        ErrorsFault,
-        RateLimitFault,
-        BanFault,
-        WeightClimbFault,
-        HangFault,
-        RefuseFault,
-        ResetFault,
-        MalformedFault,
-        HtmlFault,
-        ClockSkewFault,
-        MaintenanceFault,
-        HugeBodyFault,
-        WrongTypesFault,
-    )
-}
+_ALL_FAULT_CLASSES: tuple[type[FaultBase], ...] = (
+    LatencyFault,
+    DriftFault,
+    ErrorsFault,
+    RateLimitFault,
+    BanFault,
+    WeightClimbFault,
+    HangFault,
+    RefuseFault,
+    ResetFault,
+    MalformedFault,
+    HtmlFault,
+    ClockSkewFault,
+    MaintenanceFault,
+    HugeBodyFault,
+    WrongTypesFault,
+    *STREAM_FAULT_CLASSES,
+)
+FAULT_TYPES: dict[str, type[FaultBase]] = {cls.model_fields["type"].default: cls for cls in _ALL_FAULT_CLASSES}
 _FAULT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Fault)
 
 
@@ -683,6 +818,7 @@ class ExpectedFault:
     fault_index: int
     detail: str = ""
     rate: float = 1.0  # share of requests the fault hits (the rest answer normally)
+    stream_outcome: StreamOutcome | None = None  # stream faults: what the stream probe should say
 
     def active_at(self, t: float) -> bool:
         return self.start <= t < self.end
@@ -745,6 +881,7 @@ class Scenario(_Model):
                         fault_index=i,
                         detail=fault.note,
                         rate=fault.rate,
+                        stream_outcome=fault.stream_outcome(),
                     )
                     if horizon is None or item.start < horizon:
                         out.append(item)

@@ -56,6 +56,7 @@ from cryptomon_tui.simulator.scenario import (
     load_scenario,
     make_fault,
 )
+from cryptomon_tui.simulator.streams import StreamPublisher
 from cryptomon_tui.simulator.venues import VENUES, Ctx, Reply, Route, Venue
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class _TimedServer(web.Server):
 class _Port:
     """One exchange's listener. ``refused`` = the listening socket is closed on purpose."""
 
-    __slots__ = ("entries", "host", "name", "port", "refused", "runner", "server", "site", "venue")
+    __slots__ = ("entries", "host", "name", "port", "publisher", "refused", "runner", "server", "site", "venue")
 
     def __init__(self, name: str, venue: Venue, host: str) -> None:
         self.name = name
@@ -140,6 +141,7 @@ class _Port:
         self.server: _TimedServer | None = None
         self.runner: web.ServerRunner | None = None
         self.site: web.SockSite | None = None
+        self.publisher: StreamPublisher | None = None
 
 
 def _listen_socket(host: str, port: int) -> socket.socket:
@@ -261,6 +263,7 @@ class Simulator:
         precise: bool = True,
         exchanges: Iterable[str] = EXCHANGES,
         on_event: Callable[[str], None] | None = None,
+        stream_rate: float = 10.0,
     ) -> None:
         if isinstance(scenario, str | Path):
             scenario = load_scenario(scenario)
@@ -280,7 +283,11 @@ class Simulator:
             if name not in VENUES:
                 raise ValueError(f"unknown exchange {name!r}: use {', '.join(EXCHANGES)}")
             venue = VENUES[name](self._market, enforce_limits, (secrets or {}).get(name))
-            self._ports[name] = _Port(name, venue, host)
+            port_ = self._ports[name] = _Port(name, venue, host)
+            port_.publisher = StreamPublisher(
+                name, self._market, self._stream_faults_for(port_), self._wall, lambda: self.skew_ms,
+                random.Random(rng_seed), stream_rate,
+            )
         self._t0: float | None = None
         self._stopping = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -295,6 +302,30 @@ class Simulator:
     def load_scenario(name_or_path: str | Path) -> Scenario:
         """A built-in scenario by name or a YAML file; raises ScenarioError naming file and key."""
         return load_scenario(name_or_path)
+
+    def _stream_faults_for(self, port: _Port) -> Callable[[], list[FaultBase]]:
+        def active() -> list[FaultBase]:
+            if not port.entries:
+                return []
+            elapsed = self.elapsed()
+            return [e.fault for e in port.entries if e.fault.stream_fault and e.t_in(elapsed) is not None]
+
+        return active
+
+    def _maintenance_now(self, port: _Port) -> bool:
+        elapsed = self.elapsed()
+        return any(e.fault.type == "maintenance" and e.t_in(elapsed) is not None for e in port.entries)
+
+    @property
+    def ws_urls(self) -> dict[str, str]:
+        """Stream base URLs per exchange, in the shape each adapter expects for ``ws_url``."""
+        paths = {"binance": "", "binance_futures": "", "bybit": "/v5/public/spot", "okx": "/ws/v5/public",
+                 "deribit": "/ws/api/v2"}
+        return {name: f"ws://{self.host}:{port.port}{paths[name]}" for name, port in self._ports.items()}
+
+    @property
+    def stream_messages_sent(self) -> int:
+        return sum(p.publisher.sent for p in self._ports.values() if p.publisher is not None)
 
     @property
     def base_urls(self) -> dict[str, str]:
@@ -398,6 +429,8 @@ class Simulator:
                 await self._watcher
             self._watcher = None
         for port in self._ports.values():
+            if port.publisher is not None:
+                await port.publisher.close_all()
             if port.runner is not None:
                 await port.runner.cleanup()
             port.runner = port.site = port.server = None
@@ -415,6 +448,9 @@ class Simulator:
         elapsed = self.elapsed()
         for port in self._ports.values():
             want_refused = any(e.fault.type == "refuse" and e.t_in(elapsed) is not None for e in port.entries)
+            if port.publisher is not None and port.publisher.connections and (
+                    want_refused or self._maintenance_now(port)):
+                await port.publisher.close_all(1001, b"service unavailable")
             if want_refused and not port.refused:
                 await self._close_listener(port)
             elif not want_refused and port.refused:
@@ -436,7 +472,7 @@ class Simulator:
         if self._t0 is None or self._watcher is not None or self._stopping.is_set():
             return
         needed = self._on_event is not None or any(
-            e.fault.type == "refuse" for p in self._ports.values() for e in p.entries
+            e.fault.type in ("refuse", "maintenance") for p in self._ports.values() for e in p.entries
         )
         if needed:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -523,6 +559,10 @@ class Simulator:
         if path == "/bench/fixed":
             return await self._bench_fixed(request, t0)
         venue = port.venue
+        if port.publisher is not None and request.headers.get("Upgrade", "").lower() == "websocket":
+            if self._maintenance_now(port):  # a venue in maintenance drops its streams
+                return web.Response(status=503, text="service unavailable: maintenance")
+            return await port.publisher.handle(request)
         route = venue.routes.get(path)
         probe = route.probe if route is not None else None
         mono = self._clock.monotonic()

@@ -92,6 +92,7 @@ class StreamProbe:
             storm_reconnects=base.storm_reconnects,
             heartbeat_timeout_s=base.heartbeat_timeout_s,
             gap_window_s=base.gap_window_s,
+            heartbeat_window_s=base.heartbeat_window_s,
         )
         self.tracker = StreamTracker(exchange, spec.name, seq_rule=spec.seq_rule, thresholds=thresholds)
         self.limiter = limiter or AttemptLimiter(clock, spec.connect_attempts, spec.connect_window_s)
@@ -179,8 +180,8 @@ class StreamProbe:
             mono = clock.monotonic()
             if frame.kind in ("closed", "error"):
                 reason = frame.data if isinstance(frame.data, str) else ""
-                if frame.close_code in (1011, 4000) or "heartbeat" in reason.lower() or "pong" in reason.lower():
-                    tracker.heartbeat_missed()
+                if any(word in reason.lower() for word in ("heartbeat", "pong", "ping timeout")):
+                    tracker.heartbeat_missed(mono)
                 tracker.closed(mono, frame.close_code, _clean(reason), planned=self._renew)
                 return
             event = self._classify(frame.data)

@@ -37,6 +37,7 @@ class StreamThresholds:
     storm_reconnects: int = 5  # reconnects within RECONNECT_WINDOW_S that make a storm
     heartbeat_timeout_s: float = 10.0  # a ping of ours unanswered this long
     gap_window_s: float = 10.0  # a sequence hole keeps the verdict ws_gap this long
+    heartbeat_window_s: float = 30.0  # a heartbeat failure keeps the verdict ws_heartbeat this long
 
 
 @dataclass(slots=True)
@@ -82,6 +83,7 @@ class StreamTracker:
     _planned_pending: bool = False
     _stale_floor: float = 0.0
     _seq_gap_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    _heartbeat_times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
 
     def __post_init__(self) -> None:
         self._stale_floor = max(self.thresholds.stale_floor_s, 0.0)
@@ -152,12 +154,14 @@ class StreamTracker:
         waited = mono - self._ping_sent if self._ping_sent is not None else 0.0
         if self.connected and waited > self.thresholds.heartbeat_timeout_s:
             self._ping_sent = None
-            self.heartbeat_missed()
+            self.heartbeat_missed(mono)
 
-    def heartbeat_missed(self) -> None:
+    def heartbeat_missed(self, mono: float | None = None) -> None:
         """The server dropped us for a heartbeat, or a ping of ours went unanswered."""
         self.heartbeat_misses += 1
         self.heartbeat_failing = True
+        if mono is not None:
+            self._heartbeat_times.append(mono)
 
     # -- frames -------------------------------------------------------------------------------
     def frame(self, mono: float, wall: float, event: WsEvent, offset_ms: float | None = None,
@@ -255,7 +259,9 @@ class StreamTracker:
         missed = sum(s.missed for s in self._seq.values())
         self.check_heartbeat(mono)
         recent_holes = sum(1 for at in self._seq_gap_times if mono - at <= t.gap_window_s)
-        outcome, detail = self._judge(silence, stale_after, lag_ms, lag_err, recent_reconnects, recent_holes)
+        recent_beats = sum(1 for at in self._heartbeat_times if mono - at <= t.heartbeat_window_s)
+        outcome, detail = self._judge(silence, stale_after, lag_ms, lag_err, recent_reconnects, recent_holes,
+                                      recent_beats)
         return StreamStats(
             exchange=self.exchange, stream=self.stream, outcome=outcome, detail=detail,
             connected=self.connected, subscribed=self.subscribed, messages=self.messages,
@@ -270,8 +276,11 @@ class StreamTracker:
         )
 
     def _judge(self, silence: float, stale_after: float, lag_ms: float | None, lag_err: float | None,
-               recent_reconnects: int, recent_holes: int) -> tuple[StreamOutcome, str]:
+               recent_reconnects: int, recent_holes: int, recent_beats: int) -> tuple[StreamOutcome, str]:
         t = self.thresholds
+        if (self.heartbeat_failing and self.connected) or recent_beats:
+            # the cause of the drops, so it comes before the storm they make
+            return StreamOutcome.WS_HEARTBEAT, f"heartbeat failed ({recent_beats or 1} in {t.heartbeat_window_s:.0f}s)"
         if recent_reconnects >= t.storm_reconnects:
             return StreamOutcome.WS_RECONNECT_STORM, f"{recent_reconnects} reconnects in 5 min"
         if not self.connected:
@@ -282,8 +291,6 @@ class StreamTracker:
             code = f" (close {self.last_close_code})" if self.last_close_code is not None else ""
             reason = f": {self.last_close_reason}" if self.last_close_reason else ""
             return StreamOutcome.WS_DISCONNECTED, f"disconnected{code}{reason}"
-        if self.heartbeat_failing:
-            return StreamOutcome.WS_HEARTBEAT, "heartbeat unanswered"
         if silence > stale_after:
             return StreamOutcome.WS_STALE, f"connected, no message for {silence:.0f}s (expected < {stale_after:.1f}s)"
         if recent_holes > 0:

@@ -180,6 +180,8 @@ def test_fault_types_are_all_registered() -> None:
     assert set(FAULT_TYPES) == {
         "latency", "drift", "errors", "rate_limit", "ban", "weight_climb", "hang", "refuse", "reset",
         "malformed", "html", "clock_skew", "maintenance", "huge_body", "wrong_types",
+        "ws_stall", "ws_drip", "ws_burst", "ws_seq_gap", "ws_lag", "ws_heartbeat", "ws_disconnect",
+        "ws_shutdown", "ws_malformed", "ws_huge",
     }  # fmt: skip
 
 
