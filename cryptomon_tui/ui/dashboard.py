@@ -218,20 +218,25 @@ class DashboardScreen(Screen[None]):
         self._count_hidden()
 
     def _bring_new_critical(self, incidents: list[Any]) -> None:
-        """A critical incident not seen before moves the cursor to it (it sorts to the top), unless
-        the user moved the incident cursor in the last 30 s: never yank the row someone is reading."""
+        """Unless the user moved the incident cursor in the last 30 s, the cursor rests on the top
+        row, the worst open incident: a new critical one (it sorts to the top) comes into view, and
+        a selected incident that resolves does not drag the cursor (and the keys) to the bottom.
+        A user who is reading a row keeps it."""
         ids = {str(i.get("id")) for i in incidents}
-        seen, self._seen_incidents = self._seen_incidents, ids | (self._seen_incidents or set())
-        if seen is None:
-            return
-        new = [i for i in incidents if str(i.get("id")) not in seen and present.is_open(i)
-               and str(i.get("severity")) == "critical"]
-        if not new:
-            return
+        seen, self._seen_incidents = self._seen_incidents, ids
         moved = self.user_moved_at
         if moved is not None and self.cm_app.clock.now() - moved < USER_MOVED_HOLD_S:
             return
-        self.query_one("#incidents", KeyedTable).select_key(str(new[0].get("id")))
+        table = self.query_one("#incidents", KeyedTable)
+        keys = table.keys
+        if not keys or table.selected_key == keys[0]:
+            return
+        new_critical = seen is not None and any(
+            str(i.get("id")) not in seen and present.is_open(i) and str(i.get("severity")) == "critical"
+            for i in incidents)
+        selected = self.selected_incident()
+        if new_critical or moved is None or selected is None or not present.is_open(selected):
+            table.select_key(keys[0])
 
     def _count_hidden(self) -> None:
         """"+N more" on the incident pane's border when rows are out of view."""
@@ -569,6 +574,9 @@ class DashboardScreen(Screen[None]):
         inc = self.selected_incident()
         if inc is None:
             self.notify("select an incident first", severity="warning", markup=False)
+            return
+        if not present.is_open(inc):
+            self.notify(f"{inc.get('id')} is already resolved", severity="warning", markup=False)
             return
         ident = str(inc.get("id"))
 

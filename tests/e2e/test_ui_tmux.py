@@ -120,3 +120,105 @@ def test_demo_in_tmux_analyse_ack_silence(home: Path) -> None:
     finally:
         tmux.run("kill-server")
         _stop_demo_daemon(home)
+
+
+# ----------------------------------------------------------------------------- 80x24, the on-call size
+SEVERITIES = ("CRIT", "ERR", "WARN", "INFO")
+
+
+def incident_pane(screen: str) -> tuple[int, int, int]:
+    """(open incidents per the pane title, open rows on screen, rows counted as hidden by +N)."""
+    lines = screen.splitlines()
+    top = next((i for i, line in enumerate(lines) if "Incidents" in line and "╭" in line), None)
+    if top is None:
+        return 0, 0, 0
+    title = lines[top]
+    open_n = int(title.split("Incidents (", 1)[1].split(" ", 1)[0]) if "Incidents (" in title else 0
+    bottom = next(i for i in range(top + 1, len(lines)) if lines[i].lstrip().startswith("╰"))
+    rows = [line for line in lines[top + 2:bottom] if line.strip("│ ").split(" ", 1)[0] in SEVERITIES]
+    open_rows = sum(1 for line in rows if "resolved" not in line)
+    hidden = 0
+    for word in lines[bottom].replace("─", " ").split():
+        if word.startswith("+") and word[1:].isdigit():
+            hidden += int(word[1:])
+    return open_n, open_rows, hidden
+
+
+def check_on_call_screen(screen: str) -> None:
+    """The verdict line (second line) names the worst incident; every open incident is on screen or
+    counted in "+N more"."""
+    lines = screen.splitlines()
+    verdict = lines[1].strip()
+    open_n, open_rows, hidden = incident_pane(screen)
+    if open_n:
+        assert verdict.split(" ", 1)[0] in SEVERITIES, screen
+        assert " - " in verdict, screen  # the action
+    else:
+        assert verdict.startswith("All clear"), screen
+    assert open_n <= open_rows + hidden, screen
+
+
+def _demo_80x24(home: Path, scenario: str) -> Tmux:
+    tmux = Tmux(home)
+    env = f"CRYPTOMON_HOME={home} TERM=xterm-256color TEXTUAL_ANIMATIONS=none PATH={VENV_BIN}:{os.environ['PATH']}"
+    cmd = f"env {env} {VENV_BIN / 'cryptomon'} demo --no-mouse --scenario {scenario}; echo CRYPTOMON-EXIT=$?; sleep 30"
+    tmux.run("-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "80", "-y", "24", cmd)
+    return tmux
+
+
+def _silence_dialog_and_ack(tmux: Tmux) -> None:
+    tmux.keys("Tab")  # exchanges -> incidents
+    time.sleep(0.3)
+    tmux.keys("s")
+    tmux.wait_for("comment (required)")
+    tmux.keys("Enter")  # no comment
+    screen = tmux.wait_for("a comment is required")
+    assert "comment (required)" in screen and "Silence" in screen and "Cancel" in screen, screen
+    tmux.keys("Escape")
+    time.sleep(0.3)
+    tmux.keys("a")
+    tmux.wait_for("Acknowledge incident")
+    tmux.keys("Enter")
+    screen = tmux.wait_for("ACK ")
+    assert any(line.strip("│ ").split(" ", 1)[0] in SEVERITIES and "ACK " in line for line in screen.splitlines())
+
+
+def _quit_stopping(tmux: Tmux) -> None:
+    tmux.keys("q")
+    tmux.wait_for("Stop daemon")
+    tmux.keys("s")
+    tmux.wait_for("CRYPTOMON-EXIT=0")
+
+
+@pytest.mark.timeout(150)
+def test_demo_80x24_rate_limit_storm(home: Path) -> None:
+    tmux = _demo_80x24(home, "rate-limit-storm")
+    try:
+        screen = tmux.wait_for("IP BANNED", limit_s=70)  # binance is banned 24 s into the scenario
+        check_on_call_screen(screen)
+        assert "IP BANNED" in screen.splitlines()[1], screen
+        for _ in range(10):  # a few more screens while incidents open and resolve
+            time.sleep(0.5)
+            check_on_call_screen(tmux.screen())
+        _silence_dialog_and_ack(tmux)
+        check_on_call_screen(tmux.screen())
+        _quit_stopping(tmux)
+    finally:
+        tmux.run("kill-server")
+        _stop_demo_daemon(home)
+
+
+@pytest.mark.timeout(150)
+def test_demo_80x24_outage(home: Path) -> None:
+    tmux = _demo_80x24(home, "outage")
+    try:
+        screen = tmux.wait_for("open) ", limit_s=60)
+        check_on_call_screen(screen)
+        for _ in range(10):
+            time.sleep(0.5)
+            check_on_call_screen(tmux.screen())
+        _silence_dialog_and_ack(tmux)
+        _quit_stopping(tmux)
+    finally:
+        tmux.run("kill-server")
+        _stop_demo_daemon(home)
