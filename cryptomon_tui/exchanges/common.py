@@ -18,6 +18,7 @@ from typing import Any
 from cryptomon_tui.exchanges.base import Classification, RawResponse
 from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.kernel.units import exchange_wait, format_duration, plausible_epoch
+from cryptomon_tui.redaction import scrub
 
 # Larger bodies are not parsed even if the transport did not cut them: a health probe
 # never needs megabytes, and json.loads on 50 MB costs the engine loop real time.
@@ -102,22 +103,28 @@ def html_title(body: bytes) -> str | None:
 
 
 def body_snippet(body: bytes, limit: int = 120) -> str:
-    """A short printable excerpt of a body for messages."""
-    text = body[:limit].decode("utf-8", "replace")
-    return " ".join(text.split())
+    """A short printable excerpt of a body for messages (scrubbed before it is cut, so a secret that
+    straddles the cut cannot leave half of itself)."""
+    text = scrub(body[: limit + _SCRUB_MARGIN].decode("utf-8", "replace"))
+    return " ".join(text.split())[:limit]
+
+
+_SCRUB_MARGIN = 512  # bytes read past a cut so that a secret crossing it is still masked whole
 
 
 def cap_text(value: Any, limit: int = MESSAGE_CAP) -> str:
-    """Exchange text verbatim but bounded; non-strings are rendered as compact JSON."""
+    """Exchange text bounded, scrubbed of secrets and terminal controls before the cut (a secret crossing
+    the cut must not leave its prefix); non-strings are rendered as compact JSON."""
     if value is None or value is MISSING:
         return ""
     if isinstance(value, str):
         text = value
     else:
         try:
-            text = json.dumps(value, separators=(",", ":"), default=str)[: limit + 1]
+            text = json.dumps(value, separators=(",", ":"), default=str)[: limit + _SCRUB_MARGIN]
         except (ValueError, TypeError, RecursionError):
             text = type(value).__name__
+    text = scrub(text[: limit + _SCRUB_MARGIN] if len(text) > limit + _SCRUB_MARGIN else text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

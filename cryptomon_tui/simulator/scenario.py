@@ -426,10 +426,16 @@ def outcome_for_status(status: int) -> Outcome:
 
 
 class ErrorsFault(FaultBase):
+    """An error envelope. ``echo`` plays a careless gateway: the message (and extra response headers)
+    repeat the request's credential headers and query, plus any ``leak`` strings (a secret it should never
+    have seen), each raw, URL-encoded and base64-encoded: the monitor must mask all of them."""
+
     type: Literal["errors"] = "errors"
     status: int | None = Field(default=None, ge=200, le=599)
     code: int | str | None = None
     message: str | None = None
+    echo: bool = False
+    leak: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something(self) -> ErrorsFault:

@@ -16,14 +16,17 @@ fields are stamped at the midpoint so a client's offset estimate stays unbiased.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
 import math
 import random
+import re
 import socket
 import struct
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -657,6 +660,8 @@ class Simulator:
     ) -> Reply | None:
         remaining = window[1] - (window[0] + t_in)
         if isinstance(fault, ErrorsFault):
+            if fault.echo:
+                return _echoing_error(venue, ctx, fault)
             return venue.error(ctx, fault.status, fault.code, fault.message)
         if isinstance(fault, RateLimitFault):
             wait = fault.retry_after if fault.retry_after is not None else remaining
@@ -711,3 +716,26 @@ class Simulator:
         except (ConnectionError, RuntimeError):
             pass  # the client gave up reading, as it should
         return resp
+
+
+_ECHOED_HEADERS = re.compile(r"(?i)key|sign|passphrase|auth|token|timestamp")
+
+
+def _echoing_error(venue: Venue, ctx: Ctx, fault: ErrorsFault) -> Reply:
+    """The fault's error, its message and headers repeating what the request carried (see ErrorsFault)."""
+    values = [v for k, v in ctx.headers.items() if _ECHOED_HEADERS.search(k)] + list(fault.leak)
+    pieces = []
+    for value in values:
+        raw = value.encode()
+        pieces.append(
+            f"{value} url={urllib.parse.quote(value, safe='')} b64={base64.b64encode(raw).decode()}"
+        )
+    pair = ":".join(values[:2]) if len(values) >= 2 else ""
+    if pair:
+        pieces.append(f"basic={base64.b64encode(pair.encode()).decode()}")
+    message = f"{fault.message or 'request rejected'}; echo: {' | '.join(pieces)}; query={ctx.query_string}"
+    status, body, ctype, extra = venue.error(ctx, fault.status, fault.code, message)
+    headers = dict(extra or {})
+    for i, value in enumerate(values):
+        headers[f"X-Echo-{i}"] = urllib.parse.quote(value, safe="") if not value.isascii() else value
+    return status, body, ctype, headers

@@ -70,9 +70,9 @@ def test_to_int_and_epoch_ms() -> None:
     assert epoch_ms("abc") is None
 
 
-def test_cap_text_keeps_text_verbatim_but_bounded() -> None:
+def test_cap_text_keeps_text_readable_bounded_and_terminal_safe() -> None:
     assert cap_text("Invalid symbol.") == "Invalid symbol."
-    assert cap_text("\x1b[31mred") == "\x1b[31mred"  # verbatim: escaping is the face's job
+    assert cap_text("\x1b[31mred\x07") == "red\\x07"  # issue 12: exchange text is scrubbed where it enters
     long = cap_text("x" * 1000)
     assert len(long) == 300 and long.endswith("…")
     assert cap_text({"a": [1]}) == '{"a":[1]}'
