@@ -36,7 +36,7 @@ from cryptomon_tui.analysis.prompt import (
 from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.analysis import LlmConfig
-from cryptomon_tui.redaction import Redactor, scrub
+from cryptomon_tui.redaction import Redactor, scrub, scrub_obj
 
 if TYPE_CHECKING:
     import openai
@@ -133,7 +133,9 @@ def parse_json_object(text: str) -> dict[str, Any]:
             raise ValueError(f"invalid JSON: {exc.msg} at char {exc.pos}") from None
     if not isinstance(value, dict):
         raise ValueError("the reply is JSON but not an object")
-    return value
+    # JSON escapes (\u001b, \u202e) only become characters here: scrub the decoded strings again
+    cleaned_value: dict[str, Any] = scrub_obj(value)
+    return cleaned_value
 
 
 def validate_reply(text: str, model: type[BaseModel]) -> BaseModel:

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-SERVICES = ("discord", "slack", "wecom", "telegram", "pagerduty", "webhook")
+SERVICES = ("discord", "slack", "wecom", "telegram", "pagerduty", "webhook", "alertmanager")
 
 
 @dataclass
@@ -166,6 +166,8 @@ class WebhookSink:
         if service == "webhook":
             fresh = self._accept(service, request, body)
             return Reply(200, {"ok": True, "duplicate": not fresh})
+        if service == "alertmanager":  # POST /api/v2/alerts answers 200 with an empty body
+            return Reply(200, "")
         return Reply(404, "unknown service")
 
 

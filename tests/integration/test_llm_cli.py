@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -141,3 +142,61 @@ def test_costs_rejects_a_bad_month(capsys: pytest.CaptureFixture[str]) -> None:
     assert "YYYY-MM" in capsys.readouterr().err
     assert main(["costs", "--month", "2024-02"]) == 0
     assert "LLM costs for 2024-02" in capsys.readouterr().out
+
+
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\x1b]52;c;cm0gLXJmIH4=\x07\x9b31m\u202eevil\u2066\x08\x7f\r"
+HOSTILE_JSON = json.dumps(
+    {
+        "root_cause": f"cause {HOSTILE}",
+        "severity": "ERROR",
+        "recommended_action": f"act {HOSTILE}",
+        "estimated_recovery": f"soon {HOSTILE}",
+        "confidence": 0.5,
+        "evidence": [f"ev {HOSTILE}"],
+    }
+)
+# what no CLI output may carry: ESC, BEL, C0 but newline/tab, DEL, C1, bidi controls
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_hostile_llm_replies_never_reach_the_terminal(
+    banned: sc.Scenario,
+    provider: FakeOpenAIServer,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stream: bool,
+) -> None:
+    """Issue 12: escape sequences (clear screen, OSC title, OSC 52 clipboard write), BEL, C1 and bidi
+    overrides in an LLM reply, raw and JSON-escaped, fresh and cached, valid and not valid JSON."""
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test-cli-123456")
+    cfg = llm_config(tmp_path, provider.url)
+    if stream:
+        text = Path(cfg).read_text().replace("stream: false", "stream: true")
+        Path(cfg).write_text(text)
+    raw_hostile = HOSTILE_JSON.replace("\\u001b", "\x1b").replace("\\u0007", "\x07")  # raw bytes inside JSON
+    provider.script(
+        Step(content=HOSTILE_JSON),  # JSON escapes
+        Step(content=f"not json at all {HOSTILE}"),  # "Model reply (not valid JSON)", twice (repair too)
+        Step(content=f"still not json {HOSTILE}"),
+        Step(content=raw_hostile),
+    )
+    outputs = []
+    for args in (
+        ["analyze", banned.incident.id, "-c", cfg],  # fresh
+        ["analyze", banned.incident.id, "-c", cfg],  # cached
+        ["analyze", banned.incident.id, "--force", "-c", cfg],  # not valid JSON
+        ["analyze", banned.incident.id, "--force", "-c", cfg],  # raw controls inside the JSON strings
+        ["analyze", banned.incident.id, "--json", "-c", cfg],
+        ["incidents", "--json"],
+        ["incidents"],
+    ):
+        main(args)
+        out, err = capfd.readouterr()
+        outputs.append((args, out + err))
+    assert len(provider.requests) >= 3
+    assert any("cause" in o for _, o in outputs) and any("not valid JSON" in o or "not json" in o for _, o in outputs)
+    for args, out in outputs:
+        bad = UNSAFE.search(out)
+        assert bad is None, f"{args}: {bad.group(0)!r} in {out[max(0, bad.start() - 40):bad.end() + 20]!r}"
