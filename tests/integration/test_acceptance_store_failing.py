@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -258,3 +259,80 @@ async def readyz_ok(url: str) -> bool:
     except aiohttp.ClientError:
         return False
     return status == 200
+
+
+@pytest.mark.timeout(180)
+async def test_readyz_is_honest_for_a_locked_and_a_read_only_store(
+    tmp_path: Path, small_disk: Path, sink: WebhookSink
+) -> None:
+    """The two other failure modes of issue 13: another process holding the database's write lock, and the
+    filesystem read-only (the daemon restarted on it). Each makes /readyz 503 with its reason, store_up 0."""
+    targets = Targets(["api_a"])
+    await targets.start()
+    db = small_disk / "cryptomon.sqlite3"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "exchanges": {"api_a": {"kind": "generic", "url": f"http://127.0.0.1:{targets.port}/api_a",
+                                "interval": "200ms", "timeout": "1s", "budget_share": 1.0}},
+        "storage": {"path": str(db), "flush_interval": "200ms"},
+        "daemon": {"http": {"port": port}},
+    }))
+    sock_dir = Path(tempfile.mkdtemp(prefix="cms-", dir="/tmp"))
+    env = {**os.environ, "CRYPTOMON_HOME": str(tmp_path / "home")}
+
+    async def start(log: Path) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cryptomon_tui", "daemon", "--config", str(cfg),
+            "--socket", str(sock_dir / "d.sock"),
+            stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL, env=env,
+        )
+
+    async def stop(proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    async def failing_with(words: tuple[str, ...]) -> bool:
+        try:
+            status, body = await readyz(url)
+        except aiohttp.ClientError:
+            return False
+        reason = str(body.get("reason", ""))
+        return status == 503 and any(w in reason for w in words)
+
+    log1, log2 = tmp_path / "daemon1.log", tmp_path / "daemon2.log"
+    proc = await start(log1)
+    try:
+        await eventually(lambda: readyz_ok(url), 30, "ready", lambda: log1.read_text()[-2000:])
+        # another process holds the write lock
+        holder = await asyncio.to_thread(sqlite3.connect, str(db), timeout=10, isolation_level=None,
+                                         check_same_thread=False)
+        try:
+            await asyncio.to_thread(holder.execute, "BEGIN EXCLUSIVE")
+            await eventually(lambda: failing_with(("locked",)), 60, "/readyz 503 for a locked store",
+                             lambda: log1.read_text()[-2000:])
+            assert await metric(url, "cryptomon_store_up") == 0.0
+        finally:
+            await asyncio.to_thread(holder.execute, "ROLLBACK")
+            await asyncio.to_thread(holder.close)
+        await eventually(lambda: readyz_ok(url), 60, "ready again after the lock is released")
+    finally:
+        await stop(proc)
+    # the filesystem goes read-only (remounted while nothing has a file open on it)
+    remount = await asyncio.create_subprocess_exec("mount", "-o", "remount,ro", str(small_disk))
+    assert await remount.wait() == 0
+    proc = await start(log2)
+    try:
+        await eventually(lambda: failing_with(("read_only", "readonly")), 30, "/readyz 503 for a read-only store",
+                         lambda: log2.read_text()[-2000:])
+        assert await metric(url, "cryptomon_store_up") == 0.0
+    finally:
+        await stop(proc)
+        await targets.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
