@@ -50,6 +50,10 @@ COSTS_REFRESH_S = 60.0
 EventSink = Callable[[IncidentEvent], None]
 
 
+# events whose message must say what broke and what to do
+_VERDICT_EVENTS = frozenset({EventType.OPENED, EventType.REOPENED})
+
+
 class Engine:
     """The engine: owns a ProbeRunner and a DetectionPipeline and wires store, notify and analysis to them.
 
@@ -288,6 +292,8 @@ class Engine:
                 log.exception("handling %s of %s failed", event.event.value, event.incident.id)
 
     async def _handle_event(self, event: IncidentEvent, analysis: dict[str, Any] | None = None) -> None:
+        if analysis is None and event.event in _VERDICT_EVENTS:
+            analysis = await self._verdict_now(event.incident)
         if self.store is not None:
             self.store.on_event(event)
         for sink in self._sinks:
@@ -415,6 +421,29 @@ class Engine:
             if incident.exchange and incident.exchange in stats and incident.ban_until:
                 stats[incident.exchange]["ban_until"] = incident.ban_until
         return stats
+
+    async def _verdict_now(self, incident: Incident) -> dict[str, Any] | None:
+        """A verdict every firing can carry at once: the analysis already made for this incident, else the
+        offline analyzer's (milliseconds, no network). The LLM's, if configured, follows as an update."""
+        known = self._analyses.get(incident.id)
+        if known is not None:
+            return known
+        if self.analysis is None:
+            return None
+        try:
+            from cryptomon_tui.analysis.context import build_context
+            from cryptomon_tui.analysis.worker import off_loop
+
+            others = [i for i in self.pipeline.incidents.open_incidents() if i.id != incident.id]
+            ctx = build_context(
+                incident, self._exchange_stats(), self._recent_results(), others, self.config, now=self.clock.now()
+            )
+            result = await off_loop(self.analysis.offline.analyze_sync, ctx)
+        except Exception:
+            log.exception("offline verdict for %s failed", incident.id)
+            return None
+        data: dict[str, Any] = result.model_dump(mode="json")
+        return data
 
     async def _context_for(self, incident_id: str) -> Any:
         from cryptomon_tui.analysis.context import build_context

@@ -71,6 +71,27 @@ def _place(inc: dict[str, object]) -> str:
     return " ".join(str(p) for p in (exchange, probe) if p) or "cryptomon"
 
 
+def _without_place(summary: str, inc: dict[str, object]) -> str:
+    """The summary without a leading "binance:" (or "binance ticker:", "binance/ticker:") that the title
+    already says: detection writes summaries that stand alone, a message puts the place in front."""
+    exchange = str(inc.get("exchange") or "")
+    probe = str(inc.get("probe") or "")
+    if not exchange:
+        return summary
+    lowered = summary.lower()
+    for prefix in (f"{exchange} {probe}", f"{exchange}/{probe}", exchange) if probe else (exchange,):
+        if lowered.startswith(prefix.lower() + ":"):
+            rest = summary[len(prefix) + 1 :].strip()
+            return rest or summary
+    return summary
+
+
+def title_without_status(view: View) -> str:
+    """The title for channels that print the status word in front of it themselves (no "FIRING FIRING")."""
+    prefix = f"{view.status} "
+    return view.title[len(prefix) :] if view.title.startswith(prefix) else view.title
+
+
 def _status_word(kind: NoticeKind) -> str:
     return {
         NoticeKind.FIRING: "FIRING",
@@ -96,13 +117,16 @@ def build_view(notice: Notice) -> View:
         return View(
             status, emoji, "cryptomon test message", text, footer=f"sent {ts_text(notice.ts)}", kind=notice.kind
         )
-    summary = str(inc.get("summary") or inc.get("rule") or "incident")
+    summary = _without_place(str(inc.get("summary") or inc.get("rule") or "incident"), inc)
     title = f"{status} {sev.value.upper()} · {_place(inc)}: {summary}"
     fields: list[tuple[str, str]] = []
     started = inc.get("started_ts")
     started_f = float(started) if isinstance(started, int | float) else None
     if notice.kind in (NoticeKind.FIRING, NoticeKind.REOPENED, NoticeKind.REMINDER) and started_f is not None:
-        fields.append(("Failing for", format_duration(max(0.0, notice.ts - started_f))))
+        # a firing sent late (the channel was down) counts up to the recovery, not to the send
+        ended = inc.get("resolved_ts")
+        until = min(notice.ts, float(ended)) if isinstance(ended, int | float) else notice.ts
+        fields.append(("Failing for", format_duration(max(0.0, until - started_f))))
     if notice.kind is NoticeKind.RESOLVED and started_f is not None:
         end = inc.get("resolved_ts")
         end_f = float(end) if isinstance(end, int | float) else notice.ts

@@ -115,15 +115,46 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
     return d
 
 
-def analysis_text(analysis: dict[str, Any] | None) -> str | None:
-    """A short line from an analysis result (whatever its producer called the fields)."""
-    if not analysis:
-        return None
-    for key in ("summary", "headline", "likely_cause", "text", "verdict"):
+ANALYSIS_TEXT_LIMIT = 700
+
+
+def _field(analysis: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
         value = analysis.get(key)
         if isinstance(value, str) and value.strip():
-            return value.strip()[:500]
+            return " ".join(value.split())
     return None
+
+
+def analysis_text(analysis: dict[str, Any] | None) -> str | None:
+    """The verdict as a message says it: root cause, severity (with confidence and source) and the action,
+    one line each, from ``Analysis.model_dump(mode="json")`` (``analysis/model.py``). A dict without a
+    ``root_cause`` passes its ``summary``/``headline``/``text`` through. None when there is nothing to tell."""
+    if not analysis:
+        return None
+    cause = _field(analysis, "root_cause")
+    if cause is None:
+        bare = _field(analysis, "summary", "headline", "likely_cause", "text", "verdict")
+        return None if bare is None else bare[:ANALYSIS_TEXT_LIMIT]
+    lines = [f"Root cause: {cause}"]
+    severity = _field(analysis, "severity")
+    if severity:
+        extra = []
+        confidence = analysis.get("confidence")
+        if isinstance(confidence, int | float) and 0 <= confidence <= 1:
+            extra.append(f"confidence {confidence:.0%}")
+        source = _field(analysis, "source")
+        if source:
+            extra.append(source)
+        lines.append(f"Severity: {severity}" + (f" ({', '.join(extra)})" if extra else ""))
+    action = _field(analysis, "recommended_action")
+    if action:
+        lines.append(f"Action: {action}")
+    recovery = _field(analysis, "estimated_recovery")
+    if recovery:
+        lines.append(f"Recovery: {recovery}")
+    text = "\n".join(lines)
+    return text if len(text) <= ANALYSIS_TEXT_LIMIT else text[: ANALYSIS_TEXT_LIMIT - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)

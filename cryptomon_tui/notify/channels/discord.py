@@ -24,6 +24,7 @@ from cryptomon_tui.notify.format import (
     build_view,
     clip,
     escape_discord,
+    title_without_status,
 )
 from cryptomon_tui.notify.model import Notice, NoticeKind
 
@@ -56,7 +57,7 @@ def discord_payload(notice: Notice, username: str, silent_below: str | None) -> 
         embed["description"] = description
     payload: dict[str, Any] = {
         "username": username,
-        "content": clip(f"{view.emoji} **{view.status}** {escape_discord(view.title)}", 2000),
+        "content": clip(f"{view.emoji} **{view.status}** {escape_discord(title_without_status(view))}", 2000),
         "allowed_mentions": {"parse": []},
         "embeds": [embed],
     }

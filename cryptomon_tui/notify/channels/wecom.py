@@ -17,7 +17,7 @@ from cryptomon_tui.notify.channels.base import (
     json_body,
     retry_after_header,
 )
-from cryptomon_tui.notify.format import build_view, clip, clip_bytes, escape_wecom
+from cryptomon_tui.notify.format import build_view, clip, clip_bytes, escape_wecom, title_without_status
 from cryptomon_tui.notify.model import Notice, NoticeKind
 
 MARKDOWN_BYTES = 4096
@@ -32,7 +32,8 @@ _COLOR = {Severity.CRITICAL: "warning", Severity.ERROR: "warning", Severity.WARN
 def wecom_payload(notice: Notice, mentioned: list[str]) -> dict[str, Any]:
     view = build_view(notice)
     color = "info" if notice.kind is NoticeKind.RESOLVED else _COLOR.get(view.severity, "comment")
-    lines = [f'## {view.emoji} <font color="{color}">{view.status}</font> {escape_wecom(clip(view.title, 200))}']
+    title = escape_wecom(clip(title_without_status(view), 200))
+    lines = [f'## {view.emoji} <font color="{color}">{view.status}</font> {title}']
     if view.summary and view.summary not in view.title:
         lines.append(f"> {escape_wecom(clip(view.summary, 500))}")
     lines += [f"> {name}: {escape_wecom(clip(value, 300))}" for name, value in view.fields]
