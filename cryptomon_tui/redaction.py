@@ -179,6 +179,9 @@ def collect_secrets(config: BaseModel | None, extra: Iterable[str] = (), *, iden
             for item in node:
                 walk(item, field_name, path)
         elif isinstance(node, str):
+            if "://" in node:
+                for match in _SECRET_PARAM.finditer(node):  # https://bot/health?token=...: the token is a secret
+                    add(match.group(2))
             if _SECRET_FIELD.search(field_name):
                 add(node)
             elif identifying:

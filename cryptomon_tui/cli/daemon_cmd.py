@@ -308,6 +308,10 @@ def run_daemon(args: argparse.Namespace) -> int:
     json_logs = bool(getattr(args, "log_json", False)) or config.daemon.log.format == "json"
     args.log_filter = setup_logging(json_logs, level, collect_secrets(config), stream=sys.stderr)
     args.config_source = source
+    from cryptomon_tui.config.loader import config_file_warnings
+
+    for warning in config_file_warnings(source, config):
+        log.warning("config: %s", warning)
     config = apply_cli_overrides(config, args)
     duration: float | None = None
     if getattr(args, "run_for", None):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_serializer, field_validator, model_validator
 
 from cryptomon_tui.config.base import Section
 from cryptomon_tui.kernel.units import Duration, duration_range
@@ -23,6 +25,37 @@ KIND_ALIASES: dict[str, str] = {
 }
 DEFAULT_EXCHANGES: tuple[str, ...] = ("binance", "binance_futures", "bybit", "okx", "deribit")
 MIN_INTERVAL_S = 0.1
+MASK = "**********"
+# Request headers whose values carry no credential; every other header of a generic target is treated as one.
+PUBLIC_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "user-agent", "content-type",
+                            "cache-control", "pragma", "x-request-id", "x-correlation-id"})
+_URL_SECRET_PARAM = re.compile(r"(key|token|secret|sig|signature|password|passwd|auth|session|credential|code)", re.I)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Values in a URL that look like credentials: userinfo password, and token-like query parameters."""
+    parts = urllib.parse.urlsplit(url)
+    found = [parts.password] if parts.password else []
+    for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=False):
+        if _URL_SECRET_PARAM.search(name) and value:
+            found.append(value)
+    return found
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its credentials (see ``url_secrets``) replaced by a mask, for display."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.netloc
+        if parts.password:
+            netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+        query = "&".join(
+            f"{urllib.parse.quote(n, safe='')}={MASK if _URL_SECRET_PARAM.search(n) and v else urllib.parse.quote(v)}"
+            for n, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        )
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return MASK
 MAX_INTERVAL_S = 3600.0  # a probe rarer than hourly is not monitoring
 MAX_TIMEOUT_S = 60.0
 
@@ -83,6 +116,15 @@ class ExchangeConfig(Section):
     requests_per_second_limit: float | None = Field(
         default=None, gt=0, description="generic target: its own rate limit (the monitor stays under its share)"
     )
+
+    @field_serializer("headers", when_used="json")
+    def _mask_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """``config show`` never prints a header that may carry a token (any name but a few harmless ones)."""
+        return {k: v if k.lower() in PUBLIC_HEADERS else MASK for k, v in headers.items()}
+
+    @field_serializer("url", when_used="json")
+    def _mask_url(self, url: str | None) -> str | None:
+        return None if url is None else mask_url(url)
 
     @field_validator("interval")
     @classmethod

@@ -14,25 +14,29 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from cryptomon_tui.config.errors import ConfigError, ConfigProblem
 from cryptomon_tui.config.exchanges import KIND_ALIASES, KNOWN_KINDS
 from cryptomon_tui.config.paths import default_config_path
 from cryptomon_tui.config.root import Config
+from cryptomon_tui.config.safe_yaml import MAX_BYTES, YamlLimitError, compose_limited, load_limited
 from cryptomon_tui.redaction import use_config
 
 UNKNOWN_CONFIG_KEY = "unknown key (check the spelling; see sample_config.yaml for every option)"
 _ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def yaml_line_map(text: str) -> dict[tuple[str, ...], int]:
-    """Map key paths to 1-based line numbers using the YAML node tree (the simulator's scenarios use it too)."""
+def yaml_line_map(text: str, root: Any = None) -> dict[tuple[str, ...], int]:
+    """Map key paths to 1-based line numbers using the YAML node tree (the simulator's scenarios use it too).
+
+    Composed within the safe loader's limits (an alias bomb must not explode here either)."""
     lines: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
+    if root is None:
+        try:
+            root = compose_limited(text)
+        except (yaml.YAMLError, RecursionError, MemoryError):
+            return lines
 
     def walk(node: Any, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
@@ -113,6 +117,8 @@ def yaml_problem(exc: yaml.YAMLError) -> ConfigProblem:
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
     problem = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, YamlLimitError) or str(problem).startswith("duplicate key"):
+        return ConfigProblem("", f"refused: {problem}", line)
     return ConfigProblem("", f"malformed YAML: {problem}", line)
 
 
@@ -164,39 +170,115 @@ def load_config(path: Path | str | None = None, *, required: bool = False) -> tu
             raise ConfigError(cfg_path, [ConfigProblem("", "file not found")])
         use_config(None)
         return Config(), None
+    text = read_config_text(cfg_path)
     try:
-        text = cfg_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(cfg_path, [ConfigProblem("", f"cannot read the file: {exc}")]) from None
-    try:
-        data = yaml.safe_load(text)
+        data, _root = load_limited(text)
     except yaml.YAMLError as exc:
         raise ConfigError(cfg_path, [yaml_problem(exc)]) from None
+    except (RecursionError, MemoryError):  # the limits should stop these first; never a traceback anyway
+        problem = ConfigProblem("", "refused: the YAML is too large or too deeply nested")
+        raise ConfigError(cfg_path, [problem]) from None
     config = config_from_data(data, cfg_path, text)
     # the loaded config's secrets are what the process-wide scrubber masks in everything kept, sent or shown
     use_config(config)
     return config, cfg_path
 
 
+def read_config_text(cfg_path: Path) -> str:
+    """The file's text, refusing one larger than the safe loader's limit before reading it all."""
+    try:
+        size = cfg_path.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(cfg_path, [ConfigProblem(
+                "", f"refused: the file is {size // 1024} KiB, over the {MAX_BYTES // 1024} KiB limit for a config")])
+        with cfg_path.open(encoding="utf-8") as fh:
+            text = fh.read(MAX_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(cfg_path, [ConfigProblem("", f"cannot read the file: {exc}")]) from None
+    if len(text) > MAX_BYTES:
+        raise ConfigError(cfg_path, [ConfigProblem("", f"refused: the file is over {MAX_BYTES // 1024} KiB")])
+    return text
+
+
+_SECRET_KEY = re.compile(
+    r"(token|secret|password|passwd|passphrase|api[_-]?key|webhook|routing[_-]?key|dsn|authorization|cookie)"
+    r"|(^|_)(key|auth)$",
+    re.I,
+)
+_ENV_ONLY = re.compile(r"^\s*(\$\{[^}]*\}\s*)+$")
+
+
+def literal_secrets(data: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Key paths in the raw (not interpolated) YAML that hold a credential written out, not a ``${VAR}``:
+    secret-named keys, every header of a generic target but a few harmless ones, and URLs with a password or
+    a token-like query parameter."""
+    from cryptomon_tui.config.exchanges import PUBLIC_HEADERS, url_secrets
+
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = str(key)
+            here = (*path, name)
+            if path and path[-1] == "headers" and isinstance(value, str):
+                if name.lower() not in PUBLIC_HEADERS and value.strip() and not _ENV_ONLY.match(value):
+                    found.append(".".join(here))
+            elif isinstance(value, str):
+                if not value.strip() or _ENV_ONLY.match(value):
+                    continue
+                if _SECRET_KEY.search(name) or ("://" in value and any(
+                        "${" not in s for s in url_secrets(value))):
+                    found.append(".".join(here))
+            else:
+                found += literal_secrets(value, here)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            if isinstance(item, str) and "://" in item and any("${" not in s for s in url_secrets(item)):
+                found.append(".".join((*path, str(i))))
+            else:
+                found += literal_secrets(item, (*path, str(i)))
+    return found
+
+
+def _secret_fields(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(dotted path, value) of every SecretStr in the loaded config (webhook URLs, channel tokens, keys)."""
+    if isinstance(node, SecretStr):
+        return [(".".join(path), node.get_secret_value())]
+    if isinstance(node, BaseModel):
+        out: list[tuple[str, str]] = []
+        for name, info in type(node).model_fields.items():
+            out += _secret_fields(getattr(node, name, None), (*path, info.alias or name))
+        return out
+    if isinstance(node, dict):
+        return [item for k, v in node.items() for item in _secret_fields(v, (*path, str(k)))]
+    if isinstance(node, list | tuple):
+        return [item for i, v in enumerate(node) for item in _secret_fields(v, (*path, str(i)))]
+    return []
+
+
 def config_file_warnings(path: Path | None, config: Config) -> list[str]:
-    """Warnings that do not stop the run: secrets in a file others can read."""
+    """Warnings that do not stop the run: secrets written out in a file other users can read (credentials,
+    LLM and channel keys, a generic target's auth headers, tokens in URLs). ``config check`` prints them and
+    the daemon logs them at start."""
     warnings: list[str] = []
     if path is None:
         return warnings
-    has_secret = any(ex.credentials for ex in config.exchanges.values())
     try:
         mode = path.stat().st_mode
     except OSError:
         return warnings
-    raw = ""
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return warnings
     try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError:
-        pass
-    literal_secret = has_secret and "${" not in raw
-    if literal_secret and mode & (stat.S_IRGRP | stat.S_IROTH):
+        text = read_config_text(path)
+        raw, _ = load_limited(text)
+    except (ConfigError, yaml.YAMLError, RecursionError, MemoryError):
+        return warnings
+    keys = literal_secrets(raw)
+    keys += [k for k, value in _secret_fields(config) if len(value) >= 4 and value in text and k not in keys]
+    if keys:
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
         warnings.append(
-            f"{path} holds credentials and is readable by other users: chmod 600 {path} "
+            f"{path} is readable by other users and holds secrets ({shown}): chmod 600 {path} "
             "or use ${ENV_VAR} references"
         )
     return warnings

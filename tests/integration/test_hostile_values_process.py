@@ -200,3 +200,39 @@ def test_daemon_for_nan_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run([*REAL_DAEMON_COMMAND, "--config", str(config), "--for", "nan"], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 2 and "--for" in result.stderr and "Traceback" not in result.stderr
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.parametrize("bomb", ["lol", "deep", "dup"])
+def test_a_reload_with_a_yaml_bomb_keeps_the_running_config(bomb: str, tmp_path: Path) -> None:
+    from tests.unit.test_config_hostile import LOL
+
+    sock_dir = Path(tempfile.mkdtemp(prefix="cmb-", dir="/tmp"))
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    good = {"exchanges": {"canary": {"url": "http://127.0.0.1:9/ok", "interval": "1s"}},
+            "storage": {"path": str(tmp_path / "s.sqlite3")},
+            "daemon": {"location": "before", "http": {"port": port},
+                       "control": {"socket_path": str(sock_dir / "d.sock")}, "reload": {"interval": "200ms"}}}
+    config.write_text(yaml.safe_dump(good))
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "daemon.log"
+    try:
+        with daemon_process(config, url, command=REAL_DAEMON_COMMAND, ready_path="/readyz", log_path=log) as proc:
+            text = {"lol": LOL, "deep": "x: " + "[" * 20_000 + "]" * 20_000 + "\n",
+                    "dup": yaml.safe_dump(good).replace("location: before", "location: before\n  location: after")}
+            config.write_text(text[bomb])
+            assert _wait(lambda: "refused" in log.read_text(errors="replace"), 15), log.read_text()[-2000:]
+            assert proc.poll() is None
+            assert _rss_mb(proc.pid) < 400
+            code, body = _get(url + "/api/v1/snapshot")
+            assert code == 200 and json.loads(body)["location"] == "before"
+            assert "Traceback" not in log.read_text(errors="replace")
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
