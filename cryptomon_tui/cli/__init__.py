@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "cryptomon_tui.cli.notify_cmd",
     "cryptomon_tui.cli.status_cmd",
     "cryptomon_tui.cli.ui_cmd",
+    "cryptomon_tui.cli.doctor_cmd",
 )
 
 Handler = Callable[[argparse.Namespace], int]

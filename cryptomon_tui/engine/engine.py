@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -581,6 +582,8 @@ class Engine:
             last = self._last_result(name, probe)
             probes[probe] = {
                 "last": last.to_json_dict() if last is not None else None,
+                # what a probe learnt besides its outcome (a key's permissions, TLS certificate facts)
+                "facts": _facts(last.extra) if last is not None and last.extra else {},
                 "attempts": s.get("attempts", 0),
                 "error_rate": s.get("error_rate", 0.0),
                 "p50_ms": s.get("p50_ms"),
@@ -893,3 +896,17 @@ def _incident_order(i: Incident) -> tuple[int, int, float]:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _facts(extra: dict[str, Any]) -> dict[str, Any]:
+    """A probe's extra facts for the snapshot: scalars and short lists of scalars only (JSON-safe, bounded)."""
+    out: dict[str, Any] = {}
+    for key, value in list(extra.items())[:32]:
+        if isinstance(value, bool | int | str) or value is None:
+            out[str(key)] = value[:200] if isinstance(value, str) else value
+        elif isinstance(value, float) and math.isfinite(value):
+            out[str(key)] = value
+        elif isinstance(value, list | tuple):
+            items = [v for v in value[:32] if isinstance(v, str | int | bool)]
+            out[str(key)] = [v[:200] if isinstance(v, str) else v for v in items]
+    return out

@@ -260,6 +260,8 @@ class _BinanceAdapter(ExchangeAdapter):
                               "enableMargin", "enableInternalTransfer", "permitsUniversalTransfer")
                   if obj.get(k) is True]
         extra: dict[str, Any] = {"read_only": not writes, "write_permissions": writes}
+        if isinstance(obj.get("ipRestrict"), bool):
+            extra["ip_restricted"] = obj["ipRestrict"]
         if not reading:
             return Classification(outcome=Outcome.AUTH, error_code="no_read_permission",
                                   error_message="the API key cannot read", extra=extra, **common)

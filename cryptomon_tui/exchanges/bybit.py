@@ -230,7 +230,11 @@ class BybitAdapter(ExchangeAdapter):
                 read_only = to_int(result.get("readOnly"))
                 if read_only is None:
                     return bad_payload("readOnly is not an integer", **common)
-                return Classification(outcome=Outcome.OK, extra={"read_only": read_only == 1}, **common)
+                facts: dict[str, Any] = {"read_only": read_only == 1}
+                ips = result.get("ips")
+                if isinstance(ips, list):  # the key's IP binding ("*" = any address)
+                    facts["ips"] = [ip[:64] for ip in ips[:32] if isinstance(ip, str)]
+                return Classification(outcome=Outcome.OK, extra=facts, **common)
             account = first_dict(result.get("list"))
             if account is None or not isinstance(account.get("accountType"), str):
                 return bad_payload("result.list has no account object", **common)
