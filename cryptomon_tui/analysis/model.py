@@ -165,13 +165,6 @@ class Analysis(_Verdict):
         d["cost_usd"] = str(self.cost_usd)
         return d
 
-    def short_text(self) -> str:
-        """One paragraph for a notification body."""
-        return (
-            f"[{self.severity.value}] {self.root_cause} Action: {self.recommended_action} "
-            f"Recovery: {self.estimated_recovery} (confidence {self.confidence:.0%}, {self.source})"
-        )
-
 
 class Summary(BaseModel):
     """One short picture of every open incident (the "smart summary")."""

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from cryptomon_tui.analysis.context import AnalysisContext, WindowStats, build_context
+from cryptomon_tui.analysis.context import AnalysisContext, build_context
 from cryptomon_tui.analysis.ledger import AnalysisCache, InMemoryAnalysisCache, UsageLedger
 from cryptomon_tui.analysis.llm import (
     BudgetExceeded,
@@ -429,24 +429,3 @@ def _warmup_context(config: Config, now: float) -> AnalysisContext:
         updated_at=now,
     )
     return build_context(incident, {}, [], [], config, now=now)
-
-
-def stats_from_results(results: Iterable[ProbeResult]) -> dict[str, dict[str, Any]]:
-    """Window stats dicts built from raw results, for callers without a metrics package at hand."""
-    grouped: dict[str, list[ProbeResult]] = {}
-    for r in results:
-        grouped.setdefault(r.exchange, []).append(r)
-    out: dict[str, dict[str, Any]] = {}
-    for name, items in grouped.items():
-        s = WindowStats.from_results(items)
-        out[name] = {
-            "attempts": s.attempts,
-            "error_rate": s.error_rate,
-            "p50_ms": s.p50_ms,
-            "p95_ms": s.p95_ms,
-            "p99_ms": s.p99_ms,
-            "counts": s.counts,
-            "rate_limit_peak": s.rate_limit_peak,
-            "clock_offset_ms": s.clock_offset_ms,
-        }
-    return out

@@ -11,14 +11,6 @@ from cryptomon_tui.config import Config, ConfigError, load_config
 EXIT_CONFIG = 2
 
 
-class CliExit(Exception):
-    """Stop a command with a message and an exit code (no traceback)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def add_config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", metavar="PATH", help="config file (default: the platformdirs config folder)")
 

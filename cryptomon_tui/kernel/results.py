@@ -14,7 +14,8 @@ from cryptomon_tui.kernel.units import iso_utc
 
 
 class Outcome(StrEnum):
-    """Fixed failure taxonomy (architecture.md). Values are a stable wire contract."""
+    """The fixed failure taxonomy every layer classifies into. Values are a stable wire contract (JSONL exports,
+    the store, the control API, Prometheus labels): add members, never rename them."""
 
     OK = "ok"
     TIMEOUT = "timeout"
@@ -32,10 +33,6 @@ class Outcome(StrEnum):
     BAD_PAYLOAD = "bad_payload"
     EXCHANGE_ERROR = "exchange_error"
     SKIPPED_OPEN_CIRCUIT = "skipped_open_circuit"
-
-    @property
-    def is_ok(self) -> bool:
-        return self is Outcome.OK
 
     @property
     def is_network(self) -> bool:

@@ -117,9 +117,6 @@ class MetricsRegistry:
     def exchanges(self) -> dict[str, ExchangeMetrics]:
         return self._exchanges
 
-    def all_series(self) -> dict[tuple[str, str], Series]:
-        return self._series
-
     def advance(self, now: float) -> None:
         """Expire old buckets and close finished minutes everywhere (called once per evaluation)."""
         for ex in self._exchanges.values():

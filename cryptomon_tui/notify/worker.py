@@ -1,8 +1,8 @@
 """Run the notifier on the real store outside the daemon: ``python -m cryptomon_tui.notify.worker``.
 
-Used by the kill test and the benchmark (``--demo-incidents N`` opens N synthetic incidents), and to
-drain a queue left by a stopped daemon (``--until-idle``). The daemon wires the same thing with
-``notifier_for_store(config, store, clock, ...)`` (one line).
+Used by the kill test (``tests/integration/test_notify_kill.py``; ``--demo-incidents N`` opens N synthetic
+incidents) and to drain a queue left by a stopped daemon (``--until-idle``). The engine builds the same
+notifier itself: ``Notifier(config, StoreOutbox(store), clock, ...)``, which is ``notifier_for_store``.
 """
 
 from __future__ import annotations

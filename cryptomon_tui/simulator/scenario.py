@@ -894,9 +894,6 @@ class Scenario(_Model):
         out.sort(key=lambda e: (e.start, e.exchange))
         return out
 
-    def faults_for(self, exchange: str) -> list[FaultBase]:
-        return [f for f in self.faults if exchange in f.exchanges()]
-
 
 # --------------------------------------------------------------------------- loading
 

@@ -216,16 +216,9 @@ class DbThread:
     async def open(self) -> None:
         await asyncio.wrap_future(self._open_job())
 
-    def open_sync(self) -> None:
-        self._open_job().result()
-
     def stop(self) -> None:
         self._queue.put(_STOP)
 
     async def close(self) -> None:
         self.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.thread.join, 10.0)
-
-    def close_sync(self) -> None:
-        self.stop()
-        self.thread.join(10.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from cryptomon_tui.incidents.model import (
     Incident,
@@ -94,17 +94,6 @@ def result_from_row(row: tuple[Any, ...]) -> ProbeResult:
 
 
 # --- rollups ------------------------------------------------------------------------------------
-
-
-class RollupLike(Protocol):
-    """What ``Store.write_rollups`` needs from a 1-minute rollup (metrics' ``Rollup``)."""
-
-    exchange: str
-    probe: str
-    minute: float
-    attempts: int
-    errors: int
-    timeouts: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """CryptomonApp: owns the bridge, themes, keymap, the quit decision and signal handling.
 
-Build it with ``build_app`` (the CLI and the tests use the same factory).
+The CLI (``cli/ui_cmd.py``) constructs it on a daemon client; the tests construct it the same way on a
+fake client (``tests/ui/harness.py``).
 """
 
 from __future__ import annotations
