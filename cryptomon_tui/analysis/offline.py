@@ -18,7 +18,9 @@ from cryptomon_tui.analysis import codes
 from cryptomon_tui.analysis.context import AnalysisContext, WindowStats, ban_until_from_message
 from cryptomon_tui.analysis.model import Analysis, AnalysisSeverity
 from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
-from cryptomon_tui.kernel.units import format_duration
+from cryptomon_tui.kernel.units import format_duration, format_ms
+
+_ms = format_ms  # the kernel's one millisecond formatter, under the short name the f-strings use
 
 RECENT_WINDOW_S = 300.0
 LAST_N = 6
@@ -51,10 +53,6 @@ def when(ts: float) -> str:
 
 def _dur(seconds: float) -> str:
     return format_duration(max(0.0, round(seconds)))
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.0f} ms"
 
 
 def _pct(value: float) -> str:

@@ -16,7 +16,9 @@ from typing import Any
 from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
 from cryptomon_tui.daemon.client import DaemonClient, DaemonError, NoDaemonRunning
-from cryptomon_tui.kernel.units import parse_iso_utc
+from cryptomon_tui.kernel.units import format_ms, parse_iso_utc
+
+_ms = format_ms  # the kernel's one millisecond formatter, under the short name the f-strings use
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -45,12 +47,6 @@ def _clean(text: Any, width: int | None = None) -> str:
     if width is not None and len(s) > width:
         s = s[: width - 1] + "…"
     return s
-
-
-def _ms(value: Any) -> str:
-    if not isinstance(value, int | float):
-        return "-"
-    return f"{value / 1000:.2f}s" if value >= 10_000 else f"{value:.0f}ms"
 
 
 def _pct(value: Any) -> str:

@@ -20,10 +20,12 @@ from cryptomon_tui.detection.state import Phase, RuleInstance, Step
 from cryptomon_tui.kernel.fingerprint import fingerprint
 from cryptomon_tui.kernel.results import BreakerState, Outcome
 from cryptomon_tui.kernel.severity import Severity
-from cryptomon_tui.kernel.units import iso_utc
+from cryptomon_tui.kernel.units import format_ms, iso_utc
 from cryptomon_tui.metrics.histogram import bin_index, bin_value
 from cryptomon_tui.metrics.registry import ExchangeMetrics, MetricsRegistry
 from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Series, SeriesState, WindowStats
+
+_ms = format_ms  # the kernel's one millisecond formatter, under the short name the f-strings use
 
 DEFAULT_CLOCK_TOLERANCE_MS = (1000.0, 5000.0)  # (ahead, behind): Binance/Bybit reject > 1 s ahead, recvWindow 5 s
 
@@ -68,16 +70,6 @@ class Finding:
     counts: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
     ban_until: float | None = None
-
-
-def _ms(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if v >= 1000:
-        return f"{v / 1000:.2f}s"
-    if v >= 10:
-        return f"{v:.0f}ms"
-    return f"{v:.2f}ms"
 
 
 def _last_error(s: SeriesState) -> str | None:

@@ -122,10 +122,27 @@ def plausible_epoch(seconds: float | None) -> float | None:
     return value
 
 
-def format_duration(seconds: float) -> str:
-    """Shortest readable form: 0.5 -> '500ms', 90 -> '1m30s', 7200 -> '2h'."""
+def format_duration(seconds: float | None, *, compact: bool = False) -> str:
+    """The one way a duration is written (config, CLI, notifications, analysis, the UI).
+
+    Full (default), the shortest exact form that ``parse_duration`` reads back: 0.5 -> '500ms',
+    90 -> '1m30s', 7200 -> '2h'. ``compact`` is for table cells and countdowns: whole seconds, the two
+    largest units, at most 5 characters (45s, 3m12s, 2h05m, 3d04h), negatives as 0s.
+    Unknown (None) is '-', and so is NaN/inf in compact form.
+    """
+    if seconds is None:
+        return "-"
     if not math.isfinite(seconds):
-        return str(seconds)
+        return "-" if compact else str(seconds)  # full: 'inf'/'nan' in an error message says what was given
+    if compact:
+        s = int(max(0.0, seconds))
+        if s < 60:
+            return f"{s}s"
+        if s < 3600:
+            return f"{s // 60}m{s % 60:02d}s"
+        if s < 86400:
+            return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+        return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
     if seconds < 0:
         return "-" + format_duration(-seconds)
     if seconds < 1:
@@ -140,6 +157,29 @@ def format_duration(seconds: float) -> str:
             n, rest = divmod(rest, size)
             out.append(f"{n}{unit}")
     return "".join(out)
+
+
+def format_ms(value: object, *, compact: bool = False) -> str:
+    """The one way a latency or offset in milliseconds is written (incident summaries, CLI, analysis, UI).
+
+    Full (default): 3 significant figures below 10 ms and above 1 s (4.25ms, 123ms, 1.23s, 12.35s).
+    ``compact`` is for table cells, at most 5 characters: 4.2ms, 123ms, 1.2s, 12s.
+    Anything that is not a finite number (None, NaN, a string from a hostile peer) is '-'.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    v = float(value)
+    if compact:
+        if v >= 10_000:
+            return f"{v / 1000:.0f}s"
+        if v >= 1000:
+            return f"{v / 1000:.1f}s"
+        return f"{v:.1f}ms" if v < 10 else f"{v:.0f}ms"
+    if v >= 1000:
+        return f"{v / 1000:.2f}s"
+    if v >= 10:
+        return f"{v:.0f}ms"
+    return f"{v:.2f}ms"
 
 
 Duration = Annotated[

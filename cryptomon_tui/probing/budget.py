@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptomon_tui.exchanges.base import ExchangeAdapter, ProbeSpec
+from cryptomon_tui.kernel.units import format_duration
 
 if TYPE_CHECKING:
     from cryptomon_tui.config.exchanges import ExchangeConfig
@@ -42,10 +43,10 @@ class PlannedProbe:
     min_gap_s: float = 0.0
 
     def explain(self) -> str:
-        head = f"exchanges.{self.exchange}.{self.probe} runs every {fmt_seconds(self.interval_s)}"
+        head = f"exchanges.{self.exchange}.{self.probe} runs every {format_duration(self.interval_s)}"
         if not self.stretched:
             return head
-        return f"{head}, not {fmt_seconds(self.configured_interval_s)}: {self.reason}"
+        return f"{head}, not {format_duration(self.configured_interval_s)}: {self.reason}"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -58,14 +59,8 @@ class PlannedProbe:
         }
 
 
-def fmt_seconds(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    return f"{round(seconds, 3):g}s"
-
-
 def _rate(capacity: float, window_s: float, unit: str) -> str:
-    return f"{capacity:g} {unit} per {fmt_seconds(window_s)}"
+    return f"{capacity:g} {unit} per {format_duration(window_s)}"
 
 
 def _default_factory() -> AdapterFactory:
@@ -118,7 +113,7 @@ def _floor(spec: ProbeSpec, configured: float, who: str) -> tuple[float, str]:
     floor, reason = configured, ""
     if spec.min_interval_s * HARD_LIMIT_MARGIN > floor:
         floor = spec.min_interval_s * HARD_LIMIT_MARGIN
-        reason = f"{who} allows 1 call per {fmt_seconds(spec.min_interval_s)} on {spec.path} (we stay 2% under it)"
+        reason = f"{who} allows 1 call per {format_duration(spec.min_interval_s)} on {spec.path} (we stay 2% under it)"
     limit = spec.endpoint_limit
     if limit is not None and limit.per_second > 0:
         endpoint_floor = HARD_LIMIT_MARGIN / limit.per_second

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
+from cryptomon_tui.kernel.units import format_duration
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.bridge import ConnectionChanged, IncidentEventMessage
 from cryptomon_tui.ui.modals import AckModal, SilenceModal, SilenceRequest, SilencesModal, TextModal
@@ -635,7 +636,7 @@ class DashboardScreen(Screen[None]):
             return
         sil = result.get("silence") if isinstance(result.get("silence"), Mapping) else {}
         assert isinstance(sil, Mapping)
-        until = "until resolved" if duration_s is None else f"for {present.fmt_duration(duration_s)}"
+        until = "until resolved" if duration_s is None else f"for {format_duration(duration_s, compact=True)}"
         self.notify(f"silenced {until} ({clean_text(sil.get('id'), 30)})", markup=False)
 
     def action_unsilence(self) -> None:

@@ -20,10 +20,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
+from cryptomon_tui.kernel.units import format_ms
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.bridge import IncidentEventMessage
 from cryptomon_tui.ui.history import RANGES, HistoryPoint, note_of, parse_points, parse_recent, resolution_for
-from cryptomon_tui.ui.present import Cell, clean_text, fmt_ms, parse_ts
+from cryptomon_tui.ui.present import Cell, clean_text, parse_ts
 from cryptomon_tui.ui.widgets import cell_content, cells_content
 
 if TYPE_CHECKING:
@@ -48,12 +49,12 @@ def probe_result_cells(r: Mapping[str, Any]) -> dict[str, Cell]:
         "probe": Cell(clean_text(r.get("probe"), 8)),
         "outcome": Cell(clean_text(outcome, 13), "status-ok" if outcome == "ok" else "status-down",
                         bold=outcome != "ok"),
-        "lat": Cell(fmt_ms(r.get("latency_ms"))),
-        "dns": Cell(fmt_ms(phases.get("dns_ms"))),
-        "connect": Cell("reused" if reused else fmt_ms(phases.get("connect_ms"))),
-        "tls": Cell(fmt_ms(phases.get("tls_ms"))),
-        "ttfb": Cell(fmt_ms(phases.get("ttfb_ms"))),
-        "transfer": Cell(fmt_ms(phases.get("transfer_ms"))),
+        "lat": Cell(format_ms(r.get("latency_ms"), compact=True)),
+        "dns": Cell(format_ms(phases.get("dns_ms"), compact=True)),
+        "connect": Cell("reused" if reused else format_ms(phases.get("connect_ms"), compact=True)),
+        "tls": Cell(format_ms(phases.get("tls_ms"), compact=True)),
+        "ttfb": Cell(format_ms(phases.get("ttfb_ms"), compact=True)),
+        "transfer": Cell(format_ms(phases.get("transfer_ms"), compact=True)),
         "http": Cell(clean_text(r.get("http_status") or "", 5)),
         "error": Cell(clean_text(error, 300)),
     }

@@ -7,13 +7,18 @@ deterministic and makes a frozen view show the ages it had when it froze.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptomon_tui.kernel.units import parse_iso_utc
+from cryptomon_tui.kernel.units import format_duration, format_ms, parse_iso_utc
+
+# The kernel's formatters in their table-cell form (at most 5 characters).
+_cell_ms = functools.partial(format_ms, compact=True)
+_countdown = functools.partial(format_duration, compact=True)
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 SPARK_FAIL = "×"
@@ -86,19 +91,6 @@ def _finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def fmt_ms(value: Any) -> str:
-    v = _finite(value)
-    if v is None:
-        return "-"
-    if v >= 10_000:
-        return f"{v / 1000:.0f}s"
-    if v >= 1000:
-        return f"{v / 1000:.1f}s"
-    if v >= 100:
-        return f"{v:.0f}ms"
-    return f"{v:.1f}ms" if v < 10 else f"{v:.0f}ms"
-
-
 def fmt_pct(share: Any) -> str:
     v = _finite(share)
     if v is None:
@@ -111,29 +103,15 @@ def fmt_pct(share: Any) -> str:
     return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
 
 
-def fmt_duration(seconds: float | None) -> str:
-    """Compact age/countdown: 45s, 3m12s, 2h05m, 3d04h."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
-
-
 def fmt_age(seconds: float | None) -> str:
     """How long something has been going on, as live panes show it: 45s, 3m, 2h05m, 3d04h.
 
     Seconds only in the first minute, then whole minutes (as Alertmanager, Grafana and k9s do):
     nobody needs the second of a 20-minute-old incident, and a per-second age repaints its row
-    every second. Countdowns keep ``fmt_duration`` (when a ban or silence ends is worth seconds)."""
+    every second. Countdowns keep ``format_duration(compact=True)`` (when a ban or silence ends is worth seconds)."""
     if seconds is not None and 60 <= seconds < 3600:
         return f"{int(seconds) // 60}m"
-    return fmt_duration(seconds)
+    return _countdown(seconds)
 
 
 def fmt_offset(value: Any) -> str:
@@ -210,7 +188,7 @@ def breaker_cell(breaker: Any, now: float | None) -> Cell:
     if state == "closed":
         return Cell("closed", "dim-text")
     trial = parse_ts(info.get("next_trial_at"))
-    wait = f" {fmt_duration(trial - now)}" if trial is not None and now is not None and trial > now else ""
+    wait = f" {_countdown(trial - now)}" if trial is not None and now is not None and trial > now else ""
     if state == "open":
         return Cell(f"OPEN{wait}", "breaker-open", bold=True)
     if state == "half_open":
@@ -221,7 +199,7 @@ def breaker_cell(breaker: Any, now: float | None) -> Cell:
 def rate_limit_cell(ex: Mapping[str, Any], now: float | None) -> Cell:
     ban_until = parse_ts(ex.get("ban_until"))
     if ban_until is not None and (now is None or ban_until > now):
-        left = fmt_duration(ban_until - now) if now is not None else "?"
+        left = _countdown(ban_until - now) if now is not None else "?"
         return Cell(f"BAN {left}", "status-banned", bold=True)
     share = _finite(ex.get("rate_limit_used"))
     tone = "" if share is None else ("status-down" if share >= 0.9 else "status-degraded" if share >= 0.7 else "")
@@ -236,8 +214,8 @@ def exchange_row(
     return {
         "name": Cell(clean_text(name, 12), bold=True),
         "status": status_cell(ex.get("status")),
-        "p50": Cell(fmt_ms(ex.get("p50_ms"))),
-        "p99": Cell(fmt_ms(ex.get("p99_ms"))),
+        "p50": Cell(_cell_ms(ex.get("p50_ms"))),
+        "p99": Cell(_cell_ms(ex.get("p99_ms"))),
         "err": Cell(fmt_pct(err), _error_tone(err)),
         "spark": Cell(f"{spark} {fmt_scale(scale):>5}", "spark-high" if SPARK_FAIL in spark else "spark-low"),
         "rl": rate_limit_cell(ex, now),
@@ -459,7 +437,7 @@ def incident_state_cell(inc: Mapping[str, Any], now: float | None) -> Cell:
         return Cell("resolved", "foreground-muted")
     if inc.get("silenced_by"):
         until = parse_ts(inc.get("silenced_until"))
-        left = "until resolved" if until is None else (fmt_duration(until - now) if now is not None else "")
+        left = "until resolved" if until is None else (_countdown(until - now) if now is not None else "")
         return Cell(f"SILENCED {left}".strip(), "foreground-muted")
     if inc.get("in_maintenance"):
         return Cell("MAINT", "status-maintenance")
@@ -480,7 +458,7 @@ def incident_row(inc: Mapping[str, Any], now: float | None, channels: list[Mappi
     silenced = ""
     if inc.get("silenced_by"):
         until = parse_ts(inc.get("silenced_until"))
-        silenced = "resolve" if until is None else (fmt_duration(until - now) if now is not None else "yes")
+        silenced = "resolve" if until is None else (_countdown(until - now) if now is not None else "yes")
     elif inc.get("in_maintenance"):
         silenced = "maint"
     state_cell = incident_state_cell(inc, now)
@@ -629,7 +607,7 @@ def silence_row(s: Mapping[str, Any], now: float | None) -> dict[str, Cell]:
     return {
         "id": Cell(clean_text(s.get("id"), 14)),
         "matchers": Cell(matchers),
-        "ends": Cell("until resolved" if ends is None else (fmt_duration(ends - now) if now is not None else "?")),
+        "ends": Cell("until resolved" if ends is None else (_countdown(ends - now) if now is not None else "?")),
         "by": Cell(clean_text(s.get("created_by"), 20)),
         "comment": Cell(clean_text(s.get("comment"), 200)),
     }
@@ -695,7 +673,7 @@ def incident_countdown(inc: Mapping[str, Any], snapshot: Mapping[str, Any], now:
     rule = str(inc.get("rule") or "")
     ban = parse_ts(inc.get("ban_until")) or parse_ts(ex.get("ban_until"))
     if ban is not None and ban > now and rule in ("ip_banned", "rate_limited", ""):
-        return f"{fmt_duration(ban - now)} left"
+        return f"{_countdown(ban - now)} left"
     if rule == "maintenance" or inc.get("in_maintenance"):
         for w in snapshot.get("maintenance") or []:
             if not isinstance(w, Mapping) or not w.get("active"):
@@ -704,13 +682,13 @@ def incident_countdown(inc: Mapping[str, Any], snapshot: Mapping[str, Any], now:
                 continue
             end = parse_ts(w.get("next_end")) or parse_ts(w.get("ends_at"))
             if end is not None and end > now:
-                return f"ends in {fmt_duration(end - now)}"
+                return f"ends in {_countdown(end - now)}"
     breaker = ex.get("breaker") if isinstance(ex.get("breaker"), Mapping) else {}
     trial = parse_ts(breaker.get("next_trial_at")) if breaker else None
     if breaker and breaker.get("state") == "open" and trial is not None and trial > now:
-        return f"trial in {fmt_duration(trial - now)}"
+        return f"trial in {_countdown(trial - now)}"
     if ban is not None and ban > now:
-        return f"ban {fmt_duration(ban - now)} left"
+        return f"ban {_countdown(ban - now)} left"
     return ""
 
 

@@ -51,7 +51,7 @@ def test_budget_share_stretches_the_probes_of_an_exchange_to_one_common_interval
     for probe in ("time", "ticker", "book"):
         item = plan[("binance", probe)]
         assert item.stretched and item.interval_s == pytest.approx(4.0), item
-        assert "2% budget share" in item.reason and "6000 weight per 60s" in item.reason
+        assert "2% budget share" in item.reason and "6000 weight per 1m" in item.reason
     used = sum(p.weight / p.interval_s for p in plan.values())
     assert used <= 2.0 + 1e-9
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
-from cryptomon_tui.kernel.units import iso_utc
+from cryptomon_tui.kernel.units import format_duration, format_ms, iso_utc
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.present import SPARK_FAIL, clean_text, spark_text
 
@@ -34,12 +35,14 @@ def test_sparkline_fixed_scale_failures_and_no_nan() -> None:
 
 
 def test_formatting() -> None:
-    assert present.fmt_ms(None) == "-" and present.fmt_ms(math.inf) == "-"
-    assert present.fmt_ms(4.25) == "4.2ms" and present.fmt_ms(41) == "41ms" and present.fmt_ms(2500) == "2.5s"
+    cell_ms = functools.partial(format_ms, compact=True)
+    assert cell_ms(None) == "-" and cell_ms(math.inf) == "-"
+    assert cell_ms(4.25) == "4.2ms" and cell_ms(41) == "41ms" and cell_ms(2500) == "2.5s" and cell_ms(12_345) == "12s"
     assert present.fmt_pct(0) == "0%" and present.fmt_pct(0.123) == "12%" and present.fmt_pct(0.0004) == "<0.1%"
-    assert present.fmt_duration(59) == "59s" and present.fmt_duration(192) == "3m12s"
-    assert present.fmt_duration(7500) == "2h05m" and present.fmt_duration(None) == "-"
-    assert present.fmt_duration(90061) == "1d01h"
+    countdown = functools.partial(format_duration, compact=True)
+    assert countdown(59) == "59s" and countdown(192) == "3m12s"
+    assert countdown(7500) == "2h05m" and countdown(None) == "-"
+    assert countdown(90061) == "1d01h" and countdown(-3) == "0s"
     assert present.fmt_offset(-1234.5) == "-1.2s" and present.fmt_offset(1.5) == "+1.5ms"
 
 
