@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import iso_utc
@@ -166,8 +166,29 @@ class Analysis(_Verdict):
         return d
 
 
+SUMMARY_MAX_SENTENCES = 3
+# a sentence ends at . ! ? (or their CJK forms) followed by space and a capital, digit or quote: "e.g. x",
+# "1.5 s" and "v5.0" stay inside their sentence
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|(?<=[。！？])")
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a short text (whitespace collapsed)."""
+    flat = " ".join(text.split())
+    return [p.strip() for p in _SENTENCE_END.split(flat) if p.strip()] if flat else []
+
+
+def limit_sentences(text: str, limit: int = SUMMARY_MAX_SENTENCES) -> str:
+    """At most ``limit`` sentences of ``text`` (the rest is dropped, not squeezed)."""
+    return " ".join(sentences(text)[:limit])
+
+
 class Summary(BaseModel):
-    """One short picture of every open incident (the "smart summary")."""
+    """One short picture of every open and recent incident (the "smart summary").
+
+    ``text`` is what people read: at most three sentences (what is wrong, what to do, what recovered),
+    enforced here for every writer, the LLM's reply included. ``details`` keep one line per incident for
+    ``--json`` and the UI."""
 
     headline: str
     details: list[str] = Field(default_factory=list)
@@ -179,6 +200,17 @@ class Summary(BaseModel):
     cost_usd: Decimal = Decimal("0")
     notes: list[str] = Field(default_factory=list)
     created_at: float
+    recent: str = ""  # one sentence about incidents resolved in the asked period, if any
+    text: str = ""
+
+    @model_validator(mode="after")
+    def _three_sentences(self) -> Summary:
+        if not self.text:
+            head = sentences(self.headline)[:1] or [self.headline.strip()]
+            parts = [*head, *sentences(self.recommended_action)[:1], *sentences(self.recent)[:1]]
+            self.text = " ".join(p if p[-1:] in ".!?。！？" else p + "." for p in parts if p)
+        self.text = limit_sentences(self.text)
+        return self
 
     def to_json_dict(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")

@@ -33,6 +33,7 @@ from cryptomon_tui.config.root import Config
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import format_duration
 from cryptomon_tui.redaction import Redactor
 
 log = logging.getLogger(__name__)
@@ -296,10 +297,18 @@ class AnalysisService:
         recent_results: Iterable[ProbeResult] = (),
         offline: bool = False,
         on_partial: PartialCallback | None = None,
+        resolved: Iterable[Incident] = (),
+        since_s: float | None = None,
     ) -> Summary:
+        """The smart summary (at most three sentences, see ``Summary``) of the open incidents, plus one
+        sentence about those in ``resolved`` (closed within the last ``since_s``)."""
         incidents = sorted((i for i in open_incidents if i.is_open), key=lambda i: (-i.severity.rank, i.started_at))
         recent = list(recent_results)
         base = await off_loop(self._offline_summary, incidents, stats or {}, recent)
+        closed = [i for i in resolved if not i.is_open]
+        if closed:
+            # validated again so the three-sentence rule covers the added sentence
+            base = Summary.model_validate({**base.model_dump(), "recent": recent_sentence(closed, since_s), "text": ""})
         if offline or not self.llm_configured or not incidents:
             return base
         assert self._llm is not None
@@ -354,6 +363,7 @@ class AnalysisService:
         assert isinstance(reply, LlmSummaryReply)
         return Summary(
             headline=reply.headline,
+            recent=base.recent,
             details=reply.details or base.details,
             severity=reply.severity,
             recommended_action=reply.recommended_action,
@@ -411,6 +421,15 @@ class AnalysisService:
             incident_ids=[i.id for i in incidents],
             created_at=now,
         )
+
+
+def recent_sentence(resolved: list[Incident], since_s: float | None) -> str:
+    """One sentence about the incidents that recovered in the asked period."""
+    exchanges = sorted({i.exchange or "all" for i in resolved})
+    period = f" in the last {format_duration(since_s)}" if since_s else " recently"
+    ids = ", ".join(i.id for i in resolved[:5]) + (f" and {len(resolved) - 5} more" if len(resolved) > 5 else "")
+    noun = "incident" if len(resolved) == 1 else "incidents"
+    return f"{len(resolved)} {noun} resolved{period} on {', '.join(exchanges[:5])} ({ids})."
 
 
 def _warmup_context(config: Config, now: float) -> AnalysisContext:

@@ -36,6 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_config_arg(p)
     p.set_defaults(handler=cmd_analyze)
 
+    p = sub.add_parser(
+        "summary",
+        help="smart summary of open and recent incidents (at most 3 sentences)",
+        description="Asks the running daemon (its LLM when configured, unless --offline); without a daemon, "
+        "the offline writer summarises the incidents in the store.",
+    )
+    p.add_argument("--since", metavar="DURATION", default="1h", help="also incidents resolved in this period (1h)")
+    p.add_argument("--offline", action="store_true", help="rule-based summary only: no network, no cost")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_config_arg(p)
+    p.set_defaults(handler=cmd_summary)
+
     p = sub.add_parser("costs", help="LLM spend: month to date, projection, budget, what-if per model")
     p.add_argument("--month", metavar="YYYY-MM", help="which month (default: the current one, UTC)")
     p.add_argument("--json", action="store_true")
@@ -160,6 +172,72 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         finally:
             await svc.aclose()
             await store.close()
+
+    try:
+        return asyncio.run(run())
+    except _StoreProblem as exc:
+        return _err(str(exc), EXIT_STORE)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Through the daemon's control API when one runs (the same command the UI's ``m`` sends), else offline
+    from the store. Either way the text is at most three sentences (``Summary`` enforces it)."""
+    from cryptomon_tui.analysis.model import Summary
+    from cryptomon_tui.analysis.pricing import money
+    from cryptomon_tui.kernel.units import parse_duration
+
+    config, _ = load_or_exit(getattr(args, "config", None))
+    try:
+        since_s = parse_duration(args.since)
+    except ValueError as exc:
+        return _err(f"--since {args.since!r}: {exc}", EXIT_USAGE)
+    clock = RealClock()
+
+    async def from_daemon() -> Summary | None:
+        from cryptomon_tui.daemon.address import address_from_config
+        from cryptomon_tui.daemon.client import DaemonClient, DaemonError, NoDaemonRunning
+
+        try:
+            async with DaemonClient(
+                address_from_config(config), reconnect=False, client_name="cryptomon-summary"
+            ) as client:
+                reply = await client.summary(since_s, offline=args.offline)
+        except (NoDaemonRunning, DaemonError, OSError):
+            return None
+        return Summary.model_validate(reply.get("summary") or {})
+
+    async def from_store() -> Summary:
+        store = await _open_store(config, clock)
+        svc = _service(config, store, clock)
+        try:
+            now = clock.now()
+            found = await store.incidents(since=now - since_s)
+            open_ = [i for i in found if i.is_open]
+            resolved = [i for i in found if not i.is_open and (i.resolved_at or 0.0) >= now - since_s]
+            result: Summary = await svc.summarize(open_, {}, offline=True, resolved=resolved, since_s=since_s)
+            return result
+        finally:
+            await svc.aclose()
+            await store.close()
+
+    async def run() -> int:
+        summary = await from_daemon()
+        where = "daemon"
+        if summary is None:
+            summary, where = await from_store(), "store (no daemon running: offline)"
+        if args.json:
+            out = summary.model_dump(mode="json")
+            out["created_at"] = iso_utc(summary.created_at)
+            out["from"] = where
+            json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+            return 0
+        print(summary.text)
+        if summary.incident_ids:
+            print(f"\nIncidents: {', '.join(summary.incident_ids)}")
+        cost = f", {money(summary.cost_usd)}" if summary.cost_usd else ""
+        print(f"({summary.source}, from the {where}{cost})")
+        return 0
 
     try:
         return asyncio.run(run())

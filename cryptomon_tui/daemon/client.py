@@ -409,8 +409,13 @@ class DaemonClient:
         result = await self.request("history", params)
         return result if isinstance(result, dict) else {}
 
-    async def summary(self) -> dict[str, Any]:
-        return dict(await self.request("summary"))
+    async def summary(self, since_s: float | None = None, offline: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if since_s is not None:
+            params["since_s"] = since_s
+        if offline:
+            params["offline"] = True
+        return dict(await self.request("summary", params))
 
     async def pause(self, exchange: str) -> dict[str, Any]:
         return dict(await self.request("pause", {"exchange": exchange}))

@@ -560,7 +560,9 @@ class ControlServer:
             "analyze": lambda: engine.analyze(
                 params["incident_id"], force=bool(params.get("force")), offline=bool(params.get("offline"))
             ),
-            "summary": engine.summary,
+            "summary": lambda: engine.summary(
+                None if params.get("since_s") is None else float(params["since_s"]), offline=bool(params.get("offline"))
+            ),
             "pause": lambda: engine.pause(params["exchange"]),
             "resume": lambda: engine.resume(params["exchange"]),
             "reload": engine.reload,

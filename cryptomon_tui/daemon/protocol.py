@@ -90,7 +90,7 @@ METHOD_PARAMS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "unsilence": {"silence_id": (_STR, True), "by": (_OPT_STR, False)},
     "analyze": {"incident_id": (_STR, True), "force": (_BOOL, False), "offline": (_BOOL, False)},
-    "summary": {},
+    "summary": {"since_s": (_NUM_OR_NONE, False), "offline": (_BOOL, False)},
     "pause": {"exchange": (_STR, True)},
     "resume": {"exchange": (_STR, True)},
     "reload": {},

@@ -136,8 +136,8 @@ class EngineAPI(Protocol):
         """Root-cause analysis of one incident; cached unless ``force``; ``offline`` skips the LLM."""
         ...
 
-    async def summary(self) -> dict[str, Any]:
-        """One analysis of all open incidents together."""
+    async def summary(self, since_s: float | None = None, offline: bool = False) -> dict[str, Any]:
+        """One analysis of all open incidents together (and of those resolved in the last ``since_s``)."""
         ...
 
     async def pause(self, exchange: str) -> dict[str, Any]: ...

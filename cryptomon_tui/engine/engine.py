@@ -792,10 +792,18 @@ class Engine:
         result = await asyncio.shield(task)
         return {"incident_id": incident.id, "analysis": result.model_dump(mode="json"), "cached": False}
 
-    async def summary(self) -> dict[str, Any]:
+    async def summary(self, since_s: float | None = None, offline: bool = False) -> dict[str, Any]:
+        """The smart summary of the open incidents and, with ``since_s``, of those resolved since then."""
         incidents = self.pipeline.incidents.open_incidents()
         recent = self._recent_results()
-        result = await self.analysis.summarize(incidents, self._exchange_stats(), recent_results=recent)
+        resolved: list[Incident] = []
+        if since_s is not None:
+            cutoff = self.clock.now() - since_s
+            resolved = [i for i in self.pipeline.incidents.recently_resolved() if (i.resolved_at or 0.0) >= cutoff]
+        result = await self.analysis.summarize(
+            incidents, self._exchange_stats(), recent_results=recent, offline=offline, resolved=resolved,
+            since_s=since_s,
+        )
         return {"summary": result.model_dump(mode="json"), "open_incidents": len(incidents)}
 
     async def pause(self, exchange: str) -> dict[str, Any]:

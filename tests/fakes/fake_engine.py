@@ -354,7 +354,7 @@ class FakeEngine:
             "cached": not force,
         }
 
-    async def summary(self) -> dict[str, Any]:
+    async def summary(self, since_s: float | None = None, offline: bool = False) -> dict[str, Any]:
         self.commands.append(("summary", ()))
         open_ = [i for i in self.incidents.values() if i.is_open]
         return {"open": len(open_), "text": f"{len(open_)} open incident(s)", "source": "offline"}
