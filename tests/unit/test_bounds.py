@@ -27,7 +27,7 @@ from cryptomon_tui.kernel.units import (
 from cryptomon_tui.probing.backoff import MARGIN_S, Backoff, with_pause
 from cryptomon_tui.store.rows import silence_from_row, window_from_row
 
-FIXED = settings(derandomize=True, max_examples=300, deadline=None)
+FIXED = settings(derandomize=True, database=None, max_examples=300, deadline=None)
 HOSTILE_FLOATS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([1e12, 1e300, 1e308, -1e-9, 9e15, 2**63, -0.0]),
