@@ -1,24 +1,14 @@
-"""Store-backed commands: incidents, ack, silence, silences, unsilence, maintenance, export.
+"""Incident commands: incidents, ack, silence, silences, unsilence, maintenance, export.
 
-They work on the SQLite store directly, so they work with or without a running daemon.
-
-How a change reaches a running daemon (one consistent design):
-  1. The CLI applies the change to the stored state itself, in one transaction with step 2
-     (``ack`` sets the incident's state, ack fields and a timeline entry; ``silence`` inserts
-     the silence; ``unsilence`` sets its ``expired_at``; maintenance rows are added/removed).
-  2. In that same transaction it appends a row to the ``commands`` table
-     (kind + JSON payload carrying the full silence/window, ids and author).
-  3. A running daemon polls ``Store.poll_commands()`` at least once a second, applies each
-     command to its in-memory state (IncidentManager ack/silence/unsilence/maintenance) and
-     calls ``Store.mark_command_done(id, result)``. Applying is idempotent: the silence or
-     window carries its id, an ack of an acknowledged incident changes nothing.
-  4. With no daemon running, the commands simply wait. A daemon started later restores its
-     state with ``Store.load_state()`` (which already includes the CLI's change) and then
-     applies the waiting commands, which are no-ops by then; commands nobody applied within
-     a week are marked expired by retention.
-Between 1 and 3 the daemon may write its older copy of the incident once (its flush
-interval), which 3 corrects within a second; a crash in that gap leaves the command pending,
-so the change is applied after the restart.
+One write path per command:
+- a daemon runs (it answers on the configured control address): ``ack``, ``silence``, ``unsilence`` and
+  ``maintenance add|remove`` are sent to it over the control API and its answer is printed; this process
+  never opens the store for them;
+- no daemon runs: ``engine.offline`` restores the incident state from the store, applies the command with
+  the daemon's own code (``IncidentManager`` through ``store.commands.apply_command``) and writes the result
+  and the queued command in one transaction; the next daemon start applies the command idempotently and
+  announces an acknowledgement to the notification channels.
+The listing commands (incidents, silences, maintenance list, export) read the store.
 """
 
 from __future__ import annotations
@@ -164,6 +154,52 @@ class _StoreProblem(Exception):
     pass
 
 
+def _running_daemon(args: argparse.Namespace) -> Any:
+    """The daemon's address when one answers for this config, else None (then the store is written)."""
+    from cryptomon_tui.daemon.client import find_running_daemon
+
+    config, _ = load_or_exit(getattr(args, "config", None))
+    return find_running_daemon(config)
+
+
+def _send(address: Any, call: Callable[[Any], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """One command to the running daemon; its answer (DaemonError carries the daemon's own message)."""
+    from cryptomon_tui.daemon.client import DaemonClient
+
+    async def run() -> dict[str, Any]:
+        async with DaemonClient(address, reconnect=False, client_name="cryptomon-cli") as client:
+            return await call(client)
+
+    return asyncio.run(run())
+
+
+def _command(
+    args: argparse.Namespace,
+    online: Callable[[Any], Awaitable[dict[str, Any]]],
+    show: Callable[[dict[str, Any]], str],
+    offline: Callable[[Any], Awaitable[str]],
+) -> int:
+    """Send to the running daemon and print its answer, or (no daemon) apply offline through the store."""
+    from cryptomon_tui.daemon.client import DaemonError
+
+    try:
+        address = _running_daemon(args)
+        if address is not None:
+            print(show(_send(address, online)))
+            return 0
+    except DaemonError as exc:
+        return _err(str(exc))
+
+    async def work(store: Any) -> int:
+        from cryptomon_tui.engine.offline import OfflineCommands
+
+        config, _ = load_or_exit(getattr(args, "config", None))
+        print(await offline(OfflineCommands(store, config, RealClock())))
+        return 0
+
+    return _run(args, work)
+
+
 def _with_store(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
     """Open the configured store (no background task), run ``work(store)``, close."""
     from cryptomon_tui.store import Store
@@ -188,13 +224,11 @@ def _with_store(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -
 
 
 def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
-    from cryptomon_tui.store import StateChangeError
+    from cryptomon_tui.engine.offline import OfflineCommandError
 
     try:
         return _with_store(args, work)
-    except _StoreProblem as exc:
-        return _err(str(exc))
-    except StateChangeError as exc:
+    except (_StoreProblem, OfflineCommandError) as exc:
         return _err(str(exc))
 
 
@@ -284,14 +318,23 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     by = _user(args.by)
 
-    async def work(store: Any) -> int:
-        incident = await store.ack_incident(args.id, by, args.note)
-        if incident is None:
-            return 1
-        print(f"acknowledged {incident.id} ({incident.rule} on {incident.exchange or 'all'}) as {by}")
-        return 0
+    def said(inc: Any) -> str:
+        return f"acknowledged {inc.get('id')} ({inc.get('rule')} on {inc.get('exchange') or 'all'}) as {by}"
 
-    return _run(args, work)
+    async def offline(commands: Any) -> str:
+        applied = await commands.ack(args.id, by, args.note)
+        inc = applied.incident
+        assert inc is not None
+        if applied.result.startswith("ok: already"):
+            return f"{inc.id} was already acknowledged by {inc.acknowledged_by}"
+        return said(inc.to_dict()) + " (no daemon running: stored; announced when it starts)"
+
+    return _command(
+        args,
+        lambda client: client.ack(args.id, note=args.note, by=by),
+        lambda answer: said(answer.get("incident") or {}),
+        offline,
+    )
 
 
 # --- silences -------------------------------------------------------------------------------------
@@ -343,17 +386,29 @@ def cmd_silence(args: argparse.Namespace) -> int:
         created_at=now,
     )
 
-    async def work(store: Any) -> int:
-        if args.incident and await store.incident(args.incident) is None:
+    def said(s: Silence) -> str:
+        until = "until resolved" if s.ends_at is None else f"until {iso_utc(s.ends_at)}"
+        return f"{s.id}: silenced {_describe(s.matchers)} {until} ({s.created_by})"
+
+    async def offline(commands: Any) -> str:
+        if args.incident and await commands.store.incident(args.incident) is None:
             print(f"note: no incident {args.incident!r} in the store yet; the silence applies if it appears",
                   file=sys.stderr)  # fmt: skip
-        if not await store.add_silence(silence):
-            return 1
-        until = "until resolved" if silence.ends_at is None else f"until {iso_utc(silence.ends_at)}"
-        print(f"{silence.id}: silenced {_describe(silence.matchers)} {until} ({silence.created_by})")
-        return 0
+        applied = await commands.silence(silence)
+        return said(applied.silence)
 
-    return _run(args, work)
+    def show(answer: dict[str, Any]) -> str:
+        from cryptomon_tui.store.rows import silence_from_dict
+
+        return said(silence_from_dict(answer["silence"]))
+
+    return _command(
+        args,
+        lambda client: client.silence([m.to_dict() for m in silence.matchers], length, silence.comment,
+                                      by=silence.created_by),
+        show,
+        offline,
+    )
 
 
 def _silence_state(s: Silence, now: float) -> str:
@@ -392,14 +447,19 @@ def cmd_silences(args: argparse.Namespace) -> int:
 def cmd_unsilence(args: argparse.Namespace) -> int:
     by = _user(args.by)
 
-    async def work(store: Any) -> int:
-        silence = await store.expire_silence(args.id, by)
-        if silence is None:
-            return 1
-        print(f"{silence.id}: ended ({_describe(silence.matchers)})")
-        return 0
+    def said(s: Silence) -> str:
+        return f"{s.id}: ended ({_describe(s.matchers)})"
 
-    return _run(args, work)
+    async def offline(commands: Any) -> str:
+        applied = await commands.unsilence(args.id, by)
+        return said(applied.silence)
+
+    def show(answer: dict[str, Any]) -> str:
+        from cryptomon_tui.store.rows import silence_from_dict
+
+        return said(silence_from_dict(answer["silence"]))
+
+    return _command(args, lambda client: client.unsilence(args.id, by=by), show, offline)
 
 
 # --- maintenance ----------------------------------------------------------------------------------
@@ -435,14 +495,22 @@ def cmd_maintenance_add(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return _err(str(exc), EXIT_USAGE)
 
-    async def work(store: Any) -> int:
-        if not await store.add_maintenance(window):
-            return 1
-        repeat = f", {args.recurrence}" if args.recurrence else ""
-        print(f"{window.id}: {args.exchange or 'all exchanges'} {iso_utc(start)} .. {iso_utc(end)}{repeat}")
-        return 0
+    repeat = f", {args.recurrence}" if args.recurrence else ""
 
-    return _run(args, work)
+    def said(window_id: str) -> str:
+        return f"{window_id}: {args.exchange or 'all exchanges'} {iso_utc(start)} .. {iso_utc(end)}{repeat}"
+
+    async def offline(commands: Any) -> str:
+        applied = await commands.maintenance_add(window)
+        return said(applied.window.id)
+
+    return _command(
+        args,
+        lambda client: client.maintenance_add(args.exchange, start, end, args.comment or "", args.recurrence,
+                                              args.timezone or "UTC", by=values["created_by"]),
+        lambda answer: said(str((answer.get("window") or {}).get("id"))),
+        offline,
+    )
 
 
 def cmd_maintenance_list(args: argparse.Namespace) -> int:
@@ -474,15 +542,16 @@ def cmd_maintenance_list(args: argparse.Namespace) -> int:
 
 
 def cmd_maintenance_remove(args: argparse.Namespace) -> int:
-    async def work(store: Any) -> int:
-        if not await store.remove_maintenance(args.id):
-            if store.health().ok:
-                return _err(f"no maintenance window {args.id!r}")
-            return 1
-        print(f"{args.id}: removed")
-        return 0
+    async def offline(commands: Any) -> str:
+        await commands.maintenance_remove(args.id)
+        return f"{args.id}: removed"
 
-    return _run(args, work)
+    return _command(
+        args,
+        lambda client: client.maintenance_remove(args.id, by=_user(getattr(args, "by", None))),
+        lambda answer: f"{answer.get('window_id')}: removed",
+        offline,
+    )
 
 
 # --- export ---------------------------------------------------------------------------------------

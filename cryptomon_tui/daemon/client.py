@@ -409,6 +409,23 @@ class DaemonClient:
         result = await self.request("history", params)
         return result if isinstance(result, dict) else {}
 
+    async def maintenance_add(
+        self,
+        exchange: str | None,
+        starts_at: float,
+        ends_at: float,
+        comment: str = "",
+        recurrence: str | None = None,
+        timezone: str = "UTC",
+        by: str | None = None,
+    ) -> dict[str, Any]:
+        params = {"exchange": exchange, "starts_at": starts_at, "ends_at": ends_at, "comment": comment,
+                  "recurrence": recurrence, "timezone": timezone, "by": by or default_actor()}
+        return dict(await self.request("maintenance_add", params))
+
+    async def maintenance_remove(self, window_id: str, by: str | None = None) -> dict[str, Any]:
+        return dict(await self.request("maintenance_remove", {"window_id": window_id, "by": by or default_actor()}))
+
     async def summary(self, since_s: float | None = None, offline: bool = False) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if since_s is not None:

@@ -563,6 +563,11 @@ class ControlServer:
             "summary": lambda: engine.summary(
                 None if params.get("since_s") is None else float(params["since_s"]), offline=bool(params.get("offline"))
             ),
+            "maintenance_add": lambda: engine.maintenance_add(
+                params.get("exchange"), float(params["starts_at"]), float(params["ends_at"]),
+                params.get("comment") or "", params.get("recurrence"), params.get("timezone") or "UTC", by,
+            ),
+            "maintenance_remove": lambda: engine.maintenance_remove(params["window_id"], by),
             "pause": lambda: engine.pause(params["exchange"]),
             "resume": lambda: engine.resume(params["exchange"]),
             "reload": engine.reload,

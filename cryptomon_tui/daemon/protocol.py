@@ -91,6 +91,16 @@ METHOD_PARAMS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "unsilence": {"silence_id": (_STR, True), "by": (_OPT_STR, False)},
     "analyze": {"incident_id": (_STR, True), "force": (_BOOL, False), "offline": (_BOOL, False)},
     "summary": {"since_s": (_NUM_OR_NONE, False), "offline": (_BOOL, False)},
+    "maintenance_add": {
+        "exchange": (_OPT_STR, False),
+        "starts_at": ((int, float), True),
+        "ends_at": ((int, float), True),
+        "comment": (_OPT_STR, False),
+        "recurrence": (_OPT_STR, False),
+        "timezone": (_OPT_STR, False),
+        "by": (_OPT_STR, False),
+    },
+    "maintenance_remove": {"window_id": (_STR, True), "by": (_OPT_STR, False)},
     "pause": {"exchange": (_STR, True)},
     "resume": {"exchange": (_STR, True)},
     "reload": {},
@@ -148,6 +158,16 @@ def validate_params(method: str, params: Any) -> dict[str, Any]:
                 ) from None
     if method == "history":
         _check_history(params)
+    if method == "maintenance_add":
+        try:
+            starts, ends = check_epoch(params["starts_at"], "starts_at"), check_epoch(params["ends_at"], "ends_at")
+            check_silence_length(ends - starts)
+        except ValueError as exc:
+            raise ProtocolError(f"maintenance_add: {exc} (the window must end after it starts, within 90 days)",
+                                "invalid") from None
+        for name, limit in (("comment", 1000), ("exchange", 200), ("recurrence", 20), ("timezone", 100)):
+            if len(params.get(name) or "") > limit:
+                raise ProtocolError(f"maintenance_add: {name} longer than {limit} characters", "invalid")
     return dict(params)
 
 

@@ -140,6 +140,21 @@ class EngineAPI(Protocol):
         """One analysis of all open incidents together (and of those resolved in the last ``since_s``)."""
         ...
 
+    async def maintenance_add(
+        self,
+        exchange: str | None,
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        recurrence: str | None,
+        timezone: str,
+        by: str,
+    ) -> dict[str, Any]:
+        """A maintenance window (exchange None = all); ``{"window": MaintenanceWindow.to_dict()}``."""
+        ...
+
+    async def maintenance_remove(self, window_id: str, by: str) -> dict[str, Any]: ...
+
     async def pause(self, exchange: str) -> dict[str, Any]: ...
 
     async def resume(self, exchange: str) -> dict[str, Any]: ...

@@ -42,7 +42,6 @@ RECENT_RESULTS_PER_EXCHANGE = 60
 # last 60 results cover 5 s, and an analysis asked for after the fault would see only successes.
 RECENT_FAILURES_PER_EXCHANGE = 60
 SNAPSHOT_MIN_INTERVAL_S = 0.2
-COMMAND_POLL_S = 0.5
 ROLLUP_EVERY_S = 15.0
 STORE_FAILING_RULE = "store_failing"
 STORE_ERROR_RECENT_S = 10.0  # a store write failed this recently: not ready (yet)
@@ -154,7 +153,8 @@ class Engine:
         self._started_at = self.clock.now()
         await self.prepare()
         if self.store is not None:
-            # commands the CLI queued while no daemon ran: apply them (idempotent) on top of the restore
+            # commands the CLI applied while no daemon ran: apply them (idempotent) on top of the restore and
+            # announce them (an offline ack reaches the channels now)
             await self._apply_pending_commands()
         self._build_analysis()
         with contextlib.suppress(Exception):
@@ -373,14 +373,12 @@ class Engine:
                 log.exception("detection tick failed")
 
     async def _command_loop(self) -> None:
-        """Apply changes made by ``cryptomon ack|silence|unsilence|maintenance`` while we run; pick up LLM
-        spend recorded by ``cryptomon analyze`` runs once a minute."""
-        last_costs = self.clock.monotonic()
+        """Once a minute: LLM spend recorded by ``cryptomon analyze`` runs, and commands a CLI queued in the
+        store. While we run the CLI sends its commands over the control API; a queued one only appears when
+        a CLI found no daemon just as this one was starting (its ``load_state`` may have missed it)."""
         while True:
-            await self.clock.sleep(COMMAND_POLL_S)
-            if self.clock.monotonic() - last_costs >= COSTS_REFRESH_S:
-                last_costs = self.clock.monotonic()
-                await self.refresh_costs()
+            await self.clock.sleep(COSTS_REFRESH_S)
+            await self.refresh_costs()
             await self._apply_pending_commands()
             self._sync_store_state()
 
@@ -805,6 +803,43 @@ class Engine:
             since_s=since_s,
         )
         return {"summary": result.model_dump(mode="json"), "open_incidents": len(incidents)}
+
+    async def maintenance_add(
+        self,
+        exchange: str | None,
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        recurrence: str | None,
+        timezone: str,
+        by: str,
+    ) -> dict[str, Any]:
+        if exchange is not None and exchange not in self.config.exchanges:
+            raise CommandError(f"unknown exchange {exchange!r}", code="not_found")
+        try:
+            window, events = self.pipeline.incidents.add_maintenance(
+                exchange, starts_at, ends_at, comment, recurrence, timezone, by
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if self.store is not None:
+            self.store.on_maintenance(window)
+        self._emit(events)
+        self._sync_store_state()
+        self._version += 1
+        return {"window": window.to_dict()}
+
+    async def maintenance_remove(self, window_id: str, by: str) -> dict[str, Any]:
+        if not any(w.id == window_id for w in self.pipeline.incidents.maintenance_windows()):
+            raise CommandError(f"no maintenance window {window_id!r}", code="not_found")
+        events = self.pipeline.incidents.remove_maintenance(window_id)
+        if self.store is not None:
+            self.store.on_maintenance_removed(window_id)
+        self._emit(events)
+        self._sync_store_state()
+        self._version += 1
+        log.info("maintenance window %s removed by %s", window_id, by)
+        return {"window_id": window_id, "removed": True}
 
     async def pause(self, exchange: str) -> dict[str, Any]:
         try:

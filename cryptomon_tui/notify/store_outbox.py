@@ -1,5 +1,5 @@
-"""``OutboxRepository`` on the SQLite store: the store's own outbox methods where they fit, and
-``store.repo_notify`` (batched and notifier-specific statements) on the store's writer thread otherwise.
+"""``OutboxRepository`` on the SQLite store, through the store's public methods only (its general
+``outbox_*`` ones and the batched ``notify_*`` ones made for the notifier).
 
 The store never raises storage errors (it returns a neutral value and reports health); a failed
 enqueue must not look like success here, so it raises ``OutboxUnavailable`` and the notifier keeps
@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import partial
-from typing import Any
 
 from cryptomon_tui.notify.model import ChannelStats, NewOutboxRow, OutboxRow
-from cryptomon_tui.store import repo_notify
 from cryptomon_tui.store.rows import OutboxMessage
 from cryptomon_tui.store.store import Store
 
@@ -48,12 +45,6 @@ class StoreOutbox:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def _write(self, operation: str, fn: Any, default: Any) -> Any:
-        return await self.store._write(operation, fn, default)
-
-    async def _read(self, operation: str, fn: Any, default: Any) -> Any:
-        return await self.store._read(operation, fn, default)
-
     async def outbox_enqueue(self, rows: Sequence[NewOutboxRow]) -> list[int]:
         dicts = [
             {
@@ -72,46 +63,40 @@ class StoreOutbox:
             for r in rows
         ]
         now = rows[0].created_at if rows else 0.0
-        ids = await self._write("outbox_enqueue", partial(repo_notify.enqueue_many, rows=dicts, now=now), None)
+        ids = await self.store.notify_enqueue(dicts, now)
         if ids is None:
             raise OutboxUnavailable(self.store.health().last_error or "store unavailable")
         return list(ids)
 
     async def outbox_claim_due(self, channel: str, now: float, limit: int) -> list[OutboxRow]:
-        fn = partial(repo_notify.claim_due, channel=channel, now=now, limit=limit)
-        return [_row(m) for m in await self._write("outbox_claim_due", fn, [])]
+        return [_row(m) for m in await self.store.notify_claim_due(channel, now, limit)]
 
     async def outbox_mark_sent(self, ids: Sequence[int], now: float, answer: str | None = None) -> None:
         if ids:
-            await self._write("outbox_mark_sent", partial(repo_notify.mark_sent_many, ids=list(ids), now=now), 0)
+            await self.store.notify_mark_sent(ids, now)
 
     async def outbox_mark_failed(
         self, ids: Sequence[int], now: float, error: str, next_attempt_at: float, *, dead: bool = False
     ) -> None:
         if ids:
-            fn = partial(
-                repo_notify.mark_failed_many, ids=list(ids), error=error, next_attempt_at=next_attempt_at, dead=dead
-            )
-            await self._write("outbox_mark_failed", fn, 0)
+            await self.store.notify_mark_failed(ids, error, next_attempt_at, dead)
 
     async def outbox_release(self, ids: Sequence[int], next_attempt_at: float, error: str | None = None) -> None:
         if ids:
-            fn = partial(repo_notify.release, ids=list(ids), next_attempt_at=next_attempt_at, error=error)
-            await self._write("outbox_release", fn, 0)
+            await self.store.notify_release(ids, next_attempt_at, error)
 
     async def outbox_requeue_inflight(self) -> int:
         return await self.store.outbox_requeue_inflight()
 
     async def outbox_dead(self, channel: str | None = None) -> list[OutboxRow]:
-        msgs = await self._read("outbox_dead", partial(repo_notify.dead_for, channel=channel, limit=10_000), [])
-        return [_row(m) for m in msgs]
+        return [_row(m) for m in await self.store.notify_dead(channel)]
 
     async def outbox_resend(self, ids: Sequence[int] | None = None, *, all_dead: bool = False, now: float) -> int:
         n = 0
         if all_dead:
             n += await self.store.outbox_resend(all_dead=True)
         if ids:
-            n += await self._write("outbox_resend", partial(repo_notify.resend_ids, ids=list(ids), now=now), 0)
+            n += await self.store.notify_resend(ids, now)
         return n
 
     async def outbox_stats(self) -> dict[str, ChannelStats]:
@@ -133,34 +118,26 @@ class StoreOutbox:
         return None  # enqueue_many records it in the same transaction as the row
 
     async def outbox_notified_channels(self, incident_id: str) -> set[str]:
-        chans = await self._read(
-            "notification_log", partial(repo_notify.notified_channels, incident_id=incident_id), []
-        )
-        return set(chans)
+        return set(await self.store.notify_notified_channels(incident_id))
 
     async def outbox_cancel_pending(self, incident_id: str, channel: str, now: float) -> int:
-        fn = partial(repo_notify.cancel_pending, incident_id=incident_id, channel=channel, now=now)
-        return int(await self._write("outbox_cancel_pending", fn, 0))
+        return await self.store.notify_cancel_pending(incident_id, channel, now)
 
     async def outbox_fired_channels(self, incident_id: str) -> set[str]:
-        fn = partial(repo_notify.fired_channels, incident_id=incident_id)
-        return set(await self._read("notification_log", fn, []))
+        return set(await self.store.notify_fired_channels(incident_id))
 
     async def outbox_attach_analysis(self, incident_id: str, text: str) -> set[str]:
-        fn = partial(repo_notify.attach_analysis, incident_id=incident_id, text=text)
-        return set(await self._write("outbox_attach_analysis", fn, []))
+        return set(await self.store.notify_attach_analysis(incident_id, text))
 
     async def outbox_open_firing(self, channel: str) -> list[str]:
-        payloads = await self._read("outbox_open_firing", partial(repo_notify.open_firing, channel=channel), [])
+        payloads = await self.store.notify_open_firing(channel)
         return [json.dumps(p.get("notice", {}), ensure_ascii=False) for p in payloads]
 
     async def outbox_next_due(self, channel: str) -> float | None:
-        return await self._read("outbox_next_due", partial(repo_notify.next_due, channel=channel), None)
+        return await self.store.notify_next_due(channel)
 
     async def outbox_set_channel_state(self, channel: str, *, broken: bool, reason: str | None) -> None:
-        now = self.store._clock.now()
-        fn = partial(repo_notify.set_channel_state, channel=channel, broken=broken, reason=reason, now=now)
-        await self._write("notify_channel_state", fn, None)
+        await self.store.notify_set_channel_state(channel, broken=broken, reason=reason)
 
     async def outbox_channel_states(self) -> dict[str, tuple[bool, str | None]]:
-        return await self._read("notify_channel_state", repo_notify.channel_states, {})
+        return await self.store.notify_channel_states()

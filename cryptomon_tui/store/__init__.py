@@ -2,7 +2,6 @@
 
 from cryptomon_tui.store.db import StoreUnavailable
 from cryptomon_tui.store.repo_data import PruneReport
-from cryptomon_tui.store.repo_state import StateChangeError
 from cryptomon_tui.store.rows import (
     AnalysisRecord,
     CommandRecord,
@@ -24,7 +23,6 @@ __all__ = [
     "OutboxMessage",
     "PruneReport",
     "RollupRow",
-    "StateChangeError",
     "Store",
     "StoreHealth",
     "StoreUnavailable",

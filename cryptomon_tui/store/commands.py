@@ -1,14 +1,15 @@
-"""Apply a queued CLI command to the daemon's in-memory incident state, idempotently.
+"""Apply a command to an ``IncidentManager``, idempotently: the one piece of code behind every command
+that did not travel over the control API.
 
-The CLI has already changed the store (see ``cli.incidents_cmd``); this brings a running
-daemon's ``IncidentManager`` in line. Every command carries the ids the CLI chose, so applying
-one twice, or after a restart whose ``load_state`` already contains the change, does nothing.
-Daemon loop (about once a second)::
-
-    for cmd in await store.poll_commands():
-        result, events = apply_command(pipeline.incidents, cmd)
-        for ev in events: publish(ev)          # store.on_event, notify, faces ...
-        await store.mark_command_done(cmd.id, result)
+Used twice, always with the manager deciding (never SQL of its own):
+- ``engine.offline``: ``cryptomon ack|silence|unsilence|maintenance`` with no daemon running restores a
+  manager from the store, applies the command here and writes the result plus the queued command in
+  one transaction (``Store.record_change``);
+- the engine at start (and once a minute, for a CLI that raced a starting daemon) applies the queued
+  commands on top of its restored state, publishes the events (store, notify, faces) and marks them done.
+Every command carries the ids the CLI chose, so applying one twice changes nothing; an acknowledgement
+made offline (``"offline": true``) that the restored state already holds is announced once, so the
+channels hear about it when the daemon starts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from cryptomon_tui.incidents.model import (
+    EventType,
     Incident,
     IncidentEvent,
     IncidentState,
@@ -84,6 +86,13 @@ def _ack(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEv
     if incident.state is IncidentState.RESOLVED:
         return "skipped: already resolved", []
     if incident.state is IncidentState.ACKNOWLEDGED:
+        at = incident.acknowledged_at
+        if p.get("offline") and at is not None and at == p.get("ts") and incident.acknowledged_by == p.get("by"):
+            # this very ack was decided offline (same time, same person): the channels have not heard of it
+            note = p.get("note")
+            announce = IncidentEvent(at, EventType.ACKNOWLEDGED, incident, actor=incident.acknowledged_by,
+                                     detail={"note": note} if note else {})
+            return "ok: announced", [announce]
         return "ok: already acknowledged", []
     return "ok", target.ack(incident.id, str(p["by"]), p.get("note"))
 

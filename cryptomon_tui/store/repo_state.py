@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from cryptomon_tui.incidents.model import Incident, IncidentState, MaintenanceWindow, Silence, TimelineEntry
+from cryptomon_tui.incidents.model import Incident, MaintenanceWindow, Silence, TimelineEntry
 from cryptomon_tui.store.rows import (
     INCIDENT_COLUMNS,
     SILENCE_COLUMNS,
@@ -196,38 +196,32 @@ def command(conn: sqlite3.Connection, command_id: int) -> CommandRecord | None:
     return CommandRecord(int(row[0]), float(row[1]), row[2], json.loads(row[3]), row[4], row[5])
 
 
-# --- changes made by the CLI straight on the store ----------------------------------------------
+# --- changes made by a command without a daemon (decided by the incident manager, see engine/offline.py) ----
 
 
-class StateChangeError(Exception):
-    """A CLI change that cannot apply (unknown id, already resolved ...). The message is for people."""
-
-
-def ack_incident(conn: sqlite3.Connection, ident: str, by: str, note: str | None, now: float) -> Incident:
+def record_change(
+    conn: sqlite3.Connection,
+    now: float,
+    kind: str,
+    payload: dict[str, Any],
+    incidents: Iterable[Incident],
+    silences: Iterable[Silence],
+    windows: Iterable[MaintenanceWindow],
+    removed_windows: Iterable[str],
+) -> int:
+    """One transaction: the state a command produced, and the command queued for the next daemon start."""
     with transaction(conn):
-        real = find_incident_id(conn, ident)
-        if real is None:
-            raise StateChangeError(f"no incident {ident!r} (or the prefix matches more than one)")
-        row = conn.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (real,)).fetchone()
-        current = incident_from_row(row, _timelines(conn, [real])[real])
-        if current.state is IncidentState.RESOLVED:
-            raise StateChangeError(f"incident {real} is already resolved")
-        text = f"acknowledged by {by}" + (f": {note}" if note else "")
-        entry = TimelineEntry(ts=now, kind="acknowledged", text=text, data={"by": by, "note": note, "source": "cli"})
-        updated = current.with_changes(
-            state=IncidentState.ACKNOWLEDGED,
-            acknowledged_by=by,
-            acknowledged_at=now,
-            ack_note=note,
-            updated_at=now,
-            timeline=(*current.timeline, entry),
-        )
-        write_incidents(conn, [updated])
-        enqueue_command(conn, now, "ack", {"incident_id": real, "by": by, "note": note, "ts": now})
-    return updated
+        write_incidents(conn, list(incidents))
+        for s in silences:
+            conn.execute(UPSERT_SILENCE, silence_to_row(s))
+        for w in windows:
+            conn.execute(UPSERT_WINDOW, window_to_row(w))
+        for window_id in removed_windows:
+            conn.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,))
+        return enqueue_command(conn, now, kind, payload)
 
 
-def _exact(shape: dict[str, Any], item: Any) -> dict[str, Any]:
+def exact_times(shape: dict[str, Any], item: Any) -> dict[str, Any]:
     """The object's dict with epoch-second floats instead of millisecond ISO text (no precision lost)."""
     for key in ("starts_at", "ends_at", "created_at", "expired_at"):
         if key in shape:
@@ -235,43 +229,19 @@ def _exact(shape: dict[str, Any], item: Any) -> dict[str, Any]:
     return shape
 
 
-def put_silence(conn: sqlite3.Connection, silence: Silence, now: float, enqueue: bool) -> bool:
+def put_silence(conn: sqlite3.Connection, silence: Silence) -> bool:
     with transaction(conn):
         conn.execute(UPSERT_SILENCE, silence_to_row(silence))
-        if enqueue:
-            enqueue_command(conn, now, "silence", {"silence": _exact(silence.to_dict(), silence)})
     return True
 
 
-def expire_silence(conn: sqlite3.Connection, silence_id: str, by: str, now: float) -> Silence:
-    with transaction(conn):
-        row = conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?", (silence_id,)).fetchone()
-        if row is None:
-            rows = conn.execute(
-                f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id LIKE ? LIMIT 2", (silence_id + "%",)
-            ).fetchall()
-            if len(rows) != 1:
-                raise StateChangeError(f"no silence {silence_id!r} (or the prefix matches more than one)")
-            row = rows[0]
-        current = silence_from_row(row)
-        if current.expired_at is not None and current.expired_at <= now:
-            raise StateChangeError(f"silence {current.id} has already expired")
-        conn.execute("UPDATE silences SET expired_at = ? WHERE id = ?", (now, current.id))
-        enqueue_command(conn, now, "unsilence", {"silence_id": current.id, "by": by})
-    return silence_from_row((*row[:7], now))
-
-
-def put_window(conn: sqlite3.Connection, window: MaintenanceWindow, now: float, enqueue: bool) -> bool:
+def put_window(conn: sqlite3.Connection, window: MaintenanceWindow) -> bool:
     with transaction(conn):
         conn.execute(UPSERT_WINDOW, window_to_row(window))
-        if enqueue:
-            enqueue_command(conn, now, "maintenance_add", {"window": _exact(window.to_dict(), window)})
     return True
 
 
-def delete_window(conn: sqlite3.Connection, window_id: str, now: float, enqueue: bool) -> bool:
+def delete_window(conn: sqlite3.Connection, window_id: str) -> bool:
     with transaction(conn):
         n = conn.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,)).rowcount
-        if n and enqueue:
-            enqueue_command(conn, now, "maintenance_remove", {"window_id": window_id})
     return bool(n)

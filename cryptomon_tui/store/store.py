@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -34,10 +34,10 @@ from cryptomon_tui.config.paths import default_db_path
 from cryptomon_tui.config.storage import StorageConfig
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, MaintenanceWindow, Silence
 from cryptomon_tui.kernel.results import ProbeResult
-from cryptomon_tui.store import repo_analysis, repo_data, repo_outbox, repo_state
+from cryptomon_tui.store import repo_analysis, repo_data, repo_notify, repo_outbox, repo_state
 from cryptomon_tui.store.db import DbThread, classify, connect
 from cryptomon_tui.store.repo_data import INSERT_RESULT, UPSERT_ROLLUP, PruneReport
-from cryptomon_tui.store.repo_state import UPSERT_SILENCE, UPSERT_WINDOW, StateChangeError
+from cryptomon_tui.store.repo_state import UPSERT_SILENCE, UPSERT_WINDOW
 from cryptomon_tui.store.rows import (
     AnalysisRecord,
     CommandRecord,
@@ -545,53 +545,41 @@ class Store:
     async def command(self, command_id: int) -> CommandRecord | None:
         return await self._read("command", partial(repo_state.command, command_id=command_id), None)
 
-    # --- changes made straight on the store (CLI; also queued for a running daemon) ------------
+    # --- changes decided without a daemon (engine/offline.py), queued for the next daemon start -------
 
-    async def ack_incident(self, incident_id: str, by: str, note: str | None = None) -> Incident | None:
-        """Acknowledge in the store and queue the command. Raises StateChangeError for unknown/resolved ids."""
-        return await self._write_domain(
-            "ack", partial(repo_state.ack_incident, ident=incident_id, by=by, note=note, now=self._clock.now())
-        )
+    async def record_change(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        incidents: Iterable[Incident] = (),
+        silences: Iterable[Silence] = (),
+        windows: Iterable[MaintenanceWindow] = (),
+        removed_windows: Iterable[str] = (),
+    ) -> int | None:
+        """Write what a command changed and queue the command, in one transaction (None = storage failed).
 
-    async def add_silence(self, silence: Silence, *, enqueue: bool = True) -> bool:
+        The change was decided by the incident manager (the daemon's own code); the queued command lets
+        the next daemon start apply it idempotently and announce it (notify), see ``store.commands``.
+        """
+        await self.flush()  # never overwrite a newer state this process still holds
         now = self._clock.now()
-        return await self._write("add_silence", lambda conn: repo_state.put_silence(conn, silence, now, enqueue), False)
-
-    async def expire_silence(self, silence_id: str, by: str) -> Silence | None:
-        """Unsilence: end it now and queue the command. Raises StateChangeError for unknown/expired ids."""
-        return await self._write_domain(
-            "unsilence", partial(repo_state.expire_silence, silence_id=silence_id, by=by, now=self._clock.now())
-        )
-
-    async def add_maintenance(self, window: MaintenanceWindow, *, enqueue: bool = True) -> bool:
-        now = self._clock.now()
+        items = (list(incidents), list(silences), list(windows), list(removed_windows))
         return await self._write(
-            "add_maintenance", lambda conn: repo_state.put_window(conn, window, now, enqueue), False
+            kind, lambda conn: repo_state.record_change(conn, now, kind, payload, *items), None
         )
 
-    async def remove_maintenance(self, window_id: str, *, enqueue: bool = True) -> bool:
-        now = self._clock.now()
+    async def add_silence(self, silence: Silence) -> bool:
+        """Store a silence row as is (no command queued; imports and tests)."""
+        return await self._write("add_silence", lambda conn: repo_state.put_silence(conn, silence), False)
+
+    async def add_maintenance(self, window: MaintenanceWindow) -> bool:
+        return await self._write("add_maintenance", lambda conn: repo_state.put_window(conn, window), False)
+
+    async def remove_maintenance(self, window_id: str) -> bool:
         return await self._write(
-            "remove_maintenance",
-            partial(repo_state.delete_window, window_id=window_id, now=now, enqueue=enqueue),
-            False,
+            "remove_maintenance", partial(repo_state.delete_window, window_id=window_id), False
         )
-
-    async def _write_domain(self, operation: str, fn: Callable[[sqlite3.Connection], T]) -> T | None:
-        if self._results or self._incidents or self._silences or self._windows:
-            await self.flush()  # the change applies to the newest state this process knows
-        if not await self._ensure_open():
-            return None
-        assert self._writer is not None
-        try:
-            result = await self._writer.call(fn)
-        except StateChangeError:
-            raise
-        except STORAGE_ERRORS as exc:
-            self._report(operation, exc)
-            return None
-        self._recovered()
-        return result
 
     # --- outbox (durable: committed before the coroutine returns) ------------------------------
 
@@ -686,6 +674,64 @@ class Store:
 
     async def notification_fired_unresolved(self) -> list[NotificationLogEntry]:
         return await self._read("notification_log", repo_outbox.fired_unresolved, [])
+
+    # --- the notifier's outbox (batched; notify/store_outbox.py) ---------------------------------
+    # Storage errors give the neutral default (health reports them); ``notify_enqueue`` gives None.
+
+    async def notify_enqueue(self, rows: Sequence[dict[str, Any]], now: float) -> list[int] | None:
+        """Rows plus the notification log in one transaction (``repo_notify.enqueue_many``); None = not stored."""
+        return await self._write("outbox_enqueue", partial(repo_notify.enqueue_many, rows=list(rows), now=now), None)
+
+    async def notify_claim_due(self, channel: str, now: float, limit: int) -> list[OutboxMessage]:
+        fn = partial(repo_notify.claim_due, channel=channel, now=now, limit=limit)
+        return await self._write("outbox_claim_due", fn, [])
+
+    async def notify_mark_sent(self, ids: Sequence[int], now: float) -> int:
+        return await self._write("outbox_mark_sent", partial(repo_notify.mark_sent_many, ids=list(ids), now=now), 0)
+
+    async def notify_mark_failed(self, ids: Sequence[int], error: str, next_attempt_at: float, dead: bool) -> int:
+        fn = partial(repo_notify.mark_failed_many, ids=list(ids), error=error, next_attempt_at=next_attempt_at,
+                     dead=dead)  # fmt: skip
+        return await self._write("outbox_mark_failed", fn, 0)
+
+    async def notify_release(self, ids: Sequence[int], next_attempt_at: float, error: str | None) -> int:
+        fn = partial(repo_notify.release, ids=list(ids), next_attempt_at=next_attempt_at, error=error)
+        return await self._write("outbox_release", fn, 0)
+
+    async def notify_dead(self, channel: str | None, limit: int = 10_000) -> list[OutboxMessage]:
+        return await self._read("outbox_dead", partial(repo_notify.dead_for, channel=channel, limit=limit), [])
+
+    async def notify_resend(self, ids: Sequence[int], now: float) -> int:
+        return await self._write("outbox_resend", partial(repo_notify.resend_ids, ids=list(ids), now=now), 0)
+
+    async def notify_notified_channels(self, incident_id: str) -> list[str]:
+        fn = partial(repo_notify.notified_channels, incident_id=incident_id)
+        return await self._read("notification_log", fn, [])
+
+    async def notify_cancel_pending(self, incident_id: str, channel: str, now: float) -> int:
+        fn = partial(repo_notify.cancel_pending, incident_id=incident_id, channel=channel, now=now)
+        return int(await self._write("outbox_cancel_pending", fn, 0))
+
+    async def notify_fired_channels(self, incident_id: str) -> list[str]:
+        return await self._read("notification_log", partial(repo_notify.fired_channels, incident_id=incident_id), [])
+
+    async def notify_attach_analysis(self, incident_id: str, text: str) -> list[str]:
+        fn = partial(repo_notify.attach_analysis, incident_id=incident_id, text=text)
+        return await self._write("outbox_attach_analysis", fn, [])
+
+    async def notify_open_firing(self, channel: str) -> list[dict[str, Any]]:
+        return await self._read("outbox_open_firing", partial(repo_notify.open_firing, channel=channel), [])
+
+    async def notify_next_due(self, channel: str) -> float | None:
+        return await self._read("outbox_next_due", partial(repo_notify.next_due, channel=channel), None)
+
+    async def notify_set_channel_state(self, channel: str, *, broken: bool, reason: str | None) -> None:
+        now = self._clock.now()
+        fn = partial(repo_notify.set_channel_state, channel=channel, broken=broken, reason=reason, now=now)
+        await self._write("notify_channel_state", fn, None)
+
+    async def notify_channel_states(self) -> dict[str, tuple[bool, str | None]]:
+        return await self._read("notify_channel_state", repo_notify.channel_states, {})
 
     # --- analyses and the LLM ledger -----------------------------------------------------------
 

@@ -359,6 +359,19 @@ class FakeEngine:
         open_ = [i for i in self.incidents.values() if i.is_open]
         return {"open": len(open_), "text": f"{len(open_)} open incident(s)", "source": "offline"}
 
+    async def maintenance_add(
+        self, exchange: str | None, starts_at: float, ends_at: float, comment: str, recurrence: str | None,
+        timezone: str, by: str,
+    ) -> dict[str, Any]:
+        self.commands.append(("maintenance_add", (exchange, starts_at, ends_at, comment, recurrence, timezone, by)))
+        window_id = f"mw-{next(self._ids)}"
+        return {"window": {"id": window_id, "exchange": exchange, "starts_at": iso_utc(starts_at),
+                           "ends_at": iso_utc(ends_at), "comment": comment, "recurrence": recurrence}}
+
+    async def maintenance_remove(self, window_id: str, by: str) -> dict[str, Any]:
+        self.commands.append(("maintenance_remove", (window_id, by)))
+        return {"window_id": window_id, "removed": True}
+
     async def pause(self, exchange: str) -> dict[str, Any]:
         if exchange not in self.exchanges:
             raise CommandError(f"no exchange {exchange!r}", "not_found")

@@ -15,6 +15,7 @@ import pytest
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.config.storage import StorageConfig
+from cryptomon_tui.engine.offline import OfflineCommands
 from cryptomon_tui.incidents.model import EventType, IncidentEvent, IncidentState, Matcher, Silence
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.store import Store
@@ -52,13 +53,19 @@ async def test_restart_restores_what_the_pipeline_and_the_cli_changed(tmp_path: 
     assert len(opened) == 1
     incident_id = opened[0].incident.id
 
-    # the CLI (another process in real life) acks and silences straight on the store ...
-    acked = await store.ack_incident(incident_id, "alice", "looking")
+    # a CLI that found no daemon (this one was just starting) applies ack and silence offline, through the
+    # incident manager restored from the store, which writes the result and queues the commands ...
+    await store.flush()
+    offline = OfflineCommands(store, config, clock)
+    acked = (await offline.ack(incident_id[:6], "alice", "looking")).incident
     assert acked is not None and acked.state is IncidentState.ACKNOWLEDGED
+    stored = await store.incident(incident_id)
+    assert stored is not None and stored.acknowledged_by == "alice" and stored.timeline[-1].kind == "acknowledged"
     silence = Silence("sil-cli1", (Matcher("exchange", "okx"),), clock.now(), clock.now() + 3600, "bob", "upgrade",
                       clock.now())  # fmt: skip
-    assert await store.add_silence(silence)
-    # ... and the daemon picks the commands up and applies them to its in-memory state
+    await offline.silence(silence)
+    clock.set(clock.now() + 30)
+    # ... and the daemon picks the commands up and applies them to its in-memory state (its minute tick)
     commands = await store.poll_commands()
     assert [c.kind for c in commands] == ["ack", "silence"]
     applied: list[IncidentEvent] = []
@@ -165,3 +172,39 @@ def test_sigkill_keeps_committed_state_and_requeues_inflight(tmp_path: Path) -> 
         await store.close()
 
     asyncio.run(check())
+
+
+async def test_an_offline_ack_is_announced_once_when_the_daemon_starts(tmp_path: Path) -> None:
+    """No daemon: ``cryptomon ack`` stores the ack decided by the incident manager and queues the command; the
+    next daemon restores the acknowledged incident and still tells the channels (one ACKNOWLEDGED event)."""
+    config = config_from_data({})
+    clock = FakeClock(T0)
+    path = tmp_path / "db.sqlite3"
+    store = Store(StorageConfig(path=path), clock)
+    assert await store.open(background=False)
+    pipeline = pipeline_module.DetectionPipeline(config, clock, id_seed=1)
+    opened = [e for e in await _drive(pipeline, store, clock, 30, Outcome.TIMEOUT) if e.event is EventType.OPENED]
+    await store.close()  # the daemon stops
+
+    store = Store(StorageConfig(path=path), clock)
+    assert await store.open(background=False)
+    applied = await OfflineCommands(store, config, clock).ack(opened[0].incident.id, "alice", "on it")
+    assert [e.event for e in applied.events] == [EventType.ACKNOWLEDGED]
+    await store.close()
+    clock.set(clock.now() + 120)
+
+    store = Store(StorageConfig(path=path), clock)  # the daemon starts again
+    assert await store.open(background=False)
+    state = await store.load_state()
+    fresh = pipeline_module.DetectionPipeline(config, clock, id_seed=2)
+    fresh.incidents.restore(state.open_incidents, state.silences, state.maintenance_windows, state.recently_resolved)
+    assert fresh.incidents.get(opened[0].incident.id).state is IncidentState.ACKNOWLEDGED
+    announced = []
+    for cmd in await store.poll_commands():
+        result, events = apply_command(fresh.incidents, cmd)
+        announced += events
+        assert await store.mark_command_done(cmd.id, result)
+    assert [(e.event, e.actor, e.detail.get("note")) for e in announced] == [(EventType.ACKNOWLEDGED, "alice", "on it")]
+    assert announced[0].ts == T0 + 30  # when alice acknowledged, not when the daemon started
+    assert await store.poll_commands() == []  # announced once
+    await store.close()

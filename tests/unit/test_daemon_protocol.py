@@ -113,3 +113,15 @@ def test_a_history_request_within_bounds_passes() -> None:
 
     params = _history(probe="book", recent=100, until=1_750_000_000.0 + 86400, resolution_s=720)
     assert validate_params("history", params) == params
+
+
+def test_maintenance_requests_are_bounded() -> None:
+    from cryptomon_tui.daemon.protocol import ProtocolError, validate_params
+
+    ok = {"exchange": "okx", "starts_at": 1_750_000_000.0, "ends_at": 1_750_003_600.0, "comment": "upgrade"}
+    assert validate_params("maintenance_add", ok) == ok
+    for bad in ({"ends_at": 1_750_000_000.0}, {"ends_at": 1_750_000_000.0 + 91 * 86400}, {"starts_at": float("nan")},
+                {"comment": "x" * 2000}):
+        with pytest.raises(ProtocolError):
+            validate_params("maintenance_add", {**ok, **bad})
+    assert validate_params("maintenance_remove", {"window_id": "mw-1"}) == {"window_id": "mw-1"}

@@ -108,3 +108,20 @@ async def test_counters_are_cumulative_while_the_windows_forget() -> None:
     durations = c.probe_durations[("binance", "ticker")]
     assert durations.count == 4 * 600 and durations.cumulative()[0] == ("0.001", 4 * 600)  # 0.6 ms each
     assert sum(c.incidents_opened.values()) == 1
+
+
+async def test_maintenance_commands_go_through_the_incident_manager() -> None:
+    clock = FakeClock(start=1_750_000_000.0)
+    monitor = _monitor(clock)
+    now = clock.now()
+    answer = await monitor.maintenance_add("binance", now + 60, now + 3660, "upgrade", None, "UTC", "alice")
+    window_id = answer["window"]["id"]
+    assert [w.id for w in monitor.pipeline.incidents.maintenance_windows()] == [window_id]
+    with pytest.raises(CommandError):
+        await monitor.maintenance_add("kraken", now, now + 60, "", None, "UTC", "alice")  # unknown exchange
+    with pytest.raises(CommandError):
+        await monitor.maintenance_add(None, now, now + 60, "", "monthly", "UTC", "alice")  # the manager refuses
+    assert (await monitor.maintenance_remove(window_id, "alice"))["removed"] is True
+    assert monitor.pipeline.incidents.maintenance_windows() == []
+    with pytest.raises(CommandError):
+        await monitor.maintenance_remove(window_id, "alice")

@@ -34,7 +34,7 @@ async def _exercise_everything(s: Store) -> None:
     assert await s.outbox_claim_due() == []
     assert await s.outbox_stats() == {}
     assert await s.poll_commands() == []
-    assert await s.ack_incident("inc-0001", "me") is None
+    assert await s.record_change("ack", {"incident_id": "inc-0001"}) is None
 
 
 async def test_unusable_folder_is_reported_and_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
