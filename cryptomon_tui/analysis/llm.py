@@ -339,12 +339,13 @@ def _build_client(module: Any, config: LlmConfig, key: str) -> openai.AsyncOpenA
             importlib.import_module(lazy)
         except ImportError:
             pass
-    from openai._models import construct_type
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-    construct_type(type_=ChatCompletionChunk, value=_WARMUP_CHUNK)
+    # model_construct is public (pydantic), and openai's models build their nested types in it: the same
+    # path the client takes to parse a reply, without reaching into openai._models.
+    ChatCompletionChunk.model_construct(None, **_WARMUP_CHUNK)
     message = {"index": 0, "message": {"role": "assistant", "content": "{}"}, "finish_reason": "stop"}
-    construct_type(type_=ChatCompletion, value={**_WARMUP_CHUNK, "object": "chat.completion", "choices": [message]})
+    ChatCompletion.model_construct(None, **{**_WARMUP_CHUNK, "object": "chat.completion", "choices": [message]})
     return client
 
 

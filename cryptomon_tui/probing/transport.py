@@ -202,10 +202,38 @@ class _TimedResponseHandler(ResponseHandler):
         super().data_received(data)
 
 
-def _install_timed_protocol(connector: aiohttp.TCPConnector) -> None:
+# Three aiohttp internals this transport relies on (aiohttp is pinned below the next minor in pyproject.toml;
+# tests/unit/test_probing_aiohttp_hooks.py fails loudly when one changes; at run time each logs one warning):
+#   TCPConnector._factory: functools.partial(ResponseHandler, loop=...), the protocol of every connection;
+#   ClientResponse._protocol: that protocol, kept by the response even once the connection is released;
+#   ClientSession._retry_connection: True makes aiohttp resend an idempotent request once, silently, when a
+#   reused keep-alive connection turns out dead.
+_warned: set[str] = set()
+
+
+def _warn_once(hook: str, consequence: str) -> None:
+    if hook not in _warned:
+        _warned.add(hook)
+        log.warning("aiohttp %s changed its internal %s: %s", aiohttp.__version__, hook, consequence)
+
+
+def _install_timed_protocol(connector: aiohttp.TCPConnector) -> bool:
+    """Make the connector build ``_TimedResponseHandler``s; False (and one warning) when aiohttp changed."""
     factory = getattr(connector, "_factory", None)
     if isinstance(factory, functools.partial) and factory.func is ResponseHandler:
         connector._factory = functools.partial(_TimedResponseHandler, *factory.args, **factory.keywords)  # type: ignore[assignment]
+        return True
+    _warn_once("TCPConnector._factory", "latency ends when the reply is read, not when its last byte arrived")
+    return False
+
+
+def _disable_silent_retry(session: aiohttp.ClientSession) -> bool:
+    """No silent retries: a dropped connection is a data point. False (and one warning) when aiohttp changed."""
+    if isinstance(getattr(session, "_retry_connection", None), bool):
+        session._retry_connection = False
+        return True
+    _warn_once("ClientSession._retry_connection", "a dead keep-alive connection may be retried silently")
+    return False
 
 
 def start_mark(timing: _Timing, t0: int) -> int:
@@ -314,8 +342,7 @@ class AiohttpTransport:
                 auto_decompress=True,
                 raise_for_status=False,
             )
-            if hasattr(session, "_retry_connection"):
-                session._retry_connection = False  # no silent retries: a dropped connection is a data point
+            _disable_silent_retry(session)
             self._session = session
         return self._session
 
@@ -358,6 +385,8 @@ class AiohttpTransport:
                     timing.response_start = time.perf_counter_ns()  # status line and headers are in
                     # The connection may already be released (whole body in): aiohttp keeps its protocol.
                     protocol = getattr(resp, "_protocol", None)
+                    if not isinstance(protocol, _TimedResponseHandler):
+                        _warn_once("ClientResponse._protocol", "latency ends when the reply is read")
                     chunks: list[bytes] = []
                     size = 0
                     while True:
