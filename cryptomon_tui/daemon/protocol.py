@@ -26,7 +26,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cryptomon_tui.kernel.units import MAX_SILENCE_S, check_epoch, check_silence_length
+from cryptomon_tui.kernel.units import MAX_SILENCE_S, check_duration, check_epoch, check_silence_length
+
+MAX_PARAM_NUMBER = 1e12  # any number a command takes (seconds, epochs, counts) is far below this
 
 PROTOCOL_VERSION = 1
 
@@ -138,6 +140,19 @@ def validate_params(method: str, params: Any) -> dict[str, Any]:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ProtocolError(f"{method}: parameter {name!r} must be {want}", "invalid")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                check_duration(abs(value), 0.0, MAX_PARAM_NUMBER)  # every number: finite and of sane size
+            except ValueError:
+                raise ProtocolError(f"{method}: parameter {name!r} must be a finite number up to "
+                                    f"{MAX_PARAM_NUMBER:g}", "invalid") from None
+    if method == "subscribe" and not 0 <= params.get("snapshot_hz", 0) <= 100:
+        raise ProtocolError("subscribe: snapshot_hz must be 0..100", "invalid")
+    if method == "summary" and params.get("since_s") is not None:
+        try:
+            check_duration(params["since_s"])
+        except ValueError as exc:
+            raise ProtocolError(f"summary: since_s {exc}", "invalid") from None
     if method == "silence":
         for m in params["matchers"]:
             if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not isinstance(m.get("value"), str):
@@ -302,12 +317,19 @@ def _need(obj: dict[str, Any], key: str, types: tuple[type, ...]) -> Any:
     return value
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def decode(line: bytes | str) -> Message:
-    """Parse one frame into a typed message. Raises ProtocolError on anything malformed."""
+    """Parse one frame into a typed message. Raises ProtocolError on anything malformed (NaN and Infinity,
+    which Python's json accepts but JSON does not, and nesting deep enough to exhaust the stack included)."""
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"frame is not JSON: {exc}") from None
+        raise ProtocolError(f"frame is not JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise ProtocolError("frame is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError("frame must be a JSON object")
     kind = obj.get("type")
@@ -323,7 +345,7 @@ def decode(line: bytes | str) -> Message:
             protocol=_need(obj, "protocol", (int,)),
             server=str(obj.get("server") or ""),
             location=str(obj.get("location") or ""),
-            pid=int(obj.get("pid") or 0),
+            pid=_need(obj, "pid", (int,)) if obj.get("pid") is not None else 0,
         )
     if kind == "request":
         params = obj.get("params")
