@@ -175,6 +175,7 @@ def test_every_command_with_hostile_arguments_is_answered_or_refused(calls: list
         clock = FakeClock(start=1_750_000_000.0)
         engine = Engine(config_from_data({"exchanges": {"binance": {"interval": "1s"}}}), clock=clock,
                         use_store=False, notify=False)
+        engine._build_analysis()  # what start() does; summary needs it
         handlers = {
             "ack": lambda p: engine.ack(p["incident_id"], p.get("by") or "fuzz", p.get("note")),
             "silence": lambda p: engine.silence(p["matchers"], p.get("duration_s"), p["comment"], p.get("by") or "f"),
