@@ -187,6 +187,7 @@ class EngineCollector(Collector):
         yield from self._notify(snap, loc)
         yield from self._analysis(snap, loc)
         yield from _store(self.engine.health(), loc)
+        yield from _tls(snap, loc)
 
         info = GaugeMetricFamily("cryptomon_info", "Daemon version and location", labels=["version", "location"])
         info.add_metric([str(snap.get("version") or __version__), loc], 1.0)
@@ -301,6 +302,23 @@ class EngineCollector(Collector):
             )
             b.add_metric([loc], budget)
             yield b
+
+
+def _tls(snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+    """Per exchange host: days until its TLS certificate expires, and 1 while it shows an unknown issuer."""
+    days = GaugeMetricFamily("cryptomon_tls_cert_days_left", "Days until the host's TLS certificate expires",
+                             labels=["exchange", "host", "location"])
+    changed = GaugeMetricFamily("cryptomon_tls_issuer_changed", "1 while the host shows an issuer not seen before",
+                                labels=["exchange", "host", "location"])
+    for name, ex in (snap.get("exchanges") or {}).items():
+        for host in (ex.get("tls") or []) if isinstance(ex, dict) else []:
+            if not isinstance(host, dict):
+                continue
+            labels = [str(name), str(host.get("host") or "?"), loc]
+            if (v := _num(host.get("days_left"))) is not None:
+                days.add_metric(labels, v)
+            changed.add_metric(labels, 1.0 if host.get("issuer_changed") else 0.0)
+    yield from (days, changed)
 
 
 def _store(health: dict[str, Any], loc: str) -> Iterator[Metric]:

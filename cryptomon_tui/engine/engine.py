@@ -27,6 +27,7 @@ from cryptomon_tui.config import Config, ConfigError, load_config
 from cryptomon_tui.engine.api import CommandError, EngineCounters
 from cryptomon_tui.engine.pipeline import DetectionPipeline
 from cryptomon_tui.engine.status import exchange_status
+from cryptomon_tui.engine.tls import TlsAction, TlsWatch
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
 from cryptomon_tui.kernel.results import ProbeResult
@@ -80,6 +81,7 @@ class Engine:
         self._transport_factory = transport_factory
         self._notify_enabled = notify
         self.store: Any = None
+        self._tls = TlsWatch()
         self._fallback_outbox: Any = None
         self._store_failing_since: float | None = None
         self._store_incident = False
@@ -271,7 +273,17 @@ class Engine:
         for sink in self._result_sinks:
             sink(result)
         self._emit(self.pipeline.on_result(result))
+        if result.extra and "tls_fingerprint" in result.extra:  # once per new TLS connection
+            self._apply_tls(self._tls.observe(result.exchange, result.extra, self.clock.now()))
         self._version += 1
+
+    def _apply_tls(self, actions: list[TlsAction]) -> None:
+        incidents = self.pipeline.incidents
+        for a in actions:
+            if a.raise_it:
+                self._emit(incidents.raise_external(a.rule, a.labels, a.severity, a.summary))
+            else:
+                self._emit(incidents.resolve_external(a.rule, a.labels))
 
     def _emit(self, events: list[IncidentEvent]) -> None:
         for event in events:
@@ -596,6 +608,7 @@ class Engine:
         return {
             "kind": kind,
             "status": exchange_status(stats, state, mine),
+            "tls": self._tls.view(name, self.clock.now()),  # per host: issuer, fingerprint, days left
             "breaker": {"state": breaker.get("state", "closed"), "next_trial_at": breaker.get("next_trial_at")},
             "backoff": backoff,
             "paused": bool(state.get("paused")),

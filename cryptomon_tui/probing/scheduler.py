@@ -346,11 +346,17 @@ class ExchangeWorker:
             extra["pool_wait_ms"] = round(sent.pool_wait_ms, 3)
         if sent.response is not None and sent.response.truncated:
             extra["truncated"] = True
+        if sent.tls is not None:  # a new TLS connection: what certificate the exchange's host showed
+            extra["tls_host"] = sent.tls.host
+            extra["tls_fingerprint"] = sent.tls.fingerprint
+            extra["tls_issuer"] = sent.tls.issuer
+            if sent.tls.not_after is not None:
+                extra["tls_not_after"] = sent.tls.not_after
         # The one door exchange text comes in by: an exchange or a gateway may echo the request (key,
         # signature, passphrase) or carry terminal escapes in its error; nothing downstream sees them.
         if c.error_message or c.error_code:
             c = replace(c, error_message=scrub_opt(c.error_message), error_code=scrub_opt(c.error_code))
-        if c.extra:
+        if c.extra or sent.tls is not None:  # a certificate's names are the server's text too
             extra = scrub_obj(extra)
         return ProbeResult(
             exchange=self.name,

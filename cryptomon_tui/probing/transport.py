@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import re
 import socket
@@ -49,6 +50,53 @@ class TransportRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFacts:
+    """The server certificate seen on a new TLS connection (read once per connection, never per request)."""
+
+    host: str
+    fingerprint: str  # sha256 of the leaf certificate (DER), hex
+    issuer: str  # the issuer's distinguished name ("" when the certificate was not verified)
+    not_after: float | None  # expiry, epoch seconds (None when not verified)
+
+
+_DN_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+             "stateOrProvinceName": "ST", "localityName": "L"}
+
+
+def peer_certificate(transport: Any) -> tuple[bytes, dict[str, Any]] | None:
+    """The peer certificate of a TLS connection (DER, and the decoded form when it was verified)."""
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    try:
+        der = ssl_object.getpeercert(binary_form=True)
+        info = ssl_object.getpeercert() or {}
+    except (ValueError, ssl.SSLError):
+        return None
+    return (der, info) if der else None
+
+
+def tls_facts(host: str, peer: tuple[bytes, dict[str, Any]] | None) -> TlsFacts | None:
+    """What the probe result carries about a new connection's certificate; None for plain HTTP."""
+    if peer is None:
+        return None
+    der, info = peer
+    issuer = ", ".join(
+        f"{_DN_SHORT.get(k, k)}={v}"
+        for rdn in info.get("issuer", ())
+        for (k, v) in rdn
+        if isinstance(k, str) and isinstance(v, str)
+    )
+    not_after: float | None = None
+    if isinstance(info.get("notAfter"), str):
+        try:
+            not_after = float(ssl.cert_time_to_seconds(info["notAfter"]))
+        except ValueError:
+            not_after = None
+    return TlsFacts(host=host, fingerprint=hashlib.sha256(der).hexdigest(), issuer=issuer[:300], not_after=not_after)
+
+
+@dataclass(frozen=True, slots=True)
 class TransportResult:
     """What happened to one request, timed.
 
@@ -68,6 +116,7 @@ class TransportResult:
     phases: Phases | None = None
     pool_wait_ms: float = 0.0
     server_window: tuple[float, float] | None = None
+    tls: TlsFacts | None = None  # only on a request that opened a new TLS connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +244,12 @@ class _TimedResponseHandler(ResponseHandler):
     """
 
     last_data_ns = 0
+    peer: tuple[bytes, dict[str, Any]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Once per connection (after the TLS handshake): the certificate, before the connection may close.
+        self.peer = peer_certificate(transport)
 
     def data_received(self, data: bytes) -> None:
         if data:
@@ -371,6 +426,7 @@ class AiohttpTransport:
         message: str | None = None
         t_end = 0
         protocol: object = None
+        tls: TlsFacts | None = None
         try:
             async with asyncio.timeout(request.timeout_s) as deadline:
                 timing.deadline = deadline
@@ -387,6 +443,8 @@ class AiohttpTransport:
                     protocol = getattr(resp, "_protocol", None)
                     if not isinstance(protocol, _TimedResponseHandler):
                         _warn_once("ClientResponse._protocol", "latency ends when the reply is read")
+                    if timing.reused is False and resp.url.scheme == "https":
+                        tls = tls_facts(resp.url.host or "", getattr(protocol, "peer", None))
                     chunks: list[bytes] = []
                     size = 0
                     while True:
@@ -447,6 +505,7 @@ class AiohttpTransport:
             phases=phases,
             pool_wait_ms=pool_wait_ns / 1e6,
             server_window=window,
+            tls=tls,
         )
 
     @staticmethod
