@@ -42,8 +42,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The fast loop (< 60 s of CPU): unit tests without the slow-marked ones. `make test` runs everything.
 unit: $(STAMP)
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest tests/unit -m "not slow" $(ARGS)
 
 test: $(STAMP) sysdeps lint typecheck
 	$(BIN)/pytest $(ARGS)

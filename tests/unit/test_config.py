@@ -66,6 +66,7 @@ def test_bad_config_errors_name_file_and_key(case: str, tmp_path: Path) -> None:
     assert key in rendered
 
 
+@pytest.mark.slow  # a real `cryptomon config` process per case
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_config_check_cli_exits_2_without_traceback(case: str, tmp_path: Path) -> None:
     text, key = BAD_CONFIGS[case]
@@ -80,6 +81,7 @@ def test_config_check_cli_exits_2_without_traceback(case: str, tmp_path: Path) -
     assert str(path) in proc.stderr and key in proc.stderr
 
 
+@pytest.mark.slow  # a real `cryptomon config` process per case
 def test_config_check_ok(tmp_path: Path) -> None:
     path = tmp_path / "ok.yaml"
     path.write_text("exchanges:\n  binance:\n    interval: 2s\n")
@@ -91,6 +93,7 @@ def test_config_check_ok(tmp_path: Path) -> None:
     assert proc.stdout.strip().splitlines()[-1].startswith("OK")
 
 
+@pytest.mark.slow  # a real `cryptomon config` process per case
 def test_config_show_masks_secrets(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(

@@ -8,6 +8,8 @@ import random
 import time
 from typing import Any
 
+import pytest
+
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.engine.pipeline import DetectionPipeline
@@ -63,6 +65,7 @@ def _replay(results: list[ProbeResult]) -> tuple[list[str], DetectionPipeline, f
     return lines, pipe, elapsed
 
 
+@pytest.mark.slow  # replays ~10^5 results
 def test_replay_is_repeatable_and_detects_both_faults() -> None:
     results = _stream(2400)
     first, _pipe, elapsed = _replay(results)
@@ -158,6 +161,7 @@ def test_staggered_outages_on_three_of_five_are_not_our_network() -> None:
     ]
 
 
+@pytest.mark.slow  # replays ~10^5 results
 def test_throughput_of_a_dense_replay_is_reported() -> None:
     results = _stream(1500, seed=3)
     _, pipe, elapsed = _replay(results)

@@ -150,6 +150,7 @@ def _deep_size(obj: Any, seen: set[int] | None = None) -> int:
     return size
 
 
+@pytest.mark.slow  # pushes 10^5-10^6 results
 @pytest.mark.timeout(240)  # ~5 s alone; the 2 shared cores can be much slower under a full suite
 def test_one_million_results_through_one_series_stay_bounded() -> None:
     """Memory is flat: size after 1M results equals size after the first window."""
@@ -180,6 +181,7 @@ def test_one_million_results_through_one_series_stay_bounded() -> None:
     assert len(s.latencies) == 120 and len(s.pending_rollups) == 0
 
 
+@pytest.mark.slow  # pushes 10^5-10^6 results
 def test_record_throughput_is_reported() -> None:
     reg = MetricsRegistry()
     rnd = random.Random(1)

@@ -62,6 +62,7 @@ def test_state_file_round_trip_and_corruption(tmp_path: Path) -> None:
     assert not UiState(theme="x").save(Path("/proc/no-such-dir/ui.json"))
 
 
+@pytest.mark.slow  # a real Python process importing the engine
 def test_engine_and_daemon_never_load_textual() -> None:
     code = (
         "import sys, cryptomon_tui.engine.engine, cryptomon_tui.daemon.control, cryptomon_tui.daemon.client, "
