@@ -1,4 +1,4 @@
-"""Scheduler and engine with a fake clock and a scripted transport: cadence, jitter, lag, breaker, backoff."""
+"""Scheduler and probe runner with a fake clock and a scripted transport: cadence, jitter, lag, breaker, backoff."""
 
 from __future__ import annotations
 
@@ -37,16 +37,16 @@ class Harness:
             self.options = options
             return self.transport
 
-        self.engine = ProbeRunner(cfg, clock=self.clock, transport_factory=factory,
+        self.runner = ProbeRunner(cfg, clock=self.clock, transport_factory=factory,
                              adapter_factory=fake_adapter_factory, rng=random.Random(seed))
-        self.engine.subscribe_results(self.results.append)
+        self.runner.subscribe_results(self.results.append)
 
     async def __aenter__(self) -> Harness:
-        await self.engine.start()
+        await self.runner.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.engine.stop()
+        await self.runner.stop()
 
 
 async def test_cadence_without_jitter_is_exact_and_does_not_drift() -> None:
@@ -57,7 +57,7 @@ async def test_cadence_without_jitter_is_exact_and_does_not_drift() -> None:
         assert gaps == {2.0}
         assert len(times) in (49, 50)
         assert all(r.outcome is Outcome.OK for r in h.results)
-        state = h.engine.probe_state()["fx"]
+        state = h.runner.probe_state()["fx"]
         assert state["schedule_lag"]["count"] == len(times)  # type: ignore[index]
         assert state["schedule_lag"]["max_ms"] == 0  # type: ignore[index]
 
@@ -81,7 +81,7 @@ async def test_each_probe_keeps_its_own_effective_interval() -> None:
         paths = [s.request.url.rsplit("/", 1)[-1] for s in h.transport.sent]
         assert 59 <= paths.count("ping") <= 61
         assert 11 <= paths.count("status") <= 12  # fake status endpoint: 1 call per 5 s (we keep 2 % under)
-        planned = h.engine.probe_state()["fx"]["probes"]
+        planned = h.runner.probe_state()["fx"]["probes"]
         assert planned["status"]["interval_s"] == 5.1 and planned["status"]["stretched"]  # type: ignore[index]
 
 
@@ -98,17 +98,17 @@ async def test_schedule_lag_is_measured_when_the_loop_is_late() -> None:
     lags: list[float] = []
     clock = FakeClock()
     transport = ScriptedTransport(clock)
-    engine = ProbeRunner(config("1s"), clock=clock, transport_factory=lambda n, o: transport,
+    runner = ProbeRunner(config("1s"), clock=clock, transport_factory=lambda n, o: transport,
                     adapter_factory=fake_adapter_factory, lag_hook=lambda ex, p, lag: lags.append(lag))
-    await engine.start()
+    await runner.start()
     await clock.advance(3)
     # Jump the clock past the next deadline in one step: the worker wakes late by 0.25 s.
     nxt = transport.sent[-1].mono + 1
     clock.set(clock.now() + (nxt - clock.monotonic()) + 0.25)
     await clock.advance(0)
-    await engine.stop()
+    await runner.stop()
     assert lags[-1] == pytest.approx(250, abs=1)
-    assert engine.probe_state()["fx"]["schedule_lag"]["max_ms"] == pytest.approx(250, abs=1)  # type: ignore[index]
+    assert runner.probe_state()["fx"]["schedule_lag"]["max_ms"] == pytest.approx(250, abs=1)  # type: ignore[index]
 
 
 async def test_breaker_opens_skips_at_a_low_rate_and_sends_one_trial() -> None:
@@ -123,9 +123,9 @@ async def test_breaker_opens_skips_at_a_low_rate_and_sends_one_trial() -> None:
     async with Harness(cfg, responder) as h:
         h.transport.gate = gate
         await h.clock.advance(2)  # 3 failures open it (threshold 3)
-        assert h.engine.workers["fx"].breaker.state is BreakerState.OPEN
+        assert h.runner.workers["fx"].breaker.state is BreakerState.OPEN
         sent_when_open = len(h.transport.sent)
-        breaker = h.engine.workers["fx"].breaker
+        breaker = h.runner.workers["fx"].breaker
         assert breaker.next_trial_mono is not None
         await h.clock.advance(breaker.next_trial_mono - h.clock.monotonic() - 0.01)  # inside the cool-down
         assert len(h.transport.sent) == sent_when_open
@@ -138,10 +138,10 @@ async def test_breaker_opens_skips_at_a_low_rate_and_sends_one_trial() -> None:
         failing = False
         await h.clock.advance(3)
         assert len(h.transport.sent) == sent_when_open + 1
-        assert h.engine.workers["fx"].breaker.state is BreakerState.HALF_OPEN
+        assert h.runner.workers["fx"].breaker.state is BreakerState.HALF_OPEN
         gate.set()
         await h.clock.advance(1)
-        assert h.engine.workers["fx"].breaker.state is BreakerState.CLOSED
+        assert h.runner.workers["fx"].breaker.state is BreakerState.CLOSED
         assert h.results[-1].outcome is Outcome.OK
         assert len(h.transport.sent) > sent_when_open + 1
 
@@ -164,7 +164,7 @@ async def test_rate_limit_pauses_the_exchange_for_retry_after() -> None:
         await h.clock.advance(5)
         after = [s.mono for s in h.transport.sent if s.mono > limited_at]
         assert after and min(after) >= limited_at + 21  # Retry-After + safety margin
-        backoff = h.engine.probe_state()["fx"]["backoff"]
+        backoff = h.runner.probe_state()["fx"]["backoff"]
         assert backoff["paused"] is False
         rl = [r for r in h.results if r.outcome is Outcome.RATE_LIMITED]
         assert len(rl) == 1 and rl[0].retry_after_s == 20
@@ -173,16 +173,16 @@ async def test_rate_limit_pauses_the_exchange_for_retry_after() -> None:
 async def test_pause_and_resume_an_exchange() -> None:
     async with Harness(config("1s")) as h:
         await h.clock.advance(5)
-        h.engine.pause("fx")
+        h.runner.pause("fx")
         n = len(h.transport.sent)
         await h.clock.advance(30)
         assert len(h.transport.sent) == n
-        assert h.engine.probe_state()["fx"]["paused"] is True
-        h.engine.resume("fx")
+        assert h.runner.probe_state()["fx"]["paused"] is True
+        h.runner.resume("fx")
         await h.clock.advance(5)
         assert len(h.transport.sent) >= n + 4
         with pytest.raises(KeyError, match="unknown exchange"):
-            h.engine.pause("nope")
+            h.runner.pause("nope")
 
 
 async def test_clock_offset_uses_the_server_window_midpoint() -> None:
@@ -217,19 +217,19 @@ async def test_signed_probe_uses_the_adapter_query_verbatim_and_keys_never_reach
 
 async def test_a_raising_adapter_or_subscriber_never_stops_the_worker() -> None:
     async with Harness(config("1s")) as h:
-        h.engine.workers["fx"].adapter.classify = lambda probe, resp: 1 / 0  # type: ignore[method-assign]
+        h.runner.workers["fx"].adapter.classify = lambda probe, resp: 1 / 0  # type: ignore[method-assign]
         boom = []
 
         def bad_subscriber(r: ProbeResult) -> None:
             boom.append(r)
             raise RuntimeError("subscriber bug")
 
-        h.engine.subscribe_results(bad_subscriber)
+        h.runner.subscribe_results(bad_subscriber)
         await h.clock.advance(5)
         assert len(boom) >= 4
         sent = [r for r in h.results if r.outcome is not Outcome.SKIPPED_OPEN_CIRCUIT]
         assert sent and all(r.outcome is Outcome.BAD_PAYLOAD for r in sent)
-        assert h.engine.workers["fx"].breaker.state is BreakerState.OPEN  # unreadable answers count as failures
+        assert h.runner.workers["fx"].breaker.state is BreakerState.OPEN  # unreadable answers count as failures
         assert "ZeroDivisionError" in (sent[-1].error_message or "")
 
 
@@ -239,7 +239,7 @@ async def test_pool_size_covers_probes_in_flight() -> None:
         assert h.options.wall == h.clock.now
 
 
-async def test_a_rebuilt_engine_keeps_the_rate_limit_pause_of_the_one_it_replaces() -> None:
+async def test_a_rebuilt_runner_keeps_the_rate_limit_pause_of_the_one_it_replaces() -> None:
     calls = {"n": 0}
 
     def responder(req: TransportRequest) -> TransportResult:
@@ -250,12 +250,12 @@ async def test_a_rebuilt_engine_keeps_the_rate_limit_pause_of_the_one_it_replace
 
     async with Harness(config("1s"), responder) as h:
         await h.clock.advance(3)
-        assert h.engine.probe_state()["fx"]["backoff"]["paused"] is True  # type: ignore[index]
-        await h.engine.stop()
+        assert h.runner.probe_state()["fx"]["backoff"]["paused"] is True  # type: ignore[index]
+        await h.runner.stop()
         transport = ScriptedTransport(h.clock)
         rebuilt = ProbeRunner(config("1s"), clock=h.clock, transport_factory=lambda n, o: transport,
                          adapter_factory=fake_adapter_factory)
-        rebuilt.adopt_state(h.engine)
+        rebuilt.adopt_state(h.runner)
         await rebuilt.start()
         await h.clock.advance(30)
         assert transport.sent == []  # still inside the 60 s Retry-After

@@ -251,7 +251,7 @@ async def test_pool_wait_is_not_counted_as_latency(server: Server) -> None:
     assert waited.latency_ms + waited.pool_wait_ms == pytest.approx(wall_ms, abs=40)
 
 
-async def test_engine_with_real_transport_survives_a_hostile_50mb_body(server: Server) -> None:
+async def test_runner_with_real_transport_survives_a_hostile_50mb_body(server: Server) -> None:
     """Through the whole worker: a huge body yields a classified result, never an exception."""
     cfg = Config.model_validate({
         "exchanges": {"fx": {"kind": "bybit", "base_url": server.url, "interval": "100ms", "timeout": "2s",
@@ -266,13 +266,13 @@ async def test_engine_with_real_transport_survives_a_hostile_50mb_body(server: S
         if len({x.probe for x in results}) == 2 and len(results) >= 4:
             enough.set()
 
-    engine = ProbeRunner(cfg, adapter_factory=lambda n, c: BigAdapter(name=n))
-    engine.subscribe_results(collect)
-    await engine.start()
+    runner = ProbeRunner(cfg, adapter_factory=lambda n, c: BigAdapter(name=n))
+    runner.subscribe_results(collect)
+    await runner.start()
     try:
         await asyncio.wait_for(enough.wait(), 10)
     finally:
-        await engine.stop()
+        await runner.stop()
     big = [r for r in results if r.probe == "ping"]
     assert big and all(r.outcome is Outcome.BAD_PAYLOAD and r.extra.get("truncated") for r in big)
     assert any(r.outcome is Outcome.OK and r.clock_offset_ms is not None for r in results if r.probe == "time")
