@@ -9,7 +9,7 @@ from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.histogram import INV_LOG_GAMMA, MAX_MS, MIN_MS, LogHistogram
 from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Rollup, Series
-from cryptomon_tui.metrics.totals import Totals
+from cryptomon_tui.metrics.totals import ProbeTotals, Totals
 
 _log = math.log
 _ceil = math.ceil
@@ -58,7 +58,7 @@ class MetricsRegistry:
         self.sparkline_points = sparkline_points
         self.rollup_grace_s = rollup_grace_s
         self._series: dict[tuple[str, str], Series] = {}
-        self._pairs: dict[tuple[str, str], tuple[Series, ExchangeSeries]] = {}
+        self._pairs: dict[tuple[str, str], tuple[Series, ExchangeSeries, ProbeTotals]] = {}
         self._exchanges: dict[str, ExchangeMetrics] = {}
         self.changed: set[Series] = set()
         self.recorded = 0
@@ -85,22 +85,22 @@ class MetricsRegistry:
         bin_ = None
         if oi == _OK and lat is not None:
             bin_ = _ceil(_log(MIN_MS if lat < MIN_MS else (MAX_MS if lat > MAX_MS else lat)) * INV_LOG_GAMMA)
-        series, aggregate = pair
+        series, aggregate, totals = pair
         series.record_indexed(result, oi, bin_)
         aggregate.record_indexed(result, oi)  # latest state only: its window sums the probes' buckets
-        self.totals.record(result.exchange, result.probe, result.outcome.value, lat if bin_ is not None else None)
+        totals.record_indexed(oi, lat if bin_ is not None else None)
         self.changed.add(series)
         self.recorded += 1
         return series
 
-    def _add(self, exchange: str, probe: str) -> tuple[Series, ExchangeSeries]:
+    def _add(self, exchange: str, probe: str) -> tuple[Series, ExchangeSeries, ProbeTotals]:
         ex = self._exchanges.get(exchange)
         if ex is None:
             ex = self._exchanges[exchange] = ExchangeMetrics(
                 exchange, window_s=self.window_s, bucket_s=self.bucket_s, sparkline_points=self.sparkline_points
             )
         series = ex.probes[probe] = self._series[(exchange, probe)] = self._new_series(exchange, probe)
-        pair = self._pairs[(exchange, probe)] = (series, ex.aggregate)
+        pair = self._pairs[(exchange, probe)] = (series, ex.aggregate, self.totals.pair(exchange, probe))
         return pair
 
     def take_changed(self) -> set[Series]:
