@@ -193,6 +193,11 @@ def daemon_checks(config: Config, snap: dict[str, Any] | None, where: str) -> li
             perms = facts.get("permissions") or facts.get("write_permissions") or "trading/withdrawal"
             checks.append(Check(f"read-only key ({name})", FAIL, f"the key has write permissions: {perms}",
                                 "create a read-only key for monitoring and replace this one"))
+        elif facts.get("can_trade") is True or facts.get("can_withdraw") is True:
+            # /api/v3/account speaks for the account, not the key: a hint, not proof
+            checks.append(Check(f"read-only key ({name})", WARN, "the account reports trading/withdrawal enabled "
+                                "and the exchange gives no per-key answer on this endpoint",
+                                "confirm in the exchange's API settings that this key is read-only"))
         else:
             checks.append(Check(f"read-only key ({name})", WARN, "no permission answer yet from the account probe",
                                 "let the daemon run a minute (the account probe checks it), then rerun"))
