@@ -168,3 +168,23 @@ async def test_late_verdict_rides_along_or_follows_as_an_update(make_rig) -> Non
     assert ops[0][0].analysis is None and ops[1][0].analysis == "binance gateway 502s: wait"
     assert [n.kind for n, _ in pager] == [NoticeKind.FIRING] and pager[0][0].analysis == "binance gateway 502s: wait"
     await rig.notifier.stop()
+
+
+async def test_firings_queued_behind_a_broken_channel_survive_their_resolve(make_rig) -> None:  # type: ignore[no-untyped-def]
+    """Found by the stateful test: a broken channel tries one message per 10 min, so the other due
+    firings were never attempted, and a resolve in between withdrew them (and their resolve)."""
+    rig = await make_rig(routes=[{"channels": ["ops"], "group_wait": "10s"}])
+    await rig.notifier.start(workers=False)
+    ch = rig.ch["ops"]
+    ch.script.append(SendResult(Verdict.BROKEN, "401 invalid token"))
+    first, second = incident(1, exchange="okx"), incident(2)
+    await rig.notifier.on_event(ev(EventType.OPENED, first, rig.now()))
+    await rig.notifier.on_event(ev(EventType.OPENED, second, rig.now()))
+    await drain(rig, 30)  # both due; one tried (broken), the other waits for the half-open retry
+    for inc in (first, second):
+        await rig.notifier.on_event(ev(EventType.RESOLVED, inc.with_changes(state=IncidentState.RESOLVED), rig.now()))
+    await drain(rig, 700, step=10)
+    got = seq(rig, "ops")[1:]
+    for n in ("inc-1", "inc-2"):
+        assert [k for k, i in got if i == n] == ["firing", "resolved"], got
+    await rig.notifier.stop()
