@@ -192,6 +192,8 @@ class Engine:
         if self.notifier is not None:
             with contextlib.suppress(Exception):
                 await self.notifier.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._tls.save)
         if self.store is not None:
             if rollups := self.pipeline.metrics.drain_rollups(self.clock.now() + 3600):
                 self.store.write_rollups(rollups)
@@ -205,6 +207,8 @@ class Engine:
         store = Store(self.config.storage, self.clock, path=self._store_path)
         await store.open()
         self.store = store
+        self._tls.path = Path(str(store.path) + ".tls-issuers.json")  # known TLS issuers survive restarts
+        await asyncio.to_thread(self._tls.load)
         state = await store.load_state(self.clock.now(), self.config.incidents.reopen_cooldown)
         self.pipeline.incidents.restore(
             state.open_incidents,
@@ -375,6 +379,8 @@ class Engine:
             await self.clock.sleep(every)
             try:
                 self.check_store()
+                if self._tls.dirty:
+                    await asyncio.to_thread(self._tls.save)
                 self._emit(self.pipeline.tick())
                 self._sync_store_state()
                 if self.store is not None and self.clock.monotonic() - last_rollup >= ROLLUP_EVERY_S:

@@ -157,15 +157,27 @@ async def test_daemon_flags_an_unknown_issuer_and_a_near_expiry(
         "daemon": {"http": {"port": http_port}},
     }))
     sock_dir = Path(tempfile.mkdtemp(prefix="cmt-", dir="/tmp"))
-    events_path = tmp_path / "events.jsonl"
     env = {**os.environ, "CRYPTOMON_HOME": str(tmp_path / "home"), "SSL_CERT_FILE": str(pki["bundle"])}
     log = tmp_path / "daemon.log"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cryptomon_tui", "daemon", "--config", str(cfg), "--socket", str(sock_dir / "d.sock"),
-        "--events-jsonl", str(events_path), "--probes-jsonl", str(tmp_path / "probes.jsonl"),
-        cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT,
-    )
+    events_path = tmp_path / "events1.jsonl"
+
+    async def start(events_file: Path) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cryptomon_tui", "daemon", "--config", str(cfg),
+            "--socket", str(sock_dir / "d.sock"), "--events-jsonl", str(events_file),
+            "--probes-jsonl", str(tmp_path / "probes.jsonl"),
+            cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log.open("ab"),
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+    async def stop(proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
     def seen(kind: str, rule: str) -> list[dict[str, Any]]:
         return [e for e in events(events_path) if e["event"] == kind and e["incident"].get("rule") == rule]
@@ -175,6 +187,7 @@ async def test_daemon_flags_an_unknown_issuer_and_a_near_expiry(
         return ([(e["event"], e["incident"].get("rule")) for e in events(events_path)], log.read_text()[-1500:],
                 probes.read_text()[-800:] if probes.exists() else "")
 
+    proc = await start(events_path)
     try:
         await eventually(lambda: bool(seen("opened", "tls_expiry")), 30, "the expiry warning", detail)
         expiry = seen("opened", "tls_expiry")[0]["incident"]
@@ -199,11 +212,15 @@ async def test_daemon_flags_an_unknown_issuer_and_a_near_expiry(
                          detail)
         assert len(seen("opened", "tls_issuer_changed")) == 1  # one incident, not one per connection
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop(proc)
+    # The proxy is installed while the daemon is down: after the restart it is still not the baseline.
+    server.use(pki["proxy_cert"], pki["proxy_key"])
+    events_path = tmp_path / "events2.jsonl"
+    proc = await start(events_path)
+    try:
+        # (the incident resolved a moment ago is restored and reopens)
+        await eventually(lambda: bool(seen("opened", "tls_issuer_changed") or seen("reopened", "tls_issuer_changed")),
+                         30, "the change seen after a restart", detail)
+    finally:
+        await stop(proc)
         shutil.rmtree(sock_dir, ignore_errors=True)
