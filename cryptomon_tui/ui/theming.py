@@ -40,6 +40,8 @@ APP_VARIABLE_DEFAULTS: dict[str, str] = {
     # secondary text drawn through Content (table cells, status lines): a solid colour, because
     # Textual's $text-muted is "auto 60%", which Content cannot resolve and draws black
     "dim-text": "$foreground-darken-1",
+    # pane borders: decorative, but they must still show (>= 3:1) at 256 and 16 colours
+    "frame": "$foreground-darken-3",
 }
 
 

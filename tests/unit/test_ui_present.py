@@ -211,3 +211,10 @@ def test_breaker_and_maintenance_countdowns() -> None:
     assert present.incident_countdown(breaker, snap, NOW) == "trial in 42s"
     maint = {"rule": "maintenance", "exchange": "kraken"}
     assert present.incident_countdown(maint, snap, NOW) == "ends in 30m00s"
+
+
+def test_severity_order_survives_without_colour() -> None:
+    """NO_COLOR / monochrome: CRIT reversed+bold > ERR underlined+bold > WARN bold > INFO plain."""
+    styles = [present.severity_cell(s) for s in ("critical", "error", "warning", "info")]
+    assert [(c.text, c.bold, c.extra) for c in styles] == [
+        ("CRIT", True, "reverse"), ("ERR", True, "underline"), ("WARN", True, ""), ("INFO", False, "")]
