@@ -153,30 +153,46 @@ def build_view(notice: Notice) -> View:
     return View(status, emoji, title, summary, fields, footer=footer, severity=sev, kind=notice.kind)
 
 
+_FIRING_KINDS = (NoticeKind.FIRING, NoticeKind.REOPENED, NoticeKind.REMINDER)
+
+
 def _digest_view(notice: Notice) -> View:
-    items = list(notice.items)
+    """Counts incidents, not messages (one incident's firing and resolve are one incident), names each by its
+    id, and lists what is still firing before what recovered."""
+    items = sorted(notice.items, key=lambda i: i.ts)
+    by_incident: dict[str, list[Notice]] = {}
+    for n, item in enumerate(items):
+        by_incident.setdefault(item.incident_id or f"#{n}", []).append(item)
     exchanges = sorted({str(i.incident.get("exchange") or "cryptomon") for i in items})
-    span = max(i.ts for i in items) - min(i.ts for i in items) if items else 0.0
-    firing = sum(1 for i in items if i.kind in (NoticeKind.FIRING, NoticeKind.REOPENED, NoticeKind.REMINDER))
-    resolved = sum(1 for i in items if i.kind is NoticeKind.RESOLVED)
+    span = items[-1].ts - items[0].ts if items else 0.0
+    rows: list[tuple[int, int, float, str]] = []  # (group, -severity rank, ts, line)
+    firing = resolved = others = 0
+    for ident, group in by_incident.items():
+        last = group[-1]
+        inc = last.incident
+        fired = any(i.kind in _FIRING_KINDS for i in group)
+        if last.kind is NoticeKind.RESOLVED:
+            resolved += 1
+            word, rank = ("FIRED, RESOLVED" if fired else "RESOLVED"), 1
+        elif last.kind in _FIRING_KINDS:
+            firing += 1
+            word, rank = _status_word(last.kind), 0
+        else:
+            others += 1
+            word, rank = _status_word(last.kind), 2
+        summary = _without_place(str(inc.get("summary") or inc.get("rule") or "incident"), inc)
+        label = ident if not ident.startswith("#") else "?"
+        line = f"[{word}] {last.severity.value} {_place(inc)} ({label}): {summary}"
+        rows.append((rank, -last.severity.rank, last.ts, line))
+    rows.sort(key=lambda r: r[:3])
+    count = len(by_incident)
     where = ", ".join(exchanges[:5]) + (f" +{len(exchanges) - 5}" if len(exchanges) > 5 else "")
-    title = f"{len(items)} incidents on {where} in {format_duration(max(span, 1.0))}"
-    parts = []
-    if firing:
-        parts.append(f"{firing} firing")
-    if resolved:
-        parts.append(f"{resolved} resolved")
-    others = len(items) - firing - resolved
-    if others:
-        parts.append(f"{others} other updates")
-    lines = []
-    for item in items[:DIGEST_SHOWN]:
-        inc = item.incident
-        lines.append(
-            f"[{_status_word(item.kind)}] {item.severity.value} {_place(inc)}: {inc.get('summary') or inc.get('rule')}"
-        )
-    if len(items) > DIGEST_SHOWN:
-        lines.append(f"… and {len(items) - DIGEST_SHOWN} more")
+    noun = "incident" if count == 1 else "incidents"
+    title = f"{count} {noun} on {where} in {format_duration(max(span, 1.0))}"
+    parts = [f"{n} {what}" for n, what in ((firing, "firing"), (resolved, "resolved"), (others, "other updates")) if n]
+    lines = [r[3] for r in rows[:DIGEST_SHOWN]]
+    if len(rows) > DIGEST_SHOWN:
+        lines.append(f"… and {len(rows) - DIGEST_SHOWN} more")
     sev = notice.severity
     emoji = SEVERITY_EMOJI.get(sev, "⚪") if firing else KIND_EMOJI[NoticeKind.RESOLVED]
     return View(

@@ -108,3 +108,26 @@ def test_failing_for_stops_at_recovery() -> None:
     late = Notice(kind=NoticeKind.FIRING, ts=started + 3600.0, incident=notice.incident)
     fields = dict(build_view(late).fields)
     assert fields["Failing for"] == "1m"
+
+
+def test_digest_counts_incidents_lists_ids_and_puts_firing_first() -> None:
+    """Issue 12 item 8: six messages about three incidents are three incidents, by id, firing first."""
+    a, b, c = sc.binance_ip_ban().incident, sc.okx_maintenance().incident, sc.bybit_slow().incident
+    b = b.with_changes(id="inc-okx")
+    t = sc.T0
+
+    def n(kind: NoticeKind, inc: object, ts: float) -> Notice:
+        return Notice(kind=kind, ts=ts, incident=incident_payload(inc))  # type: ignore[arg-type]
+
+    items = (
+        n(NoticeKind.FIRING, a, t), n(NoticeKind.RESOLVED, a, t + 10),  # a fired and recovered
+        n(NoticeKind.RESOLVED, c, t + 1),  # c only recovered here
+        n(NoticeKind.FIRING, b, t + 2), n(NoticeKind.REMINDER, b, t + 20), n(NoticeKind.FIRING, c, t - 5),
+    )
+    view = build_view(Notice(kind=NoticeKind.DIGEST, ts=t + 30, items=items))
+    assert view.title.startswith("3 incidents on ")
+    assert view.summary == "1 firing, 2 resolved"
+    assert view.lines[0].startswith("[STILL FIRING]") and "(inc-okx)" in view.lines[0]
+    assert all("RESOLVED" in line for line in view.lines[1:])
+    assert f"({a.id})" in "".join(view.lines) and f"({c.id})" in "".join(view.lines)
+    assert "FIRED, RESOLVED" in "".join(view.lines)
