@@ -56,8 +56,16 @@ class LlmFailure(Exception):
         self.retry_after = retry_after
 
 
+SERVER_RETRIES = 1  # an LLM 5xx or timeout is tried once more
+SERVER_RETRY_BACKOFF_S = 1.0
+
+
 class BudgetExceeded(Exception):
     pass
+
+
+class UnpricedModel(BudgetExceeded):
+    """A paid call to a model whose price nobody knows would escape the budget: refused."""
 
 
 @dataclass(slots=True)
@@ -178,6 +186,15 @@ class LlmClient:
             await self._client.close()
             self._client = None
 
+    async def _retry_server(self, attempts_left: int) -> bool:
+        """Wait and say yes when a 5xx or a timeout may be tried again (once). A retry costs nothing (no
+        tokens were billed) and the next attempt is checked against nothing new: the paid call's budget
+        estimate already covered one answer."""
+        if attempts_left <= 0:
+            return False
+        await self.clock.sleep(SERVER_RETRY_BACKOFF_S)
+        return True
+
     def _reason(self, text: str) -> str:
         return self.redactor.redact_for_llm(" ".join(text.split()))[:300]
 
@@ -189,10 +206,12 @@ class LlmClient:
         on_partial: PartialCallback | None = None,
         json_mode: bool | None = None,
     ) -> CallResult:
-        """One chat completion, with bounded retries on 429 only. Raises LlmFailure."""
+        """One chat completion: bounded retries on 429 (Retry-After honoured), one more try after a 5xx or a
+        timeout. Raises LlmFailure."""
         cfg = self.config
         waited = 0.0
         attempt = 0
+        attempts_left = SERVER_RETRIES  # 5xx and timeouts: once more after a pause
         try:
             await self.client()
         except Exception as exc:  # a broken installation or base_url: report, do not crash the engine
@@ -236,10 +255,18 @@ class LlmClient:
                 raise LlmFailure("request", f"LLM request rejected (400): {self._reason(message)}") from None
             except openai.APIStatusError as exc:
                 kind = "server" if exc.status_code >= 500 else "request"
+                if kind == "server" and await self._retry_server(attempts_left):
+                    attempts_left -= 1
+                    waited += SERVER_RETRY_BACKOFF_S
+                    continue
                 raise LlmFailure(
                     kind, f"LLM provider error {exc.status_code}: {self._reason(_provider_message(exc))}"
                 ) from None
             except (TimeoutError, openai.APITimeoutError):
+                if await self._retry_server(attempts_left):
+                    attempts_left -= 1
+                    waited += SERVER_RETRY_BACKOFF_S
+                    continue
                 raise LlmFailure("timeout", f"LLM did not answer within {cfg.timeout:g}s") from None
             except openai.APIConnectionError as exc:
                 cause = exc.__cause__ or exc
@@ -411,6 +438,12 @@ class LlmAnalyzer:
         remaining_budget: Decimal | None,
         on_partial: PartialCallback | None = None,
     ) -> CallResult:
+        if self.pricing.price(model) is None:
+            raise UnpricedModel(
+                f"model {model!r} has no known price, so the monthly budget cannot cover it: refused "
+                "(set analysis.llm.price_in and price_out in USD per million tokens, 0 for a free local model, "
+                "or add it under analysis.pricing); answered offline"
+            )
         if remaining_budget is not None:
             estimate = self.estimate_call_cost(messages, model)
             if state.cost + estimate > remaining_budget:

@@ -29,6 +29,7 @@ from cryptomon_tui.analysis.pricing import CostReport, PriceTable, build_report,
 from cryptomon_tui.analysis.prompt import SUMMARY_SCHEMA_TEXT, repair_messages, summary_messages
 from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
+from cryptomon_tui.config.analysis import AnalysisConfig, ModelPrice
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent
 from cryptomon_tui.kernel.results import ProbeResult
@@ -67,7 +68,7 @@ class AnalysisService:
         self.cache: AnalysisCache = cache or InMemoryAnalysisCache(clock, self.settings.cache_ttl)
         self.context_source = context_source
         self.redactor = redactor or Redactor.for_llm(config)
-        self.pricing = PriceTable(self.settings.pricing)
+        self.pricing = price_table(self.settings)
         self.offline = OfflineAnalyzer()
         self._llm: LlmAnalyzer | None = None
         if self.settings.llm is not None:
@@ -421,6 +422,15 @@ class AnalysisService:
             incident_ids=[i.id for i in incidents],
             created_at=now,
         )
+
+
+def price_table(settings: AnalysisConfig) -> PriceTable:
+    """The configured price table plus the LLM's own ``price_in``/``price_out`` (they win for its model)."""
+    prices = dict(settings.pricing)
+    llm = settings.llm
+    if llm is not None and llm.price_in is not None and llm.price_out is not None:
+        prices[llm.model] = ModelPrice(input_per_million=llm.price_in, output_per_million=llm.price_out)
+    return PriceTable(prices)
 
 
 def recent_sentence(resolved: list[Incident], since_s: float | None) -> str:

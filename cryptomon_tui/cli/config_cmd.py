@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg
-from cryptomon_tui.config import ConfigError, load_config
+from cryptomon_tui.config import Config, ConfigError, load_config
 from cryptomon_tui.config.loader import config_file_warnings
 from cryptomon_tui.config.paths import default_config_path
 
@@ -46,7 +46,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
-    for warning in config_file_warnings(source, config):
+    for warning in [*config_file_warnings(source, config), *config_advice(config)]:
         print(f"warning: {warning}")
     try:
         from cryptomon_tui.probing.budget import plan_schedule
@@ -65,6 +65,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     enabled = ", ".join(config.enabled_exchanges()) or "none"
     print(f"OK: {where}; watching {enabled}")
     return 0
+
+
+def config_advice(config: Config) -> list[str]:
+    """Settings that load but will not do what their author expects: a password sent in clear, an LLM whose
+    calls the budget cannot price (and that are therefore refused)."""
+    from cryptomon_tui.analysis.service import price_table
+    from cryptomon_tui.config.notify import EmailChannelConfig, is_loopback_host
+
+    out: list[str] = []
+    for name, channel in config.notify.channels.items():
+        if not isinstance(channel, EmailChannelConfig) or not channel.plaintext_auth:
+            continue
+        where = f"notify.channels.{name}"
+        if channel.plaintext_auth_refused:
+            out.append(
+                f"{where}: security none with a login to {channel.host} would send the password in clear: the "
+                "channel refuses to send; use security: starttls or tls (or allow_plaintext_auth: true)"
+            )
+        elif not is_loopback_host(channel.host):
+            out.append(f"{where}: allow_plaintext_auth sends the SMTP password to {channel.host} in clear")
+    llm = config.analysis.llm
+    if llm is not None and price_table(config.analysis).price(llm.model) is None:
+        out.append(
+            f"analysis.llm.model {llm.model!r} has no known price: LLM calls are refused (the monthly budget "
+            "could not cover them) until you set analysis.llm.price_in and price_out (USD per million tokens, "
+            "0 for a free local model) or add it under analysis.pricing"
+        )
+    return out
 
 
 def cmd_show(args: argparse.Namespace) -> int:

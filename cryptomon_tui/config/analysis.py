@@ -29,6 +29,16 @@ class LlmConfig(Section):
     max_retries: int = Field(default=2, ge=0, le=5, description="retries after HTTP 429 (Retry-After honoured)")
     max_retry_wait: Duration = Field(default=20.0, description="total time spent waiting on 429s before going offline")
     max_prompt_tokens: int = Field(default=2000, ge=500, le=100_000)
+    price_in: Decimal | None = Field(
+        default=None, ge=0, le=1000, description="USD per million input tokens of this model (0 for a free local one)"
+    )
+    price_out: Decimal | None = Field(default=None, ge=0, le=1000, description="USD per million output tokens")
+
+    @model_validator(mode="after")
+    def _both_prices(self) -> LlmConfig:
+        if (self.price_in is None) != (self.price_out is None):
+            raise ValueError("set both price_in and price_out (USD per million tokens), or neither")
+        return self
 
     @field_validator("timeout")
     @classmethod

@@ -6,6 +6,7 @@ Secrets (webhook URLs, tokens, routing keys, SMTP passwords) are ``SecretStr`` s
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import time as dtime
 from typing import Annotated, Literal
@@ -129,6 +130,17 @@ class SlackChannelConfig(ChannelBase):
     url: SecretStr  # https://hooks.slack.com/services/T../B../XXXX
 
 
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback address (a local relay: nothing leaves the machine)."""
+    name = host.strip().strip("[]").lower()
+    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class EmailChannelConfig(ChannelBase):
     type: Literal["email"]
     host: str
@@ -140,6 +152,17 @@ class EmailChannelConfig(ChannelBase):
     to: list[str] = Field(min_length=1)
     subject_prefix: str = "[cryptomon]"
     validate_certs: bool = True
+    allow_plaintext_auth: bool = False  # security "none" with a password: refused unless the host is loopback
+
+    @property
+    def plaintext_auth(self) -> bool:
+        """The password would cross the network in clear (AUTH without TLS)."""
+        return self.security == "none" and (self.username is not None or self.password is not None)
+
+    @property
+    def plaintext_auth_refused(self) -> bool:
+        """AUTH in clear to a host that is not this machine, and nobody said it is fine."""
+        return self.plaintext_auth and not self.allow_plaintext_auth and not is_loopback_host(self.host)
 
     @field_validator("to", mode="before")
     @classmethod

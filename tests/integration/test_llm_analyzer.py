@@ -198,19 +198,32 @@ async def test_429_retry_after_ms_and_http_date_are_understood() -> None:
 
 @pytest.mark.parametrize("status", [500, 503])
 async def test_5xx_answers_offline_with_the_reason(server: FakeOpenAIServer, status: int) -> None:
-    server.script(Step(status=status))
+    server.script(Step(status=status), Step(status=status))
     config = make_config(server)
     svc, _ = service(config)
     a = await svc.analyze(ctx_for(config))
     assert a.source == "offline"
     assert a.notes[0].startswith(f"LLM provider error {status}")
-    assert len(server.requests) == 1  # no blind retries on 5xx
+    assert len(server.requests) == 2  # one retry after a pause, then offline
+    await svc.aclose()
+
+
+async def test_one_5xx_is_retried_once_after_a_pause(server: FakeOpenAIServer) -> None:
+    """Issue 12 item 6: a passing 5xx costs nothing and the second try answers."""
+    server.script(Step(status=502))
+    config = make_config(server)
+    clock = AutoClock()
+    svc, ledger = service(config, clock)
+    a = await svc.analyze(ctx_for(config))
+    assert a.source != "offline" and len(server.requests) == 2
+    assert clock.slept == [1.0]
+    assert len(ledger._items) == 1  # the failed try was not billed
     await svc.aclose()
 
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_reply_that_never_ends_times_out_to_offline(server: FakeOpenAIServer, stream: bool) -> None:
-    server.script(Step(hang=True))
+    server.script(Step(hang=True), Step(hang=True))  # the timeout is retried once
     config = make_config(server, stream=stream, timeout=0.4)
     svc, _ = service(config)
     a = await svc.analyze(ctx_for(config))
@@ -347,4 +360,22 @@ async def test_other_400s_are_reported_not_retried(server: FakeOpenAIServer) -> 
     a = await svc.analyze(ctx_for(config))
     assert a.source == "offline" and a.notes == ["LLM request rejected (400): Model Not Exist"]
     assert len(server.requests) == 1
+    await svc.aclose()
+
+
+async def test_a_model_without_a_price_is_refused_unless_priced(server: FakeOpenAIServer) -> None:
+    """Issue 12 item 6: an unknown price would be recorded at $0 and escape the budget: no paid call."""
+    config = make_config(server, model="mystery-model-9")
+    svc, ledger = service(config)
+    a = await svc.analyze(ctx_for(config))
+    assert a.source == "offline" and "no known price" in a.notes[0] and "price_in" in a.notes[0]
+    assert server.requests == [] and ledger._items == []
+    await svc.aclose()
+
+    priced = make_config(server, model="mystery-model-9", price_in=Decimal("1.00"), price_out=Decimal("3.00"))
+    server.script(Step(prompt_tokens=1_000_000, completion_tokens=1_000_000))
+    svc, ledger = service(priced)
+    b = await svc.analyze(ctx_for(priced))
+    assert b.source == "mystery-model-9" and b.cost_usd == Decimal("4.00")
+    assert ledger._items[0].cost_usd == Decimal("4.00")
     await svc.aclose()

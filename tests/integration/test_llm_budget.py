@@ -20,6 +20,13 @@ from tests.fakes import analysis_scenarios as sc
 from tests.fakes.openai_server import FakeOpenAIServer, Step
 
 
+class AutoClock(FakeClock):
+    """Sleeping moves the fake time at once (the LLM's 5xx retry pauses a second)."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.set(self.now() + seconds)
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[FakeOpenAIServer]:
     srv = FakeOpenAIServer()
@@ -112,9 +119,9 @@ async def test_summary_uses_the_llm_and_falls_back_offline(server: FakeOpenAISer
             "recommended_action": "Stop the bots hammering Binance.",
         }
     )
-    server.script(Step(content=reply), Step(status=500))
+    server.script(Step(content=reply), Step(status=500), Step(status=500))  # a 5xx is retried once
     cfg = config(server, None)
-    svc = AnalysisService(cfg, InMemoryUsageLedger(), FakeClock(sc.T0 + 600))
+    svc = AnalysisService(cfg, InMemoryUsageLedger(), AutoClock(sc.T0 + 600))  # the 5xx retry pauses
     a, b = sc.okx_maintenance(True), sc.binance_ip_ban()
     summary = await svc.summarize([a.incident, b.incident], {}, recent_results=a.results + b.results)
     assert summary.source == "gpt-4.1" and summary.headline.startswith("OKX is in planned maintenance")

@@ -193,6 +193,7 @@ async def test_echoed_secrets_leave_no_trace(
         },
         "analysis": {
             "llm": {"base_url": llm.url, "api_key": "${CRYPTOMON_TEST_LLM_KEY}", "model": "gpt-4.1-mini",
+                    "price_in": "0.40", "price_out": "1.60",
                     "timeout": "5s", "stream": False},
             "auto_analyze": {"enabled": True, "min_severity": "warning"},
         },

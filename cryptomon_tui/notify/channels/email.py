@@ -18,6 +18,13 @@ from cryptomon_tui.notify.model import Notice, NoticeKind
 _DEFAULT_PORT = {"tls": 465, "starttls": 587, "none": 25}
 
 
+def plaintext_refusal(host: str) -> str:
+    return (
+        f"refused: SMTP AUTH to {host} without TLS would send the password in clear; use security: starttls "
+        "or tls, or set allow_plaintext_auth: true if the path is trusted"
+    )
+
+
 def email_message(notice: Notice, cfg: EmailChannelConfig, idempotency_key: str, now: float) -> EmailMessage:
     view = build_view(notice)
     msg = EmailMessage()
@@ -59,6 +66,8 @@ class EmailChannel(Channel):
 
     async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:
         cfg = self.config
+        if cfg.plaintext_auth_refused:
+            return SendResult(Verdict.BROKEN, plaintext_refusal(cfg.host))
         msg = email_message(notice, cfg, idempotency_key, self.clock.now())
         port = cfg.port or _DEFAULT_PORT[cfg.security]
         try:
