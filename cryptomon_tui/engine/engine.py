@@ -192,6 +192,9 @@ class Engine:
         if self.notifier is not None:
             with contextlib.suppress(Exception):
                 await self.notifier.stop()
+        if self._fallback_outbox is not None:
+            with contextlib.suppress(Exception):
+                await self._fallback_outbox.flush()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self._tls.save)
         if self.store is not None:

@@ -82,6 +82,17 @@ class FallbackOutbox:
         self.spilled_rows += len(pending)
         log.warning("notify: the store takes writes again; %d queued message(s) moved back to it", len(pending))
 
+    async def flush(self) -> int:
+        """At shutdown: one last try to move what waits in memory into the store; returns what is left
+        (lost with the process, and said so in the log)."""
+        self._next_spill = 0.0
+        await self._spill()
+        left = self.in_memory()
+        if left:
+            log.error("notify: %d message(s) still wait in memory and the store refuses them: they are lost "
+                      "with this process", left)
+        return left
+
     # -- OutboxRepository --
 
     async def outbox_enqueue(self, rows: Sequence[NewOutboxRow]) -> list[int]:

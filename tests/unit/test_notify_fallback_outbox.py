@@ -70,3 +70,14 @@ async def test_a_failing_store_is_retried_at_most_every_spill_interval() -> None
     for _ in range(20):
         await outbox.outbox_claim_due("other", 0.0, 10)
     assert calls - before <= 1  # a locked store costs its busy timeout per try: not on every claim
+
+
+async def test_flush_at_shutdown_moves_what_waits_in_memory() -> None:
+    store = FlakyStore()
+    outbox = FallbackOutbox(store, FakeClock(), lambda: not store.broken)
+    store.broken = True
+    await outbox.outbox_enqueue([row(1), row(2, "resolved")])
+    assert await outbox.flush() == 2  # still broken: reported as lost
+    store.broken = False
+    assert await outbox.flush() == 0
+    assert sorted(r.idempotency_key for r in store.rows.values()) == ["k1", "k2"]
