@@ -92,7 +92,7 @@ class OfflineCommands:
 
     async def silence(self, silence: Silence) -> Applied:
         manager = await self._manager()
-        payload = {"silence": exact_times(silence.to_dict(), silence)}
+        payload: dict[str, Any] = {"silence": exact_times(silence.to_dict(), silence), "offline": True}
         applied = self._apply(manager, "silence", payload)
         applied.silence = next(s for s in manager.silences(include_expired=True) if s.id == silence.id)
         await self._record("silence", payload, applied, silences=[applied.silence])

@@ -75,6 +75,7 @@ class IncidentManager:
         self._resolved_by_fp: dict[str, str] = {}
         self._silences: dict[str, Silence] = {}
         self._silence_started: set[str] = set()
+        self._restored_silences: set[str] = set()  # came from the store, not yet announced by this manager
         self._live_silences: set[str] = set()  # not expired: the only ones a tick has to look at
         self._windows: dict[str, MaintenanceWindow] = {}
         self._known_ids: set[str] = set()
@@ -574,6 +575,14 @@ class IncidentManager:
                     self._set_silence(inc, silence, now, events, actor=by)
         return silence, events
 
+    def announce_restored_silence(self, silence_id: str) -> bool:
+        """True once for a silence this manager restored rather than made: one made offline (the CLI with no
+        daemon) is announced when the daemon starts, and only then (issue 13 item 7)."""
+        if silence_id in self._restored_silences:
+            self._restored_silences.discard(silence_id)
+            return True
+        return False
+
     def unsilence(self, silence_id: str, by: str | None = None) -> list[IncidentEvent]:
         silence = self._silences.get(silence_id)
         if silence is None:
@@ -770,6 +779,7 @@ class IncidentManager:
                 self._remember_resolved(inc)
         for s in silences:
             self._silences[s.id] = s
+            self._restored_silences.add(s.id)
             if s.expired_at is None:
                 self._live_silences.add(s.id)
             self._known_ids.add(s.id)

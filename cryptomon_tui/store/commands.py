@@ -8,8 +8,8 @@ Used twice, always with the manager deciding (never SQL of its own):
 - the engine at start (and once a minute, for a CLI that raced a starting daemon) applies the queued
   commands on top of its restored state, publishes the events (store, notify, faces) and marks them done.
 Every command carries the ids the CLI chose, so applying one twice changes nothing; an acknowledgement
-made offline (``"offline": true``) that the restored state already holds is announced once, so the
-channels hear about it when the daemon starts.
+or a silence made offline (``"offline": true``) that the restored state already holds is announced once,
+so the channels and faces hear about it when the daemon starts.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class CommandTarget(Protocol):
     """The parts of ``incidents.manager.IncidentManager`` the commands use."""
 
     def get(self, incident_id: str) -> Incident | None: ...
+
+    def open_incidents(self) -> list[Incident]: ...
+
+    def announce_restored_silence(self, silence_id: str) -> bool: ...
 
     def ack(self, incident_id: str, by: str, note: str | None = None) -> list[IncidentEvent]: ...
 
@@ -100,6 +104,14 @@ def _ack(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEv
 def _silence(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
     s = silence_from_dict(p["silence"])
     if any(existing.id == s.id for existing in target.silences(include_expired=True)):
+        if p.get("offline") and target.announce_restored_silence(s.id):
+            # made offline: the restored incidents already carry it, but nobody has heard of it (issue 13 item 7)
+            announce = [
+                IncidentEvent(s.created_at, EventType.SILENCED, inc, actor=s.created_by,
+                              detail={"silence": s.id, "comment": s.comment})
+                for inc in target.open_incidents() if inc.silenced_by == s.id
+            ]
+            return "ok: announced", announce
         return "ok: already known", []
     duration = None if s.ends_at is None else s.ends_at - s.starts_at
     matchers = [matcher_from_dict(m.to_dict()) for m in s.matchers]
