@@ -229,3 +229,154 @@ def build_report(
         calls=len(items),
         unpriced_models=sorted(unpriced),
     )
+
+
+# -- ROI: this month's real usage priced on every model, against the seed's reference figures ----------
+
+SEED_TOKENS_PER_MONTH = 10_000_000
+SEED_FIGURES = (("gpt-4.1", Decimal("80.00")), ("deepseek-v3.2", Decimal("4.20")))  # 10 M tokens/month (seed)
+_MILLION = Decimal(1_000_000)
+
+
+@dataclass(slots=True)
+class RoiRow:
+    model: str
+    month_to_date: Decimal  # this month's tokens priced on this model
+    monthly: Decimal  # projected to the end of the month
+    yearly: Decimal
+    diff_monthly: Decimal  # against the current model (positive = this model costs more)
+    diff_yearly: Decimal
+    budget_tokens: int | None  # tokens a month the budget covers on this model at this month's in/out mix
+
+
+@dataclass(slots=True)
+class RoiReport:
+    month: str
+    current: str
+    tokens_month_to_date: int
+    tokens_monthly: int  # projected
+    rows: list[RoiRow]
+    budget: Decimal | None
+    seed: list[tuple[str, Decimal, Decimal | None]]  # model, seed figure, the price table's figure for 10 M
+    seed_monthly_saving: Decimal
+    break_even_tokens: int | None  # monthly tokens at which the seed's yearly saving covers the budget of a year
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {
+            "month": self.month,
+            "current_model": self.current,
+            "tokens_month_to_date": self.tokens_month_to_date,
+            "tokens_monthly_projected": self.tokens_monthly,
+            "budget_usd": None if self.budget is None else str(self.budget),
+            "models": [
+                {
+                    "model": r.model,
+                    "month_to_date_usd": str(r.month_to_date),
+                    "monthly_usd": str(r.monthly.quantize(Decimal("0.0001"))),
+                    "yearly_usd": str(r.yearly.quantize(Decimal("0.0001"))),
+                    "diff_monthly_usd": str(r.diff_monthly.quantize(Decimal("0.0001"))),
+                    "diff_yearly_usd": str(r.diff_yearly.quantize(Decimal("0.0001"))),
+                    "budget_covers_tokens_per_month": r.budget_tokens,
+                }
+                for r in self.rows
+            ],
+            "seed": {
+                "tokens_per_month": SEED_TOKENS_PER_MONTH,
+                "figures_usd": {m: str(f) for m, f, _ in self.seed},
+                "table_usd": {m: None if t is None else str(t) for m, _, t in self.seed},
+                "monthly_saving_usd": str(self.seed_monthly_saving),
+                "yearly_saving_usd": str(self.seed_monthly_saving * 12),
+            },
+            "break_even_tokens_per_month": self.break_even_tokens,
+        }
+
+    def render(self) -> str:
+        lines = [
+            f"ROI for {self.month}: {self.tokens_month_to_date:,} tokens so far, ~{self.tokens_monthly:,} by the end "
+            f"of the month; differences against {self.current}",
+            "",
+            f"  {'model':<22} {'so far':>10} {'per month':>11} {'per year':>11} {'diff/month':>11} {'diff/year':>11}"
+            + ("  budget covers" if self.budget is not None else ""),
+        ]
+        for r in self.rows:
+            covers = ""
+            if self.budget is not None:
+                covers = "  unlimited" if r.budget_tokens is None else f"  {r.budget_tokens / 1e6:,.1f} M tok/mo"
+            lines.append(
+                f"  {r.model:<22} {money(r.month_to_date):>10} {money(r.monthly):>11} {money(r.yearly):>11} "
+                f"{_signed(r.diff_monthly):>11} {_signed(r.diff_yearly):>11}{covers}"
+            )
+        seed = ", ".join(f"{m} ${f:.2f}" for m, f, _ in self.seed)
+        lines += [
+            "",
+            f"  seed reference, {SEED_TOKENS_PER_MONTH // 1_000_000} M tokens/month: {seed}: "
+            f"{money(self.seed_monthly_saving)}/month, {money(self.seed_monthly_saving * 12)}/year apart",
+        ]
+        checks = [f"{m} {money(t)}" for m, _, t in self.seed if t is not None]
+        if checks:
+            lines.append(f"  the price table gives for 10 M output-priced tokens: {', '.join(checks)}")
+        share = self.tokens_monthly / SEED_TOKENS_PER_MONTH
+        lines.append(
+            f"  your volume is {share:.2%} of the seed's; at it the seed's models are "
+            f"{money(self.seed_monthly_saving * Decimal(str(share)))}/month apart"
+        )
+        if self.break_even_tokens is not None and self.budget is not None:
+            lines.append(
+                f"  break-even: from {self.break_even_tokens:,} tokens/month the seed's saving "
+                f"(${self.seed_monthly_saving / Decimal(SEED_TOKENS_PER_MONTH) * _MILLION:.2f} per M tokens) "
+                f"exceeds your {money(self.budget)} monthly budget"
+            )
+        return "\n".join(lines)
+
+
+def _signed(value: Decimal) -> str:
+    return ("+" if value > 0 else "-" if value < 0 else " ") + money(abs(value))
+
+
+def build_roi(report: CostReport, table: PriceTable, now: float, current: str | None) -> RoiReport:
+    """Price this month's real tokens (from the ledger's report) on every model of the table, project the
+    month and the year, and set them against the seed's reference figures."""
+    tokens = report.prompt_tokens + report.completion_tokens
+    scale = (report.projection / report.spent) if report.spent else _elapsed_scale(report.month, now)
+    current_key = (table.resolve(current) if current else None) or (
+        table.resolve(report.by_model[0].model) if report.by_model else None
+    ) or next(iter(table.prices), "")
+    current_monthly = report.what_if.get(current_key, Decimal(0)) * scale
+    rows = []
+    for model, so_far in sorted(report.what_if.items(), key=lambda kv: kv[1]):
+        monthly = so_far * scale
+        covers: int | None = None
+        if report.budget is not None and tokens:
+            per_token = so_far / Decimal(tokens)
+            covers = None if per_token == 0 else int(report.budget / per_token)
+        rows.append(
+            RoiRow(model, so_far, monthly, monthly * 12, monthly - current_monthly, (monthly - current_monthly) * 12,
+                   covers)
+        )
+    seed = []
+    for model, figure in SEED_FIGURES:
+        price = table.price(model)
+        ours = None if price is None else price.output_per_million * Decimal(SEED_TOKENS_PER_MONTH) / _MILLION
+        seed.append((model, figure, ours))
+    saving = SEED_FIGURES[0][1] - SEED_FIGURES[1][1]
+    break_even = None
+    if report.budget is not None and saving > 0:
+        break_even = int(report.budget / (saving / Decimal(SEED_TOKENS_PER_MONTH)))
+    return RoiReport(
+        month=report.month,
+        current=current_key,
+        tokens_month_to_date=tokens,
+        tokens_monthly=int(Decimal(tokens) * scale),
+        rows=rows,
+        budget=report.budget,
+        seed=seed,
+        seed_monthly_saving=saving,
+        break_even_tokens=break_even,
+    )
+
+
+def _elapsed_scale(yyyy_mm: str, now: float) -> Decimal:
+    start, end = month_bounds(yyyy_mm)
+    if now >= end or now <= start:
+        return Decimal(1)
+    return Decimal(str(end - start)) / Decimal(str(now - start))

@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
     p = sub.add_parser("costs", help="LLM spend: month to date, projection, budget, what-if per model")
     p.add_argument("--month", metavar="YYYY-MM", help="which month (default: the current one, UTC)")
+    p.add_argument(
+        "--roi", action="store_true",
+        help="this month's tokens priced on every model: monthly/yearly difference, break-even against the seed's "
+        "figures (10 M tokens/month: GPT-4.1 $80, DeepSeek V3.2 $4.20)",
+    )
     p.add_argument("--json", action="store_true")
     add_config_arg(p)
     p.set_defaults(handler=cmd_costs)
@@ -256,11 +261,23 @@ def cmd_costs(args: argparse.Namespace) -> int:
         svc = _service(config, store, clock)
         try:
             report = await svc.costs(args.month)
+            roi = None
+            if args.roi:
+                from cryptomon_tui.analysis.pricing import build_roi
+
+                current = config.analysis.llm.model if config.analysis.llm is not None else None
+                roi = build_roi(report, svc.pricing, clock.now(), current)
             if args.json:
-                json.dump(report.to_json_dict(), sys.stdout, indent=2)
+                data = report.to_json_dict()
+                if roi is not None:
+                    data["roi"] = roi.to_json_dict()
+                json.dump(data, sys.stdout, indent=2)
                 sys.stdout.write("\n")
             else:
                 print(report.render())
+                if roi is not None:
+                    print()
+                    print(roi.render())
                 if config.analysis.llm is None:
                     print("\n  (no LLM configured: analyses are offline and free; set analysis.llm to use one)")
             return 0

@@ -200,3 +200,41 @@ def test_hostile_llm_replies_never_reach_the_terminal(
     for args, out in outputs:
         bad = UNSAFE.search(out)
         assert bad is None, f"{args}: {bad.group(0)!r} in {out[max(0, bad.start() - 40):bad.end() + 20]!r}"
+
+
+def test_costs_roi_prices_this_months_ledger_on_every_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 item 6: from the real ledger (SQLite), this month's tokens priced on each model of the table,
+    monthly and yearly differences against the configured model, the seed's figures and the break-even."""
+    now = time.time()
+
+    async def spend() -> None:
+        store = Store(StorageConfig(), RealClock())
+        assert await store.open(background=False)
+        await store.llm_usage_add(model="deepseek-chat", tokens_in=2_000_000, tokens_out=1_000_000,
+                                  cost_usd=Decimal("0.98"), ts=now - 1)
+        await store.close()
+
+    asyncio.run(spend())
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test-cli-123456")
+    cfg = llm_config(tmp_path, "http://127.0.0.1:9/v1")
+    assert main(["costs", "--roi", "--json", "-c", cfg]) == 0
+    roi = json.loads(capsys.readouterr().out)["roi"]
+    assert roi["tokens_month_to_date"] == 3_000_000 and roi["current_model"] == "deepseek-v3.2"
+    models = {m["model"]: m for m in roi["models"]}
+    assert set(models) >= {"gpt-4.1", "deepseek-v3.2", "claude-sonnet-4.5", "gemini-2.5-flash"}
+    assert Decimal(models["gpt-4.1"]["month_to_date_usd"]) == Decimal("12.00")  # 2M * $2 + 1M * $8
+    assert Decimal(models["deepseek-v3.2"]["month_to_date_usd"]) == Decimal("0.98")
+    gpt = models["gpt-4.1"]
+    assert abs(Decimal(gpt["diff_yearly_usd"]) - Decimal(gpt["diff_monthly_usd"]) * 12) < Decimal("0.002")
+    assert Decimal(gpt["diff_monthly_usd"]) > 0 and Decimal(models["deepseek-v3.2"]["diff_monthly_usd"]) == 0
+    seed = roi["seed"]
+    assert seed["figures_usd"] == {"gpt-4.1": "80.00", "deepseek-v3.2": "4.20"}
+    assert seed["table_usd"] == {"gpt-4.1": "80.00", "deepseek-v3.2": "4.20"}  # the table agrees with the seed
+    assert Decimal(seed["monthly_saving_usd"]) == Decimal("75.80")
+    assert Decimal(seed["yearly_saving_usd"]) == Decimal("909.60")
+    assert roi["break_even_tokens_per_month"] == 659630  # $5 budget / ($75.80 / 10 M tokens)
+    assert main(["costs", "--roi", "-c", cfg]) == 0
+    text = capsys.readouterr().out
+    assert "ROI for" in text and "seed reference, 10 M tokens/month" in text and "break-even" in text
