@@ -61,20 +61,33 @@ class LatencyP99Rule(RuleConfig):
 
 
 class LatencyAnomalyRule(RuleConfig):
-    """Latency against the probe's own baseline (median/MAD of per-minute medians)."""
+    """Latency against the probe's own history (detection/anomaly.py; reasoning in docs/detection.md)."""
 
     severity: SeverityName = "warning"
-    baseline_window: Duration = 3600.0
-    min_baseline_minutes: int = Field(default=10, ge=3, description="minutes of history before it can fire")
-    min_samples_per_minute: int = Field(default=3, ge=1)
-    recent_window: Duration = 60.0
-    min_recent_samples: int = Field(default=5, ge=1)
-    mad_factor: float = Field(default=6.0, gt=0, description="how many scaled MADs above the baseline median")
-    min_ratio: float = Field(default=2.0, ge=1, description="and at least this many times the baseline")
-    min_increase_ms: float = Field(default=50.0, ge=0, description="and at least this much slower (no loopback noise)")
-    adapt_after: Duration = Field(default=3600.0, description="a level that lasts this long becomes the baseline")
-    for_: Duration = Field(default=60.0, alias="for")
-    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
+    baseline_window: Duration = Field(default=6 * 3600.0, description="healthy history the model keeps")
+    max_samples: int = Field(default=720, ge=16, le=100_000, description="history size (spread over the window)")
+    recent_window: Duration = Field(default=5400.0, description="a slow drift over this long is followed, not alarmed")
+    min_samples: int = Field(default=10, ge=3, description="samples before it can fire (a prior covers the start)")
+    high_quantile: float = Field(default=0.99, gt=0.5, lt=1, description="the history's tail that sets the spread")
+    prior_spread: float = Field(default=0.6, gt=0, le=5, description="prior spread in log units (0.6 = x1.8)")
+    prior_weight: float = Field(default=300.0, ge=0, le=1e6, description="the prior counts as this many samples")
+    allowance: float = Field(default=1.0, ge=0, le=100, description="spreads above the level before a sample counts")
+    threshold: float = Field(default=2.0, gt=0, le=1000, description="accumulated excess that raises the alarm")
+    max_step: float = Field(default=1.5, gt=0, le=1000, description="most one sample adds (one outlier never alarms)")
+    novel_ratio: float = Field(default=2.0, ge=0, le=1000,
+                               description="except one this many times the slowest healthy sample seen (0 = off)")
+    novel_after: int = Field(default=100, ge=1, le=1_000_000, description="history samples before that applies")
+    recover_below: float = Field(default=0.2, le=100, description="calm once samples are under this many spreads")
+    calm_samples: int = Field(default=5, ge=1, le=10_000, description="calm samples in a row to end the alarm")
+    min_increase_ms: float = Field(default=20.0, ge=0, description="and at least this much slower (no loopback noise)")
+    drop_ratio: float = Field(default=0.2, ge=0, lt=1, description="a drop below this share of the level is suspicious")
+    drop_samples: int = Field(default=3, ge=1, le=10_000, description="drops in a row (cache or error page)")
+    drop_below_low: float = Field(default=0.5, ge=0, le=1000,
+                                  description="and below this share of the history's 1st percentile")
+    flat_samples: int = Field(default=120, ge=3, le=1_000_000, description="identical latencies in a row (flat line)")
+    adapt_after: Duration = Field(default=3600.0, description="a level that lasts this long becomes the normal")
+    for_: Duration = Field(default=0.0, alias="for")
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=1))
 
 
 class RateLimitUsageRule(RuleConfig):

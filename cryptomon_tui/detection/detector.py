@@ -2,7 +2,7 @@
 
 Cost is bounded per evaluation: only series recorded since the last evaluation and rule instances
 that are not idle are looked at; window totals are O(1), percentiles walk a short sorted bin list,
-and the baseline check is skipped while the newest latency is below its trigger.
+and the anomaly model costs one comparison per healthy sample (detection/anomaly.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptomon_tui.config.detection import DetectionConfig, IncidentsConfig, RuleConfig
 from cryptomon_tui.detection import signals as R
-from cryptomon_tui.detection.baseline import LatencyBaseline
+from cryptomon_tui.detection.anomaly import FAST, FLAT, AnomalySettings, LatencyAnomaly
 from cryptomon_tui.detection.signals import Signal
 from cryptomon_tui.detection.state import Phase, RuleInstance, Step
 from cryptomon_tui.kernel.fingerprint import fingerprint
@@ -104,7 +104,7 @@ class Detector:
         self.canaries = set(canaries or ())
         self._instances: dict[Key, RuleInstance] = {}
         self._active: set[Key] = set()
-        self._baselines: dict[Series, LatencyBaseline] = {}
+        self._anomalies: dict[Series, LatencyAnomaly] = {}
         # rule instances per (exchange, probe) / (exchange, None): a series with none active and none
         # re-armed within the window is screened like one that never tripped a rule
         self._instances_of: dict[tuple[str, str | None], list[RuleInstance]] = {}
@@ -163,7 +163,7 @@ class Detector:
             (er.min_attempts, er.min_errors, er.threshold) if er.enabled else None,
             (p99.min_attempts, p99.threshold_ms, p99.min_slow, slow_bin) if p99.enabled else None,
             r.latency_anomaly.enabled,
-            r.latency_anomaly.min_baseline_minutes,
+            r.latency_anomaly.min_samples,
         )
         usage = r.rate_limit_usage
         self._exchange_screen: tuple[int | None, float | None] = (
@@ -181,9 +181,21 @@ class Detector:
         for inst in self._instances.values():
             if inst.sent_rule != inst.rule and not self._cfg(inst.sent_rule).enabled:
                 inst.sent_rule = inst.rule
-        anomaly = self.rules.latency_anomaly
-        for baseline in self._baselines.values():
-            baseline.set_factors(anomaly.mad_factor, anomaly.min_ratio, anomaly.min_increase_ms)
+        a = self.rules.latency_anomaly
+        self._anomaly_settings = AnomalySettings(
+            window=a.baseline_window, max_samples=a.max_samples, recent_window=a.recent_window,
+            min_samples=a.min_samples, high_quantile=a.high_quantile, prior_spread=a.prior_spread,
+            prior_weight=a.prior_weight, allowance=a.allowance, threshold=a.threshold, max_step=a.max_step,
+            novel_ratio=a.novel_ratio, novel_after=a.novel_after,
+            recover_below=a.recover_below, calm_samples=a.calm_samples, min_increase_ms=a.min_increase_ms,
+            drop_ratio=a.drop_ratio, drop_samples=a.drop_samples, drop_below_low=a.drop_below_low,
+            flat_samples=a.flat_samples,
+            adapt_after=a.adapt_after,
+        )
+        for state in self._anomalies.values():
+            if state.cfg != self._anomaly_settings:  # new settings: the model restarts from its own history
+                state.cfg = state.model.cfg = self._anomaly_settings
+                state.model.decimate = a.baseline_window / max(16, a.max_samples)
 
     def rearm(self, exchange: str | None, now: float) -> None:
         """An incident of this exchange (all exchanges for None) resolved: its windowed symptom rules start
@@ -228,10 +240,13 @@ class Detector:
         done: set[Key] = set()
         exchanges: set[str] = set()
         instances_of = self._instances_of
+        anomaly_on = self._series_screen[4]
         for series in changed:
             ex, probe = series.exchange, series.probe
             exchanges.add(ex)
-            series.advance(now)  # expire old buckets, close finished minutes (baseline input)
+            series.advance(now)  # expire old buckets, close finished minutes
+            if anomaly_on:
+                self._feed_anomaly(series, now)
             watched = instances_of.get((ex, probe))
             if (watched is None or not _watching(watched, now - series.window_s)) and not self._screen_series(
                 series, now
@@ -291,7 +306,7 @@ class Detector:
         """O(1) necessary conditions of every probe rule; False = no rule can hold (skip them all)."""
         if not self._screening:
             return True
-        cf, to, er, p99, anomaly_on, min_baseline = self._series_screen
+        cf, to, er, p99, anomaly_on, _min = self._series_screen
         if cf is not None and s.consecutive_failures >= cf and s.last_error_outcome not in CAUSE_OUTCOMES:
             return True
         if to is not None and s.timeouts > to:
@@ -304,13 +319,8 @@ class Detector:
             if keys and keys[-1] >= p99[3] and hist.count_above(p99[1]) >= p99[2]:
                 return True
         if anomaly_on:
-            base = self._baselines.get(s)
-            minutes = s.minute_p50
-            if base is None or (minutes and minutes[-1][0] > base.last_minute):
-                base = self._learn_baseline(s, None, now)  # a finished minute to learn (about once a minute)
-            elif len(base) < min_baseline:
-                base = None
-            if base is not None and _newest_slow(s, base.floor) and _newest_slow(s, base.trigger):
+            state = self._anomalies.get(s)
+            if state is not None and state.alarm:
                 return True
         return False
 
@@ -611,58 +621,44 @@ class Detector:
             values={"p99_ms": round(p99, 3)},
         )
 
-    def _learn_baseline(self, s: Series, inst: RuleInstance | None, now: float) -> LatencyBaseline | None:
-        """Feed finished minutes into the probe's baseline; None until it has enough history.
-
-        Minutes are not learned while the anomaly fires (the fault must not become the baseline),
-        unless it has lasted ``adapt_after``: then the new level is accepted as normal.
-        """
-        cfg = self.rules.latency_anomaly
-        base = self._baselines.get(s)
-        if base is None:
-            base = self._baselines[s] = LatencyBaseline(
-                int(cfg.baseline_window // 60), (cfg.mad_factor, cfg.min_ratio, cfg.min_increase_ms)
-            )
-        minutes = s.minute_p50
-        if minutes and minutes[-1][0] > base.last_minute:
-            firing_for = now - inst.fired_at if inst is not None and inst.firing else 0.0
-            learn = inst is None or not inst.firing or firing_for >= cfg.adapt_after
-            last = base.last_minute
-            new = 1
-            while new < len(minutes) and minutes[-new - 1][0] > last:
-                new += 1  # usually one new minute: walk back from the newest instead of over the hour
-            for i in range(len(minutes) - new, len(minutes)):
-                minute, p50, n = minutes[i]
-                if learn and n >= cfg.min_samples_per_minute:
-                    base.add(minute, p50)
-                else:
-                    base.skip(minute)
-        return base if len(base) >= cfg.min_baseline_minutes else None
+    def _feed_anomaly(self, s: Series, now: float) -> None:
+        """Feed the probe's new successful latencies to its anomaly model, in order."""
+        state = self._anomalies.get(s)
+        if state is None:
+            state = self._anomalies[s] = LatencyAnomaly(self._anomaly_settings)
+        new = s.ok_latency_count - state.seen
+        if new <= 0:
+            return
+        state.seen = s.ok_latency_count
+        lat = s.latencies
+        n = len(lat)
+        feed = state.feed
+        if new == 1:
+            feed(now, lat[-1])  # the common case
+            return
+        for i in range(max(0, n - new), n):
+            feed(now, lat[i])
 
     def _anomaly(self, s: Series, inst: RuleInstance | None, now: float) -> Finding | None:
-        cfg = self.rules.latency_anomaly
-        base = self._learn_baseline(s, inst, now)
-        if base is None:
+        state = self._anomalies.get(s)
+        if state is None or not state.alarm:
             return None
-        active = inst is not None and inst.active
-        if not active and not (_newest_slow(s, base.floor) and _newest_slow(s, base.trigger)):
-            return None
-        trigger = base.trigger
-        st = s.recent(now, cfg.recent_window)
-        n = sum(st.latency_bins.values())
-        if n < (1 if active else cfg.min_recent_samples):
-            return None
-        current = st.quantile(0.5)
-        if current is None or current <= trigger:
-            return None
-        med, _mad = base.stats()
-        return Finding(
-            summary=f"{_where(s.exchange, s.probe)}: median {_ms(current)} over {cfg.recent_window:.0f}s vs baseline "
-            f"{_ms(med)} (x{current / med if med > 0 else float('inf'):.1f})",
-            values={"median_ms": round(current, 3), "baseline_ms": round(med, 3), "ratio": round(current / med, 2)}
-            if med > 0
-            else {"median_ms": round(current, 3)},
-        )
+        level = state.model.level_ms()
+        recent = sorted(list(s.latencies)[-3:])
+        current = recent[len(recent) // 2] if recent else state.peak_ms
+        where = _where(s.exchange, s.probe)
+        values = {"latency_ms": round(current, 3), "baseline_ms": round(level, 3)}
+        if state.kind == FAST:
+            summary = (f"{where}: answers in {_ms(current)} vs usual {_ms(level)} (a cache or error page "
+                       "answering instantly?)")
+        elif state.kind == FLAT:
+            summary = f"{where}: the same latency {_ms(current)} {state.flat_run} times in a row (a stuck responder?)"
+        else:
+            ratio = current / level if level > 0 else math.inf
+            summary = f"{where}: latency {_ms(current)} vs usual {_ms(level)} (x{ratio:.1f})"
+            if level > 0:
+                values["ratio"] = round(ratio, 2)
+        return Finding(summary=summary, values=values)
 
     def _maintenance(self, exm: ExchangeMetrics, inst: RuleInstance | None, now: float) -> Finding | None:
         cfg = self.rules.maintenance
@@ -846,9 +842,9 @@ class Detector:
             )
         return out
 
-    def baseline(self, exchange: str, probe: str) -> LatencyBaseline | None:
+    def anomaly_state(self, exchange: str, probe: str) -> LatencyAnomaly | None:
         series = self.metrics.series(exchange, probe)
-        return None if series is None else self._baselines.get(series)
+        return None if series is None else self._anomalies.get(series)
 
 
 def _watching(instances: list[RuleInstance], armed_after: float) -> bool:
@@ -862,12 +858,6 @@ def _watching(instances: list[RuleInstance], armed_after: float) -> bool:
         if inst.phase is not Phase.IDLE or inst.armed_since > armed_after:
             return True
     return False
-
-
-def _newest_slow(s: Series, trigger: float) -> bool:
-    """A slow recent median needs most recent samples slow: check that 2 of the newest 3 are."""
-    lat = s.latencies
-    return len(lat) >= 3 and (lat[-1] > trigger) + (lat[-2] > trigger) + (lat[-3] > trigger) >= 2
 
 
 def _labels(exchange: str | None, probe: str | None) -> dict[str, str]:

@@ -191,6 +191,7 @@ class SeriesState:
         "maintenance_until",
         "offsets",
         "ok_flags",
+        "ok_latency_count",
         "probe",
         "retry_until",
         "total_results",
@@ -224,6 +225,7 @@ class SeriesState:
         # sparkline rings: latency of successful probes, and ok/fail of every attempt
         self.latencies: deque[float] = deque(maxlen=sparkline_points)
         self.ok_flags: deque[bool] = deque(maxlen=sparkline_points)
+        self.ok_latency_count = 0  # all-time appends to ``latencies`` (the anomaly model reads the new ones)
 
     def _note(self, r: ProbeResult, oi: int, ts: float) -> None:
         """Update the latest state with one result (a skipped probe only marks that it was skipped)."""
@@ -248,6 +250,7 @@ class SeriesState:
             self.ok_flags.append(True)
             if lat is not None:
                 self.latencies.append(lat)
+                self.ok_latency_count += 1
         else:
             self.ok_flags.append(False)
             self._note_failure(r, oi, ts)

@@ -305,7 +305,7 @@ def test_baseline_catches_a_10x_slowdown_under_the_static_threshold() -> None:
     assert len(h.resolved("latency_anomaly")) == 1
 
 
-def test_baseline_ignores_loopback_jitter_and_needs_history() -> None:
+def test_baseline_ignores_loopback_jitter_and_judges_from_the_first_minutes() -> None:
     rnd = random.Random(2)
 
     def loopback(t: float) -> ProbeResult:
@@ -317,12 +317,13 @@ def test_baseline_ignores_loopback_jitter_and_needs_history() -> None:
     h = Harness()
     h.run(40 * 60, loopback, every=1.0)
     assert h.events == []
-    # not enough history: a slowdown 5 minutes into the run cannot be judged yet
+    # five minutes of history are enough to call a 10x slowdown (the prior covers the short history)
     rnd2 = random.Random(3)
     h2 = Harness()
     h2.run(5 * 60, _steady("okx", "ticker", 30.0, 0.2, rnd2), every=2.0)
+    assert h2.events == []
     h2.run(180, _steady("okx", "ticker", 300.0, 0.2, rnd2), every=2.0)
-    assert h2.opened("latency_anomaly") == []
+    assert len(h2.opened("latency_anomaly")) == 1
 
 
 def test_local_network_inhibits_per_exchange_incidents() -> None:
@@ -420,7 +421,10 @@ def test_p99_ignores_a_couple_of_stray_spikes_but_catches_a_slow_tail() -> None:
         return ProbeResult("binance", "ticker", t, lat, Outcome.OK)
 
     h.run(300, slow_tail, every=2.0)
-    assert [e.incident.rule for e in h.opened()] == ["latency_p99"]
+    # one incident: the anomaly model may see the tail first; the p99 rule joins it as evidence
+    assert len(h.opened()) == 1
+    inc = h.pipeline.incidents.open_incidents()[0]
+    assert "latency_p99" in {inc.rule, *inc.evidence}
 
 
 def test_consecutive_failures_needs_two_successes_in_a_row_to_recover() -> None:
@@ -435,27 +439,3 @@ def test_consecutive_failures_needs_two_successes_in_a_row_to_recover() -> None:
     assert len(h.resolved()) == 1
 
 
-def test_baseline_statistics_match_a_full_recount_as_minutes_roll_over() -> None:
-    """The baseline keeps its minutes sorted incrementally: after every minute (the hour rolling over
-    included) median, MAD, trigger and floor equal a recount from scratch."""
-    import random
-    import statistics
-
-    from cryptomon_tui.detection.baseline import MAD_SCALE, LatencyBaseline
-
-    rng = random.Random(5)
-    factors = (4.0, 3.0, 50.0)
-    base = LatencyBaseline(60, factors)
-    assert base.trigger == float("inf") and base.floor == float("inf")
-    for minute in range(200):
-        base.add(minute * 60.0, rng.choice([rng.lognormvariate(3.5, 0.3), 40.0, 42.5]))
-        window = list(base.minutes)
-        med = statistics.median(window)
-        mad = statistics.median([abs(v - med) for v in window]) * MAD_SCALE
-        assert base.stats() == (med, mad)
-        expected = max(med + factors[0] * mad, med * factors[1], med + factors[2])
-        assert base.trigger == expected and base.floor <= expected
-    assert len(base) == 60
-    base.set_factors(1.0, 1.5, 5.0)
-    med, mad = base.stats()
-    assert base.trigger == max(med + mad, med * 1.5, med + 5.0)

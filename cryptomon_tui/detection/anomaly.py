@@ -1,0 +1,277 @@
+"""A probe's latency model that works from its first samples (issue 14; reasoning in docs/detection.md).
+
+Why this shape:
+
+- **Log space.** Latency is multiplicative (a 5x slowdown is the same news at 20 ms and at 200 ms),
+  so the model keeps log-latencies; a distance in log space is a ratio.
+- **Robust order statistics, no fitted distribution.** The history is a sorted sample of recent
+  healthy latencies. Its median is the level; its quartiles give the spread; a high quantile says
+  what this probe already did when healthy. Spikes the probe shows routinely (heavy tails) raise
+  that quantile and stop alarming; a level it never showed is news (the idea behind CAD OSE's
+  "novel context" and HTM's surprise, in its simplest form).
+- **Shrinkage toward a prior while data is scarce.** With n samples the spread estimate is blended
+  with a prior spread (``prior_spread`` in log units, weight ``prior_weight`` samples), and the
+  bar is widened by a small-sample factor; as data accrues the prior fades and the history window
+  widens from the first samples up to ``window`` seconds. So it can fire a minute after start,
+  and only on a level far outside anything seen yet.
+- **Time of day.** The median of each hour is kept per hour of day for a week; once two days of
+  history exist, the expected level of the current hour (and its neighbours) is the median of
+  those days, so a daily peak seen before is not news.
+- **Evidence accumulates (CUSUM).** Each sample scores how far above the expected level it is, in
+  units of the spread, minus an allowance ``k``; the positive part accumulates and an alarm is
+  raised when the sum reaches ``h``. A 5x slowdown crosses it in one or two samples, a moderate
+  lasting shift in a few, jitter never (its excess stays below the allowance).
+- **Bounded cost.** At most ``max_samples`` history values (decimated in time), one bisect per
+  accepted sample, O(1) reads of the bars, which are cached until the history changes.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections import deque
+from dataclasses import dataclass
+
+_LOG_FLOOR_MS = 0.001  # log of anything below 1 microsecond is clamped
+HOUR = 3600.0
+DAY = 86400.0
+SLOW, FAST, FLAT = "slow", "fast", "flat"
+
+
+def _log(ms: float) -> float:
+    return math.log(ms if ms > _LOG_FLOOR_MS else _LOG_FLOOR_MS)
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalySettings:
+    """The model's knobs (config ``detection.rules.latency_anomaly``); defaults in the config."""
+
+    window: float = 6 * HOUR
+    max_samples: int = 720
+    recent_window: float = 1.5 * HOUR
+    min_samples: int = 10
+    high_quantile: float = 0.99
+    prior_spread: float = 0.6
+    prior_weight: float = 300.0
+    allowance: float = 1.0
+    threshold: float = 2.0
+    max_step: float = 1.5  # most one sample adds: below ``threshold``, so one outlier never alarms
+    novel_ratio: float = 2.0  # one sample this many times above the slowest healthy one seen alarms alone
+    novel_after: int = 100  # once the history has this many samples
+    recover_below: float = 0.2
+    calm_samples: int = 5
+    min_increase_ms: float = 20.0
+    drop_ratio: float = 0.2
+    drop_samples: int = 3
+    drop_below_low: float = 0.5  # and below this share of the history's 1st percentile (drops it has shown)
+    flat_samples: int = 120
+    adapt_after: float = 3600.0
+
+
+class LatencyModel:
+    """History of healthy log-latencies (time-decimated, sorted) and the bars read from it."""
+
+    __slots__ = ("_cache", "_hour_key", "_hour_vals", "_tod", "_tod_days", "calm_ms", "cfg", "decimate",
+                 "last_t",
+                 "sorted", "times", "values")
+
+    def __init__(self, cfg: AnomalySettings) -> None:
+        self.cfg = cfg
+        self.decimate = cfg.window / max(16, cfg.max_samples)
+        self.times: deque[float] = deque()
+        self.values: deque[float] = deque()
+        self.sorted: list[float] = []
+        self.last_t = -math.inf
+        # (expected log level, spread, slow bar ms where the score is 0, fast bar ms, hour key)
+        self._cache: tuple[float, float, float, float, int] | None = None
+        self.calm_ms = math.inf  # at or under this a sample is back to normal (set with the bars)
+        self._hour_key = -1
+        self._hour_vals: list[float] = []
+        self._tod: dict[int, deque[float]] = {}  # hour of day -> that hour's median on recent days
+        self._tod_days: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    def observe(self, t: float, latency_ms: float) -> None:
+        """Learn one healthy sample: each of the first ``3 * min_samples``, then one per
+        ``window / max_samples`` seconds (so it learns from its first samples and the history's span
+        widens toward ``window`` as data accrues; then the oldest leave)."""
+        cap = max(16, self.cfg.max_samples)
+        if t - self.last_t < self.decimate and len(self.sorted) >= 3 * self.cfg.min_samples:
+            return  # past the first samples: one per ``window / max_samples`` (the span widens in time)
+        self.last_t = t
+        v = _log(latency_ms)
+        times, values, ordered = self.times, self.values, self.sorted
+        horizon = t - self.cfg.window
+        while times and (times[0] < horizon or len(times) >= cap):
+            times.popleft()
+            del ordered[bisect_left(ordered, values.popleft())]
+        times.append(t)
+        values.append(v)
+        insort(ordered, v)
+        self._cache = None
+        self._hourly(t, v)
+
+    def _hourly(self, t: float, v: float) -> None:
+        key = int(t // HOUR)
+        if key != self._hour_key:
+            if self._hour_vals and self._hour_key >= 0:
+                vals = sorted(self._hour_vals)
+                self._tod.setdefault(self._hour_key % 24, deque(maxlen=7)).append(vals[len(vals) // 2])
+                self._tod_days.add(int(self._hour_key * HOUR // DAY))
+                if len(self._tod_days) > 8:
+                    self._tod_days.discard(min(self._tod_days))
+            self._hour_key = key
+            self._hour_vals = []
+        self._hour_vals.append(v)
+
+    def clear(self) -> None:
+        """Forget the history (a lasting new level is the normal now); the time-of-day profile stays."""
+        self.times.clear()
+        self.values.clear()
+        self.sorted.clear()
+        self.last_t = -math.inf
+        self._cache = None
+
+    def level_ms(self) -> float:
+        """Median latency of the history (ms), NaN when empty."""
+        ordered = self.sorted
+        return math.exp(ordered[len(ordered) // 2]) if ordered else math.nan
+
+    def _expected(self, t: float) -> float:
+        """The level to compare with: the larger of the history's median, the recent median (a slow
+        drift is followed, not alarmed) and, after two days, the usual level of this hour of day."""
+        ordered = self.sorted
+        best = ordered[len(ordered) // 2]
+        times = self.times
+        first = bisect_left(times, t - self.cfg.recent_window)
+        if 0 < first < len(times) - 2:
+            recent = sorted(list(self.values)[first:])
+            best = max(best, recent[len(recent) // 2])
+        if len(self._tod_days) >= 3:  # two full days before today
+            hod = int(t // HOUR) % 24
+            for h in (hod - 1, hod, hod + 1):
+                days = self._tod.get(h % 24)
+                if days is not None and len(days) >= 2:
+                    vals = sorted(days)
+                    best = max(best, vals[len(vals) // 2])
+        return best
+
+    def bars(self, t: float) -> tuple[float, float, float, float]:
+        """(expected log level, spread in log units, ms above which a sample scores, ms below which a
+        sample is a suspicious drop). Cached until the history or the hour changes."""
+        hour = int(t // HOUR)
+        cache = self._cache
+        if cache is not None and cache[4] == hour:
+            return cache[0], cache[1], cache[2], cache[3]
+        cfg = self.cfg
+        ordered = self.sorted
+        n = len(ordered)
+        med = ordered[n // 2]
+        high = ordered[min(n - 1, int(cfg.high_quantile * n))]
+        low = ordered[int(0.01 * n)]
+        # the history's own upper tail, shrunk toward a prior spread while the history is short
+        w = cfg.prior_weight
+        spread = (w * cfg.prior_spread + n * max(high - med, 0.0)) / (w + n)
+        expected = self._expected(t)
+        slow = max(math.exp(expected + cfg.allowance * spread), math.exp(expected) + cfg.min_increase_ms)
+        fast = min(math.exp(med) * cfg.drop_ratio, math.exp(low) * cfg.drop_below_low)
+        self._cache = (expected, spread, slow, fast, hour)
+        # back to normal: under the recovery bar, or within the history's usual range (its 90th percentile)
+        self.calm_ms = max(math.exp(expected + cfg.recover_below * spread), math.exp(ordered[int(0.9 * n)]))
+        return expected, spread, slow, fast
+
+
+class LatencyAnomaly:
+    """One probe's anomaly state: the model, the evidence sum and the alarm (with hysteresis).
+
+    ``feed`` takes each successful latency in order; ``alarm`` says whether the probe is anomalous
+    now (``kind``: slow, a fast drop to near zero, or a flat line). The rule reads it every
+    evaluation; the model does not learn while the alarm is up, unless it lasted ``adapt_after``
+    (then the new level is the new normal).
+    """
+
+    __slots__ = (
+        "alarm",
+        "calm",
+        "cfg",
+        "drops",
+        "flat_run",
+        "kind",
+        "last_lat",
+        "model",
+        "peak_ms",
+        "score",
+        "seen",
+        "since",
+        "slowest",
+    )
+
+    def __init__(self, cfg: AnomalySettings) -> None:
+        self.cfg = cfg
+        self.model = LatencyModel(cfg)
+        self.score = 0.0
+        self.drops = 0
+        self.calm = 0
+        self.flat_run = 0
+        self.last_lat = math.nan
+        self.alarm = False
+        self.kind = SLOW
+        self.since = 0.0
+        self.peak_ms = 0.0
+        self.seen = 0  # how many of the series' successful latencies were fed
+        self.slowest = 0.0  # slowest healthy latency seen (every sample, decays over ``window``)
+
+    def feed(self, t: float, lat: float) -> None:
+        cfg = self.cfg
+        model = self.model
+        if lat == self.last_lat:
+            self.flat_run += 1
+        else:
+            self.flat_run = 1
+            self.last_lat = lat
+        if len(model.sorted) >= cfg.min_samples:
+            expected, spread, slow, fast = model.bars(t)
+            if lat > slow or self.score > 0.0:
+                e = (_log(lat) - expected) / spread - cfg.allowance
+                if lat <= slow and e > 0.0:
+                    e = 0.0  # under the absolute floor (min_increase_ms): no evidence either way
+                novel = (cfg.novel_ratio > 0 and lat > self.slowest * cfg.novel_ratio
+                         and len(model.sorted) >= cfg.novel_after)
+                self.score = max(0.0, self.score + (e if novel else min(e, cfg.max_step)))
+            self.drops = self.drops + 1 if lat < fast else 0
+            flat = self.flat_run >= cfg.flat_samples and model.sorted[-1] - model.sorted[0] > 0.01
+            if not self.alarm:
+                kind = SLOW if self.score >= cfg.threshold else FAST if self.drops >= cfg.drop_samples else (
+                    FLAT if flat else None)
+                if kind is not None:
+                    self.alarm, self.kind, self.since, self.calm, self.peak_ms = True, kind, t, 0, lat
+            else:
+                if self.kind == SLOW:
+                    calm = lat <= model.calm_ms
+                    self.peak_ms = max(self.peak_ms, lat)
+                elif self.kind == FAST:
+                    calm = lat >= fast
+                    self.peak_ms = min(self.peak_ms, lat)
+                else:
+                    calm = not flat
+                self.calm = self.calm + 1 if calm else 0
+                if self.calm >= cfg.calm_samples:
+                    self.alarm = False
+                    self.score = 0.0
+                    self.drops = 0
+        if self.alarm and t - self.since >= cfg.adapt_after:
+            # a level that lasted adapt_after is the new normal: learn it afresh (the prior covers
+            # the short history), so the alarm ends on its calm samples and does not come back
+            model.clear()
+            self.slowest = lat
+            self.score = 0.0
+            self.alarm = False
+        if not self.alarm:
+            slowest = self.slowest
+            if lat > slowest:
+                self.slowest = lat
+            elif t - model.last_t >= model.decimate:  # decay toward the level, once per history sample
+                self.slowest = slowest - (slowest - lat) * model.decimate / cfg.window
+            model.observe(t, lat)
