@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-notify bench-ui clean
+.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cryptomon needs Python >= 3.11"'
@@ -55,6 +55,12 @@ bench-probe: $(STAMP)
 
 bench-detect: $(STAMP)
 	$(BIN)/python -m bench.bench_detect $(ARGS)
+
+# NAB dev set (../shared/bench/nab-dev): default detection on 28 labelled series; ARGS=--record appends to
+# bench/RESULTS.md, NAB_DEV=DIR points elsewhere.
+NAB_DEV ?= ../shared/bench/nab-dev
+bench-nab: $(STAMP)
+	$(BIN)/python -m bench.bench_nab --nab-dev $(NAB_DEV) $(ARGS)
 
 bench-notify: $(STAMP)
 	$(BIN)/python -m bench.bench_notify $(ARGS)

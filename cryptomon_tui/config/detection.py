@@ -70,16 +70,16 @@ class LatencyAnomalyRule(RuleConfig):
     min_samples: int = Field(default=10, ge=3, description="samples before it can fire (a prior covers the start)")
     high_quantile: float = Field(default=0.99, gt=0.5, lt=1, description="the history's tail that sets the spread")
     prior_spread: float = Field(default=0.6, gt=0, le=5, description="prior spread in log units (0.6 = x1.8)")
-    prior_weight: float = Field(default=300.0, ge=0, le=1e6, description="the prior counts as this many samples")
-    allowance: float = Field(default=1.0, ge=0, le=100, description="spreads above the level before a sample counts")
+    prior_weight: float = Field(default=500.0, ge=0, le=1e6, description="the prior counts as this many samples")
+    allowance: float = Field(default=1.25, ge=0, le=100, description="spreads above the level before a sample counts")
     threshold: float = Field(default=2.0, gt=0, le=1000, description="accumulated excess that raises the alarm")
     max_step: float = Field(default=1.5, gt=0, le=1000, description="most one sample adds (one outlier never alarms)")
-    novel_ratio: float = Field(default=2.0, ge=0, le=1000,
+    novel_ratio: float = Field(default=4.0, ge=0, le=1000,
                                description="except one this many times the slowest healthy sample seen (0 = off)")
-    novel_after: int = Field(default=100, ge=1, le=1_000_000, description="history samples before that applies")
+    novel_after: int = Field(default=300, ge=1, le=1_000_000, description="history samples before that applies")
     recover_below: float = Field(default=0.2, le=100, description="calm once samples are under this many spreads")
     calm_samples: int = Field(default=5, ge=1, le=10_000, description="calm samples in a row to end the alarm")
-    min_increase_ms: float = Field(default=20.0, ge=0, description="and at least this much slower (no loopback noise)")
+    min_increase_ms: float = Field(default=50.0, ge=0, description="and at least this much slower (no loopback noise)")
     drop_ratio: float = Field(default=0.2, ge=0, lt=1, description="a drop below this share of the level is suspicious")
     drop_samples: int = Field(default=3, ge=1, le=10_000, description="drops in a row (cache or error page)")
     drop_below_low: float = Field(default=0.5, ge=0, le=1000,

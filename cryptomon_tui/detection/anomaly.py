@@ -71,9 +71,8 @@ class AnomalySettings:
 class LatencyModel:
     """History of healthy log-latencies (time-decimated, sorted) and the bars read from it."""
 
-    __slots__ = ("_cache", "_hour_key", "_hour_vals", "_tod", "_tod_days", "calm_ms", "cfg", "decimate",
-                 "last_t",
-                 "sorted", "times", "values")
+    __slots__ = ("_hour_key", "_hour_vals", "_recent_sorted", "_recent_t", "_recent_v", "_tod", "_tod_days",
+                 "cache", "calm_ms", "cfg", "decimate", "last_t", "sorted", "times", "values", "warm")
 
     def __init__(self, cfg: AnomalySettings) -> None:
         self.cfg = cfg
@@ -81,9 +80,14 @@ class LatencyModel:
         self.times: deque[float] = deque()
         self.values: deque[float] = deque()
         self.sorted: list[float] = []
+        self.warm = 3 * cfg.min_samples  # learn each of the first samples, then one per ``decimate``
+        # the recent part of the history, sorted too (its median follows a slow drift)
+        self._recent_t: deque[float] = deque()
+        self._recent_v: deque[float] = deque()
+        self._recent_sorted: list[float] = []
         self.last_t = -math.inf
-        # (expected log level, spread, slow bar ms where the score is 0, fast bar ms, hour key)
-        self._cache: tuple[float, float, float, float, int] | None = None
+        # (expected log level, spread, slow bar ms where the score is 0, fast bar ms, valid until t)
+        self.cache: tuple[float, float, float, float, float] | None = None
         self.calm_ms = math.inf  # at or under this a sample is back to normal (set with the bars)
         self._hour_key = -1
         self._hour_vals: list[float] = []
@@ -98,7 +102,7 @@ class LatencyModel:
         ``window / max_samples`` seconds (so it learns from its first samples and the history's span
         widens toward ``window`` as data accrues; then the oldest leave)."""
         cap = max(16, self.cfg.max_samples)
-        if t - self.last_t < self.decimate and len(self.sorted) >= 3 * self.cfg.min_samples:
+        if t - self.last_t < self.decimate and len(self.sorted) >= self.warm:
             return  # past the first samples: one per ``window / max_samples`` (the span widens in time)
         self.last_t = t
         v = _log(latency_ms)
@@ -110,7 +114,15 @@ class LatencyModel:
         times.append(t)
         values.append(v)
         insort(ordered, v)
-        self._cache = None
+        rt, rv, rs = self._recent_t, self._recent_v, self._recent_sorted
+        recent_from = t - self.cfg.recent_window
+        while rt and rt[0] < recent_from:
+            rt.popleft()
+            del rs[bisect_left(rs, rv.popleft())]
+        rt.append(t)
+        rv.append(v)
+        insort(rs, v)
+        self.cache = None
         self._hourly(t, v)
 
     def _hourly(self, t: float, v: float) -> None:
@@ -131,8 +143,11 @@ class LatencyModel:
         self.times.clear()
         self.values.clear()
         self.sorted.clear()
+        self._recent_t.clear()
+        self._recent_v.clear()
+        self._recent_sorted.clear()
         self.last_t = -math.inf
-        self._cache = None
+        self.cache = None
 
     def level_ms(self) -> float:
         """Median latency of the history (ms), NaN when empty."""
@@ -144,10 +159,8 @@ class LatencyModel:
         drift is followed, not alarmed) and, after two days, the usual level of this hour of day."""
         ordered = self.sorted
         best = ordered[len(ordered) // 2]
-        times = self.times
-        first = bisect_left(times, t - self.cfg.recent_window)
-        if 0 < first < len(times) - 2:
-            recent = sorted(list(self.values)[first:])
+        recent = self._recent_sorted
+        if len(recent) > 2 and len(recent) < len(ordered):  # the history reaches further back
             best = max(best, recent[len(recent) // 2])
         if len(self._tod_days) >= 3:  # two full days before today
             hod = int(t // HOUR) % 24
@@ -161,9 +174,8 @@ class LatencyModel:
     def bars(self, t: float) -> tuple[float, float, float, float]:
         """(expected log level, spread in log units, ms above which a sample scores, ms below which a
         sample is a suspicious drop). Cached until the history or the hour changes."""
-        hour = int(t // HOUR)
-        cache = self._cache
-        if cache is not None and cache[4] == hour:
+        cache = self.cache
+        if cache is not None and t < cache[4]:
             return cache[0], cache[1], cache[2], cache[3]
         cfg = self.cfg
         ordered = self.sorted
@@ -177,7 +189,7 @@ class LatencyModel:
         expected = self._expected(t)
         slow = max(math.exp(expected + cfg.allowance * spread), math.exp(expected) + cfg.min_increase_ms)
         fast = min(math.exp(med) * cfg.drop_ratio, math.exp(low) * cfg.drop_below_low)
-        self._cache = (expected, spread, slow, fast, hour)
+        self.cache = (expected, spread, slow, fast, (int(t // HOUR) + 1) * HOUR)
         # back to normal: under the recovery bar, or within the history's usual range (its 90th percentile)
         self.calm_ms = max(math.exp(expected + cfg.recover_below * spread), math.exp(ordered[int(0.9 * n)]))
         return expected, spread, slow, fast
@@ -232,7 +244,11 @@ class LatencyAnomaly:
             self.flat_run = 1
             self.last_lat = lat
         if len(model.sorted) >= cfg.min_samples:
-            expected, spread, slow, fast = model.bars(t)
+            cache = model.cache
+            if cache is not None and t < cache[4]:
+                expected, spread, slow, fast, _until = cache
+            else:
+                expected, spread, slow, fast = model.bars(t)
             if lat > slow or self.score > 0.0:
                 e = (_log(lat) - expected) / spread - cfg.allowance
                 if lat <= slow and e > 0.0:
@@ -240,11 +256,19 @@ class LatencyAnomaly:
                 novel = (cfg.novel_ratio > 0 and lat > self.slowest * cfg.novel_ratio
                          and len(model.sorted) >= cfg.novel_after)
                 self.score = max(0.0, self.score + (e if novel else min(e, cfg.max_step)))
-            self.drops = self.drops + 1 if lat < fast else 0
-            flat = self.flat_run >= cfg.flat_samples and model.sorted[-1] - model.sorted[0] > 0.01
+            if lat < fast:
+                self.drops += 1
+            elif self.drops:
+                self.drops = 0
             if not self.alarm:
-                kind = SLOW if self.score >= cfg.threshold else FAST if self.drops >= cfg.drop_samples else (
-                    FLAT if flat else None)
+                if self.score >= cfg.threshold:
+                    kind: str | None = SLOW
+                elif self.drops >= cfg.drop_samples:
+                    kind = FAST
+                elif self.flat_run >= cfg.flat_samples and model.sorted[-1] - model.sorted[0] > 0.01:
+                    kind = FLAT
+                else:
+                    kind = None
                 if kind is not None:
                     self.alarm, self.kind, self.since, self.calm, self.peak_ms = True, kind, t, 0, lat
             else:
@@ -255,7 +279,7 @@ class LatencyAnomaly:
                     calm = lat >= fast
                     self.peak_ms = min(self.peak_ms, lat)
                 else:
-                    calm = not flat
+                    calm = self.flat_run < cfg.flat_samples
                 self.calm = self.calm + 1 if calm else 0
                 if self.calm >= cfg.calm_samples:
                     self.alarm = False
@@ -274,4 +298,5 @@ class LatencyAnomaly:
                 self.slowest = lat
             elif t - model.last_t >= model.decimate:  # decay toward the level, once per history sample
                 self.slowest = slowest - (slowest - lat) * model.decimate / cfg.window
-            model.observe(t, lat)
+            if t - model.last_t >= model.decimate or len(model.sorted) < model.warm:
+                model.observe(t, lat)
