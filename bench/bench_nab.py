@@ -36,7 +36,7 @@ def _default_nab_dev() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_nab", description=__doc__.split("\n")[0])
-    parser.add_argument("--nab-dev", type=Path, default=None, help="the nab-dev folder (default ../shared/bench/nab-dev)")
+    parser.add_argument("--nab-dev", type=Path, default=None, help="nab-dev folder (../shared/bench/nab-dev)")
     parser.add_argument("--jobs", type=int, default=2, help="backtests in parallel (default 2)")
     parser.add_argument("--only", action="append", default=None, help="series path prefix (repeatable)")
     parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
