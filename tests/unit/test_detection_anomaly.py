@@ -15,7 +15,7 @@ import pytest
 
 from cryptomon_tui.detection.anomaly import AnomalySettings, LatencyAnomaly
 from cryptomon_tui.incidents.model import EventType
-from cryptomon_tui.probing.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from tests.unit.detection_helpers import Harness
 
 JITTER = 0.15  # lognormal sigma: +-15 % around the level
