@@ -406,6 +406,9 @@ class Notifier:
             ev = self._wake.get(row.channel)
             if ev is not None:
                 ev.set()
+        # queued counts (cryptomon_notify_queue, notify status) include what waits in group_wait from now on,
+        # not from the next delivery or tick
+        await self.refresh_stats()
 
     # --- reminders and Alertmanager refresh ----------------------------------------------------
 

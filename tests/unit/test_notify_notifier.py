@@ -466,3 +466,17 @@ async def test_rows_the_store_refused_are_kept_and_stored_later_never_sent_unsav
         flaky.down = False
         await rig.advance(20)  # the reminder tick stores them
         assert rig.ch["ops"].kinds() == ["firing"]
+
+
+async def test_queue_counts_messages_waiting_in_group_wait() -> None:
+    """Issue 12 item 8: cryptomon_notify_queue read 0 while messages waited in group_wait."""
+    async with Rig(make_config()) as rig:
+        for n in (1, 2, 3):
+            await rig.notifier.on_event(ev(EventType.OPENED, incident(n, exchange=f"ex{n}"), rig.now()))
+            # at once, not after the next delivery or reminder tick
+            assert {s["channel"]: s["queued"] for s in rig.notifier.status()}["ops"] == n
+        await rig.advance(1)
+        assert rig.ch["ops"].sent == []  # all inside group_wait
+        assert {s["channel"]: s["queued"] for s in rig.notifier.status()}["ops"] == 3
+        await rig.advance(15)
+        assert rig.ch["ops"].sent and {s["channel"]: s["queued"] for s in rig.notifier.status()}["ops"] == 0
