@@ -6,8 +6,7 @@
   concurrent rush, wrong tokens are logged at a bounded rate, the version is not told before auth;
 - HTTP: the Host header is checked (DNS rebinding), /api/v1/snapshot can require a bearer token.
 
-The TCP/HTTP tests use the daemon harness (the daemon's own DaemonRunner, ControlServer and HttpServer
-around a FakeEngine): the defects live in those layers, not in the engine.
+Every test runs the real ``cryptomon daemon`` process (or the real ``cryptomon status`` against an impostor).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import yaml
 
 from cryptomon_tui import __version__
 from cryptomon_tui.daemon.protocol import PROTOCOL_VERSION
-from tests.fakes.daemon_harness import CRYPTOMON, REPO, daemon_process, free_port
+from tests.fakes.daemon_harness import CRYPTOMON, REAL_DAEMON_COMMAND, REPO, daemon_process, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +163,9 @@ def tcp_daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, s
     http_port, control_port = free_port(), free_port()
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
-        "exchanges": {"binance": {"interval": "5s"}},
+        # nothing listens on port 9: probes fail fast on loopback, which is all this test needs
+        "exchanges": {"binance": {"base_url": "http://127.0.0.1:9", "interval": "5s"}},
+        "storage": {"path": str(tmp_path / "iso.sqlite3")},
         "daemon": {
             "location": "iso",
             "http": {"port": http_port, "allowed_hosts": ["monitor.internal"], "snapshot_token": TOKEN + "-http"},
@@ -173,7 +174,7 @@ def tcp_daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, s
         },
     }))
     url = f"http://127.0.0.1:{http_port}"
-    with daemon_process(config, url) as proc:
+    with daemon_process(config, url, command=REAL_DAEMON_COMMAND) as proc:
         yield proc, control_port, url, config.with_suffix(".log")
 
 
