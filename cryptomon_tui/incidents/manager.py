@@ -71,6 +71,7 @@ class IncidentManager:
         self._announced_peak: dict[str, dict[str, float]] = {}
         self._peak_announced_at: dict[str, float] = {}
         self._orphans: dict[str, float] = {}  # restored incident id -> deadline to be seen again
+        self._restored_at: dict[str, float] = {}  # restored incident id -> when monitoring resumed
         self._resolved: OrderedDict[str, Incident] = OrderedDict()
         self._resolved_by_fp: dict[str, str] = {}
         self._silences: dict[str, Silence] = {}
@@ -421,12 +422,23 @@ class IncidentManager:
                 self._event(now, EventType.UPDATED, self._open[cause.id], detail={"merged": [v.id for v in victims]})
             )
 
-    def _resolve(self, inc: Incident, now: float, events: list[IncidentEvent], text: str) -> None:
-        self._finish(inc, now, events, text=text, detail={})
+    def _resolve(
+        self, inc: Incident, now: float, events: list[IncidentEvent], text: str, ended_at: float | None = None
+    ) -> None:
+        self._finish(inc, now, events, text=text, detail={}, ended_at=ended_at)
 
     def _finish(
-        self, inc: Incident, now: float, events: list[IncidentEvent], *, text: str, detail: dict[str, Any]
+        self,
+        inc: Incident,
+        now: float,
+        events: list[IncidentEvent],
+        *,
+        text: str,
+        detail: dict[str, Any],
+        ended_at: float | None = None,
     ) -> None:
+        """``ended_at``: when the problem was last known to exist, if earlier than ``now`` (a restored
+        incident not seen again ended at the restart, not at the end of the grace period)."""
         del self._open[inc.id]
         if self._by_fp.get(inc.fingerprint) == inc.id:
             del self._by_fp[inc.fingerprint]
@@ -434,13 +446,14 @@ class IncidentManager:
             if self._host_of.get(fp) == inc.id:
                 del self._host_of[fp]
         self._orphans.pop(inc.id, None)
+        self._restored_at.pop(inc.id, None)
         self._announced_peak.pop(inc.id, None)
         self._peak_announced_at.pop(inc.id, None)
         done = self._replace(
             inc,
             now,
             state=IncidentState.RESOLVED,
-            resolved_at=now,
+            resolved_at=now if ended_at is None else max(inc.started_at, min(now, ended_at)),
             timeline=_tl(inc, now, "resolved", text, detail),
         )
         self._remember_resolved(done)
@@ -493,9 +506,14 @@ class IncidentManager:
                 break
         for incident_id, deadline in list(self._orphans.items()) if self._orphans else ():
             if deadline <= t and incident_id in self._open:
-                self._resolve(self._open[incident_id], t, events, text="not seen again after a restart")
+                # it ended when monitoring resumed: the grace period spent waiting for it is not its duration
+                self._resolve(
+                    self._open[incident_id], t, events, text="not seen again after a restart",
+                    ended_at=self._restored_at.get(incident_id),
+                )
             if deadline <= t:
                 self._orphans.pop(incident_id, None)
+                self._restored_at.pop(incident_id, None)
         return events
 
     def _refresh_maintenance(self, now: float, events: list[IncidentEvent]) -> None:
@@ -773,6 +791,7 @@ class IncidentManager:
                 self._external.add(inc.fingerprint)
             else:
                 self._orphans[inc.id] = now + grace_s
+                self._restored_at[inc.id] = now
         for inc in sorted(recently_resolved, key=lambda i: i.resolved_at or 0.0):
             if inc.resolved_at is not None and now - inc.resolved_at <= self.config.reopen_cooldown:
                 self._known_ids.add(inc.id)

@@ -310,6 +310,8 @@ def test_restore_after_restart_without_reemitting(clock: FakeClock) -> None:
     clock.set(T0 + 301)
     [gone] = m3.tick()
     assert gone.event is EventType.RESOLVED
+    # it ended when monitoring resumed (T0, the restore), not after the grace spent waiting (issue 12: "Lasted")
+    assert gone.incident.resolved_at == T0 and gone.ts == T0 + 301
     # ids created after a restore never collide with restored ones
     assert len({m2._new_id("I-") for _ in range(50)} & {inc.id}) == 0
 
