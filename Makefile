@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui clean
+.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cryptomon needs Python >= 3.11"'
@@ -67,6 +67,10 @@ bench-notify: $(STAMP)
 
 bench-ui: $(STAMP) sysdeps
 	$(BIN)/python -m bench.bench_ui $(ARGS)
+
+# 15 minutes of hostile exchange answers against the real daemon (issue 13); ARGS="--duration 120" for less
+bench-hostile: $(STAMP)
+	$(BIN)/python -m bench.bench_hostile $(ARGS)
 
 bench: bench-probe bench-detect bench-notify bench-ui
 

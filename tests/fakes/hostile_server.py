@@ -3,9 +3,9 @@
 Run in a background thread of the test process: ``/ok`` always answers 200 ``{"status": "ok"}``; every
 other path answers with the current *mode* (set with ``server.mode = "..."``, or cycled with
 ``server.set_cycle([...])`` one mode per request), or with the mode named in the path:
-``/m/<mode>/...``. Modes are the values seen to break the daemon: a far-future
-``Retry-After``, NaN/inf/negative ones, Binance 418 bans with 16-digit or 2286 or past expiries, bodies cut at
-the size cap, invalid JSON.
+``/m/<mode>/...``, or every hostile mode in turn per key: ``/c/<key>/...``. Modes are the values seen to
+break the daemon: a far-future ``Retry-After``, NaN/inf/negative ones, Binance 418 bans with 16-digit or 2286
+or past expiries, bodies cut at the size cap, invalid JSON.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class HostileServer:
         self.requests = 0
         self.seen: list[str] = []
         self.by_mode: dict[str, int] = {}
+        self._cycles: dict[str, Iterator[str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -94,6 +95,13 @@ class HostileServer:
         if path.startswith("/m/"):  # /m/<mode>/...: a base_url per mode, so one server serves many exchanges
             _, _, mode, rest = path.split("/", 3)
             path = "/" + rest
+        elif path.startswith("/c/"):  # /c/<key>/...: HOSTILE_MODES in turn, per key, from a key-chosen start
+            _, _, key, rest = path.split("/", 3)
+            path = "/" + rest
+            if key not in self._cycles:
+                start = sum(key.encode()) % len(HOSTILE_MODES)
+                self._cycles[key] = itertools.cycle(HOSTILE_MODES[start:] + HOSTILE_MODES[:start])
+            mode = next(self._cycles[key])
         else:
             mode = next(self._modes) if self._modes is not None else self.mode
         self.seen.append(mode)
