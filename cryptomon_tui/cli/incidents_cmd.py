@@ -22,7 +22,7 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.clock import RealClock
@@ -35,6 +35,11 @@ from cryptomon_tui.kernel.units import (
     parse_duration,
     parse_iso_utc,
 )
+
+if TYPE_CHECKING:
+    from cryptomon_tui.daemon.address import DaemonAddress
+    from cryptomon_tui.daemon.client import DaemonClient
+    from cryptomon_tui.engine.offline import OfflineCommands
 
 T = TypeVar("T")
 EXIT_USAGE = 2
@@ -154,7 +159,7 @@ class _StoreProblem(Exception):
     pass
 
 
-def _running_daemon(args: argparse.Namespace) -> Any:
+def _running_daemon(args: argparse.Namespace) -> DaemonAddress | None:
     """The daemon's address when one answers for this config, else None (then the store is written)."""
     from cryptomon_tui.daemon.client import find_running_daemon
 
@@ -162,7 +167,7 @@ def _running_daemon(args: argparse.Namespace) -> Any:
     return find_running_daemon(config)
 
 
-def _send(address: Any, call: Callable[[Any], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+def _send(address: DaemonAddress, call: Callable[[DaemonClient], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     """One command to the running daemon; its answer (DaemonError carries the daemon's own message)."""
     from cryptomon_tui.daemon.client import DaemonClient
 
@@ -175,9 +180,9 @@ def _send(address: Any, call: Callable[[Any], Awaitable[dict[str, Any]]]) -> dic
 
 def _command(
     args: argparse.Namespace,
-    online: Callable[[Any], Awaitable[dict[str, Any]]],
+    online: Callable[[DaemonClient], Awaitable[dict[str, Any]]],
     show: Callable[[dict[str, Any]], str],
-    offline: Callable[[Any], Awaitable[str]],
+    offline: Callable[[OfflineCommands], Awaitable[str]],
 ) -> int:
     """Send to the running daemon and print its answer, or (no daemon) apply offline through the store."""
     from cryptomon_tui.daemon.client import DaemonError
@@ -318,10 +323,10 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     by = _user(args.by)
 
-    def said(inc: Any) -> str:
+    def said(inc: dict[str, Any]) -> str:
         return f"acknowledged {inc.get('id')} ({inc.get('rule')} on {inc.get('exchange') or 'all'}) as {by}"
 
-    async def offline(commands: Any) -> str:
+    async def offline(commands: OfflineCommands) -> str:
         applied = await commands.ack(args.id, by, args.note)
         inc = applied.incident
         assert inc is not None
@@ -390,12 +395,11 @@ def cmd_silence(args: argparse.Namespace) -> int:
         until = "until resolved" if s.ends_at is None else f"until {iso_utc(s.ends_at)}"
         return f"{s.id}: silenced {_describe(s.matchers)} {until} ({s.created_by})"
 
-    async def offline(commands: Any) -> str:
+    async def offline(commands: OfflineCommands) -> str:
         if args.incident and await commands.store.incident(args.incident) is None:
             print(f"note: no incident {args.incident!r} in the store yet; the silence applies if it appears",
                   file=sys.stderr)  # fmt: skip
-        applied = await commands.silence(silence)
-        return said(applied.silence)
+        return said(await commands.silence(silence))
 
     def show(answer: dict[str, Any]) -> str:
         from cryptomon_tui.store.rows import silence_from_dict
@@ -450,9 +454,8 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
     def said(s: Silence) -> str:
         return f"{s.id}: ended ({_describe(s.matchers)})"
 
-    async def offline(commands: Any) -> str:
-        applied = await commands.unsilence(args.id, by)
-        return said(applied.silence)
+    async def offline(commands: OfflineCommands) -> str:
+        return said(await commands.unsilence(args.id, by))
 
     def show(answer: dict[str, Any]) -> str:
         from cryptomon_tui.store.rows import silence_from_dict
@@ -500,9 +503,8 @@ def cmd_maintenance_add(args: argparse.Namespace) -> int:
     def said(window_id: str) -> str:
         return f"{window_id}: {args.exchange or 'all exchanges'} {iso_utc(start)} .. {iso_utc(end)}{repeat}"
 
-    async def offline(commands: Any) -> str:
-        applied = await commands.maintenance_add(window)
-        return said(applied.window.id)
+    async def offline(commands: OfflineCommands) -> str:
+        return said((await commands.maintenance_add(window)).id)
 
     return _command(
         args,
@@ -542,7 +544,7 @@ def cmd_maintenance_list(args: argparse.Namespace) -> int:
 
 
 def cmd_maintenance_remove(args: argparse.Namespace) -> int:
-    async def offline(commands: Any) -> str:
+    async def offline(commands: OfflineCommands) -> str:
         await commands.maintenance_remove(args.id)
         return f"{args.id}: removed"
 

@@ -35,8 +35,6 @@ class Applied:
     result: str
     events: list[IncidentEvent] = field(default_factory=list)
     incident: Incident | None = None
-    silence: Silence | None = None
-    window: MaintenanceWindow | None = None
 
 
 class OfflineCommands:
@@ -90,15 +88,15 @@ class OfflineCommands:
             await self._record("ack", payload, applied)
         return applied
 
-    async def silence(self, silence: Silence) -> Applied:
+    async def silence(self, silence: Silence) -> Silence:
         manager = await self._manager()
         payload: dict[str, Any] = {"silence": exact_times(silence.to_dict(), silence), "offline": True}
         applied = self._apply(manager, "silence", payload)
-        applied.silence = next(s for s in manager.silences(include_expired=True) if s.id == silence.id)
-        await self._record("silence", payload, applied, silences=[applied.silence])
-        return applied
+        stored = next(s for s in manager.silences(include_expired=True) if s.id == silence.id)
+        await self._record("silence", payload, applied, silences=[stored])
+        return stored
 
-    async def unsilence(self, ident: str, by: str) -> Applied:
+    async def unsilence(self, ident: str, by: str) -> Silence:
         manager = await self._manager()
         known = await self.store.silences(include_expired=True)
         matches = [s for s in known if s.id == ident] or [s for s in known if s.id.startswith(ident)]
@@ -109,23 +107,22 @@ class OfflineCommands:
             raise OfflineCommandError(f"silence {target.id} has already expired")
         payload = {"silence_id": target.id, "by": by}
         applied = self._apply(manager, "unsilence", payload)
-        applied.silence = next(s for s in manager.silences(include_expired=True) if s.id == target.id)
-        await self._record("unsilence", payload, applied, silences=[applied.silence])
-        return applied
+        ended = next(s for s in manager.silences(include_expired=True) if s.id == target.id)
+        await self._record("unsilence", payload, applied, silences=[ended])
+        return ended
 
-    async def maintenance_add(self, window: MaintenanceWindow) -> Applied:
+    async def maintenance_add(self, window: MaintenanceWindow) -> MaintenanceWindow:
         manager = await self._manager()
         payload = {"window": exact_times(window.to_dict(), window)}
         applied = self._apply(manager, "maintenance_add", payload)
-        applied.window = next(w for w in manager.maintenance_windows() if w.id == window.id)
-        await self._record("maintenance_add", payload, applied, windows=[applied.window])
-        return applied
+        added = next(w for w in manager.maintenance_windows() if w.id == window.id)
+        await self._record("maintenance_add", payload, applied, windows=[added])
+        return added
 
-    async def maintenance_remove(self, window_id: str) -> Applied:
+    async def maintenance_remove(self, window_id: str) -> None:
         manager = await self._manager()
         if not any(w.id == window_id for w in manager.maintenance_windows()):
             raise OfflineCommandError(f"no maintenance window {window_id!r}")
         payload = {"window_id": window_id}
         applied = self._apply(manager, "maintenance_remove", payload)
         await self._record("maintenance_remove", payload, applied, removed=[window_id])
-        return applied
