@@ -560,6 +560,9 @@ def summary_lines(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     open_n = result.get("open_incidents", result.get("open"))
     if open_n is not None:
         lines.append(("Open incidents", clean_text(open_n)))
+    if data.get("text") and data.get("headline"):
+        # the engine's Summary: its text is the at-most-three-sentence summary people read first
+        lines.append(("Summary", clean_text(data["text"], 2000)))
     headline = data.get("headline", data.get("text"))
     if headline:
         lines.append(("Headline", clean_text(headline, 2000)))

@@ -218,3 +218,11 @@ def test_severity_order_survives_without_colour() -> None:
     styles = [present.severity_cell(s) for s in ("critical", "error", "warning", "info")]
     assert [(c.text, c.bold, c.extra) for c in styles] == [
         ("CRIT", True, "reverse"), ("ERR", True, "underline"), ("WARN", True, ""), ("INFO", False, "")]
+
+
+def test_summary_shows_the_three_sentence_text_first() -> None:
+    lines = present.summary_lines(
+        {"summary": {"headline": "h", "text": "One. Two. Three.", "severity": "HIGH", "source": "offline"},
+         "open_incidents": 1}
+    )
+    assert lines[:3] == [("Open incidents", "1"), ("Summary", "One. Two. Three."), ("Headline", "h")]
