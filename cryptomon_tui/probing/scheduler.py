@@ -326,6 +326,10 @@ class ExchangeWorker:
                 error_message=f"response could not be read ({type(exc).__name__}); HTTP {sent.response.status}",
             )
         classification = bound_times(classification)
+        for note in classification.extra.get("bounded") or ():
+            # classified (the result says it), and logged once per exchange and kind of value, never per probe
+            _log_once(f"bounded:{self.name}:{note.split(' ', 2)[:2]}", "%s sent an unusable time value: %s",
+                      self.name, note)
         if sent.latency_ms is not None:
             try:
                 classification = self.adapter.judge_latency(classification, sent.latency_ms)

@@ -129,6 +129,10 @@ def test_hostile_times_from_exchanges_leave_every_face_working(
         code, body = _get(url + "/healthz")
         assert code == 200, body
 
+    # Classified and logged once per exchange and kind of value; never an internal error, never a traceback.
+    log = config.with_suffix(".log").read_text(errors="replace")
+    assert log.count("b16 sent an unusable time value") == 1, log[-3000:]
+    assert "Traceback" not in log and "internal error" not in log and "cryptomon_internal" not in log
     # The healthy target's probes kept their 1 s schedule throughout.
     rows = [json.loads(line) for line in probes.read_text().splitlines() if line]
     times = [r["ts"] for r in rows if r["exchange"] == "canary"]
