@@ -8,7 +8,9 @@ takes writes again, rows still pending in memory are spilled back into it (durab
 Row ids: the store's are positive; memory rows are shown to the notifier as negative ids, so every
 ``mark``/``release`` call goes back to the side that owns the row. Rows sent from memory are forgotten once
 sent (what stays is who was told about which incident, so resolves still reach the right channels).
-What memory cannot give: rows queued in the store before it broke wait in the store until it recovers.
+What memory cannot give: rows queued in the store before it broke wait in the store until it recovers, and
+a later row of the same incident and channel waits behind them (it is not sent from memory first: a
+resolve never overtakes its firing); new incidents go out from memory at once.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class FallbackOutbox:
         self._store_ok = store_ok
         self._originals: dict[int, NewOutboxRow] = {}  # memory id -> the row as first enqueued
         self._next_spill = 0.0
+        # Rows this process put in the store and has not seen sent, per (incident, channel): a memory row of
+        # the same incident waits behind them (a resolve never overtakes its firing stuck in a broken store).
+        self._in_store: dict[tuple[str, str], set[int]] = {}
+        self._store_key: dict[int, tuple[str, str]] = {}
         self.fallback_rows = 0  # rows that went to memory instead of the store (for health/metrics)
         self.spilled_rows = 0
 
@@ -50,6 +56,32 @@ class FallbackOutbox:
     @staticmethod
     def _shown(row: OutboxRow) -> OutboxRow:
         return replace(row, id=-row.id)
+
+    def _track(self, ids: Sequence[int], rows: Sequence[NewOutboxRow]) -> None:
+        for rid, row in zip(ids, rows, strict=False):
+            if row.incident_id:
+                key = (row.incident_id, row.channel)
+                self._in_store.setdefault(key, set()).add(rid)
+                self._store_key[rid] = key
+
+    def _untrack(self, ids: Sequence[int]) -> None:
+        for rid in ids:
+            key = self._store_key.pop(rid, None)
+            if key is not None and (left := self._in_store.get(key)) is not None:
+                left.discard(rid)
+                if not left:
+                    del self._in_store[key]
+
+    def _blocked(self, row: OutboxRow) -> bool:
+        """A memory row waits while an earlier row of its incident sits in the store unsent."""
+        return row.incident_id is not None and (row.incident_id, row.channel) in self._in_store
+
+    def _memory_due(self, channel: str, now: float | None) -> list[OutboxRow]:
+        return [
+            r for r in sorted(self.memory.rows.values(), key=lambda r: (r.not_before, r.id))
+            if r.channel == channel and r.status == RowStatus.PENDING and (now is None or r.not_before <= now)
+            and not self.memory._waits(r) and not self._blocked(r)
+        ]
 
     def in_memory(self) -> int:
         """Rows waiting in memory (not yet sent, not yet spilled to the store)."""
@@ -72,9 +104,10 @@ class FallbackOutbox:
         self._next_spill = now + SPILL_RETRY_S
         rows = [replace(self._originals[r.id], not_before=r.not_before) for r in pending]
         try:
-            await self.store.outbox_enqueue(rows)
+            ids = await self.store.outbox_enqueue(rows)
         except OutboxUnavailable:
             return
+        self._track(ids, rows)
         for r in pending:
             self.memory.rows.pop(r.id, None)
             self.memory.due.pop(r.id, None)
@@ -99,7 +132,9 @@ class FallbackOutbox:
         await self._spill()
         if not self._waiting_in_memory():
             try:
-                return await self.store.outbox_enqueue(rows)
+                ids = await self.store.outbox_enqueue(rows)
+                self._track(ids, rows)
+                return ids
             except OutboxUnavailable as exc:
                 reason = str(exc)
         else:
@@ -116,7 +151,11 @@ class FallbackOutbox:
 
     async def outbox_claim_due(self, channel: str, now: float, limit: int) -> list[OutboxRow]:
         await self._spill()
-        mem = [self._shown(r) for r in await self.memory.outbox_claim_due(channel, now, limit)]
+        mem = []
+        for r in self._memory_due(channel, now)[:limit]:
+            claimed = replace(r, status=RowStatus.SENDING.value, attempts=r.attempts + 1)
+            self.memory.rows[r.id] = claimed
+            mem.append(self._shown(claimed))
         if len(mem) >= limit:
             return mem
         return mem + await self.store.outbox_claim_due(channel, now, limit - len(mem))
@@ -125,6 +164,7 @@ class FallbackOutbox:
         stored, mem = self._split(ids)
         if stored:
             await self.store.outbox_mark_sent(stored, now, answer)
+            self._untrack(stored)
         if mem:
             await self.memory.outbox_mark_sent(mem, now, answer)
             for i in mem:  # sent: nothing left to keep but who heard the firing (memory.fired)
@@ -138,6 +178,8 @@ class FallbackOutbox:
         stored, mem = self._split(ids)
         if stored:
             await self.store.outbox_mark_failed(stored, now, error, next_attempt_at, dead=dead)
+            if dead:
+                self._untrack(stored)
         if mem:
             await self.memory.outbox_mark_failed(mem, now, error, next_attempt_at, dead=dead)
 
@@ -198,7 +240,8 @@ class FallbackOutbox:
         )
 
     async def outbox_next_due(self, channel: str) -> float | None:
-        dues = [d for d in (await self.memory.outbox_next_due(channel), await self.store.outbox_next_due(channel))
+        mem = self._memory_due(channel, None)
+        dues = [d for d in (min((r.not_before for r in mem), default=None), await self.store.outbox_next_due(channel))
                 if d is not None]
         return min(dues) if dues else None
 

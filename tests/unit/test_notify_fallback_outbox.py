@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.notify.fallback_outbox import FallbackOutbox
@@ -81,3 +87,77 @@ async def test_flush_at_shutdown_moves_what_waits_in_memory() -> None:
     store.broken = False
     assert await outbox.flush() == 0
     assert sorted(r.idempotency_key for r in store.rows.values()) == ["k1", "k2"]
+
+
+class FallbackMachine(RuleBasedStateMachine):
+    """Any interleaving of enqueues, store failures and recoveries, claims and sends: every row is sent once
+    (from memory or from the store) or still queued; none is lost, none sent twice, per incident in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.store = FlakyStore()
+        self.clock = FakeClock()
+        self.outbox = FallbackOutbox(self.store, self.clock, lambda: not self.store.broken)
+        self.enqueued: list[str] = []
+        self.sent: list[str] = []
+        self.incident_by_key: dict[str, str] = {}
+        self.n = 0
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def teardown(self) -> None:
+        self.loop.close()
+
+    @rule(incident=st.sampled_from(["a", "b"]), kind=st.sampled_from(["firing", "acknowledged", "resolved"]))
+    def enqueue(self, incident: str, kind: str) -> None:
+        self.n += 1
+        try:
+            self.run(self.outbox.outbox_enqueue([row(self.n, kind, incident)]))
+        except OutboxUnavailable:
+            return  # only past MAX_MEMORY_ROWS, out of reach here
+        self.enqueued.append(f"k{self.n}")
+        self.incident_by_key[f"k{self.n}"] = incident
+
+    @rule()
+    def store_breaks(self) -> None:
+        self.store.broken = True
+
+    @rule()
+    def store_recovers(self) -> None:
+        self.store.broken = False
+
+    @rule(seconds=st.sampled_from([0.0, 1.0, 11.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.run(self.clock.advance(seconds))
+
+    @rule(limit=st.integers(1, 4), ok=st.booleans())
+    def dispatch(self, limit: int, ok: bool) -> None:
+        rows = self.run(self.outbox.outbox_claim_due("hook", self.clock.now() + 1e6, limit))
+        ids = [r.id for r in rows]
+        if ok:
+            self.run(self.outbox.outbox_mark_sent(ids, self.clock.now()))
+            self.sent += [r.idempotency_key for r in rows]
+        else:
+            self.run(self.outbox.outbox_release(ids, self.clock.now(), "retry"))
+
+    @invariant()
+    def nothing_lost_nothing_twice(self) -> None:
+        assert len(self.sent) == len(set(self.sent)), self.sent
+        waiting = {r.idempotency_key for r in self.store.rows.values() if r.status != "sent"}
+        waiting |= {r.idempotency_key for r in self.outbox.memory.rows.values() if r.status != "sent"}
+        assert set(self.enqueued) == set(self.sent) | waiting
+        assert not set(self.sent) & waiting
+
+    @invariant()
+    def per_incident_order(self) -> None:
+        order = {k: i for i, k in enumerate(self.enqueued)}
+        for inc in ("a", "b"):
+            mine = [k for k in self.sent if self.incident_by_key[k] == inc]
+            assert mine == sorted(mine, key=order.__getitem__), (inc, mine)
+
+
+TestFallbackOutbox = FallbackMachine.TestCase
+TestFallbackOutbox.settings = settings(max_examples=60, stateful_step_count=40, derandomize=True, deadline=None,
+                                       suppress_health_check=[HealthCheck.too_slow])
