@@ -58,9 +58,9 @@ bench-detect: $(STAMP)
 
 # NAB dev set (../shared/bench/nab-dev): default detection on 28 labelled series; ARGS=--record appends to
 # bench/RESULTS.md, NAB_DEV=DIR points elsewhere.
-NAB_DEV ?= ../shared/bench/nab-dev
+NAB_DEV ?=
 bench-nab: $(STAMP)
-	$(BIN)/python -m bench.bench_nab --nab-dev $(NAB_DEV) $(ARGS)
+	$(BIN)/python -m bench.bench_nab $(if $(NAB_DEV),--nab-dev $(NAB_DEV),) $(ARGS)
 
 bench-notify: $(STAMP)
 	$(BIN)/python -m bench.bench_notify $(ARGS)

@@ -193,7 +193,7 @@ class DetectionConfig(Section):
 
 class IncidentsConfig(Section):
     reopen_cooldown: Duration = 600.0
-    flap_threshold: int = Field(default=4, ge=2, description="fire/resolve transitions within flap_window")
+    flap_threshold: int = Field(default=4, ge=2, description="fires within flap_window that mark a rule flapping")
     flap_window: Duration = 1800.0
     flap_calm: Duration = Field(default=600.0, description="a flapping rule resolves after this long without flips")
     peak_update_ratio: float = Field(default=1.5, gt=1, description="re-announce a peak value grown by this factor")

@@ -126,8 +126,8 @@ class RuleInstance:
             if now - self.last_flip < flap_calm_s:
                 return Step.NONE
             return self._resolve(now)
-        self._transition(now, flap_window_s)
-        if len(self.transitions) >= flap_threshold:
+        self._prune(now, flap_window_s)
+        if len(self.transitions) >= flap_threshold:  # fired this often within the window: flapping
             self.flapping = True
             self.phase = Phase.RECOVERING
             return Step.FLAPPING
@@ -143,8 +143,12 @@ class RuleInstance:
         return Step.RESOLVE
 
     def _transition(self, now: float, flap_window_s: float) -> None:
+        """Count a fire (only fires: two real faults in the window are two fires, not four flips)."""
+        self.transitions.append(now)
+        self._prune(now, flap_window_s)
+
+    def _prune(self, now: float, flap_window_s: float) -> None:
         t = self.transitions
-        t.append(now)
         while t and t[0] < now - flap_window_s:
             t.popleft()
 

@@ -371,7 +371,9 @@ def test_flapping_rule_is_marked_once_and_held_open_until_calm() -> None:
     h.run(300, flipping)
     kinds = [e.event for e in h.events if e.event is not EventType.UPDATED]
     assert kinds.count(EventType.FLAPPING) == 1
-    assert kinds[:4] == [EventType.OPENED, EventType.RESOLVED, EventType.REOPENED, EventType.FLAPPING]
+    # only fires count: the 4th fire within the window marks it (resolves are not flips of their own)
+    assert kinds[:8] == [EventType.OPENED, EventType.RESOLVED, EventType.REOPENED, EventType.RESOLVED,
+                         EventType.REOPENED, EventType.RESOLVED, EventType.REOPENED, EventType.FLAPPING]
     assert len(h.opened()) == 1 and h.pipeline.incidents.open_incidents()[0].flapping
     n = len(h.events)
     h.run(200, ok())
@@ -380,6 +382,21 @@ def test_flapping_rule_is_marked_once_and_held_open_until_calm() -> None:
     assert h.pipeline.incidents.open_incidents()
     h.run(200, ok())
     assert [e.event for e in h.events[n:] if e.event is not EventType.UPDATED] == [EventType.RESOLVED]
+    assert h.pipeline.incidents.open_incidents() == []
+
+
+def test_two_faults_ten_minutes_apart_are_two_openings_and_not_flapping() -> None:
+    """Issue 14: flap counting counts fires only, so two real faults within the flap window (30 min)
+    are two openings, neither held open as flapping (was: fire+resolve+fire+resolve = 4 flips)."""
+    h = Harness()
+    h.run(60, ok("binance"))
+    h.run(30, fail("binance"))
+    h.run(570, ok("binance"))
+    h.run(30, fail("binance"))
+    h.run(300, ok("binance"))
+    openings = [e for e in h.events if e.event in (EventType.OPENED, EventType.REOPENED)]
+    assert len(openings) == 2
+    assert [e for e in h.events if e.event is EventType.FLAPPING] == []
     assert h.pipeline.incidents.open_incidents() == []
 
 
