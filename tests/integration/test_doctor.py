@@ -91,6 +91,8 @@ async def test_doctor_passes_on_the_demo(home: Path, sink: WebhookSink) -> None:
                 assert daemon.poll() is None and time.monotonic() < deadline, "the demo daemon did not start"
                 await asyncio.sleep(0.1)
         code, out = await doctor("--demo", "--config", str(config), env=env)
+        # the bare demo (no config file, no channel): warnings only
+        bare_code, bare_out = await doctor("--demo", env={**env, "CRYPTOMON_CONFIG": str(home / "none.yaml")})
     finally:
         stop_process(daemon)
     got = verdicts(out)
@@ -100,6 +102,9 @@ async def test_doctor_passes_on_the_demo(home: Path, sink: WebhookSink) -> None:
                  "channel hook", "LLM budget", "store disk space"):
         assert got.get(name) == "PASS", (name, out)
     assert "clock sync" in got
+    bare = verdicts(bare_out)
+    assert bare_code == 0, bare_out
+    assert bare["notification channels"] == "WARN" and bare["daemon reachable"] == "PASS", bare_out
     tests = [r.json() for r in sink.of("webhook")]
     assert [t["kind"] for t in tests] == ["test"], tests
     assert "\x1b" not in out
