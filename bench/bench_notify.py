@@ -9,6 +9,11 @@
    messages, digests, the busiest 60 s and 1 s windows against the service's limit, and whether every
    incident reached the channel (outbox rows all sent; for the webhook, every idempotency key processed).
 
+3. Outage: 1,000 incidents open over 10 s while three channels (slack, discord, webhook) answer 5xx for
+   5 minutes; half of the incidents resolve during the outage (after group_wait, so their firings were
+   due). Then the channels come back: every due firing and every resolve must be delivered, in order
+   per incident and channel, within each service's limit; reports the time to drain after the outage.
+
 ``--append-results`` appends the figures to bench/RESULTS.md.
 """
 
@@ -28,12 +33,12 @@ from typing import Any
 
 from cryptomon_tui.clock import FakeClock, RealClock
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.incidents.model import EventType, IncidentEvent
+from cryptomon_tui.incidents.model import EventType, IncidentEvent, IncidentState
 from cryptomon_tui.notify.notifier import Notifier
 from cryptomon_tui.notify.store_outbox import StoreOutbox
 from cryptomon_tui.notify.worker import demo_incident
 from cryptomon_tui.store.store import Store
-from tests.fakes.webhook_sink import WebhookSink
+from tests.fakes.webhook_sink import Reply, WebhookSink
 
 EXCHANGES = ("binance", "bybit", "okx", "deribit", "binance_futures")
 LIMITS = {  # the limit each channel must stay within: (max in any 60 s, max in any 1 s, as documented)
@@ -189,6 +194,141 @@ async def bench_storm(incidents: int, over_s: float, simulate_s: float, tmp: Pat
     }
 
 
+DOWN = ("slack", "discord", "webhook")
+
+
+async def bench_outage(incidents: int, over_s: float, down_s: float, simulate_s: float, tmp: Path) -> dict[str, Any]:
+    """Three channels down for ``down_s`` while a storm opens and half of it resolves; then up."""
+    import sqlite3
+
+    clock = FakeClock(1_800_000_000.0)
+    sink = WebhookSink(clock.now)
+    await sink.start()
+    channels = _channels(sink)
+    cfg = config_from_data(
+        {
+            "exchanges": {},
+            "notify": {"channels": channels, "routes": [{"channels": list(channels)}], "max_attempts": 10_000},
+        }
+    )
+    db = tmp / "outage.sqlite3"
+    store = Store(cfg.storage, clock, path=db)
+    await store.open(background=False)
+    outbox = StoreOutbox(store)
+    notifier = Notifier(cfg, outbox, clock)
+    await notifier.start()
+    for name in DOWN:
+        sink.fail(name, Reply(503, "down"))
+    t_start = clock.now()
+    wall0 = time.perf_counter()
+    opened, resolved, up_at, drained_at = 0, False, None, {}
+    live: list[Any] = []
+    try:
+        while clock.now() - t_start < simulate_s:
+            due = min(incidents, int((clock.now() - t_start) / over_s * incidents) + 1)
+            while opened < due:
+                inc = demo_incident(opened, clock.now(), EXCHANGES[opened % len(EXCHANGES)])
+                live.append(inc)
+                await notifier.on_event(IncidentEvent(clock.now(), EventType.OPENED, inc))
+                opened += 1
+            if not resolved and clock.now() - t_start >= over_s + 60:
+                resolved = True  # every second incident ends while the three channels are still down
+                for inc in live[::2]:
+                    gone = inc.with_changes(state=IncidentState.RESOLVED, resolved_at=clock.now())
+                    await notifier.on_event(IncidentEvent(clock.now(), EventType.RESOLVED, gone))
+            if up_at is None and clock.now() - t_start >= down_s:
+                up_at = clock.now()
+                for name in DOWN:
+                    sink.fail(name, None)
+            await clock.advance(0.1)
+            # simulated time stands still until every worker has done what is due and sleeps again
+            for _ in range(20_000):
+                if not notifier.busy:
+                    break
+                await asyncio.sleep(0.0005)
+            if up_at is not None and int((clock.now() - t_start) * 10) % 50 == 0:
+                stats = await outbox.outbox_stats()
+                for name in channels:
+                    if name not in drained_at and stats[name].queued + stats[name].sending == 0:
+                        drained_at[name] = clock.now()
+                if len(drained_at) == len(channels):
+                    break
+        stats = await outbox.outbox_stats()
+    finally:
+        await notifier.stop()
+        await store.close()
+        await sink.stop()
+    expect = incidents + len(live[::2])  # a firing per incident, a resolve per resolved one
+    per_channel: dict[str, Any] = {}
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT channel, incident_id, event, state, sent_at FROM outbox ORDER BY channel, incident_id, id"
+        ).fetchall()
+    order_ok: dict[str, bool] = dict.fromkeys(channels, True)
+    last: dict[tuple[str, str], tuple[str, float]] = {}
+    for ch, inc_id, event, state, sent_at in rows:
+        prev = last.get((ch, inc_id))
+        if state != "sent" or (prev is not None and (prev[0] == "resolved" or float(sent_at) < prev[1])):
+            order_ok[ch] = False
+        last[(ch, inc_id)] = (event, float(sent_at or 0.0))
+    hook_order = True  # the webhook sink's own arrival order: a resolve never arrives before its firing
+    seen_firing: set[str] = set()
+    for req in sink.of("webhook", 200):
+        notice = req.json()["notice"]
+        if notice["kind"] == "firing":
+            seen_firing.add(notice["incident"]["id"])
+        elif notice["kind"] == "resolved" and notice["incident"]["id"] not in seen_firing:
+            hook_order = False
+    for name in channels:
+        times = sorted(r.at for r in sink.of(name) if r.status in (200, 202, 204))
+        per_min, per_s, doc = LIMITS[name]
+        per_channel[name] = {
+            "down": name in DOWN,
+            "messages": len(times),
+            "max_per_60s": _max_in_window(times, 60.0),
+            "max_per_1s": _max_in_window(times, 1.0),
+            "limit": doc,
+            "within_limit": _max_in_window(times, 60.0) <= per_min and _max_in_window(times, 1.0) <= per_s,
+            "rows_sent": stats[name].sent,
+            "all_delivered": stats[name].sent == expect and stats[name].queued == 0 and stats[name].dead == 0,
+            "in_order": order_ok[name] and (hook_order if name == "webhook" else True),
+            "drain_after_up_s": round(drained_at[name] - up_at, 1) if up_at and name in drained_at else None,
+        }
+    return {
+        "incidents": incidents,
+        "resolved_while_down": len(live[::2]),
+        "expected_rows": expect,
+        "down_s": down_s,
+        "simulated_s": round(clock.now() - t_start, 1),
+        "wall_s": round(time.perf_counter() - wall0, 1),
+        "channels": per_channel,
+    }
+
+
+def markdown_outage(out: dict[str, Any], command: str) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"**Outage (issue 12): {out['incidents']} incidents while {', '.join(DOWN)} answer 503 for "
+        f"{out['down_s']:g} s**, {out['resolved_while_down']} of them resolving during the outage (after group_wait: "
+        f"their firings were due). Run {now} with `{command}`; simulated clock ({out['simulated_s']} s simulated in "
+        f"{out['wall_s']} s wall; HTTP and SQLite real). Expected per channel: {out['expected_rows']} rows "
+        "(a firing per incident, then a resolve per resolved one), in order per incident.",
+        "",
+        "| channel | down | messages | rows sent | busiest 60 s | busiest 1 s | limit | within | in order | "
+        "drained after up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in out["channels"].items():
+        lines.append(
+            f"| {name} | {'yes' if c['down'] else 'no'} | {c['messages']} | {c['rows_sent']}/{out['expected_rows']} | "
+            f"{c['max_per_60s']} | {c['max_per_1s']} | {c['limit']} | {'yes' if c['within_limit'] else 'NO'} | "
+            f"{'yes' if c['in_order'] else 'NO'} | "
+            f"{'-' if c['drain_after_up_s'] is None else str(c['drain_after_up_s']) + ' s'} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
 def markdown(lat: dict[str, Any], storm: dict[str, Any], command: str) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -239,30 +379,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--incidents", type=int, default=1000)
     p.add_argument("--over", type=float, default=10.0, help="seconds over which the storm opens")
     p.add_argument("--simulate", type=float, default=1200.0, help="simulated seconds at most")
+    p.add_argument("--down", type=float, default=300.0, help="outage: seconds the three channels are down")
+    p.add_argument("--only-outage", action="store_true", help="run the outage scenario only")
     p.add_argument("--append-results", action="store_true", help="append the markdown to bench/RESULTS.md")
     args = p.parse_args(argv)
 
-    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def run() -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]:
         with tempfile.TemporaryDirectory() as tmp:
-            lat = await bench_latency(args.latency_n, Path(tmp))
-            storm = await bench_storm(args.incidents, args.over, args.simulate, Path(tmp))
-        return lat, storm
+            lat = storm = None
+            if not args.only_outage:
+                lat = await bench_latency(args.latency_n, Path(tmp))
+                storm = await bench_storm(args.incidents, args.over, args.simulate, Path(tmp))
+            outage = await bench_outage(args.incidents, args.over, args.down, args.simulate + args.down, Path(tmp))
+        return lat, storm, outage
 
-    lat, storm = asyncio.run(run())
-    print(json.dumps({"latency": lat, "storm": storm}, indent=2))
+    lat, storm, outage = asyncio.run(run())
+    print(json.dumps({"latency": lat, "storm": storm, "outage": outage}, indent=2))
     command = (
         "make bench-notify"
         if not argv and len(sys.argv) <= 1
         else "python -m bench.bench_notify " + " ".join(argv if argv is not None else sys.argv[1:])
     )
-    md = markdown(lat, storm, command)
+    md = markdown(lat, storm, command) if lat is not None and storm is not None else ""
+    md += markdown_outage(outage, command)
     print(md)
     if args.append_results:
         results = Path(__file__).with_name("RESULTS.md")
         prefix = "" if results.exists() else "# Benchmark results\n\n"
         with results.open("a", encoding="utf-8") as fh:
             fh.write(prefix + md + "\n")
-    ok = lat["p99_ms"] <= 1000 and all(c["within_limit"] and c["all_delivered"] for c in storm["channels"].values())
+    ok = all(c["within_limit"] and c["all_delivered"] and c["in_order"] for c in outage["channels"].values())
+    if lat is not None and storm is not None:
+        ok = ok and lat["p99_ms"] <= 1000
+        ok = ok and all(c["within_limit"] and c["all_delivered"] for c in storm["channels"].values())
     return 0 if ok else 1
 
 

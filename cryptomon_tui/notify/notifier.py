@@ -129,6 +129,7 @@ class Notifier:
         self._started = False
         self._am_refreshed: dict[str, float] = {}
         self.inflight = 0  # sends waiting on a service right now
+        self.waiting = 0  # workers asleep until their next due time (a simulation advances when all are)
         self._unsaved: list[NewOutboxRow] = []  # rows the store refused (kept until it takes them)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -475,6 +476,11 @@ class Notifier:
                     t.cancel()
             ev.clear()
 
+    @property
+    def busy(self) -> bool:
+        """Some worker is still working (not asleep until its next due time)."""
+        return self.waiting < len(self._workers)
+
     async def _worker(self, name: str) -> None:
         while not self._stopping:
             try:
@@ -485,7 +491,11 @@ class Notifier:
                 log.exception("notify: worker for %s failed; retrying", name)
                 wait = self.cfg.poll_interval
             if wait > 0:
-                await self._sleep_or_wake(name, wait)
+                self.waiting += 1
+                try:
+                    await self._sleep_or_wake(name, wait)
+                finally:
+                    self.waiting -= 1
             else:
                 await asyncio.sleep(0)
 
