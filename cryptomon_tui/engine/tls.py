@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,11 @@ class TlsWatch:
             return []
         issuer = extra.get("tls_issuer") if isinstance(extra.get("tls_issuer"), str) else ""
         not_after = extra.get("tls_not_after")
-        expiry = float(not_after) if isinstance(not_after, int | float) and not isinstance(not_after, bool) else None
+        expiry = (
+            float(not_after)
+            if isinstance(not_after, int | float) and not isinstance(not_after, bool) and math.isfinite(not_after)
+            else None
+        )
         labels = {"exchange": exchange, "host": host}
         actions: list[TlsAction] = []
         key = (exchange, host)
