@@ -138,3 +138,34 @@ def test_cli_streams_are_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert UNSAFE.search(out) is None and UNSAFE.search(err) is None
     assert KEY not in out and "***" in out and "***" in err
+
+
+async def test_alertmanager_refresh_reposts_only_scrubbed_alerts() -> None:
+    """The refresh re-posts remembered firings outside ``send()``: they must be the scrubbed ones."""
+    import httpx
+
+    from cryptomon_tui.clock import FakeClock
+    from cryptomon_tui.config import config_from_data
+    from cryptomon_tui.notify.channels.alertmanager import AlertmanagerChannel
+    from cryptomon_tui.notify.model import Notice, NoticeKind
+
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return httpx.Response(200, text=f"ok {KEY}")
+
+    cfg = config_from_data({"notify": {"channels": {"am": {"type": "alertmanager", "url": "http://127.0.0.1:9"}}}})
+    channel = AlertmanagerChannel("am", cfg.notify.channels["am"], FakeClock())
+    channel._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    incident = {"id": "I-1", "fingerprint": "fp", "rule": "r", "severity": "error", "exchange": "binance",
+                "summary": f"echo {KEY} \x1b]52;c;eA==\x07", "started_ts": 0.0}
+    notice = Notice(kind=NoticeKind.FIRING, ts=1.0, incident=incident)
+    first = await channel.send(notice, "k")
+    await channel.on_delivered(notice)
+    again = await channel.refresh()
+    await channel.close()
+    assert first.ok and again is not None and again.ok and KEY not in again.answer
+    assert len(bodies) == 2
+    for body in bodies:
+        assert KEY.encode() not in body and b"\\u001b" not in body and b"\x1b" not in body

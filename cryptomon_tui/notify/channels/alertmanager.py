@@ -22,9 +22,11 @@ from cryptomon_tui.notify.channels.base import (
     body_text,
     classify_status,
     retry_after_header,
+    scrub_notice,
 )
 from cryptomon_tui.notify.format import build_view, clip
 from cryptomon_tui.notify.model import Notice, NoticeKind
+from cryptomon_tui.redaction import scrub
 
 log = logging.getLogger("cryptomon.notify")
 _LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
@@ -122,14 +124,14 @@ class AlertmanagerChannel(HttpChannel):
         if notice.kind is NoticeKind.RESOLVED:
             self.firing.pop(notice.fingerprint, None)
         elif notice.kind is not NoticeKind.TEST:
-            self.firing[notice.fingerprint] = notice
+            self.firing[notice.fingerprint] = scrub_notice(notice)  # re-posted by refresh(), outside send()
 
     async def refresh(self) -> SendResult | None:
         """Re-post every firing alert with a fresh ``endsAt``; returns None when nothing fires."""
         if not self.firing:
             return None
         now = self.clock.now()
-        alerts = [am_alert(n, self.config, self.location, now) for n in self.firing.values()]
+        alerts = [am_alert(scrub_notice(n), self.config, self.location, now) for n in self.firing.values()]
         result = await self.send_raw(alerts)
         if not result.ok:
             log.warning("alertmanager %s refresh failed: %s", self.name, result.answer)
@@ -137,4 +139,4 @@ class AlertmanagerChannel(HttpChannel):
 
     async def send_raw(self, alerts: list[dict[str, Any]]) -> SendResult:
         result = await self.post_alerts(alerts)
-        return SendResult(result.verdict, self.redact(result.answer), result.retry_after, result.status)
+        return SendResult(result.verdict, scrub(self.redact(result.answer)), result.retry_after, result.status)
