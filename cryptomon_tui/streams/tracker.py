@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from cryptomon_tui.exchanges.ws import SeqRule, WsEvent
 from cryptomon_tui.kernel.streams import StreamOutcome, StreamStats
+from cryptomon_tui.redaction import scrub
 
 GAP_RING = 1024  # inter-message gaps kept for the percentiles (about 17 min at 1 msg/s)
 LAG_RING = 256  # recent lag samples (ms)
@@ -130,8 +131,9 @@ class StreamTracker:
         self.connected = False
         self.subscribed = False
         self.last_close_code = code
-        self.last_close_reason = reason[:200]
-        self.closes.append((code, reason[:200]))
+        reason = scrub(reason[:1000])[:200]  # the exchange's words: secrets and terminal controls go here
+        self.last_close_reason = reason
+        self.closes.append((code, reason))
         self._planned_pending = planned
         if not self.ever_connected:
             self._silence_from = self._silence_from if self._silence_from is not None else mono

@@ -179,3 +179,18 @@ def test_any_sequence_gives_a_bounded_finite_verdict(steps):
             assert math.isfinite(value) and value >= 0
         for value in (s.lag_ms, s.lag_error_ms, s.gap_p99_ms):
             assert value is None or math.isfinite(value)
+
+
+def test_close_reason_is_scrubbed_where_it_enters() -> None:
+    """Issue 12: an exchange's close reason is untrusted text (escapes, echoed keys) kept and shown later."""
+    from cryptomon_tui import redaction
+
+    redaction.add_process_secrets(["ws-secret-key-0123456789"])
+    try:
+        t = StreamTracker("x", "s")
+        t.closed(1.0, 4001, "bad key ws-secret-key-0123456789 \x1b]52;c;eA==\x07\u202e" + "x" * 500)
+    finally:
+        redaction.use_config(None)
+    assert "ws-secret-key-0123456789" not in t.last_close_reason and "\x1b" not in t.last_close_reason
+    assert "\u202e" not in t.last_close_reason and len(t.last_close_reason) <= 200
+    assert t.closes[-1] == (4001, t.last_close_reason)
