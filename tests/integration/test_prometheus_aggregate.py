@@ -31,6 +31,7 @@ from tests.fakes.daemon_harness import (
     simulator_process,
 )
 from tests.fakes.prom_stack import PROMETHEUS, PROMTOOL, prom_query, prometheus, wait_for
+from tests.integration.test_prometheus_rules import dashboard_exprs
 
 pytestmark = [
     pytest.mark.slow,
@@ -131,6 +132,12 @@ def test_p99_and_error_ratio_across_two_daemons(tmp_path: Path, short_dir: Path)
         per_location = prom_query(prom_url, f"histogram_quantile(0.99, sum by (le, location) ({buckets}))", at)
         err = scalar(prom_url, err_q, at)
         scraped = scalar(prom_url, 'sum(cryptomon_probe_duration_seconds_count{exchange="okx"})', at)
+        # every dashboard query (rate(), increase(), histogram_quantile() included) is valid on real series
+        for expr in dashboard_exprs():
+            query = expr.replace("$location", ".*").replace("$exchange", ".*")
+            result = prom_query(prom_url, query, at)
+            if "cryptomon_probe" in query:
+                assert result, f"dashboard query returns nothing: {query}"
 
     results = read_results(list(jsonl.values()))
     okx = sorted(float(r["latency_ms"]) / 1000 for r in results  # type: ignore[arg-type]
