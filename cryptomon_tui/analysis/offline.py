@@ -52,7 +52,10 @@ def when(ts: float) -> str:
 
 
 def _dur(seconds: float) -> str:
-    return format_duration(max(0.0, round(seconds)))
+    """Whole seconds for countdowns; sub-10 s values (probe intervals such as 250 ms) keep their
+    fraction: rounding them said "this monitor probes every 0ms"."""
+    seconds = max(0.0, seconds)
+    return format_duration(seconds if seconds < 10 else round(seconds))
 
 
 def _pct(value: float) -> str:

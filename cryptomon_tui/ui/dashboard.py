@@ -148,6 +148,9 @@ class DashboardScreen(Screen[None]):
         self._check_size(event.size.width, event.size.height)
         if self.snapshot is not None:
             self.call_after_refresh(self._size_panes)
+            # column sets follow the width: cells sized to the columns (sparklines) and the
+            # latency header are computed again once the tables have their new size
+            self.call_after_refresh(self.redraw)
         if self._pending_lines:  # the event log may have just become visible (breakpoint styles apply later)
             self.call_after_refresh(self._flush_event_lines)
 
@@ -187,8 +190,12 @@ class DashboardScreen(Screen[None]):
             order = [n for n in present.sorted_exchanges(exchanges, self.sort_mode)
                      if self._match(n, str(exchanges[n].get("status")), str(exchanges[n].get("kind")))]
             table = self.query_one("#exchanges", KeyedTable)
-            spark_width = max(4, table.column_width("spark") - 6)
-            table.show([(name, present.exchange_row(name, exchanges[name], now, spark_width)) for name in order])
+            spark_width = max(4, table.column_width("spark"))
+            scale = present.view_spark_scale({n: exchanges[n] for n in order}, spark_width)
+            table.set_label("spark", present.spark_label(scale, present.spark_window_s(exchanges, spark_width),
+                                                         spark_width))
+            table.show([(name, present.exchange_row(name, exchanges[name], now, spark_width, scale))
+                        for name in order])
             self._draw_incidents()
             rows = present.error_rows(snap, present.sorted_exchanges(exchanges, self.sort_mode),
                                       hold=self._error_hold)

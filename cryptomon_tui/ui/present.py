@@ -52,6 +52,8 @@ class Cell:
     tone: str = ""
     bold: bool = False
     extra: str = ""  # more text styles ("reverse", "underline"): order that survives NO_COLOR
+    marks: str = ""  # characters drawn in ``mark_tone`` wherever they occur (failures in a sparkline)
+    mark_tone: str = ""
 
 
 # ----------------------------------------------------------------------------- text helpers
@@ -132,14 +134,64 @@ def spark_scale(values: Iterable[float]) -> float:
     return float(SPARK_SCALES_MS[-1])
 
 
-def spark_text(points: Iterable[Any], width: int = SPARK_WIDTH) -> tuple[str, float]:
+def spark_points(ex: Mapping[str, Any]) -> list[float | None]:
+    """Latencies with failures put back where they happened: ``sparkline`` holds only successful
+    probes' latencies, ``sparkline_ok`` the ok/failed flag of the latest attempts (both oldest
+    first), so the i-th ok flag from the end pairs with the i-th latency from the end."""
+    lat = [v for v in (ex.get("sparkline") or [])]
+    flags = ex.get("sparkline_ok")
+    if not isinstance(flags, list) or not flags:
+        return lat
+    out: list[float | None] = []
+    j = len(lat) - 1
+    for flag in reversed(flags):
+        if flag:
+            if j < 0:
+                break
+            out.append(lat[j])
+            j -= 1
+        else:
+            out.append(None)
+    out.reverse()
+    return out
+
+
+def view_spark_scale(exchanges: Mapping[str, Any], width: int) -> float:
+    """One latency scale for the whole exchange table (rows with their own scales read as equal).
+
+    Taken at the 90th percentile of the points on screen, so one slow exchange does not flatten
+    every other line; points above it clip at full height (and that exchange's p99 says how slow)."""
+    values: list[float] = []
+    for ex in exchanges.values():
+        if isinstance(ex, Mapping):
+            values += [v for p in spark_points(ex)[-width:] if (v := _finite(p)) is not None and v >= 0]
+    if not values:
+        return spark_scale(values)
+    values.sort()
+    return spark_scale([values[min(len(values) - 1, int(len(values) * 0.9))]])
+
+
+def spark_window_s(exchanges: Mapping[str, Any], width: int) -> float | None:
+    """About how much time ``width`` attempts of one exchange cover (probes run side by side)."""
+    spans: list[float] = []
+    for ex in exchanges.values():
+        intervals = ex.get("intervals") if isinstance(ex, Mapping) else None
+        if isinstance(intervals, Mapping):
+            rates = [1 / f for x in intervals.values() if (f := _finite(x)) is not None and f > 0]
+            if rates:
+                spans.append(width / sum(rates))
+    return max(spans) if spans else None
+
+
+def spark_text(points: Iterable[Any], width: int = SPARK_WIDTH, scale: float | None = None) -> tuple[str, float]:
     """Latency points (ms, None = failed probe) -> block characters on a fixed 0..scale axis.
 
     Failed probes draw as ``×`` (never as a gap or a NaN), points above the largest scale clip
     at full height. Returns (text right-aligned to ``width``, scale in ms)."""
     pts = list(points)[-width:]
     values = [v for p in pts if (v := _finite(p)) is not None and v >= 0]
-    scale = spark_scale(values)
+    if scale is None:
+        scale = spark_scale(values)
     chars = []
     top = len(SPARK_LEVELS) - 1
     for p in pts:
@@ -168,10 +220,10 @@ def usage_bar(share: Any, width: int = 6) -> str:
 # Column sets by available width: (min table width, ((key, label, width), ...)); width 0 = fill.
 Columns = tuple[tuple[str, str, int], ...]
 EXCHANGE_COLUMNS: tuple[tuple[int, Columns], ...] = (
-    (0, (("name", "Exchange", 9), ("status", "Status", 8), ("p99", "p99", 6), ("err", "Err%", 5),
-         ("spark", "Lat 0..full", SPARK_NARROW + 6), ("rl", "Rate limit", 11), ("breaker", "Breaker", 7))),
-    (112, (("name", "Exchange", 12), ("status", "Status", 8), ("p50", "p50", 6), ("p99", "p99", 6),
-           ("err", "Err%", 5), ("spark", "Latency, 0..full scale", SPARK_WIDTH + 6), ("rl", "Rate limit", 11),
+    (0, (("name", "Exchange", 15), ("status", "Status", 8), ("p99", "p99", 6), ("err", "Err%", 5),
+         ("spark", "Latency", SPARK_NARROW + 5), ("rl", "Rate lim", 9), ("breaker", "Breaker", 7))),
+    (112, (("name", "Exchange", 15), ("status", "Status", 8), ("p50", "p50", 6), ("p99", "p99", 6),
+           ("err", "Err%", 5), ("spark", "Latency", SPARK_WIDTH + 8), ("rl", "Rate limit", 11),
            ("clock", "Clock", 8), ("breaker", "Breaker", 11))),
 )
 
@@ -203,24 +255,51 @@ def rate_limit_cell(ex: Mapping[str, Any], now: float | None) -> Cell:
         return Cell(f"BAN {left}", "status-banned", bold=True)
     share = _finite(ex.get("rate_limit_used"))
     tone = "" if share is None else ("status-down" if share >= 0.9 else "status-degraded" if share >= 0.7 else "")
-    return Cell(f"{usage_bar(share, 6)} {fmt_pct(share) if share is not None else '-':>4}", tone)
+    return Cell(f"{usage_bar(share, 3)} {fmt_pct(share) if share is not None else '-':>4}", tone)
+
+
+def spark_label(scale: float, window_s: float | None, width: int) -> str:
+    """The latency column's header: the one scale of the view and the time it covers."""
+    window = f" {_countdown(window_s)}" if window_s else ""
+    for text in (f"Latency 0..{fmt_scale(scale)}{window}", f"Lat 0..{fmt_scale(scale)}{window}",
+                 f"0..{fmt_scale(scale)}{window}", f"0..{fmt_scale(scale)}"):
+        if len(text) <= width:
+            return text
+    return f"0..{fmt_scale(scale)}"
+
+
+def spark_cell(ex: Mapping[str, Any], width: int, scale: float | None) -> Cell:
+    """A down or banned exchange says so (its last good line would look healthy); failed probes
+    are ``×`` in the failure colour on the view's one scale."""
+    status = str(ex.get("status") or "")
+    if status == "banned":
+        return Cell("BANNED".ljust(width)[:width], "status-banned", bold=True)
+    pts = spark_points(ex)
+    if status == "down" and (not pts or pts[-1] is not None):
+        pts = [*pts, None]  # down now, whatever the last success drew
+    if not pts and (_finite(ex.get("error_rate")) or 0) > 0:
+        return Cell((SPARK_FAIL * width)[:width], "spark-high", bold=True)
+    spark, _ = spark_text(pts, width, scale)
+    return Cell(spark, "spark-low", marks=SPARK_FAIL, mark_tone="spark-high")
 
 
 def exchange_row(
-    name: str, ex: Mapping[str, Any], now: float | None, spark_width: int = SPARK_WIDTH
+    name: str, ex: Mapping[str, Any], now: float | None, spark_width: int = SPARK_WIDTH,
+    scale: float | None = None,
 ) -> dict[str, Cell]:
-    spark, scale = spark_text(ex.get("sparkline") or [], spark_width)
     err = _finite(ex.get("error_rate"))
+    paused = bool(ex.get("paused")) or ex.get("status") == "paused"
     return {
-        "name": Cell(clean_text(name, 12), bold=True),
+        "name": Cell(clean_text(name, 15), bold=True),
         "status": status_cell(ex.get("status")),
         "p50": Cell(_cell_ms(ex.get("p50_ms"))),
         "p99": Cell(_cell_ms(ex.get("p99_ms"))),
         "err": Cell(fmt_pct(err), _error_tone(err)),
-        "spark": Cell(f"{spark} {fmt_scale(scale):>5}", "spark-high" if SPARK_FAIL in spark else "spark-low"),
+        "spark": spark_cell(ex, spark_width, scale),
         "rl": rate_limit_cell(ex, now),
         "clock": Cell(fmt_offset(ex.get("clock_offset_ms"))),
-        "breaker": breaker_cell(ex.get("breaker"), now),
+        # a paused exchange sends nothing: its breaker's last state ("OPEN 0s") would be stale
+        "breaker": Cell("-", "dim-text") if paused else breaker_cell(ex.get("breaker"), now),
     }
 
 

@@ -21,7 +21,12 @@ from cryptomon_tui.ui.present import Cell, Columns
 def cell_content(cell: Cell) -> Content:
     """Plain text with a theme-variable style: the text is never parsed as markup."""
     style = " ".join(x for x in (f"${cell.tone}" if cell.tone else "", "bold" if cell.bold else "", cell.extra) if x)
-    return Content.styled(cell.text, style) if style else Content(cell.text)
+    content = Content.styled(cell.text, style) if style else Content(cell.text)
+    if cell.marks and cell.mark_tone:
+        for i, ch in enumerate(cell.text):
+            if ch in cell.marks:
+                content = content.stylize(f"${cell.mark_tone} bold", i, i + 1)
+    return content
 
 
 def cells_content(cells: Iterable[Cell]) -> Content:
@@ -75,6 +80,17 @@ class KeyedTable(DataTable[Content]):
         self._order = []
         self._shown = {}
         return True
+
+    def set_label(self, key: str, label: str) -> None:
+        """Change one column's header (the latency scale of the view); repaints only on change."""
+        column = self.columns.get(ColumnKey(key))
+        if column is None or column.label.plain == label:
+            return
+        from rich.text import Text
+
+        column.label = Text(label)
+        self._update_count += 1  # part of every render cache key: the header (and the rest) redraws once
+        self.refresh()
 
     def column_width(self, key: str) -> int:
         return next((w for k, _, w in self._columns_now if k == key), 0)

@@ -329,3 +329,12 @@ def test_envelope_errors_without_a_code_are_exchange_side() -> None:
     ]
     a = analyse(sc.Scenario("e", sc.incident("error_rate", "bybit", sc.T0 + 30), res, now=sc.T0 + 60))
     assert a.category == "exchange_error" and "exchange side" in a.root_cause
+
+
+def test_ip_ban_action_states_a_sub_second_probe_interval() -> None:
+    """The demo probes every 250 ms: the action said "this monitor probes every 0ms" (rounded)."""
+    from cryptomon_tui.config import config_from_data
+
+    config = config_from_data({"exchanges": {"binance": {"kind": "binance_spot", "interval": "250ms"}}})
+    a = analyse(sc.binance_ip_ban(), config)
+    assert "probes every 250ms" in a.recommended_action

@@ -67,7 +67,7 @@ def test_exchange_row_badges_ban_countdown_and_breaker() -> None:
     assert row["breaker"].text == "OPEN 9s" and row["breaker"].tone == "breaker-open"
     assert row["err"].tone == "status-down"
     ok = present.exchange_row("okx", {"status": "ok", "rate_limit_used": 0.5}, NOW)
-    assert ok["rl"].text.startswith("███") and ok["rl"].text.endswith("50%")
+    assert ok["rl"].text.startswith("██░") and ok["rl"].text.endswith("50%")
     assert present.exchange_row("x", {"status": "weird[/]"}, NOW)["status"].text == "WEIRD[/]"
     half = present.breaker_cell({"state": "half_open"}, NOW)
     assert half.text == "HALF-OPEN"
@@ -226,3 +226,40 @@ def test_summary_shows_the_three_sentence_text_first() -> None:
          "open_incidents": 1}
     )
     assert lines[:3] == [("Open incidents", "1"), ("Summary", "One. Two. Three."), ("Headline", "h")]
+
+
+def test_paused_exchange_shows_no_stale_breaker() -> None:
+    ex = {"status": "paused", "paused": True, "breaker": {"state": "open", "next_trial_at": iso_utc(NOW)}}
+    assert present.exchange_row("okx", ex, NOW)["breaker"].text == "-"
+    ex["status"], ex["paused"] = "down", False
+    assert present.exchange_row("okx", ex, NOW)["breaker"].text == "OPEN"
+
+
+def test_sparkline_puts_failures_back_and_says_down_or_banned() -> None:
+    # successful latencies only + ok flags of the latest attempts: failures return where they happened
+    ex = {"status": "degraded", "sparkline": [10.0, 20.0, 30.0], "sparkline_ok": [True, False, True, False, True]}
+    assert present.spark_points(ex) == [10.0, None, 20.0, None, 30.0]
+    cell = present.spark_cell(ex, 5, 50.0)
+    assert cell.text.count(SPARK_FAIL) == 2 and cell.mark_tone == "spark-high"
+    # 100 % DNS failures: no latency at all, the column is all failure marks (it was blank)
+    dns = {"status": "down", "sparkline": [], "sparkline_ok": [False] * 8, "error_rate": 1.0}
+    assert present.spark_cell(dns, 6, 50.0).text == SPARK_FAIL * 6
+    # down after a good line: the newest point is a failure, not the last good latency
+    down = {"status": "down", "sparkline": [10.0] * 8}
+    assert present.spark_cell(down, 8, 50.0).text.endswith(SPARK_FAIL)
+    assert present.spark_cell({"status": "banned", "sparkline": [10.0] * 8}, 10, 50.0).text == "BANNED    "
+
+
+def test_one_scale_per_view_with_its_time_window() -> None:
+    exchanges = {"a": {"sparkline": [5.0, 8.0]}, "b": {"sparkline": [40.0, 45.0],
+                                                         "intervals": {"ping": 1.0, "time": 1.0}}}
+    scale = present.view_spark_scale(exchanges, 8)
+    assert scale == 50.0
+    # the 5 ms row draws low on the shared 50 ms scale (it drew full height on its own 10 ms scale)
+    low = present.spark_cell(exchanges["a"], 2, scale).text
+    assert set(low) <= set(present.SPARK_LEVELS[:2])
+    assert present.spark_window_s(exchanges, 8) == 4.0
+    # one slow outlier does not flatten every other line: the scale follows the 90th percentile
+    many = {f"x{i}": {"sparkline": [20.0] * 8} for i in range(9)} | {"slow": {"sparkline": [2500.0]}}
+    assert present.view_spark_scale(many, 8) == 20.0
+    assert present.spark_label(scale, 4.0, 14) == "Lat 0..50ms 4s"
