@@ -259,6 +259,7 @@ async def test_echoed_secrets_leave_no_trace(
         assert_clean(f"e-mail {i} raw", message.as_string(), controls=False)
     assert "No open incidents" not in outputs["summary --offline"] and "Incidents: " in outputs["summary --offline"]
     assert "Root cause" in outputs[f"analyze {ids[0]} --offline"]
+    assert '"from": "daemon"' in outputs["summary --json"]  # the running daemon answered (as the UI's m)
     broken_notes = [r.body.decode() for r in sink.of("slack") if b"webhook" in r.body]
     assert broken_notes, "the broken webhook channel was never reported to slack"
     for name, text in outputs.items():
