@@ -174,3 +174,19 @@ def test_llm_config_env_key_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         config_from_data({"analysis": {"llm": {"base_url": "api.deepseek.com"}}})
     with pytest.raises(ConfigError, match="unknown key"):
         config_from_data({"analysis": {"llm": {"modle": "x"}}})
+
+
+async def test_counting_ledger_keeps_totals_across_ledgers() -> None:
+    """The /metrics LLM counters (tokens, dollars) only grow, also when a reload builds a new ledger."""
+    from cryptomon_tui.analysis.ledger import CountingLedger, UsageTotals
+
+    totals = UsageTotals()
+    first = CountingLedger(InMemoryUsageLedger(), totals)
+    await first.add(Usage(ts=1_750_000_000.0, model="m", prompt_tokens=1000, completion_tokens=200,
+                          cost_usd=Decimal("0.0012")))
+    second = CountingLedger(InMemoryUsageLedger(), totals)  # after a reload
+    await second.add(Usage(ts=1_750_000_060.0, model="m", prompt_tokens=10, completion_tokens=2,
+                           cost_usd=Decimal("0.0001")))
+    assert totals.tokens == {("m", "prompt"): 1010, ("m", "completion"): 202}
+    assert totals.cost_usd == {"m": Decimal("0.0013")}
+    assert await second.month_total("2025-06") == Decimal("0.0001")  # the ledger itself is unchanged

@@ -316,6 +316,9 @@ async def test_retry_with_backoff_then_success_same_idempotency_key() -> None:
         assert len({key for _, key in ch.sent}) == 1
         row = next(iter(rig.outbox.rows.values()))
         assert row.status == "sent" and row.attempts == 4
+        # the /metrics counters cryptomon_notifications_total{result="sent"|"failed"} read these
+        ops = next(s for s in rig.notifier.status() if s["channel"] == "ops")
+        assert (ops["total_sent"], ops["total_failures"]) == (1, 3)
 
 
 async def test_retry_after_pauses_the_channel_without_using_attempts() -> None:
