@@ -162,11 +162,14 @@ async def _snapshot(config: Config, socket_path: Path | None) -> tuple[dict[str,
     try:
         async with DaemonClient(address, reconnect=False) as client:
             snap = await client.request("snapshot", wait_s=10.0)
+            health = await client.request("health", wait_s=10.0)
     except DaemonError as exc:
         return None, str(exc)
     except (OSError, TimeoutError) as exc:
         return None, f"{address.describe()}: {exc}"
-    return (snap if isinstance(snap, dict) else None), address.describe()
+    if not isinstance(snap, dict):
+        return None, f"{address.describe()}: no snapshot"
+    return {**snap, "_health": health if isinstance(health, dict) else {}}, address.describe()
 
 
 def _facts(snap: dict[str, Any], exchange: str) -> dict[str, Any]:
@@ -182,6 +185,14 @@ def daemon_checks(config: Config, snap: dict[str, Any] | None, where: str) -> li
     if snap is None:
         return [Check("daemon reachable", FAIL, where, "start it: `cryptomon daemon` (or the systemd unit)")]
     checks = [Check("daemon reachable", PASS, f"answers on {where}")]
+    health = snap.get("_health") or {}
+    raw_detail = health.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    if health.get("store_writable") is False:
+        checks.append(Check("store writable", FAIL, str(detail.get("store_reason") or "the store refuses writes"),
+                            "free disk space / fix permissions / restore the database (alerts go on from memory)"))
+    elif "store_writable" in health:
+        checks.append(Check("store writable", PASS, "the daemon's store takes writes"))
     keyed = [name for name, ex in config.exchanges.items() if ex.enabled and ex.credentials is not None]
     if not keyed:
         checks.append(Check("read-only API keys", PASS, "no API keys configured (public probes only)"))

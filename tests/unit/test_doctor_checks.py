@@ -70,3 +70,12 @@ def test_llm_without_budget_fails() -> None:
                            None)
     assert check_llm_budget(cfg).verdict == FAIL
     assert check_llm_budget(config_from_data({}, None)).verdict == PASS
+
+
+def test_a_failing_store_is_a_failure_with_its_reason() -> None:
+    failing = {"exchanges": {}, "_health": {"store_writable": False,
+                                            "detail": {"store_reason": "writes to /x fail: disk_full: full"}}}
+    checks = {c.name: c for c in daemon_checks(config(), failing, "x")}
+    assert checks["store writable"].verdict == FAIL and "disk_full" in checks["store writable"].detail
+    ok = {"exchanges": {}, "_health": {"store_writable": True}}
+    assert verdicts(daemon_checks(config(), ok, "x"))["store writable"] == PASS
