@@ -187,9 +187,10 @@ def daemon_checks(config: Config, snap: dict[str, Any] | None, where: str) -> li
     checks = [Check("daemon reachable", PASS, f"answers on {where}")]
     health = snap.get("_health") or {}
     raw_detail = health.get("detail")
-    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    health_detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
     if health.get("store_writable") is False:
-        checks.append(Check("store writable", FAIL, str(detail.get("store_reason") or "the store refuses writes"),
+        reason = str(health_detail.get("store_reason") or "the store refuses writes")
+        checks.append(Check("store writable", FAIL, reason,
                             "free disk space / fix permissions / restore the database (alerts go on from memory)"))
     elif "store_writable" in health:
         checks.append(Check("store writable", PASS, "the daemon's store takes writes"))
