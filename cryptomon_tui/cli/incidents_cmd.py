@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from cryptomon_tui.cli.common import add_config_arg, load_or_exit
+from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.incidents.model import Incident, MaintenanceWindow, Matcher, Silence
 from cryptomon_tui.kernel.units import (
@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--limit", type=int, default=200, help="at most this many (newest first)")
     p.add_argument("--json", action="store_true", help="JSON with timelines")
     add_config_arg(p)
+    add_demo_arg(p)
     p.set_defaults(handler=cmd_incidents)
 
     p = sub.add_parser("ack", help="acknowledge an incident (stops reminders)")
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--note", help="what you are doing about it")
     p.add_argument("--by", default=None, help="who (default: your OS user)")
     add_config_arg(p)
+    add_demo_arg(p)
     p.set_defaults(handler=cmd_ack)
 
     p = sub.add_parser(
@@ -83,18 +85,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--comment", required=True, help="why (required)")
     p.add_argument("--by", default=None, help="who (default: your OS user)")
     add_config_arg(p)
+    add_demo_arg(p)
     p.set_defaults(handler=cmd_silence)
 
     p = sub.add_parser("silences", help="list silences")
     p.add_argument("--all", action="store_true", help="include expired ones")
     p.add_argument("--json", action="store_true")
     add_config_arg(p)
+    add_demo_arg(p)
     p.set_defaults(handler=cmd_silences)
 
     p = sub.add_parser("unsilence", help="end a silence now")
     p.add_argument("id", help="silence id (a unique prefix is enough)")
     p.add_argument("--by", default=None, help="who (default: your OS user)")
     add_config_arg(p)
+    add_demo_arg(p)
     p.set_defaults(handler=cmd_unsilence)
 
     p = sub.add_parser("maintenance", help="planned maintenance windows (incidents inside are not notified)")
@@ -110,15 +115,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add.add_argument("--comment", default="", help="what is planned")
     add.add_argument("--by", default=None, help="who (default: your OS user)")
     add_config_arg(add)
+    add_demo_arg(add)
     add.set_defaults(handler=cmd_maintenance_add)
     lst = msub.add_parser("list", help="list windows")
     lst.add_argument("--all", action="store_true", help="include past one-off windows")
     lst.add_argument("--json", action="store_true")
     add_config_arg(lst)
+    add_demo_arg(lst)
     lst.set_defaults(handler=cmd_maintenance_list)
     rm = msub.add_parser("remove", help="remove a window")
     rm.add_argument("id")
     add_config_arg(rm)
+    add_demo_arg(rm)
     rm.set_defaults(handler=cmd_maintenance_remove)
     p.set_defaults(handler=lambda a: (p.print_help(), 0)[1])
 
@@ -135,6 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     p.add_argument("--output", "-o", metavar="PATH", default="-", help="file (default: stdout)")
     add_config_arg(p)
+    add_demo_arg(p)
     p.set_defaults(handler=cmd_export)
 
 
@@ -163,7 +172,7 @@ def _running_daemon(args: argparse.Namespace) -> DaemonAddress | None:
     """The daemon's address when one answers for this config, else None (then the store is written)."""
     from cryptomon_tui.daemon.client import find_running_daemon
 
-    config, _ = load_or_exit(getattr(args, "config", None))
+    config, _ = load_attached(args)
     return find_running_daemon(config)
 
 
@@ -198,7 +207,7 @@ def _command(
     async def work(store: Any) -> int:
         from cryptomon_tui.engine.offline import OfflineCommands
 
-        config, _ = load_or_exit(getattr(args, "config", None))
+        config, _ = load_attached(args)
         print(await offline(OfflineCommands(store, config, RealClock())))
         return 0
 
@@ -209,7 +218,7 @@ def _with_store(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -
     """Open the configured store (no background task), run ``work(store)``, close."""
     from cryptomon_tui.store import Store
 
-    config, _ = load_or_exit(getattr(args, "config", None))
+    config, _ = load_attached(args)
 
     async def run() -> T:
         store = Store(config.storage, RealClock())

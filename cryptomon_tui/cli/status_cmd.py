@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from cryptomon_tui.cli.common import add_config_arg, load_or_exit
+from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached
 from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
 from cryptomon_tui.daemon.client import DaemonClient, DaemonError, NoDaemonRunning
 from cryptomon_tui.kernel.units import format_ms, parse_iso_utc
@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--socket", metavar="PATH", help="daemon socket (default: from the config)")
+    add_demo_arg(p)
     p.set_defaults(handler=run_status)
 
 
@@ -169,7 +170,7 @@ async def fetch(address: DaemonAddress) -> tuple[dict[str, Any], dict[str, Any],
 
 
 def run_status(args: argparse.Namespace) -> int:
-    config, _ = load_or_exit(getattr(args, "config", None))
+    config, _ = load_attached(args)
     address = address_from_config(config)
     if getattr(args, "socket", None):
         from pathlib import Path

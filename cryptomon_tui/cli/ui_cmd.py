@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptomon_tui.cli.common import add_config_arg, load_or_exit
+from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached, load_or_exit
 from cryptomon_tui.config.root import Config
 
 DEMO_SCENARIO = "flaky"
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
     attach = sub.add_parser("attach", help="open the live monitor on an already running daemon")
     _ui_args(attach)
+    add_demo_arg(attach)
     attach.set_defaults(handler=run_attach)
 
     themes = sub.add_parser("themes", help="list the UI themes (shipped and yours); --check validates them")
@@ -55,7 +56,7 @@ def run_ui(args: argparse.Namespace) -> int:
 def run_attach(args: argparse.Namespace) -> int:
     from cryptomon_tui.daemon.client import DaemonError, find_running_daemon
 
-    config, _ = load_or_exit(getattr(args, "config", None))
+    config, _ = load_attached(args)
     try:
         address = find_running_daemon(config)
     except DaemonError as exc:

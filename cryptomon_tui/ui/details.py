@@ -41,7 +41,8 @@ def probe_result_cells(r: Mapping[str, Any]) -> dict[str, Cell]:
     phases = r.get("phases") if isinstance(r.get("phases"), Mapping) else {}
     assert isinstance(phases, Mapping)
     outcome = str(r.get("outcome") or "?")
-    at = parse_ts(r.get("started_at"))
+    # a live ProbeResult has started_at; a row from the store (recent probes) has ts
+    at = parse_ts(r.get("started_at")) or parse_ts(r.get("ts"))
     reused = phases.get("reused")
     error = " ".join(clean_text(x) for x in (r.get("error_code"), r.get("error_message")) if x)
     return {

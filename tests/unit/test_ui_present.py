@@ -263,3 +263,11 @@ def test_one_scale_per_view_with_its_time_window() -> None:
     many = {f"x{i}": {"sparkline": [20.0] * 8} for i in range(9)} | {"slow": {"sparkline": [2500.0]}}
     assert present.view_spark_scale(many, 8) == 20.0
     assert present.spark_label(scale, 4.0, 14) == "Lat 0..50ms 4s"
+
+
+def test_probe_table_at_column_reads_store_rows_too() -> None:
+    from cryptomon_tui.ui.details import probe_result_cells
+
+    live = probe_result_cells({"started_at": iso_utc(NOW), "outcome": "ok"})
+    stored = probe_result_cells({"ts": iso_utc(NOW), "outcome": "ok"})  # a store row has ts, not started_at
+    assert live["at"].text == stored["at"].text != "-"
