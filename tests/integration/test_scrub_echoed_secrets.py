@@ -260,6 +260,9 @@ async def test_echoed_secrets_leave_no_trace(
     assert "No open incidents" not in outputs["summary --offline"] and "Incidents: " in outputs["summary --offline"]
     assert "Root cause" in outputs[f"analyze {ids[0]} --offline"]
     assert '"from": "daemon"' in outputs["summary --json"]  # the running daemon answered (as the UI's m)
+    # issue 12 item 5: every firing says what broke and what to do (the offline verdict at once)
+    firings = [r.body.decode() for r in sink.of("slack") if b"FIRING" in r.body]
+    assert firings and all("Root cause" in b and "Action" in b for b in firings), firings[:1]
     broken_notes = [r.body.decode() for r in sink.of("slack") if b"webhook" in r.body]
     assert broken_notes, "the broken webhook channel was never reported to slack"
     for name, text in outputs.items():
