@@ -45,7 +45,7 @@ class ErrorRateRule(RuleConfig):
         default=5, ge=1, description="and at least this many errors: one stray failure among few probes is not 5 %"
     )
     for_: Duration = Field(default=30.0, alias="for")
-    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3, window=10.0))
 
 
 class LatencyP99Rule(RuleConfig):
@@ -100,7 +100,7 @@ class RateLimitUsageRule(RuleConfig):
 class TimeoutsRule(RuleConfig):
     threshold: int = Field(default=10, ge=0, description="fires with more than this many timeouts in the window")
     window: Duration = 300.0
-    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=5, window=60.0))
+    recovery: RecoveryConfig = Field(default_factory=lambda: RecoveryConfig(evaluations=3, window=10.0))
 
 
 class ConsecutiveFailuresRule(RuleConfig):

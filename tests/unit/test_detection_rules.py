@@ -456,3 +456,16 @@ def test_consecutive_failures_needs_two_successes_in_a_row_to_recover() -> None:
     assert len(h.resolved()) == 1
 
 
+
+
+@pytest.mark.parametrize("outcome", [Outcome.HTTP_5XX, Outcome.TIMEOUT, Outcome.CONNECT])
+def test_a_hard_failure_lets_go_within_15s_of_its_end(outcome: Outcome) -> None:
+    """Issue 14 item 8: recovery is judged on the recent results, not the whole error-rate window."""
+    h = Harness()
+    h.run(120, ok("binance", "ping"), ok("binance", "time"))
+    h.run(90, fail("binance", "ping", outcome), fail("binance", "time", outcome))
+    end = h.now
+    h.run(120, ok("binance", "ping"), ok("binance", "time"))
+    assert len(h.opened()) == 1
+    resolved = h.resolved()
+    assert len(resolved) == 1 and resolved[0].ts - end <= 15.0, resolved[0].ts - end
