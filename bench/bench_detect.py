@@ -343,7 +343,7 @@ async def run_scenario(name: str, interval_s: float, tail_s: float, timeout_s: f
         monitor.add_event_sink(sink)
         await monitor.start()
         intervals: dict[str, dict[str, float]] = {}
-        for ex_name, state in monitor.engine.probe_state().items():
+        for ex_name, state in monitor.runner.probe_state().items():
             probes: Any = state.get("probes") or {}
             intervals[ex_name] = {p: float(v.get("interval_s") or interval_s) for p, v in probes.items()}
         try:

@@ -72,6 +72,28 @@ def rank_of(rule: str) -> int:
     return RANK.get(rule, 0)
 
 
+# The taxonomy of what explains what (issue 14): evidence joins an open incident only when its cause
+# explains it; an unrelated symptom on the same exchange opens its own incident.
+# Failure symptoms: one outage trips several of these at once, so they group with each other.
+FAILURE_SYMPTOMS = frozenset({CONSECUTIVE_FAILURES, TIMEOUTS, ERROR_RATE, CIRCUIT_OPEN, LATENCY_P99, LATENCY_ANOMALY})
+EXPLAINS: dict[str, frozenset[str]] = {
+    # our network failing explains every exchange failing or being slow, not their limits or clocks
+    LOCAL_NETWORK: FAILURE_SYMPTOMS,
+    # a venue in maintenance fails and answers slowly
+    MAINTENANCE: FAILURE_SYMPTOMS,
+    # 429s / a ban: the usage climb that led there, and the failures and breaker they cause
+    RATE_LIMITED: frozenset({RATE_LIMIT_USAGE, CONSECUTIVE_FAILURES, ERROR_RATE, CIRCUIT_OPEN, IP_BANNED}),
+    IP_BANNED: frozenset({RATE_LIMIT_USAGE, CONSECUTIVE_FAILURES, ERROR_RATE, CIRCUIT_OPEN, RATE_LIMITED}),
+}
+
+
+def explains(host_rule: str, rule: str) -> bool:
+    """Whether an open incident named ``host_rule`` explains a firing ``rule`` (so it is evidence)."""
+    if rank_of(host_rule) > 0:
+        return rule in EXPLAINS.get(host_rule, frozenset())
+    return host_rule in FAILURE_SYMPTOMS and rule in FAILURE_SYMPTOMS
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """State of one rule instance at one evaluation.

@@ -34,7 +34,7 @@ from typing import Any
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.detection import IncidentsConfig
-from cryptomon_tui.detection.signals import LOCAL_NETWORK, STANDALONE, Signal, rank_of
+from cryptomon_tui.detection.signals import LOCAL_NETWORK, STANDALONE, Signal, explains, rank_of
 from cryptomon_tui.incidents.maintenance import check_window, covers, window_active
 from cryptomon_tui.incidents.model import (
     EventType,
@@ -190,9 +190,11 @@ class IncidentManager:
         for inc in self._open.values():
             if inc.fingerprint in self._external:
                 continue
+            if sig.rule in STANDALONE or inc.rule in STANDALONE or not explains(inc.rule, sig.rule):
+                continue  # the taxonomy: only what the open incident's cause explains joins it
             if inc.rule == LOCAL_NETWORK:
                 return inc
-            if sig.rule in STANDALONE or inc.rule in STANDALONE or inc.exchange != sig.exchange:
+            if inc.exchange != sig.exchange:
                 continue
             r = rank_of(inc.rule)
             if (r > sig.rank or (r == 0 and sig.rank == 0)) and (
@@ -385,6 +387,7 @@ class IncidentManager:
             and inc.exchange is not None
             and (global_scope or inc.exchange == sig.exchange)
             and rank_of(inc.rule) < sig.rank
+            and explains(sig.rule, inc.rule)
         ]
         for victim in victims:
             host = self._open[cause.id]

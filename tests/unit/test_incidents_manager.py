@@ -265,18 +265,30 @@ def test_cause_over_symptom_records_evidence(mgr: IncidentManager) -> None:
     assert done.event is EventType.RESOLVED and len(mgr.open_incidents()) == 0
 
 
-def test_clock_offset_stands_alone_and_local_network_holds_everything(mgr: IncidentManager) -> None:
+def test_clock_offset_stands_alone_and_local_network_holds_what_it_explains(mgr: IncidentManager) -> None:
     mgr.process([sig("maintenance", probe=None)])
     [clock_ev] = mgr.process([sig("clock_offset", probe=None)])
     assert clock_ev.event is EventType.OPENED
     events = mgr.process([sig("local_network", exchange=None, probe=None, severity=Severity.CRITICAL)])
     kinds = [(e.event, e.incident.rule) for e in events]
     assert (EventType.OPENED, "local_network") in kinds
-    assert (EventType.RESOLVED, "maintenance") in kinds  # merged into the cause
-    assert all(rule != "clock_offset" for _, rule in kinds)
+    # the taxonomy: our network failing does not explain a venue's announced maintenance (issue 14)
+    assert all(rule not in ("clock_offset", "maintenance") for _, rule in kinds)
     held = mgr.process([sig("error_rate", exchange="okx")])
     assert [e.incident.rule for e in held] == ["local_network"]
-    assert sorted(i.rule for i in mgr.open_incidents()) == ["clock_offset", "local_network"]
+    assert sorted(i.rule for i in mgr.open_incidents()) == ["clock_offset", "local_network", "maintenance"]
+
+
+def test_an_unrelated_symptom_opens_its_own_incident(mgr: IncidentManager) -> None:
+    """Issue 14 item 5: a usage climb on an exchange with an open error burst is not its evidence."""
+    [burst] = mgr.process([sig("error_rate", exchange="okx")])
+    assert burst.event is EventType.OPENED
+    [usage] = mgr.process([sig("rate_limit_usage", exchange="okx", probe=None)])
+    assert usage.event is EventType.OPENED and usage.incident.id != burst.incident.id
+    # while a rate-limited incident explains the usage climb and the failures it causes
+    events = mgr.process([sig("rate_limited", exchange="okx", probe=None)])
+    kinds = [(e.event, e.incident.rule) for e in events]
+    assert (EventType.OPENED, "rate_limited") in kinds and (EventType.RESOLVED, "rate_limit_usage") in kinds
 
 
 def test_external_incidents_are_not_grouped(mgr: IncidentManager) -> None:
