@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached
+from cryptomon_tui.cli.safe_output import SafeStream
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.incidents.model import Incident, MaintenanceWindow, Matcher, Silence
 from cryptomon_tui.kernel.units import (
@@ -586,7 +587,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             target = Path(args.output).expanduser()
             target.parent.mkdir(parents=True, exist_ok=True)
-            out = stack.enter_context(target.open("w", encoding="utf-8", newline=""))
+            # a file gets what stdout would: rows stored before the scrubber existed are cleaned too
+            out = SafeStream(stack.enter_context(target.open("w", encoding="utf-8", newline="")))  # type: ignore[assignment]
         writer = RecordWriter(out, fmt)
 
         async def work(store: Any) -> int:

@@ -169,3 +169,36 @@ async def test_alertmanager_refresh_reposts_only_scrubbed_alerts() -> None:
     assert len(bodies) == 2
     for body in bodies:
         assert KEY.encode() not in body and b"\\u001b" not in body and b"\x1b" not in body
+
+
+def test_export_to_a_file_is_scrubbed_like_stdout(tmp_path: Path) -> None:
+    """Rows kept before the scrubber knew a secret (an older version, a key added later) leave clean."""
+    import asyncio
+
+    from cryptomon_tui.cli import main
+    from cryptomon_tui.clock import RealClock
+    from cryptomon_tui.config.storage import StorageConfig
+    from cryptomon_tui.kernel.results import Outcome, ProbeResult
+    from cryptomon_tui.store import Store
+
+    late = "late-added-secret-0123456789"
+
+    async def seed() -> None:
+        store = Store(StorageConfig(), RealClock())
+        assert await store.open(background=False)
+        import time
+
+        store.on_result(ProbeResult("binance", "ticker", time.time() - 5, 3.0, Outcome.AUTH, 401, "-2015",
+                                    f"echo {late} \x1b[2J"))
+        await store.flush()
+        await store.close()
+
+    redaction.use_config(None)
+    asyncio.run(seed())
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f'analysis:\n  llm: {{base_url: "http://127.0.0.1:9/v1", api_key: "{late}"}}\n')
+    cfg.chmod(0o600)
+    out = tmp_path / "export.csv"
+    assert main(["export", "--since", "1h", "-o", str(out), "-c", str(cfg)]) == 0
+    text = out.read_text()
+    assert "binance" in text and late not in text and "***" in text
