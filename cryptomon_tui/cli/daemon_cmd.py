@@ -65,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"run against the built-in simulator (default scenario: {DEFAULT_DEMO_SCENARIO}; "
                         "also calm, outage, rate-limit-storm, maintenance, clock-drift or a YAML file)")
     p.add_argument("--for", dest="run_for", metavar="DURATION", help="stop after this long (e.g. 20s, 5m, 1h)")
+    p.add_argument("--idle-stop", metavar="DURATION", default=DEMO_IDLE_STOP,
+                   help=f"with --demo: stop this long after the last UI/client left (default {DEMO_IDLE_STOP}; "
+                        "0 = never). A real daemon never stops on its own")
     p.add_argument("--probes-jsonl", metavar="PATH|-",
                    help="write one JSON object per probe result to PATH, or to stdout with - (stdout then "
                         "carries nothing else)")
@@ -231,8 +234,15 @@ def _event_jsonl(ctx: DaemonContext) -> DaemonExtension | None:
     return _EventJsonl(ctx, target) if target else None
 
 
+DEMO_IDLE_STOP = "10m"
+IDLE_CHECK_S = 5.0
+
+
 class _Control:
-    """Control API, HTTP (/metrics, /healthz, /readyz), config reload and SIGHUP."""
+    """Control API, HTTP (/metrics, /healthz, /readyz), config reload and SIGHUP.
+
+    A ``--demo`` daemon also stops ``--idle-stop`` after its last client left: orphaned demo
+    daemons were found probing the simulator for hours (~10 % of a core each)."""
 
     def __init__(self, ctx: DaemonContext) -> None:
         from cryptomon_tui.clock import RealClock
@@ -252,9 +262,43 @@ class _Control:
     async def start(self) -> None:
         await self.runner.start()
         log.info("control API on %s", self.runner.control.address.describe())
+        self._idle_task: asyncio.Task[None] | None = None
+        idle = _idle_stop_s(self._ctx.args)
+        if idle:
+            self._idle_task = asyncio.get_running_loop().create_task(self._stop_when_idle(idle))
+
+    async def _stop_when_idle(self, idle_s: float) -> None:
+        from cryptomon_tui.clock import RealClock
+
+        clock = RealClock()
+        last_client = clock.monotonic()  # a demo daemon is started by a UI that attaches at once
+        while not self._ctx.stop_event.is_set():
+            await clock.sleep(min(IDLE_CHECK_S, max(0.2, idle_s / 4)))
+            now = clock.monotonic()
+            if self.runner.control.clients:
+                last_client = now
+            elif now - last_client >= idle_s:
+                log.info("demo daemon: no client for %ss; stopping", f"{idle_s:g}")
+                self._ctx.stop_event.set()
+                return
 
     async def stop(self) -> None:
+        if getattr(self, "_idle_task", None) is not None and self._idle_task is not None:
+            self._idle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_task
         await self.runner.stop()
+
+
+def _idle_stop_s(args: argparse.Namespace) -> float:
+    """Seconds a demo daemon waits without clients before stopping; 0 for a real daemon or 'never'."""
+    if not getattr(args, "demo", None):
+        return 0.0
+    try:
+        return max(0.0, parse_duration(str(getattr(args, "idle_stop", DEMO_IDLE_STOP) or "0")))
+    except ValueError:
+        log.warning("--idle-stop %r is not a duration; using %s", getattr(args, "idle_stop", None), DEMO_IDLE_STOP)
+        return parse_duration(DEMO_IDLE_STOP)
 
 
 def _control(ctx: DaemonContext) -> DaemonExtension | None:
