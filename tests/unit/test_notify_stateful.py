@@ -30,7 +30,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import config_from_data
-from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, Severity, fingerprint
+from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState
+from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.channels.base import Channel, SendResult, Verdict
 from cryptomon_tui.notify.model import Notice
 from cryptomon_tui.notify.notifier import Notifier
