@@ -170,6 +170,7 @@ class Engine:
             self._tasks.append(asyncio.create_task(self._command_loop(), name="cryptomon-commands"))
         await self.runner.start()
         self._running = True
+        self._version += 1  # a snapshot cached while starting (a /readyz poll builds one) has no workers in it
         log.info("engine started: %s", ", ".join(self.runner.workers) or "no exchanges")
 
     async def stop(self) -> None:
@@ -730,7 +731,8 @@ class Engine:
                 detail["notify_in_memory"] = self._fallback_outbox.in_memory()
         elif self._use_store:
             store_ok = False
-        self.snapshot()  # cached; rebuilt at most a few times a second
+        if self._running:
+            self.snapshot()  # cached; rebuilt at most a few times a second
         if self._snapshot_error is not None:
             detail["snapshot_error"] = self._snapshot_error
         return {
