@@ -37,6 +37,25 @@ ERROR_CLASSES_SHOWN = 5
 RECENT_PROBES = 100
 
 
+LIVE_RELOAD_S = 20.0
+
+
+def step_xy(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """A bucketed series as steps: each value holds until the next bucket starts (plotext draws
+    straight lines between points, which made three minute points look like smooth ramps)."""
+    if len(xs) < 2:
+        return list(xs), list(ys)
+    sx: list[float] = []
+    sy: list[float] = []
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        sx.append(x)
+        sy.append(y)
+        if i + 1 < len(xs):
+            sx.append(xs[i + 1])
+            sy.append(y)
+    return sx, sy
+
+
 def probe_result_cells(r: Mapping[str, Any]) -> dict[str, Cell]:
     phases = r.get("phases") if isinstance(r.get("phases"), Mapping) else {}
     assert isinstance(phases, Mapping)
@@ -106,7 +125,14 @@ class ExchangeDetails(DetailsScreen):
         self.app.theme_changed_signal.subscribe(self, lambda _t: self._draw_plots())
         self._draw_head()
         self.action_reload()
+        # live charts: the newest bucket fills in while the screen is open (history is per minute,
+        # so more often would redraw the same picture)
+        self.set_interval(LIVE_RELOAD_S, self._live_reload, name="details-live")
         table.focus()
+
+    def _live_reload(self) -> None:
+        self._draw_head()
+        self.action_reload()
 
     def _exchange(self) -> Mapping[str, Any]:
         snap = self.cm_app.bridge.latest or {}
@@ -178,11 +204,15 @@ class ExchangeDetails(DetailsScreen):
             return
         origin = self.rollups[-1].ts
         xs = [(r.ts - origin) / 60.0 for r in self.rollups]
+        narrow = self.size.width < 120
         for attr, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
             pts = [(x, float(v)) for x, r in zip(xs, self.rollups, strict=True) if (v := getattr(r, attr)) is not None]
             if pts:
-                lat.plt.plot([p[0] for p in pts], [p[1] for p in pts], label=label)
+                # minute buckets are steps, not ramps between three points
+                sx, sy = step_xy([p[0] for p in pts], [p[1] for p in pts])
+                lat.plt.plot(sx, sy, label=label)
         lat.plt.xlabel("minutes ago")
+        lat.plt.ylabel("ms")
         totals: dict[str, int] = {}
         for r in self.rollups:
             for k, v in r.outcomes.items():
@@ -191,10 +221,17 @@ class ExchangeDetails(DetailsScreen):
         classes = sorted(totals, key=lambda k: -totals[k])[:ERROR_CLASSES_SHOWN]
         if classes:
             for cls in classes:
-                err.plt.plot(xs, [float(r.outcomes.get(cls, 0)) for r in self.rollups], label=cls[:16])
+                sx, sy = step_xy(xs, [float(r.outcomes.get(cls, 0)) for r in self.rollups])
+                err.plt.plot(sx, sy, label=cls[:16])
         else:
-            err.plt.plot(xs, [0.0 for _ in xs], label="no errors")
+            sx, sy = step_xy(xs, [0.0 for _ in xs])
+            err.plt.plot(sx, sy, label="no errors")
         err.plt.xlabel("minutes ago")
+        err.plt.ylabel("errors")
+        for plot in (lat, err):
+            if narrow:  # 80x24: fewer ticks, so labels do not run into each other
+                plot.plt.xfrequency(3)
+                plot.plt.yfrequency(3)
         lat.refresh()
         err.refresh()
 

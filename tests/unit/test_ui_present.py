@@ -271,3 +271,11 @@ def test_probe_table_at_column_reads_store_rows_too() -> None:
     live = probe_result_cells({"started_at": iso_utc(NOW), "outcome": "ok"})
     stored = probe_result_cells({"ts": iso_utc(NOW), "outcome": "ok"})  # a store row has ts, not started_at
     assert live["at"].text == stored["at"].text != "-"
+
+
+def test_minute_points_draw_as_steps() -> None:
+    from cryptomon_tui.ui.details import step_xy
+
+    assert step_xy([-2.0, -1.0, 0.0], [10.0, 30.0, 20.0]) == (
+        [-2.0, -1.0, -1.0, 0.0, 0.0], [10.0, 10.0, 30.0, 30.0, 20.0])
+    assert step_xy([0.0], [5.0]) == ([0.0], [5.0])
