@@ -240,3 +240,30 @@ def test_a_reload_with_a_yaml_bomb_keeps_the_running_config(bomb: str, tmp_path:
             assert "Traceback" not in log.read_text(errors="replace")
     finally:
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_the_daemon_warns_at_start_about_a_readable_file_with_a_token(tmp_path: Path) -> None:
+    sock_dir = Path(tempfile.mkdtemp(prefix="cmw-", dir="/tmp"))
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "exchanges": {"bot": {"url": "http://127.0.0.1:9/health?token=literal-token-123",
+                              "headers": {"X-Custom-Auth": "literal-header-456"}}},
+        "storage": {"path": str(tmp_path / "s.sqlite3")},
+        "daemon": {"http": {"port": port}, "control": {"socket_path": str(sock_dir / "d.sock")}},
+    }))
+    os.chmod(config, 0o644)
+    log = tmp_path / "daemon.log"
+    try:
+        with daemon_process(config, f"http://127.0.0.1:{port}", command=REAL_DAEMON_COMMAND, ready_path="/readyz",
+                            log_path=log):
+            pass
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    text = log.read_text(errors="replace")
+    assert "readable by other users" in text and "exchanges.bot.headers.X-Custom-Auth" in text, text[-2000:]
+    assert "literal-header-456" not in text and "literal-token-123" not in text
+    shown = subprocess.run([*CRYPTOMON, "config", "show", "--config", str(config)], capture_output=True, text=True,
+                           timeout=30)
+    assert shown.returncode == 0
+    assert "literal-header-456" not in shown.stdout and "literal-token-123" not in shown.stdout
