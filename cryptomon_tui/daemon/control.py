@@ -69,13 +69,15 @@ class DaemonAlreadyRunning(ControlServerError):
         self.address = address
 
 
-class _AuthFailureLog:
-    """Logs refused tokens at most once a minute with a count, so a token-guessing loop cannot fill the disk."""
+class _CountedLog:
+    """Logs an event at most once a minute with a count, so a client loop (token guessing, idle connections)
+    cannot fill the disk with one line per attempt."""
 
     PERIOD_S = 60.0
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, what: str) -> None:
         self.clock = clock
+        self.what = what
         self.total = 0
         self._unlogged = 0
         self._last_logged: float | None = None
@@ -86,9 +88,7 @@ class _AuthFailureLog:
         now = self.clock.monotonic()
         if self._last_logged is not None and now - self._last_logged < self.PERIOD_S:
             return
-        log.warning(
-            "control: refused %d client(s) without a valid token (%s) since the last report", self._unlogged, reason
-        )
+        log.warning("control: %s %d time(s) (%s) since the last report", self.what, self._unlogged, reason)
         self._unlogged = 0
         self._last_logged = now
 
@@ -220,7 +220,8 @@ class ControlServer:
         self.max_pending = control.max_pending_handshakes
         self._pending: dict[_Client, None] = {}  # connections still in the handshake, oldest first
         self.dropped_pending = 0
-        self._auth_failures = _AuthFailureLog(clock)
+        self._auth_failures = _CountedLog(clock, "refused a client without a valid token")
+        self._dropped_log = _CountedLog(clock, "dropped a connection that had not said hello")
         self._token = self.address.token
         if not self.address.is_unix and not self._token:
             raise ControlServerError("the TCP control API needs daemon.control.token")
@@ -412,6 +413,7 @@ class ControlServer:
             oldest = next(iter(self._pending))
             self._pending.pop(oldest, None)
             self.dropped_pending += 1
+            self._dropped_log.note(f"more than {self.max_pending} handshakes pending")
             oldest.closing = True  # its hello may already be buffered: it must not take a client slot
             with contextlib.suppress(Exception):
                 oldest.writer.transport.abort()

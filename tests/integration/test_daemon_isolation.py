@@ -208,7 +208,7 @@ def _hello(port: int, token: str | None, protocol: int = PROTOCOL_VERSION) -> di
 
 
 def test_idle_connections_cannot_exhaust_fds(tcp_daemon: tuple[subprocess.Popen[bytes], int, str, Path]) -> None:
-    proc, port, _url, _log = tcp_daemon
+    proc, port, _url, log_path = tcp_daemon
     baseline = _fds(proc.pid)
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(1000)]
     try:
@@ -219,6 +219,8 @@ def test_idle_connections_cannot_exhaust_fds(tcp_daemon: tuple[subprocess.Popen[
         assert _hello(port, TOKEN)["type"] == "welcome"
         # ... and the handshake timeout ends the remaining idle ones.
         _until(lambda: all(_closed(s) for s in idle), 20, "handshake timeout")
+        dropped = [line for line in log_path.read_text().splitlines() if "had not said hello" in line]
+        assert 1 <= len(dropped) <= 2, dropped  # 984 drops, one log line (then one a minute at most)
     finally:
         for s in idle:
             s.close()
