@@ -104,6 +104,8 @@ def test_hostile_times_from_exchanges_leave_every_face_working(
 
         # An incident opens for the far-future Retry-After and says the exchange asked for longer.
         assert _wait(lambda: incident_for("ra") is not None, 15), "no incident for Retry-After: 1e12"
+        ra_incident = incident_for("ra") or {}
+        assert "capped" in str(ra_incident.get("last_error")) + str(ra_incident.get("summary")), ra_incident
         code, body = _get(url + "/api/v1/snapshot")
         assert code == 200
         snap = json.loads(body)
