@@ -469,3 +469,20 @@ def test_a_hard_failure_lets_go_within_15s_of_its_end(outcome: Outcome) -> None:
     assert len(h.opened()) == 1
     resolved = h.resolved()
     assert len(resolved) == 1 and resolved[0].ts - end <= 15.0, resolved[0].ts - end
+
+
+def test_canary_network_outage_resolves_and_the_next_fault_is_its_own_incident() -> None:
+    """Issue 14 item 6: with a canary, local_network resolves once the canary and an exchange recover
+    (the canary's own lingering errors do not hold it), and a later exchange fault opens its own."""
+    exchanges = ["binance", "bybit", "okx"]
+    h = Harness(canaries={"canary"})
+    h.run(60, *[ok(ex) for ex in exchanges], ok("canary"))
+    h.run(60, *[fail(ex, outcome=Outcome.CONNECT) for ex in exchanges], fail("canary", outcome=Outcome.DNS))
+    end = h.now
+    h.run(60, *[ok(ex) for ex in exchanges], ok("canary"))
+    assert [(e.incident.rule, e.incident.exchange) for e in h.opened()] == [("local_network", None)]
+    [done] = h.resolved()
+    assert done.incident.rule == "local_network" and done.ts - end <= 30.0
+    h.run(60, fail("binance", outcome=Outcome.HTTP_5XX), *[ok(ex) for ex in exchanges[1:]], ok("canary"))
+    later = [(e.incident.rule, e.incident.exchange) for e in h.events if e.event is EventType.OPENED][1:]
+    assert later and all(ex == "binance" for _, ex in later), later
