@@ -82,6 +82,8 @@ class LatencyAnomalyRule(RuleConfig):
     min_increase_ms: float = Field(default=50.0, ge=0, description="and at least this much slower (no loopback noise)")
     drop_ratio: float = Field(default=0.2, ge=0, lt=1, description="a drop below this share of the level is suspicious")
     drop_samples: int = Field(default=3, ge=1, le=10_000, description="drops in a row (cache or error page)")
+    min_drop_ms: float = Field(default=15.0, ge=0, description="and at least this much faster than the level")
+    min_duration: Duration = Field(default=5.0, description="evidence must build this long (a host stall is not it)")
     drop_below_low: float = Field(default=0.5, ge=0, le=1000,
                                   description="and below this share of the history's 1st percentile")
     flat_samples: int = Field(default=120, ge=3, le=1_000_000, description="identical latencies in a row (flat line)")

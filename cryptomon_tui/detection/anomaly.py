@@ -63,6 +63,8 @@ class AnomalySettings:
     min_increase_ms: float = 50.0
     drop_ratio: float = 0.2
     drop_samples: int = 3
+    min_drop_ms: float = 15.0  # and at least this much faster than the level
+    min_duration: float = 5.0  # the evidence must have built up this long (a host stall is not an incident)
     drop_below_low: float = 0.5  # and below this share of the history's 1st percentile (drops it has shown)
     flat_samples: int = 120
     adapt_after: float = 3600.0
@@ -188,7 +190,7 @@ class LatencyModel:
         spread = (w * cfg.prior_spread + n * max(high - med, 0.0)) / (w + n)
         expected = self._expected(t)
         slow = max(math.exp(expected + cfg.allowance * spread), math.exp(expected) + cfg.min_increase_ms)
-        fast = min(math.exp(med) * cfg.drop_ratio, math.exp(low) * cfg.drop_below_low)
+        fast = min(math.exp(med) * cfg.drop_ratio, math.exp(low) * cfg.drop_below_low, math.exp(med) - cfg.min_drop_ms)
         self.cache = (expected, spread, slow, fast, (int(t // HOUR) + 1) * HOUR)
         # back to normal: under the recovery bar, or within the history's usual range (its 90th percentile)
         self.calm_ms = max(math.exp(expected + cfg.recover_below * spread), math.exp(ordered[int(0.9 * n)]))
@@ -215,6 +217,7 @@ class LatencyAnomaly:
         "model",
         "peak_ms",
         "score",
+        "score_since",
         "seen",
         "since",
         "slowest",
@@ -224,6 +227,7 @@ class LatencyAnomaly:
         self.cfg = cfg
         self.model = LatencyModel(cfg)
         self.score = 0.0
+        self.score_since = 0.0  # when the evidence started building (the score left 0)
         self.drops = 0
         self.calm = 0
         self.flat_run = 0
@@ -255,13 +259,15 @@ class LatencyAnomaly:
                     e = 0.0  # under the absolute floor (min_increase_ms): no evidence either way
                 novel = (cfg.novel_ratio > 0 and lat > self.slowest * cfg.novel_ratio
                          and len(model.sorted) >= cfg.novel_after)
+                if self.score <= 0.0:
+                    self.score_since = t
                 self.score = max(0.0, self.score + (e if novel else min(e, cfg.max_step)))
             if lat < fast:
                 self.drops += 1
             elif self.drops:
                 self.drops = 0
             if not self.alarm:
-                if self.score >= cfg.threshold:
+                if self.score >= cfg.threshold and t - self.score_since >= cfg.min_duration:
                     kind: str | None = SLOW
                 elif self.drops >= cfg.drop_samples:
                     kind = FAST

@@ -189,7 +189,7 @@ class Detector:
             novel_ratio=a.novel_ratio, novel_after=a.novel_after,
             recover_below=a.recover_below, calm_samples=a.calm_samples, min_increase_ms=a.min_increase_ms,
             drop_ratio=a.drop_ratio, drop_samples=a.drop_samples, drop_below_low=a.drop_below_low,
-            flat_samples=a.flat_samples,
+            min_drop_ms=a.min_drop_ms, min_duration=a.min_duration, flat_samples=a.flat_samples,
             adapt_after=a.adapt_after,
         )
         for state in self._anomalies.values():

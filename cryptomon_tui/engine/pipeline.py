@@ -27,6 +27,7 @@ from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.registry import MetricsRegistry
+from cryptomon_tui.metrics.series import ExchangeSeries
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ def evaluation_interval(config: Config) -> float:
     if intervals:
         every = min(every, min(intervals))
     return max(0.1, every)
+
+
+RESTORED_HEALTHY_STREAK = 3  # answers in a row that prove a restored incident's problem is over
+
+
+def _healthy_since(agg: ExchangeSeries, since: float) -> bool:
+    last_ok = agg.last_ok_at
+    return bool(agg.consecutive_ok >= RESTORED_HEALTHY_STREAK and last_ok is not None and last_ok >= since)
 
 
 class DetectionPipeline:
@@ -150,6 +159,21 @@ class DetectionPipeline:
             ticked = self.incidents.tick(t)
             if ticked:
                 events.extend(ticked)
+            if self.incidents.has_unconfirmed_restored:
+                events.extend(self._rejudge_restored(t))
+        return events
+
+    def _rejudge_restored(self, now: float) -> list[IncidentEvent]:
+        """Restored incidents are judged on fresh probes: once their exchange (any exchange for a global
+        one) has answered ``RESTORED_HEALTHY_STREAK`` times in a row since the restart, they resolve;
+        an exchange still failing keeps them until a rule confirms them or the grace ends."""
+        events: list[IncidentEvent] = []
+        by_name = self.metrics.exchanges()
+        for incident_id, exchange, since in self.incidents.unconfirmed_restored():
+            targets = [by_name[exchange]] if exchange is not None and exchange in by_name else (
+                list(by_name.values()) if exchange is None else [])
+            if any(_healthy_since(exm.aggregate, since) for exm in targets):
+                events.extend(self.incidents.healthy_after_restore(incident_id, now))
         return events
 
     # ------------------------------------------------------------------ views

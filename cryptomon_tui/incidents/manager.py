@@ -762,6 +762,25 @@ class IncidentManager:
         return events
 
     # ------------------------------------------------------------------ persistence
+    @property
+    def has_unconfirmed_restored(self) -> bool:
+        return bool(self._orphans)
+
+    def unconfirmed_restored(self) -> list[tuple[str, str | None, float]]:
+        """(id, exchange, restored at) of restored incidents no firing signal has confirmed yet."""
+        return [(i, self._open[i].exchange, self._restored_at.get(i, 0.0)) for i in self._orphans if i in self._open]
+
+    def healthy_after_restore(self, incident_id: str, now: float) -> list[IncidentEvent]:
+        """Fresh probes say the restored incident's problem is over: resolve it now (issue 14: no
+        fixed grace; a restored state is not shown as current once fresh data contradicts it)."""
+        events: list[IncidentEvent] = []
+        if incident_id in self._orphans and incident_id in self._open:
+            self._resolve(self._open[incident_id], now, events, text="healthy again after a restart",
+                          ended_at=self._restored_at.get(incident_id))
+        self._orphans.pop(incident_id, None)
+        self._restored_at.pop(incident_id, None)
+        return events
+
     def restore(
         self,
         open_incidents: Iterable[Incident],

@@ -139,6 +139,35 @@ def test_restart_restores_incidents_without_reopening() -> None:
     assert h2.pipeline.incidents.open_incidents() == []
 
 
+@pytest.mark.parametrize("rule_fail", [Outcome.HTTP_5XX, Outcome.MAINTENANCE])
+def test_a_restored_incident_whose_problem_ended_resolves_on_fresh_healthy_probes(rule_fail: Outcome) -> None:
+    """Issue 14 item 7: no fixed 5-minute grace; three healthy answers after the restart end it."""
+    h = Harness()
+    h.run(30, ok())
+    h.run(20, fail(outcome=rule_fail))
+    [inc] = h.pipeline.incidents.open_incidents()
+    state = h.pipeline.incidents.export_state()
+
+    h2 = Harness()
+    h2.clock.set(h.now + 600)  # the daemon was down 10 minutes; the problem ended meanwhile
+    restarted = h2.now
+    h2.pipeline.incidents.restore(
+        state["incidents"], state["silences"], state["windows"], grace_s=h2.config.incidents.restore_grace
+    )
+    h2.run(15, ok())
+    [done] = h2.resolved()
+    assert done.incident.id == inc.id and done.ts - restarted <= 5.0
+    assert h2.pipeline.incidents.open_incidents() == []
+    # and a restored incident on an exchange that still fails stays open
+    h3 = Harness()
+    h3.clock.set(h.now + 600)
+    h3.pipeline.incidents.restore(
+        state["incidents"], state["silences"], state["windows"], grace_s=h3.config.incidents.restore_grace
+    )
+    h3.run(60, fail(outcome=rule_fail))
+    assert [i.id for i in h3.pipeline.incidents.open_incidents()] == [inc.id] and h3.resolved() == []
+
+
 def test_staggered_outages_on_three_of_five_are_not_our_network() -> None:
     """Like the simulator's outage scenario: separate faults overlap, one exchange still answers."""
     h = Harness()
