@@ -640,10 +640,9 @@ def summary_lines(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     if open_n is not None:
         lines.append(("Open incidents", clean_text(open_n)))
     if data.get("text") and data.get("headline"):
-        # the engine's Summary: its text is the at-most-three-sentence summary people read first
+        # the engine's Summary: its text is the summary (at most three sentences, the LLM's headline cut)
         lines.append(("Summary", clean_text(data["text"], 2000)))
-    headline = data.get("headline", data.get("text"))
-    if headline:
+    elif headline := data.get("headline", data.get("text")):
         lines.append(("Headline", clean_text(headline, 2000)))
     for detail in data.get("details") or []:
         lines.append(("Detail", clean_text(detail, 2000)))

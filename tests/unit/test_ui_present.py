@@ -225,7 +225,7 @@ def test_summary_shows_the_three_sentence_text_first() -> None:
         {"summary": {"headline": "h", "text": "One. Two. Three.", "severity": "HIGH", "source": "offline"},
          "open_incidents": 1}
     )
-    assert lines[:3] == [("Open incidents", "1"), ("Summary", "One. Two. Three."), ("Headline", "h")]
+    assert lines[:3] == [("Open incidents", "1"), ("Summary", "One. Two. Three."), ("Severity", "HIGH")]
 
 
 def test_paused_exchange_shows_no_stale_breaker() -> None:
