@@ -179,7 +179,11 @@ async def test_alerts_survive_a_full_then_corrupt_store(tmp_path: Path, small_di
                 return False
             return True
 
-        await eventually(answers, 30, "the daemon's HTTP port")
+        try:
+            await eventually(answers, 30, "the daemon's HTTP port", lambda: log.read_text()[-2000:])
+        except BaseException:
+            await stop(proc)  # never leave a daemon behind when the test fails here
+            raise
         return proc
 
     async def stop(proc: asyncio.subprocess.Process) -> None:
