@@ -15,6 +15,7 @@ from typing import IO
 
 from cryptomon_tui.backtest import MAX_REPORTED_PROBLEMS, InputError, event_line, read_input, replay
 from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg, load_or_exit
+from cryptomon_tui.cli.safe_output import SafeStream
 from cryptomon_tui.incidents.model import IncidentEvent
 
 
@@ -58,7 +59,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         else:
             target = Path(args.events_jsonl).expanduser()
             target.parent.mkdir(parents=True, exist_ok=True)
-            out = stack.enter_context(target.open("w", encoding="utf-8", newline="\n"))
+            # recorded exchange messages are untrusted text: the file gets what stdout would
+            out = SafeStream(stack.enter_context(target.open("w", encoding="utf-8", newline="\n")))  # type: ignore[assignment]
 
         def emit(event: IncidentEvent) -> None:
             out.write(event_line(event))
