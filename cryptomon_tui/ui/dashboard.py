@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 MIN_SIZE = (60, 16)
 WIDE_AT = 140
+SIDE_BY_SIDE_AT = 160  # exchanges and incidents side by side: half the screen was empty at 200 columns
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 EVENT_LOG_LINES = 500
 EVENT_SETTLE_S = 0.2
@@ -68,7 +69,7 @@ class DashboardScreen(Screen[None]):
         Binding("k", "cursor_up", "Up", id="up", show=False),
     ]
 
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_AT, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_AT, "-wide"), (SIDE_BY_SIDE_AT, "-xwide")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -264,7 +265,7 @@ class DashboardScreen(Screen[None]):
     def _size_panes(self) -> None:
         """At 80x24 (panes stacked) the incident pane takes the rows its incidents need first; the
         exchange table shrinks (and scrolls) before an incident goes out of view."""
-        if not self.has_class("-narrow") or self.has_class("-wide"):
+        if not self.has_class("-narrow"):
             return
         table = self.query_one("#incidents", KeyedTable)
         exchanges = self.query_one("#exchanges", KeyedTable)
@@ -526,6 +527,7 @@ class DashboardScreen(Screen[None]):
 
     # ------------------------------------------------------------------ actions
     def action_analyse(self) -> None:
+        self._user_acts()
         inc = self.selected_incident()
         if inc is None:
             self.notify("select an incident first (tab to the incident pane)", severity="warning", markup=False)
@@ -578,7 +580,12 @@ class DashboardScreen(Screen[None]):
             self._busy("summary", None)
         self.app.push_screen(TextModal("Summary of open incidents", present.summary_lines(result)))
 
+    def _user_acts(self) -> None:
+        """Acting on a row counts as moving there: the cursor must not follow the top row meanwhile."""
+        self.user_moved_at = self.cm_app.clock.now()
+
     def action_acknowledge(self) -> None:
+        self._user_acts()
         inc = self.selected_incident()
         if inc is None:
             self.notify("select an incident first", severity="warning", markup=False)
@@ -608,6 +615,7 @@ class DashboardScreen(Screen[None]):
         self.notify(f"{ident} acknowledged", markup=False)
 
     def action_silence(self) -> None:
+        self._user_acts()
         inc = self.selected_incident()
         focused = self.focused
         exchange = self.selected_exchange()
