@@ -83,6 +83,9 @@ class ExchangeConfig(Section):
     enabled: bool = True
     base_url: str | None = Field(default=None, description="REST base URL override (testnet, proxy, simulator)")
     ws_url: str | None = Field(default=None, description="WebSocket URL override")
+    streams: bool = Field(
+        default=True, description="watch the exchange's public market stream (WebSocket: staleness, lag, gaps)"
+    )
     interval: Annotated[Duration, duration_range(0.0, MAX_INTERVAL_S)] = Field(
         default=5.0, description="probe cadence (100ms .. 1h); stretched to stay in budget"
     )

@@ -184,6 +184,7 @@ class EngineCollector(Collector):
                     consecutive, status, ex_err, offset, offset_err, rl, breaker, ban)
         yield from self._counters(self.engine.counters(), loc)
         yield from self._incidents(snap, loc)
+        yield from self._streams(snap, loc)
         yield from self._notify(snap, loc)
         yield from self._analysis(snap, loc)
         yield from _store(self.engine.health(), loc)
@@ -246,6 +247,32 @@ class EngineCollector(Collector):
         for model, usd in sorted(c.llm_cost_usd.items()):
             cost.add_metric([model, loc], usd)
         yield cost
+        yield from _stream_counters(c, loc)
+
+    def _streams(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+        """Gauges of each stream now: up (connected), verdict, current silence, its stale threshold, lag."""
+        labels = ["exchange", "stream", "location"]
+        up = GaugeMetricFamily("cryptomon_stream_up", "1 while the stream is connected and subscribed", labels=labels)
+        healthy = GaugeMetricFamily("cryptomon_stream_healthy", "1 while the stream's verdict is ok", labels=labels)
+        silence = GaugeMetricFamily("cryptomon_stream_silence_seconds", "Seconds since the last data message",
+                                    labels=labels)
+        stale = GaugeMetricFamily("cryptomon_stream_stale_after_seconds",
+                                  "Silence that makes this stream stale (learnt from its own gaps)", labels=labels)
+        lag = GaugeMetricFamily("cryptomon_stream_lag_seconds_now",
+                                "Median event-time lag over the last seconds", labels=labels)
+        for item in snap.get("streams") or []:
+            if not isinstance(item, dict):
+                continue
+            key = [str(item.get("exchange")), str(item.get("stream")), loc]
+            up.add_metric(key, 1.0 if item.get("connected") and item.get("subscribed") else 0.0)
+            healthy.add_metric(key, 1.0 if item.get("outcome") == "ok" else 0.0)
+            if (v := _num(item.get("silence_s"))) is not None:
+                silence.add_metric(key, v)
+            if (v := _num(item.get("stale_after_s"))) is not None:
+                stale.add_metric(key, v)
+            if (v := _ms(item.get("lag_ms"))) is not None:
+                lag.add_metric(key, v)
+        yield from (up, healthy, silence, stale, lag)
 
     def _incidents(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
         fam = GaugeMetricFamily(
@@ -319,6 +346,28 @@ def _tls(snap: dict[str, Any], loc: str) -> Iterator[Metric]:
                 days.add_metric(labels, v)
             changed.add_metric(labels, 1.0 if host.get("issuer_changed") else 0.0)
     yield from (days, changed)
+
+
+def _stream_counters(c: EngineCounters, loc: str) -> Iterator[Metric]:
+    labels = ["exchange", "stream", "location"]
+    for name, help_text, values in (
+        ("cryptomon_stream_messages", "Data messages received on the stream", c.stream_messages),
+        ("cryptomon_stream_seq_gaps", "Holes in the stream's update numbering", c.stream_seq_gaps),
+        ("cryptomon_stream_reconnects", "Stream reconnects (planned renewals included)", c.stream_reconnects),
+    ):
+        fam = CounterMetricFamily(name, help_text, labels=labels)
+        for (ex, stream), n in sorted(values.items()):
+            fam.add_metric([ex, stream, loc], float(n))
+        yield fam
+    for name, help_text, hists in (
+        ("cryptomon_stream_gap_seconds", "Time between consecutive data messages", c.stream_gap_seconds),
+        ("cryptomon_stream_lag_seconds", "Event-time lag (local receive, REST-offset corrected, minus exchange "
+         "event time; negative clamps to 0)", c.stream_lag_seconds),
+    ):
+        hist = HistogramMetricFamily(name, help_text, labels=labels)
+        for (ex, stream), d in sorted(hists.items()):
+            hist.add_metric([ex, stream, loc], [(le, float(n)) for le, n in d.cumulative()], d.sum_s)
+        yield hist
 
 
 def _store(health: dict[str, Any], loc: str) -> Iterator[Metric]:

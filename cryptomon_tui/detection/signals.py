@@ -23,6 +23,14 @@ IP_BANNED = "ip_banned"
 RATE_LIMITED = "rate_limited"
 CIRCUIT_OPEN = "circuit_open"
 LOCAL_NETWORK = "local_network"
+# WebSocket stream rules (one incident per stream: they share the stream's fingerprint)
+WS_STALE = "ws_stale"
+WS_LAG = "ws_lag"
+WS_GAP = "ws_gap"
+WS_DISCONNECTED = "ws_disconnected"
+WS_RECONNECT_STORM = "ws_reconnect_storm"
+WS_HEARTBEAT = "ws_heartbeat"
+STREAM_RULES: tuple[str, ...] = (WS_STALE, WS_LAG, WS_GAP, WS_DISCONNECTED, WS_RECONNECT_STORM, WS_HEARTBEAT)
 
 RULE_NAMES: tuple[str, ...] = (
     ERROR_RATE,
@@ -37,7 +45,7 @@ RULE_NAMES: tuple[str, ...] = (
     RATE_LIMITED,
     CIRCUIT_OPEN,
     LOCAL_NETWORK,
-)
+)  # configurable under detection.rules; the stream rules are judged by the stream probes (STREAM_RULES)
 
 # Rules evaluated per (exchange, probe); the others are per exchange (local_network: global).
 PROBE_RULES = frozenset({ERROR_RATE, LATENCY_P99, LATENCY_ANOMALY, TIMEOUTS, CONSECUTIVE_FAILURES})
@@ -65,6 +73,12 @@ SYMPTOM_ORDER: dict[str, int] = {
     LATENCY_ANOMALY: 4,
     RATE_LIMIT_USAGE: 5,
     CIRCUIT_OPEN: 6,
+    WS_DISCONNECTED: 7,
+    WS_RECONNECT_STORM: 8,
+    WS_HEARTBEAT: 9,
+    WS_STALE: 10,
+    WS_GAP: 11,
+    WS_LAG: 12,
 }
 
 

@@ -93,6 +93,13 @@ class EngineCounters:
     notifications: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (channel, "sent" | "failed")
     llm_tokens: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (model, "prompt" | "completion")
     llm_cost_usd: Mapping[str, float] = field(default_factory=dict)  # model
+    # WebSocket streams, keyed (exchange, stream): data messages, sequence holes, reconnects, and the
+    # inter-message gap and event-time lag histograms (same bucket bounds as probe durations)
+    stream_messages: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    stream_seq_gaps: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    stream_reconnects: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    stream_gap_seconds: Mapping[tuple[str, str], DurationCounts] = field(default_factory=dict)
+    stream_lag_seconds: Mapping[tuple[str, str], DurationCounts] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -33,8 +33,10 @@ from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Ma
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import iso_utc
+from cryptomon_tui.metrics.totals import DURATION_BUCKETS_S, DurationCounts
 from cryptomon_tui.probing.runner import ProbeRunner
 from cryptomon_tui.probing.transport import TransportFactory
+from cryptomon_tui.streams.runner import ConnectorFactory, StreamRunner
 
 log = logging.getLogger("cryptomon.engine")
 
@@ -71,6 +73,7 @@ class Engine:
         transport_factory: TransportFactory | None = None,
         notify: bool = True,
         config_transform: Callable[[Config], Config] | None = None,
+        stream_connector_factory: ConnectorFactory | None = None,
     ) -> None:
         self.config = config
         self._transform = config_transform  # e.g. --demo: point a reloaded config at the simulator
@@ -89,6 +92,12 @@ class Engine:
         self.analysis: Any = None
         self.pipeline = self._new_pipeline(config)
         self.runner = self._new_runner(config)
+        self._stream_connector_factory = stream_connector_factory
+        self.streams = self._new_streams(config)
+        self._stream_base: dict[str, dict[tuple[str, str], Any]] = {
+            name: {} for name in ("stream_messages", "stream_seq_gaps", "stream_reconnects",
+                                  "stream_gap_seconds", "stream_lag_seconds")
+        }
         self._recent: dict[str, deque[ProbeResult]] = {}
         self._recent_failures: dict[str, deque[ProbeResult]] = {}
         self._events: asyncio.Queue[IncidentEvent | None] = asyncio.Queue()
@@ -133,6 +142,23 @@ class Engine:
         runner.subscribe_results(self._on_result)
         return runner
 
+    def _new_streams(self, config: Config) -> StreamRunner:
+        """Stream probes. With an injected REST transport (a replay, a test double) and no injected
+        stream connector the engine is not talking to the real exchanges: no real socket is opened."""
+        if self._transport_factory is not None and self._stream_connector_factory is None:
+            config = config.model_copy(update={"exchanges": {
+                name: ex.model_copy(update={"streams": False}) for name, ex in config.exchanges.items()}})
+        return StreamRunner(config, self.clock, self._clock_offset, self._stream_connector_factory,
+                            bounds=DURATION_BUCKETS_S)
+
+    def _clock_offset(self, exchange: str) -> tuple[float, float] | None:
+        """The REST probes' latest clock offset (server - local, ms) and its error bound, for stream lag."""
+        metrics = self.pipeline.metrics.exchange(exchange)
+        if metrics is None or not metrics.aggregate.offsets:
+            return None
+        _, offset, error = metrics.aggregate.offsets[-1]
+        return offset, (error if error is not None else 50.0)
+
     def add_event_sink(self, sink: EventSink) -> None:
         """Sync callback per incident event, in order (the daemon's --events-jsonl writer)."""
         self._sinks.append(sink)
@@ -169,6 +195,7 @@ class Engine:
         if self.store is not None:
             self._tasks.append(asyncio.create_task(self._command_loop(), name="cryptomon-commands"))
         await self.runner.start()
+        await self.streams.start()
         self._running = True
         self._version += 1  # a snapshot cached while starting (a /readyz poll builds one) has no workers in it
         log.info("engine started: %s", ", ".join(self.runner.workers) or "no exchanges")
@@ -176,6 +203,7 @@ class Engine:
     async def stop(self) -> None:
         self._running = False
         await self.runner.stop()
+        await self.streams.stop()
         # final evaluation + flush the event queue so nothing decided is lost
         self._emit(self.pipeline.tick())
         await self._events.put(None)
@@ -385,6 +413,7 @@ class Engine:
                 self.check_store()
                 if self._tls.dirty:
                     await asyncio.to_thread(self._tls.save)
+                self.pipeline.record_streams(self.streams.stats())
                 self._emit(self.pipeline.tick())
                 self._sync_store_state()
                 if self.store is not None and self.clock.monotonic() - last_rollup >= ROLLUP_EVERY_S:
@@ -547,7 +576,7 @@ class Engine:
         return {
             "seq": self._seq, "ts": iso_utc(now), "location": self.config.daemon.location, "version": __version__,
             "started_at": None, "exchanges": {}, "incidents": [], "silences": [], "maintenance": [], "notify": [],
-            "analysis": {}, "store": None, "error": error,
+            "analysis": {}, "store": None, "streams": [], "error": error,
         }
 
     def _build_snapshot(self) -> dict[str, Any]:
@@ -588,6 +617,7 @@ class Engine:
                 "pending": self._analysis_pending,
             },
             "store": self.store.health().to_dict() if self.store is not None else None,
+            "streams": det.get("streams", []),
         }
 
     def _exchange_view(
@@ -703,7 +733,25 @@ class Engine:
             notifications=self._notify_totals(),
             llm_tokens=dict(self._llm_usage.tokens),
             llm_cost_usd={m: float(v) for m, v in self._llm_usage.cost_usd.items()},
+            **self._stream_totals(),
         )
+
+    def _stream_totals(self) -> dict[str, Any]:
+        """Cumulative stream counts: the running probes' plus what probes replaced by a reload had counted."""
+        out: dict[str, dict[tuple[str, str], Any]] = {
+            name: dict(base) for name, base in self._stream_base.items()
+        }
+        for probe in self.streams.probes:
+            t, key = probe.tracker, (probe.exchange, probe.spec.name)
+            for name, value in (("stream_messages", t.messages), ("stream_seq_gaps", t.total_seq_gaps()),
+                                ("stream_reconnects", t.reconnects)):
+                out[name][key] = out[name].get(key, 0) + value
+            for name, hist in (("stream_gap_seconds", t.gap_hist), ("stream_lag_seconds", t.lag_hist)):
+                prev = out[name].get(key)
+                counts = [a + b for a, b in zip(prev.buckets, hist.counts, strict=True)] if prev else hist.counts
+                total = (prev.count if prev else 0) + sum(hist.counts)
+                out[name][key] = DurationCounts(tuple(counts), total, (prev.sum_s if prev else 0.0) + hist.sum_s)
+        return out
 
     def subscribe_events(self) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -870,6 +918,7 @@ class Engine:
             self.runner.pause(exchange)
         except KeyError as exc:
             raise CommandError(str(exc.args[0]), code="not_found") from None
+        await self.streams.pause(exchange)
         self._version += 1
         return {"exchange": exchange, "status": "paused"}
 
@@ -878,6 +927,7 @@ class Engine:
             self.runner.resume(exchange)
         except KeyError as exc:
             raise CommandError(str(exc.args[0]), code="not_found") from None
+        self.streams.resume(exchange)
         self._version += 1
         return {"exchange": exchange, "status": "resumed"}
 
@@ -908,6 +958,12 @@ class Engine:
         await runner.start()
         for name in paused & set(runner.workers):
             runner.pause(name)
+        if "exchanges" in changed:
+            self._stream_base = self._stream_totals()  # the new probes count from zero
+            old_streams, self.streams = self.streams, self._new_streams(new)
+            await old_streams.stop()
+            self.streams.paused = paused & {p.exchange for p in self.streams.probes}
+            await self.streams.start()
         if self.notifier is not None and ("notify" in changed or "daemon" in changed):
             old_notifier = self.notifier
             self._notify_base = self._notify_totals()  # the new notifier counts from zero

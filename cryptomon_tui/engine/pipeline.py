@@ -20,11 +20,13 @@ from typing import Any
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.detection.detector import Detector
-from cryptomon_tui.detection.signals import LOCAL_NETWORK, STANDALONE
+from cryptomon_tui.detection.signals import LOCAL_NETWORK, STANDALONE, STREAM_RULES
+from cryptomon_tui.detection.streams import StreamDetector
 from cryptomon_tui.incidents.maintenance import next_occurrence, window_active
 from cryptomon_tui.incidents.manager import IncidentManager
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.registry import MetricsRegistry
 from cryptomon_tui.metrics.series import ExchangeSeries
@@ -83,6 +85,8 @@ class DetectionPipeline:
         )
         self.detector = Detector(det, config.incidents, self.metrics, clock_tolerances, canaries)
         self.incidents = IncidentManager(clock, config.incidents, id_seed=id_seed)
+        self.streams = StreamDetector()
+        self._stream_stats: dict[tuple[str, str], StreamStats] = {}
         self.every = evaluation_interval(config)
         self._next_tick: float | None = None
         self.evaluation_errors = 0
@@ -121,6 +125,18 @@ class DetectionPipeline:
             events.extend(self.on_result(r))
         return events
 
+    def record_streams(self, stats: Iterable[StreamStats]) -> None:
+        """The stream probes' current verdicts (all of them: a stream missing here was removed)."""
+        self._stream_stats = {(s.exchange, s.stream): s for s in stats}
+
+    def stream_stats(self) -> list[StreamStats]:
+        return list(self._stream_stats.values())
+
+    def _rest_healthy(self, exchange: str) -> bool:
+        return not any(
+            inc.exchange == exchange and inc.rule not in STREAM_RULES for inc in self.incidents.open_incidents()
+        )
+
     def tick(self, now: float | None = None) -> list[IncidentEvent]:
         """Run every evaluation due up to ``now`` (call it about every ``evaluate_every``)."""
         return self._run_due(self.clock.now() if now is None else now)
@@ -138,6 +154,8 @@ class DetectionPipeline:
             self._next_tick = t + every
             try:
                 signals = self.detector.evaluate(t)
+                if self._stream_stats or self.streams.active():
+                    signals = [*signals, *self.streams.evaluate(t, self._stream_stats.values(), self._rest_healthy)]
                 new = self.incidents.process(signals, t) if signals else []
             except Exception:  # a rule bug must not stop monitoring: skip this tick, keep the rest going
                 self.evaluation_errors += 1
@@ -196,5 +214,6 @@ class DetectionPipeline:
             )
         snap["maintenance"] = windows
         snap["rules"] = self.detector.active_instances()
+        snap["streams"] = [st.to_wire() for st in self._stream_stats.values()]
         snap["evaluated_at"] = iso_utc(now)
         return snap

@@ -28,7 +28,7 @@ from cryptomon_tui.clock import Clock
 from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.streams.attempts import AttemptLimiter, ReconnectBackoff
-from cryptomon_tui.streams.tracker import StreamThresholds, StreamTracker
+from cryptomon_tui.streams.tracker import NO_BOUNDS, StreamThresholds, StreamTracker
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class StreamProbe:
         thresholds: StreamThresholds | None = None,
         rng: random.Random | None = None,
         limiter: AttemptLimiter | None = None,
+        bounds: tuple[float, ...] | None = None,
     ) -> None:
         self.exchange = exchange
         self.spec = spec
@@ -94,7 +95,8 @@ class StreamProbe:
             gap_window_s=base.gap_window_s,
             heartbeat_window_s=base.heartbeat_window_s,
         )
-        self.tracker = StreamTracker(exchange, spec.name, seq_rule=spec.seq_rule, thresholds=thresholds)
+        self.tracker = StreamTracker(exchange, spec.name, seq_rule=spec.seq_rule, thresholds=thresholds,
+                                     bounds=bounds or NO_BOUNDS)
         self.limiter = limiter or AttemptLimiter(clock, spec.connect_attempts, spec.connect_window_s)
         self.backoff = ReconnectBackoff(rng)
         self.attempts = 0
@@ -109,6 +111,11 @@ class StreamProbe:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self.run(), name=f"stream:{self.exchange}:{self.spec.name}")
         return self._task
+
+    def restart(self) -> None:
+        """Start again after ``stop`` (a resumed exchange)."""
+        self._stopping = False
+        self.start()
 
     async def stop(self) -> None:
         self._stopping = True

@@ -12,6 +12,7 @@ adapter's reader; the tracker bounds what it keeps (ring buffers) so a firehose 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -24,6 +25,32 @@ LAG_RING = 256  # recent lag samples (ms)
 CLOSE_RING = 16  # recent close codes/reasons
 RECONNECT_WINDOW_S = 300.0  # reconnect-storm window (Binance counts attempts per 5 minutes too)
 MIN_GAPS_TO_LEARN = 30  # gaps needed before the learnt p99 sets the stale threshold
+
+
+@dataclass(slots=True)
+class CumulativeHistogram:
+    """Counts per fixed bucket (seconds; last = above the top bound) and their sum: Prometheus-ready.
+
+    The bounds come from the caller (the engine uses the probe-duration bounds) so every daemon
+    shares them and ``histogram_quantile`` works across locations.
+    """
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    sum_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def add(self, seconds: float) -> None:
+        if seconds < 0.0:
+            seconds = 0.0  # a negative lag is clock error inside its bound: count it as "no lag"
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.sum_s += seconds
+
+
+NO_BOUNDS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +83,7 @@ class StreamTracker:
     stream: str
     seq_rule: SeqRule | None = None
     thresholds: StreamThresholds = field(default_factory=StreamThresholds)
+    bounds: tuple[float, ...] = NO_BOUNDS  # histogram bucket bounds (s) for gaps and lag
     connected: bool = False
     subscribed: bool = False
     ever_connected: bool = False
@@ -85,9 +113,13 @@ class StreamTracker:
     _stale_floor: float = 0.0
     _seq_gap_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     _heartbeat_times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    gap_hist: CumulativeHistogram = field(init=False)
+    lag_hist: CumulativeHistogram = field(init=False)
 
     def __post_init__(self) -> None:
         self._stale_floor = max(self.thresholds.stale_floor_s, 0.0)
+        self.gap_hist = CumulativeHistogram(self.bounds)
+        self.lag_hist = CumulativeHistogram(self.bounds)
 
     # -- connection lifecycle -------------------------------------------------------------------
     def connecting(self, mono: float) -> None:
@@ -185,7 +217,9 @@ class StreamTracker:
             self.subscribed_now(mono)  # some streams (Binance raw /ws/<name>) push without an ack
         self.messages += 1
         if self._last_data is not None:
-            self._gaps.append(max(0.0, mono - self._last_data))
+            gap = max(0.0, mono - self._last_data)
+            self._gaps.append(gap)
+            self.gap_hist.add(gap)
         elif self.first_message_ms is None:
             start = self._silence_from if self._silence_from is not None else mono
             self.first_message_ms = max(0.0, (mono - start) * 1000.0)
@@ -199,6 +233,8 @@ class StreamTracker:
                                and math.isfinite(offset_error_ms) else 0.0)
                 if offset_ms is None:
                     error = math.inf  # no REST offset yet: the lag includes our own clock error
+                else:
+                    self.lag_hist.add(lag / 1000.0)
                 self._lags.append((mono, lag, error))
         if self.seq_rule is not None and event.seq is not None:
             self._sequence(mono, event)
@@ -238,6 +274,9 @@ class StreamTracker:
             return max(t.initial_stale_s, self._stale_floor)
         p99 = _quantile(sorted(self._gaps), 0.99)
         return max(self._stale_floor, t.stale_factor * p99)
+
+    def total_seq_gaps(self) -> int:
+        return sum(s.gaps for s in self._seq.values())
 
     def stats(self, mono: float) -> StreamStats:
         t = self.thresholds

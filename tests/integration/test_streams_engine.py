@@ -1,0 +1,108 @@
+"""The real engine with REST and stream probes against the simulator: one incident per stream fault,
+"REST ok, stream stale" when only the stream fails, and maintenance silencing its streams."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from typing import Any
+
+from prometheus_client import generate_latest
+
+import pytest
+
+from cryptomon_tui.cli.daemon_cmd import demo_config
+from cryptomon_tui.config import config_from_data
+from cryptomon_tui.daemon.metrics import build_registry
+from cryptomon_tui.engine.engine import Engine
+from cryptomon_tui.incidents.model import IncidentEvent
+from cryptomon_tui.simulator import Simulator, scenario_from_data
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+async def run(exchange: str, faults: list[dict[str, Any]], seconds: float,
+              until: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    sim = Simulator(scenario_from_data({"name": "t", "faults": faults}), exchanges=[exchange], stream_rate=20.0)
+    await sim.start()
+    events: list[dict[str, Any]] = []
+    engine: Engine | None = None
+    snap: dict[str, Any] = {}
+    try:
+        t0 = time.time() - sim.elapsed()
+        config = demo_config(config_from_data({"exchanges": {exchange: {"probes": ["time", "ticker"]}}}),
+                             sim.base_urls)
+        engine = Engine(config, use_store=False, notify=False)
+        done = asyncio.Event()
+
+        def sink(event: IncidentEvent) -> None:
+            d = event.to_json_dict()
+            d["t"] = round(event.ts - t0, 2)
+            events.append(d)
+            if until is not None and until(events):
+                done.set()
+
+        engine.add_event_sink(sink)
+        await engine.start()
+        try:
+            await asyncio.wait_for(done.wait(), seconds)
+        except TimeoutError:
+            pass
+        snap = engine.snapshot()
+        snap["_metrics"] = generate_latest(build_registry(engine, lambda: "test", time.time)).decode()
+    finally:
+        if engine is not None:
+            await engine.stop()
+        await sim.stop()
+    return events, snap
+
+
+def timeline(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(e["t"], e["event"], e["incident"]["rule"], e["incident"]["summary"]) for e in events]
+
+
+async def test_stale_stream_with_healthy_rest_is_one_incident_that_resolves() -> None:
+    faults = [{"exchange": "okx", "type": "ws_stall", "start": "6s", "duration": "8s"}]
+    events, snap = await run("okx", faults, 45.0, until=lambda ev: any(e["event"] == "resolved" for e in ev))
+    opened = [e for e in events if e["event"] == "opened"]
+    assert len(opened) == 1, timeline(events)
+    inc = opened[0]["incident"]
+    assert inc["exchange"] == "okx" and inc["rule"] == "ws_stale", timeline(events)
+    assert "REST ok" in inc["summary"], timeline(events)
+    assert opened[0]["t"] - 6.0 <= 10.0 + 1.0, timeline(events)  # detected within the stall threshold
+    resolved = [e for e in events if e["event"] == "resolved"]
+    assert [e["incident"]["id"] for e in resolved] == [inc["id"]], timeline(events)
+    assert resolved[0]["t"] - 14.0 <= 15.0, timeline(events)
+    assert snap["streams"] and snap["streams"][0]["exchange"] == "okx"
+
+
+async def test_calm_streams_give_no_incident() -> None:
+    events, snap = await run("binance", [], 15.0)
+    assert [e for e in events if e["event"] == "opened"] == [], timeline(events)
+    [stream] = snap["streams"]
+    assert stream["outcome"] == "ok" and stream["messages"] > 100 and stream["lag_ms"] is not None
+    text = snap["_metrics"]
+
+    def value(name: str) -> float:
+        lines = [ln for ln in text.splitlines() if ln.startswith(name + "{") and 'stream="btcusdt@trade"' in ln]
+        assert len(lines) == 1, (name, lines)
+        return float(lines[0].split()[-1])
+
+    assert value("cryptomon_stream_up") == 1.0 and value("cryptomon_stream_healthy") == 1.0
+    assert value("cryptomon_stream_messages_total") > 100
+    assert value("cryptomon_stream_seq_gaps_total") == 0.0
+    assert 'cryptomon_stream_gap_seconds_bucket{exchange="binance",le="+Inf"' in text
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        check = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
+        assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+async def test_maintenance_silences_its_streams_without_extra_incidents() -> None:
+    faults = [{"exchange": "deribit", "type": "maintenance", "start": "5s", "duration": "25s"}]
+    events, _ = await run("deribit", faults, 60.0, until=lambda ev: any(e["event"] == "resolved" for e in ev))
+    opened = [e for e in events if e["event"] == "opened"]
+    assert len(opened) == 1, timeline(events)
+    assert opened[0]["incident"]["rule"] == "maintenance", timeline(events)
