@@ -174,5 +174,5 @@ def _summary(rule: str, stats: StreamStats, rest_healthy: RestHealthy | None) ->
     if rule == WS_DISCONNECTED:
         return f"{rest}stream {name} disconnected: {stats.detail}"
     if rule == WS_RECONNECT_STORM:
-        return f"{rest}stream {name} reconnected {stats.recent_reconnects} times in 5 min"
+        return f"{rest}stream {name} dropped {stats.recent_reconnects} times in 5 min"
     return f"{rest}stream {name} heartbeat failing ({stats.heartbeat_misses} miss(es))"

@@ -49,7 +49,7 @@ class StreamStats:
     seq_gaps: int  # holes since start
     missed: int  # messages known missing (contiguous numbering)
     reconnects: int  # since start
-    recent_reconnects: int  # within RECONNECT_WINDOW_S
+    recent_reconnects: int  # unplanned drops of an established connection in the last 5 min
     heartbeat_misses: int
     connect_ms: float | None  # last connect + TLS + upgrade time
     subscribe_ms: float | None  # subscribe sent -> acknowledged

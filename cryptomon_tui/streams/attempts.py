@@ -15,7 +15,7 @@ from collections import deque
 from cryptomon_tui.clock import Clock
 
 BACKOFF_BASE_S = 1.0
-BACKOFF_MAX_S = 120.0
+BACKOFF_MAX_S = 30.0  # with the attempt limiter: at most ~10 attempts per 5 min from backoff alone
 HEALTHY_AFTER_S = 60.0  # a connection that lived this long resets the backoff
 
 

@@ -19,7 +19,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import aiohttp
@@ -84,17 +84,8 @@ class StreamProbe:
         self._clock = clock
         self._offset = offset or (lambda: None)
         base = thresholds or StreamThresholds()
-        thresholds = StreamThresholds(
-            stale_floor_s=max(base.stale_floor_s, spec.stale_floor_s),
-            stale_factor=base.stale_factor,
-            initial_stale_s=max(base.initial_stale_s, spec.stale_floor_s),
-            lag_ms=base.lag_ms,
-            lag_window_s=base.lag_window_s,
-            storm_reconnects=base.storm_reconnects,
-            heartbeat_timeout_s=base.heartbeat_timeout_s,
-            gap_window_s=base.gap_window_s,
-            heartbeat_window_s=base.heartbeat_window_s,
-        )
+        thresholds = replace(base, stale_floor_s=max(base.stale_floor_s, spec.stale_floor_s),
+                             initial_stale_s=max(base.initial_stale_s, spec.stale_floor_s))
         self.tracker = StreamTracker(exchange, spec.name, seq_rule=spec.seq_rule, thresholds=thresholds,
                                      bounds=bounds or NO_BOUNDS)
         self.limiter = limiter or AttemptLimiter(clock, spec.connect_attempts, spec.connect_window_s)

@@ -62,10 +62,11 @@ class StreamThresholds:
     initial_stale_s: float = 10.0  # until enough gaps are learnt (or the spec's floor, if higher)
     lag_ms: float = 1000.0  # median lag over the recent samples above this (beyond its error bound)
     lag_window_s: float = 10.0
-    storm_reconnects: int = 5  # reconnects within RECONNECT_WINDOW_S that make a storm
+    storm_reconnects: int = 4  # unplanned drops within RECONNECT_WINDOW_S that make a storm ...
+    stable_s: float = 15.0  # ... unless the current connection has held this long
     heartbeat_timeout_s: float = 10.0  # a ping of ours unanswered this long
     gap_window_s: float = 10.0  # a sequence hole keeps the verdict ws_gap this long
-    heartbeat_window_s: float = 30.0  # a heartbeat failure keeps the verdict ws_heartbeat this long
+    heartbeat_window_s: float = 15.0  # a heartbeat failure keeps the verdict ws_heartbeat this long
 
 
 @dataclass(slots=True)
@@ -128,9 +129,7 @@ class StreamTracker:
     def connected_now(self, mono: float) -> None:
         if self.ever_connected:
             self.reconnects += 1
-            if not self._planned_pending:
-                self._reconnect_times.append(mono)
-            else:
+            if self._planned_pending:
                 self.planned_reconnects += 1
         self._planned_pending = False
         self.ever_connected = True
@@ -160,6 +159,8 @@ class StreamTracker:
 
     def closed(self, mono: float, code: int | None, reason: str, *, planned: bool = False) -> None:
         """The socket is gone (a close frame, a reset, a refused connect, our own planned renewal)."""
+        if self.connected and not planned and not self._planned_pending:
+            self._reconnect_times.append(mono)  # an established connection dropped: storm material
         self.connected = False
         self.subscribed = False
         self.last_close_code = code
@@ -301,8 +302,9 @@ class StreamTracker:
         self.check_heartbeat(mono)
         recent_holes = sum(1 for at in self._seq_gap_times if mono - at <= t.gap_window_s)
         recent_beats = sum(1 for at in self._heartbeat_times if mono - at <= t.heartbeat_window_s)
-        outcome, detail = self._judge(silence, stale_after, lag_ms, lag_err, recent_reconnects, recent_holes,
-                                      recent_beats)
+        stable = self.connected and self._connected_at is not None and mono - self._connected_at >= t.stable_s
+        outcome, detail = self._judge(silence, stale_after, lag_ms, lag_err, 0 if stable else recent_reconnects,
+                                      recent_holes, recent_beats)
         return StreamStats(
             exchange=self.exchange, stream=self.stream, outcome=outcome, detail=detail,
             connected=self.connected, subscribed=self.subscribed, messages=self.messages,
@@ -323,7 +325,7 @@ class StreamTracker:
             # the cause of the drops, so it comes before the storm they make
             return StreamOutcome.WS_HEARTBEAT, f"heartbeat failed ({recent_beats or 1} in {t.heartbeat_window_s:.0f}s)"
         if recent_reconnects >= t.storm_reconnects:
-            return StreamOutcome.WS_RECONNECT_STORM, f"{recent_reconnects} reconnects in 5 min"
+            return StreamOutcome.WS_RECONNECT_STORM, f"dropped {recent_reconnects} times in 5 min"
         if not self.connected:
             if not self.ever_connected and not self.closes:
                 return StreamOutcome.CONNECTING, "connecting"

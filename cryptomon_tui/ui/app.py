@@ -127,6 +127,7 @@ class CryptomonApp(App[AppResult]):
         Binding("ctrl+q", "quit", "Quit", id="quit.ctrl", show=False),
         Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
         Binding("t", "cycle_theme", "Theme", id="theme", tooltip="Next theme (ctrl+p: all themes)"),
+        Binding("w", "streams", "Streams", id="streams", tooltip="WebSocket streams: freshness, lag, gaps"),
     ]
 
     def __init__(
@@ -250,6 +251,12 @@ class CryptomonApp(App[AppResult]):
         self.exit(self.result)
 
     # ------------------------------------------------------------------ keys
+    def action_streams(self) -> None:
+        from cryptomon_tui.ui.streams import StreamsScreen
+
+        if not isinstance(self.screen, StreamsScreen):
+            self.push_screen(StreamsScreen())
+
     def action_help(self) -> None:
         """Keys of cryptomon first (screen, then app), then the generic table keys, then a legend
         of every status word and symbol on the dashboard."""

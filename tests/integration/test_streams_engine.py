@@ -9,9 +9,8 @@ import subprocess
 import time
 from typing import Any
 
-from prometheus_client import generate_latest
-
 import pytest
+from prometheus_client import generate_latest
 
 from cryptomon_tui.cli.daemon_cmd import demo_config
 from cryptomon_tui.config import config_from_data
@@ -96,7 +95,8 @@ async def test_calm_streams_give_no_incident() -> None:
     assert 'cryptomon_stream_gap_seconds_bucket{exchange="binance",le="+Inf"' in text
     promtool = shutil.which("promtool")
     if promtool is not None:
-        check = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
+        check = await asyncio.to_thread(
+            subprocess.run, [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
         assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
 
@@ -106,3 +106,59 @@ async def test_maintenance_silences_its_streams_without_extra_incidents() -> Non
     opened = [e for e in events if e["event"] == "opened"]
     assert len(opened) == 1, timeline(events)
     assert opened[0]["incident"]["rule"] == "maintenance", timeline(events)
+
+
+async def test_each_stream_fault_is_one_incident_of_its_kind_on_its_exchange() -> None:
+    """All five venues at once, each with a different stream fault, REST healthy throughout."""
+    exchanges = ["binance", "binance_futures", "bybit", "okx", "deribit"]
+    faults = [
+        {"exchange": "binance", "type": "ws_seq_gap", "start": "6s", "duration": "6s", "skip": 3, "every": "1s"},
+        {"exchange": "binance_futures", "type": "ws_shutdown", "start": "6s", "duration": "3s", "after": "500ms"},
+        {"exchange": "bybit", "type": "ws_disconnect", "start": "6s", "duration": "20s", "every": "1s"},
+        {"exchange": "okx", "type": "ws_heartbeat", "start": "6s", "duration": "10s", "after": "2s"},
+        {"exchange": "deribit", "type": "ws_lag", "start": "6s", "duration": "12s", "ms": 2500},
+    ]
+    expected = {"binance": {"ws_gap"}, "bybit": {"ws_disconnected", "ws_reconnect_storm"},
+                "okx": {"ws_heartbeat"}, "deribit": {"ws_lag"}}
+    sim = Simulator(scenario_from_data({"name": "t", "faults": faults}), exchanges=exchanges, stream_rate=20.0)
+    await sim.start()
+    events: list[dict[str, Any]] = []
+    engine: Engine | None = None
+    try:
+        t0 = time.time() - sim.elapsed()
+        config = demo_config(config_from_data({"exchanges": {ex: {"probes": ["time"]} for ex in exchanges}}),
+                             sim.base_urls)
+        engine = Engine(config, use_store=False, notify=False)
+        all_resolved = asyncio.Event()
+
+        def sink(event: IncidentEvent) -> None:
+            d = event.to_json_dict()
+            d["t"] = round(event.ts - t0, 2)
+            events.append(d)
+            opened = {e["incident"]["id"] for e in events if e["event"] == "opened"}
+            resolved = {e["incident"]["id"] for e in events if e["event"] == "resolved"}
+            if len(opened) >= len(expected) and opened <= resolved:
+                all_resolved.set()
+
+        engine.add_event_sink(sink)
+        await engine.start()
+        try:
+            await asyncio.wait_for(all_resolved.wait(), 75.0)
+        except TimeoutError:
+            pass
+    finally:
+        if engine is not None:
+            await engine.stop()
+        await sim.stop()
+    print("timeline:", *timeline(events), sep="\n  ")
+    opened = [e["incident"] for e in events if e["event"] == "opened"]
+    by_exchange: dict[str, list[str]] = {}
+    for inc in opened:
+        by_exchange.setdefault(inc["exchange"], []).append(inc["rule"])
+    assert set(by_exchange) == set(expected), timeline(events)
+    for exchange, rules in by_exchange.items():
+        assert len(rules) == 1, (exchange, timeline(events))
+        final = [e["incident"]["rule"] for e in events if e["incident"]["exchange"] == exchange][-1]
+        assert {rules[0], final} <= expected[exchange], (exchange, timeline(events))
+    resolved = {e["incident"]["id"] for e in events if e["event"] == "resolved"}
+    assert {e["incident"]["id"] for e in events if e["event"] == "opened"} <= resolved, timeline(events)

@@ -82,7 +82,7 @@ async def test_refused_connections_back_off_and_respect_the_attempt_limit():
     assert gaps[0] < 2.0 and max(gaps) >= 30.0
     # never more than the cap in any sliding 300 s window
     for i, start in enumerate(times):
-        assert sum(1 for t in times[i:] if t - start < 300.0) <= 10
+        assert sum(1 for t in times[i:] if t - start < 300.0 - 1e-6) <= 10  # float noise at the edge
     s = probe.stats()
     assert s.outcome in (StreamOutcome.WS_DISCONNECTED, StreamOutcome.WS_RECONNECT_STORM)
     assert "ConnectionRefusedError" in (s.last_close_reason or "")

@@ -1,0 +1,141 @@
+"""Streams view (key ``w``): is the WebSocket data a bot trades on alive, fresh and complete?
+
+One row per stream: state as a word (OK, STALE, LAG, GAP, DOWN, STORM, HEARTBEAT, CONNECTING), data
+messages per second, the current silence against the stream's own stale threshold, the p99 gap, the
+event-time lag with its error bound, sequence holes, reconnects, and a sparkline of recent lag (one
+scale for the whole column, labelled in the header). Data comes from the daemon's snapshot
+(``streams``), refreshed once a second; the UI keeps only the lag samples it drew.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from cryptomon_tui.ui.present import SPARK_FAIL, SPARK_LEVELS, clean_text, fmt_ms
+
+if TYPE_CHECKING:
+    from cryptomon_tui.ui.app import CryptomonApp
+
+STATE_WORDS = {
+    "ok": "OK",
+    "connecting": "CONNECTING",
+    "ws_stale": "STALE",
+    "ws_lag": "LAG",
+    "ws_gap": "GAP",
+    "ws_disconnected": "DOWN",
+    "ws_reconnect_storm": "STORM",
+    "ws_heartbeat": "HEARTBEAT",
+}
+LEGEND = ("OK fresh  STALE silent past its own p99x3  LAG event time late  GAP skipped updates  "
+          "DOWN disconnected  STORM reconnect storm  HEARTBEAT pings unanswered  × no data")
+SPARK_POINTS = 12
+COLUMNS = (("exchange", "Exchange", 16), ("stream", "Stream", 22), ("state", "State", 10), ("rate", "Msg/s", 6),
+           ("silence", "Silence", 12), ("gap", "Gap p99", 8), ("lag", "Lag", 13), ("holes", "Holes", 6),
+           ("reconn", "Reconn", 6), ("spark", "Lag trend", SPARK_POINTS))
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value == value and abs(value) != float("inf") else None
+
+
+def stream_cells(item: Mapping[str, Any], spark: str) -> tuple[str, ...]:
+    """One row as text (state as a word, never by colour alone)."""
+    outcome = str(item.get("outcome") or "?")
+    silence, stale_after = _num(item.get("silence_s")), _num(item.get("stale_after_s"))
+    lag, err = _num(item.get("lag_ms")), _num(item.get("lag_error_ms"))
+    rate = _num(item.get("msgs_per_s"))
+    lag_text = "-" if lag is None else fmt_ms(lag) + (f" ±{fmt_ms(err)}" if err is not None else " ±?")
+    silence_text = "-" if silence is None else f"{silence:.1f}s" + (
+        f"/{stale_after:.0f}s" if stale_after is not None else "")
+    holes = _num(item.get("seq_gaps"))
+    reconnects = _num(item.get("reconnects"))
+    return (
+        clean_text(item.get("exchange"), 16),
+        clean_text(item.get("stream"), 22),
+        STATE_WORDS.get(outcome, clean_text(outcome, 10).upper()),
+        "-" if rate is None else f"{rate:.1f}",
+        silence_text,
+        fmt_ms(item.get("gap_p99_ms")),
+        lag_text,
+        "-" if holes is None else str(int(holes)),
+        "-" if reconnects is None else str(int(reconnects)),
+        spark,
+    )
+
+
+def sparkline(samples: list[float | None], scale_ms: float) -> str:
+    """Lag samples on one shared scale; ``×`` where the stream had no fresh data."""
+    out = []
+    for value in samples[-SPARK_POINTS:]:
+        if value is None:
+            out.append(SPARK_FAIL)
+            continue
+        share = min(1.0, max(0.0, value / scale_ms)) if scale_ms > 0 else 0.0
+        out.append(SPARK_LEVELS[min(len(SPARK_LEVELS) - 1, int(share * (len(SPARK_LEVELS) - 1) + 0.5))])
+    return "".join(out)
+
+
+class StreamsScreen(Screen[None]):
+    BINDINGS = [Binding("escape,backspace,w", "app.pop_screen", "Back", id="streams.back")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lags: dict[str, deque[float | None]] = {}
+
+    @property
+    def cm_app(self) -> CryptomonApp:
+        from cryptomon_tui.ui.app import CryptomonApp
+
+        assert isinstance(self.app, CryptomonApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Static("WebSocket streams", id="streams-title", markup=False)
+        table: DataTable[str] = DataTable(id="streams-table", cursor_type="row", zebra_stripes=False)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+        yield Static(LEGEND, id="streams-legend", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_rows()
+        self.set_interval(1.0, self.refresh_rows)
+
+    def refresh_rows(self) -> None:
+        snap = self.cm_app.bridge.latest or {}
+        items = [i for i in (snap.get("streams") or []) if isinstance(i, Mapping)]
+        for item in items:
+            key = f"{item.get('exchange')}/{item.get('stream')}"
+            ring = self._lags.setdefault(key, deque(maxlen=SPARK_POINTS))
+            fresh = item.get("outcome") in ("ok", "ws_lag", "ws_gap")
+            ring.append(_num(item.get("lag_ms")) if fresh else None)
+        values = [abs(v) for ring in self._lags.values() for v in ring if v is not None]
+        scale = max([10.0, *values])
+        title = self.query_one("#streams-title", Static)
+        title.update(f"WebSocket streams ({len(items)}) - lag trend: last {SPARK_POINTS}s, full bar = {fmt_ms(scale)}"
+                     if items else "WebSocket streams: none (streams: false, or no stream URL; see config check)")
+        table = self.query_one("#streams-table", DataTable)
+        keys = []
+        for item in items:
+            key = f"{item.get('exchange')}/{item.get('stream')}"
+            keys.append(key)
+            cells = [Text(c) for c in stream_cells(item, sparkline(list(self._lags[key]), scale))]  # never markup
+            if key in table.rows:
+                for (col, _, _), value in zip(COLUMNS, cells, strict=True):
+                    table.update_cell(key, col, value)
+            else:
+                table.add_row(*cells, key=key)
+        for row_key in list(table.rows):
+            if row_key.value not in keys:
+                table.remove_row(row_key)
