@@ -90,14 +90,22 @@ def rank_of(rule: str) -> int:
 # explains it; an unrelated symptom on the same exchange opens its own incident.
 # Failure symptoms: one outage trips several of these at once, so they group with each other.
 FAILURE_SYMPTOMS = frozenset({CONSECUTIVE_FAILURES, TIMEOUTS, ERROR_RATE, CIRCUIT_OPEN, LATENCY_P99, LATENCY_ANOMALY})
+# A stream that is down, dropping or silent is what an exchange outage looks like from the socket side:
+# these group with the REST failure symptoms (one outage, one incident), and every cause that takes the
+# exchange away (our network, maintenance, a ban of our IP) explains them. Lag, holes and heartbeats are
+# the stream's own problems: nothing on the REST side explains them.
+STREAM_OUTAGE = frozenset({WS_DISCONNECTED, WS_RECONNECT_STORM, WS_STALE})
+OUTAGE_SYMPTOMS = FAILURE_SYMPTOMS | STREAM_OUTAGE
 EXPLAINS: dict[str, frozenset[str]] = {
     # our network failing explains every exchange failing or being slow, not their limits or clocks
-    LOCAL_NETWORK: FAILURE_SYMPTOMS,
-    # a venue in maintenance fails and answers slowly
-    MAINTENANCE: FAILURE_SYMPTOMS,
+    LOCAL_NETWORK: OUTAGE_SYMPTOMS | frozenset(STREAM_RULES),
+    # a venue in maintenance fails, answers slowly and drops or silences its streams
+    MAINTENANCE: OUTAGE_SYMPTOMS | frozenset(STREAM_RULES),
     # 429s / a ban: the usage climb that led there, and the failures and breaker they cause
     RATE_LIMITED: frozenset({RATE_LIMIT_USAGE, CONSECUTIVE_FAILURES, ERROR_RATE, CIRCUIT_OPEN, IP_BANNED}),
-    IP_BANNED: frozenset({RATE_LIMIT_USAGE, CONSECUTIVE_FAILURES, ERROR_RATE, CIRCUIT_OPEN, RATE_LIMITED}),
+    # a banned IP is refused on the streams too
+    IP_BANNED: frozenset({RATE_LIMIT_USAGE, CONSECUTIVE_FAILURES, ERROR_RATE, CIRCUIT_OPEN, RATE_LIMITED})
+    | STREAM_OUTAGE,
 }
 
 
@@ -105,7 +113,7 @@ def explains(host_rule: str, rule: str) -> bool:
     """Whether an open incident named ``host_rule`` explains a firing ``rule`` (so it is evidence)."""
     if rank_of(host_rule) > 0:
         return rule in EXPLAINS.get(host_rule, frozenset())
-    return host_rule in FAILURE_SYMPTOMS and rule in FAILURE_SYMPTOMS
+    return host_rule in OUTAGE_SYMPTOMS and rule in OUTAGE_SYMPTOMS
 
 
 @dataclass(frozen=True, slots=True)

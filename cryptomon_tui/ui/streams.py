@@ -9,6 +9,7 @@ scale for the whole column, labelled in the header). Data comes from the daemon'
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from cryptomon_tui.ui.present import SPARK_FAIL, SPARK_LEVELS, clean_text, fmt_ms
+from cryptomon_tui.kernel.units import format_ms
+from cryptomon_tui.ui.present import SPARK_FAIL, SPARK_LEVELS, clean_text
+
+fmt_ms = functools.partial(format_ms, compact=True)
 
 if TYPE_CHECKING:
     from cryptomon_tui.ui.app import CryptomonApp
