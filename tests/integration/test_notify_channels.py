@@ -6,6 +6,7 @@ HTTP-200 errors, bad keys), escaping of untrusted text, size limits and that no 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -305,5 +306,39 @@ async def test_email_over_starttls_and_implicit_tls(security: str, tmp_path: Pat
         result = await channel("e", {**spec, "validate_certs": False}).send(notice(), "k-tls")
         assert result.ok, result.answer
         assert [r.message["X-Cryptomon-Idempotency-Key"] for r in server.received] == ["k-tls"]
+    finally:
+        server.stop()
+
+
+async def test_webhook_sends_the_standard_idempotency_key_and_a_verdict_update_event(sink: WebhookSink) -> None:
+    """Issue 12: the webhook's key also travels as ``Idempotency-Key``; a late verdict is an ``analysis`` event."""
+    ch = channel("h", {"type": "webhook", "url": sink.url("webhook", "/in"), "secret": SECRET})
+    assert not ch.supports_digest  # one message, one key: a retried message is dropped by its key, never merged anew
+    assert (await ch.send(notice(), "key-9")).ok
+    update_notice = dataclasses.replace(notice(NoticeKind.ANALYSIS), analysis="gateway 502s: wait")
+    assert (await ch.send(update_notice, "key-10")).ok
+    first, update = sink.of("webhook")
+    assert first.headers["Idempotency-Key"] == first.headers["X-Cryptomon-Idempotency-Key"] == "key-9"
+    body = update.json()
+    assert body["kind"] == "analysis" and body["notice"]["analysis"] == "gateway 502s: wait"
+    await ch.close()
+
+
+async def test_email_messages_of_one_incident_share_a_thread() -> None:
+    """The resolve and a late verdict reply in the firing's thread (same References root)."""
+    server = SmtpServer()
+    port = server.start()
+    try:
+        spec = {"type": "email", "host": "127.0.0.1", "port": port, "security": "none",
+                "sender": "cryptomon@example.org", "to": ["ops@example.org"]}
+        ch = channel("e", spec)
+        for kind, key in ((NoticeKind.FIRING, "k-f"), (NoticeKind.ANALYSIS, "k-a"), (NoticeKind.RESOLVED, "k-r")):
+            assert (await ch.send(notice(kind), key)).ok
+        firing, verdict, resolved = (r.message for r in server.received)
+        root = firing["References"]
+        assert root and firing["In-Reply-To"] is None
+        assert verdict["In-Reply-To"] == verdict["References"] == root
+        assert resolved["In-Reply-To"] == resolved["References"] == root
+        assert len({firing["Message-ID"], verdict["Message-ID"], resolved["Message-ID"]}) == 3
     finally:
         server.stop()
