@@ -188,3 +188,23 @@ async def test_firings_queued_behind_a_broken_channel_survive_their_resolve(make
     for n in ("inc-1", "inc-2"):
         assert [k for k, i in got if i == n] == ["firing", "resolved"], got
     await rig.notifier.stop()
+
+
+async def test_resolve_waits_behind_a_dead_firing_until_it_is_resent(make_rig) -> None:  # type: ignore[no-untyped-def]
+    """A firing the service refused for good (dead letter) keeps its resolve queued: the channel never heard
+    it fire. ``notify resend`` sends the firing, then the resolve follows."""
+    rig = await make_rig(routes=[{"channels": ["ops"], "group_wait": 0}])
+    await rig.notifier.start(workers=False)
+    ch = rig.ch["ops"]
+    ch.script.append(SendResult(Verdict.REJECTED, "400 invalid payload", status=400))
+    inc = incident()
+    await rig.notifier.on_event(ev(EventType.OPENED, inc, rig.now()))
+    await drain(rig, 2)
+    await rig.notifier.on_event(ev(EventType.RESOLVED, inc.with_changes(state=IncidentState.RESOLVED), rig.now()))
+    await drain(rig, 60)
+    assert seq(rig, "ops") == [("firing", "inc-1")]  # the refused attempt; no resolve without a firing
+    (dead,) = await rig.outbox.outbox_dead()
+    assert await rig.notifier.resend(dead.id) == 1
+    await drain(rig, 5)
+    assert seq(rig, "ops") == [("firing", "inc-1"), ("firing", "inc-1"), ("resolved", "inc-1")]
+    await rig.notifier.stop()
