@@ -189,3 +189,18 @@ def test_config_show_masks_custom_auth_headers_and_url_tokens(tmp_path: Path) ->
 def test_absurdly_large_numbers_are_refused(text: str) -> None:
     with pytest.raises(ConfigError, match="too large"):
         config_from_data(yaml.safe_load(text), "c.yaml", text)
+
+
+@pytest.mark.parametrize("raw", [".inf", "-.inf", ".nan", "'1e400'", "1e308", "-1e308", "'\u221e'"])
+def test_every_field_refuses_each_non_finite_or_huge_value(raw: str) -> None:
+    """Not sampled: every field of every section, each value, so a new field cannot slip through."""
+    accepted = []
+    for path in PATHS:
+        text = _nest(path, raw)
+        try:
+            config = config_from_data(load_limited(text)[0], "sweep.yaml", text)
+        except ConfigError:
+            continue
+        if not all(math.isfinite(n) and abs(n) < 1e15 for n in _numbers(config)):
+            accepted.append(".".join(path))
+    assert accepted == []
