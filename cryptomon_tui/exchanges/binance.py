@@ -360,7 +360,8 @@ class BinanceSpotAdapter(_BinanceAdapter):
         name = f"{self.symbol.lower()}@trade"
         base = _stream_base(ws_url or self.default_ws_url or "")
         return [StreamSpec(name=name, url=f"{base}/ws/{name}", seq_rule="contiguous", stale_floor_s=5.0,
-                           connect_attempts=30, connect_window_s=300.0, max_lifetime_s=23.5 * 3600)]
+                           venue_connect_attempts=300, venue_connect_window_s=300.0,
+                           max_lifetime_s=23.5 * 3600)]
 
 
 class BinanceFuturesAdapter(_BinanceAdapter):
@@ -396,4 +397,5 @@ class BinanceFuturesAdapter(_BinanceAdapter):
         name = f"{self.symbol.lower()}@bookTicker"
         base = _stream_base(ws_url or self.default_ws_url or "")
         return [StreamSpec(name=name, url=f"{base}/public/ws/{name}", seq_rule="monotonic", stale_floor_s=3.0,
-                           connect_attempts=30, connect_window_s=300.0, max_lifetime_s=23.5 * 3600)]
+                           venue_connect_attempts=300, venue_connect_window_s=300.0,
+                           max_lifetime_s=23.5 * 3600)]

@@ -116,7 +116,8 @@ class BybitAdapter(ExchangeAdapter):
         subscribe = json.dumps({"req_id": "cryptomon", "op": "subscribe", "args": [topic]})
         return [StreamSpec(name=topic, url=ws_url or self.default_ws_url or "", subscribe=(subscribe,),
                            ping_text='{"op":"ping"}', ping_every_s=20.0, seq_rule="monotonic",
-                           stale_floor_s=3.0, connect_attempts=30, connect_window_s=300.0)]
+                           stale_floor_s=3.0, venue_connect_attempts=500,
+                           venue_connect_window_s=300.0)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         market = {"category": self.category, "symbol": self.market_symbol}

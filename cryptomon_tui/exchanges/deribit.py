@@ -105,7 +105,7 @@ class DeribitAdapter(ExchangeAdapter):
         answer = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "public/test", "params": {}})
         return [StreamSpec(name=channel, url=ws_url or self.default_ws_url or "", subscribe=(heartbeat, subscribe),
                            heartbeat_answer=answer, seq_rule="linked", stale_floor_s=3.0,
-                           connect_attempts=20, connect_window_s=300.0)]
+                           venue_connect_attempts=32, venue_connect_window_s=300.0)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         inst = {"instrument_name": self.symbol}

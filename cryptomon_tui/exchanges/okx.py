@@ -108,7 +108,8 @@ class OkxAdapter(ExchangeAdapter):
                                 "args": [{"channel": "tickers", "instId": self.symbol}]})
         return [StreamSpec(name=f"tickers:{self.symbol}", url=ws_url or self.default_ws_url or "",
                            subscribe=(subscribe,), ping_text="ping", ping_every_s=20.0, seq_rule="linked",
-                           stale_floor_s=3.0, connect_attempts=30, connect_window_s=300.0)]
+                           stale_floor_s=3.0, venue_connect_attempts=3,
+                           venue_connect_window_s=1.0)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         inst = {"instId": self.symbol}

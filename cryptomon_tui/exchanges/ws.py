@@ -76,8 +76,10 @@ class StreamSpec:
     heartbeat_answer: str | None = None  # frame answering a server heartbeat request (Deribit)
     seq_rule: SeqRule | None = None
     stale_floor_s: float = 3.0  # never stale before this much silence (quiet markets: higher)
-    connect_attempts: int = 60  # our own cap on connection attempts per window ...
-    connect_window_s: float = 300.0  # ... well under the exchange's documented per-IP limit
+    # The exchange's documented limit on new connections per IP (attempts per window). The monitor takes
+    # only its budget share of it (probing.budget_share, like the REST limits; never fewer than a few).
+    venue_connect_attempts: int = 300
+    venue_connect_window_s: float = 300.0
     max_lifetime_s: float | None = None  # renew before the exchange's forced disconnect (Binance 24 h)
     max_frame_bytes: int = 1 << 20  # a bigger frame closes the connection (1009) instead of buffering
 

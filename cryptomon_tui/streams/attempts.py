@@ -17,6 +17,18 @@ from cryptomon_tui.clock import Clock
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 30.0  # with the attempt limiter: at most ~10 attempts per 5 min from backoff alone
 HEALTHY_AFTER_S = 60.0  # a connection that lived this long resets the backoff
+MIN_ATTEMPTS = 4  # per CAP_WINDOW_S, whatever the share: enough to notice a storm, far under every limit
+CAP_WINDOW_S = 300.0
+
+
+def attempt_cap(venue_attempts: int, venue_window_s: float, share: float) -> tuple[int, float]:
+    """Our connection attempts per 5 min: the budget share of the exchange's documented limit.
+
+    The venue's limit is scaled to 5 minutes first (OKX: 3 per second -> 900 per 5 min), so every
+    exchange's cap is comparable and the monitor's share of it is what ``probing.budget_share`` says.
+    """
+    per_window = venue_attempts * (CAP_WINDOW_S / max(venue_window_s, 0.001))
+    return max(MIN_ATTEMPTS, int(per_window * share)), CAP_WINDOW_S
 
 
 class AttemptLimiter:

@@ -27,7 +27,7 @@ import aiohttp
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent
 from cryptomon_tui.kernel.streams import StreamStats
-from cryptomon_tui.streams.attempts import AttemptLimiter, ReconnectBackoff
+from cryptomon_tui.streams.attempts import AttemptLimiter, ReconnectBackoff, attempt_cap
 from cryptomon_tui.streams.tracker import NO_BOUNDS, StreamThresholds, StreamTracker
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class StreamProbe:
         rng: random.Random | None = None,
         limiter: AttemptLimiter | None = None,
         bounds: tuple[float, ...] | None = None,
+        attempt_share: float = 0.02,
     ) -> None:
         self.exchange = exchange
         self.spec = spec
@@ -88,7 +89,10 @@ class StreamProbe:
                              initial_stale_s=max(base.initial_stale_s, spec.stale_floor_s))
         self.tracker = StreamTracker(exchange, spec.name, seq_rule=spec.seq_rule, thresholds=thresholds,
                                      bounds=bounds or NO_BOUNDS)
-        self.limiter = limiter or AttemptLimiter(clock, spec.connect_attempts, spec.connect_window_s)
+        if limiter is None:
+            attempts, window = attempt_cap(spec.venue_connect_attempts, spec.venue_connect_window_s, attempt_share)
+            limiter = AttemptLimiter(clock, attempts, window)
+        self.limiter = limiter
         self.backoff = ReconnectBackoff(rng)
         self.attempts = 0
         self.paused = False

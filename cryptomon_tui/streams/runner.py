@@ -82,6 +82,12 @@ def stream_plan(config: Config) -> list[PlannedStream]:
     return plan
 
 
+def _share(config: Config, exchange: str) -> float:
+    """The exchange's budget share (the same one its REST probes get)."""
+    own = config.exchanges[exchange].budget_share
+    return float(own if own is not None else config.probing.budget_share)
+
+
 class StreamRunner:
     """Owns the stream probes; the engine asks it for ``stats()`` at each detection tick."""
 
@@ -105,6 +111,7 @@ class StreamRunner:
             self.probes.append(StreamProbe(
                 planned.exchange, planned.spec, adapter.classify_ws_message, connector, clock,
                 offset=self._offset(planned.exchange), rng=random.Random(rng.random()), bounds=bounds,
+                attempt_share=_share(config, planned.exchange),
             ))
         self.paused: set[str] = set()
 

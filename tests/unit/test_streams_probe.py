@@ -14,7 +14,7 @@ from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.exchanges.registry import adapter_class
 from cryptomon_tui.exchanges.ws import StreamSpec
 from cryptomon_tui.kernel.streams import StreamOutcome
-from cryptomon_tui.streams.attempts import AttemptLimiter, ReconnectBackoff
+from cryptomon_tui.streams.attempts import AttemptLimiter, ReconnectBackoff, attempt_cap
 from cryptomon_tui.streams.probe import Frame, StreamProbe
 
 pytestmark = pytest.mark.timeout(30)
@@ -71,7 +71,8 @@ def trade(seq: int, event_ms: float) -> dict[str, object]:
 async def test_refused_connections_back_off_and_respect_the_attempt_limit():
     clock = FakeClock()
     connector = ScriptedConnector(clock, refuse=True)
-    spec = StreamSpec(name="s", url="ws://127.0.0.1:9/ws/s", connect_attempts=10, connect_window_s=300.0)
+    spec = StreamSpec(name="s", url="ws://127.0.0.1:9/ws/s", venue_connect_attempts=500, venue_connect_window_s=300.0)
+    assert attempt_cap(500, 300.0, 0.02) == (10, 300.0)
     probe = StreamProbe("binance", spec, adapter_class("binance_spot")().classify_ws_message, connector, clock,
                         rng=random.Random(7))
     probe.start()
@@ -188,14 +189,21 @@ async def test_server_shutdown_renews_at_once_without_a_storm():
     spec = adapter.stream_specs("ws://127.0.0.1:1")[0]
     probe = StreamProbe("binance", spec, adapter.classify_ws_message, connector, clock, rng=random.Random(1))
     probe.start()
-    for _ in range(6):
+    for _ in range(4):  # Binance: 2 % of 300 attempts / 5 min = 6 connections in the window
         await clock.advance(0.1)
         connector.connections[-1].push({"e": "serverShutdown", "E": clock.now() * 1000})
         await clock.advance(0.1)
     s = probe.stats()
-    assert len(connector.connections) == 7
-    assert s.planned_reconnects == 6 and s.recent_reconnects == 0
+    assert len(connector.connections) == 5
+    assert s.planned_reconnects == 4 and s.recent_reconnects == 0
     assert s.outcome is not StreamOutcome.WS_RECONNECT_STORM
+    # planned or not, a 7th connection inside 5 minutes waits for the attempt window
+    for _ in range(2):
+        connector.connections[-1].push({"e": "serverShutdown", "E": clock.now() * 1000})
+        await clock.advance(0.2)
+    assert len(connector.connections) == 6
+    await clock.advance(300.0, step=5.0)
+    assert len(connector.connections) == 7
     await probe.stop()
 
 
