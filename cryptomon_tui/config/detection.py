@@ -200,5 +200,7 @@ class IncidentsConfig(Section):
     flap_calm: Duration = Field(default=600.0, description="a flapping rule resolves after this long without flips")
     peak_update_ratio: float = Field(default=1.5, gt=1, description="re-announce a peak value grown by this factor")
     peak_update_interval: Duration = Field(default=300.0, description="and at most this often per incident")
+    cause_hold: Duration = Field(default=5.0, le=60.0,
+                                 description="a symptom whose probable cause is pending waits this long to open")
     restore_grace: Duration = Field(default=300.0, description="a restored incident not seen again resolves after")
     max_resolved_kept: int = Field(default=2000, ge=10, description="resolved incidents kept for reopening")

@@ -842,6 +842,31 @@ class Detector:
             )
         return out
 
+    def pending_causes(self) -> set[str | None]:
+        """Exchanges where a cause rule (429/ban, maintenance) is pending its ``for``, and None while
+        several targets fail at the network level without local_network firing yet: symptoms there are
+        held back briefly so the cause's incident opens first (two or more targets failing so)."""
+        out: set[str | None] = set()
+        instances = self._instances
+        for key in self._active:
+            rule, ex, _probe = key
+            if rule in (R.RATE_LIMITED, R.MAINTENANCE) and instances[key].phase is Phase.PENDING:
+                out.add(ex)
+        if self._net_failing and self.rules.local_network.enabled:
+            local = instances.get((R.LOCAL_NETWORK, None, None))
+            if local is None or not local.firing:
+                # probable when enough targets fail at the network level right now to meet the rule's
+                # share if their streaks go on (three of five failing in their own ways is not it)
+                ln = self.rules.local_network
+                by_name = self.metrics.exchanges()
+                failing = sum(1 for exm in by_name.values() if exm.aggregate.consecutive_network_failures >= 1)
+                canary_failing = any(by_name[c].aggregate.consecutive_network_failures >= 1
+                                     for c in self.canaries if c in by_name)
+                others = len([n for n in by_name if n not in self.canaries]) or 1
+                if failing >= ln.min_exchanges and (canary_failing or failing >= ln.min_share * others):
+                    out.add(None)
+        return out
+
     def anomaly_state(self, exchange: str, probe: str) -> LatencyAnomaly | None:
         series = self.metrics.series(exchange, probe)
         return None if series is None else self._anomalies.get(series)

@@ -156,7 +156,10 @@ class DetectionPipeline:
                 signals = self.detector.evaluate(t)
                 if self._stream_stats or self.streams.active():
                     signals = [*signals, *self.streams.evaluate(t, self._stream_stats.values(), self._rest_healthy)]
+                self.incidents.pending_causes = self.detector.pending_causes()
                 new = self.incidents.process(signals, t) if signals else []
+                if not signals and self.incidents.holding:
+                    new = self.incidents.release_held(t)
             except Exception:  # a rule bug must not stop monitoring: skip this tick, keep the rest going
                 self.evaluation_errors += 1
                 log.exception("detection evaluation failed at %s (error %d)", iso_utc(t), self.evaluation_errors)

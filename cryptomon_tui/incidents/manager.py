@@ -70,6 +70,10 @@ class IncidentManager:
         self._last_signal: dict[str, Signal] = {}
         self._announced_peak: dict[str, dict[str, float]] = {}
         self._peak_announced_at: dict[str, float] = {}
+        # symptoms held back while a probable cause is pending: fingerprint -> (latest signal, deadline)
+        self._held: dict[str, tuple[Signal, float]] = {}
+        # exchanges with a cause rule pending (None: our network may be failing); set by the pipeline
+        self.pending_causes: set[str | None] = set()
         self._orphans: dict[str, float] = {}  # restored incident id -> deadline to be seen again
         self._restored_at: dict[str, float] = {}  # restored incident id -> when monitoring resumed
         self._resolved: OrderedDict[str, Incident] = OrderedDict()
@@ -126,8 +130,33 @@ class IncidentManager:
             if sig.firing:
                 self._on_firing(sig, t, events)
             else:
+                self._held.pop(sig.fingerprint, None)  # recovered while held: it never opens
                 self._on_recovered(sig.fingerprint, sig, t, events)
+        if self._held:
+            self.release_held(t, events)
         return events
+
+    def _cause_pending(self, sig: Signal) -> bool:
+        pending = self.pending_causes
+        return bool(pending) and (sig.exchange in pending or None in pending)
+
+    def release_held(self, now: float, events: list[IncidentEvent] | None = None) -> list[IncidentEvent]:
+        """Held symptoms: the cause's incident opened and explains them (evidence), or the hold ended
+        or the cause is no longer pending (they open on their own)."""
+        out: list[IncidentEvent] = [] if events is None else events
+        for fp, (sig, deadline) in list(self._held.items()):
+            host = self._find_host(sig)
+            if host is not None:
+                del self._held[fp]
+                self._absorb(host, sig, now, out)
+            elif now >= deadline or not self._cause_pending(sig):
+                del self._held[fp]
+                self._reopen_or_open(sig, now, out)
+        return out
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
 
     def _on_firing(self, sig: Signal, now: float, events: list[IncidentEvent]) -> None:
         fp = sig.fingerprint
@@ -147,6 +176,10 @@ class IncidentManager:
         if host is not None:
             self._absorb(host, sig, now, events)
             return
+        if sig.rank == 0 and fp not in self._external and self.config.cause_hold > 0 and self._cause_pending(sig):
+            held = self._held.get(fp)
+            self._held[fp] = (sig, held[1] if held is not None else now + self.config.cause_hold)
+            return  # cause before symptom: wait for the probable cause's incident (issue 14)
         incident = self._reopen_or_open(sig, now, events)
         if sig.rank > 0 and fp not in self._external:
             self._merge_victims(incident, sig, now, events)

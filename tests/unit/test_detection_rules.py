@@ -486,3 +486,33 @@ def test_canary_network_outage_resolves_and_the_next_fault_is_its_own_incident()
     h.run(60, fail("binance", outcome=Outcome.HTTP_5XX), *[ok(ex) for ex in exchanges[1:]], ok("canary"))
     later = [(e.incident.rule, e.incident.exchange) for e in h.events if e.event is EventType.OPENED][1:]
     assert later and all(ex == "binance" for _, ex in later), later
+
+
+def test_all_exchanges_down_is_one_local_network_incident_and_nothing_first() -> None:
+    """Issue 14 item 3: per-exchange symptoms wait while our network is the probable cause."""
+    exchanges = ["binance", "bybit", "okx", "deribit", "binance_futures"]
+    h = Harness()
+    h.run(60, *[ok(ex) for ex in exchanges])
+    h.run(60, *[fail(ex, outcome=Outcome.CONNECT) for ex in exchanges], every=0.25)
+    h.run(120, *[ok(ex) for ex in exchanges])
+    openings = [(e.incident.rule, e.incident.exchange) for e in h.events
+                if e.event in (EventType.OPENED, EventType.REOPENED)]
+    assert openings == [("local_network", None)]
+
+
+def test_a_429_storm_with_climbing_usage_is_one_rate_limited_incident() -> None:
+    """Issue 14 item 3: the usage climb waits for the pending rate-limited cause and joins it."""
+    h = Harness()
+    h.run(60, ok("binance", "ticker", rate_limit_used=0.2))
+    used = iter(x / 100 for x in range(85, 10**6))
+
+    def storm(t: float) -> ProbeResult:
+        return ProbeResult("binance", "ticker", t, 20.0, Outcome.RATE_LIMITED, http_status=429,
+                           rate_limit_used=min(1.0, next(used)), retry_after_s=30.0)
+
+    h.run(30, storm)
+    openings = [(e.incident.rule, e.incident.exchange) for e in h.events
+                if e.event in (EventType.OPENED, EventType.REOPENED)]
+    assert openings == [("rate_limited", "binance")]
+    [inc] = h.pipeline.incidents.open_incidents()
+    assert "rate_limit_usage" in inc.evidence
