@@ -6,8 +6,9 @@ One write path per command:
   never opens the store for them;
 - no daemon runs: ``engine.offline`` restores the incident state from the store, applies the command with
   the daemon's own code (``IncidentManager`` through ``store.commands.apply_command``) and writes the result
-  and the queued command in one transaction; the next daemon start applies the command idempotently and
-  announces an acknowledgement to the notification channels.
+  and the queued command in one transaction; a daemon that runs without a control address
+  (``--no-control``) applies it within a second, otherwise the next daemon start does, idempotently,
+  and announces an acknowledgement to the notification channels.
 The listing commands (incidents, silences, maintenance list, export) read the store.
 """
 

@@ -50,6 +50,8 @@ STORE_FAILING_RULE = "store_failing"
 STORE_ERROR_RECENT_S = 10.0  # a store write failed this recently: not ready (yet)
 STORE_FAILING_AFTER_S = 3.0  # one locked write is no incident; a store refusing writes for seconds is
 COSTS_REFRESH_S = 60.0
+# how often the daemon asks the store whether another process committed (a queued CLI command): one pragma
+COMMAND_CHECK_S = 0.5
 EventSink = Callable[[IncidentEvent], None]
 
 
@@ -182,7 +184,9 @@ class Engine:
         await self.prepare()
         if self.store is not None:
             # commands the CLI applied while no daemon ran: apply them (idempotent) on top of the restore and
-            # announce them (an offline ack reaches the channels now)
+            # announce them (an offline ack reaches the channels now). Baseline first: a command committed
+            # after it is seen by the command loop.
+            await self.store.others_committed()
             await self._apply_pending_commands()
         self._build_analysis()
         with contextlib.suppress(Exception):
@@ -424,14 +428,22 @@ class Engine:
                 log.exception("detection tick failed")
 
     async def _command_loop(self) -> None:
-        """Once a minute: LLM spend recorded by ``cryptomon analyze`` runs, and commands a CLI queued in the
-        store. While we run the CLI sends its commands over the control API; a queued one only appears when
-        a CLI found no daemon just as this one was starting (its ``load_state`` may have missed it)."""
+        """Commands a CLI queued in the store, applied within ``COMMAND_CHECK_S``; LLM spend recorded by
+        ``cryptomon analyze`` runs once a minute. A CLI sends its commands over the control API when it can;
+        it queues one when it finds no control address (a daemon run with ``--no-control``, or one still
+        starting). Checking costs one ``PRAGMA data_version`` while idle; the queue is read only after
+        another process committed."""
+        assert self.store is not None
+        last_costs = self.clock.monotonic()
         while True:
-            await self.clock.sleep(COSTS_REFRESH_S)
-            await self.refresh_costs()
-            await self._apply_pending_commands()
-            self._sync_store_state()
+            await self.clock.sleep(COMMAND_CHECK_S)
+            if await self.store.others_committed():
+                await self._apply_pending_commands()
+                self._sync_store_state()
+            if self.clock.monotonic() - last_costs >= COSTS_REFRESH_S:
+                last_costs = self.clock.monotonic()
+                await self.refresh_costs()
+                self._sync_store_state()
 
     async def _apply_pending_commands(self) -> None:
         from cryptomon_tui.store.commands import apply_command

@@ -5,7 +5,8 @@ Used twice, always with the manager deciding (never SQL of its own):
 - ``engine.offline``: ``cryptomon ack|silence|unsilence|maintenance`` with no daemon running restores a
   manager from the store, applies the command here and writes the result plus the queued command in
   one transaction (``Store.record_change``);
-- the engine at start (and once a minute, for a CLI that raced a starting daemon) applies the queued
+- the engine at start (and within ``COMMAND_CHECK_S`` while it runs, for a CLI that found no control
+  address: a daemon run with ``--no-control``, or one still starting) applies the queued
   commands on top of its restored state, publishes the events (store, notify, faces) and marks them done.
 Every command carries the ids the CLI chose, so applying one twice changes nothing; an acknowledgement
 or a silence made offline (``"offline": true``) that the restored state already holds is announced once,

@@ -181,6 +181,12 @@ def pending_commands(conn: sqlite3.Connection, limit: int) -> list[CommandRecord
     return [CommandRecord(id=int(r[0]), ts=float(r[1]), kind=r[2], payload=json.loads(r[3])) for r in rows]
 
 
+def others_version(conn: sqlite3.Connection) -> int:
+    """``PRAGMA data_version``: changes when another connection committed; this connection's commits leave it."""
+    row = conn.execute("PRAGMA data_version").fetchone()
+    return int(row[0])
+
+
 def mark_command_done(conn: sqlite3.Connection, command_id: int, now: float, result: str) -> bool:
     with transaction(conn):
         conn.execute("UPDATE commands SET done_at = ?, result = ? WHERE id = ?", (now, result, command_id))

@@ -119,6 +119,7 @@ class Store:
         self._writer: DbThread | None = None
         self._reader: DbThread | None = None
         self._last_open_attempt: float | None = None
+        self._others_seen: tuple[int, int] | None = None  # (writer connection, its data_version)
         # buffers (engine loop only)
         self._results: list[ProbeResult] = []
         self._incidents: dict[str, Incident] = {}
@@ -533,6 +534,23 @@ class Store:
     async def poll_commands(self, limit: int = 100) -> list[CommandRecord]:
         """Commands no daemon has applied yet, oldest first. Apply idempotently, then mark done."""
         return await self._read("poll_commands", partial(repo_state.pending_commands, limit=limit), [])
+
+    async def others_committed(self) -> bool:
+        """True when another process (a CLI with no daemon to talk to, ``cryptomon analyze``) committed to
+        the database since the last call, and on the first call: ``PRAGMA data_version`` on the writer's own
+        connection, which this process's commits leave unchanged. One pragma, no table read, so a daemon can
+        ask every half second for commands a CLI queued and apply them at once. False when not open."""
+        if not await self._ensure_open():
+            return False
+        assert self._writer is not None
+        try:
+            seen = await self._writer.call(lambda conn: (id(conn), repo_state.others_version(conn)))
+        except STORAGE_ERRORS as exc:
+            self._report("data_version", exc)
+            return False
+        changed = seen != self._others_seen  # a reopened connection starts its own count: changed too
+        self._others_seen = seen
+        return changed
 
     async def mark_command_done(self, command_id: int, result: str = "ok") -> bool:
         now = self._clock.now()

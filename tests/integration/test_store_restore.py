@@ -3,11 +3,14 @@ the daemon's state idempotently; a SIGKILLed writer loses nothing it committed."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,81 @@ async def test_an_offline_ack_is_announced_once_when_the_daemon_starts(tmp_path:
     assert announced[0].ts == T0 + 30  # when alice acknowledged, not when the daemon started
     assert await store.poll_commands() == []  # announced once
     await store.close()
+
+
+
+async def test_a_command_queued_next_to_a_running_engine_is_applied_on_its_next_check(tmp_path: Path) -> None:
+    """A CLI that finds no control address (a daemon run with ``--no-control``) applies its command offline and
+    queues it; the running engine applies it at its next check, after ``COMMAND_CHECK_S`` of engine time (not
+    at the minute pass), and while no other process commits it never reads the queue (its own writes do not
+    count)."""
+    from cryptomon_tui.engine.engine import COMMAND_CHECK_S, COSTS_REFRESH_S, Engine
+
+    path = tmp_path / "db.sqlite3"
+    config = config_from_data({"exchanges": {"okx": {"interval": "1s"}}, "storage": {"path": str(path)}})
+    clock = FakeClock(T0)
+    engine = Engine(config, clock=clock, notify=False)
+    await engine.prepare()
+    store = engine.store
+    seen: list[IncidentEvent] = []
+    news = asyncio.Event()  # set by every event and every finished check
+    engine.add_event_sink(lambda e: (seen.append(e), news.set()))
+    engine._build_analysis()
+    events = asyncio.create_task(engine._event_loop())  # events reach the store and the sink
+    for _ in range(30):
+        clock.set(clock.now() + 1)
+        engine._on_result(ProbeResult("okx", "time", clock.now(), None, Outcome.TIMEOUT))
+
+    calls = {"checks": 0, "reads": 0}
+    check, poll = store.others_committed, store.poll_commands
+
+    async def counted_check() -> bool:
+        changed = await check()
+        calls["checks"] += 1
+        news.set()
+        return changed
+
+    async def counted_poll(limit: int = 100) -> list[object]:
+        calls["reads"] += 1
+        return await poll(limit)
+
+    async def until(cond: Callable[[], bool]) -> None:  # store threads answer in real time; the test timeout guards
+        while not cond():
+            news.clear()
+            await news.wait()
+
+    await until(lambda: any(e.event is EventType.OPENED for e in seen))
+    opened = [e.incident for e in seen if e.event is EventType.OPENED]
+    assert len(opened) == 1
+    store.others_committed, store.poll_commands = counted_check, counted_poll
+    await store.flush()
+    assert await check()  # the first call: the baseline, as at start
+    loop = asyncio.create_task(engine._command_loop())
+    cli = Store(StorageConfig(path=path), clock)  # another connection, as the CLI process has
+    try:
+        await clock.advance(COMMAND_CHECK_S)
+        await until(lambda: calls["checks"] == 1)
+        engine._on_result(ProbeResult("okx", "time", clock.now(), None, Outcome.TIMEOUT))
+        await store.flush()  # the engine's own commit
+        await clock.advance(COMMAND_CHECK_S)
+        await until(lambda: calls["checks"] == 2)
+        assert calls["reads"] == 0  # idle: one pragma per check, the queue is never read
+
+        assert await cli.open(background=False)
+        await OfflineCommands(cli, config, clock).ack(opened[0].id, "alice", "on it")
+        await clock.advance(COMMAND_CHECK_S)  # one more check is due, and nothing else
+        await until(lambda: any(e.event is EventType.ACKNOWLEDGED for e in seen))
+        acks = [e for e in seen if e.event is EventType.ACKNOWLEDGED]
+        assert [(e.incident.id, e.actor) for e in acks] == [(opened[0].id, "alice")]
+        assert engine.pipeline.incidents.get(opened[0].id).state is IncidentState.ACKNOWLEDGED
+        assert calls == {"checks": 3, "reads": 1}
+        assert 3 * COMMAND_CHECK_S < COSTS_REFRESH_S  # applied long before the minute pass
+        assert await cli.poll_commands() == []  # marked done
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        engine._events.put_nowait(None)
+        await events
+        await cli.close()
+        await store.close()
