@@ -26,6 +26,10 @@ Decisions:
     last row.
   * Same input, same config -> byte-identical events: no wall clock, and incident ids come from
     a seeded generator (``id_seed=0``).
+  * Stream verdicts: JSONL records with ``"kind": "stream"`` (what ``cryptomon daemon
+    --probes-jsonl`` writes once per detection tick per WebSocket stream: ``ts`` plus the
+    StreamStats fields) replay through the same pipeline, so stream incidents come out of a
+    backtest exactly as they did live. CSV holds probe results only.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from cryptomon_tui.config import Config
 from cryptomon_tui.config.exchanges import ExchangeConfig
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.kernel.results import Outcome, ProbeResult, recorded_result
+from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc, parse_iso_utc
 
 REQUIRED_COLUMNS = ("ts", "exchange", "probe", "latency_ms")
@@ -74,6 +79,7 @@ class RowProblem:
 class ParsedInput:
     results: list[ProbeResult]
     problems: list[RowProblem] = field(default_factory=list)
+    streams: list[tuple[float, StreamStats]] = field(default_factory=list)  # (ts, verdict) records
     format: str = "csv"
     rows: int = 0
 
@@ -218,6 +224,39 @@ def make_result(values: dict[str, Any]) -> ProbeResult:
         _opt_float("rate_limit_used", values.get("rate_limit_used")),
         _opt_float("clock_offset_ms", values.get("clock_offset_ms")),
     )
+
+
+_STREAM_NUMBERS = ("msgs_per_s", "silence_s", "stale_after_s", "gap_p50_ms", "gap_p99_ms", "gap_max_ms", "lag_ms",
+                   "lag_error_ms", "connect_ms", "subscribe_ms", "first_message_ms")
+_STREAM_COUNTS = ("messages", "seq_gaps", "missed", "reconnects", "recent_reconnects", "heartbeat_misses",
+                  "planned_reconnects")
+
+
+def make_stream_record(values: dict[str, Any]) -> tuple[float, StreamStats]:
+    """One ``kind: stream`` record -> (ts, StreamStats); numbers finite and bounded, text capped."""
+    ts = parse_timestamp(values["ts"])
+    data: dict[str, Any] = {"exchange": _opt_text(values.get("exchange")), "stream": _opt_text(values.get("stream"))}
+    if not data["exchange"] or not data["stream"]:
+        raise ValueError("exchange and stream are required")
+    for name in _STREAM_NUMBERS:
+        number = _opt_float(name, values.get(name))
+        if number is not None and abs(number) > 1e12:
+            raise ValueError(f"{name} out of range")
+        data[name] = number
+    for name in _STREAM_COUNTS:
+        data[name] = max(0, _opt_int(name, values.get(name)) or 0)
+    for name in ("msgs_per_s", "silence_s", "stale_after_s"):
+        data[name] = data[name] or 0.0
+    code = _opt_int("last_close_code", values.get("last_close_code"))
+    data.update(
+        outcome=str(values.get("outcome") or "ok"),
+        detail=_opt_text(values.get("detail")) or "",
+        connected=values.get("connected") is True,
+        subscribed=values.get("subscribed") is True,
+        last_close_code=code,
+        last_close_reason=_opt_text(values.get("last_close_reason")),
+    )
+    return ts, StreamStats.from_wire(data)
 
 
 def _open_text(path: str | Path) -> IO[str]:
@@ -373,12 +412,18 @@ def _read_jsonl(lines: Iterable[str]) -> ParsedInput:
         if not isinstance(obj, dict):
             out.problems.append(RowProblem(number, "not a JSON object"))
             continue
+        if obj.get("kind") == "stream":
+            try:
+                out.streams.append(make_stream_record(obj))
+            except (ValueError, TypeError) as exc:
+                out.problems.append(RowProblem(number, f"stream record: {exc}"))
+            continue
         seen_columns.update(obj)
         try:
             out.results.append(make_result(obj))
         except ValueError as exc:
             out.problems.append(RowProblem(number, str(exc)))
-    if out.rows and not out.results:
+    if out.rows and not out.results and not out.streams:
         missing = [c for c in REQUIRED_COLUMNS if c not in seen_columns]
         if missing:
             raise InputError(f"missing required field(s) {', '.join(missing)} in every JSONL record")
@@ -463,6 +508,8 @@ class Pipeline(Protocol):
 
     def tick(self, now: float) -> list[IncidentEvent]: ...
 
+    def record_stream(self, stats: StreamStats) -> None: ...
+
 
 PipelineFactory = Callable[[Config, FakeClock], Pipeline]
 
@@ -500,8 +547,13 @@ def replay(
     config: Config,
     emit: Callable[[IncidentEvent], None],
     pipeline_factory: PipelineFactory | None = None,
+    streams: list[tuple[float, StreamStats]] | None = None,
 ) -> BacktestSummary:
-    """Feed ``results`` (sorted here) through a fresh pipeline on a FakeClock; events go to ``emit``."""
+    """Feed ``results`` (sorted here) through a fresh pipeline on a FakeClock; events go to ``emit``.
+
+    ``streams``: recorded stream verdicts, replayed in time order between the results."""
+    if streams:
+        return _replay_with_streams(results, streams, config, emit, pipeline_factory)
     summary = BacktestSummary(results=len(results))
     if not results:
         return summary
@@ -537,6 +589,55 @@ def replay(
 
 def _ts(r: ProbeResult) -> float:
     return r.started_at
+
+
+def _replay_with_streams(
+    results: list[ProbeResult],
+    streams: list[tuple[float, StreamStats]],
+    config: Config,
+    emit: Callable[[IncidentEvent], None],
+    pipeline_factory: PipelineFactory | None,
+) -> BacktestSummary:
+    """The replay loop with stream records merged in by time (kept apart: the plain loop is the fast path)."""
+    summary = BacktestSummary(results=len(results) + len(streams))
+    started = time.perf_counter()
+    ordered = sorted(results, key=_ts)
+    ordered_streams = sorted(streams, key=lambda item: item[0])
+    run_config, summary.added_exchanges = config_for(config, ordered)
+    for name in sorted({s.exchange for _, s in ordered_streams} - set(run_config.exchanges)):
+        run_config.exchanges[name] = ExchangeConfig(kind="generic", url=GENERIC_URL + name)
+        summary.added_exchanges.append(name)
+    first = min([*(r.started_at for r in ordered[:1]), ordered_streams[0][0]])
+    last = max([*(r.started_at for r in ordered[-1:]), ordered_streams[-1][0]])
+    clock = FakeClock(first)
+    pipeline = (pipeline_factory or default_pipeline_factory())(run_config, clock)
+
+    def count(events: list[IncidentEvent]) -> None:
+        for ev in events:
+            summary.events += 1
+            if ev.event is EventType.OPENED:
+                summary.incidents_opened += 1
+            elif ev.event is EventType.REOPENED:
+                summary.reopened += 1
+            elif ev.event is EventType.RESOLVED:
+                summary.resolved += 1
+            emit(ev)
+
+    i = j = 0
+    while i < len(ordered) or j < len(ordered_streams):
+        if j >= len(ordered_streams) or (i < len(ordered) and ordered[i].started_at <= ordered_streams[j][0]):
+            clock.set(ordered[i].started_at)
+            count(pipeline.on_result(ordered[i]))
+            i += 1
+        else:
+            ts, stats = ordered_streams[j]
+            clock.set(ts)
+            pipeline.record_stream(stats)
+            count(pipeline.tick(ts))
+            j += 1
+    summary.first_ts, summary.last_ts = first, last
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
 
 
 def event_line(event: IncidentEvent) -> str:

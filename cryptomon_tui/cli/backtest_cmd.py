@@ -66,7 +66,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             out.write(event_line(event))
 
         try:
-            summary = replay(parsed.results, config, emit)
+            summary = replay(parsed.results, config, emit, streams=parsed.streams)
         except InputError as exc:
             print(f"cryptomon backtest: {exc}", file=sys.stderr)
             return EXIT_CONFIG

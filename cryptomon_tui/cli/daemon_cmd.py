@@ -35,6 +35,7 @@ from cryptomon_tui.config.root import Config
 from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc, parse_duration
 
 log = logging.getLogger("cryptomon.daemon")
@@ -182,9 +183,15 @@ class _ProbeJsonl:
         self._ctx = ctx
         self._unsubscribe: Callable[[], None] | None = None
 
+    def write_streams(self, now: float, stats: list[StreamStats]) -> None:
+        ts = iso_utc(now)
+        for item in stats:
+            self.writer.write_line(json.dumps(item.to_record(ts), separators=(",", ":")))
+
     async def start(self) -> None:
         await self.writer.start()
         self._ctx.engine.add_result_sink(self.writer.write_result)
+        self._ctx.engine.add_stream_sink(self.write_streams)
 
     async def stop(self) -> None:
         await self.writer.stop()

@@ -91,6 +91,8 @@ def _score(scenario: Scenario, source: str) -> int:
                 continue
             try:
                 row = json.loads(line)
+                if isinstance(row, dict) and row.get("kind") == "stream":
+                    continue  # stream verdicts ride in the same file; the REST truth scores probes
                 row["_t"] = parse_iso_utc(row["ts"])
             except (ValueError, KeyError, TypeError) as exc:
                 print(f"cryptomon: --score: line {n}: not a probe result ({exc})", file=sys.stderr)

@@ -32,6 +32,7 @@ from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.totals import DURATION_BUCKETS_S, DurationCounts
 from cryptomon_tui.probing.runner import ProbeRunner
@@ -106,6 +107,7 @@ class Engine:
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._sinks: list[EventSink] = []
         self._result_sinks: list[Callable[[ProbeResult], None]] = []
+        self._stream_sinks: list[Callable[[float, list[StreamStats]], None]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._analyses: dict[str, dict[str, Any]] = {}
         self._analysis_pending = 0
@@ -164,6 +166,10 @@ class Engine:
     def add_event_sink(self, sink: EventSink) -> None:
         """Sync callback per incident event, in order (the daemon's --events-jsonl writer)."""
         self._sinks.append(sink)
+
+    def add_stream_sink(self, sink: Callable[[float, list[StreamStats]], None]) -> None:
+        """Sync callback per detection tick with every stream's verdict (the --probes-jsonl writer)."""
+        self._stream_sinks.append(sink)
 
     def add_result_sink(self, sink: Callable[[ProbeResult], None]) -> None:
         """Sync callback per probe result (the daemon's --probes-jsonl writer)."""
@@ -417,7 +423,10 @@ class Engine:
                 self.check_store()
                 if self._tls.dirty:
                     await asyncio.to_thread(self._tls.save)
-                self.pipeline.record_streams(self.streams.stats())
+                stream_stats = self.streams.stats()
+                self.pipeline.record_streams(stream_stats)
+                for stream_sink in self._stream_sinks:
+                    stream_sink(self.clock.now(), stream_stats)
                 self._emit(self.pipeline.tick())
                 self._sync_store_state()
                 if self.store is not None and self.clock.monotonic() - last_rollup >= ROLLUP_EVERY_S:

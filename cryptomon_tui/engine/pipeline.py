@@ -129,6 +129,10 @@ class DetectionPipeline:
         """The stream probes' current verdicts (all of them: a stream missing here was removed)."""
         self._stream_stats = {(s.exchange, s.stream): s for s in stats}
 
+    def record_stream(self, stats: StreamStats) -> None:
+        """One stream's verdict (a backtest replays them one record at a time)."""
+        self._stream_stats[(stats.exchange, stats.stream)] = stats
+
     def stream_stats(self) -> list[StreamStats]:
         return list(self._stream_stats.values())
 

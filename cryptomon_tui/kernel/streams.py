@@ -6,7 +6,7 @@ protocol and the UI share one shape.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -60,14 +60,20 @@ class StreamStats:
 
     def to_wire(self) -> dict[str, Any]:
         """JSON-ready dict (the control protocol and events carry it as is)."""
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}  # flat: no deep copy (asdict) needed
         data["outcome"] = self.outcome.value
         return data
+
+    def to_record(self, ts_iso: str) -> dict[str, Any]:
+        """The ``--probes-jsonl`` / backtest record: ``kind: stream`` tells it from a probe result."""
+        return {"kind": "stream", "ts": ts_iso, **self.to_wire()}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> StreamStats:
         """Inverse of ``to_wire``; unknown keys are ignored, an unknown outcome raises ValueError."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
         values["outcome"] = StreamOutcome(values.get("outcome", "ok"))
         return cls(**values)
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(StreamStats))

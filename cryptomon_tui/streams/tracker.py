@@ -268,12 +268,12 @@ class StreamTracker:
             self._seq_gap_times.append(mono)
 
     # -- verdict ------------------------------------------------------------------------------
-    def stale_after(self) -> float:
+    def stale_after(self, sorted_gaps: list[float] | None = None) -> float:
         """Silence that makes this stream stale: learnt from its own gaps, never below the floor."""
         t = self.thresholds
         if len(self._gaps) < MIN_GAPS_TO_LEARN:
             return max(t.initial_stale_s, self._stale_floor)
-        p99 = _quantile(sorted(self._gaps), 0.99)
+        p99 = _quantile(sorted_gaps if sorted_gaps is not None else sorted(self._gaps), 0.99)
         return max(self._stale_floor, t.stale_factor * p99)
 
     def total_seq_gaps(self) -> int:
@@ -287,7 +287,7 @@ class StreamTracker:
         gmax = gaps[-1] * 1000.0 if gaps else None
         since = self._last_data if self._last_data is not None else self._silence_from
         silence = max(0.0, mono - since) if since is not None and self.connected else 0.0
-        stale_after = self.stale_after()
+        stale_after = self.stale_after(gaps)
         recent = [(lag, err) for at, lag, err in self._lags if mono - at <= t.lag_window_s]
         lag_ms = _quantile(sorted(lag for lag, _ in recent), 0.5) if recent else None
         lag_err = max(err for _, err in recent) if recent else None
