@@ -61,6 +61,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         for item in plan:
             if item.stretched:
                 print(f"note: {item.explain()}")
+    from cryptomon_tui.streams.runner import stream_plan
+
+    watched = []
+    for planned in stream_plan(config):
+        if planned.spec is None:
+            print(f"note: exchanges.{planned.exchange}: {planned.note}")
+        else:
+            watched.append(f"{planned.exchange} {planned.spec.name}")
+    if watched:
+        print(f"streams: {', '.join(watched)}")
     where = str(source) if source else "built-in defaults (no config file)"
     enabled = ", ".join(config.enabled_exchanges()) or "none"
     print(f"OK: {where}; watching {enabled}")

@@ -219,3 +219,22 @@ async def test_lifetime_renewal_before_forced_disconnect():
     assert len(connector.connections) == 2
     assert probe.stats().planned_reconnects == 1
     await probe.stop()
+
+
+def test_stream_plan_urls_and_reasons():
+    from cryptomon_tui.config import config_from_data
+    from cryptomon_tui.streams.runner import stream_plan
+
+    config = config_from_data({"exchanges": {
+        "binance": {},  # mainnet default
+        "okx": {"base_url": "https://proxy.example.com"},  # overridden elsewhere: off, with the reason
+        "bybit": {"base_url": "http://127.0.0.1:18002", "symbol": "linear:BTCUSDT"},  # simulator: derived
+        "deribit": {"ws_url": "wss://test.deribit.com/ws/api/v2"},  # explicit
+        "binance_futures": {"streams": False},
+    }})
+    plan = {p.exchange: p for p in stream_plan(config)}
+    assert plan["binance"].spec is not None and plan["binance"].spec.url == "wss://stream.binance.com:9443/ws/btcusdt@trade"
+    assert plan["okx"].spec is None and "ws_url" in plan["okx"].note
+    assert plan["bybit"].spec is not None and plan["bybit"].spec.url == "ws://127.0.0.1:18002/v5/public/linear"
+    assert plan["deribit"].spec is not None and plan["deribit"].spec.url == "wss://test.deribit.com/ws/api/v2"
+    assert "binance_futures" not in plan
