@@ -38,6 +38,8 @@ RECENT_PROBES = 100
 
 
 LIVE_RELOAD_S = 20.0
+UPTIME_SPAN_S = 86400.0
+UPTIME_BUCKET_S = 300.0
 
 
 def step_xy(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
@@ -111,6 +113,7 @@ class ExchangeDetails(DetailsScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(Content(clean_text(self.exchange)), id="detail-head")
+        yield Static(Content(""), id="uptime")
         with Horizontal(classes="plots"):
             yield PlotextPlot(id="latency-plot")
             yield PlotextPlot(id="errors-plot")
@@ -125,6 +128,7 @@ class ExchangeDetails(DetailsScreen):
         self.app.theme_changed_signal.subscribe(self, lambda _t: self._draw_plots())
         self._draw_head()
         self.action_reload()
+        self.load_uptime()
         # live charts: the newest bucket fills in while the screen is open (history is per minute,
         # so more often would redraw the same picture)
         self.set_interval(LIVE_RELOAD_S, self._live_reload, name="details-live")
@@ -133,6 +137,26 @@ class ExchangeDetails(DetailsScreen):
     def _live_reload(self) -> None:
         self._draw_head()
         self.action_reload()
+        self.load_uptime()
+
+    @work(exclusive=True, group="uptime", exit_on_error=False)
+    async def load_uptime(self) -> None:
+        """24 h of 5-minute buckets from the daemon for the uptime strip (the charts have their own range)."""
+        until = self.cm_app.clock.now()
+        try:
+            answer = await self.cm_app.bridge.history(self.exchange, until - UPTIME_SPAN_S, until,
+                                                      UPTIME_BUCKET_S, recent=0)
+            points, note = parse_points(answer), note_of(answer)
+        except Exception as exc:
+            points, note = [], f"unavailable: {type(exc).__name__}"
+        width = max(10, self.size.width - 16)
+        cells = [Cell("24h uptime ", "dim-text"),
+                 *present.uptime_strip([(p.ts, p.attempts, p.errors) for p in points], until - UPTIME_SPAN_S,
+                                       until, width),
+                 Cell(" now", "dim-text")]
+        if not points:
+            cells = [Cell(f"24h uptime: {clean_text(note or 'no history yet', 60)}", "dim-text")]
+        self.query_one("#uptime", Static).update(cells_content(cells))
 
     def _exchange(self) -> Mapping[str, Any]:
         snap = self.cm_app.bridge.latest or {}

@@ -815,3 +815,37 @@ def severity_cell(sev: str) -> Cell:
     CRIT reverse+bold, ERR underline+bold, WARN bold, INFO plain."""
     return Cell(SEVERITY_WORDS.get(sev, clean_text(sev, 5).upper()), f"sev-{sev}" if sev in SEVERITY_WORDS else "",
                 bold=sev != "info", extra=SEVERITY_STYLE.get(sev, ""))
+
+
+# ----------------------------------------------------------------------------- 24 h uptime strip
+UPTIME_MARK = "█"
+UPTIME_NONE = "·"
+
+
+def uptime_strip(points: Sequence[tuple[float, int, int]], start: float, end: float, width: int) -> list[Cell]:
+    """(bucket ts, attempts, errors) over [start, end) -> ``width`` characters, oldest left: each
+    character one slice of time, toned by its error share (none: ok; < 5 %: degraded; more: down)
+    and ``·`` where nothing was probed. Runs of one tone are one Cell."""
+    width = max(1, width)
+    span = max(1e-9, end - start)
+    attempts = [0] * width
+    errors = [0] * width
+    for ts, tries, errs in points:
+        if not start <= ts < end:
+            continue
+        i = min(width - 1, int((ts - start) / span * width))
+        attempts[i] += max(0, tries)
+        errors[i] += max(0, errs)
+    cells: list[Cell] = []
+    for tries, errs in zip(attempts, errors, strict=True):
+        if tries == 0:
+            ch, tone = UPTIME_NONE, "dim-text"
+        else:
+            share = errs / tries
+            ch, tone = UPTIME_MARK, ("status-ok" if share == 0 else "status-degraded" if share < 0.05
+                                     else "status-down")
+        if cells and cells[-1].tone == tone:
+            cells[-1] = Cell(cells[-1].text + ch, tone)
+        else:
+            cells.append(Cell(ch, tone))
+    return cells

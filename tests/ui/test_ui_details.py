@@ -77,8 +77,13 @@ async def test_exchange_details_ask_the_daemon_and_switch_range() -> None:
         assert 10 <= len(screen.rollups) <= 16  # 15 minutes of 1-minute rollups
         probes = screen.query_one("#probe-table", DataTable)
         assert probes.row_count == 5
-        name, (exchange, since, until, resolution, _probe, recent) = client.calls[-1]
-        assert (name, exchange, until - since, resolution, recent) == ("history", "okx", 900.0, 60.0, 100)
+        charts = [args for name, args in client.calls if name == "history" and args[5] == 100]
+        exchange, since, until, resolution, _probe, recent = charts[-1]
+        assert (exchange, until - since, resolution, recent) == ("okx", 900.0, 60.0, 100)
+        # the 24 h uptime strip asks for its own 5-minute buckets and draws the stored half hour
+        await wait_for(pilot, lambda: any(n == "history" and a[3] == 300.0 for n, a in client.calls))
+        await wait_for(pilot, lambda: "█" in str(screen.query_one("#uptime").content))
+        assert str(screen.query_one("#uptime").content).startswith("24h uptime")
         await pilot.press("3")
         await wait_for(pilot, lambda: screen.loads > 1)
         # 24 h at 12-minute buckets (at most 120 points): the 30 stored minutes merge into 3, nothing lost

@@ -279,3 +279,13 @@ def test_minute_points_draw_as_steps() -> None:
     assert step_xy([-2.0, -1.0, 0.0], [10.0, 30.0, 20.0]) == (
         [-2.0, -1.0, -1.0, 0.0, 0.0], [10.0, 10.0, 30.0, 30.0, 20.0])
     assert step_xy([0.0], [5.0]) == ([0.0], [5.0])
+
+
+def test_uptime_strip_tones_slices_by_error_share() -> None:
+    start, end = 0.0, 400.0
+    points = [(0.0, 10, 0), (100.0, 100, 1), (200.0, 10, 5)]  # ok, 1 % errors, 50 %; nothing at 300
+    cells = present.uptime_strip(points, start, end, 4)
+    assert "".join(c.text for c in cells) == "███·"
+    assert [c.tone for c in cells] == ["status-ok", "status-degraded", "status-down", "dim-text"]
+    # two slices per character: their counts add up
+    assert [c.tone for c in present.uptime_strip(points, start, end, 2)] == ["status-degraded", "status-down"]
