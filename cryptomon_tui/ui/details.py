@@ -332,6 +332,8 @@ class IncidentDetails(DetailsScreen):
         if inc.get("silenced_by"):
             lines.append(("Silenced", f"{clean_text(inc.get('silenced_by'), 30)} for {row['silenced'].text}"))
         lines.append(("Notifications", row["notify"].text))
+        if (stream_line := _stream_evidence(inc, snap)) is not None:
+            lines.append(("Stream now", stream_line))
         analysis = self.analysis or present.normalize_analysis(inc.get("analysis"))
         if analysis is not None:
             lines.extend((f"Analysis · {k}", v) for k, v in present.analysis_lines(analysis)[:6])
@@ -373,3 +375,19 @@ class IncidentDetails(DetailsScreen):
 
     def action_silence(self) -> None:
         self._dashboard_action("silence")
+
+
+def _stream_evidence(inc: Mapping[str, Any], snap: Mapping[str, Any]) -> str | None:
+    """A stream incident's stream as the engine sees it now (state, silence, lag, holes, reconnects)."""
+    labels = inc.get("labels")
+    name = labels.get("stream") if isinstance(labels, Mapping) else None
+    if not name:
+        return None
+    from cryptomon_tui.ui.streams import stream_cells
+
+    for item in snap.get("streams") or []:
+        if isinstance(item, Mapping) and item.get("stream") == name and item.get("exchange") == inc.get("exchange"):
+            _, _, state, rate, silence, gap, lag, holes, reconn, _ = stream_cells(item, "")
+            return (f"{state}  {rate} msg/s  silence {silence}  gap p99 {gap}  lag {lag}  holes {holes}  "
+                    f"reconnects {reconn}")
+    return "not watched any more"

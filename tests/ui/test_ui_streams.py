@@ -66,3 +66,13 @@ async def test_streams_view_at_80x24():
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, StreamsScreen)
+
+
+def test_incident_details_show_the_stream_now():
+    from cryptomon_tui.ui.details import _stream_evidence
+
+    inc = {"exchange": "okx", "labels": {"exchange": "okx", "stream": "tickers:BTC-USDT"}}
+    line = _stream_evidence(inc, SNAP)
+    assert line is not None and line.startswith("STALE") and "silence 41.7s/3s" in line
+    assert _stream_evidence({"exchange": "okx", "labels": {"exchange": "okx"}}, SNAP) is None
+    assert _stream_evidence({"exchange": "kraken", "labels": {"stream": "x"}}, SNAP) == "not watched any more"
