@@ -207,7 +207,7 @@ class Engine:
         await self.runner.start()
         await self.streams.start()
         self._running = True
-        self._version += 1  # a snapshot cached while starting (a /readyz poll builds one) has no workers in it
+        self._invalidate_snapshot()  # one cached while starting (a face, a scrape) has no workers in it
         log.info("engine started: %s", ", ".join(self.runner.workers) or "no exchanges")
 
     async def stop(self) -> None:
@@ -590,6 +590,13 @@ class Engine:
             _log_once(log, f"snapshot:{type(exc).__name__}", "building the snapshot failed: %s", self._snapshot_error)
             self._snap = self._fallback_snapshot(self._snapshot_error)
         return self._snap
+
+    def _invalidate_snapshot(self) -> None:
+        """The next ``snapshot()`` builds a new one, even within ``SNAPSHOT_MIN_INTERVAL_S`` of the cached one:
+        for changes of what the engine runs (start, reload), where a version bump alone would still let the
+        rate limit serve the snapshot from before for up to 0.2 s."""
+        self._version += 1
+        self._snap = None
 
     def _fallback_snapshot(self, error: str) -> dict[str, Any]:
         """What faces get when even the degraded snapshot cannot be built: shape intact, the error said."""
@@ -994,7 +1001,7 @@ class Engine:
             old_analysis = self.analysis
             self._build_analysis()
             await old_analysis.aclose()
-        self._version += 1
+        self._invalidate_snapshot()  # one cached during the reload mixes the new config with the old runner
         log.info("config reloaded; changed: %s", ", ".join(changed))
         return {"ok": True, "changed": changed, "error": None}
 

@@ -11,6 +11,7 @@ from cryptomon_tui.config import config_from_data
 from cryptomon_tui.engine.api import CommandError
 from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from tests.fakes.probing_fakes import ScriptedTransport
 
 
 def _monitor(clock: FakeClock) -> Engine:
@@ -125,3 +126,22 @@ async def test_maintenance_commands_go_through_the_incident_manager() -> None:
     assert monitor.pipeline.incidents.maintenance_windows() == []
     with pytest.raises(CommandError):
         await monitor.maintenance_remove(window_id, "alice")
+
+
+async def test_a_snapshot_cached_while_starting_is_not_served_once_the_probes_run() -> None:
+    """The control API and /metrics serve from ``prepare`` on, so a snapshot can be built before the probe
+    workers exist (no intervals); once ``start`` returns it must not be served again, not even within the
+    snapshot rate limit (a real daemon read empty intervals right after /readyz said ready)."""
+    clock = FakeClock(start=1_750_000_000.0)
+    cfg = config_from_data({"exchanges": {"okx": {"interval": "700ms", "streams": False}}})
+    transport = ScriptedTransport(clock)
+    monitor = Engine(cfg, clock=clock, use_store=False, notify=False, transport_factory=lambda name, o: transport)
+    await monitor.prepare()
+    assert monitor.snapshot()["exchanges"]["okx"]["intervals"] == {}  # no workers yet
+    await monitor.start()
+    try:
+        planned = {p.probe: p.interval_s for p in monitor.runner.plan if p.exchange == "okx"}
+        assert "time" in planned
+        assert monitor.snapshot()["exchanges"]["okx"]["intervals"] == planned  # at the same instant
+    finally:
+        await monitor.stop()
