@@ -108,18 +108,37 @@ async def test_maintenance_silences_its_streams_without_extra_incidents() -> Non
     assert opened[0]["incident"]["rule"] == "maintenance", timeline(events)
 
 
-async def test_each_stream_fault_is_one_incident_of_its_kind_on_its_exchange() -> None:
+FAULT_SETS = {
+    "gap-shutdown-storm-heartbeat-lag": (
+        [
+            {"exchange": "binance", "type": "ws_seq_gap", "start": "6s", "duration": "6s", "skip": 3, "every": "1s"},
+            {"exchange": "binance_futures", "type": "ws_shutdown", "start": "6s", "duration": "3s", "after": "500ms"},
+            {"exchange": "bybit", "type": "ws_disconnect", "start": "6s", "duration": "20s", "every": "1s"},
+            {"exchange": "okx", "type": "ws_heartbeat", "start": "6s", "duration": "10s", "after": "2s"},
+            {"exchange": "deribit", "type": "ws_lag", "start": "6s", "duration": "12s", "ms": 2500},
+        ],
+        {"binance": {"ws_gap"}, "bybit": {"ws_disconnected", "ws_reconnect_storm"}, "okx": {"ws_heartbeat"},
+         "deribit": {"ws_lag"}},
+    ),
+    "drip-burst-malformed-huge": (
+        [
+            {"exchange": "bybit", "type": "ws_drip", "start": "8s", "duration": "12s", "every": "5s"},
+            {"exchange": "binance", "type": "ws_burst", "start": "8s", "duration": "12s", "count": 40,
+             "every": "6s"},
+            {"exchange": "okx", "type": "ws_malformed", "start": "6s", "duration": "12s", "rate": 0.5},
+            {"exchange": "deribit", "type": "ws_huge", "start": "6s", "duration": "14s", "mb": 2},
+        ],
+        {"bybit": {"ws_stale"}, "binance": {"ws_stale"},
+         "deribit": {"ws_disconnected", "ws_reconnect_storm"}},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(FAULT_SETS))
+async def test_each_stream_fault_is_one_incident_of_its_kind_on_its_exchange(name: str) -> None:
     """All five venues at once, each with a different stream fault, REST healthy throughout."""
     exchanges = ["binance", "binance_futures", "bybit", "okx", "deribit"]
-    faults = [
-        {"exchange": "binance", "type": "ws_seq_gap", "start": "6s", "duration": "6s", "skip": 3, "every": "1s"},
-        {"exchange": "binance_futures", "type": "ws_shutdown", "start": "6s", "duration": "3s", "after": "500ms"},
-        {"exchange": "bybit", "type": "ws_disconnect", "start": "6s", "duration": "20s", "every": "1s"},
-        {"exchange": "okx", "type": "ws_heartbeat", "start": "6s", "duration": "10s", "after": "2s"},
-        {"exchange": "deribit", "type": "ws_lag", "start": "6s", "duration": "12s", "ms": 2500},
-    ]
-    expected = {"binance": {"ws_gap"}, "bybit": {"ws_disconnected", "ws_reconnect_storm"},
-                "okx": {"ws_heartbeat"}, "deribit": {"ws_lag"}}
+    faults, expected = FAULT_SETS[name]
     sim = Simulator(scenario_from_data({"name": "t", "faults": faults}), exchanges=exchanges, stream_rate=20.0)
     await sim.start()
     events: list[dict[str, Any]] = []
