@@ -170,6 +170,7 @@ class ExchangeDetails(DetailsScreen):
         cells = [row["name"], Cell(f" ({clean_text(ex.get('kind'), 20)}) "), row["status"],
                  Cell(f"  p50 {row['p50'].text}  p99 {row['p99'].text}  errors {row['err'].text}  "
                       f"clock {row['clock'].text}  rate limit "), row["rl"], Cell("  breaker "), row["breaker"],
+                 Cell(f"  {present.interval_text(ex)}", "dim-text"),
                  Cell(f"   range {self.range} (1/2/3)", "dim-text")]
         self.query_one("#detail-head", Static).update(cells_content(cells))
 

@@ -849,3 +849,15 @@ def uptime_strip(points: Sequence[tuple[float, int, int]], start: float, end: fl
         else:
             cells.append(Cell(ch, tone))
     return cells
+
+
+def interval_text(ex: Mapping[str, Any]) -> str:
+    """The real probe cadence (the engine's effective intervals, stretched to stay in budget), e.g.
+    ``probes every 250ms`` or ``probes every 1s-5s``; "" when the snapshot does not say."""
+    intervals = ex.get("intervals") if isinstance(ex.get("intervals"), Mapping) else {}
+    assert isinstance(intervals, Mapping)
+    values = sorted(f for v in intervals.values() if (f := _finite(v)) is not None and f > 0)
+    if not values:
+        return ""
+    low, high = format_duration(values[0]), format_duration(values[-1])
+    return f"probes every {low}" if low == high else f"probes every {low}-{high}"

@@ -289,3 +289,9 @@ def test_uptime_strip_tones_slices_by_error_share() -> None:
     assert [c.tone for c in cells] == ["status-ok", "status-degraded", "status-down", "dim-text"]
     # two slices per character: their counts add up
     assert [c.tone for c in present.uptime_strip(points, start, end, 2)] == ["status-degraded", "status-down"]
+
+
+def test_interval_text_is_the_engines_real_cadence() -> None:
+    assert present.interval_text({"intervals": {"ping": 0.25, "time": 0.25}}) == "probes every 250ms"
+    assert present.interval_text({"intervals": {"ping": 1.0, "book": 5.0}}) == "probes every 1s-5s"
+    assert present.interval_text({}) == ""
