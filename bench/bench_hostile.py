@@ -177,6 +177,7 @@ def run_soak(duration_s: float, generation_s: float = 20.0, workdir: Path | None
     result.errors_in_log = [line for line in text.splitlines()
                             if "Traceback" in line or "internal error" in line or " ERROR " in line][:20]
     rows = [json.loads(line) for line in probes.read_text().splitlines() if line.strip()] if probes.exists() else []
+    rows = [r for r in rows if r.get("kind") != "stream"]  # probe results only: stream verdicts ride along
     from cryptomon_tui.kernel.units import parse_iso_utc
 
     for name in HEALTHY:

@@ -214,13 +214,15 @@ class RealDaemon:
         return DaemonAddress(socket_path=self.socket_path)
 
     def probe_rows(self, start: int = 0) -> list[dict[str, Any]]:
-        """Probe results written to --probes-jsonl, from line ``start`` on (complete lines only)."""
+        """Probe results written to --probes-jsonl, from the ``start``-th on (complete lines only). The file
+        also carries a ``kind: stream`` record per stream per tick (for backtests); those are left out."""
         try:
             text = self.probes_path.read_text()
         except FileNotFoundError:
             return []
         lines = text.split("\n")[:-1]  # the last piece may be a line being written
-        return [json.loads(line) for line in lines[start:] if line]
+        rows = [json.loads(line) for line in lines if line]
+        return [row for row in rows if row.get("kind") != "stream"][start:]
 
     def events(self) -> list[dict[str, Any]]:
         try:

@@ -40,6 +40,8 @@ def test_demo_outage_shows_every_fault_with_the_right_outcome_on_the_right_excha
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     rows = [json.loads(line) for line in lines]  # stdout carries nothing but JSON lines
+    assert any(r.get("kind") == "stream" for r in rows)  # stream verdicts ride along (for backtests) ...
+    rows = [r for r in rows if r.get("kind") != "stream"]  # ... the probe results are the rest
     assert len(rows) > 200
     for key in ("ts", "exchange", "probe", "latency_ms", "outcome", "http_status", "error_code",
                 "rate_limit_used", "clock_offset_ms", "breaker"):
@@ -100,5 +102,6 @@ def test_sigterm_stops_the_daemon_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr[-2000:]
     assert stdout == ""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [r for r in rows if r.get("kind") != "stream"]  # probe results (stream verdicts ride along)
     assert rows and all(r["outcome"] == "ok" for r in rows)
     assert "Traceback" not in stderr

@@ -69,11 +69,14 @@ def short_dir() -> Iterator[Path]:
 
 
 def read_results(paths: list[Path]) -> list[dict[str, object]]:
+    """Probe results from --probes-jsonl (its ``kind: stream`` records are stream verdicts, not probes)."""
     out = []
     for path in paths:
         for line in path.read_text().splitlines():
             with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
+                row = json.loads(line)
+                if row.get("kind") != "stream":
+                    out.append(row)
     return out
 
 
