@@ -44,6 +44,7 @@ HELP_LEGEND: tuple[tuple[str, str], ...] = (
     ("×", "a failed probe in the latency line (failure colour)"),
     ("Latency 0..50ms 30s", "latency column: bars from 0 to 50 ms (higher clips), covering the last 30 s"),
     ("█░ 42%", "share of the exchange's rate limit in use"),
+    ("24h uptime █·", "per 2 h, oldest left: green no errors, amber < 5 %, red more; · not probed"),
     ("?", "unknown (no data yet)"),
     ("-", "no value (not measured)"),
     ("+N more", "incident rows out of view: scroll the incident pane"),

@@ -44,6 +44,9 @@ USER_MOVED_HOLD_S = 30.0  # a new critical incident scrolls into view unless the
 NOTICE_S = {"information": 5.0, "warning": 8.0, "error": 12.0}
 CURSOR_KEYS = frozenset({"up", "down", "pageup", "pagedown", "home", "end", "j", "k", "g", "G"})
 CHROME_ROWS = 4  # status, verdict, notice and footer lines around the panes
+UPTIME_EVERY_S = 300.0  # the 24 h strips change per 5 minutes at most
+UPTIME_SPAN_S = 86400.0
+UPTIME_WIDTH = 12  # one character per 2 hours
 
 
 class DashboardScreen(Screen[None]):
@@ -103,6 +106,7 @@ class DashboardScreen(Screen[None]):
         self.notices: list[tuple[str, str]] = []  # (severity, text) shown on the notice line, newest last
         self._notice_timer: Timer | None = None
         self._verdict_shown: tuple[Cell, ...] | None = None
+        self.uptime: dict[str, Cell] = {}  # exchange -> 24 h strip, from the daemon's history
 
     @property
     def cm_app(self) -> CryptomonApp:
@@ -139,6 +143,8 @@ class DashboardScreen(Screen[None]):
         self.tick_interval = 1 / self.cm_app.refresh_hz
         self._tick = self.set_interval(self.tick_interval, self.render_latest, name="snapshot-tick")
         self._check_size(self.size.width, self.size.height)
+        self.set_interval(UPTIME_EVERY_S, self.load_uptime, name="uptime-strips")
+        self.set_timer(2.0, self.load_uptime, name="uptime-first")
         self.query_one("#exchanges", KeyedTable).focus()
         self.render_latest()
 
@@ -152,6 +158,8 @@ class DashboardScreen(Screen[None]):
             # column sets follow the width: cells sized to the columns (sparklines) and the
             # latency header are computed again once the tables have their new size
             self.call_after_refresh(self.redraw)
+            if not self.uptime:
+                self.call_after_refresh(self.load_uptime)
         if self._pending_lines:  # the event log may have just become visible (breakpoint styles apply later)
             self.call_after_refresh(self._flush_event_lines)
 
@@ -195,7 +203,8 @@ class DashboardScreen(Screen[None]):
             scale = present.view_spark_scale({n: exchanges[n] for n in order}, spark_width)
             table.set_label("spark", present.spark_label(scale, present.spark_window_s(exchanges, spark_width),
                                                          spark_width))
-            table.show([(name, present.exchange_row(name, exchanges[name], now, spark_width, scale))
+            table.show([(name, {**present.exchange_row(name, exchanges[name], now, spark_width, scale),
+                                "uptime": self.uptime.get(name, present.Cell("-", "dim-text"))})
                         for name in order])
             self._draw_incidents()
             rows = present.error_rows(snap, present.sorted_exchanges(exchanges, self.sort_mode),
@@ -225,6 +234,27 @@ class DashboardScreen(Screen[None]):
             self._maybe_refresh_bindings()
             self._size_panes()
         self._count_hidden()
+
+    @work(exclusive=True, group="uptime", exit_on_error=False)
+    async def load_uptime(self) -> None:
+        """24 h strips per exchange (shown at >= 120 columns), from the daemon's history API; only
+        when the column is on screen, at most every 5 minutes."""
+        table = self.query_one("#exchanges", KeyedTable)
+        if not table.column_width("uptime"):
+            return
+        until = self.cm_app.clock.now()
+        for name in list((self.snapshot or {}).get("exchanges") or {})[:200]:
+            try:
+                answer = await self.cm_app.bridge.history(name, until - UPTIME_SPAN_S, until, UPTIME_SPAN_S / 288)
+            except Exception:
+                continue  # no store, not connected: the column keeps "-"
+            from cryptomon_tui.ui.history import parse_points
+
+            points = [(p.ts, p.attempts, p.errors) for p in parse_points(answer)]
+            self.uptime[name] = present.strip_cell(
+                present.uptime_strip(points, until - UPTIME_SPAN_S, until, UPTIME_WIDTH))
+        if self.snapshot is not None and not self.frozen:
+            self.redraw()
 
     def _bring_new_critical(self, incidents: list[Any]) -> None:
         """Unless the user moved the incident cursor in the last 30 s, the cursor rests on the top

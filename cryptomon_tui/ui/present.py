@@ -54,6 +54,7 @@ class Cell:
     extra: str = ""  # more text styles ("reverse", "underline"): order that survives NO_COLOR
     marks: str = ""  # characters drawn in ``mark_tone`` wherever they occur (failures in a sparkline)
     mark_tone: str = ""
+    parts: tuple[Cell, ...] = ()  # several tones in one cell (the uptime strip); ``text`` is their join
 
 
 # ----------------------------------------------------------------------------- text helpers
@@ -223,8 +224,8 @@ EXCHANGE_COLUMNS: tuple[tuple[int, Columns], ...] = (
     (0, (("name", "Exchange", 15), ("status", "Status", 8), ("p99", "p99", 6), ("err", "Err%", 5),
          ("spark", "Latency", SPARK_NARROW + 5), ("rl", "Rate lim", 9), ("breaker", "Breaker", 7))),
     (112, (("name", "Exchange", 15), ("status", "Status", 8), ("p50", "p50", 6), ("p99", "p99", 6),
-           ("err", "Err%", 5), ("spark", "Latency", SPARK_WIDTH + 8), ("rl", "Rate limit", 11),
-           ("clock", "Clock", 8), ("breaker", "Breaker", 11))),
+           ("err", "Err%", 5), ("spark", "Latency", SPARK_WIDTH), ("rl", "Rate limit", 11),
+           ("clock", "Clock", 7), ("breaker", "Breaker", 9), ("uptime", "24h uptime", 12))),
 )
 
 
@@ -861,3 +862,8 @@ def interval_text(ex: Mapping[str, Any]) -> str:
         return ""
     low, high = format_duration(values[0]), format_duration(values[-1])
     return f"probes every {low}" if low == high else f"probes every {low}-{high}"
+
+
+def strip_cell(cells: Sequence[Cell]) -> Cell:
+    """Uptime strip cells as one table cell with several tones."""
+    return Cell("".join(c.text for c in cells), parts=tuple(cells))

@@ -20,6 +20,8 @@ from cryptomon_tui.ui.present import Cell, Columns
 
 def cell_content(cell: Cell) -> Content:
     """Plain text with a theme-variable style: the text is never parsed as markup."""
+    if cell.parts:
+        return Content.assemble(*(cell_content(part) for part in cell.parts))
     style = " ".join(x for x in (f"${cell.tone}" if cell.tone else "", "bold" if cell.bold else "", cell.extra) if x)
     content = Content.styled(cell.text, style) if style else Content(cell.text)
     if cell.marks and cell.mark_tone:

@@ -130,3 +130,20 @@ async def test_incident_details_timeline_and_keys() -> None:
         from cryptomon_tui.ui.modals import AckModal
 
         assert isinstance(app.screen, AckModal)
+
+
+async def test_dashboard_shows_24h_uptime_strips_at_120_columns() -> None:
+    from cryptomon_tui.clock import FakeClock
+
+    client = FrozenClient(fixture_snapshot())
+    client.history_source = make_history()  # okx: 30 minutes with 20 % errors; the others: no history
+    app = CryptomonApp(client, state=UiState(), persist_state=False, watch_signals=False,
+                       clock=FakeClock(start=NOW))
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.dashboard.query_one("#exchanges", KeyedTable)
+        await wait_for(pilot, lambda: "█" in table.shown_text("okx", "uptime"), limit_s=10)
+        strip = table.shown_text("okx", "uptime")
+        assert len(strip) == 12 and strip.endswith("█") and strip.startswith("·")
+        assert set(table.shown_text("binance", "uptime")) == {"·"}  # probed nothing in the store: said so
+        # the history was asked of the daemon, 24 h at 5-minute buckets
+        assert any(n == "history" and a[2] - a[1] == 86400.0 and a[3] == 300.0 for n, a in client.calls)
