@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile clean
+.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cryptomon needs Python >= 3.11"'
@@ -71,6 +71,10 @@ bench-ui: $(STAMP) sysdeps
 # 15 minutes of hostile exchange answers against the real daemon (issue 13); ARGS="--duration 120" for less
 bench-hostile: $(STAMP)
 	$(BIN)/python -m bench.bench_hostile $(ARGS)
+
+# control API clients that stop reading vs probe schedule lag and loop lag (the tests assert no timing)
+bench-clients: $(STAMP)
+	$(BIN)/python -m bench.bench_clients $(ARGS)
 
 bench: bench-probe bench-detect bench-notify bench-ui
 

@@ -91,6 +91,15 @@ async def test_every_write_runs_on_the_one_writer_thread(store: Store, monkeypat
         await store._reader.call(lambda c: c.execute("DELETE FROM probe_results"))
 
 
+async def _background_took_the_buffer(s: Store, clock: FakeClock) -> None:
+    """Event-loop turns only (no wall-clock bound): the store's background task wakes and takes the buffer."""
+    for _ in range(20):
+        if s.health().pending_results == 0:
+            return
+        await clock.advance(0)
+    raise AssertionError(f"the background flush did not start: {s.health().pending_results} results pending")
+
+
 async def test_results_are_buffered_and_flushed_on_the_clock(tmp_path: Path, clock: FakeClock) -> None:
     s = Store(StorageConfig(path=tmp_path / "db.sqlite3", flush_interval=1.0), clock, batch_size=10_000)
     assert await s.open()
@@ -99,11 +108,10 @@ async def test_results_are_buffered_and_flushed_on_the_clock(tmp_path: Path, clo
             s.on_result(result(i))
         assert s.health().pending_results == 50
         assert await s.count_results() == 0  # nothing written before the interval
-        await clock.advance(1.0)
-        for _ in range(50):
-            await clock.advance(0)
-            if await s.count_results() == 50:
-                break
+        await clock.advance(1.0)  # the interval: the background task takes the buffer ...
+        await _background_took_the_buffer(s, clock)
+        assert await s.flush()  # ... and this waits for its commit (the flush lock) with nothing left to write
+        assert s.health().flushes == 1  # the background's flush, not this one
         assert await s.count_results() == 50
         assert s.health().written_results == 50
     finally:
@@ -116,10 +124,9 @@ async def test_a_full_batch_is_flushed_without_waiting(tmp_path: Path, clock: Fa
     try:
         for i in range(100):
             s.on_result(result(i))
-        for _ in range(200):
-            if s.health().written_results == 100:
-                break
-            await __import__("asyncio").sleep(0.01)
+        await _background_took_the_buffer(s, clock)  # the clock did not move: the full batch woke it
+        assert await s.flush()  # waits for the background's commit (the flush lock)
+        assert s.health().flushes == 1
         assert s.health().written_results == 100
     finally:
         await s.close()
