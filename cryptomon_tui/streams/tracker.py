@@ -25,6 +25,7 @@ LAG_RING = 256  # recent lag samples (ms)
 CLOSE_RING = 16  # recent close codes/reasons
 RECONNECT_WINDOW_S = 300.0  # reconnect-storm window (Binance counts attempts per 5 minutes too)
 MIN_GAPS_TO_LEARN = 30  # gaps needed before the learnt p99 sets the stale threshold
+ADAPT_AFTER_S = 600.0  # a slower rhythm that lasts this long is the stream's new normal (a quiet market)
 
 
 @dataclass(slots=True)
@@ -99,6 +100,13 @@ class StreamTracker:
     last_close_code: int | None = None
     last_close_reason: str | None = None
     _gaps: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_RING))
+    # Gaps longer than the stale threshold do not teach the threshold at once (a drip or bursts would
+    # otherwise become "normal" within a minute); they are held back and adopted only when the slower
+    # rhythm has lasted ADAPT_AFTER_S (a market that went quiet for the night).
+    _held: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_RING))
+    _held_since: float | None = None
+    _held_last: float = 0.0
+    _threshold: float = 0.0  # stale threshold as of the last stats() (refreshed once per tick)
     _lags: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=LAG_RING))
     _arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
     _reconnect_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
@@ -219,8 +227,19 @@ class StreamTracker:
         self.messages += 1
         if self._last_data is not None:
             gap = max(0.0, mono - self._last_data)
-            self._gaps.append(gap)
             self.gap_hist.add(gap)
+            if self._threshold > 0.0 and gap > self._threshold and len(self._gaps) >= MIN_GAPS_TO_LEARN:
+                if self._held_since is None or mono - self._held_last > ADAPT_AFTER_S:
+                    self._held.clear()  # a new slow spell (the last one ended long ago)
+                    self._held_since = self._last_data
+                self._held.append(gap)
+                self._held_last = mono
+                if mono - self._held_since >= ADAPT_AFTER_S:
+                    self._gaps.extend(self._held)  # the slower rhythm has lasted: it is the new normal
+                    self._held.clear()
+                    self._held_since = None
+            else:
+                self._gaps.append(gap)
         elif self.first_message_ms is None:
             start = self._silence_from if self._silence_from is not None else mono
             self.first_message_ms = max(0.0, (mono - start) * 1000.0)
@@ -288,6 +307,7 @@ class StreamTracker:
         since = self._last_data if self._last_data is not None else self._silence_from
         silence = max(0.0, mono - since) if since is not None and self.connected else 0.0
         stale_after = self.stale_after(gaps)
+        self._threshold = stale_after
         recent = [(lag, err) for at, lag, err in self._lags if mono - at <= t.lag_window_s]
         lag_ms = _quantile(sorted(lag for lag, _ in recent), 0.5) if recent else None
         lag_err = max(err for _, err in recent) if recent else None

@@ -194,3 +194,27 @@ def test_close_reason_is_scrubbed_where_it_enters() -> None:
     assert "ws-secret-key-0123456789" not in t.last_close_reason and "\x1b" not in t.last_close_reason
     assert "\u202e" not in t.last_close_reason and len(t.last_close_reason) <= 200
     assert t.closes[-1] == (4001, t.last_close_reason)
+
+
+def test_a_drip_stays_stale_until_it_lasts_adapt_after_then_is_adopted():
+    from cryptomon_tui.streams.tracker import ADAPT_AFTER_S
+
+    t = connected()
+    mono = feed_regular(t, 0.0, 200, 0.1)  # 10 msgs/s: threshold is the 3 s floor
+    t.stats(mono)
+    stale_seen = ok_seen = 0
+    while mono < 300.0:  # a 5 s drip for 5 minutes
+        for step in range(5):
+            verdict = t.stats(mono + step + 0.5).outcome
+            stale_seen += verdict is StreamOutcome.WS_STALE
+            ok_seen += verdict is StreamOutcome.OK
+        mono += 5.0
+        t.frame(mono, WALL0 + mono, DATA)
+    assert stale_seen >= 100, "a drip does not become normal within minutes"
+    assert t.stats(mono).stale_after_s == 3.0
+    while mono < 300.0 + ADAPT_AFTER_S + 30.0:  # the drip lasts: it is adopted as the new rhythm
+        mono += 5.0
+        t.frame(mono, WALL0 + mono, DATA)
+        t.stats(mono)
+    assert t.stats(mono).stale_after_s >= 15.0
+    assert t.stats(mono + 4.0).outcome is StreamOutcome.OK
