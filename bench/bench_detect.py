@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptomon_tui.detection.streams import FOR_S as STREAM_FOR_S
 from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.streams import StreamOutcome
 from cryptomon_tui.kernel.units import parse_iso_utc
 from cryptomon_tui.simulator.scenario import ExpectedFault, Scenario
 
@@ -78,8 +80,33 @@ GRACE_S = 0.5  # a fault's edges: t0 is an estimate and a probe may be in flight
 SETTLE_S = 2.0  # an incident may still open this long after its fault ended (plus the rule's `for`)
 
 
+# Stream faults (REST stays healthy): the stream rules that read them right. A heartbeat failure makes the
+# server drop the socket, so its drops and reconnects are the same problem.
+_STREAM_DOWN = frozenset({"ws_disconnected", "ws_reconnect_storm"})
+STREAM_RULES_FOR: dict[StreamOutcome, frozenset[str]] = {
+    StreamOutcome.WS_STALE: frozenset({"ws_stale"}),
+    StreamOutcome.WS_LAG: frozenset({"ws_lag"}),
+    StreamOutcome.WS_GAP: frozenset({"ws_gap"}),
+    StreamOutcome.WS_HEARTBEAT: frozenset({"ws_heartbeat"}) | _STREAM_DOWN,
+    StreamOutcome.WS_DISCONNECTED: _STREAM_DOWN,
+    StreamOutcome.WS_RECONNECT_STORM: _STREAM_DOWN,
+}
+
+
+# What each stream verdict needs before it can be given, at the demo's stream rates (10 msgs/s): silence
+# past the learnt threshold (the 3-5 s floor); the lag median over its 10 s window; four drops of an
+# established connection (reconnects back off 0.5-1 s, 1-2 s, 2-4 s ... between them); a hole at once;
+# a dropped or unanswered heartbeat at once after the server's own timeout.
+STREAM_BUDGET_S: dict[str, float] = {
+    "ws_stale": 5.0, "ws_lag": 10.0, "ws_reconnect_storm": 20.0, "ws_disconnected": 10.0, "ws_gap": 1.0,
+    "ws_heartbeat": 11.0,
+}
+
+
 def acceptable_rules(fault: ExpectedFault) -> frozenset[str]:
     """Rules that are a sensible reading of ``fault``."""
+    if fault.stream_outcome is not None:
+        return STREAM_RULES_FOR.get(fault.stream_outcome, frozenset())  # ok (shutdown notice, garbage): none
     if fault.outcome is Outcome.OK or fault.type in ("latency", "drift", "weight_climb"):
         return QUIET_FAULT_RULES.get(fault.type, frozenset())
     if fault.type == "clock_skew":
@@ -149,6 +176,8 @@ def plan_targets(
             ahead = _ramp_crossing(e.start, e.end, -v0, -v1, rules_cfg.clock_offset.ahead_share * ahead_tol)
             behind = _ramp_crossing(e.start, e.end, v0, v1, rules_cfg.clock_offset.behind_share * behind_tol)
             onset = min((t for t in (ahead, behind) if t is not None), default=None)
+        if e.stream_outcome is not None and not rules:
+            onset = None  # a planned shutdown or garbage frames: nothing to detect
         paused = 0.0
         for prev in expected:
             if prev.exchange == e.exchange and prev.type == "rate_limit" and abs(prev.end - e.start) < 0.01:
@@ -226,7 +255,12 @@ class ScenarioScore:
         return out
 
     def rule_budget(self, t: Target) -> float:
-        """A rule with a ``for``: that long plus 3 probe intervals (and a pause the probes honour)."""
+        """A rule with a ``for``: that long plus 3 probe intervals (and a pause the probes honour).
+
+        Stream rules judge a stream, not probes: their budget is what the verdict itself needs
+        (STREAM_BUDGET_S) plus the rule's ``for`` and one evaluation tick."""
+        if t.rule in STREAM_BUDGET_S:
+            return STREAM_BUDGET_S[t.rule] + STREAM_FOR_S.get(t.rule, 0.0) + 1.0
         rules = self.config_rules
         hold = float(getattr(getattr(rules, t.rule or "", None), "for_", 0.0) or 0.0) if rules is not None else 0.0
         return hold + 3 * self.interval_for(t) + self.timeout_s + t.paused_s

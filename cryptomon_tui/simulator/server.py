@@ -288,7 +288,7 @@ class Simulator:
             venue = VENUES[name](self._market, enforce_limits, (secrets or {}).get(name))
             port_ = self._ports[name] = _Port(name, venue, host)
             port_.publisher = StreamPublisher(
-                name, self._market, self._stream_faults_for(port_), self._wall, lambda: self.skew_ms,
+                name, self._market, self._stream_faults_for(port_), self._wall, self._skew_for(port_),
                 random.Random(rng_seed), stream_rate,
             )
         self._t0: float | None = None
@@ -314,6 +314,20 @@ class Simulator:
             return [e.fault for e in port.entries if e.fault.stream_fault and e.t_in(elapsed) is not None]
 
         return active
+
+    def _skew_for(self, port: _Port) -> Callable[[], float]:
+        """The exchange's clock as its streams stamp it: the configured skew plus any clock_skew fault."""
+
+        def skew() -> float:
+            total = self.skew_ms
+            if port.entries:
+                elapsed = self.elapsed()
+                for e in port.entries:
+                    if isinstance(e.fault, ClockSkewFault) and (t_in := e.t_in(elapsed)) is not None:
+                        total += e.fault.skew_ms(t_in)
+            return total
+
+        return skew
 
     def _maintenance_now(self, port: _Port) -> bool:
         elapsed = self.elapsed()
