@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients clean
+.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients bench-ws clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cryptomon needs Python >= 3.11"'
@@ -75,6 +75,13 @@ bench-hostile: $(STAMP)
 # control API clients that stop reading vs probe schedule lag and loop lag (the tests assert no timing)
 bench-clients: $(STAMP)
 	$(BIN)/python -m bench.bench_clients $(ARGS)
+
+# WebSocket streams (issue 16): CPU per message beside a raw client at 1k/10k msgs/s over 20 streams, lag
+# accuracy, stall detection delay, aiohttp vs websockets (installed for the bench only when missing).
+# ARGS="--quick" for a short run, ARGS="--record" appends the figures to bench/RESULTS.md.
+bench-ws: $(STAMP)
+	@$(BIN)/python -c 'import websockets' 2>/dev/null || $(BIN)/python -m pip install -q websockets || echo "websockets unavailable: aiohttp only"
+	$(BIN)/python -m bench.bench_ws $(ARGS)
 
 bench: bench-probe bench-detect bench-notify bench-ui
 

@@ -179,7 +179,7 @@ class StreamProbe:
         tracker, clock = self.tracker, self._clock
         while True:
             frame = await conn.receive()
-            mono = clock.monotonic()
+            mono, wall = clock.monotonic(), clock.now()  # at receipt: classifying is not lag
             if frame.kind in ("closed", "error"):
                 reason = frame.data if isinstance(frame.data, str) else ""
                 if any(word in reason.lower() for word in ("heartbeat", "pong", "ping timeout")):
@@ -187,10 +187,12 @@ class StreamProbe:
                 tracker.closed(mono, frame.close_code, _clean(reason), planned=self._renew)
                 return
             event = self._classify(frame.data)
-            offset = self._offset()
-            if offset is not None and not all(math.isfinite(v) for v in offset):
-                offset = None
-            tracker.frame(mono, clock.now(), event, offset[0] if offset else None, offset[1] if offset else None)
+            offset_ms = offset_error_ms = None
+            if event.event_time_ms is not None:  # only a timestamped frame needs the REST offset
+                offset = self._offset()
+                if offset is not None and math.isfinite(offset[0]) and math.isfinite(offset[1]):
+                    offset_ms, offset_error_ms = offset
+            tracker.frame(mono, wall, event, offset_ms, offset_error_ms)
             if event.kind == "heartbeat_request" and self.spec.heartbeat_answer is not None:
                 await conn.send_str(self.spec.heartbeat_answer)
             elif event.kind in ("server_shutdown", "notice_reconnect"):
