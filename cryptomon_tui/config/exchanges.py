@@ -86,6 +86,11 @@ class ExchangeConfig(Section):
     streams: bool = Field(
         default=True, description="watch the exchange's public market stream (WebSocket: staleness, lag, gaps)"
     )
+    user_stream: bool = Field(
+        default=False,
+        description="also log in to the signed user-data stream with the read-only credentials (Bybit, OKX, "
+        "Deribit): login and keep-alive are checked; needs credentials",
+    )
     interval: Annotated[Duration, duration_range(0.0, MAX_INTERVAL_S)] = Field(
         default=5.0, description="probe cadence (100ms .. 1h); stretched to stay in budget"
     )

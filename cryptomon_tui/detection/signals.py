@@ -30,7 +30,9 @@ WS_GAP = "ws_gap"
 WS_DISCONNECTED = "ws_disconnected"
 WS_RECONNECT_STORM = "ws_reconnect_storm"
 WS_HEARTBEAT = "ws_heartbeat"
-STREAM_RULES: tuple[str, ...] = (WS_STALE, WS_LAG, WS_GAP, WS_DISCONNECTED, WS_RECONNECT_STORM, WS_HEARTBEAT)
+WS_AUTH = "ws_auth"  # a signed user-data stream's login rejected
+STREAM_RULES: tuple[str, ...] = (WS_STALE, WS_LAG, WS_GAP, WS_DISCONNECTED, WS_RECONNECT_STORM, WS_HEARTBEAT,
+                                 WS_AUTH)
 
 RULE_NAMES: tuple[str, ...] = (
     ERROR_RATE,
@@ -79,6 +81,7 @@ SYMPTOM_ORDER: dict[str, int] = {
     WS_STALE: 10,
     WS_GAP: 11,
     WS_LAG: 12,
+    WS_AUTH: 13,
 }
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptomon_tui.detection.signals import (
+    WS_AUTH,
     WS_DISCONNECTED,
     WS_GAP,
     WS_HEARTBEAT,
@@ -38,6 +39,7 @@ STREAM_RULE_OF: dict[StreamOutcome, str] = {
     StreamOutcome.WS_DISCONNECTED: WS_DISCONNECTED,
     StreamOutcome.WS_RECONNECT_STORM: WS_RECONNECT_STORM,
     StreamOutcome.WS_HEARTBEAT: WS_HEARTBEAT,
+    StreamOutcome.WS_AUTH: WS_AUTH,
 }
 
 # How long a verdict must hold before it opens an incident. A stale verdict already waited 3x the
@@ -49,6 +51,7 @@ FOR_S: dict[str, float] = {
     WS_DISCONNECTED: 10.0,
     WS_RECONNECT_STORM: 0.0,
     WS_HEARTBEAT: 0.0,
+    WS_AUTH: 0.0,  # a rejected login does not heal by waiting
 }
 SEVERITY: dict[str, Severity] = {
     WS_STALE: Severity.ERROR,  # bots trade on what they last saw
@@ -57,6 +60,7 @@ SEVERITY: dict[str, Severity] = {
     WS_DISCONNECTED: Severity.ERROR,
     WS_RECONNECT_STORM: Severity.ERROR,
     WS_HEARTBEAT: Severity.WARNING,
+    WS_AUTH: Severity.ERROR,  # the bot's own order/balance stream would be refused too
 }
 RECOVER_S = 10.0  # ok this long before the incident resolves
 
@@ -175,4 +179,6 @@ def _summary(rule: str, stats: StreamStats, rest_healthy: RestHealthy | None) ->
         return f"{rest}stream {name} disconnected: {stats.detail}"
     if rule == WS_RECONNECT_STORM:
         return f"{rest}stream {name} dropped {stats.recent_reconnects} times in 5 min"
+    if rule == WS_AUTH:
+        return f"{rest}user-data stream {name}: {stats.detail}"
     return f"{rest}stream {name} heartbeat failing ({stats.heartbeat_misses} miss(es))"

@@ -7,8 +7,9 @@ does I/O; the probing package sends the requests and hands the raw response back
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +155,15 @@ class ExchangeAdapter(ABC):
 
     def stream_specs(self, ws_url: str | None = None) -> list[StreamSpec]:
         """The public market streams watched by default (one per exchange); none for unknown venues."""
+        return []
+
+    def user_stream_specs(self, credentials: Credentials, ws_url: str | None = None,
+                          now: Callable[[], float] = time.time) -> list[StreamSpec]:
+        """Signed user-data streams (read-only keys; login and keep-alive checked, no data expected).
+
+        ``ws_url`` is the public stream URL in use (the private one is derived from it); ``now`` gives
+        epoch seconds for the login's timestamp. None for venues without one here.
+        """
         return []
 
     def classify_ws_message(self, message: Any) -> WsEvent:

@@ -47,7 +47,7 @@ from cryptomon_tui.exchanges.common import (
     to_positive_price,
     venue_overload,
 )
-from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent, decode_frame, unreadable
+from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent, decode_frame, topic_key, unreadable
 from cryptomon_tui.kernel.results import Outcome
 
 RECV_WINDOW_MS = 5000
@@ -306,7 +306,7 @@ class _BinanceAdapter(ExchangeAdapter):
                 return WsEvent(kind="subscribed")
             return WsEvent(kind="data", message="reply")  # LIST_SUBSCRIPTIONS and similar replies
         if isinstance(event, str):
-            topic = f"{event}:{cap_text(frame.get('s'), 30)}"
+            topic = topic_key(event, frame.get("s"))
             if event == "trade":  # trade ids are contiguous per symbol: a hole is a missed trade
                 return WsEvent(kind="data", event_time_ms=epoch_ms(frame.get("E")), seq=to_int(frame.get("t")),
                                topic=topic)
@@ -317,7 +317,7 @@ class _BinanceAdapter(ExchangeAdapter):
                            topic=topic)
         if "u" in frame and "s" in frame and "b" in frame:
             # spot bookTicker carries no event time; its update id only grows
-            return WsEvent(kind="data", seq=to_int(frame.get("u")), topic=f"bookTicker:{cap_text(frame.get('s'), 30)}")
+            return WsEvent(kind="data", seq=to_int(frame.get("u")), topic=topic_key("bookTicker", frame.get("s")))
         return unreadable(frame)
 
 

@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import json
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from cryptomon_tui.exchanges.base import (
@@ -52,7 +54,7 @@ from cryptomon_tui.exchanges.common import (
     to_int,
     to_positive_price,
 )
-from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent, decode_frame, unreadable
+from cryptomon_tui.exchanges.ws import USER_STREAM_STALE_FLOOR_S, StreamSpec, WsEvent, decode_frame, unreadable
 from cryptomon_tui.kernel.results import Outcome
 
 RECV_WINDOW_MS = 5000
@@ -118,6 +120,22 @@ class BybitAdapter(ExchangeAdapter):
                            ping_text='{"op":"ping"}', ping_every_s=20.0, seq_rule="monotonic",
                            stale_floor_s=3.0, venue_connect_attempts=500,
                            venue_connect_window_s=300.0)]
+
+    def user_stream_specs(self, credentials: Credentials, ws_url: str | None = None,
+                          now: Callable[[], float] = time.time) -> list[StreamSpec]:
+        """The private stream (``/v5/private``): ``{"op":"auth"}`` (exchanges.md 2.6), then ``{"op":"ping"}``
+        every 20 s. Nothing is subscribed: the login and the keep-alive are what is checked."""
+        public = ws_url or self.default_ws_url or ""
+        url = public.split("/v5/public", 1)[0] + "/v5/private" if "/v5/public" in public else public
+
+        def login() -> str:
+            expires = int(now() * 1000) + 10_000  # must lie in the future when it arrives
+            return json.dumps({"req_id": "cryptomon-auth", "op": "auth", "args": [
+                credentials.api_key, expires, bybit_ws_auth_signature(credentials.api_secret, expires)]})
+
+        return [StreamSpec(name="private (auth)", url=url, ping_text='{"op":"ping"}', ping_every_s=20.0,
+                           stale_floor_s=USER_STREAM_STALE_FLOOR_S, venue_connect_attempts=500,
+                           venue_connect_window_s=300.0, login=login)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         market = {"category": self.category, "symbol": self.market_symbol}

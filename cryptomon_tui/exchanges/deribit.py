@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 from cryptomon_tui.exchanges.base import (
@@ -43,7 +45,7 @@ from cryptomon_tui.exchanges.common import (
     to_int,
     to_positive_price,
 )
-from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent, decode_frame, unreadable
+from cryptomon_tui.exchanges.ws import USER_STREAM_STALE_FLOOR_S, StreamSpec, WsEvent, decode_frame, unreadable
 from cryptomon_tui.kernel.results import Outcome
 
 SIGNATURE_VALIDITY_MS = 60_000.0
@@ -106,6 +108,25 @@ class DeribitAdapter(ExchangeAdapter):
         return [StreamSpec(name=channel, url=ws_url or self.default_ws_url or "", subscribe=(heartbeat, subscribe),
                            heartbeat_answer=answer, seq_rule="linked", stale_floor_s=3.0,
                            venue_connect_attempts=32, venue_connect_window_s=300.0)]
+
+    def user_stream_specs(self, credentials: Credentials, ws_url: str | None = None,
+                          now: Callable[[], float] = time.time) -> list[StreamSpec]:
+        """A second connection that authenticates with ``public/auth`` (``client_signature``,
+        exchanges.md 4.6; read-only scope) and keeps the 10 s heartbeat: login and keep-alive only."""
+        heartbeat = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/set_heartbeat",
+                                "params": {"interval": 10}})
+        answer = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "public/test", "params": {}})
+
+        def login() -> str:
+            stamp, nonce = int(now() * 1000), secrets.token_hex(8)
+            return json.dumps({"jsonrpc": "2.0", "id": 9, "method": "public/auth", "params": {
+                "grant_type": "client_signature", "client_id": credentials.api_key, "timestamp": stamp,
+                "nonce": nonce, "data": "", "scope": "account:read",
+                "signature": deribit_ws_signature(credentials.api_secret, stamp, nonce)}})
+
+        return [StreamSpec(name="private (auth)", url=ws_url or self.default_ws_url or "", subscribe=(heartbeat,),
+                           heartbeat_answer=answer, stale_floor_s=USER_STREAM_STALE_FLOOR_S,
+                           venue_connect_attempts=32, venue_connect_window_s=300.0, login=login)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         inst = {"instrument_name": self.symbol}

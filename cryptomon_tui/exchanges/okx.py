@@ -13,6 +13,8 @@ import datetime as _dt
 import hashlib
 import hmac
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from cryptomon_tui.exchanges.base import (
@@ -47,7 +49,15 @@ from cryptomon_tui.exchanges.common import (
     to_positive_price,
     venue_overload,
 )
-from cryptomon_tui.exchanges.ws import PlainText, StreamSpec, WsEvent, decode_frame, unreadable
+from cryptomon_tui.exchanges.ws import (
+    USER_STREAM_STALE_FLOOR_S,
+    PlainText,
+    StreamSpec,
+    WsEvent,
+    decode_frame,
+    topic_key,
+    unreadable,
+)
 from cryptomon_tui.kernel.results import Outcome
 
 CLOCK_TOLERANCE_MS = 30_000.0
@@ -110,6 +120,26 @@ class OkxAdapter(ExchangeAdapter):
                            subscribe=(subscribe,), ping_text="ping", ping_every_s=20.0, seq_rule="linked",
                            stale_floor_s=3.0, venue_connect_attempts=3,
                            venue_connect_window_s=1.0)]
+
+    def user_stream_specs(self, credentials: Credentials, ws_url: str | None = None,
+                          now: Callable[[], float] = time.time) -> list[StreamSpec]:
+        """The private stream (``/ws/v5/private``): ``login`` (exchanges.md 3.6, timestamp in epoch
+        SECONDS), then text ``ping`` every 20 s. Needs the passphrase; none without it."""
+        if not credentials.passphrase:
+            return []
+        passphrase = credentials.passphrase
+        public = ws_url or self.default_ws_url or ""
+        url = public.replace("/ws/v5/public", "/ws/v5/private") if "/ws/v5/public" in public else public
+
+        def login() -> str:
+            stamp = str(int(now()))
+            return json.dumps({"id": "cryptomonlogin", "op": "login", "args": [{
+                "apiKey": credentials.api_key, "passphrase": passphrase, "timestamp": stamp,
+                "sign": okx_ws_login_signature(credentials.api_secret, stamp)}]})
+
+        return [StreamSpec(name="private (login)", url=url, ping_text="ping", ping_every_s=20.0,
+                           stale_floor_s=USER_STREAM_STALE_FLOOR_S, venue_connect_attempts=3,
+                           venue_connect_window_s=1.0, login=login)]
 
     def probes(self) -> dict[str, ProbeSpec]:
         inst = {"instId": self.symbol}
@@ -253,7 +283,8 @@ class OkxAdapter(ExchangeAdapter):
             return unreadable(frame)
         event = frame.get("event")
         code = _code_text(frame.get("code"))
-        text = cap_text(frame.get("msg")) or None
+        msg = frame.get("msg")
+        text = cap_text(msg) or None if msg is not None else None
         if event == "error":
             return WsEvent(kind="error", error_code=code, message=text)
         if event == "notice":
@@ -273,7 +304,7 @@ class OkxAdapter(ExchangeAdapter):
         if isinstance(frame.get("arg"), dict) and "data" in frame:
             item = first_dict(frame.get("data"))
             arg = frame["arg"]
-            topic = f"{cap_text(arg.get('channel'), 30)}:{cap_text(arg.get('instId'), 30)}"
+            topic = topic_key(arg.get("channel"), arg.get("instId"))
             if item is None:
                 return WsEvent(kind="data", topic=topic)
             # books channels link each update to the previous one (prevSeqId -1 on a snapshot)

@@ -7,7 +7,8 @@ simulator's tests) can tell data from heartbeats, acks, shutdown notices and err
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 WsKind = Literal[
@@ -32,6 +33,7 @@ WS_KINDS: tuple[str, ...] = (
 )
 
 _MAX_FRAME_BYTES = 8_000_000
+USER_STREAM_STALE_FLOOR_S = 86_400.0  # user-data streams push only on account activity: silence is normal
 _MESSAGE_CAP = 300
 
 
@@ -82,6 +84,10 @@ class StreamSpec:
     venue_connect_window_s: float = 300.0
     max_lifetime_s: float | None = None  # renew before the exchange's forced disconnect (Binance 24 h)
     max_frame_bytes: int = 1 << 20  # a bigger frame closes the connection (1009) instead of buffering
+    # Signed user-data streams (read-only keys): the login frame, built at each connect (fresh timestamp
+    # and signature; it holds the key, so it is sent and never logged). The probe checks login and
+    # keep-alive only: no data is expected, so silence is never judged (stale_floor_s is a day).
+    login: Callable[[], str] | None = field(default=None, compare=False, repr=False)
 
 
 class PlainText(str):
@@ -110,6 +116,12 @@ def decode_frame(frame: Any) -> Any:
                 return PlainText(stripped[:_MESSAGE_CAP])
         return PlainText(stripped[:_MESSAGE_CAP])
     return frame
+
+
+def topic_key(*parts: object) -> str:
+    """A stream's topic as the tracker's sequence key: bounded, never shown, stored or sent, so it is not
+    scrubbed (scrubbing every data frame's symbol was a tenth of the per-message cost)."""
+    return ":".join(part[:30] if isinstance(part, str) else type(part).__name__ for part in parts)
 
 
 def unreadable(message: Any) -> WsEvent:

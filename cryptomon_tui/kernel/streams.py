@@ -22,6 +22,7 @@ class StreamOutcome(StrEnum):
     WS_DISCONNECTED = "ws_disconnected"  # socket down (closed, refused, timed out)
     WS_RECONNECT_STORM = "ws_reconnect_storm"  # too many reconnects in the window
     WS_HEARTBEAT = "ws_heartbeat"  # our pings unanswered / the server dropped us for heartbeats
+    WS_AUTH = "ws_auth"  # a signed user-data stream's login was rejected (key, signature, permissions)
 
 
 STREAM_FAULTS = frozenset(o for o in StreamOutcome if o not in (StreamOutcome.OK, StreamOutcome.CONNECTING))

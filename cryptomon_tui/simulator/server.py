@@ -289,7 +289,7 @@ class Simulator:
             port_ = self._ports[name] = _Port(name, venue, host)
             port_.publisher = StreamPublisher(
                 name, self._market, self._stream_faults_for(port_), self._wall, self._skew_for(port_),
-                random.Random(rng_seed), stream_rate,
+                random.Random(rng_seed), stream_rate, (secrets or {}).get(name),
             )
         self._t0: float | None = None
         self._stopping = asyncio.Event()

@@ -14,11 +14,14 @@ is accepted and then receives nothing, as the real venue does.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
@@ -74,7 +77,8 @@ class StreamPublisher:
     """Serves every stream connection of one simulated exchange."""
 
     def __init__(self, exchange: str, market: Market, active: ActiveFaults, wall: Wall,
-                 skew_ms: Callable[[], float], rng: random.Random, default_rate: float = DEFAULT_RATE) -> None:
+                 skew_ms: Callable[[], float], rng: random.Random, default_rate: float = DEFAULT_RATE,
+                 secrets: Mapping[str, str] | None = None) -> None:
         self.exchange = exchange
         self._market = market
         self._active = active
@@ -82,6 +86,8 @@ class StreamPublisher:
         self._skew_ms = skew_ms
         self._rng = rng
         self.default_rate = default_rate
+        self._secrets = dict(secrets or {})  # api_key -> secret; empty: any non-empty login is accepted
+        self.logins: list[tuple[str, bool]] = []  # (api_key, accepted), for tests
         self.connections: set[web.WebSocketResponse] = set()
         self.sent = 0
 
@@ -152,6 +158,9 @@ class StreamPublisher:
         ex = self.exchange
         if ex == "okx" and text.strip() == "ping":
             return [] if ignoring_pings else ["pong"]
+        login = self._login(text)
+        if login is not None:
+            return [login]
         try:
             frame = json.loads(text)
         except ValueError:
@@ -201,6 +210,66 @@ class StreamPublisher:
                 conn.test_answered = True
             return [json.dumps({"jsonrpc": "2.0", "id": rid, "result": {"version": "2.1.1"}})]
         return []
+
+    def _login(self, text: str) -> str | None:
+        """Signed user-data stream logins (Bybit ``auth``, OKX ``login``, Deribit ``public/auth``), checked
+        like the exchange does when the key's secret is known; the reply each venue gives."""
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(frame, dict):
+            return None
+        ex = self.exchange
+        if ex == "bybit" and frame.get("op") == "auth":
+            args = frame.get("args")
+            ok = (isinstance(args, list) and len(args) == 3 and isinstance(args[1], int)
+                  and args[1] > self._wall() * 1000 and self._signed(str(args[0]), f"GET/realtime{args[1]}",
+                                                                    str(args[2]), "hex"))
+            self.logins.append((str(args[0]) if isinstance(args, list) and args else "", ok))
+            if ok:
+                return json.dumps({"success": True, "ret_msg": "", "op": "auth", "conn_id": "sim"})
+            return json.dumps({"success": False, "ret_msg": "Invalid apikey or signature", "op": "auth",
+                               "conn_id": "sim"})
+        if ex == "okx" and frame.get("op") == "login":
+            args = frame.get("args")
+            item = args[0] if isinstance(args, list) and args and isinstance(args[0], dict) else {}
+            stamp = str(item.get("timestamp", ""))
+            fresh = stamp.isdigit() and abs(int(stamp) - self._wall()) <= 30
+            ok = fresh and bool(item.get("passphrase")) and self._signed(
+                str(item.get("apiKey", "")), f"{stamp}GET/users/self/verify", str(item.get("sign", "")), "base64")
+            self.logins.append((str(item.get("apiKey", "")), ok))
+            if ok:
+                return json.dumps({"id": frame.get("id"), "event": "login", "code": "0", "msg": "", "connId": "sim"})
+            return json.dumps({"id": frame.get("id"), "event": "error", "code": "60009", "msg": "Login failed.",
+                               "connId": "sim"})
+        if ex == "deribit" and frame.get("method") == "public/auth":
+            raw_params = frame.get("params")
+            params: dict[str, object] = raw_params if isinstance(raw_params, dict) else {}
+            ts, nonce = params.get("timestamp"), str(params.get("nonce", ""))
+            fresh = isinstance(ts, int) and abs(ts - self._wall() * 1000) <= 60_000
+            ok = fresh and self._signed(str(params.get("client_id", "")), f"{ts}\n{nonce}\n{params.get('data', '')}",
+                                        str(params.get("signature", "")), "hex")
+            self.logins.append((str(params.get("client_id", "")), ok))
+            if ok:
+                return json.dumps({"jsonrpc": "2.0", "id": frame.get("id"), "result": {
+                    "access_token": "sim-token", "token_type": "bearer", "expires_in": 900,
+                    "refresh_token": "sim-refresh", "scope": "account:read connection"}})
+            return json.dumps({"jsonrpc": "2.0", "id": frame.get("id"), "error": {
+                "code": 13004, "message": "invalid_credentials"}})
+        return None
+
+    def _signed(self, api_key: str, plain: str, signature: str, encoding: str) -> bool:
+        if not api_key or not signature:
+            return False
+        if not self._secrets:
+            return True
+        secret = self._secrets.get(api_key)
+        if secret is None:
+            return False
+        digest = hmac.new(secret.encode(), plain.encode(), hashlib.sha256)
+        want = digest.hexdigest() if encoding == "hex" else base64.b64encode(digest.digest()).decode()
+        return hmac.compare_digest(want, signature)
 
     # ------------------------------------------------------------------ server -> client
 

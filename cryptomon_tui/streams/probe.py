@@ -158,6 +158,9 @@ class StreamProbe:
         tracker.connected_now(up_at)
         keeper = asyncio.create_task(self._keep_alive(conn, up_at))
         try:
+            if spec.login is not None:
+                tracker.login_sent(clock.monotonic())
+                await conn.send_str(spec.login())
             for text in spec.subscribe:
                 tracker.subscribe_sent(clock.monotonic())
                 await conn.send_str(text)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
+from cryptomon_tui.exchanges.base import Credentials
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.exchanges.ws import StreamSpec
 from cryptomon_tui.kernel.streams import StreamStats
@@ -79,6 +80,12 @@ def stream_plan(config: Config) -> list[PlannedStream]:
             continue
         specs = adapter.stream_specs(url)
         plan.extend(PlannedStream(name, spec) for spec in specs)
+        if cfg.user_stream and cfg.credentials is not None:
+            creds = cfg.credentials
+            user = adapter.user_stream_specs(Credentials(
+                creds.api_key.get_secret_value(), creds.api_secret.get_secret_value(),
+                creds.passphrase.get_secret_value() if creds.passphrase else None), url)
+            plan.extend(PlannedStream(name, spec) for spec in user)
     return plan
 
 

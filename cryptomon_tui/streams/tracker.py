@@ -122,6 +122,9 @@ class StreamTracker:
     _stale_floor: float = 0.0
     _seq_gap_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     _heartbeat_times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    _login_pending: bool = False  # a signed user-data stream sent its login; its answer is awaited
+    auth_error: str | None = None  # the last login rejection (kept until a login succeeds)
+    logins: int = 0
     gap_hist: CumulativeHistogram = field(init=False)
     lag_hist: CumulativeHistogram = field(init=False)
 
@@ -153,6 +156,11 @@ class StreamTracker:
             state.last = None  # a new connection starts a new sequence (snapshots resend)
         if self._connect_started is not None:
             self.connect_ms = max(0.0, (mono - self._connect_started) * 1000.0)
+
+    def login_sent(self, mono: float) -> None:
+        """A signed user-data stream sent its login frame: the next auth answer or error decides."""
+        self._login_pending = True
+        self._subscribe_sent = mono
 
     def subscribe_sent(self, mono: float) -> None:
         self._subscribe_sent = mono
@@ -213,6 +221,15 @@ class StreamTracker:
         kind = event.kind
         if kind == "data":
             self._data(mono, wall, event, offset_ms, offset_error_ms)
+        elif self._login_pending and kind in ("auth_ok", "error"):
+            self._login_pending = False
+            if kind == "auth_ok":
+                self.logins += 1
+                self.auth_error = None
+                self.subscribed_now(mono)  # a user-data stream's "subscription" is its login
+            else:  # the exchange's words, bounded and scrubbed (never the key or the signature we sent)
+                code = f"{event.error_code} " if event.error_code else ""
+                self.auth_error = scrub(f"login rejected (auth): {code}{event.message or ''}".strip()[:1000])[:200]
         elif kind == "subscribed":
             self.subscribed_now(mono)
         elif kind == "pong":
@@ -341,6 +358,8 @@ class StreamTracker:
     def _judge(self, silence: float, stale_after: float, lag_ms: float | None, lag_err: float | None,
                recent_reconnects: int, recent_holes: int, recent_beats: int) -> tuple[StreamOutcome, str]:
         t = self.thresholds
+        if self.auth_error is not None:  # the cause of the close that usually follows
+            return StreamOutcome.WS_AUTH, self.auth_error
         if (self.heartbeat_failing and self.connected) or recent_beats:
             # the cause of the drops, so it comes before the storm they make
             return StreamOutcome.WS_HEARTBEAT, f"heartbeat failed ({recent_beats or 1} in {t.heartbeat_window_s:.0f}s)"

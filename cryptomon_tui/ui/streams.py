@@ -37,6 +37,7 @@ STATE_WORDS = {
     "ws_disconnected": "DOWN",
     "ws_reconnect_storm": "STORM",
     "ws_heartbeat": "HEARTBEAT",
+    "ws_auth": "AUTH",
 }
 LEGEND = ("OK fresh  STALE silent past its own p99x3  LAG event time late  GAP skipped updates  "
           "DOWN disconnected  STORM reconnect storm  HEARTBEAT pings unanswered  × no data")

@@ -218,3 +218,28 @@ def test_a_drip_stays_stale_until_it_lasts_adapt_after_then_is_adopted():
         t.stats(mono)
     assert t.stats(mono).stale_after_s >= 15.0
     assert t.stats(mono + 4.0).outcome is StreamOutcome.OK
+
+
+def test_login_rejection_is_the_auth_verdict_until_a_login_succeeds():
+    t = connected()
+    t.login_sent(0.1)
+    t.frame(0.2, WALL0, WsEvent(kind="subscribed"))  # Deribit's set_heartbeat ack is not the login's answer
+    assert t.auth_error is None
+    t.frame(0.3, WALL0, WsEvent(kind="error", error_code="60009", message="Login failed.\x1b[2J"))
+    s = t.stats(0.3)
+    assert s.outcome is StreamOutcome.WS_AUTH and s.detail.startswith("login rejected (auth): 60009 Login failed.")
+    assert "\x1b" not in s.detail
+    t.closed(0.4, 4001, "login failed")
+    t.connecting(1.0)
+    t.connected_now(1.1)
+    assert t.stats(1.1).outcome is StreamOutcome.WS_AUTH  # still rejected until a login is accepted
+    t.login_sent(1.2)
+    t.frame(1.3, WALL0, WsEvent(kind="auth_ok"))
+    s = t.stats(1.3)
+    assert s.outcome is StreamOutcome.OK and s.subscribed and t.logins == 1
+
+
+def test_an_error_frame_without_a_pending_login_is_not_an_auth_failure():
+    t = connected()
+    t.frame(0.2, WALL0, WsEvent(kind="error", error_code="60012", message="bad subscribe"))
+    assert t.auth_error is None and t.stats(0.2).outcome is not StreamOutcome.WS_AUTH
