@@ -128,12 +128,18 @@ class Checker:
             table.select_key(target)
             await self.pilot.pause(0.2)
             lines = screen_text(self.app)
-            if not any(f"{len(exchanges)} exch" in line for line in lines):
-                problems.append(f"no '{len(exchanges)} exch' status line on screen")
-            name_shown = present.clean_text(target, 15)
-            status = table.shown_text(target, "status")
-            if not any(name_shown in line and status in line for line in lines):
-                problems.append(f"{target} selected but no screen line shows it with {status!r}")
+            # a newer snapshot may have been drawn during the pause: the screen is checked against that one, and
+            # a target that a reload (a new generation) took away from it is not looked for
+            now_exchanges = (screen.snapshot or {}).get("exchanges") or {}
+            if not any(f"{len(now_exchanges)} exch" in line for line in lines):
+                problems.append(f"no '{len(now_exchanges)} exch' status line on screen")
+            if target in now_exchanges:
+                name_shown = present.clean_text(target, 15)
+                status = table.shown_text(target, "status")
+                if not status or not any(name_shown in line and status in line for line in lines):
+                    problems.append(f"{target} selected but no screen line shows it with {status!r}")
+            else:
+                target = None
         self.emit("dashboard", problems, seq=seq, age_s=None if age is None else round(age, 2),
                   rows=len(table.keys), target=target,
                   target_status=None if target is None else table.shown_text(target, "status"))
@@ -169,6 +175,7 @@ class Checker:
             lines = screen_text(self.app)
             from cryptomon_tui.ui.present import clean_text
 
+            target = details.exchange  # the row under the cursor: a reload may have replaced the selected one
             if not any(clean_text(target) in line for line in lines[:3]):
                 problems.append(f"details of {target}: its name is not in the head line")
             self.summary["details_opened"] += 1
