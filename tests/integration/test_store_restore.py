@@ -236,8 +236,8 @@ async def test_a_command_queued_next_to_a_running_engine_is_applied_on_its_next_
         clock.set(clock.now() + 1)
         engine._on_result(ProbeResult("okx", "time", clock.now(), None, Outcome.TIMEOUT))
 
-    calls = {"checks": 0, "reads": 0}
-    check, poll = store.others_committed, store.poll_commands
+    calls = {"checks": 0, "reads": 0, "done": 0}
+    check, poll, mark_done = store.others_committed, store.poll_commands, store.mark_command_done
 
     async def counted_check() -> bool:
         changed = await check()
@@ -249,6 +249,12 @@ async def test_a_command_queued_next_to_a_running_engine_is_applied_on_its_next_
         calls["reads"] += 1
         return await poll(limit)
 
+    async def counted_done(command_id: int, result: str = "ok") -> bool:
+        marked = await mark_done(command_id, result)
+        calls["done"] += 1
+        news.set()
+        return marked
+
     async def until(cond: Callable[[], bool]) -> None:  # store threads answer in real time; the test timeout guards
         while not cond():
             news.clear()
@@ -257,7 +263,7 @@ async def test_a_command_queued_next_to_a_running_engine_is_applied_on_its_next_
     await until(lambda: any(e.event is EventType.OPENED for e in seen))
     opened = [e.incident for e in seen if e.event is EventType.OPENED]
     assert len(opened) == 1
-    store.others_committed, store.poll_commands = counted_check, counted_poll
+    store.others_committed, store.poll_commands, store.mark_command_done = counted_check, counted_poll, counted_done
     await store.flush()
     assert await check()  # the first call: the baseline, as at start
     loop = asyncio.create_task(engine._command_loop())
@@ -274,11 +280,11 @@ async def test_a_command_queued_next_to_a_running_engine_is_applied_on_its_next_
         assert await cli.open(background=False)
         await OfflineCommands(cli, config, clock).ack(opened[0].id, "alice", "on it")
         await clock.advance(COMMAND_CHECK_S)  # one more check is due, and nothing else
-        await until(lambda: any(e.event is EventType.ACKNOWLEDGED for e in seen))
+        await until(lambda: calls["done"] == 1 and any(e.event is EventType.ACKNOWLEDGED for e in seen))
         acks = [e for e in seen if e.event is EventType.ACKNOWLEDGED]
         assert [(e.incident.id, e.actor) for e in acks] == [(opened[0].id, "alice")]
         assert engine.pipeline.incidents.get(opened[0].id).state is IncidentState.ACKNOWLEDGED
-        assert calls == {"checks": 3, "reads": 1}
+        assert calls == {"checks": 3, "reads": 1, "done": 1}
         assert 3 * COMMAND_CHECK_S < COSTS_REFRESH_S  # applied long before the minute pass
         assert await cli.poll_commands() == []  # marked done
     finally:
