@@ -23,6 +23,7 @@ from cryptomon_tui.exchanges.base import Credentials
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.exchanges.ws import StreamSpec
 from cryptomon_tui.kernel.streams import StreamStats
+from cryptomon_tui.streams.attempts import AttemptLimiter
 from cryptomon_tui.streams.probe import AiohttpConnector, OffsetSource, StreamProbe, WsConnector
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class StreamRunner:
         self._connectors: list[WsConnector] = []
         self.notes: dict[str, str] = {}
         rng = rng or random.Random()
+        # One connection-attempt budget per exchange: a user-data stream shares it with the market stream.
+        limiters: dict[str, AttemptLimiter] = {}
         for planned in stream_plan(config):
             if planned.spec is None:
                 self.notes[planned.exchange] = planned.note
@@ -115,11 +118,13 @@ class StreamRunner:
             adapter = create_adapter(planned.exchange, config.exchanges[planned.exchange])
             connector = self._connector_factory()
             self._connectors.append(connector)
-            self.probes.append(StreamProbe(
+            probe = StreamProbe(
                 planned.exchange, planned.spec, adapter.classify_ws_message, connector, clock,
                 offset=self._offset(planned.exchange), rng=random.Random(rng.random()), bounds=bounds,
-                attempt_share=_share(config, planned.exchange),
-            ))
+                attempt_share=_share(config, planned.exchange), limiter=limiters.get(planned.exchange),
+            )
+            limiters.setdefault(planned.exchange, probe.limiter)
+            self.probes.append(probe)
         self.paused: set[str] = set()
 
     def _offset(self, exchange: str) -> OffsetSource:

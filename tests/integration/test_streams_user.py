@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from cryptomon_tui.clock import RealClock
+from cryptomon_tui.clock import FakeClock, RealClock
 from cryptomon_tui.config import config_from_data
 from cryptomon_tui.detection.signals import WS_AUTH
 from cryptomon_tui.detection.streams import StreamDetector
@@ -20,7 +20,7 @@ from cryptomon_tui.exchanges.registry import adapter_class
 from cryptomon_tui.kernel.streams import StreamOutcome
 from cryptomon_tui.simulator.server import Simulator
 from cryptomon_tui.streams.probe import AiohttpConnector, StreamProbe
-from cryptomon_tui.streams.runner import stream_plan
+from cryptomon_tui.streams.runner import StreamRunner, stream_plan
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -97,3 +97,5 @@ def test_user_streams_only_with_credentials_and_the_switch() -> None:
     assert [p.spec.name for p in stream_plan(no_keys) if p.spec is not None] == ["tickers:BTC-USDT"]
     spec = next(p.spec for p in stream_plan(on) if p.spec is not None and p.spec.login is not None)
     assert SECRET not in repr(spec)  # the login builder is not part of the spec's repr
+    market, user = StreamRunner(on, FakeClock()).probes
+    assert market.limiter is user.limiter  # one connection-attempt budget per exchange
