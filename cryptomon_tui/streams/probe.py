@@ -33,6 +33,7 @@ from cryptomon_tui.streams.tracker import NO_BOUNDS, StreamThresholds, StreamTra
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+RENEW_AT_ONCE_AFTER_S = 5.0  # a planned renewal reconnects at once only from a connection that lived this long
 REASON_CAP = 200
 
 FrameKind = Literal["text", "binary", "closed", "error"]
@@ -139,7 +140,10 @@ class StreamProbe:
             self.backoff.connection_lived(lived)
             if self._renew:
                 self._renew = False
-                continue  # planned: reconnect at once (the limiter still applies)
+                if lived >= RENEW_AT_ONCE_AFTER_S:
+                    continue  # planned: reconnect at once (the limiter still applies)
+                # a shutdown notice on a connection that has barely started (a venue repeating it, or a
+                # hostile peer) is churn: back off as after any drop, or it would spend the attempt budget
             await self._clock.sleep(self.backoff.next_delay())
 
     async def _one_connection(self) -> float:

@@ -189,21 +189,24 @@ async def test_server_shutdown_renews_at_once_without_a_storm():
     spec = adapter.stream_specs("ws://127.0.0.1:1")[0]
     probe = StreamProbe("binance", spec, adapter.classify_ws_message, connector, clock, rng=random.Random(1))
     probe.start()
-    for _ in range(4):  # Binance: 2 % of 300 attempts / 5 min = 6 connections in the window
-        await clock.advance(0.1)
+    for n in range(4):  # Binance: 2 % of 300 attempts / 5 min = 6 connections in the window
+        await clock.advance(10.0)  # each connection lived a while before its notice
         connector.connections[-1].push({"e": "serverShutdown", "E": clock.now() * 1000})
-        await clock.advance(0.1)
+        await clock.advance(0.01)
+        assert len(connector.connections) == n + 2, "renewed at once, no backoff"
     s = probe.stats()
-    assert len(connector.connections) == 5
     assert s.planned_reconnects == 4 and s.recent_reconnects == 0
     assert s.outcome is not StreamOutcome.WS_RECONNECT_STORM
-    # planned or not, a 7th connection inside 5 minutes waits for the attempt window
-    for _ in range(2):
-        connector.connections[-1].push({"e": "serverShutdown", "E": clock.now() * 1000})
-        await clock.advance(0.2)
+    # a notice on a connection that has barely started is churn: back off instead of spending the budget
+    connector.connections[-1].push({"e": "serverShutdown", "E": clock.now() * 1000})
+    await clock.advance(0.01)
+    assert len(connector.connections) == 5
+    await clock.advance(0.5)
+    connector.connections[-1].push({"e": "serverShutdown", "E": clock.now() * 1000})
+    await clock.advance(0.01)
+    assert len(connector.connections) == 5 and probe.backoff.failures >= 1
+    await clock.advance(2.0)
     assert len(connector.connections) == 6
-    await clock.advance(300.0, step=5.0)
-    assert len(connector.connections) == 7
     await probe.stop()
 
 

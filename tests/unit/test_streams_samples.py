@@ -8,7 +8,7 @@ import random
 import pytest
 
 from cryptomon_tui.clock import FakeClock
-from cryptomon_tui.streams.probe import StreamProbe
+from cryptomon_tui.streams.probe import RENEW_AT_ONCE_AFTER_S, StreamProbe
 from tests.fakes.exchange_samples import EXPECTED, SAMPLES, Ws
 from tests.unit.test_streams_probe import ScriptedConnector
 
@@ -40,6 +40,8 @@ async def test_sample_through_the_stream_probe(name: str) -> None:
     await clock.advance(0.01)
     conn = connector.connections[0]
     sent_before = len(conn.sent)
+    if expected.kind in ("server_shutdown", "notice_reconnect"):
+        await clock.advance(RENEW_AT_ONCE_AFTER_S + 1.0)  # a connection that lived: renewed at once
     conn.push((SAMPLES / name).read_text())
     await clock.advance(0.01)
     stats = probe.stats()
