@@ -308,6 +308,8 @@ class Engine:
         recent = self._recent.get(result.exchange)
         if recent is None:
             recent = self._recent[result.exchange] = deque(maxlen=RECENT_RESULTS_PER_EXCHANGE)
+        if result.ok and recent and not recent[-1].ok and recent[-1].outcome.counts_as_attempt:
+            self.streams.retry_now(result.exchange)  # the exchange answers again: so may its streams
         recent.append(result)
         if not result.ok and result.outcome.counts_as_attempt:
             failures = self._recent_failures.get(result.exchange)

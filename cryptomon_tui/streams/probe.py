@@ -101,6 +101,8 @@ class StreamProbe:
         self._conn: WsConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._renew = False
+        self._backing_off = False
+        self._retry_pending = False
 
     # -- control ----------------------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
@@ -144,7 +146,34 @@ class StreamProbe:
                     continue  # planned: reconnect at once (the limiter still applies)
                 # a shutdown notice on a connection that has barely started (a venue repeating it, or a
                 # hostile peer) is churn: back off as after any drop, or it would spend the attempt budget
-            await self._clock.sleep(self.backoff.next_delay())
+            await self._back_off(self.backoff.next_delay())
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait ``delay`` before the next attempt, or until ``retry_now`` cuts it short. The sleep is awaited
+        directly (a cut is a cancel that this wait takes back), so the loop's steps stay as they were."""
+        self._backing_off = True
+        try:
+            await self._clock.sleep(delay)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._retry_pending or self._stopping or task is None or task.cancelling() > 1:
+                raise  # a stop (or anyone else's cancel) wins
+            task.uncancel()  # retry_now's cancel, and only it: go on with the next attempt
+        finally:
+            self._backing_off = False
+            self._retry_pending = False
+
+    def retry_now(self) -> bool:
+        """The exchange answers again (its REST probes recovered): end a reconnect backoff now instead of
+        waiting it out (up to 30 s after a few failures), so the stream is judged on the exchange as it is
+        and not on our own wait (a 5 s maintenance or refusal otherwise left the stream down for 8-16 s:
+        a false 'stream disconnected' incident, or the outage's incident held open by its stream). Each wait
+        is cut short at most once and the attempt limiter still applies. True when a wait was cut short."""
+        if not self._backing_off or self._stopping or self._retry_pending or self._task is None:
+            return False
+        self._retry_pending = True
+        self._task.cancel()
+        return True
 
     async def _one_connection(self) -> float:
         """Connect, subscribe, read until closed. Returns how long the connection was up (s)."""

@@ -155,5 +155,13 @@ class StreamRunner:
             if probe.exchange == exchange:
                 probe.restart()
 
+    def retry_now(self, exchange: str) -> None:
+        """The exchange's REST probes recovered: its streams in a reconnect backoff try again now."""
+        if exchange in self.paused:
+            return
+        for probe in self.probes:
+            if probe.exchange == exchange:
+                probe.retry_now()
+
     def stats(self) -> list[StreamStats]:
         return [p.stats() for p in self.probes if p.exchange not in self.paused]

@@ -241,3 +241,26 @@ def test_stream_plan_urls_and_reasons():
     assert plan["bybit"].spec is not None and plan["bybit"].spec.url == "ws://127.0.0.1:18002/v5/public/linear"
     assert plan["deribit"].spec is not None and plan["deribit"].spec.url == "wss://test.deribit.com/ws/api/v2"
     assert "binance_futures" not in plan
+
+
+async def test_retry_now_ends_a_reconnect_backoff_once():
+    """The exchange answers again (the engine saw its REST probes recover): a stream waiting out its backoff
+    tries at once instead of staying down for its own wait; a second call in the same wait does nothing."""
+    clock = FakeClock()
+    connector = ScriptedConnector(clock, refuse=True)
+    spec = StreamSpec(name="s", url="ws://127.0.0.1:9/ws/s", venue_connect_attempts=500, venue_connect_window_s=300.0)
+    probe = StreamProbe("binance", spec, adapter_class("binance_spot")().classify_ws_message, connector, clock,
+                        rng=random.Random(7))
+    assert probe.retry_now() is False  # not waiting: nothing to cut short
+    probe.start()
+    await clock.advance(20, step=0.5)  # refused a few times: the backoff has grown to seconds
+    assert len(connector.attempt_times) >= 4 and probe.backoff.failures >= 4
+    connector.refuse = False  # the exchange is back
+    before = len(connector.attempt_times)
+    assert probe.retry_now() is True
+    assert probe.retry_now() is False  # once per wait
+    await clock.advance(0)  # no clock time passes
+    assert len(connector.attempt_times) == before + 1
+    assert connector.attempt_times[-1] == clock.monotonic()
+    assert connector.connections and not connector.connections[-1].closed
+    await probe.stop()
