@@ -78,7 +78,7 @@ async def test_stale_stream_with_healthy_rest_is_one_incident_that_resolves() ->
 
 
 async def test_calm_streams_give_no_incident() -> None:
-    events, snap = await run("binance", [], 15.0)
+    events, snap = await run("binance", [], 8.0)
     assert [e for e in events if e["event"] == "opened"] == [], timeline(events)
     [stream] = snap["streams"]
     assert stream["outcome"] == "ok" and stream["messages"] > 100 and stream["lag_ms"] is not None
@@ -101,7 +101,7 @@ async def test_calm_streams_give_no_incident() -> None:
 
 
 async def test_maintenance_silences_its_streams_without_extra_incidents() -> None:
-    faults = [{"exchange": "deribit", "type": "maintenance", "start": "5s", "duration": "25s"}]
+    faults = [{"exchange": "deribit", "type": "maintenance", "start": "5s", "duration": "14s"}]
     events, _ = await run("deribit", faults, 60.0, until=lambda ev: any(e["event"] == "resolved" for e in ev))
     opened = [e for e in events if e["event"] == "opened"]
     assert len(opened) == 1, timeline(events)
@@ -113,8 +113,8 @@ FAULT_SETS = {
         [
             {"exchange": "binance", "type": "ws_seq_gap", "start": "6s", "duration": "6s", "skip": 3, "every": "1s"},
             {"exchange": "binance_futures", "type": "ws_shutdown", "start": "6s", "duration": "3s", "after": "500ms"},
-            {"exchange": "bybit", "type": "ws_disconnect", "start": "6s", "duration": "20s", "every": "1s"},
-            {"exchange": "okx", "type": "ws_heartbeat", "start": "6s", "duration": "10s", "after": "2s"},
+            {"exchange": "bybit", "type": "ws_disconnect", "start": "6s", "duration": "10s", "every": "1s"},
+            {"exchange": "okx", "type": "ws_heartbeat", "start": "6s", "duration": "6s", "after": "2s"},
             {"exchange": "deribit", "type": "ws_lag", "start": "6s", "duration": "12s", "ms": 2500},
         ],
         {"binance": {"ws_gap"}, "bybit": {"ws_disconnected", "ws_reconnect_storm"}, "okx": {"ws_heartbeat"},
@@ -126,7 +126,7 @@ FAULT_SETS = {
             {"exchange": "binance", "type": "ws_burst", "start": "8s", "duration": "12s", "count": 40,
              "every": "6s"},
             {"exchange": "okx", "type": "ws_malformed", "start": "6s", "duration": "12s", "rate": 0.5},
-            {"exchange": "deribit", "type": "ws_huge", "start": "6s", "duration": "14s", "mb": 2},
+            {"exchange": "deribit", "type": "ws_huge", "start": "6s", "duration": "8s", "mb": 2},
         ],
         {"bybit": {"ws_stale"}, "binance": {"ws_stale"},
          "deribit": {"ws_disconnected", "ws_reconnect_storm"}},
