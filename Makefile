@@ -68,7 +68,8 @@ bench-notify: $(STAMP)
 bench-ui: $(STAMP) sysdeps
 	$(BIN)/python -m bench.bench_ui $(ARGS)
 
-# 15 minutes of hostile exchange answers against the real daemon (issue 13); ARGS="--duration 120" for less
+# 15 minutes of hostile exchange answers against the real daemon (issue 13), with the UI attached headless and a
+# twin daemon without hostile values as the schedule baseline; ARGS="--duration 120" for less
 bench-hostile: $(STAMP)
 	$(BIN)/python -m bench.bench_hostile $(ARGS)
 

@@ -136,8 +136,19 @@ class Checker:
             if target in now_exchanges:
                 name_shown = present.clean_text(target, 15)
                 status = table.shown_text(target, "status")
-                if not status or not any(name_shown in line and status in line for line in lines):
-                    problems.append(f"{target} selected but no screen line shows it with {status!r}")
+
+                def shown() -> bool:
+                    return bool(status) and any(name_shown in line and status in line for line in lines)
+
+                if not shown():  # a redraw may be pending: what a user sees within a second counts
+                    table.select_key(target)
+                    await self.pilot.pause(1.0)
+                    lines = screen_text(self.app)
+                    status = table.shown_text(target, "status")
+                if not shown():
+                    rows = [line.strip()[:40] for line in lines if HOSTILE_PREFIX in line or "canary" in line]
+                    problems.append(f"{target} selected but no screen line shows it with {status!r}; "
+                                    f"cursor on {table.selected_key()!r}; rows on screen: {rows}")
             else:
                 target = None
         self.emit("dashboard", problems, seq=seq, age_s=None if age is None else round(age, 2),
