@@ -359,7 +359,7 @@ class BinanceSpotAdapter(_BinanceAdapter):
         """
         name = f"{self.symbol.lower()}@trade"
         base = _stream_base(ws_url or self.default_ws_url or "")
-        return [StreamSpec(name=name, url=f"{base}/ws/{name}", seq_rule="contiguous", stale_floor_s=5.0,
+        return [StreamSpec(name=name, url=f"{base}/ws/{name}", seq_rule="contiguous", stale_floor_s=3.0,
                            venue_connect_attempts=300, venue_connect_window_s=300.0,
                            max_lifetime_s=23.5 * 3600)]
 
