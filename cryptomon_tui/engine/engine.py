@@ -308,7 +308,7 @@ class Engine:
         recent = self._recent.get(result.exchange)
         if recent is None:
             recent = self._recent[result.exchange] = deque(maxlen=RECENT_RESULTS_PER_EXCHANGE)
-        if result.ok and recent and not recent[-1].ok and recent[-1].outcome.counts_as_attempt:
+        if result.ok and recent and not recent[-1].ok:  # after failures or open-circuit skips
             self.streams.retry_now(result.exchange)  # the exchange answers again: so may its streams
         recent.append(result)
         if not result.ok and result.outcome.counts_as_attempt:
