@@ -84,6 +84,10 @@ bench-ws: $(STAMP)
 	@$(BIN)/python -c 'import websockets' 2>/dev/null || $(BIN)/python -m pip install -q websockets || echo "websockets unavailable: aiohttp only"
 	$(BIN)/python -m bench.bench_ws $(ARGS)
 
+# five LLM analyses streaming beside a 10 ms ticker: how late it wakes (the test asserts no timing)
+bench-analysis: $(STAMP)
+	$(BIN)/python -m bench.bench_analysis $(ARGS)
+
 bench: bench-probe bench-detect bench-notify bench-ui
 
 clean:

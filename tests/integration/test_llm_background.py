@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -41,11 +42,11 @@ async def _ticker(lags: list[float], stop: asyncio.Event) -> None:
         due += TICK_S
 
 
-@pytest.mark.timeout(60)
-async def test_five_slow_analyses_do_not_delay_a_ticking_task(slow_server: FakeOpenAIServer) -> None:
-    llm = LlmConfig(
-        base_url=slow_server.url, model="deepseek-chat", api_key=SecretStr("sk-x-123456"), stream=True, timeout=10
-    )
+async def measure(server: FakeOpenAIServer) -> dict[str, Any]:
+    """Five analyses streaming from ``server`` beside a 10 ms ticker; the ticker's lags idle and during them.
+    Also used by bench/bench_analysis.py, which holds the lag targets (timing is a benchmark's business)."""
+    llm = LlmConfig(base_url=server.url, model="deepseek-chat", api_key=SecretStr("sk-x-123456"), stream=True,
+                    timeout=10)
     config = Config(analysis=AnalysisConfig(llm=llm))
     svc = AnalysisService(config, InMemoryUsageLedger(), RealClock())
     scenarios = [make() for make in sc.ALL_SCENARIOS[:5]]
@@ -65,24 +66,31 @@ async def test_five_slow_analyses_do_not_delay_a_ticking_task(slow_server: FakeO
     started = time.perf_counter()
     tasks = [svc.start_background(ctx) for ctx in contexts]  # returns at once: nothing awaited here
     scheduled_in = time.perf_counter() - started
+    pending_after_scheduling = sum(not t.done() for t in tasks)
     results = await asyncio.gather(*tasks)
     stop.set()
     await ticking
-
-    assert all(r.source == "deepseek-chat" for r in results), [r.notes for r in results]
-    assert len(slow_server.requests) == 5
-    assert scheduled_in < 0.05
+    await svc.aclose()
     lags.sort()
     idle_lags.sort()
-    p99 = lags[int(0.99 * (len(lags) - 1))]
-    idle_p99 = idle_lags[int(0.99 * (len(idle_lags) - 1))]
-    print(
-        f"ticks={len(lags)} p50={lags[len(lags) // 2] * 1000:.1f}ms p99={p99 * 1000:.1f}ms "
-        f"max={lags[-1] * 1000:.1f}ms idle_p99={idle_p99 * 1000:.1f}ms"
-    )
-    assert len(lags) >= 50  # the analyses took at least half a second
-    # Bounds for a shared 2-core machine. Before the fixes this measured p99 90-230 ms: CPU work on the
-    # loop, five worker threads fighting over the GIL, lazy imports on the first reply.
-    assert p99 < max(0.075, 3 * idle_p99 + 0.05)
-    assert lags[-1] < 0.25
-    await svc.aclose()
+    return {
+        "results": results, "pending_after_scheduling": pending_after_scheduling, "ticks": len(lags),
+        "scheduled_in_s": scheduled_in, "p50_s": lags[len(lags) // 2], "p99_s": lags[int(0.99 * (len(lags) - 1))],
+        "max_s": lags[-1], "idle_p99_s": idle_lags[int(0.99 * (len(idle_lags) - 1))],
+    }
+
+
+@pytest.mark.timeout(60)
+async def test_five_slow_analyses_do_not_delay_a_ticking_task(slow_server: FakeOpenAIServer) -> None:
+    m = await measure(slow_server)
+    results = m["results"]
+    assert all(r.source == "deepseek-chat" for r in results), [r.notes for r in results]
+    assert len(slow_server.requests) == 5
+    assert m["pending_after_scheduling"] == 5  # start_background awaited nothing: all five still running
+    print(f"ticks={m['ticks']} p50={m['p50_s'] * 1000:.1f}ms p99={m['p99_s'] * 1000:.1f}ms "
+          f"max={m['max_s'] * 1000:.1f}ms idle_p99={m['idle_p99_s'] * 1000:.1f}ms")
+    assert m["ticks"] >= 50  # the ticker kept ticking through the analyses (they took at least half a second)
+    # How late the ticker woke (p99 < max(75 ms, 3x idle + 50 ms), max < 250 ms; 90-230 ms before the fixes:
+    # CPU work on the loop, five worker threads fighting over the GIL, lazy imports on the first reply) is a
+    # speed figure: bench/bench_analysis.py measures it (a timed assert here failed whenever other work loaded
+    # the shared 2-core machine).
