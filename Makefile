@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients bench-ws clean
+.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients bench-ws bench-analysis clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cryptomon needs Python >= 3.11"'
