@@ -108,13 +108,14 @@ srv.listen(8)
 print("listening", flush=True)
 while True:
     conn, _ = srv.accept()
-    conn.sendall(json.dumps({"type": "welcome", "protocol": PROTOCOL, "server": "cryptomon/evil",
-                             "location": "evil", "pid": 1}).encode() + b"\\n")
-    conn.settimeout(2.0)
-    try:
+    data = b""
+    try:  # a client that hangs up first (it checked who we are and left) must not end the impostor
+        conn.sendall(json.dumps({"type": "welcome", "protocol": PROTOCOL, "server": "cryptomon/evil",
+                                 "location": "evil", "pid": 1}).encode() + b"\\n")
+        conn.settimeout(2.0)
         data = conn.recv(65536)
     except OSError:
-        data = b""
+        pass
     with open(log, "ab") as f:
         f.write(data)
     conn.close()
