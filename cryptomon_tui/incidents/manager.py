@@ -30,7 +30,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TypedDict, Unpack
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.detection import IncidentsConfig
@@ -39,6 +39,7 @@ from cryptomon_tui.incidents.maintenance import check_window, covers, window_act
 from cryptomon_tui.incidents.model import (
     EventType,
     Incident,
+    IncidentChanges,
     IncidentEvent,
     IncidentState,
     MaintenanceWindow,
@@ -48,10 +49,21 @@ from cryptomon_tui.incidents.model import (
 )
 from cryptomon_tui.incidents.silences import silence_matches, validate_matcher
 from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import check_epoch, check_silence_length, iso_utc
 
 MAX_TIMELINE = 200
+
+
+class ExportedState(TypedDict):
+    """``IncidentManager.export_state``: what the store needs to rebuild a manager."""
+
+    incidents: list[Incident]
+    recently_resolved: list[Incident]
+    silences: list[Silence]
+    windows: list[MaintenanceWindow]
+
 _ID_ALPHABET = "0123456789ABCDEF"
 
 
@@ -202,9 +214,8 @@ class IncidentManager:
             )
             self._open[host_id] = incident
             if own is not None:
-                events.append(
-                    self._event(now, EventType.UPDATED, incident, detail={"recovered": rule, "still_firing": still})
-                )
+                detail: JsonObject = {"recovered": rule, "still_firing": [r for r in still]}
+                events.append(self._event(now, EventType.UPDATED, incident, detail=detail))
             return
         self._resolve(incident, now, events, text=f"{rule} recovered" if sig is not None else "resolved")
 
@@ -250,7 +261,7 @@ class IncidentManager:
             return  # a still-firing symptom: the host already lists it
         evidence_name = sig.rule
         first = evidence_name not in host.evidence
-        changes: dict[str, Any] = {
+        changes: IncidentChanges = {
             "timeline": _tl(
                 host, now, "evidence", sig.summary, {"rule": sig.rule, "exchange": sig.exchange, "probe": sig.probe}
             ),
@@ -269,8 +280,8 @@ class IncidentManager:
             )
 
     def _update_own(self, inc: Incident, sig: Signal, now: float, events: list[IncidentEvent]) -> None:
-        changes: dict[str, Any] = {}
-        detail: dict[str, Any] = {}
+        changes: IncidentChanges = {}
+        detail: JsonObject = {}
         escalated = sig.severity > inc.severity
         if escalated:
             changes["severity"] = sig.severity
@@ -318,7 +329,7 @@ class IncidentManager:
             if grown:
                 announced.update(grown)
                 self._peak_announced_at[inc.id] = now
-                detail["peak"] = grown
+                detail["peak"] = {k: v for k, v in grown.items()}
             events.append(self._event(now, EventType.UPDATED, updated, detail=detail))
 
     def _reopen_candidate(self, sig: Signal, now: float) -> Incident | None:
@@ -470,7 +481,7 @@ class IncidentManager:
         events: list[IncidentEvent],
         *,
         text: str,
-        detail: dict[str, Any],
+        detail: JsonObject,
         ended_at: float | None = None,
     ) -> None:
         """``ended_at``: when the problem was last known to exist, if earlier than ``now`` (a restored
@@ -863,7 +874,7 @@ class IncidentManager:
             self._windows[w.id] = w
             self._known_ids.add(w.id)
 
-    def export_state(self) -> dict[str, Any]:
+    def export_state(self) -> ExportedState:
         """What the store needs to rebuild this manager: open incidents, silences, windows."""
         return {
             "incidents": self.open_incidents(),
@@ -873,7 +884,7 @@ class IncidentManager:
         }
 
     # ------------------------------------------------------------------ helpers
-    def _replace(self, inc: Incident, now: float, **changes: Any) -> Incident:
+    def _replace(self, inc: Incident, now: float, **changes: Unpack[IncidentChanges]) -> Incident:
         changes.setdefault("updated_at", now)
         return inc.with_changes(**changes)
 
@@ -883,13 +894,13 @@ class IncidentManager:
         kind: EventType,
         inc: Incident,
         actor: str | None = None,
-        detail: dict[str, Any] | None = None,
+        detail: JsonObject | None = None,
     ) -> IncidentEvent:
         return IncidentEvent(ts=now, event=kind, incident=inc, actor=actor, detail=detail or {})
 
 
 def _tl(
-    inc: Incident, now: float, kind: str, text: str, data: dict[str, Any] | None = None
+    inc: Incident, now: float, kind: str, text: str, data: JsonObject | None = None
 ) -> tuple[TimelineEntry, ...]:
     entry = TimelineEntry(now, kind, text, {k: v for k, v in (data or {}).items() if v is not None})
     timeline = (*inc.timeline, entry)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TypedDict, Unpack
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import iso_utc
 
@@ -38,9 +39,9 @@ class TimelineEntry:
     ts: float
     kind: str  # opened, escalated, evidence, acknowledged, note, silenced, resolved, reopened, analysis, notified ...
     text: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JsonObject = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {"ts": iso_utc(self.ts), "kind": self.kind, "text": self.text, "data": self.data}
 
 
@@ -83,10 +84,10 @@ class Incident:
     def is_silenced(self) -> bool:
         return self.silenced_by is not None
 
-    def with_changes(self, **changes: Any) -> Incident:
+    def with_changes(self, **changes: Unpack[IncidentChanges]) -> Incident:
         return replace(self, **changes)
 
-    def event_dict(self) -> dict[str, Any]:
+    def event_dict(self) -> JsonObject:
         """The ``incident`` object of an ``--events-jsonl`` line (stable field names)."""
         return {
             "id": self.id,
@@ -101,13 +102,13 @@ class Incident:
             "resolved_at": None if self.resolved_at is None else iso_utc(self.resolved_at),
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """Full shape for the control API, the store and the UI."""
         d = self.event_dict()
         d.update(
             {
                 "updated_at": iso_utc(self.updated_at),
-                "labels": dict(self.labels),
+                "labels": {k: v for k, v in self.labels.items()},
                 "acknowledged_by": self.acknowledged_by,
                 "acknowledged_at": None if self.acknowledged_at is None else iso_utc(self.acknowledged_at),
                 "ack_note": self.ack_note,
@@ -116,8 +117,8 @@ class Incident:
                 "in_maintenance": self.in_maintenance,
                 "flapping": self.flapping,
                 "reopen_count": self.reopen_count,
-                "peak": dict(self.peak),
-                "counts": dict(self.counts),
+                "peak": {k: v for k, v in self.peak.items()},
+                "counts": {k: v for k, v in self.counts.items()},
                 "evidence": list(self.evidence),
                 "last_error": self.last_error,
                 "ban_until": None if self.ban_until is None else iso_utc(self.ban_until),
@@ -125,6 +126,38 @@ class Incident:
             }
         )
         return d
+
+
+class IncidentChanges(TypedDict, total=False):
+    """The fields ``Incident.with_changes`` may replace, with their types (kept equal to the dataclass's
+    fields by a test), so a change assembled step by step is still type-checked."""
+
+    id: str
+    fingerprint: str
+    rule: str
+    severity: Severity
+    exchange: str | None
+    probe: str | None
+    state: IncidentState
+    summary: str
+    started_at: float
+    updated_at: float
+    resolved_at: float | None
+    labels: dict[str, str]
+    acknowledged_by: str | None
+    acknowledged_at: float | None
+    ack_note: str | None
+    silenced_by: str | None
+    silenced_until: float | None
+    in_maintenance: bool
+    flapping: bool
+    reopen_count: int
+    peak: dict[str, float]
+    counts: dict[str, int]
+    evidence: tuple[str, ...]
+    last_error: str | None
+    ban_until: float | None
+    timeline: tuple[TimelineEntry, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +168,11 @@ class IncidentEvent:
     event: EventType
     incident: Incident
     actor: str | None = None  # who acknowledged / silenced
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: JsonObject = field(default_factory=dict)
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> JsonObject:
         """One ``--events-jsonl`` line."""
-        out: dict[str, Any] = {
+        out: JsonObject = {
             "ts": iso_utc(self.ts),
             "event": self.event.value,
             "incident": self.incident.event_dict(),
@@ -160,7 +193,7 @@ class Matcher:
     is_regex: bool = False
     is_equal: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {"name": self.name, "value": self.value, "is_regex": self.is_regex, "is_equal": self.is_equal}
 
 
@@ -180,7 +213,7 @@ class Silence:
             return False
         return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "id": self.id,
             "matchers": [m.to_dict() for m in self.matchers],
@@ -207,7 +240,7 @@ class MaintenanceWindow:
     timezone: str = "UTC"
     created_by: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "id": self.id,
             "exchange": self.exchange,
