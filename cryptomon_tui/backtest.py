@@ -42,15 +42,16 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config import Config
 from cryptomon_tui.config.exchanges import ExchangeConfig
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
+from cryptomon_tui.kernel.jsonvalue import JsonValue
 from cryptomon_tui.kernel.results import Outcome, ProbeResult, recorded_result
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc, parse_iso_utc
@@ -149,7 +150,7 @@ def parse_timestamp(raw: str | float) -> float:
     return number
 
 
-def _opt_float(name: str, value: Any) -> float | None:
+def _opt_float(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -172,7 +173,7 @@ def _opt_float(name: str, value: Any) -> float | None:
     return number
 
 
-def _opt_int(name: str, value: Any) -> int | None:
+def _opt_int(name: str, value: object) -> int | None:
     number = _opt_float(name, value)
     if number is None:
         return None
@@ -181,7 +182,7 @@ def _opt_int(name: str, value: Any) -> int | None:
     return int(number)
 
 
-def _opt_text(value: Any) -> str | None:
+def _opt_text(value: object) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
@@ -191,12 +192,16 @@ def _opt_text(value: Any) -> str | None:
 _OUTCOMES = {o.value: o for o in Outcome}
 
 
-def make_result(values: dict[str, Any]) -> ProbeResult:
-    """One record -> ProbeResult; ValueError with a readable reason when malformed."""
+def _record_ts(values: Mapping[str, object]) -> float:
     ts_raw = values.get("ts")
     if ts_raw is None:
         raise ValueError("ts is missing")
-    started = parse_timestamp(ts_raw if isinstance(ts_raw, int | float) else str(ts_raw))
+    return parse_timestamp(ts_raw if isinstance(ts_raw, int | float) else str(ts_raw))
+
+
+def make_result(values: Mapping[str, object]) -> ProbeResult:
+    """One record -> ProbeResult; ValueError with a readable reason when malformed."""
+    started = _record_ts(values)
     exchange = _opt_text(values.get("exchange"))
     probe = _opt_text(values.get("probe"))
     if not exchange:
@@ -232,10 +237,10 @@ _STREAM_COUNTS = ("messages", "seq_gaps", "missed", "reconnects", "recent_reconn
                   "planned_reconnects")
 
 
-def make_stream_record(values: dict[str, Any]) -> tuple[float, StreamStats]:
+def make_stream_record(values: Mapping[str, object]) -> tuple[float, StreamStats]:
     """One ``kind: stream`` record -> (ts, StreamStats); numbers finite and bounded, text capped."""
-    ts = parse_timestamp(values["ts"])
-    data: dict[str, Any] = {"exchange": _opt_text(values.get("exchange")), "stream": _opt_text(values.get("stream"))}
+    ts = _record_ts(values)
+    data: dict[str, object] = {"exchange": _opt_text(values.get("exchange")), "stream": _opt_text(values.get("stream"))}
     if not data["exchange"] or not data["stream"]:
         raise ValueError("exchange and stream are required")
     for name in _STREAM_NUMBERS:
@@ -433,8 +438,8 @@ def _read_jsonl(lines: Iterable[str]) -> ParsedInput:
 # --- writing (the export format) ---------------------------------------------------------------
 
 
-def _num(value: float | None) -> str:
-    if value is None:
+def _num(value: JsonValue) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return ""
     text = repr(round(float(value), 6))
     return text[:-2] if text.endswith(".0") else text
@@ -446,7 +451,7 @@ def iso_utc_us(epoch_seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def result_record(r: ProbeResult) -> dict[str, Any]:
+def result_record(r: ProbeResult) -> dict[str, JsonValue]:
     """The export/backtest record of one result."""
     return {
         "ts": iso_utc_us(r.started_at),

@@ -11,11 +11,19 @@ import asyncio
 import json
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.clock import RealClock
+from cryptomon_tui.config import Config
 from cryptomon_tui.kernel.units import format_duration, iso_utc
+
+if TYPE_CHECKING:
+    from cryptomon_tui.analysis.context import AnalysisContext
+    from cryptomon_tui.analysis.model import Analysis
+    from cryptomon_tui.analysis.service import AnalysisService
+    from cryptomon_tui.incidents.model import Incident
+    from cryptomon_tui.store import Store
 
 EXIT_USAGE = 2
 EXIT_STORE = 3
@@ -69,7 +77,7 @@ class _StoreProblem(Exception):
     pass
 
 
-async def _open_store(config: Any, clock: RealClock) -> Any:
+async def _open_store(config: Config, clock: RealClock) -> Store:
     from cryptomon_tui.store import Store
 
     store = Store(config.storage, clock)
@@ -80,18 +88,18 @@ async def _open_store(config: Any, clock: RealClock) -> Any:
     return store
 
 
-def _service(config: Any, store: Any, clock: RealClock) -> Any:
+def _service(config: Config, store: Store, clock: RealClock) -> AnalysisService:
     from cryptomon_tui.analysis.service import AnalysisService
     from cryptomon_tui.analysis.store_backed import StoreAnalysisCache, StoreUsageLedger, context_from_store
 
-    async def source(incident_id: str) -> Any:
+    async def source(incident_id: str) -> AnalysisContext | None:
         return await context_from_store(store, incident_id, config, clock.now())
 
     cache = StoreAnalysisCache(store, clock, config.analysis.cache_ttl)
     return AnalysisService(config, StoreUsageLedger(store), clock, cache, context_source=source)
 
 
-def _print_analysis(analysis: Any, incident: Any, now: float) -> None:
+def _print_analysis(analysis: Analysis, incident: Incident, now: float) -> None:
     from cryptomon_tui.analysis.pricing import money
 
     where = incident.exchange or "all exchanges"

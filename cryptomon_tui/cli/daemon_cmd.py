@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg, load_or_exit
 from cryptomon_tui.config.paths import data_dir, runtime_dir
@@ -37,6 +37,10 @@ from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc, parse_duration
+
+if TYPE_CHECKING:  # imported where used: a plain daemon starts without the simulator
+    from cryptomon_tui.daemon.logging import RedactingFilter
+    from cryptomon_tui.simulator import Simulator
 
 log = logging.getLogger("cryptomon.daemon")
 
@@ -97,9 +101,9 @@ class DaemonContext:
     config: Config
     engine: Engine
     stop_event: asyncio.Event
-    simulator: Any = None  # cryptomon_tui.simulator.Simulator in --demo
+    simulator: Simulator | None = None  # in --demo
     extensions: list[DaemonExtension] = field(default_factory=list)
-    log_filter: Any = None  # daemon.logging.RedactingFilter
+    log_filter: RedactingFilter | None = None
 
 
 ExtensionBuilder = Callable[[DaemonContext], "DaemonExtension | None"]
@@ -447,7 +451,7 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
     return 0
 
 
-async def _start_simulator(scenario: str) -> Any:
+async def _start_simulator(scenario: str) -> Simulator | None:
     from cryptomon_tui.config.errors import ConfigError
     from cryptomon_tui.simulator import Simulator
 

@@ -10,11 +10,18 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptomon_tui.cli.common import add_config_arg, fail, load_or_exit
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.config import Config
+from cryptomon_tui.kernel.jsonvalue import JsonValue, text
+
+if TYPE_CHECKING:
+    from cryptomon_tui.notify.store_outbox import StoreOutbox
+
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -37,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.set_defaults(handler=lambda a: (p.print_help(), 0)[1])
 
 
-async def _with_store(config: Config, fn: Any) -> Any:
+async def _with_store(config: Config, fn: Callable[[StoreOutbox], Awaitable[T]]) -> T:
     from cryptomon_tui.notify.store_outbox import StoreOutbox
     from cryptomon_tui.store.store import Store
 
@@ -54,7 +61,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     config, _ = load_or_exit(args.config)
     from cryptomon_tui.notify.notifier import Notifier
 
-    async def run(outbox: Any) -> tuple[bool, str]:
+    async def run(outbox: StoreOutbox) -> tuple[bool, str]:
         notifier = Notifier(config, outbox, RealClock())
         answer = await notifier.send_test(args.channel)
         return answer.startswith("success"), answer
@@ -72,7 +79,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
@@ -80,11 +87,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     config, _ = load_or_exit(args.config)
     from cryptomon_tui.notify.status import channel_status, scrub
 
-    async def run(outbox: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async def run(outbox: StoreOutbox) -> tuple[list[dict[str, JsonValue]], list[dict[str, JsonValue]]]:
         rows = await channel_status(config.notify, outbox)
         dead = [r.to_dict() for r in await outbox.outbox_dead()] if args.dead else []
         for d in dead:
-            d["last_error"] = scrub(d.get("last_error"), config.notify)
+            d["last_error"] = scrub(text(d.get("last_error")), config.notify)
         return rows, dead
 
     try:
@@ -92,9 +99,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         return fail(str(exc))
     if args.json:
-        out: dict[str, Any] = {"channels": rows}
+        out: dict[str, JsonValue] = {"channels": list[JsonValue](rows)}
         if args.dead:
-            out["dead_letters"] = dead
+            out["dead_letters"] = list[JsonValue](dead)
         print(json.dumps(out, indent=2))
         return 0
     if not rows:
@@ -106,8 +113,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         state = "BROKEN" if r["broken"] else ("ok" if r["enabled"] else "disabled")
         table.append(
             (
-                r["channel"],
-                r["type"],
+                str(r["channel"]),
+                str(r["type"]),
                 _fmt(r["last_success"]),
                 str(r["failures"]),
                 str(r["queued"]),
@@ -136,7 +143,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
         return fail("give a message ID or --all-dead", 2)
     config, _ = load_or_exit(args.config)
 
-    async def run(outbox: Any) -> int:
+    async def run(outbox: StoreOutbox) -> int:
         ids = [args.id] if args.id is not None else None
         n = int(await outbox.outbox_resend(ids, all_dead=args.all_dead, now=RealClock().now()))
         return n

@@ -11,7 +11,8 @@ wrapped (the UI cleans text in ``ui/present.py``).
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from cryptomon_tui.redaction import scrub
 
@@ -26,11 +27,11 @@ class SafeStream:
         self._inner.write(scrub(text))
         return len(text)
 
-    def writelines(self, lines: Any) -> None:
+    def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.write(line)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
 

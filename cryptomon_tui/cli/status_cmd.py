@@ -16,6 +16,7 @@ from typing import Any
 from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached
 from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
 from cryptomon_tui.daemon.client import DaemonClient, DaemonError, NoDaemonRunning
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
 from cryptomon_tui.kernel.units import format_ms, parse_iso_utc
 
 _ms = format_ms  # the kernel's one millisecond formatter, under the short name the f-strings use
@@ -161,10 +162,10 @@ def _age_until(iso: Any, now: float) -> str:
     return f"{seconds:.0f}s left" if seconds < 120 else f"{seconds / 60:.0f}m left"
 
 
-async def fetch(address: DaemonAddress) -> tuple[dict[str, Any], dict[str, Any], str]:
+async def fetch(address: DaemonAddress) -> tuple[JsonObject, JsonObject, str]:
     async with DaemonClient(address, reconnect=False, client_name="cryptomon-status") as client:
-        snapshot = await client.request("snapshot", wait_s=10.0)
-        health = await client.request("health", wait_s=10.0)
+        snapshot = as_object(await client.request("snapshot", wait_s=10.0)) or {}
+        health = as_object(await client.request("health", wait_s=10.0)) or {}
         pid = client.welcome.pid if client.welcome else 0
     return snapshot, health, f"daemon pid {pid} on {address.describe()}"
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached, load_or_exit
 from cryptomon_tui.config.root import Config
+
+if TYPE_CHECKING:  # the daemon client is imported when the UI opens
+    from cryptomon_tui.daemon.address import DaemonAddress
 
 DEMO_SCENARIO = "flaky"
 
@@ -110,7 +113,7 @@ def _attach_or_start(args: argparse.Namespace, config: Config, source: Path | No
     return _open(args, config, address, owns_daemon=owns, again="cryptomon demo" if demo else "cryptomon attach")
 
 
-def _open(args: argparse.Namespace, config: Config, address: Any, *, owns_daemon: bool,
+def _open(args: argparse.Namespace, config: Config, address: DaemonAddress, *, owns_daemon: bool,
           again: str = "cryptomon attach") -> int:
     from cryptomon_tui.daemon.client import DaemonClient
     from cryptomon_tui.ui.app import CryptomonApp

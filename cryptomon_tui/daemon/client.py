@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock, RealClock, wait_for
@@ -44,6 +43,7 @@ from cryptomon_tui.daemon.protocol import (
     decode,
     encode,
 )
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
 
 log = logging.getLogger(__name__)
 
@@ -187,21 +187,17 @@ class DaemonClient:
         self.reconnects = 0
         self._conn: _Connection | None = None
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._pending: dict[int, tuple[str, asyncio.Future[JsonValue]]] = {}
         self._reader_task: asyncio.Task[None] | None = None
-        self._snapshot: dict[str, Any] | None = None
+        self._snapshot: JsonObject | None = None
         self._snapshot_changed = asyncio.Event()
-        self._event_queues: list[asyncio.Queue[dict[str, Any]]] = []
+        self._event_queues: list[asyncio.Queue[JsonObject]] = []
         self._state_changed = asyncio.Event()
         self._sub_hz = 0.0
         self._sub_events = False
         self._fatal: DaemonError | None = None
         self._closed = False
         self.last_bye: str | None = None
-
-    @classmethod
-    def from_config(cls, config: Config, **kwargs: Any) -> DaemonClient:
-        return cls(address_from_config(config), **kwargs)
 
     # -- connection --
 
@@ -342,7 +338,9 @@ class DaemonClient:
 
     # -- requests --
 
-    async def request(self, method: str, params: dict[str, Any] | None = None, wait_s: float | None = None) -> Any:
+    async def request(
+        self, method: str, params: JsonObject | None = None, wait_s: float | None = None
+    ) -> JsonValue:
         """Send one command and wait for its answer. Raises CommandFailed or ConnectionLost."""
         conn = self._conn
         if conn is None or self.state != "connected":
@@ -350,7 +348,7 @@ class DaemonClient:
                 raise self._fatal
             raise ConnectionLost(f"not connected to the daemon on {self.address.describe()} ({self.state})")
         rid = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[JsonValue] = asyncio.get_running_loop().create_future()
         self._pending[rid] = (method, fut)
         try:
             conn.writer.write(encode({"type": "request", "id": rid, "method": method, "params": params or {}}))
@@ -366,31 +364,39 @@ class DaemonClient:
             self._pending.pop(rid, None)
             raise DaemonError(f"{method}: no answer from the daemon within {wait_s:g}s") from None
 
-    async def ping(self) -> dict[str, Any]:
-        return dict(await self.request("ping"))
+    async def _command(self, method: str, params: JsonObject | None = None) -> JsonObject:
+        """A command's answer, which is always a JSON object; anything else is the daemon's fault."""
+        result = as_object(await self.request(method, params))
+        if result is None:
+            raise DaemonError(f"{method}: the daemon's answer is not a JSON object")
+        return result
 
-    async def snapshot(self) -> dict[str, Any]:
-        return dict(await self.request("snapshot"))
+    async def ping(self) -> JsonObject:
+        return await self._command("ping")
 
-    async def health(self) -> dict[str, Any]:
-        return dict(await self.request("health"))
+    async def snapshot(self) -> JsonObject:
+        return await self._command("snapshot")
 
-    async def ack(self, incident_id: str, note: str | None = None, by: str | None = None) -> dict[str, Any]:
-        params = {"incident_id": incident_id, "note": note, "by": by or default_actor()}
-        return dict(await self.request("ack", params))
+    async def health(self) -> JsonObject:
+        return await self._command("health")
+
+    async def ack(self, incident_id: str, note: str | None = None, by: str | None = None) -> JsonObject:
+        params: JsonObject = {"incident_id": incident_id, "note": note, "by": by or default_actor()}
+        return await self._command("ack", params)
 
     async def silence(
-        self, matchers: Sequence[dict[str, Any]], duration_s: float | None, comment: str, by: str | None = None
-    ) -> dict[str, Any]:
-        params = {"matchers": list(matchers), "duration_s": duration_s, "comment": comment, "by": by or default_actor()}
-        return dict(await self.request("silence", params))
+        self, matchers: Sequence[JsonObject], duration_s: float | None, comment: str, by: str | None = None
+    ) -> JsonObject:
+        params: JsonObject = {"matchers": list[JsonValue](matchers), "duration_s": duration_s, "comment": comment,
+                              "by": by or default_actor()}
+        return await self._command("silence", params)
 
-    async def unsilence(self, silence_id: str, by: str | None = None) -> dict[str, Any]:
-        return dict(await self.request("unsilence", {"silence_id": silence_id, "by": by or default_actor()}))
+    async def unsilence(self, silence_id: str, by: str | None = None) -> JsonObject:
+        return await self._command("unsilence", {"silence_id": silence_id, "by": by or default_actor()})
 
-    async def analyze(self, incident_id: str, force: bool = False, offline: bool = False) -> dict[str, Any]:
-        params = {"incident_id": incident_id, "force": force, "offline": offline}
-        return dict(await self.request("analyze", params))
+    async def analyze(self, incident_id: str, force: bool = False, offline: bool = False) -> JsonObject:
+        params: JsonObject = {"incident_id": incident_id, "force": force, "offline": offline}
+        return await self._command("analyze", params)
 
     async def history(
         self,
@@ -400,14 +406,13 @@ class DaemonClient:
         resolution_s: float,
         probe: str | None = None,
         recent: int = 0,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """Chart points (and the newest ``recent`` raw results) from the daemon's store."""
-        params: dict[str, Any] = {"exchange": exchange, "since": since, "until": until,
-                                  "resolution_s": resolution_s, "recent": recent}
+        params: JsonObject = {"exchange": exchange, "since": since, "until": until,
+                              "resolution_s": resolution_s, "recent": recent}
         if probe is not None:
             params["probe"] = probe
-        result = await self.request("history", params)
-        return result if isinstance(result, dict) else {}
+        return as_object(await self.request("history", params)) or {}
 
     async def maintenance_add(
         self,
@@ -418,46 +423,46 @@ class DaemonClient:
         recurrence: str | None = None,
         timezone: str = "UTC",
         by: str | None = None,
-    ) -> dict[str, Any]:
-        params = {"exchange": exchange, "starts_at": starts_at, "ends_at": ends_at, "comment": comment,
-                  "recurrence": recurrence, "timezone": timezone, "by": by or default_actor()}
-        return dict(await self.request("maintenance_add", params))
+    ) -> JsonObject:
+        params: JsonObject = {"exchange": exchange, "starts_at": starts_at, "ends_at": ends_at, "comment": comment,
+                              "recurrence": recurrence, "timezone": timezone, "by": by or default_actor()}
+        return await self._command("maintenance_add", params)
 
-    async def maintenance_remove(self, window_id: str, by: str | None = None) -> dict[str, Any]:
-        return dict(await self.request("maintenance_remove", {"window_id": window_id, "by": by or default_actor()}))
+    async def maintenance_remove(self, window_id: str, by: str | None = None) -> JsonObject:
+        return await self._command("maintenance_remove", {"window_id": window_id, "by": by or default_actor()})
 
-    async def summary(self, since_s: float | None = None, offline: bool = False) -> dict[str, Any]:
-        params: dict[str, Any] = {}
+    async def summary(self, since_s: float | None = None, offline: bool = False) -> JsonObject:
+        params: JsonObject = {}
         if since_s is not None:
             params["since_s"] = since_s
         if offline:
             params["offline"] = True
-        return dict(await self.request("summary", params))
+        return await self._command("summary", params)
 
-    async def pause(self, exchange: str) -> dict[str, Any]:
-        return dict(await self.request("pause", {"exchange": exchange}))
+    async def pause(self, exchange: str) -> JsonObject:
+        return await self._command("pause", {"exchange": exchange})
 
-    async def resume(self, exchange: str) -> dict[str, Any]:
-        return dict(await self.request("resume", {"exchange": exchange}))
+    async def resume(self, exchange: str) -> JsonObject:
+        return await self._command("resume", {"exchange": exchange})
 
-    async def reload(self) -> dict[str, Any]:
-        return dict(await self.request("reload"))
+    async def reload(self) -> JsonObject:
+        return await self._command("reload")
 
-    async def shutdown(self) -> dict[str, Any]:
+    async def shutdown(self) -> JsonObject:
         """Ask the daemon to stop (used by a UI that started its own daemon and the user chose to stop it)."""
-        return dict(await self.request("shutdown"))
+        return await self._command("shutdown")
 
-    async def subscribe(self, snapshot_hz: float = 0.0, events: bool = False) -> dict[str, Any]:
+    async def subscribe(self, snapshot_hz: float = 0.0, events: bool = False) -> JsonObject:
         self._sub_hz = snapshot_hz
         self._sub_events = events
-        return dict(await self.request("subscribe", {"snapshot_hz": snapshot_hz, "events": events}))
+        return await self._command("subscribe", {"snapshot_hz": snapshot_hz, "events": events})
 
     def _send_subscribe_nowait(self) -> None:
         conn = self._conn
         if conn is None:
             return
         rid = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[JsonValue] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         self._pending[rid] = ("subscribe", fut)
         params = {"snapshot_hz": self._sub_hz, "events": self._sub_events}
@@ -466,10 +471,10 @@ class DaemonClient:
     # -- streams --
 
     @property
-    def latest_snapshot(self) -> dict[str, Any] | None:
+    def latest_snapshot(self) -> JsonObject | None:
         return self._snapshot
 
-    async def snapshots(self, hz: float = 2.0) -> AsyncIterator[dict[str, Any]]:
+    async def snapshots(self, hz: float = 2.0) -> AsyncIterator[JsonObject]:
         """Each new snapshot the daemon pushes (at most ``hz`` a second). Skips stale ones; never ends
         while reconnecting; raises the fatal error when the daemon becomes unusable."""
         if hz > self._sub_hz:
@@ -487,9 +492,9 @@ class DaemonClient:
                 return
             await self._snapshot_changed.wait()
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[JsonObject]:
         """Every incident event pushed while connected, in order (none are dropped on this side)."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[JsonObject] = asyncio.Queue()
         self._event_queues.append(queue)
         try:
             if not self._sub_events:
@@ -524,7 +529,7 @@ def probe_daemon(address: DaemonAddress, timeout: float = 1.0) -> Welcome:
     try:
         if address.socket_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target: Any = str(address.socket_path)
+            target: str | tuple[str | None, int | None] = str(address.socket_path)
         else:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             target = (address.host, address.port)
@@ -643,14 +648,16 @@ def attach_or_start(
     config: Config,
     config_path: str | Path | None = None,
     demo: str | None = None,
-    **spawn_kwargs: Any,
+    *,
+    timeout: float = 15.0,
+    command: Sequence[str] | None = None,
 ) -> tuple[DaemonAddress, bool]:
     """The address of the running daemon, or of one started now; the flag says whether we started it
     (a UI that started its own daemon asks on quit whether to keep it running)."""
     address = find_running_daemon(config)
     if address is not None:
         return address, False
-    return spawn_daemon(config_path, demo, config=config, **spawn_kwargs), True
+    return spawn_daemon(config_path, demo, config=config, timeout=timeout, command=command), True
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
