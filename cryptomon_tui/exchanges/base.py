@@ -11,9 +11,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.results import Outcome
 
 # Stable probe names (a contract shown in the UI, events and metrics).
@@ -89,7 +89,7 @@ class Classification:
     retry_after_s: float | None = None
     ban_until: float | None = None  # epoch seconds
     maintenance_until: float | None = None  # epoch seconds, when announced
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)  # facts read from the body (prices, permissions ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +166,6 @@ class ExchangeAdapter(ABC):
         """
         return []
 
-    def classify_ws_message(self, message: Any) -> WsEvent:
+    def classify_ws_message(self, message: object) -> WsEvent:
         """Read one WebSocket frame (decoded JSON, or raw text/bytes). Must never raise."""
         return WsEvent(kind="error", error_code="unsupported", message=f"{self.kind} has no WebSocket reader")

@@ -12,7 +12,6 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from cryptomon_tui.exchanges.base import (
     ACCOUNT,
@@ -30,7 +29,9 @@ from cryptomon_tui.exchanges.base import (
     SignedRequest,
 )
 from cryptomon_tui.exchanges.common import (
+    Common,
     Decoded,
+    amend,
     bad_payload,
     ban_until_from_headers,
     cap_text,
@@ -48,6 +49,7 @@ from cryptomon_tui.exchanges.common import (
     venue_overload,
 )
 from cryptomon_tui.exchanges.ws import StreamSpec, WsEvent, decode_frame, topic_key, unreadable
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
 from cryptomon_tui.kernel.results import Outcome
 
 RECV_WINDOW_MS = 5000
@@ -105,16 +107,15 @@ class _BinanceAdapter(ExchangeAdapter):
 
     def _classify(self, probe: str, response: RawResponse) -> Classification:
         retry_after = retry_after_seconds(response.headers)
-        common: dict[str, Any] = {
+        common: Common = {
             "rate_limit_used": self._weight_used(probe, response.headers),
             "retry_after_s": retry_after,
         }
         decoded = decode_json(response.body, response.truncated)
         obj = decoded.value
-        code = to_int(obj.get("code")) if isinstance(obj, dict) else None
-        error_body: dict[str, Any] | None = None
-        if isinstance(obj, dict) and code is not None and code < 0 and "msg" in obj:
-            error_body = obj
+        body = as_object(obj)
+        code = to_int(body.get("code")) if body is not None else None
+        error_body = body if body is not None and code is not None and code < 0 and "msg" in body else None
         if response.status == 418 or (error_body and code == -1003 and "banned" in str(error_body.get("msg"))):
             return self._banned(response, error_body, code, decoded, common)
         if error_body is not None and code is not None:
@@ -135,15 +136,15 @@ class _BinanceAdapter(ExchangeAdapter):
     def _banned(
         self,
         response: RawResponse,
-        obj: dict[str, Any] | None,
+        obj: JsonObject | None,
         code: int | None,
         decoded: Decoded,
-        common: dict[str, Any],
+        common: Common,
     ) -> Classification:
         message = cap_text(obj.get("msg")) if obj else (decoded.html_title or "HTTP 418: IP auto-banned")
         ban_until = parse_ban_until(str(obj.get("msg"))) if obj else None
         if ban_until is None:
-            ban_until = ban_until_from_headers(response.headers, common["retry_after_s"])
+            ban_until = ban_until_from_headers(response.headers, common.get("retry_after_s"))
         return Classification(
             outcome=Outcome.IP_BANNED,
             error_code=str(code) if code is not None else f"http_{response.status}",
@@ -152,7 +153,7 @@ class _BinanceAdapter(ExchangeAdapter):
             **common,
         )
 
-    def _error_code(self, response: RawResponse, code: int, msg: Any, common: dict[str, Any]) -> Classification:
+    def _error_code(self, response: RawResponse, code: int, msg: JsonValue, common: Common) -> Classification:
         status = response.status
         if code in _OVERLOAD:
             return venue_overload(str(code), msg, common)
@@ -172,7 +173,7 @@ class _BinanceAdapter(ExchangeAdapter):
             outcome = Outcome.EXCHANGE_ERROR  # request errors (-11xx bad symbol ...): the probe is wrong
         return Classification(outcome=outcome, error_code=str(code), error_message=cap_text(msg), **common)
 
-    def _success(self, probe: str, obj: Any, common: dict[str, Any]) -> Classification:
+    def _success(self, probe: str, obj: JsonValue, common: Common) -> Classification:
         ok = Outcome.OK
         if probe == ACCOUNT:
             return self._account(obj, common)
@@ -182,7 +183,7 @@ class _BinanceAdapter(ExchangeAdapter):
             server_ms = epoch_ms(obj.get("serverTime"))
             if server_ms is None:
                 return bad_payload("serverTime is missing or not an epoch-ms number", **common)
-            return Classification(outcome=ok, server_time_ms=server_ms, **common)
+            return Classification(outcome=ok, **amend(common, server_time_ms=server_ms))
         if probe == STATUS:
             status = to_int(obj.get("status"))
             if status is None:
@@ -207,13 +208,13 @@ class _BinanceAdapter(ExchangeAdapter):
             return Classification(outcome=ok, **common)
         return Classification(outcome=ok, **common)  # ping: any object ({}) is a live API
 
-    def _ticker(self, obj: dict[str, Any], common: dict[str, Any]) -> Classification:
+    def _ticker(self, obj: JsonObject, common: Common) -> Classification:
         symbol = obj.get("symbol")
         if not isinstance(symbol, str):
             return bad_payload("symbol is missing", **common)
         if symbol.upper() != self.symbol.upper():
             return bad_payload(f"ticker is for {cap_text(symbol, 40)!r}, not {self.symbol!r}", **common)
-        extra: dict[str, Any] = {}
+        extra: JsonObject = {}
         if "bidPrice" in obj or "askPrice" in obj:  # bookTicker
             bid, ask = to_positive_price(obj.get("bidPrice")), to_positive_price(obj.get("askPrice"))
             if bid is None or ask is None:
@@ -232,7 +233,7 @@ class _BinanceAdapter(ExchangeAdapter):
             return bad_payload("time is not an epoch-ms number", **common)
         return Classification(outcome=Outcome.OK, extra=extra, **common)
 
-    def _account(self, obj: Any, common: dict[str, Any]) -> Classification:
+    def _account(self, obj: JsonValue, common: Common) -> Classification:
         """Spot /api/v3/account, fapi /fapi/v2/account, and the balance/apiRestrictions shapes."""
         if isinstance(obj, list):  # fapi balance: one entry per asset
             if not all(isinstance(item, dict) and isinstance(item.get("asset"), str) for item in obj):
@@ -246,20 +247,20 @@ class _BinanceAdapter(ExchangeAdapter):
         if not isinstance(assets, list) or not all(isinstance(a, dict) and isinstance(a.get("asset"), str)
                                                    for a in assets):
             return bad_payload("balances/assets is missing or not a list of asset objects", **common)
-        extra: dict[str, Any] = {"assets": len(assets)}
+        extra: JsonObject = {"assets": len(assets)}
         for flag, key in (("canTrade", "can_trade"), ("canWithdraw", "can_withdraw")):
             if isinstance(obj.get(flag), bool):
                 extra[key] = obj[flag]
         return Classification(outcome=Outcome.OK, extra=extra, **common)
 
-    def _restrictions(self, obj: dict[str, Any], common: dict[str, Any]) -> Classification:
+    def _restrictions(self, obj: JsonObject, common: Common) -> Classification:
         reading = obj.get("enableReading")
         if not isinstance(reading, bool):
             return bad_payload("enableReading is not a boolean", **common)
-        writes = [k for k in ("enableSpotAndMarginTrading", "enableWithdrawals", "enableFutures",
+        writes: list[JsonValue] = [k for k in ("enableSpotAndMarginTrading", "enableWithdrawals", "enableFutures",
                               "enableMargin", "enableInternalTransfer", "permitsUniversalTransfer")
                   if obj.get(k) is True]
-        extra: dict[str, Any] = {"read_only": not writes, "write_permissions": writes}
+        extra: JsonObject = {"read_only": not writes, "write_permissions": writes}
         if isinstance(obj.get("ipRestrict"), bool):
             extra["ip_restricted"] = obj["ipRestrict"]
         if not reading:
@@ -285,7 +286,7 @@ class _BinanceAdapter(ExchangeAdapter):
             query=f"{signed_query}&signature={signature}",
         )
 
-    def classify_ws_message(self, message: Any) -> WsEvent:
+    def classify_ws_message(self, message: object) -> WsEvent:
         frame = decode_frame(message)
         if isinstance(frame, dict) and isinstance(frame.get("data"), dict) and "stream" in frame:
             frame = frame["data"]  # combined stream wrapper
@@ -295,8 +296,8 @@ class _BinanceAdapter(ExchangeAdapter):
         if event == "serverShutdown":
             return WsEvent(kind="server_shutdown", event_time_ms=epoch_ms(frame.get("E")),
                            message="server shutting down: reconnect now")
-        if isinstance(frame.get("error"), dict):  # {"error": {"code": 2, "msg": ...}, "id": 1}
-            err = frame["error"]
+        err = as_object(frame.get("error"))
+        if err is not None:  # {"error": {"code": 2, "msg": ...}, "id": 1}
             return WsEvent(kind="error", error_code=cap_text(err.get("code"), 20) or None,
                            message=cap_text(err.get("msg")) or None)
         if "code" in frame and "msg" in frame:

@@ -17,7 +17,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from cryptomon_tui.exchanges.base import (
     ACCOUNT,
@@ -36,6 +35,9 @@ from cryptomon_tui.exchanges.base import (
 )
 from cryptomon_tui.exchanges.common import (
     MISSING,
+    Common,
+    Found,
+    amend,
     bad_payload,
     ban_until_from_headers,
     cap_text,
@@ -55,6 +57,7 @@ from cryptomon_tui.exchanges.common import (
     to_positive_price,
 )
 from cryptomon_tui.exchanges.ws import USER_STREAM_STALE_FLOOR_S, StreamSpec, WsEvent, decode_frame, unreadable
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
 from cryptomon_tui.kernel.results import Outcome
 
 RECV_WINDOW_MS = 5000
@@ -159,16 +162,16 @@ class BybitAdapter(ExchangeAdapter):
 
     def _classify(self, probe: str, response: RawResponse) -> Classification:
         decoded = decode_json(response.body, response.truncated)
-        obj = decoded.value if isinstance(decoded.value, dict) else None
+        obj = as_object(decoded.value)
         server_ms = epoch_ms(obj.get("time")) if obj is not None else None
         retry_after = retry_after_seconds(response.headers)
-        common: dict[str, Any] = {
+        common: Common = {
             "rate_limit_used": _limit_used(response),
             "server_time_ms": server_ms,
             "retry_after_s": retry_after,
         }
-        raw_code: Any = MISSING
-        message: Any = None
+        raw_code: Found = MISSING
+        message: JsonValue = None
         if obj is not None:
             raw_code = obj.get("retCode", obj.get("ret_code", MISSING))
             message = obj.get("retMsg", obj.get("ret_msg"))
@@ -180,7 +183,7 @@ class BybitAdapter(ExchangeAdapter):
                 error_code="http_403",
                 error_message=cap_text(f"HTTP 403 (IP limit breached or region blocked): {detail}"),
                 ban_until=ban_until_from_headers(response.headers, wait),
-                **{**common, "retry_after_s": wait},
+                **amend(common, retry_after_s=wait),
             )
         code = to_int(raw_code)
         if code is not None and code != 0:
@@ -198,13 +201,13 @@ class BybitAdapter(ExchangeAdapter):
             return bad_payload(f"retCode is not an integer: {cap_text(raw_code, 40)}", **common)
         return self._success(probe, obj, common)
 
-    def _error_code(self, response: RawResponse, code: int, message: Any, common: dict[str, Any]) -> Classification:
+    def _error_code(self, response: RawResponse, code: int, message: JsonValue, common: Common) -> Classification:
         text = cap_text(message)
-        changes: dict[str, Any] = {}
+        changes: Common = {}
         if code in _RATE_LIMITED or response.status == 429:
             outcome = Outcome.RATE_LIMITED
-            if common["retry_after_s"] is None:
-                changes["retry_after_s"] = _reset_wait(response, common["server_time_ms"])
+            if common.get("retry_after_s") is None:
+                changes["retry_after_s"] = _reset_wait(response, common.get("server_time_ms"))
         elif code in _CLOCK or (code == -1 and "expire" in text.lower()):
             outcome = Outcome.CLOCK_SKEW
             match = _SERVER_TS_RE.search(text)
@@ -217,9 +220,9 @@ class BybitAdapter(ExchangeAdapter):
             outcome = Outcome.HTTP_5XX
         else:
             outcome = Outcome.EXCHANGE_ERROR
-        return Classification(outcome=outcome, error_code=str(code), error_message=text, **{**common, **changes})
+        return Classification(outcome=outcome, error_code=str(code), error_message=text, **amend(common, **changes))
 
-    def _success(self, probe: str, obj: dict[str, Any], common: dict[str, Any]) -> Classification:
+    def _success(self, probe: str, obj: JsonObject, common: Common) -> Classification:
         result = obj.get("result")
         if probe == PING:
             return Classification(outcome=Outcome.OK, **common)
@@ -231,7 +234,7 @@ class BybitAdapter(ExchangeAdapter):
                 return bad_payload("timeSecond/timeNano are missing or not epoch numbers", **common)
             if abs(nanos / 1e9 - seconds) > 2:
                 return bad_payload("timeSecond and timeNano disagree", **common)
-            return Classification(outcome=Outcome.OK, **{**common, "server_time_ms": nanos / 1e6})
+            return Classification(outcome=Outcome.OK, **amend(common, server_time_ms=nanos / 1e6))
         if probe == STATUS:
             return _maintenance(result, common)
         if probe == TICKER:
@@ -249,7 +252,7 @@ class BybitAdapter(ExchangeAdapter):
                 read_only = to_int(result.get("readOnly"))
                 if read_only is None:
                     return bad_payload("readOnly is not an integer", **common)
-                facts: dict[str, Any] = {"read_only": read_only == 1}
+                facts: JsonObject = {"read_only": read_only == 1}
                 ips = result.get("ips")
                 if isinstance(ips, list):  # the key's IP binding ("*" = any address)
                     facts["ips"] = [ip[:64] for ip in ips[:32] if isinstance(ip, str)]
@@ -261,7 +264,7 @@ class BybitAdapter(ExchangeAdapter):
                                   **common)
         return Classification(outcome=Outcome.OK, **common)
 
-    def _ticker(self, result: dict[str, Any], common: dict[str, Any]) -> Classification:
+    def _ticker(self, result: JsonObject, common: Common) -> Classification:
         item = first_dict(result.get("list"))
         if item is None:
             return bad_payload("result.list is empty or not a list of objects", **common)
@@ -271,7 +274,7 @@ class BybitAdapter(ExchangeAdapter):
         bid, ask = to_positive_price(item.get("bid1Price")), to_positive_price(item.get("ask1Price"))
         if bid is None or ask is None:
             return bad_payload("bid1Price/ask1Price are not numbers", **common)
-        extra: dict[str, Any] = {"bid": bid, "ask": ask, "last": to_float(item.get("lastPrice"))}
+        extra: JsonObject = {"bid": bid, "ask": ask, "last": to_float(item.get("lastPrice"))}
         if bid > ask > 0:
             extra["crossed_book"] = True
         return Classification(outcome=Outcome.OK, extra=extra, **common)
@@ -296,7 +299,7 @@ class BybitAdapter(ExchangeAdapter):
         }
         return SignedRequest(headers=headers, params={}, query=query)
 
-    def classify_ws_message(self, message: Any) -> WsEvent:
+    def classify_ws_message(self, message: object) -> WsEvent:
         frame = decode_frame(message)
         if not isinstance(frame, dict):
             return unreadable(frame)
@@ -346,7 +349,7 @@ def _reset_wait(response: RawResponse, server_ms: float | None) -> float | None:
     return max(0.0, (reset_ms - server_ms) / 1000.0)
 
 
-def _maintenance(result: dict[str, Any], common: dict[str, Any]) -> Classification:
+def _maintenance(result: JsonObject, common: Common) -> Classification:
     """``state: ongoing`` is maintenance now; scheduled ones are reported, not alarmed."""
     events = result.get("list")
     if not isinstance(events, list):
@@ -354,7 +357,7 @@ def _maintenance(result: dict[str, Any], common: dict[str, Any]) -> Classificati
     return maintenance_status(events, common, ("scheduled",), _maintenance_summary)
 
 
-def _maintenance_summary(event: dict[str, Any]) -> dict[str, Any]:
+def _maintenance_summary(event: JsonObject) -> JsonObject:
     return {
         "title": cap_text(event.get("title"), 120),
         "begin": epoch_seconds(event.get("begin")),

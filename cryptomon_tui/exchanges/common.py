@@ -13,9 +13,10 @@ import re
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Final, NoReturn, TypedDict, Unpack
 
 from cryptomon_tui.exchanges.base import Classification, RawResponse
+from cryptomon_tui.kernel.jsonvalue import JsonArray, JsonObject, JsonValue, as_object, finite, integer, text
 from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.kernel.units import exchange_wait, format_duration, plausible_epoch
 from cryptomon_tui.redaction import scrub
@@ -29,8 +30,6 @@ MESSAGE_CAP = 300  # exchange messages are untrusted text: kept verbatim, but bo
 _EPOCH_MS_MIN = 946_684_800_000.0
 _EPOCH_MS_MAX = 4_102_444_800_000.0
 
-_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?$")
-_INT_RE = re.compile(r"^[+-]?\d{1,24}$")
 _TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -51,14 +50,31 @@ class _Missing:
         return False
 
 
-MISSING: Any = _Missing()
+MISSING: Final = _Missing()
+
+# What ``dig`` finds: a JSON value, or MISSING when the path does not exist.
+Found = JsonValue | _Missing
+
+
+class Common(TypedDict, total=False):
+    """The readings every classification of one response shares (rate-limit use, server time, wait),
+    passed on with ``**common`` to each ``Classification`` an adapter builds."""
+
+    rate_limit_used: float | None
+    server_time_ms: float | None
+    retry_after_s: float | None
+
+
+def amend(common: Common, **changes: Unpack[Common]) -> Common:
+    """``common`` with some readings replaced (e.g. a server time found deeper in the body)."""
+    return {**common, **changes}
 
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """A body read as JSON. ``error`` says why it could not be (then ``value`` is None)."""
 
-    value: Any
+    value: JsonValue
     error: str | None = None
     html_title: str | None = None
 
@@ -67,7 +83,7 @@ class Decoded:
         return self.error is None
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
@@ -112,7 +128,7 @@ def body_snippet(body: bytes, limit: int = 120) -> str:
 _SCRUB_MARGIN = 512  # bytes read past a cut so that a secret crossing it is still masked whole
 
 
-def cap_text(value: Any, limit: int = MESSAGE_CAP) -> str:
+def cap_text(value: object, limit: int = MESSAGE_CAP) -> str:
     """Exchange text bounded, scrubbed of secrets and terminal controls before the cut (a secret crossing
     the cut must not leave its prefix); non-strings are rendered as compact JSON."""
     if value is None or value is MISSING:
@@ -186,47 +202,17 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when - now)
 
 
-def to_float(value: Any) -> float | None:
-    """A finite number from a JSON number or numeric string; bools and everything else -> None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        try:
-            result = float(value)
-        except OverflowError:
-            return None
-        return result if math.isfinite(result) else None
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str) and len(value) <= 64:
-        text = value.strip()
-        if _NUMBER_RE.match(text):
-            result = float(text)
-            return result if math.isfinite(result) else None
-    return None
+# The kernel's readers, under the names the adapters use (one implementation of "a number from JSON").
+to_float = finite
+to_int = integer
 
 
-def to_int(value: Any) -> int | None:
-    """An integer from a JSON integer, an integral float, or a decimal-integer string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else None
-    if isinstance(value, str):
-        text = value.strip()
-        if _INT_RE.match(text):
-            return int(text)
-    return None
-
-
-def to_positive_price(value: Any) -> float | None:
+def to_positive_price(value: object) -> float | None:
     number = to_float(value)
     return number if number is not None and number >= 0 else None
 
 
-def epoch_ms(value: Any) -> float | None:
+def epoch_ms(value: object) -> float | None:
     """A plausible epoch-milliseconds reading, or None."""
     number = to_float(value)
     if number is None or not (_EPOCH_MS_MIN <= number < _EPOCH_MS_MAX):
@@ -234,14 +220,14 @@ def epoch_ms(value: Any) -> float | None:
     return number
 
 
-def epoch_seconds(value: Any) -> float | None:
+def epoch_seconds(value: object) -> float | None:
     """A plausible epoch-milliseconds reading in epoch seconds, or None."""
     ms = epoch_ms(value)
     return None if ms is None else ms / 1000.0
 
 
-def dig(obj: Any, *path: str | int) -> Any:
-    """Walk dicts/lists without raising; MISSING when any step is absent or of the wrong type."""
+def dig(obj: JsonValue, *path: str | int) -> Found:
+    """Walk objects/arrays without raising; MISSING when any step is absent or of the wrong type."""
     current = obj
     for step in path:
         if isinstance(step, str):
@@ -255,10 +241,10 @@ def dig(obj: Any, *path: str | int) -> Any:
     return current
 
 
-def first_dict(value: Any) -> dict[str, Any] | None:
-    """The first element of a list when it is an object (OKX/Bybit wrap results in lists)."""
-    if isinstance(value, list) and value and isinstance(value[0], dict):
-        return value[0]
+def first_dict(value: JsonValue) -> JsonObject | None:
+    """The first element of an array when it is an object (OKX/Bybit wrap results in arrays)."""
+    if isinstance(value, list) and value:
+        return as_object(value[0])
     return None
 
 
@@ -267,7 +253,7 @@ def encode_query(params: Mapping[str, str]) -> str:
     return urllib.parse.urlencode(list(params.items()), quote_via=urllib.parse.quote)
 
 
-def check_levels(levels: Any, *, min_width: int = 2) -> str | None:
+def check_levels(levels: JsonValue, *, min_width: int = 2) -> str | None:
     """Validate book levels ``[[price, size, ...], ...]``; returns what is wrong, or None."""
     if not isinstance(levels, list):
         return f"expected a list of levels, got {type(levels).__name__}"
@@ -279,42 +265,53 @@ def check_levels(levels: Any, *, min_width: int = 2) -> str | None:
     return None
 
 
-def bad_payload(reason: str, **common: Any) -> Classification:
+def bad_payload(reason: str, **common: Unpack[Common]) -> Classification:
     return Classification(
         outcome=Outcome.BAD_PAYLOAD, error_code="bad_payload", error_message=cap_text(reason), **common
     )
 
 
 def maintenance_status(
-    events: list[Any],
-    common: dict[str, Any],
+    events: JsonArray,
+    common: Common,
     upcoming_states: Collection[str],
-    summarize: Callable[[dict[str, Any]], dict[str, Any]],
+    summarize: Callable[[JsonObject], JsonObject],
 ) -> Classification:
     """A venue's list of maintenance events (Bybit and OKX share the shape): ``state: ongoing`` is
     maintenance now; ``upcoming_states`` (scheduled, pre_open) are reported in ``extra``, not alarmed.
 
     Events for the demo environment only (``env`` 2) do not make production unavailable. ``summarize``
-    picks what is kept of one event; it must give ``title`` and ``end`` (epoch seconds or None).
+    picks what is kept of one event; it must give ``title`` (text) and ``end`` (epoch seconds or None).
     """
-    ongoing: list[dict[str, Any]] = []
-    upcoming: list[dict[str, Any]] = []
-    for event in events:
-        if not isinstance(event, dict) or not isinstance(event.get("state"), str):
+    ongoing: JsonArray = []
+    upcoming: JsonArray = []
+    titles: list[str] = []
+    ends: list[float] = []
+    for item in events:
+        event = as_object(item)
+        state = text(event.get("state")) if event is not None else None
+        if event is None or state is None:
             return bad_payload("a status entry has no state", **common)
-        state = event["state"].lower()
+        state = state.lower()
         if state != "ongoing" and state not in upcoming_states:
             continue
         if to_int(event.get("env")) == 2:
             continue
-        (ongoing if state == "ongoing" else upcoming).append(summarize(event))
-    extra: dict[str, Any] = {"scheduled": upcoming} if upcoming else {}
+        summary = summarize(event)
+        if state != "ongoing":
+            upcoming.append(summary)
+            continue
+        ongoing.append(summary)
+        titles.append(text(summary.get("title")) or "")
+        end = finite(summary.get("end"))
+        if end is not None:
+            ends.append(end)
+    extra: JsonObject = {"scheduled": upcoming} if upcoming else {}
     if ongoing:
-        ends = [e["end"] for e in ongoing if e["end"] is not None]
         return Classification(
             outcome=Outcome.MAINTENANCE,
             error_code="maintenance_ongoing",
-            error_message="; ".join(e["title"] for e in ongoing)[:300] or "maintenance ongoing",
+            error_message="; ".join(titles)[:300] or "maintenance ongoing",
             maintenance_until=max(ends) if ends else None,
             extra={**extra, "ongoing": ongoing},
             **common,
@@ -325,7 +322,7 @@ def maintenance_status(
 VENUE_OVERLOAD = "venue_overload"  # Classification.extra flag: the venue is busy, back off anyway
 
 
-def venue_overload(code: str, message: Any, common: dict[str, Any]) -> Classification:
+def venue_overload(code: str, message: JsonValue, common: Common) -> Classification:
     """The exchange says it is overloaded (Binance -1008, OKX 50013): its problem, not our limit.
 
     Server-side (5xx class), so no "rate limited" incident blames our own request rate; the
@@ -337,7 +334,7 @@ def venue_overload(code: str, message: Any, common: dict[str, Any]) -> Classific
                           extra={VENUE_OVERLOAD: True}, **common)
 
 
-def http_failure(response: RawResponse, decoded: Decoded, **common: Any) -> Classification | None:
+def http_failure(response: RawResponse, decoded: Decoded, **common: Unpack[Common]) -> Classification | None:
     """Classify by HTTP status alone, for non-2xx responses without a readable exchange error.
 
     403 is read as a block (WAF/CDN/IP ban): exchanges answer 403 to IPs they refuse, and
@@ -349,7 +346,7 @@ def http_failure(response: RawResponse, decoded: Decoded, **common: Any) -> Clas
     detail = decoded.html_title or (body_snippet(response.body) if decoded.ok else decoded.error) or ""
     message = cap_text(f"HTTP {status}" + (f": {detail}" if detail else ""))
     code = f"http_{status}"
-    extra: dict[str, Any] = {"html": True} if decoded.html_title is not None or _is_html(response.body) else {}
+    extra: JsonObject = {"html": True} if decoded.html_title is not None or _is_html(response.body) else {}
     if status == 429:
         outcome = Outcome.RATE_LIMITED
     elif status in (418, 403):
@@ -405,27 +402,47 @@ def bound_times(c: Classification) -> Classification:
     expiries and server times outside 2000..3000 dropped (an unreadable expiry falls back to our own backoff),
     a rate-limit share that is not a finite number dropped.
     """
-    changes: dict[str, Any] = {}
     notes: list[str] = []
+    retry_after_s, ban_until, maintenance_until = c.retry_after_s, c.ban_until, c.maintenance_until
+    server_time_ms, rate_limit_used = c.server_time_ms, c.rate_limit_used
     if c.retry_after_s is not None:
-        wait, capped = exchange_wait(c.retry_after_s)
-        if wait != c.retry_after_s:
-            changes["retry_after_s"] = wait
+        retry_after_s, capped = exchange_wait(c.retry_after_s)
         if capped:
-            notes.append(f"asked to wait {_asked(c.retry_after_s)}; capped at {format_duration(wait or 0.0)}")
-    for name in ("ban_until", "maintenance_until"):
-        value = getattr(c, name)
-        if value is not None and plausible_epoch(value) is None:
-            changes[name] = None
-            notes.append(f"{name.replace('_', ' ')} {value!r:.40} is not a usable time")
-    if c.server_time_ms is not None and plausible_epoch(c.server_time_ms / 1000.0) is None:
-        changes["server_time_ms"] = None
-    if c.rate_limit_used is not None and not (math.isfinite(c.rate_limit_used) and 0 <= c.rate_limit_used <= 1000):
-        changes["rate_limit_used"] = None
+            notes.append(f"asked to wait {_asked(c.retry_after_s)}; capped at {format_duration(retry_after_s or 0.0)}")
+    if ban_until is not None and plausible_epoch(ban_until) is None:
+        ban_until = None
+        notes.append(f"ban until {c.ban_until!r:.40} is not a usable time")
+    if maintenance_until is not None and plausible_epoch(maintenance_until) is None:
+        maintenance_until = None
+        notes.append(f"maintenance until {c.maintenance_until!r:.40} is not a usable time")
+    if server_time_ms is not None and plausible_epoch(server_time_ms / 1000.0) is None:
+        server_time_ms = None
+    if rate_limit_used is not None and not (math.isfinite(rate_limit_used) and 0 <= rate_limit_used <= 1000):
+        rate_limit_used = None
+    unchanged = (
+        _same(retry_after_s, c.retry_after_s) and ban_until is c.ban_until and maintenance_until is c.maintenance_until
+        and server_time_ms is c.server_time_ms and rate_limit_used is c.rate_limit_used
+    )
+    if unchanged and not notes:
+        return c
+    error_message, extra = c.error_message, c.extra
     if notes:
-        changes["error_message"] = cap_text("; ".join([*([c.error_message] if c.error_message else []), *notes]))
-        changes["extra"] = {**c.extra, "bounded": notes}
-    return replace(c, **changes) if changes else c
+        error_message = cap_text("; ".join([*([c.error_message] if c.error_message else []), *notes]))
+        extra = {**c.extra, "bounded": [*notes]}
+    return replace(c, retry_after_s=retry_after_s, ban_until=ban_until, maintenance_until=maintenance_until,
+                   server_time_ms=server_time_ms, rate_limit_used=rate_limit_used, error_message=error_message,
+                   extra=extra)
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    """``a`` is ``b`` as far as ``bound_times`` changed it (a NaN wait always counts as changed)."""
+    return a is b or (a is not None and b is not None and a == b)
+
+
+def bounded_notes(c: Classification) -> list[str]:
+    """What ``bound_times`` dropped or capped in ``c``, one sentence each (logged once by the scheduler)."""
+    notes = c.extra.get("bounded")
+    return [note for note in notes if isinstance(note, str)] if isinstance(notes, list) else []
 
 
 def _asked(seconds: float) -> str:

@@ -14,7 +14,6 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 from cryptomon_tui.exchanges.base import (
     ACCOUNT,
@@ -32,6 +31,8 @@ from cryptomon_tui.exchanges.base import (
     SignedRequest,
 )
 from cryptomon_tui.exchanges.common import (
+    Common,
+    amend,
     bad_payload,
     cap_text,
     check_levels,
@@ -46,6 +47,7 @@ from cryptomon_tui.exchanges.common import (
     to_positive_price,
 )
 from cryptomon_tui.exchanges.ws import USER_STREAM_STALE_FLOOR_S, StreamSpec, WsEvent, decode_frame, unreadable
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
 from cryptomon_tui.kernel.results import Outcome
 
 SIGNATURE_VALIDITY_MS = 60_000.0
@@ -146,19 +148,20 @@ class DeribitAdapter(ExchangeAdapter):
 
     def _classify(self, probe: str, response: RawResponse) -> Classification:
         decoded = decode_json(response.body, response.truncated)
-        obj = decoded.value if isinstance(decoded.value, dict) else None
-        common: dict[str, Any] = {
+        obj = as_object(decoded.value)
+        common: Common = {
             "retry_after_s": retry_after_seconds(response.headers),
             "server_time_ms": _midpoint_ms(obj) if obj is not None else None,
         }
-        extra: dict[str, Any] = {}
+        extra: JsonObject = {}
         if obj is not None and obj.get("testnet") is True:
             extra["testnet"] = True
         error = obj.get("error") if obj is not None else None
-        if isinstance(error, dict):
-            code = to_int(error.get("code"))
+        error_obj = as_object(error)
+        if error_obj is not None:
+            code = to_int(error_obj.get("code"))
             if code is not None:
-                return self._error_code(response, code, error, common, extra)
+                return self._error_code(response, code, error_obj, common, extra)
         failure = http_failure(response, decoded, **common)
         if failure is not None:
             return failure
@@ -176,9 +179,9 @@ class DeribitAdapter(ExchangeAdapter):
         self,
         response: RawResponse,
         code: int,
-        error: dict[str, Any],
-        common: dict[str, Any],
-        extra: dict[str, Any],
+        error: JsonObject,
+        common: Common,
+        extra: JsonObject,
     ) -> Classification:
         status = response.status
         if code in _RATE_LIMITED or status == 429:
@@ -199,7 +202,7 @@ class DeribitAdapter(ExchangeAdapter):
             extra = {**extra, "error_data": cap_text(data, 200)}
         return Classification(outcome=outcome, error_code=str(code), error_message=message, extra=extra, **common)
 
-    def _success(self, probe: str, result: Any, common: dict[str, Any], extra: dict[str, Any]) -> Classification:
+    def _success(self, probe: str, result: JsonValue, common: Common, extra: JsonObject) -> Classification:
         ok = Outcome.OK
         if probe == PING:
             if isinstance(result, dict) and isinstance(result.get("version"), str):
@@ -209,8 +212,8 @@ class DeribitAdapter(ExchangeAdapter):
             server_ms = epoch_ms(result) if isinstance(result, int | float) else None
             if server_ms is None:
                 return bad_payload("result is not epoch ms", **common)
-            if common["server_time_ms"] is None:  # usIn/usOut (µs) are finer; get_time is the fallback
-                common = {**common, "server_time_ms": server_ms}
+            if common.get("server_time_ms") is None:  # usIn/usOut (µs) are finer; get_time is the fallback
+                common = amend(common, server_time_ms=server_ms)
             return Classification(outcome=ok, extra=extra, **common)
         if not isinstance(result, dict):
             return bad_payload(f"result is not an object ({type(result).__name__})", **common)
@@ -260,7 +263,7 @@ class DeribitAdapter(ExchangeAdapter):
         value = deribit_authorization(credentials.api_key, int(timestamp_ms), signature, nonce)
         return SignedRequest(headers={"Authorization": value}, params={}, query=query)
 
-    def classify_ws_message(self, message: Any) -> WsEvent:
+    def classify_ws_message(self, message: object) -> WsEvent:
         frame = decode_frame(message)
         if not isinstance(frame, dict):
             return unreadable(frame)
@@ -283,8 +286,8 @@ class DeribitAdapter(ExchangeAdapter):
                                topic=channel[:60] if isinstance(channel, str) else None)
             return WsEvent(kind="data", event_time_ms=when,
                            topic=channel[:60] if isinstance(channel, str) else None)
-        error = frame.get("error")
-        if isinstance(error, dict):
+        error = as_object(frame.get("error"))
+        if error is not None:
             return WsEvent(kind="error", error_code=cap_text(error.get("code"), 20) or None,
                            message=cap_text(error.get("message")) or None)
         if "result" in frame:
@@ -302,7 +305,7 @@ class DeribitAdapter(ExchangeAdapter):
         return unreadable(frame)
 
 
-def _midpoint_ms(obj: dict[str, Any]) -> float | None:
+def _midpoint_ms(obj: JsonObject) -> float | None:
     """Server time as the midpoint of usIn/usOut (epoch µs) -> epoch ms."""
     us_in, us_out = to_int(obj.get("usIn")), to_int(obj.get("usOut"))
     if us_in is None or us_out is None or us_out < us_in:
@@ -310,7 +313,7 @@ def _midpoint_ms(obj: dict[str, Any]) -> float | None:
     return epoch_ms((us_in + us_out) / 2000.0)
 
 
-def _lock_status(result: dict[str, Any], common: dict[str, Any], extra: dict[str, Any]) -> Classification:
+def _lock_status(result: JsonObject, common: Common, extra: JsonObject) -> Classification:
     """``locked``: true/"true" is maintenance, "partial" is a note, false/"false" is fine.
 
     The docs disagree on type (bool vs string) and key (locked_indices vs locked_currencies).
@@ -319,7 +322,7 @@ def _lock_status(result: dict[str, Any], common: dict[str, Any], extra: dict[str
     names = result.get("locked_indices", result.get("locked_currencies"))
     locked_names = [cap_text(n, 30) for n in names if isinstance(n, str)][:50] if isinstance(names, list) else []
     if locked_names:
-        extra = {**extra, "locked": locked_names}
+        extra = {**extra, "locked": [*locked_names]}
     value = locked.lower() if isinstance(locked, str) else locked
     if value is True or value == "true":
         return Classification(

@@ -22,7 +22,7 @@ import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptomon_tui.exchanges.base import (
     Classification,
@@ -33,6 +33,8 @@ from cryptomon_tui.exchanges.base import (
 )
 from cryptomon_tui.exchanges.common import (
     MISSING,
+    Common,
+    Found,
     bad_payload,
     cap_text,
     decode_json,
@@ -41,11 +43,13 @@ from cryptomon_tui.exchanges.common import (
     retry_after_seconds,
     to_float,
 )
+from cryptomon_tui.kernel.jsonvalue import JsonValue
 from cryptomon_tui.kernel.results import Outcome
 
 if TYPE_CHECKING:
     from cryptomon_tui.config.exchanges import ExchangeConfig
 
+T = TypeVar("T", str, float)
 MAX_CONDITION_LENGTH = 1000
 DEFAULT_RATE_LIMIT = RateLimit(capacity=50, window_s=1, unit="requests")
 
@@ -66,7 +70,7 @@ _TOKEN_RE = re.compile(
     re.VERBOSE,
 )
 _KEYWORDS = {"and": "&&", "or": "||", "not": "!"}
-_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
+_LITERALS: dict[str, JsonValue] = {"true": True, "false": False, "null": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +107,8 @@ def _unquote(literal: str) -> str:
 
 # --------------------------------------------------------------------------- parser -> closures
 
-Evaluator = Callable[[Any], Any]
+# A compiled (sub)expression: the response document in, a JSON value (or MISSING: no such path) out.
+Evaluator = Callable[[JsonValue], Found]
 PathStep = str | int
 
 
@@ -171,7 +176,7 @@ class _Parser:
         token = self.peek()
         if token.kind == "number":
             self.take()
-            value: Any = float(token.text) if any(c in token.text for c in ".eE") else int(token.text)
+            value: JsonValue = float(token.text) if any(c in token.text for c in ".eE") else int(token.text)
             return lambda doc: value
         if token.kind == "string":
             self.take()
@@ -226,7 +231,7 @@ class _Parser:
         return lambda doc: dig(doc, *frozen)
 
 
-def _truthy(value: Any) -> bool:
+def _truthy(value: Found) -> bool:
     return value is not MISSING and bool(value)
 
 
@@ -243,19 +248,19 @@ def _has(path: Evaluator) -> Evaluator:
 
 
 def _len(arg: Evaluator) -> Evaluator:
-    def length(doc: Any) -> Any:
+    def length(doc: JsonValue) -> Found:
         value = arg(doc)
         return len(value) if isinstance(value, str | list | dict) else MISSING
 
     return length
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Found) -> float | None:
     """Numbers, and numeric strings (many exchanges send numbers as strings)."""
     return to_float(value)
 
 
-def _equal(a: Any, b: Any) -> bool:
+def _equal(a: Found, b: Found) -> bool:
     if a is MISSING or b is MISSING:
         return False
     if isinstance(a, bool) or isinstance(b, bool):
@@ -266,27 +271,27 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(type(a) is type(b) and a == b)
 
 
-def _ordered(op: str) -> Callable[[Any, Any], bool]:
-    def check(a: Any, b: Any) -> bool:
+def _ordered(op: str) -> Callable[[Found, Found], bool]:
+    def check(a: Found, b: Found) -> bool:
         if isinstance(a, str) and isinstance(b, str) and (_number(a) is None or _number(b) is None):
-            x: Any = a
-            y: Any = b
-        else:
-            x, y = _number(a), _number(b)
-            if x is None or y is None:
-                return False
-        if op == ">":
-            return bool(x > y)
-        if op == ">=":
-            return bool(x >= y)
-        if op == "<":
-            return bool(x < y)
-        return bool(x <= y)
+            return _holds(op, a, b)  # text against text: lexical order
+        x, y = _number(a), _number(b)
+        return x is not None and y is not None and _holds(op, x, y)
 
     return check
 
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+def _holds(op: str, x: T, y: T) -> bool:
+    if op == ">":
+        return x > y
+    if op == ">=":
+        return x >= y
+    if op == "<":
+        return x < y
+    return x <= y
+
+
+_COMPARE: dict[str, Callable[[Found, Found], bool]] = {
     "==": _equal,
     "!=": lambda a, b: a is not MISSING and b is not MISSING and not _equal(a, b),
     ">": _ordered(">"),
@@ -308,7 +313,7 @@ class Condition:
     text: str
     _evaluate: Evaluator
 
-    def holds(self, document: Any) -> bool:
+    def holds(self, document: JsonValue) -> bool:
         try:
             return _truthy(self._evaluate(document))
         except (RecursionError, TypeError, ValueError, OverflowError):
@@ -403,7 +408,7 @@ class GenericAdapter(ExchangeAdapter):
 
     def _classify(self, probe: str, response: RawResponse) -> Classification:
         status = response.status
-        common: dict[str, Any] = {"retry_after_s": retry_after_seconds(response.headers)}
+        common: Common = {"retry_after_s": retry_after_seconds(response.headers)}
         if status not in self.expect_status:
             expected = ", ".join(str(s) for s in self.expect_status)
             message = cap_text(f"HTTP {status}, expected {expected}")

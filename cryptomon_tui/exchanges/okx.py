@@ -15,7 +15,6 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 from cryptomon_tui.exchanges.base import (
     ACCOUNT,
@@ -33,6 +32,8 @@ from cryptomon_tui.exchanges.base import (
     SignedRequest,
 )
 from cryptomon_tui.exchanges.common import (
+    Common,
+    amend,
     bad_payload,
     cap_text,
     check_levels,
@@ -58,6 +59,7 @@ from cryptomon_tui.exchanges.ws import (
     topic_key,
     unreadable,
 )
+from cryptomon_tui.kernel.jsonvalue import JsonArray, JsonObject, JsonValue, as_object, text
 from cryptomon_tui.kernel.results import Outcome
 
 CLOCK_TOLERANCE_MS = 30_000.0
@@ -164,9 +166,9 @@ class OkxAdapter(ExchangeAdapter):
         return never_raise(self._classify, probe, response)
 
     def _classify(self, probe: str, response: RawResponse) -> Classification:
-        common: dict[str, Any] = {"retry_after_s": retry_after_seconds(response.headers)}
+        common: Common = {"retry_after_s": retry_after_seconds(response.headers)}
         decoded = decode_json(response.body, response.truncated)
-        obj = decoded.value if isinstance(decoded.value, dict) else None
+        obj = as_object(decoded.value)
         raw_code = obj.get("code") if obj is not None else None
         code = _code_text(raw_code)
         if code is not None and code != "0":
@@ -185,7 +187,7 @@ class OkxAdapter(ExchangeAdapter):
             return bad_payload(f"data is not a list ({type(data).__name__})", **common)
         return self._success(probe, data, common)
 
-    def _error_code(self, response: RawResponse, code: str, message: Any, common: dict[str, Any]) -> Classification:
+    def _error_code(self, response: RawResponse, code: str, message: JsonValue, common: Common) -> Classification:
         main = code.split("_", 1)[0]
         status = response.status
         if main in _OVERLOAD:
@@ -206,7 +208,7 @@ class OkxAdapter(ExchangeAdapter):
             outcome = Outcome.EXCHANGE_ERROR  # 51001 instrument doesn't exist, 50014 bad params ...
         return Classification(outcome=outcome, error_code=code, error_message=cap_text(message), **common)
 
-    def _success(self, probe: str, data: list[Any], common: dict[str, Any]) -> Classification:
+    def _success(self, probe: str, data: JsonArray, common: Common) -> Classification:
         if probe == PING:
             return Classification(outcome=Outcome.OK, **common)
         if probe == STATUS:
@@ -218,7 +220,7 @@ class OkxAdapter(ExchangeAdapter):
             server_ms = epoch_ms(item.get("ts"))
             if server_ms is None:
                 return bad_payload("data[0].ts is missing or not epoch ms", **common)
-            return Classification(outcome=Outcome.OK, **{**common, "server_time_ms": server_ms})
+            return Classification(outcome=Outcome.OK, **amend(common, server_time_ms=server_ms))
         if probe == TICKER:
             inst = item.get("instId")
             if not isinstance(inst, str) or inst.upper() != self.symbol.upper():
@@ -228,7 +230,7 @@ class OkxAdapter(ExchangeAdapter):
                 return bad_payload("bidPx/askPx are not numbers", **common)
             if epoch_ms(item.get("ts")) is None:
                 return bad_payload("ts is missing or not epoch ms", **common)
-            extra: dict[str, Any] = {"bid": bid, "ask": ask, "last": to_float(item.get("last"))}
+            extra: JsonObject = {"bid": bid, "ask": ask, "last": to_float(item.get("last"))}
             if bid > ask > 0:
                 extra["crossed_book"] = True
             return Classification(outcome=Outcome.OK, extra=extra, **common)
@@ -243,15 +245,16 @@ class OkxAdapter(ExchangeAdapter):
         if probe == ACCOUNT:
             perm = item.get("perm")
             if isinstance(perm, str):  # /api/v5/account/config
-                permissions = [p.strip() for p in perm.split(",") if p.strip()]
+                permissions: list[JsonValue] = [p.strip() for p in perm.split(",") if p.strip()]
                 return Classification(
                     outcome=Outcome.OK,
                     extra={"read_only": permissions == ["read_only"], "permissions": permissions},
                     **common,
                 )
-            if not isinstance(item.get("details"), list):  # /api/v5/account/balance
+            details = item.get("details")
+            if not isinstance(details, list):  # /api/v5/account/balance
                 return bad_payload("account balance has no details list", **common)
-            return Classification(outcome=Outcome.OK, extra={"assets": len(item["details"])}, **common)
+            return Classification(outcome=Outcome.OK, extra={"assets": len(details)}, **common)
         return Classification(outcome=Outcome.OK, **common)
 
     def sign(
@@ -275,7 +278,7 @@ class OkxAdapter(ExchangeAdapter):
         }
         return SignedRequest(headers=headers, params={}, query=query)
 
-    def classify_ws_message(self, message: Any) -> WsEvent:
+    def classify_ws_message(self, message: object) -> WsEvent:
         frame = decode_frame(message)
         if isinstance(frame, PlainText):
             return WsEvent(kind="pong") if frame.strip() == "pong" else unreadable(str(frame))
@@ -301,9 +304,9 @@ class OkxAdapter(ExchangeAdapter):
             if event.endswith("error"):
                 return WsEvent(kind="error", error_code=code, message=text)
             return WsEvent(kind="data", message=text)
-        if isinstance(frame.get("arg"), dict) and "data" in frame:
+        arg = as_object(frame.get("arg"))
+        if arg is not None and "data" in frame:
             item = first_dict(frame.get("data"))
-            arg = frame["arg"]
             topic = topic_key(arg.get("channel"), arg.get("instId"))
             if item is None:
                 return WsEvent(kind="data", topic=topic)
@@ -316,7 +319,7 @@ class OkxAdapter(ExchangeAdapter):
         return unreadable(frame)
 
 
-def _code_text(raw: Any) -> str | None:
+def _code_text(raw: object) -> str | None:
     """OKX codes are strings; tolerate integers, reject everything else."""
     if isinstance(raw, str):
         text = raw.strip()
@@ -325,15 +328,15 @@ def _code_text(raw: Any) -> str | None:
     return None if number is None else str(number)
 
 
-def _maintenance(data: list[Any], common: dict[str, Any]) -> Classification:
+def _maintenance(data: JsonArray, common: Common) -> Classification:
     """``state: ongoing`` is maintenance now; scheduled and pre_open are reported, not alarmed."""
     return maintenance_status(data, common, ("scheduled", "pre_open"), _maintenance_summary)
 
 
-def _maintenance_summary(event: dict[str, Any]) -> dict[str, Any]:
+def _maintenance_summary(event: JsonObject) -> JsonObject:
     return {
         "title": cap_text(event.get("title"), 120),
-        "state": event["state"].lower(),
+        "state": (text(event.get("state")) or "").lower(),  # maintenance_status passes only events with a state
         "begin": epoch_seconds(event.get("begin")),
         "end": epoch_seconds(event.get("end")),
         "service_type": cap_text(event.get("serviceType"), 10),

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from cryptomon_tui.kernel.jsonvalue import JsonValue
 
 WsKind = Literal[
     "data",  # market data / subscription push
@@ -96,8 +98,11 @@ class PlainText(str):
     __slots__ = ()
 
 
-def decode_frame(frame: Any) -> Any:
-    """Turn a raw frame into JSON data; non-JSON text comes back as ``PlainText``; never raises."""
+def decode_frame(frame: object) -> JsonValue:
+    """Turn a raw frame into JSON data; non-JSON text comes back as ``PlainText``; never raises.
+
+    An already decoded JSON value is returned as is; anything else (no frame a socket delivers) comes back
+    as ``PlainText`` of its type name, which every adapter reports as unrecognised."""
     if isinstance(frame, bytes | bytearray | memoryview):
         raw = bytes(frame[:_MAX_FRAME_BYTES])
         try:
@@ -115,7 +120,9 @@ def decode_frame(frame: Any) -> Any:
             except (ValueError, RecursionError):
                 return PlainText(stripped[:_MESSAGE_CAP])
         return PlainText(stripped[:_MESSAGE_CAP])
-    return frame
+    if frame is None or isinstance(frame, bool | int | float | list | dict):
+        return frame
+    return PlainText(type(frame).__name__)
 
 
 def topic_key(*parts: object) -> str:
@@ -124,7 +131,7 @@ def topic_key(*parts: object) -> str:
     return ":".join(part[:30] if isinstance(part, str) else type(part).__name__ for part in parts)
 
 
-def unreadable(message: Any) -> WsEvent:
+def unreadable(message: object) -> WsEvent:
     """The fallback for a frame no rule recognised."""
     text = message if isinstance(message, str) else type(message).__name__
     return WsEvent(kind="error", error_code="unrecognized_frame", message=str(text)[:_MESSAGE_CAP])

@@ -32,7 +32,7 @@ from cryptomon_tui.exchanges.base import (
     ExchangeAdapter,
     ProbeSpec,
 )
-from cryptomon_tui.exchanges.common import VENUE_OVERLOAD, bound_times
+from cryptomon_tui.exchanges.common import VENUE_OVERLOAD, bound_times, bounded_notes
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.probing.backoff import Backoff, with_pause
@@ -326,7 +326,7 @@ class ExchangeWorker:
                 error_message=f"response could not be read ({type(exc).__name__}); HTTP {sent.response.status}",
             )
         classification = bound_times(classification)
-        for note in classification.extra.get("bounded") or ():
+        for note in bounded_notes(classification):
             # classified (the result says it), and logged once per exchange and kind of value, never per probe
             _log_once(f"bounded:{self.name}:{note.split(' ', 2)[:2]}", "%s sent an unusable time value: %s",
                       self.name, note)

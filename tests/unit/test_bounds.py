@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.config.exchanges import ExchangeConfig
 from cryptomon_tui.exchanges.base import Classification, RawResponse
-from cryptomon_tui.exchanges.common import bound_times
+from cryptomon_tui.exchanges.common import bound_times, bounded_notes
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.kernel.units import (
@@ -105,6 +105,18 @@ def test_retry_after_1e12_pauses_a_day_and_says_the_exchange_asked_for_longer() 
     pause = b.record(c.outcome, c.retry_after_s, c.ban_until)
     assert pause is not None and pause.until_wall == pytest.approx(clock.now() + MAX_EXCHANGE_WAIT_S + MARGIN_S)
     assert b.snapshot()["paused"] is True
+
+
+def test_bounded_notes_are_what_bound_times_dropped_and_only_text() -> None:
+    """The scheduler logs these notes: they come out as strings whatever else ``extra`` holds."""
+    clean = Classification(Outcome.OK, retry_after_s=5.0, ban_until=1.7e9, server_time_ms=1.7e12, rate_limit_used=0.5)
+    assert bound_times(clean) is clean and bounded_notes(clean) == []
+    c = bound_times(Classification(Outcome.IP_BANNED, retry_after_s=1e12, ban_until=1e30, maintenance_until=-1.0))
+    notes = bounded_notes(c)
+    assert len(notes) == 3 and notes[0].startswith("asked to wait") and "ban until" in notes[1]
+    assert "maintenance until" in notes[2] and c.ban_until is None and c.maintenance_until is None
+    assert bounded_notes(Classification(Outcome.OK, extra={"bounded": ["a", 1, None, {"b": 2}]})) == ["a"]
+    assert bounded_notes(Classification(Outcome.OK, extra={"bounded": "not a list"})) == []
 
 
 async def test_binance_ban_with_16_digits_is_honoured_with_our_own_backoff() -> None:

@@ -97,3 +97,6 @@ def test_decode_frame() -> None:
     assert decode_frame(b"pong") == PlainText("pong")
     assert isinstance(decode_frame("{broken"), PlainText)
     assert decode_frame({"a": 1}) == {"a": 1}
+    assert decode_frame(None) is None and decode_frame(1.5) == 1.5
+    # not a frame a socket delivers: its type name as text, which every adapter reports as unrecognised
+    assert decode_frame(object()) == PlainText("object") and isinstance(decode_frame({1, 2}), PlainText)
