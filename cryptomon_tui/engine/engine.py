@@ -724,16 +724,16 @@ class Engine:
             return []
         out: list[dict[str, Any]] = []
         for s in self.notifier.status():
-            state = "broken" if s.get("broken") else ("failing" if s.get("consecutive_failures") else "ok")
+            state = "broken" if s.broken else ("failing" if s.failures else "ok")
             out.append(
                 {
-                    "channel": s.get("channel") or s.get("name"),
-                    "kind": s.get("type"),
+                    "channel": s.channel,
+                    "kind": s.type,
                     "state": state,
-                    "queue": s.get("queued", 0),
-                    "dead_letters": s.get("dead_letters", 0),
-                    "last_error": s.get("last_error"),
-                    "last_sent_at": s.get("last_success"),
+                    "queue": s.queued,
+                    "dead_letters": s.dead,
+                    "last_error": s.last_error,
+                    "last_sent_at": iso_utc(s.last_success) if s.last_success else None,
                 }
             )
         return out
@@ -742,9 +742,8 @@ class Engine:
         out = dict(self._notify_base)
         if self.notifier is not None:
             for s in self.notifier.status():
-                name = str(s.get("channel") or "?")
-                for result, key in (("sent", "total_sent"), ("failed", "total_failures")):
-                    out[(name, result)] = out.get((name, result), 0) + int(s.get(key) or 0)
+                for result, n in (("sent", s.total_sent), ("failed", s.total_failures)):
+                    out[(s.channel, result)] = out.get((s.channel, result), 0) + n
         return out
 
     async def history(

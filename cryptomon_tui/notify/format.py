@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -65,13 +66,13 @@ def ts_text(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _place(inc: dict[str, object]) -> str:
+def _place(inc: Mapping[str, object]) -> str:
     exchange = inc.get("exchange") or ""
     probe = inc.get("probe") or ""
     return " ".join(str(p) for p in (exchange, probe) if p) or "cryptomon"
 
 
-def _without_place(summary: str, inc: dict[str, object]) -> str:
+def _without_place(summary: str, inc: Mapping[str, object]) -> str:
     """The summary without a leading "binance:" (or "binance ticker:", "binance/ticker:") that the title
     already says: detection writes summaries that stand alone, a message puts the place in front."""
     exchange = str(inc.get("exchange") or "")

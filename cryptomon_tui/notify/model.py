@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from cryptomon_tui.incidents.model import Incident
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object, finite, get_finite, get_text, objects
 from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.units import iso_utc
 
 
 class NoticeKind(StrEnum):
@@ -43,7 +44,7 @@ class Notice:
 
     kind: NoticeKind
     ts: float
-    incident: dict[str, Any] = field(default_factory=dict)  # Incident.to_dict() minus the timeline
+    incident: JsonObject = field(default_factory=dict)  # Incident.to_dict() minus the timeline
     actor: str | None = None
     analysis: str | None = None
     location: str = "local"
@@ -56,7 +57,7 @@ class Notice:
         if self.items:
             return max((i.severity for i in self.items), key=lambda s: s.rank)
         try:
-            return Severity(self.incident.get("severity", "warning"))
+            return Severity(get_text(self.incident, "severity") or "warning")
         except ValueError:
             return Severity.WARNING
 
@@ -71,8 +72,8 @@ class Notice:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind.value, "ts": self.ts, "incident": self.incident}
+    def to_dict(self) -> JsonObject:
+        out: JsonObject = {"kind": self.kind.value, "ts": self.ts, "incident": self.incident}
         if self.actor:
             out["actor"] = self.actor
         if self.analysis:
@@ -84,31 +85,40 @@ class Notice:
         if self.text:
             out["text"] = self.text
         if self.member_keys:
-            out["member_keys"] = list(self.member_keys)
+            out["member_keys"] = list[JsonValue](self.member_keys)
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Notice:
+    def from_dict(cls, d: JsonObject) -> Notice:
+        """A notice back from its stored JSON: ValueError when kind or ts is missing or wrong (a corrupt
+        row), other fields narrowed to their types (a wrong one reads as absent)."""
+        ts = get_finite(d, "ts")
+        if ts is None:
+            raise ValueError("notice without a finite ts")
+        keys = d.get("member_keys")
         return cls(
-            kind=NoticeKind(d["kind"]),
-            ts=float(d["ts"]),
-            incident=dict(d.get("incident") or {}),
-            actor=d.get("actor"),
-            analysis=d.get("analysis"),
-            location=d.get("location", "local"),
-            items=tuple(cls.from_dict(i) for i in d.get("items", ())),
-            text=d.get("text"),
-            member_keys=tuple(d.get("member_keys", ())),
+            kind=NoticeKind(get_text(d, "kind") or ""),  # absent: ValueError
+            ts=ts,
+            incident=dict(as_object(d.get("incident")) or {}),
+            actor=get_text(d, "actor"),
+            analysis=get_text(d, "analysis"),
+            location="local" if (location := get_text(d, "location")) is None else location,
+            items=tuple(cls.from_dict(o) for o in objects(d.get("items"))),
+            text=get_text(d, "text"),
+            member_keys=tuple(k for k in (keys if isinstance(keys, list) else ()) if isinstance(k, str)),
         )
 
     @classmethod
-    def from_json(cls, text: str) -> Notice:
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, payload: str) -> Notice:
+        d = as_object(json.loads(payload))
+        if d is None:
+            raise ValueError("a notice is a JSON object")
+        return cls.from_dict(d)
 
 
-def incident_payload(incident: Incident) -> dict[str, Any]:
+def incident_payload(incident: Incident) -> JsonObject:
     """The incident as a notice carries it: everything a message shows, without the long timeline."""
-    d = incident.to_dict()
+    d: JsonObject = incident.to_dict()
     d.pop("timeline", None)
     d["started_ts"] = incident.started_at
     d["resolved_ts"] = incident.resolved_at
@@ -118,7 +128,7 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
 ANALYSIS_TEXT_LIMIT = 700
 
 
-def _field(analysis: dict[str, Any], *keys: str) -> str | None:
+def _field(analysis: JsonObject, *keys: str) -> str | None:
     for key in keys:
         value = analysis.get(key)
         if isinstance(value, str) and value.strip():
@@ -126,7 +136,7 @@ def _field(analysis: dict[str, Any], *keys: str) -> str | None:
     return None
 
 
-def analysis_text(analysis: dict[str, Any] | None) -> str | None:
+def analysis_text(analysis: JsonObject | None) -> str | None:
     """The verdict as a message says it: root cause, severity (with confidence and source) and the action,
     one line each, from ``Analysis.model_dump(mode="json")`` (``analysis/model.py``). A dict without a
     ``root_cause`` passes its ``summary``/``headline``/``text`` through. None when there is nothing to tell."""
@@ -140,8 +150,9 @@ def analysis_text(analysis: dict[str, Any] | None) -> str | None:
     severity = _field(analysis, "severity")
     if severity:
         extra = []
-        confidence = analysis.get("confidence")
-        if isinstance(confidence, int | float) and 0 <= confidence <= 1:
+        raw = analysis.get("confidence")
+        confidence = None if isinstance(raw, str) else finite(raw, 0.0, 1.0)  # a number, not a numeric string
+        if confidence is not None:
             extra.append(f"confidence {confidence:.0%}")
         source = _field(analysis, "source")
         if source:
@@ -192,7 +203,7 @@ class OutboxRow:
     def notice(self) -> Notice:
         return Notice.from_json(self.payload)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "id": self.id,
             "channel": self.channel,
@@ -217,3 +228,38 @@ class ChannelStats:
     last_error: str | None = None
     last_error_at: float | None = None
     failed_attempts: int = 0  # attempts that did not deliver, over the messages still stored
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """One channel's health as the notifier reports it (the engine's snapshot, /metrics, the notify worker);
+    never a secret: answers are scrubbed before they are recorded."""
+
+    channel: str
+    type: str
+    last_success: float | None  # epoch seconds of the last accepted delivery
+    failures: int  # failed attempts in a row (0 after a success)
+    total_failures: int  # failed delivery attempts since start (a /metrics counter)
+    total_sent: int  # deliveries accepted since start (a digest is one)
+    queued: int  # waiting or being sent
+    dead: int  # dead letters still stored
+    sent: int  # sent messages still stored
+    broken: bool
+    broken_reason: str | None
+    last_error: str | None
+
+    def to_json(self) -> JsonObject:
+        return {
+            "channel": self.channel,
+            "type": self.type,
+            "last_success": iso_utc(self.last_success) if self.last_success else None,
+            "failures": self.failures,
+            "total_failures": self.total_failures,
+            "total_sent": self.total_sent,
+            "queued": self.queued,
+            "dead": self.dead,
+            "sent": self.sent,
+            "broken": self.broken,
+            "broken_reason": self.broken_reason,
+            "last_error": self.last_error,
+        }

@@ -32,11 +32,12 @@ from cryptomon_tui.config.notify import AlertmanagerChannelConfig
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState
 from cryptomon_tui.kernel.severity import Severity
-from cryptomon_tui.kernel.units import format_duration, iso_utc
+from cryptomon_tui.kernel.units import format_duration
 from cryptomon_tui.notify.channels import Channel, ChannelUnavailable, SendResult, Verdict, build_channel
 from cryptomon_tui.notify.channels.alertmanager import AlertmanagerChannel
 from cryptomon_tui.notify.model import (
     ChannelStats,
+    ChannelStatus,
     NewOutboxRow,
     Notice,
     NoticeKind,
@@ -685,27 +686,26 @@ class Notifier:
     async def refresh_stats(self) -> None:
         self._stats = await self.outbox.outbox_stats()
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> list[ChannelStatus]:
         """Per channel, never a secret: type, last success, failures, queued, dead letters, broken flag."""
         out = []
         for name, health in sorted(self.health.items()):
             stats = self._stats.get(name, ChannelStats())
-            last_success = health.last_success or stats.last_success
             out.append(
-                {
-                    "channel": name,
-                    "type": health.type,
-                    "last_success": iso_utc(last_success) if last_success else None,
-                    "failures": health.consecutive_failures,
-                    "total_failures": health.total_failures,
-                    "total_sent": health.total_sent,
-                    "queued": stats.queued + stats.sending,
-                    "dead": stats.dead,
-                    "sent": stats.sent,
-                    "broken": health.broken,
-                    "broken_reason": health.broken_reason,
-                    "last_error": health.last_error or stats.last_error,
-                }
+                ChannelStatus(
+                    channel=name,
+                    type=health.type,
+                    last_success=health.last_success or stats.last_success,
+                    failures=health.consecutive_failures,
+                    total_failures=health.total_failures,
+                    total_sent=health.total_sent,
+                    queued=stats.queued + stats.sending,
+                    dead=stats.dead,
+                    sent=stats.sent,
+                    broken=health.broken,
+                    broken_reason=health.broken_reason,
+                    last_error=health.last_error or stats.last_error,
+                )
             )
         return out
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from cryptomon_tui.config.notify import NotifyConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.notify.channels.apprise_channel import apprise_available
 from cryptomon_tui.notify.model import ChannelStats
@@ -21,11 +20,12 @@ def scrub(text: str | None, config: NotifyConfig) -> str | None:
     return text
 
 
-async def channel_status(config: NotifyConfig, outbox: OutboxRepository) -> list[dict[str, Any]]:
+async def channel_status(config: NotifyConfig, outbox: OutboxRepository) -> list[JsonObject]:
+    """Per channel, the JSON ``cryptomon notify status --json`` prints (the table reads the same rows)."""
     stats = await outbox.outbox_stats()
     states = await outbox.outbox_channel_states()
     names = sorted(set(config.channels) | set(stats))
-    out = []
+    out: list[JsonObject] = []
     for name in names:
         cfg = config.channels.get(name)
         s = stats.get(name, ChannelStats())

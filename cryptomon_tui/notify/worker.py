@@ -77,8 +77,8 @@ async def run(config: Config, db: Path | None, demo: int, until_idle: bool, stat
                 await asyncio.wait_for(stop.wait(), timeout=status_every)
             await notifier.refresh_stats()
             status = notifier.status()
-            print(json.dumps({"status": status}), flush=True)
-            if until_idle and all(s["queued"] == 0 for s in status):
+            print(json.dumps({"status": [s.to_json() for s in status]}), flush=True)
+            if until_idle and all(s.queued == 0 for s in status):
                 break
     finally:
         await notifier.stop()

@@ -146,8 +146,8 @@ async def test_alert_is_listed_then_resolved(alertmanager: str, notifier: Notifi
         return await _alerts(alertmanager, inc.fingerprint) == []
 
     assert await _until(resolved_in_am)
-    sent = next(s for s in notifier.status() if s["channel"] == "am")
-    assert sent["sent"] == 2 and sent["queued"] == 0
+    sent = next(s for s in notifier.status() if s.channel == "am")
+    assert sent.sent == 2 and sent.queued == 0
 
 
 async def test_firing_alerts_are_refreshed_with_a_future_ends_at(alertmanager: str, notifier: Notifier) -> None:

@@ -23,7 +23,7 @@ from cryptomon_tui.config import config_from_data
 from cryptomon_tui.incidents.model import IncidentState
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.channels import Verdict, build_channel
-from cryptomon_tui.notify.channels.base import Channel
+from cryptomon_tui.notify.channels.base import MAX_WAIT_S, Channel
 from cryptomon_tui.notify.model import Notice, NoticeKind, incident_payload
 from tests.fakes.smtp_server import SmtpServer, self_signed_context
 from tests.fakes.webhook_sink import Reply, WebhookSink
@@ -342,3 +342,41 @@ async def test_email_messages_of_one_incident_share_a_thread() -> None:
         assert len({firing["Message-ID"], verdict["Message-ID"], resolved["Message-ID"]}) == 3
     finally:
         server.stop()
+
+
+async def test_hostile_waits_and_error_lists_are_bounded_and_classified(sink: WebhookSink) -> None:
+    """A receiver's reply is untrusted: an infinite or absurd wait (JSON 1e999 parses to inf, "inf" is a float
+    to Python) is clamped to a day instead of pausing the channel forever, and an odd ``errors`` value is
+    classified, not a crash turned into "internal error"."""
+    day = MAX_WAIT_S
+    d = channel("d", {"type": "discord", "url": sink.url("discord", "/1/tok")})
+    sink.script(
+        "discord",
+        Reply(429, '{"message": "slow down", "retry_after": 1e999}', {"Retry-After": "1e999"}),
+        Reply(429, '{"retry_after": 9e99}'),
+        Reply(200, {"id": "42"}, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "inf"}),
+        Reply(200, {"id": "43"}, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "1e308"}),
+    )
+    infinite = await d.send(notice(), "k")
+    assert infinite.rate_limited and infinite.retry_after == 1.0  # neither wait is a number: the floor
+    assert (await d.send(notice(), "k")).retry_after == day
+    assert (await d.send(notice(), "k")).pause_for is None
+    assert (await d.send(notice(), "k")).pause_for == day
+    await d.close()
+    t = channel("t", {"type": "telegram", "token": f"123:{SECRET}", "chat_id": 1, "api_url": sink.url("telegram")})
+    sink.script(
+        "telegram",
+        Reply(429, '{"ok": false, "error_code": 429, "parameters": {"retry_after": Infinity}}', {"Retry-After": "5"}),
+        Reply(429, {"ok": False, "error_code": 429, "parameters": {"retry_after": 0}}, {"Retry-After": "5"}),
+        Reply(429, {"ok": False, "error_code": 429, "parameters": {"retry_after": "17"}}, {"Retry-After": "nan"}),
+    )
+    assert (await t.send(notice(), "k")).retry_after == 5.0
+    assert (await t.send(notice(), "k")).retry_after == 0.0  # a real zero is honoured
+    assert (await t.send(notice(), "k")).retry_after == 1.0
+    await t.close()
+    p = channel("p", {"type": "pagerduty", "routing_key": SECRET, "url": sink.url("pagerduty", "/v2/enqueue")})
+    sink.script("pagerduty", Reply(400, {"message": "bad", "errors": 5}), Reply(400, {"errors": {"a": [1]}}))
+    rejected = await p.send(notice(), "k")
+    assert rejected.verdict is Verdict.REJECTED and rejected.answer == "400 bad: 5"
+    assert (await p.send(notice(), "k")).verdict is Verdict.REJECTED
+    await p.close()

@@ -102,7 +102,7 @@ async def test_one_firing_and_one_resolved_per_channel(tmp_path: Path, caplog: p
         assert "FIRING" in subjects[0] and "RESOLVED" in subjects[1]
         await asyncio.sleep(0.2)  # nothing more arrives: exactly one of each
         assert all(len(sink.of(s)) == 2 for s in services) and len(smtp.received) == 2
-        status = json.dumps(notifier.status())
+        status = json.dumps([s.to_json() for s in notifier.status()])
         assert SECRET not in status and '"broken": true' not in status
     finally:
         await notifier.stop()

@@ -11,6 +11,8 @@ from cryptomon_tui.config import config_from_data
 from cryptomon_tui.engine.api import CommandError
 from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.units import iso_utc
+from cryptomon_tui.notify.model import ChannelStatus
 from tests.fakes.probing_fakes import ScriptedTransport
 
 
@@ -145,3 +147,35 @@ async def test_a_snapshot_cached_while_starting_is_not_served_once_the_probes_ru
         assert monitor.snapshot()["exchanges"]["okx"]["intervals"] == planned  # at the same instant
     finally:
         await monitor.stop()
+
+
+class _ChannelsReport:
+    """A notifier as the engine sees it: only its status records."""
+
+    def __init__(self, records: list[ChannelStatus]) -> None:
+        self.records = records
+
+    def status(self) -> list[ChannelStatus]:
+        return self.records
+
+
+async def test_notify_view_reads_the_notifiers_status_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot's notify rows (and /metrics' dead letters and channel_up) come from the typed status: a
+    channel failing in a row is "failing" and its dead letters are counted (the old dict reading looked up
+    keys the notifier never wrote, so both always read ok / 0)."""
+    clock = FakeClock(start=1_750_000_000.0)
+    monitor = _monitor(clock)
+    base = {"type": "webhook", "total_failures": 4, "total_sent": 7, "queued": 2, "sent": 7,
+            "broken_reason": None, "last_error": "HTTP 503"}
+    monkeypatch.setattr(monitor, "notifier", _ChannelsReport([
+        ChannelStatus("ok", last_success=1_750_000_000.0, failures=0, dead=0, broken=False, **base),
+        ChannelStatus("flaky", last_success=None, failures=3, dead=5, broken=False, **base),
+        ChannelStatus("gone", last_success=None, failures=9, dead=1, broken=True, **base),
+    ]))
+    rows = {r["channel"]: r for r in monitor.snapshot()["notify"]}
+    assert [(rows[n]["state"], rows[n]["dead_letters"], rows[n]["queue"]) for n in ("ok", "flaky", "gone")] == [
+        ("ok", 0, 2), ("failing", 5, 2), ("broken", 1, 2)
+    ]
+    assert rows["ok"]["last_sent_at"] == iso_utc(1_750_000_000.0) and rows["flaky"]["last_sent_at"] is None
+    totals = monitor.counters().notifications
+    assert totals[("flaky", "sent")] == 7 and totals[("gone", "failed")] == 4

@@ -317,8 +317,8 @@ async def test_retry_with_backoff_then_success_same_idempotency_key() -> None:
         row = next(iter(rig.outbox.rows.values()))
         assert row.status == "sent" and row.attempts == 4
         # the /metrics counters cryptomon_notifications_total{result="sent"|"failed"} read these
-        ops = next(s for s in rig.notifier.status() if s["channel"] == "ops")
-        assert (ops["total_sent"], ops["total_failures"]) == (1, 3)
+        ops = next(s for s in rig.notifier.status() if s.channel == "ops")
+        assert (ops.total_sent, ops.total_failures) == (1, 3)
 
 
 async def test_retry_after_pauses_the_channel_without_using_attempts() -> None:
@@ -346,8 +346,8 @@ async def test_dead_letter_after_max_attempts_and_resend() -> None:
         assert len(ch.sent) == 3
         dead = await rig.outbox.outbox_dead()
         assert len(dead) == 1 and "500 boom" in (dead[0].last_error or "")
-        status = {s["channel"]: s for s in rig.notifier.status()}
-        assert status["ops"]["dead"] == 1
+        status = {s.channel: s for s in rig.notifier.status()}
+        assert status["ops"].dead == 1
         assert await rig.notifier.resend(all_dead=True) == 1
         await rig.advance(2)
         assert len(ch.sent) == 4 and not await rig.outbox.outbox_dead()
@@ -376,8 +376,8 @@ async def test_broken_channel_keeps_queue_raises_incident_and_recovers() -> None
         await rig.advance(5)
         assert rig.broken == [("ops", "404 Unknown Webhook")]
         assert len(ch.sent) == 1
-        status = {s["channel"]: s for s in rig.notifier.status()}["ops"]
-        assert status["broken"] and status["queued"] == 3
+        status = {s.channel: s for s in rig.notifier.status()}["ops"]
+        assert status.broken and status.queued == 3
         await rig.advance(60)
         assert len(ch.sent) == 1  # no hammering a broken webhook
         await rig.advance(BROKEN_RETRY_S)
@@ -477,9 +477,9 @@ async def test_queue_counts_messages_waiting_in_group_wait() -> None:
         for n in (1, 2, 3):
             await rig.notifier.on_event(ev(EventType.OPENED, incident(n, exchange=f"ex{n}"), rig.now()))
             # at once, not after the next delivery or reminder tick
-            assert {s["channel"]: s["queued"] for s in rig.notifier.status()}["ops"] == n
+            assert {s.channel: s.queued for s in rig.notifier.status()}["ops"] == n
         await rig.advance(1)
         assert rig.ch["ops"].sent == []  # all inside group_wait
-        assert {s["channel"]: s["queued"] for s in rig.notifier.status()}["ops"] == 3
+        assert {s.channel: s.queued for s in rig.notifier.status()}["ops"] == 3
         await rig.advance(15)
-        assert rig.ch["ops"].sent and {s["channel"]: s["queued"] for s in rig.notifier.status()}["ops"] == 0
+        assert rig.ch["ops"].sent and {s.channel: s.queued for s in rig.notifier.status()}["ops"] == 0

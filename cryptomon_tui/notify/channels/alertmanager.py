@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
+from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import AlertmanagerChannelConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, get_object
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
@@ -37,10 +39,12 @@ def _alertname(rule: str) -> str:
     return "Cryptomon" + "".join(p[:1].upper() + p[1:] for p in parts if p)
 
 
-def am_alert(notice: Notice, cfg: AlertmanagerChannelConfig, location: str, now: float) -> dict[str, Any]:
+def am_alert(notice: Notice, cfg: AlertmanagerChannelConfig, location: str, now: float) -> JsonObject:
+    """One alert of the v2 API; a test alert resolves itself at once (it proves the API accepts us without
+    paging anybody)."""
     inc = notice.incident
-    labels: dict[str, str] = {}
-    for key, value in (inc.get("labels") or {}).items():
+    labels: JsonObject = {}
+    for key, value in (get_object(inc, "labels") or {}).items():
         name = _LABEL_NAME.sub("_", str(key))
         if name and not name[0].isdigit() and value is not None:
             labels[name] = str(value)
@@ -57,16 +61,21 @@ def am_alert(notice: Notice, cfg: AlertmanagerChannelConfig, location: str, now:
     )
     labels = {k: v for k, v in labels.items() if v != ""}
     view = build_view(notice)
-    annotations = {"summary": clip(str(inc.get("summary") or view.title), 1000), "incident_id": notice.incident_id}
+    summary = clip(str(inc.get("summary") or view.title), 1000)
+    annotations: JsonObject = {"summary": summary, "incident_id": notice.incident_id}
     for name, value in view.fields:
         key = _LABEL_NAME.sub("_", name.lower())
         if key in ("last_error", "acknowledged_by", "analysis", "note", "outcomes"):
             annotations[key] = clip(value, 1000)
     started = inc.get("started_ts")
-    alert: dict[str, Any] = {"labels": labels, "annotations": annotations}
-    if isinstance(started, int | float):
-        alert["startsAt"] = iso_utc(float(started))
-    if notice.kind is NoticeKind.RESOLVED:
+    alert: JsonObject = {"labels": labels, "annotations": annotations}
+    starts_at = iso_utc(float(started)) if isinstance(started, int | float) else None
+    if starts_at is not None:
+        alert["startsAt"] = starts_at
+    if notice.kind is NoticeKind.TEST:
+        labels["alertname"] = "CryptomonTest"
+        alert["endsAt"] = starts_at or iso_utc(now)
+    elif notice.kind is NoticeKind.RESOLVED:
         ended = inc.get("resolved_ts")
         alert["endsAt"] = iso_utc(min(now, float(ended)) if isinstance(ended, int | float) else now)
     else:
@@ -82,8 +91,8 @@ class AlertmanagerChannel(HttpChannel):
     supports_digest = False
     config: AlertmanagerChannelConfig
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, name: str, config: AlertmanagerChannelConfig, clock: Clock, location: str = "local") -> None:
+        super().__init__(name, config, clock, location)
         self.firing: dict[str, Notice] = {}  # fingerprint -> last firing notice delivered
 
     def _make_client(self) -> httpx.AsyncClient:
@@ -95,7 +104,7 @@ class AlertmanagerChannel(HttpChannel):
     def _url(self) -> str:
         return self.config.url.rstrip("/") + "/api/v2/alerts"
 
-    async def post_alerts(self, alerts: list[dict[str, Any]]) -> SendResult:
+    async def post_alerts(self, alerts: list[JsonValue]) -> SendResult:
         headers = {k: v.get_secret_value() for k, v in self.config.headers.items()}
         resp = await self.post_json(self._url(), alerts, headers=headers)
         if isinstance(resp, SendResult):
@@ -112,12 +121,6 @@ class AlertmanagerChannel(HttpChannel):
         )
 
     async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:
-        if notice.kind is NoticeKind.TEST:
-            # a test alert that resolves itself at once: proves the API accepts us without paging anybody
-            alert = am_alert(notice, self.config, self.location, self.clock.now())
-            alert["endsAt"] = alert.get("startsAt") or iso_utc(self.clock.now())
-            alert["labels"]["alertname"] = "CryptomonTest"
-            return await self.post_alerts([alert])
         return await self.post_alerts([am_alert(notice, self.config, self.location, self.clock.now())])
 
     async def on_delivered(self, notice: Notice) -> None:
@@ -131,12 +134,14 @@ class AlertmanagerChannel(HttpChannel):
         if not self.firing:
             return None
         now = self.clock.now()
-        alerts = [am_alert(scrub_notice(n), self.config, self.location, now) for n in self.firing.values()]
+        alerts: list[JsonValue] = [
+            am_alert(scrub_notice(n), self.config, self.location, now) for n in self.firing.values()
+        ]
         result = await self.send_raw(alerts)
         if not result.ok:
             log.warning("alertmanager %s refresh failed: %s", self.name, result.answer)
         return result
 
-    async def send_raw(self, alerts: list[dict[str, Any]]) -> SendResult:
+    async def send_raw(self, alerts: list[JsonValue]) -> SendResult:
         result = await self.post_alerts(alerts)
         return SendResult(result.verdict, scrub(self.redact(result.answer)), result.retry_after, result.status)

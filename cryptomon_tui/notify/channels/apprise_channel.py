@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, ClassVar
+from typing import ClassVar, Protocol
 
+from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import AppriseChannelConfig
 from cryptomon_tui.notify.channels.base import Channel, SendResult, Verdict
 from cryptomon_tui.notify.format import build_view, plain_text
@@ -19,25 +20,37 @@ def apprise_available() -> bool:
     return True
 
 
+class _Apprise(Protocol):
+    """What we use of ``apprise.Apprise`` (an optional package without type information)."""
+
+    def add(self, servers: str) -> object: ...
+
+    async def async_notify(self, *, body: str, title: str, notify_type: object) -> object: ...
+
+
 class AppriseChannel(Channel):
     type = "apprise"
     default_rate: ClassVar[tuple[float, float, int]] = (1.0, 1.0, 1)
     config: AppriseChannelConfig
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._apprise: Any = None
+    def __init__(self, name: str, config: AppriseChannelConfig, clock: Clock, location: str = "local") -> None:
+        super().__init__(name, config, clock, location)
+        self._apprise: _Apprise | None = None
 
     async def start(self) -> None:
+        self._apprise = self._build()
+
+    def _build(self) -> _Apprise:
         apprise = importlib.import_module("apprise")
-        obj = apprise.Apprise()
+        obj: _Apprise = apprise.Apprise()
         for url in self.config.urls:
             obj.add(url.get_secret_value())
-        self._apprise = obj
+        return obj
 
     async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:
-        if self._apprise is None:
-            await self.start()
+        notifier = self._apprise
+        if notifier is None:
+            notifier = self._apprise = self._build()
         apprise = importlib.import_module("apprise")
         view = build_view(notice)
         if notice.kind is NoticeKind.RESOLVED:
@@ -48,7 +61,7 @@ class AppriseChannel(Channel):
             ntype = apprise.NotifyType.WARNING
         else:
             ntype = apprise.NotifyType.INFO
-        result = await self._apprise.async_notify(body=plain_text(view), title=view.title, notify_type=ntype)
+        result = await notifier.async_notify(body=plain_text(view), title=view.title, notify_type=ntype)
         if bool(result):
             return SendResult(Verdict.SUCCESS, "apprise: all services accepted")
         status = getattr(result, "status", result)

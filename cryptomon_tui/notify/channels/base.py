@@ -13,17 +13,19 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import ChannelBase
+from cryptomon_tui.kernel.jsonvalue import JsonValue, as_object, finite
 from cryptomon_tui.notify.model import Notice
 from cryptomon_tui.redaction import Redactor, scrub, scrub_obj
 
 log = logging.getLogger("cryptomon.notify")
 ANSWER_LIMIT = 500
+MAX_WAIT_S = 86_400.0  # a service asking for a longer pause is broken or hostile: we wait a day at most
 MIN_LOGGED_SECRET_LEN = 4  # library log lines are scrubbed of every channel's secrets at least this long
 
 
@@ -59,7 +61,7 @@ for _name in ("httpx", "httpcore", "aiosmtplib", "apprise"):
 
 def scrub_notice(notice: Notice) -> Notice:
     """The notice with every string in it scrubbed of secrets and terminal controls."""
-    return Notice.from_dict(scrub_obj(notice.to_dict()))
+    return Notice.from_dict(as_object(scrub_obj(notice.to_dict())) or {})
 
 
 class Verdict(StrEnum):
@@ -130,22 +132,33 @@ class Channel(ABC):
         """Hook after a confirmed delivery (Alertmanager keeps its firing set here)."""
 
 
+def bounded_wait(value: object) -> float | None:
+    """Seconds a service asks us to wait, from a JSON number or a header's text, clamped to
+    [0, MAX_WAIT_S]; None when it is no finite number ("inf", NaN and 1e999 are no waits)."""
+    seconds = finite(value)
+    return None if seconds is None else min(max(seconds, 0.0), MAX_WAIT_S)
+
+
+def json_wait(value: JsonValue) -> float | None:
+    """A wait a service's JSON body gives as a number (a numeric string is not honoured)."""
+    return None if isinstance(value, str) else bounded_wait(value)
+
+
 def retry_after_header(response: httpx.Response, now: float | None = None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date)."""
+    """Retry-After as seconds (delta-seconds or an HTTP date), at most MAX_WAIT_S."""
     value = response.headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = bounded_wait(value)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if now is None:
         return None
-    return max(0.0, when.timestamp() - now)
+    return bounded_wait(when.timestamp() - now)
 
 
 def classify_status(status: int) -> Verdict:
@@ -167,7 +180,8 @@ def body_text(response: httpx.Response, limit: int = ANSWER_LIMIT) -> str:
     return text.strip()[:limit]
 
 
-def json_body(response: httpx.Response) -> Any:
+def json_body(response: httpx.Response) -> JsonValue:
+    """The reply's JSON, untrusted (callers narrow it); None when it is not JSON."""
     try:
         return json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
@@ -206,7 +220,7 @@ class HttpChannel(Channel):
             self._client = None
 
     async def post_json(
-        self, url: str, payload: Any, headers: dict[str, str] | None = None, content: bytes | None = None
+        self, url: str, payload: JsonValue, headers: dict[str, str] | None = None, content: bytes | None = None
     ) -> httpx.Response | SendResult:
         """POST; transport failures come back as a retryable SendResult (never with the URL in it)."""
         body = content if content is not None else json.dumps(payload, ensure_ascii=False).encode("utf-8")

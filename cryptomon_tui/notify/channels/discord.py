@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
 from cryptomon_tui.config.notify import DiscordChannelConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
     SendResult,
     Verdict,
     body_text,
+    bounded_wait,
     classify_status,
     json_body,
+    json_wait,
     retry_after_header,
 )
 from cryptomon_tui.notify.format import (
@@ -32,7 +35,7 @@ SUPPRESS_NOTIFICATIONS = 4096
 EMBED_TOTAL = 6000
 
 
-def discord_payload(notice: Notice, username: str, silent_below: str | None) -> dict[str, Any]:
+def discord_payload(notice: Notice, username: str, silent_below: str | None) -> JsonObject:
     view = build_view(notice)
     if notice.kind is NoticeKind.RESOLVED:
         color = RESOLVED_COLOR
@@ -42,20 +45,21 @@ def discord_payload(notice: Notice, username: str, silent_below: str | None) -> 
         color = SEVERITY_COLOR.get(view.severity, 0x9E9E9E)
     budget = EMBED_TOTAL - 200  # title + footer + field names, measured below
     title = clip(f"{view.emoji} {view.title}", 256)
-    fields: list[dict[str, Any]] = []
+    fields: list[JsonValue] = []
     used = len(title)
     for name, value in view.fields[:25]:
         v = clip(escape_discord(value), 1024) or "-"
-        fields.append({"name": clip(name, 256), "value": v, "inline": len(value) < 40})
-        used += len(fields[-1]["name"]) + len(v)
+        field_name = clip(name, 256)
+        fields.append({"name": field_name, "value": v, "inline": len(value) < 40})
+        used += len(field_name) + len(v)
     desc_parts = [escape_discord(view.summary)] if view.summary and view.summary not in view.title else []
     desc_parts += [f"• {escape_discord(line)}" for line in view.lines]
     description = clip("\n".join(desc_parts), max(0, min(4096, budget - used)))
     footer = clip(view.footer, 2048)
-    embed: dict[str, Any] = {"title": title, "color": color, "fields": fields, "footer": {"text": footer}}
+    embed: JsonObject = {"title": title, "color": color, "fields": fields, "footer": {"text": footer}}
     if description:
         embed["description"] = description
-    payload: dict[str, Any] = {
+    payload: JsonObject = {
         "username": username,
         "content": clip(f"{view.emoji} **{view.status}** {escape_discord(title_without_status(view))}", 2000),
         "allowed_mentions": {"parse": []},
@@ -101,8 +105,8 @@ class DiscordChannel(HttpChannel):
             return SendResult(Verdict.SUCCESS, "204 accepted (no confirmation)", status=status)
         if status == 429:
             retry = None
-            if isinstance(data, dict) and isinstance(data.get("retry_after"), int | float):
-                retry = float(data["retry_after"])
+            if isinstance(data, dict):
+                retry = json_wait(data.get("retry_after"))
             header = retry_after_header(resp)
             retry = max(x for x in (retry, header, 1.0) if x is not None)
             scope = resp.headers.get("x-ratelimit-scope", "")
@@ -120,8 +124,5 @@ class DiscordChannel(HttpChannel):
     def pause_hint(self, resp: httpx.Response) -> float | None:
         """Seconds until the bucket refills when Discord says it is empty."""
         if resp.headers.get("x-ratelimit-remaining") == "0":
-            try:
-                return float(resp.headers.get("x-ratelimit-reset-after", "0"))
-            except ValueError:
-                return None
+            return bounded_wait(resp.headers.get("x-ratelimit-reset-after", "0"))
         return None

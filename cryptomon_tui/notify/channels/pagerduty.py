@@ -6,11 +6,12 @@ incident is its own alert (PagerDuty groups on its side), so rows are always dis
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
 from cryptomon_tui.config.notify import PagerDutyChannelConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
@@ -34,12 +35,12 @@ _ACTION = {
 }
 
 
-def pagerduty_event(notice: Notice, routing_key: str, source: str, client_url: str | None) -> dict[str, Any]:
+def pagerduty_event(notice: Notice, routing_key: str, source: str, client_url: str | None) -> JsonObject:
     action = _ACTION[notice.kind]
     dedup = (
         f"cryptomon:{notice.fingerprint}"[:255] if notice.kind is not NoticeKind.TEST else f"cryptomon:test:{notice.ts}"
     )
-    event: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": dedup}
+    event: JsonObject = {"routing_key": routing_key, "event_action": action, "dedup_key": dedup}
     if action != "trigger":
         return event
     view = build_view(notice)
@@ -65,7 +66,9 @@ def classify_pagerduty(resp: httpx.Response) -> SendResult:
     status = resp.status_code
     data = json_body(resp)
     message = data.get("message", "") if isinstance(data, dict) else body_text(resp, 200)
-    errors = data.get("errors") if isinstance(data, dict) else None
+    raw_errors = data.get("errors") if isinstance(data, dict) else None
+    # a list of strings by the API; anything else (a number, an object) is one error, not a crash
+    errors = raw_errors if isinstance(raw_errors, list) else ([raw_errors] if raw_errors else [])
     text = f"{status} {message}" + (f": {'; '.join(map(str, errors))[:300]}" if errors else "")
     if status == 202 and isinstance(data, dict) and data.get("status") == "success":
         return SendResult(Verdict.SUCCESS, f"202 {message} dedup_key {data.get('dedup_key')}", status=status)

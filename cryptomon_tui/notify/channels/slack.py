@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
 from cryptomon_tui.config.notify import SlackChannelConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.notify.channels.base import HttpChannel, SendResult, Verdict, body_text, retry_after_header
 from cryptomon_tui.notify.format import build_view, clip, escape_slack, plain_text
 from cryptomon_tui.notify.model import Notice
@@ -37,14 +38,14 @@ HEADER_LIMIT = 150
 TEXT_LIMIT = 3000
 
 
-def slack_payload(notice: Notice) -> dict[str, Any]:
+def slack_payload(notice: Notice) -> JsonObject:
     view = build_view(notice)
-    blocks: list[dict[str, Any]] = [
+    blocks: list[JsonValue] = [
         {"type": "header", "text": {"type": "plain_text", "text": clip(f"{view.emoji} {view.title}", HEADER_LIMIT)}}
     ]
     if view.summary and view.summary not in view.title:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(escape_slack(view.summary), 2900)}})
-    fields = [
+    fields: list[JsonValue] = [
         {"type": "mrkdwn", "text": clip(f"*{name}*\n{escape_slack(value)}", 2000)} for name, value in view.fields[:10]
     ]
     if fields:

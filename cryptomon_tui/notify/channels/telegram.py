@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
 from cryptomon_tui.config.notify import TelegramChannelConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
@@ -15,6 +16,7 @@ from cryptomon_tui.notify.channels.base import (
     body_text,
     classify_status,
     json_body,
+    json_wait,
     retry_after_header,
 )
 from cryptomon_tui.notify.format import build_view, clip, escape_telegram_html
@@ -61,15 +63,14 @@ def classify_telegram(resp: httpx.Response) -> SendResult:
         return SendResult(Verdict.SUCCESS, f"ok message_id {mid}", status=status)
     code = data.get("error_code", status)
     desc = str(data.get("description", ""))[:300]
-    raw_params = data.get("parameters")
-    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+    params: JsonObject = as_object(data.get("parameters")) or {}
     text = f"{code} {desc}"
     if params.get("migrate_to_chat_id"):
         text += f" (group moved: set chat_id to {params['migrate_to_chat_id']})"
         return SendResult(Verdict.BROKEN, text, status=status)
     if code == 429:
-        retry = params.get("retry_after")
-        retry_s = float(retry) if isinstance(retry, int | float) else (retry_after_header(resp) or 1.0)
+        retry = json_wait(params.get("retry_after"))
+        retry_s = retry if retry is not None else (retry_after_header(resp) or 1.0)
         return SendResult(Verdict.RETRY, text, retry_after=retry_s, status=status, rate_limited=True)
     if code in (401, 403, 404):  # bad token, bot kicked / blocked, chat not found
         return SendResult(Verdict.BROKEN, text, status=status)
@@ -97,7 +98,7 @@ class TelegramChannel(HttpChannel):
         return f"{self.config.api_url.rstrip('/')}/bot{self.config.token.get_secret_value()}/sendMessage"
 
     async def _send(self, notice: Notice, idempotency_key: str) -> SendResult:
-        payload: dict[str, Any] = {
+        payload: JsonObject = {
             "chat_id": self.config.chat_id,
             "text": telegram_text(notice),
             "parse_mode": "HTML",

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from cryptomon_tui.config.notify import WebhookChannelConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
     SendResult,
@@ -33,7 +34,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def webhook_body(notice: Notice, idempotency_key: str) -> dict[str, Any]:
+def webhook_body(notice: Notice, idempotency_key: str) -> JsonObject:
     view = build_view(notice)
     return {
         "version": 1,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
 from cryptomon_tui.config.notify import WecomChannelConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
@@ -29,7 +30,7 @@ REJECTED_CODES = frozenset({40008, 40035, 41009, 44004, 45002, 40058})  # bad me
 _COLOR = {Severity.CRITICAL: "warning", Severity.ERROR: "warning", Severity.WARNING: "comment", Severity.INFO: "info"}
 
 
-def wecom_payload(notice: Notice, mentioned: list[str]) -> dict[str, Any]:
+def wecom_payload(notice: Notice, mentioned: list[str]) -> JsonObject:
     view = build_view(notice)
     color = "info" if notice.kind is NoticeKind.RESOLVED else _COLOR.get(view.severity, "comment")
     title = escape_wecom(clip(title_without_status(view), 200))
