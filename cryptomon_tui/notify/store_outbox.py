@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 from cryptomon_tui.notify.model import ChannelStats, NewOutboxRow, OutboxRow
-from cryptomon_tui.store.rows import OutboxMessage
+from cryptomon_tui.store.rows import NewOutboxMessage, OutboxMessage
 from cryptomon_tui.store.store import Store
 
 
@@ -46,7 +46,7 @@ class StoreOutbox:
         self.store = store
 
     async def outbox_enqueue(self, rows: Sequence[NewOutboxRow]) -> list[int]:
-        dicts = [
+        dicts: list[NewOutboxMessage] = [
             {
                 "idempotency_key": r.idempotency_key,
                 "channel": r.channel,

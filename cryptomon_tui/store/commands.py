@@ -16,7 +16,7 @@ so the channels and faces hear about it when the daemon starts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from cryptomon_tui.incidents.model import (
     EventType,
@@ -27,7 +27,8 @@ from cryptomon_tui.incidents.model import (
     Matcher,
     Silence,
 )
-from cryptomon_tui.store.rows import CommandRecord, matcher_from_dict, silence_from_dict, window_from_dict
+from cryptomon_tui.kernel.jsonvalue import JsonObject, get_text
+from cryptomon_tui.store.rows import CommandRecord, silence_from_dict, window_from_dict
 
 
 class CommandTarget(Protocol):
@@ -84,8 +85,15 @@ def apply_command(target: CommandTarget, command: CommandRecord) -> tuple[str, l
         return f"skipped: {exc}", []
 
 
-def _ack(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
-    incident = target.get(str(p["incident_id"]))
+def _required_text(p: JsonObject, key: str) -> str:
+    value = get_text(p, key)
+    if value is None:
+        raise ValueError(f"no {key} in the command")
+    return value
+
+
+def _ack(target: CommandTarget, p: JsonObject) -> tuple[str, list[IncidentEvent]]:
+    incident = target.get(_required_text(p, "incident_id"))
     if incident is None:
         return "skipped: not open in the daemon", []
     if incident.state is IncidentState.RESOLVED:
@@ -94,16 +102,16 @@ def _ack(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEv
         at = incident.acknowledged_at
         if p.get("offline") and at is not None and at == p.get("ts") and incident.acknowledged_by == p.get("by"):
             # this very ack was decided offline (same time, same person): the channels have not heard of it
-            note = p.get("note")
+            note = get_text(p, "note")
             announce = IncidentEvent(at, EventType.ACKNOWLEDGED, incident, actor=incident.acknowledged_by,
                                      detail={"note": note} if note else {})
             return "ok: announced", [announce]
         return "ok: already acknowledged", []
-    return "ok", target.ack(incident.id, str(p["by"]), p.get("note"))
+    return "ok", target.ack(incident.id, _required_text(p, "by"), get_text(p, "note"))
 
 
-def _silence(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
-    s = silence_from_dict(p["silence"])
+def _silence(target: CommandTarget, p: JsonObject) -> tuple[str, list[IncidentEvent]]:
+    s = silence_from_dict(p.get("silence"))
     if any(existing.id == s.id for existing in target.silences(include_expired=True)):
         if p.get("offline") and target.announce_restored_silence(s.id):
             # made offline: the restored incidents already carry it, but nobody has heard of it (issue 13 item 7)
@@ -115,20 +123,19 @@ def _silence(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[Incide
             return "ok: announced", announce
         return "ok: already known", []
     duration = None if s.ends_at is None else s.ends_at - s.starts_at
-    matchers = [matcher_from_dict(m.to_dict()) for m in s.matchers]
-    _, events = target.silence(matchers, duration, s.comment, s.created_by, starts_at=s.starts_at, silence_id=s.id)
+    _, events = target.silence(s.matchers, duration, s.comment, s.created_by, starts_at=s.starts_at, silence_id=s.id)
     return "ok", events
 
 
-def _unsilence(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
-    silence_id = str(p["silence_id"])
+def _unsilence(target: CommandTarget, p: JsonObject) -> tuple[str, list[IncidentEvent]]:
+    silence_id = _required_text(p, "silence_id")
     if not any(s.id == silence_id for s in target.silences(include_expired=True)):
         return "skipped: unknown silence", []
-    return "ok", target.unsilence(silence_id, p.get("by") or "cli")
+    return "ok", target.unsilence(silence_id, get_text(p, "by") or "cli")
 
 
-def _maintenance_add(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
-    w = window_from_dict(p["window"])
+def _maintenance_add(target: CommandTarget, p: JsonObject) -> tuple[str, list[IncidentEvent]]:
+    w = window_from_dict(p.get("window"))
     if any(existing.id == w.id for existing in target.maintenance_windows()):
         return "ok: already known", []
     _, events = target.add_maintenance(
@@ -137,15 +144,15 @@ def _maintenance_add(target: CommandTarget, p: dict[str, Any]) -> tuple[str, lis
         w.ends_at,
         w.comment,
         w.recurrence,
-        getattr(w, "timezone", "UTC"),
-        getattr(w, "created_by", None),
+        w.timezone,
+        w.created_by,
         window_id=w.id,
     )
     return "ok", events
 
 
-def _maintenance_remove(target: CommandTarget, p: dict[str, Any]) -> tuple[str, list[IncidentEvent]]:
-    window_id = str(p["window_id"])
+def _maintenance_remove(target: CommandTarget, p: JsonObject) -> tuple[str, list[IncidentEvent]]:
+    window_id = _required_text(p, "window_id")
     if not any(w.id == window_id for w in target.maintenance_windows()):
         return "ok: already gone", []
     return "ok", target.remove_maintenance(window_id)

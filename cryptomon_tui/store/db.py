@@ -14,14 +14,19 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from cryptomon_tui.redaction import scrub
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsLenAndGetItem
+
 T = TypeVar("T")
+# What sqlite3 accepts as the parameters of one statement: a sequence (``?``) or a mapping (``:name``).
+Params: TypeAlias = "SupportsLenAndGetItem[object] | Mapping[str, object]"
 
 
 class StoreUnavailable(sqlite3.OperationalError):
@@ -46,12 +51,12 @@ def prepare_location(path: Path) -> None:
         os.chmod(path, 0o600)
 
 
-def _scrub_params(params: Any) -> Any:
-    if isinstance(params, dict):
+def _scrub_params(params: Params) -> tuple[object, ...] | dict[str, object]:
+    if isinstance(params, Mapping):
         return {k: scrub(v) if isinstance(v, str) else v for k, v in params.items()}
-    if isinstance(params, list | tuple):
+    if isinstance(params, tuple | list):
         return tuple(scrub(v) if isinstance(v, str) else v for v in params)
-    return params
+    return tuple(scrub(v) if isinstance(v, str) else v for v in (params[i] for i in range(len(params))))
 
 
 class ScrubbingConnection(sqlite3.Connection):
@@ -59,10 +64,10 @@ class ScrubbingConnection(sqlite3.Connection):
     (incidents, timeline, analyses, probe results, outbox payloads ...) keeps a configured secret or a
     terminal control, whichever repository wrote it. Literal SQL carries no untrusted text."""
 
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+    def execute(self, sql: str, parameters: Params = (), /) -> sqlite3.Cursor:
         return super().execute(sql, _scrub_params(parameters))
 
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+    def executemany(self, sql: str, parameters: Iterable[Params], /) -> sqlite3.Cursor:
         return super().executemany(sql, (_scrub_params(p) for p in parameters))
 
 
@@ -144,7 +149,6 @@ def classify(exc: BaseException) -> str:
 
 # --- connection threads ---------------------------------------------------------------------
 
-_STOP = object()
 
 
 class DbThread:
@@ -156,7 +160,8 @@ class DbThread:
 
     def __init__(self, name: str, opener: Callable[[], sqlite3.Connection]) -> None:
         self._opener = opener
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # jobs are closures that settle their own future; None asks the thread to close and end
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
@@ -167,8 +172,8 @@ class DbThread:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            job = self._queue.get()
+            if job is None:
                 if self._conn is not None:
                     try:
                         self._conn.close()
@@ -176,30 +181,37 @@ class DbThread:
                         pass
                     self._conn = None
                 return
-            fn, fut, needs_connection = item
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(self._connection()) if needs_connection else fn(None)
-            except BaseException as exc:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(result)
+            job()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise StoreUnavailable("the database is not open")
         return self._conn
 
-    def _open(self, _: object = None) -> bool:
+    def _open(self) -> bool:
         if self._conn is None:
             self._conn = self._opener()
         return True
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+    def _enqueue(self, work: Callable[[], T]) -> Future[T]:
+        """Queue ``work`` for this thread; its result or exception settles the returned future."""
         fut: Future[T] = Future()
-        self._queue.put((fn, fut, True))
+
+        def job() -> None:
+            if not fut.set_running_or_notify_cancel():
+                return
+            try:
+                result = work()
+            except BaseException as exc:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+        self._queue.put(job)
         return fut
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        return self._enqueue(lambda: fn(self._connection()))
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.wrap_future(self.submit(fn))
@@ -209,15 +221,13 @@ class DbThread:
 
     def _open_job(self) -> Future[bool]:
         # the one job that runs without a connection
-        fut: Future[bool] = Future()
-        self._queue.put((self._open, fut, False))
-        return fut
+        return self._enqueue(self._open)
 
     async def open(self) -> None:
         await asyncio.wrap_future(self._open_job())
 
     def stop(self) -> None:
-        self._queue.put(_STOP)
+        self._queue.put(None)
 
     async def close(self) -> None:
         self.stop()

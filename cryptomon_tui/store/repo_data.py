@@ -6,7 +6,6 @@ import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.store.rows import (
@@ -17,7 +16,7 @@ from cryptomon_tui.store.rows import (
     result_from_row,
     rollup_from_row,
 )
-from cryptomon_tui.store.sql import transaction
+from cryptomon_tui.store.sql import SqlRow, SqlValue, sql_int, sql_real, transaction
 
 INSERT_RESULT = f"INSERT INTO probe_results({RESULT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 UPSERT_ROLLUP = f"INSERT OR REPLACE INTO rollups_1m({ROLLUP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -60,21 +59,21 @@ def results_page(
 ) -> tuple[list[ProbeResult], tuple[float, int] | None]:
     """One page of results ordered by (ts, id); pass the returned cursor to get the next page."""
     where = ["ts >= ?", "ts < ?"]
-    params: list[Any] = [since, until]
+    params: list[SqlValue] = [since, until]
     if after is not None:
         where.append("(ts > ? OR (ts = ? AND id > ?))")
         params += [after[0], after[0], after[1]]
     if exchange is not None:
         where.append("exchange = ?")
         params.append(exchange)
-    rows = conn.execute(
+    rows: list[SqlRow] = conn.execute(
         f"SELECT {RESULT_COLUMNS}, id FROM probe_results WHERE {' AND '.join(where)} ORDER BY ts, id LIMIT ?",
         (*params, limit),
     ).fetchall()
     if not rows:
         return [], None
     last = rows[-1]
-    return [result_from_row(r[:-1]) for r in rows], (float(last[0]), int(last[-1]))
+    return [result_from_row(r[:-1]) for r in rows], (sql_real(last[0]), sql_int(last[-1]))
 
 
 def count_results(conn: sqlite3.Connection) -> int:
@@ -106,7 +105,7 @@ def used_bytes(conn: sqlite3.Connection) -> int:
     return (pages - free) * page_size
 
 
-def _delete_chunked(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+def _delete_chunked(conn: sqlite3.Connection, sql: str, params: Sequence[SqlValue]) -> int:
     total = 0
     while True:
         with transaction(conn):

@@ -9,10 +9,10 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
-from cryptomon_tui.store.rows import OUTBOX_COLUMNS, OutboxMessage, outbox_from_row
-from cryptomon_tui.store.sql import transaction
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
+from cryptomon_tui.store.rows import OUTBOX_COLUMNS, NewOutboxMessage, OutboxMessage, outbox_from_row
+from cryptomon_tui.store.sql import SqlRow, SqlValue, sql_json, transaction
 
 FIRED_EVENTS = ("firing", "reopened", "reminder")
 OPENING_EVENTS = ("firing", "reopened")
@@ -31,8 +31,8 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-def enqueue_many(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]], now: float) -> list[int]:
-    """Insert rows (dicts with the outbox columns) and update the notification log, in ONE transaction.
+def enqueue_many(conn: sqlite3.Connection, rows: Sequence[NewOutboxMessage], now: float) -> list[int]:
+    """Insert rows (the outbox columns a writer chooses) and update the notification log, in ONE transaction.
 
     A firing row marks its (incident, channel) as told-it-fired; a resolved row marks it told-it-resolved.
     An idempotency key already present keeps its existing row.
@@ -213,22 +213,22 @@ def notified_channels(conn: sqlite3.Connection, incident_id: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def open_firing(conn: sqlite3.Connection, channel: str) -> list[dict[str, Any]]:
+def open_firing(conn: sqlite3.Connection, channel: str) -> list[JsonObject]:
     """The latest firing payload of every incident ``channel`` was told about and not yet told resolved."""
     marks = _marks(len(FIRED_EVENTS))
-    rows = conn.execute(
+    rows: list[SqlRow] = conn.execute(
         "SELECT o.payload FROM outbox o JOIN notification_log l ON l.incident_id = o.incident_id "
         "AND l.channel = o.channel WHERE o.channel = ? AND l.fired_notified = 1 AND l.resolved_notified = 0 "
         f"AND o.id = (SELECT max(id) FROM outbox o2 WHERE o2.incident_id = o.incident_id AND o2.channel = o.channel "
         f"AND o2.event IN ({marks})) ORDER BY o.id",
         (channel, *FIRED_EVENTS),
     ).fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [payload for r in rows if (payload := as_object(sql_json(r[0]))) is not None]
 
 
 def dead_for(conn: sqlite3.Connection, channel: str | None, limit: int) -> list[OutboxMessage]:
     sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'dead'"
-    params: list[Any] = []
+    params: list[SqlValue] = []
     if channel is not None:
         sql += " AND channel = ?"
         params.append(channel)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from dataclasses import replace
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject, finite
 from cryptomon_tui.store.rows import (
     OUTBOX_COLUMNS,
     NotificationLogEntry,
     OutboxChannelStats,
     OutboxMessage,
     dumps,
+    log_entry_from_row,
     outbox_from_row,
 )
-from cryptomon_tui.store.sql import transaction
+from cryptomon_tui.store.sql import SqlRow, SqlValue, sql_int, sql_opt_text, sql_real, sql_text, transaction
 
 
 def enqueue(
@@ -24,7 +26,7 @@ def enqueue(
     incident_id: str | None,
     fingerprint: str | None,
     event: str,
-    payload: dict[str, Any],
+    payload: JsonObject,
     now: float,
     next_attempt_at: float | None,
 ) -> tuple[int, bool]:
@@ -54,29 +56,18 @@ def claim_due(conn: sqlite3.Connection, now: float, limit: int, channel: str | N
     """Pending rows due by ``now``, oldest first, marked 'sending' and their attempt counted."""
     with transaction(conn):
         sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
-        params: list[Any] = [now]
+        params: list[SqlValue] = [now]
         if channel is not None:
             sql += " AND channel = ?"
             params.append(channel)
         sql += " ORDER BY next_attempt_at, id LIMIT ?"
         params.append(limit)
-        rows = conn.execute(sql, params).fetchall()
-        ids = [int(r[0]) for r in rows]
+        messages = [outbox_from_row(r) for r in conn.execute(sql, params).fetchall()]
         conn.executemany(
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
-            [(now, i) for i in ids],
+            [(now, m.id) for m in messages],
         )
-    claimed = []
-    for r in rows:
-        m = outbox_from_row(r)
-        claimed.append(
-            OutboxMessage(**{**_as_dict(m), "state": "sending", "attempts": m.attempts + 1, "last_attempt_at": now})
-        )
-    return claimed
-
-
-def _as_dict(m: OutboxMessage) -> dict[str, Any]:
-    return {name: getattr(m, name) for name in OutboxMessage.__slots__}
+    return [replace(m, state="sending", attempts=m.attempts + 1, last_attempt_at=now) for m in messages]
 
 
 def mark_sent(conn: sqlite3.Connection, message_id: int, now: float) -> bool:
@@ -140,22 +131,36 @@ def resend(conn: sqlite3.Connection, now: float, message_id: int | None, all_dea
 
 
 def stats(conn: sqlite3.Connection) -> dict[str, OutboxChannelStats]:
-    out: dict[str, dict[str, Any]] = {}
-    for channel, state, n, extra_attempts, last_sent in conn.execute(
+    out: dict[str, OutboxChannelStats] = {}
+
+    def of(channel: str) -> OutboxChannelStats:
+        return out.setdefault(channel, OutboxChannelStats(channel))
+
+    counts: list[SqlRow] = conn.execute(
         "SELECT channel, state, count(*), sum(max(attempts - 1, 0)), max(sent_at) FROM outbox GROUP BY channel, state"
-    ):
-        d = out.setdefault(channel, {"channel": channel, "failed_attempts": 0})
-        d[state] = int(n)
-        d["failed_attempts"] += int(extra_attempts or 0)
+    ).fetchall()
+    for channel, state, n, extra_attempts, last_sent in counts:
+        s = of(sql_text(channel))
+        count = sql_int(n)
+        s = replace(s, failed_attempts=s.failed_attempts + sql_int(extra_attempts))
+        if state == "pending":
+            s = replace(s, pending=count)
+        elif state == "sending":
+            s = replace(s, sending=count)
+        elif state == "sent":
+            s = replace(s, sent=count)
+        elif state == "dead":
+            s = replace(s, dead=count)
         if last_sent is not None:
-            d["last_sent_at"] = max(float(last_sent), d.get("last_sent_at") or 0.0)
-    for channel, error, at in conn.execute(
+            s = replace(s, last_sent_at=max(sql_real(last_sent), s.last_sent_at or 0.0))
+        out[s.channel] = s
+    errors: list[SqlRow] = conn.execute(
         "SELECT channel, last_error, max(last_attempt_at) FROM outbox WHERE last_error IS NOT NULL GROUP BY channel"
-    ):
-        d = out.setdefault(channel, {"channel": channel, "failed_attempts": 0})
-        d["last_error"] = error
-        d["last_error_at"] = at
-    return {k: OutboxChannelStats(**v) for k, v in sorted(out.items())}
+    ).fetchall()
+    for channel, error, at in errors:
+        s = of(sql_text(channel))
+        out[s.channel] = replace(s, last_error=sql_opt_text(error), last_error_at=finite(at))
+    return dict(sorted(out.items()))
 
 
 # --- notification log ---------------------------------------------------------------------------
@@ -189,7 +194,7 @@ def log_entries(conn: sqlite3.Connection, incident_id: str) -> list[Notification
         "FROM notification_log WHERE incident_id = ? ORDER BY channel",
         (incident_id,),
     ).fetchall()
-    return [NotificationLogEntry(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
+    return [log_entry_from_row(r) for r in rows]
 
 
 def fired_unresolved(conn: sqlite3.Connection) -> list[NotificationLogEntry]:
@@ -198,4 +203,4 @@ def fired_unresolved(conn: sqlite3.Connection) -> list[NotificationLogEntry]:
         "SELECT incident_id, channel, fingerprint, fired_notified, fired_at, resolved_notified, resolved_at "
         "FROM notification_log WHERE fired_notified = 1 AND resolved_notified = 0 ORDER BY incident_id, channel"
     ).fetchall()
-    return [NotificationLogEntry(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
+    return [log_entry_from_row(r) for r in rows]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
 
 from cryptomon_tui.incidents.model import Incident, MaintenanceWindow, Silence, TimelineEntry
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.store.rows import (
     INCIDENT_COLUMNS,
     SILENCE_COLUMNS,
     WINDOW_COLUMNS,
     CommandRecord,
     StoredState,
+    command_from_row,
     dumps,
     incident_from_row,
     incident_to_row,
@@ -24,7 +24,7 @@ from cryptomon_tui.store.rows import (
     window_from_row,
     window_to_row,
 )
-from cryptomon_tui.store.sql import transaction
+from cryptomon_tui.store.sql import SqlRow, SqlValue, sql_int, transaction
 
 _INCIDENT_PLACEHOLDERS = ",".join("?" * len(INCIDENT_COLUMNS.split(",")))
 UPSERT_INCIDENT = f"INSERT OR REPLACE INTO incidents({INCIDENT_COLUMNS}) VALUES ({_INCIDENT_PLACEHOLDERS})"
@@ -37,15 +37,15 @@ def write_incidents(conn: sqlite3.Connection, incidents: Iterable[Incident]) -> 
     for incident in incidents:
         conn.execute(UPSERT_INCIDENT, incident_to_row(incident))
         rows = timeline_to_rows(incident)
-        stored = conn.execute(
+        stored: SqlRow | None = conn.execute(
             "SELECT seq, ts, kind, text, data FROM incident_timeline WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
             (incident.id,),
         ).fetchone()
         start = 0
         if stored is not None:
-            last = int(stored[0])
+            last = sql_int(stored[0], -1)
             # a timeline that only grew: append the new tail instead of rewriting the whole history
-            if last < len(rows) and tuple(rows[last][2:]) == tuple(stored[1:]):
+            if 0 <= last < len(rows) and tuple(rows[last][2:]) == tuple(stored[1:]):
                 start = last + 1
             else:
                 conn.execute("DELETE FROM incident_timeline WHERE incident_id = ?", (incident.id,))
@@ -60,20 +60,26 @@ def _timelines(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[Time
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
+        rows: list[SqlRow] = conn.execute(
             f"SELECT incident_id, ts, kind, text, data FROM incident_timeline WHERE incident_id IN ({marks}) "
             "ORDER BY incident_id, seq",
             chunk,
-        ):
-            out[row[0]].append(timeline_from_row(row[1:]))
+        ).fetchall()
+        for row in rows:
+            entries = out.get(row[0]) if isinstance(row[0], str) else None
+            if entries is not None:
+                entries.append(timeline_from_row(row[1:]))
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _with_timelines(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], timelines: bool) -> list[Incident]:
+def _with_timelines(conn: sqlite3.Connection, rows: list[SqlRow], timelines: bool) -> list[Incident]:
+    """Rows without a usable id are left out (see ``incident_from_row``)."""
     if not timelines:
-        return [incident_from_row(r) for r in rows]
-    lines = _timelines(conn, [r[0] for r in rows])
-    return [incident_from_row(r, lines.get(r[0], ())) for r in rows]
+        return [i for r in rows if (i := incident_from_row(r)) is not None]
+    lines = _timelines(conn, [r[0] for r in rows if isinstance(r[0], str)])
+    return [
+        i for r in rows if (i := incident_from_row(r, lines.get(r[0], ()) if isinstance(r[0], str) else ())) is not None
+    ]
 
 
 def incidents(
@@ -86,7 +92,7 @@ def incidents(
 ) -> list[Incident]:
     """Newest first. ``since`` keeps incidents still open or active (updated) after that time."""
     where: list[str] = []
-    params: list[Any] = []
+    params: list[SqlValue] = []
     if open_only:
         where.append("state != 'resolved'")
     if since is not None:
@@ -117,12 +123,13 @@ def incident(conn: sqlite3.Connection, incident_id: str) -> Incident | None:
     if real is None:
         return None
     row = conn.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (real,)).fetchone()
-    return _with_timelines(conn, [row], True)[0] if row else None
+    found = _with_timelines(conn, [row], True) if row else []
+    return found[0] if found else None
 
 
 def silences(conn: sqlite3.Connection, now: float, include_expired: bool = False) -> list[Silence]:
     rows = conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY created_at, id").fetchall()
-    items = [silence_from_row(r) for r in rows]
+    items = [s for r in rows if (s := silence_from_row(r)) is not None]
     if include_expired:
         return items
     return [s for s in items if _silence_live(s, now)]
@@ -137,7 +144,7 @@ def _silence_live(s: Silence, now: float) -> bool:
 
 def windows(conn: sqlite3.Connection, now: float | None = None) -> list[MaintenanceWindow]:
     rows = conn.execute(f"SELECT {WINDOW_COLUMNS} FROM maintenance_windows ORDER BY starts_at, id").fetchall()
-    items = [window_from_row(r) for r in rows]
+    items = [w for r in rows if (w := window_from_row(r)) is not None]
     if now is None:
         return items
     return [w for w in items if w.recurrence or w.ends_at > now]
@@ -169,7 +176,7 @@ def load_state(conn: sqlite3.Connection, now: float, recently_resolved_within: f
 # --- the command queue --------------------------------------------------------------------------
 
 
-def enqueue_command(conn: sqlite3.Connection, now: float, kind: str, payload: dict[str, Any]) -> int:
+def enqueue_command(conn: sqlite3.Connection, now: float, kind: str, payload: JsonObject) -> int:
     cur = conn.execute("INSERT INTO commands(ts, kind, payload) VALUES (?, ?, ?)", (now, kind, dumps(payload)))
     return int(cur.lastrowid or 0)
 
@@ -178,7 +185,7 @@ def pending_commands(conn: sqlite3.Connection, limit: int) -> list[CommandRecord
     rows = conn.execute(
         "SELECT id, ts, kind, payload FROM commands WHERE done_at IS NULL ORDER BY id LIMIT ?", (limit,)
     ).fetchall()
-    return [CommandRecord(id=int(r[0]), ts=float(r[1]), kind=r[2], payload=json.loads(r[3])) for r in rows]
+    return [command_from_row(r) for r in rows]
 
 
 def others_version(conn: sqlite3.Connection) -> int:
@@ -197,9 +204,7 @@ def command(conn: sqlite3.Connection, command_id: int) -> CommandRecord | None:
     row = conn.execute(
         "SELECT id, ts, kind, payload, done_at, result FROM commands WHERE id = ?", (command_id,)
     ).fetchone()
-    if row is None:
-        return None
-    return CommandRecord(int(row[0]), float(row[1]), row[2], json.loads(row[3]), row[4], row[5])
+    return None if row is None else command_from_row(row)
 
 
 # --- changes made by a command without a daemon (decided by the incident manager, see engine/offline.py) ----
@@ -209,7 +214,7 @@ def record_change(
     conn: sqlite3.Connection,
     now: float,
     kind: str,
-    payload: dict[str, Any],
+    payload: JsonObject,
     incidents: Iterable[Incident],
     silences: Iterable[Silence],
     windows: Iterable[MaintenanceWindow],
@@ -227,11 +232,13 @@ def record_change(
         return enqueue_command(conn, now, kind, payload)
 
 
-def exact_times(shape: dict[str, Any], item: Any) -> dict[str, Any]:
+def exact_times(shape: JsonObject, item: Silence | MaintenanceWindow) -> JsonObject:
     """The object's dict with epoch-second floats instead of millisecond ISO text (no precision lost)."""
-    for key in ("starts_at", "ends_at", "created_at", "expired_at"):
-        if key in shape:
-            shape[key] = getattr(item, key)
+    shape["starts_at"] = item.starts_at
+    shape["ends_at"] = item.ends_at
+    if isinstance(item, Silence):
+        shape["created_at"] = item.created_at
+        shape["expired_at"] = item.expired_at
     return shape
 
 

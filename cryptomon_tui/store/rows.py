@@ -7,9 +7,10 @@ range queries. JSON columns hold the dict/list fields.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TypedDict
 
 from cryptomon_tui.incidents.model import (
     Incident,
@@ -19,12 +20,35 @@ from cryptomon_tui.incidents.model import (
     Silence,
     TimelineEntry,
 )
+from cryptomon_tui.kernel.jsonvalue import (
+    JsonArray,
+    JsonObject,
+    JsonValue,
+    as_array,
+    as_object,
+    finite,
+    get_finite,
+    get_flag,
+    get_text,
+    integer,
+)
 from cryptomon_tui.kernel.results import BreakerState, Outcome, Phases, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import MAX_SILENCE_S, parse_iso_utc, plausible_epoch
+from cryptomon_tui.metrics.series import Rollup
+from cryptomon_tui.store.sql import (
+    SqlRow,
+    SqlValue,
+    sql_int,
+    sql_json,
+    sql_opt_text,
+    sql_real,
+    sql_text,
+)
 
 
-def dumps(value: Any) -> str:
+def dumps(value: object) -> str:
+    """Compact, key-sorted JSON for a JSON column (anything not JSON is written as its ``str``)."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
@@ -36,8 +60,8 @@ RESULT_COLUMNS = (
 )
 
 
-def result_to_row(r: ProbeResult) -> tuple[Any, ...]:
-    extra: dict[str, Any] = {}
+def result_to_row(r: ProbeResult) -> SqlRow:
+    extra: JsonObject = {}
     if r.clock_error_ms is not None:
         extra["clock_error_ms"] = r.clock_error_ms
     if r.retry_after_s is not None:
@@ -65,31 +89,46 @@ def result_to_row(r: ProbeResult) -> tuple[Any, ...]:
     )
 
 
-def result_from_row(row: tuple[Any, ...]) -> ProbeResult:
+_OUTCOMES = {o.value: o for o in Outcome}
+_BREAKERS = {b.value: b for b in BreakerState}
+
+
+def _phases(value: JsonValue) -> Phases | None:
+    p = as_object(value)
+    if p is None:
+        return None
+    return Phases(
+        dns_ms=get_finite(p, "dns_ms"),
+        connect_ms=get_finite(p, "connect_ms"),
+        tls_ms=get_finite(p, "tls_ms"),
+        ttfb_ms=get_finite(p, "ttfb_ms"),
+        transfer_ms=get_finite(p, "transfer_ms"),
+        reused=get_flag(p, "reused"),
+    )
+
+
+def result_from_row(row: SqlRow) -> ProbeResult:
+    """A stored result; a damaged column reads as absent (an unknown outcome as an exchange error)."""
     ts, exchange, probe, outcome, latency, status, code, message, usage, offset, extra_text = row
-    extra: dict[str, Any] = json.loads(extra_text) if extra_text else {}
-    phases = extra.get("phases")
-    try:
-        parsed_outcome = Outcome(outcome)
-    except ValueError:
-        parsed_outcome = Outcome.EXCHANGE_ERROR
+    extra = (as_object(sql_json(extra_text)) or {}) if extra_text else {}
+    breaker = extra.get("breaker")
     return ProbeResult(
-        exchange=exchange,
-        probe=probe,
-        started_at=float(ts),
-        latency_ms=latency,
-        outcome=parsed_outcome,
-        http_status=status,
-        error_code=code,
-        error_message=message,
-        rate_limit_used=usage,
-        clock_offset_ms=offset,
-        clock_error_ms=extra.get("clock_error_ms"),
-        retry_after_s=extra.get("retry_after_s"),
-        ban_until=extra.get("ban_until"),
-        maintenance_until=extra.get("maintenance_until"),
-        phases=Phases(**phases) if isinstance(phases, dict) else None,
-        breaker=BreakerState(extra.get("breaker", "closed")),
+        exchange=sql_text(exchange),
+        probe=sql_text(probe),
+        started_at=sql_real(ts),
+        latency_ms=finite(latency),
+        outcome=_OUTCOMES.get(outcome, Outcome.EXCHANGE_ERROR) if isinstance(outcome, str) else Outcome.EXCHANGE_ERROR,
+        http_status=integer(status),
+        error_code=sql_opt_text(code),
+        error_message=sql_opt_text(message),
+        rate_limit_used=finite(usage),
+        clock_offset_ms=finite(offset),
+        clock_error_ms=get_finite(extra, "clock_error_ms"),
+        retry_after_s=get_finite(extra, "retry_after_s"),
+        ban_until=get_finite(extra, "ban_until"),
+        maintenance_until=get_finite(extra, "maintenance_until"),
+        phases=_phases(extra.get("phases")),
+        breaker=_BREAKERS.get(breaker, BreakerState.CLOSED) if isinstance(breaker, str) else BreakerState.CLOSED,
     )
 
 
@@ -121,33 +160,29 @@ class RollupRow:
         return self.errors / self.attempts if self.attempts else 0.0
 
 
-def _first(obj: Any, *names: str) -> Any:
-    for name in names:
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return None
-
-
-def rollup_to_row(r: Any) -> tuple[Any, ...]:
-    """Accept ``RollupRow`` or metrics' ``Rollup`` (attribute names may differ slightly)."""
-    minute = _first(r, "minute", "start", "ts", "started_at")
-    outcomes = _first(r, "outcomes", "counts", "outcome_counts") or {}
+def rollup_to_row(r: RollupRow | Rollup) -> SqlRow:
+    """A store ``RollupRow`` or metrics' ``Rollup`` (which names outcomes ``counts`` and peak usage
+    ``rate_limit_peak``); upserted per (exchange, probe, minute)."""
+    if isinstance(r, RollupRow):
+        outcomes, peak_usage = r.outcomes, r.peak_usage
+    else:
+        outcomes, peak_usage = r.counts, r.rate_limit_peak
     return (
         r.exchange,
         r.probe or "",
-        int(float(minute) // 60 * 60),
+        int(float(r.minute) // 60 * 60),
         int(r.attempts),
         int(r.errors),
         int(r.timeouts),
-        dumps({str(k): int(v) for k, v in dict(outcomes).items()}),
-        _first(r, "p50_ms", "p50"),
-        _first(r, "p95_ms", "p95"),
-        _first(r, "p99_ms", "p99"),
-        _first(r, "min_ms", "latency_min_ms", "min"),
-        _first(r, "max_ms", "latency_max_ms", "max"),
-        _first(r, "mean_ms", "latency_mean_ms", "mean"),
-        _first(r, "peak_usage", "rate_limit_peak", "peak_rate_limit_used", "rate_limit_used"),
-        _first(r, "clock_offset_ms", "last_clock_offset_ms"),
+        dumps({str(k): int(v) for k, v in outcomes.items()}),
+        r.p50_ms,
+        r.p95_ms,
+        r.p99_ms,
+        r.min_ms,
+        r.max_ms,
+        r.mean_ms,
+        peak_usage,
+        r.clock_offset_ms,
     )
 
 
@@ -157,23 +192,29 @@ ROLLUP_COLUMNS = (
 )
 
 
-def rollup_from_row(row: tuple[Any, ...]) -> RollupRow:
+def _counts(value: JsonValue) -> dict[str, int]:
+    """A stored ``{name: count}`` object; entries that are no integer are left out."""
+    obj = as_object(value) or {}
+    return {k: n for k, v in obj.items() if (n := integer(v)) is not None}
+
+
+def rollup_from_row(row: SqlRow) -> RollupRow:
     return RollupRow(
-        exchange=row[0],
-        probe=row[1] or None,
-        minute=int(row[2]),
-        attempts=int(row[3]),
-        errors=int(row[4]),
-        timeouts=int(row[5]),
-        outcomes=json.loads(row[6]) if row[6] else {},
-        p50_ms=row[7],
-        p95_ms=row[8],
-        p99_ms=row[9],
-        min_ms=row[10],
-        max_ms=row[11],
-        mean_ms=row[12],
-        peak_usage=row[13],
-        clock_offset_ms=row[14],
+        exchange=sql_text(row[0]),
+        probe=sql_opt_text(row[1]) or None,
+        minute=sql_int(row[2]),
+        attempts=sql_int(row[3]),
+        errors=sql_int(row[4]),
+        timeouts=sql_int(row[5]),
+        outcomes=_counts(sql_json(row[6])),
+        p50_ms=finite(row[7]),
+        p95_ms=finite(row[8]),
+        p99_ms=finite(row[9]),
+        min_ms=finite(row[10]),
+        max_ms=finite(row[11]),
+        mean_ms=finite(row[12]),
+        peak_usage=finite(row[13]),
+        clock_offset_ms=finite(row[14]),
     )
 
 
@@ -187,8 +228,8 @@ def merge_rollups(exchange: str, minute: int, rows: list[RollupRow]) -> RollupRo
         for k, v in r.outcomes.items():
             outcomes[k] = outcomes.get(k, 0) + v
 
-    def weighted(attr: str) -> float | None:
-        pairs = [(getattr(r, attr), r.attempts) for r in rows if getattr(r, attr) is not None]
+    def weighted(field_of: Callable[[RollupRow], float | None]) -> float | None:
+        pairs = [(v, r.attempts) for r in rows if (v := field_of(r)) is not None]
         weight = sum(w for _, w in pairs)
         if not pairs:
             return None
@@ -196,9 +237,11 @@ def merge_rollups(exchange: str, minute: int, rows: list[RollupRow]) -> RollupRo
             return sum(v for v, _ in pairs) / len(pairs)
         return sum(v * w for v, w in pairs) / weight
 
-    def worst(attr: str, pick: Any = max) -> float | None:
-        values = [getattr(r, attr) for r in rows if getattr(r, attr) is not None]
-        return pick(values) if values else None
+    def worst(field_of: Callable[[RollupRow], float | None], lowest: bool = False) -> float | None:
+        values = [v for r in rows if (v := field_of(r)) is not None]
+        if not values:
+            return None
+        return min(values) if lowest else max(values)
 
     offsets = [r.clock_offset_ms for r in rows if r.clock_offset_ms is not None]
     return RollupRow(
@@ -209,13 +252,13 @@ def merge_rollups(exchange: str, minute: int, rows: list[RollupRow]) -> RollupRo
         errors=sum(r.errors for r in rows),
         timeouts=sum(r.timeouts for r in rows),
         outcomes=outcomes,
-        p50_ms=weighted("p50_ms"),
-        p95_ms=worst("p95_ms"),
-        p99_ms=worst("p99_ms"),
-        min_ms=worst("min_ms", min),
-        max_ms=worst("max_ms"),
-        mean_ms=weighted("mean_ms"),
-        peak_usage=worst("peak_usage"),
+        p50_ms=weighted(lambda r: r.p50_ms),
+        p95_ms=worst(lambda r: r.p95_ms),
+        p99_ms=worst(lambda r: r.p99_ms),
+        min_ms=worst(lambda r: r.min_ms, lowest=True),
+        max_ms=worst(lambda r: r.max_ms),
+        mean_ms=weighted(lambda r: r.mean_ms),
+        peak_usage=worst(lambda r: r.peak_usage),
         clock_offset_ms=max(offsets, key=abs) if offsets else None,
     )
 
@@ -229,7 +272,7 @@ INCIDENT_COLUMNS = (
 )
 
 
-def incident_to_row(i: Incident) -> tuple[Any, ...]:
+def incident_to_row(i: Incident) -> SqlRow:
     return (
         i.id,
         i.fingerprint,
@@ -259,44 +302,60 @@ def incident_to_row(i: Incident) -> tuple[Any, ...]:
     )
 
 
-def incident_from_row(row: tuple[Any, ...], timeline: tuple[TimelineEntry, ...] = ()) -> Incident:
+_SEVERITIES = {s.value: s for s in Severity}
+_STATES = {s.value: s for s in IncidentState}
+
+
+def incident_from_row(row: SqlRow, timeline: tuple[TimelineEntry, ...] = ()) -> Incident | None:
+    """A stored incident, or None when the row has no id. Damaged columns degrade instead of failing the
+    whole read: an unknown severity reads as warning, an unknown state as firing (still open, so the
+    restored manager re-judges it and writes it back clean), unreadable JSON as empty, bad times as absent."""
+    incident_id = sql_opt_text(row[0])
+    if not incident_id:
+        return None
+    severity, state = row[3], row[6]
+    labels = as_object(sql_json(row[21])) or {}
+    peak = as_object(sql_json(row[22])) or {}
+    started = sql_real(row[8])
     return Incident(
-        id=row[0],
-        fingerprint=row[1],
-        rule=row[2],
-        severity=Severity(row[3]),
-        exchange=row[4],
-        probe=row[5],
-        state=IncidentState(row[6]),
-        summary=row[7],
-        started_at=float(row[8]),
-        updated_at=float(row[9]),
-        resolved_at=row[10],
-        acknowledged_by=row[11],
-        acknowledged_at=row[12],
-        ack_note=row[13],
-        silenced_by=row[14],
-        silenced_until=row[15],
-        in_maintenance=bool(row[16]),
-        flapping=bool(row[17]),
-        reopen_count=int(row[18]),
-        last_error=row[19],
-        ban_until=row[20],
-        labels=json.loads(row[21]),
-        peak=json.loads(row[22]),
-        counts=json.loads(row[23]),
-        evidence=tuple(json.loads(row[24])),
+        id=incident_id,
+        fingerprint=sql_text(row[1]),
+        rule=sql_text(row[2]),
+        severity=_SEVERITIES.get(severity, Severity.WARNING) if isinstance(severity, str) else Severity.WARNING,
+        exchange=sql_opt_text(row[4]),
+        probe=sql_opt_text(row[5]),
+        state=_STATES.get(state, IncidentState.FIRING) if isinstance(state, str) else IncidentState.FIRING,
+        summary=sql_text(row[7]),
+        started_at=started,
+        updated_at=sql_real(row[9], started),
+        resolved_at=finite(row[10]),
+        acknowledged_by=sql_opt_text(row[11]),
+        acknowledged_at=finite(row[12]),
+        ack_note=sql_opt_text(row[13]),
+        silenced_by=sql_opt_text(row[14]),
+        silenced_until=finite(row[15]),
+        in_maintenance=bool(sql_int(row[16])),
+        flapping=bool(sql_int(row[17])),
+        reopen_count=sql_int(row[18]),
+        last_error=sql_opt_text(row[19]),
+        ban_until=finite(row[20]),
+        labels={k: v for k, v in labels.items() if isinstance(v, str)},
+        peak={k: n for k, v in peak.items() if (n := finite(v)) is not None},
+        counts=_counts(sql_json(row[23])),
+        evidence=tuple(e for e in as_array(sql_json(row[24])) or () if isinstance(e, str)),
         timeline=timeline,
     )
 
 
-def timeline_to_rows(i: Incident) -> list[tuple[Any, ...]]:
+def timeline_to_rows(i: Incident) -> list[SqlRow]:
     return [(i.id, seq, t.ts, t.kind, t.text, dumps(t.data)) for seq, t in enumerate(i.timeline)]
 
 
-def timeline_from_row(row: tuple[Any, ...]) -> TimelineEntry:
+def timeline_from_row(row: SqlRow) -> TimelineEntry:
     # row: ts, kind, text, data
-    return TimelineEntry(ts=float(row[0]), kind=row[1], text=row[2], data=json.loads(row[3]) if row[3] else {})
+    return TimelineEntry(
+        ts=sql_real(row[0]), kind=sql_text(row[1]), text=sql_text(row[2]), data=as_object(sql_json(row[3])) or {}
+    )
 
 
 # --- silences and maintenance windows -----------------------------------------------------------
@@ -304,7 +363,7 @@ def timeline_from_row(row: tuple[Any, ...]) -> TimelineEntry:
 SILENCE_COLUMNS = "id, matchers, starts_at, ends_at, created_by, comment, created_at, expired_at"
 
 
-def silence_to_row(s: Silence) -> tuple[Any, ...]:
+def silence_to_row(s: Silence) -> SqlRow:
     return (
         s.id,
         dumps([m.to_dict() for m in s.matchers]),
@@ -317,122 +376,162 @@ def silence_to_row(s: Silence) -> tuple[Any, ...]:
     )
 
 
-def matcher_from_dict(d: dict[str, Any]) -> Matcher:
+def _matcher_text(d: Mapping[str, object], key: str) -> str:
+    value = d.get(key)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"a matcher needs a text {key!r}")
+
+
+def matcher_from_dict(d: Mapping[str, object]) -> Matcher:
+    """Inverse of ``Matcher.to_dict``; ValueError when name or value is missing (a flag that is no JSON
+    boolean reads as its default)."""
+    is_regex, is_equal = get_flag(d, "is_regex"), get_flag(d, "is_equal")
     return Matcher(
-        name=str(d["name"]),
-        value=str(d["value"]),
-        is_regex=bool(d.get("is_regex", False)),
-        is_equal=bool(d.get("is_equal", True)),
+        name=_matcher_text(d, "name"),
+        value=_matcher_text(d, "value"),
+        is_regex=False if is_regex is None else is_regex,
+        is_equal=True if is_equal is None else is_equal,
     )
 
 
-def _stored_span(starts: Any, ends: Any) -> tuple[float, float | None]:
+def _stored_span(starts: SqlValue, ends: SqlValue) -> tuple[float, float | None]:
     """A stored (start, end) made finite and bounded on load: a row written before the bounds existed (an end
     in the year 33715, NaN, inf) must not break every snapshot after a restart. Such an end becomes start + 90
     days (the longest silence one can make now); an unusable start becomes the epoch (long over)."""
-    start = plausible_epoch(_number(starts)) or 0.0
+    start = plausible_epoch(finite(starts)) or 0.0
     if ends is None:
         return start, None
-    end = plausible_epoch(_number(ends))
+    end = plausible_epoch(finite(ends))
     if end is None or end - start > MAX_SILENCE_S:
         end = start + MAX_SILENCE_S
     return start, end
 
 
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
+def silence_from_row(row: SqlRow) -> Silence | None:
+    """A stored silence, or None when its id or any of its matchers is unreadable: a silence that lost a
+    matcher would match more than it was made for, so it is dropped (incidents alert) rather than widened."""
+    silence_id = sql_opt_text(row[0])
+    matchers = as_array(sql_json(row[1]))
+    if not silence_id or matchers is None:
         return None
-
-
-def silence_from_row(row: tuple[Any, ...]) -> Silence:
+    try:
+        parsed = tuple(matcher_from_dict(m) for m in _all_objects(matchers))
+    except ValueError:
+        return None
     starts, ends = _stored_span(row[2], row[3])
     return Silence(
-        id=row[0],
-        matchers=tuple(matcher_from_dict(m) for m in json.loads(row[1])),
+        id=silence_id,
+        matchers=parsed,
         starts_at=starts,
         ends_at=ends,
-        created_by=row[4],
-        comment=row[5],
-        created_at=plausible_epoch(_number(row[6])) or starts,
-        expired_at=None if row[7] is None else plausible_epoch(_number(row[7])) or starts,
+        created_by=sql_text(row[4]),
+        comment=sql_text(row[5]),
+        created_at=plausible_epoch(finite(row[6])) or starts,
+        expired_at=None if row[7] is None else plausible_epoch(finite(row[7])) or starts,
     )
 
 
-def _time(value: Any) -> float | None:
+def _all_objects(items: JsonArray) -> list[JsonObject]:
+    """Every element as a JSON object; ValueError when one is not."""
+    out = [o for item in items if (o := as_object(item)) is not None]
+    if len(out) != len(items):
+        raise ValueError("a matcher is not an object")
+    return out
+
+
+def _time(value: object) -> float | None:
+    """A time from a command or an answer: epoch seconds or ISO text; None only when absent (a present but
+    unusable time is a ValueError, never read as "no end")."""
     if value is None:
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    return parse_iso_utc(str(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = finite(value)
+        if number is None:
+            raise ValueError(f"{value!r} is not a usable time")
+        return number
+    if isinstance(value, str):
+        return parse_iso_utc(value)
+    raise ValueError(f"{value!r} is not a time")
 
 
-def silence_from_dict(d: dict[str, Any]) -> Silence:
-    """Inverse of ``Silence.to_dict`` (ISO times) — how silences travel in commands and events."""
-    starts = _time(d["starts_at"])
-    created = _time(d.get("created_at", d["starts_at"]))
-    assert starts is not None and created is not None
+def _required_time(d: Mapping[str, object], key: str, fallback: str | None = None) -> float:
+    value = d.get(key) if key in d or fallback is None else d.get(fallback)
+    at = _time(value)
+    if at is None:
+        raise ValueError(f"{key} is missing")
+    return at
+
+
+def silence_from_dict(d: object) -> Silence:
+    """Inverse of ``Silence.to_dict`` (ISO times) — how silences travel in commands and events.
+    ValueError when ``d`` is no silence (no object, no id, no start, a matcher without name or value)."""
+    obj = as_object(d)
+    if obj is None:
+        raise ValueError("a silence must be a JSON object")
+    silence_id = get_text(obj, "id")
+    if silence_id is None:
+        raise ValueError("a silence needs an id")
+    raw_matchers = obj.get("matchers", [])
+    if not isinstance(raw_matchers, list):
+        raise ValueError("a silence's matchers must be a list")
+    matchers = _all_objects(raw_matchers)
     return Silence(
-        id=str(d["id"]),
-        matchers=tuple(matcher_from_dict(m) for m in d.get("matchers", [])),
-        starts_at=starts,
-        ends_at=_time(d.get("ends_at")),
-        created_by=str(d.get("created_by", "")),
-        comment=str(d.get("comment", "")),
-        created_at=created,
-        expired_at=_time(d.get("expired_at")),
+        id=silence_id,
+        matchers=tuple(matcher_from_dict(m) for m in matchers),
+        starts_at=_required_time(obj, "starts_at"),
+        ends_at=_time(obj.get("ends_at")),
+        created_by=get_text(obj, "created_by") or "",
+        comment=get_text(obj, "comment") or "",
+        created_at=_required_time(obj, "created_at", fallback="starts_at"),
+        expired_at=_time(obj.get("expired_at")),
     )
 
 
 WINDOW_COLUMNS = "id, exchange, starts_at, ends_at, comment, recurrence, timezone, created_by"
-_WINDOW_FIELDS = {f.name for f in fields(MaintenanceWindow)}
 
 
-def window_to_row(w: MaintenanceWindow) -> tuple[Any, ...]:
-    return (
-        w.id,
-        w.exchange,
-        w.starts_at,
-        w.ends_at,
-        w.comment,
-        w.recurrence,
-        getattr(w, "timezone", "UTC"),
-        getattr(w, "created_by", None),
-    )
+def window_to_row(w: MaintenanceWindow) -> SqlRow:
+    return (w.id, w.exchange, w.starts_at, w.ends_at, w.comment, w.recurrence, w.timezone, w.created_by)
 
 
-def _window(**values: Any) -> MaintenanceWindow:
-    # tolerate model versions with or without timezone/created_by
-    return MaintenanceWindow(**{k: v for k, v in values.items() if k in _WINDOW_FIELDS})
-
-
-def window_from_row(row: tuple[Any, ...]) -> MaintenanceWindow:
+def window_from_row(row: SqlRow) -> MaintenanceWindow | None:
+    """A stored window, or None when it has no id."""
+    window_id = sql_opt_text(row[0])
+    if not window_id:
+        return None
     starts, ends = _stored_span(row[2], row[3])
-    return _window(
-        id=row[0],
-        exchange=row[1],
+    return MaintenanceWindow(
+        id=window_id,
+        exchange=sql_opt_text(row[1]),
         starts_at=starts,
         ends_at=starts if ends is None else max(starts, ends),
-        comment=row[4],
-        recurrence=row[5],
-        timezone=row[6] or "UTC",
-        created_by=row[7],
+        comment=sql_text(row[4]),
+        recurrence=sql_opt_text(row[5]),
+        timezone=sql_opt_text(row[6]) or "UTC",
+        created_by=sql_opt_text(row[7]),
     )
 
 
-def window_from_dict(d: dict[str, Any]) -> MaintenanceWindow:
-    starts, ends = _time(d["starts_at"]), _time(d["ends_at"])
-    assert starts is not None and ends is not None
-    return _window(
-        id=str(d["id"]),
-        exchange=d.get("exchange"),
-        starts_at=starts,
-        ends_at=ends,
-        comment=str(d.get("comment", "")),
-        recurrence=d.get("recurrence"),
-        timezone=str(d.get("timezone") or "UTC"),
-        created_by=d.get("created_by"),
+def window_from_dict(d: object) -> MaintenanceWindow:
+    """Inverse of ``MaintenanceWindow.to_dict``; ValueError when ``d`` is no window."""
+    obj = as_object(d)
+    if obj is None:
+        raise ValueError("a maintenance window must be a JSON object")
+    window_id = get_text(obj, "id")
+    if window_id is None:
+        raise ValueError("a maintenance window needs an id")
+    return MaintenanceWindow(
+        id=window_id,
+        exchange=get_text(obj, "exchange"),
+        starts_at=_required_time(obj, "starts_at"),
+        ends_at=_required_time(obj, "ends_at"),
+        comment=get_text(obj, "comment") or "",
+        recurrence=get_text(obj, "recurrence"),
+        timezone=get_text(obj, "timezone") or "UTC",
+        created_by=get_text(obj, "created_by"),
     )
 
 
@@ -452,7 +551,7 @@ class OutboxMessage:
     incident_id: str | None
     fingerprint: str | None
     event: str
-    payload: dict[str, Any]
+    payload: JsonObject
     state: str  # pending, sending, sent, dead
     attempts: int
     next_attempt_at: float
@@ -462,23 +561,37 @@ class OutboxMessage:
     sent_at: float | None
 
 
-def outbox_from_row(row: tuple[Any, ...]) -> OutboxMessage:
+def outbox_from_row(row: SqlRow) -> OutboxMessage:
+    """A stored outbox row; an unreadable payload reads as ``{}`` (the sender then has nothing to say and
+    the message fails visibly, instead of the whole claim failing)."""
     return OutboxMessage(
-        id=int(row[0]),
-        idempotency_key=row[1],
-        channel=row[2],
-        incident_id=row[3],
-        fingerprint=row[4],
-        event=row[5],
-        payload=json.loads(row[6]),
-        state=row[7],
-        attempts=int(row[8]),
-        next_attempt_at=float(row[9]),
-        last_error=row[10],
-        last_attempt_at=row[11],
-        created_at=float(row[12]),
-        sent_at=row[13],
+        id=sql_int(row[0]),
+        idempotency_key=sql_text(row[1]),
+        channel=sql_text(row[2]),
+        incident_id=sql_opt_text(row[3]),
+        fingerprint=sql_opt_text(row[4]),
+        event=sql_text(row[5]),
+        payload=as_object(sql_json(row[6])) or {},
+        state=sql_text(row[7]),
+        attempts=sql_int(row[8]),
+        next_attempt_at=sql_real(row[9]),
+        last_error=sql_opt_text(row[10]),
+        last_attempt_at=finite(row[11]),
+        created_at=sql_real(row[12]),
+        sent_at=finite(row[13]),
     )
+
+
+class NewOutboxMessage(TypedDict):
+    """One row for ``Store.notify_enqueue`` (the outbox columns a writer chooses)."""
+
+    idempotency_key: str
+    channel: str
+    incident_id: str | None
+    fingerprint: str | None
+    event: str
+    payload: JsonObject
+    next_attempt_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,7 +625,7 @@ class AnalysisRecord:
     created_at: float
     source: str  # "offline" or the model name
     model: str | None
-    result: dict[str, Any]
+    result: JsonObject
     cost_usd: Decimal | None
 
 
@@ -534,7 +647,7 @@ class CommandRecord:
     id: int
     ts: float
     kind: str  # ack, silence, unsilence, maintenance_add, maintenance_remove
-    payload: dict[str, Any]
+    payload: JsonObject
     done_at: float | None = None
     result: str | None = None
 
@@ -547,3 +660,75 @@ class StoredState:
     silences: list[Silence] = field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = field(default_factory=list)
     recently_resolved: list[Incident] = field(default_factory=list)  # within the reopen cool-down
+
+
+# --- decoding the record rows -------------------------------------------------------------------
+
+
+def sql_decimal(value: SqlValue) -> Decimal | None:
+    """Money stored as Decimal text; anything else (or NaN/infinity) reads as None."""
+    if not isinstance(value, str | int):
+        return None
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def analysis_from_row(row: SqlRow) -> AnalysisRecord:
+    # row: id, incident_id, created_at, source, model, result, cost_usd
+    return AnalysisRecord(
+        id=sql_int(row[0]),
+        incident_id=sql_text(row[1]),
+        created_at=sql_real(row[2]),
+        source=sql_text(row[3]),
+        model=sql_opt_text(row[4]),
+        result=as_object(sql_json(row[5])) or {},
+        cost_usd=sql_decimal(row[6]),
+    )
+
+
+def usage_from_row(row: SqlRow) -> LlmUsageRecord | None:
+    """row: id, ts, model, provider, tokens_in, tokens_out, cost_usd, incident_id, purpose. None when the cost is
+    unreadable (a ledger entry without its money is no entry; it never turns into a cost of 0)."""
+    cost = sql_decimal(row[6])
+    if cost is None:
+        return None
+    return LlmUsageRecord(
+        id=sql_int(row[0]),
+        ts=sql_real(row[1]),
+        model=sql_text(row[2]),
+        provider=sql_opt_text(row[3]),
+        tokens_in=sql_int(row[4]),
+        tokens_out=sql_int(row[5]),
+        cost_usd=cost,
+        incident_id=sql_opt_text(row[7]),
+        purpose=sql_opt_text(row[8]),
+    )
+
+
+def command_from_row(row: SqlRow) -> CommandRecord:
+    """row: id, ts, kind, payload[, done_at, result]; an unreadable payload reads as ``{}`` (the command is then
+    skipped with a reason, see ``store.commands``)."""
+    return CommandRecord(
+        id=sql_int(row[0]),
+        ts=sql_real(row[1]),
+        kind=sql_text(row[2]),
+        payload=as_object(sql_json(row[3])) or {},
+        done_at=finite(row[4]) if len(row) > 4 else None,
+        result=sql_opt_text(row[5]) if len(row) > 5 else None,
+    )
+
+
+def log_entry_from_row(row: SqlRow) -> NotificationLogEntry:
+    # row: incident_id, channel, fingerprint, fired_notified, fired_at, resolved_notified, resolved_at
+    return NotificationLogEntry(
+        incident_id=sql_text(row[0]),
+        channel=sql_text(row[1]),
+        fingerprint=sql_opt_text(row[2]),
+        fired_notified=bool(sql_int(row[3])),
+        fired_at=finite(row[4]),
+        resolved_notified=bool(sql_int(row[5])),
+        resolved_at=finite(row[6]),
+    )

@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config.paths import default_db_path
 from cryptomon_tui.config.storage import StorageConfig
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, MaintenanceWindow, Silence
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.metrics.series import Rollup
 from cryptomon_tui.store import repo_analysis, repo_data, repo_notify, repo_outbox, repo_state
 from cryptomon_tui.store.db import DbThread, classify, connect
 from cryptomon_tui.store.repo_data import INSERT_RESULT, UPSERT_ROLLUP, PruneReport
@@ -42,6 +44,7 @@ from cryptomon_tui.store.rows import (
     AnalysisRecord,
     CommandRecord,
     LlmUsageRecord,
+    NewOutboxMessage,
     NotificationLogEntry,
     OutboxChannelStats,
     OutboxMessage,
@@ -82,8 +85,26 @@ class StoreHealth:
     pruned_results: int = 0
     pruned_rollups: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+    def to_dict(self) -> JsonObject:
+        return {
+            "ok": self.ok,
+            "path": self.path,
+            "open": self.open,
+            "last_error": self.last_error,
+            "last_error_kind": self.last_error_kind,
+            "last_error_at": self.last_error_at,
+            "errors": {kind: n for kind, n in self.errors.items()},
+            "written_results": self.written_results,
+            "dropped_results": self.dropped_results,
+            "pending_results": self.pending_results,
+            "pending_incidents": self.pending_incidents,
+            "flushes": self.flushes,
+            "failed_flushes": self.failed_flushes,
+            "last_flush_at": self.last_flush_at,
+            "size_bytes": self.size_bytes,
+            "pruned_results": self.pruned_results,
+            "pruned_rollups": self.pruned_rollups,
+        }
 
 
 class Store:
@@ -125,7 +146,7 @@ class Store:
         self._incidents: dict[str, Incident] = {}
         self._silences: dict[str, Silence] = {}
         self._windows: dict[str, MaintenanceWindow | None] = {}  # None: delete
-        self._rollups: list[Any] = []
+        self._rollups: list[RollupRow | Rollup] = []
         self._synced_silences: dict[str, Silence] = {}
         self._synced_windows: dict[str, MaintenanceWindow] = {}
         # background work
@@ -304,10 +325,8 @@ class Store:
         while len(self._incidents) > self._max_pending_incidents:
             self._incidents.pop(next(iter(self._incidents)))
         raw = event.detail.get("silence") if event.detail else None
-        if isinstance(raw, Silence):
-            self._silences[raw.id] = raw
-        elif isinstance(raw, dict):
-            with contextlib.suppress(KeyError, ValueError, TypeError):
+        if isinstance(raw, dict):
+            with contextlib.suppress(ValueError):
                 parsed = silence_from_dict(raw)
                 self._silences[parsed.id] = parsed
         if event.event is not EventType.UPDATED:
@@ -346,7 +365,7 @@ class Store:
             self._windows[gone] = None
         self._synced_windows = current
 
-    def write_rollups(self, rollups: Iterable[Any]) -> None:
+    def write_rollups(self, rollups: Iterable[RollupRow | Rollup]) -> None:
         """metrics' ``Rollup`` objects (or ``RollupRow``); upserted per (exchange, probe, minute)."""
         self._rollups.extend(rollups)
         overflow = len(self._rollups) - self._max_pending_rollups
@@ -522,7 +541,7 @@ class Store:
 
     # --- commands: the CLI -> daemon queue ------------------------------------------------------
 
-    async def enqueue_command(self, kind: str, payload: dict[str, Any]) -> int | None:
+    async def enqueue_command(self, kind: str, payload: JsonObject) -> int | None:
         now = self._clock.now()
 
         def run(conn: sqlite3.Connection) -> int:
@@ -568,7 +587,7 @@ class Store:
     async def record_change(
         self,
         kind: str,
-        payload: dict[str, Any],
+        payload: JsonObject,
         *,
         incidents: Iterable[Incident] = (),
         silences: Iterable[Silence] = (),
@@ -607,7 +626,7 @@ class Store:
         idempotency_key: str,
         channel: str,
         event: str,
-        payload: dict[str, Any],
+        payload: JsonObject,
         incident_id: str | None = None,
         fingerprint: str | None = None,
         next_attempt_at: float | None = None,
@@ -696,7 +715,7 @@ class Store:
     # --- the notifier's outbox (batched; notify/store_outbox.py) ---------------------------------
     # Storage errors give the neutral default (health reports them); ``notify_enqueue`` gives None.
 
-    async def notify_enqueue(self, rows: Sequence[dict[str, Any]], now: float) -> list[int] | None:
+    async def notify_enqueue(self, rows: Sequence[NewOutboxMessage], now: float) -> list[int] | None:
         """Rows plus the notification log in one transaction (``repo_notify.enqueue_many``); None = not stored."""
         return await self._write("outbox_enqueue", partial(repo_notify.enqueue_many, rows=list(rows), now=now), None)
 
@@ -737,7 +756,7 @@ class Store:
         fn = partial(repo_notify.attach_analysis, incident_id=incident_id, text=text)
         return await self._write("outbox_attach_analysis", fn, [])
 
-    async def notify_open_firing(self, channel: str) -> list[dict[str, Any]]:
+    async def notify_open_firing(self, channel: str) -> list[JsonObject]:
         return await self._read("outbox_open_firing", partial(repo_notify.open_firing, channel=channel), [])
 
     async def notify_next_due(self, channel: str) -> float | None:
@@ -756,7 +775,7 @@ class Store:
     async def analyses_put(
         self,
         incident_id: str,
-        result: dict[str, Any],
+        result: JsonObject,
         *,
         source: str,
         model: str | None = None,
@@ -833,7 +852,7 @@ def _write_batch(
     incidents: list[Incident],
     silences: list[Silence],
     windows: dict[str, MaintenanceWindow | None],
-    rollups: list[Any],
+    rollups: list[RollupRow | Rollup],
     conn: sqlite3.Connection,
 ) -> None:
     """One flush = one transaction (runs on the writer thread)."""
