@@ -58,10 +58,11 @@ import fnmatch
 import math
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -75,9 +76,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from cryptomon_tui.config.errors import ConfigError, ConfigProblem
 from cryptomon_tui.config.loader import line_of, pretty_loc, validation_message, yaml_line_map, yaml_problem
+from cryptomon_tui.kernel.jsonvalue import finite
 from cryptomon_tui.kernel.results import Outcome
 from cryptomon_tui.kernel.streams import StreamOutcome
 from cryptomon_tui.kernel.units import Duration
@@ -124,15 +127,18 @@ class LatencyDist:
         return f"{self.a:g}" if self.kind == "fixed" else f"{self.kind}({self.a:g}, {self.b:g})"
 
 
-def parse_latency(value: Any) -> LatencyDist:
+def parse_latency(value: object) -> LatencyDist:
     if isinstance(value, LatencyDist):
         return value
     if isinstance(value, bool):
         raise ValueError("expected milliseconds or normal(mean, sd) / lognormal(median, sigma) / uniform(lo, hi)")
     if isinstance(value, int | float):
-        if value < 0:
+        number = finite(value)
+        if number is None:  # .nan / .inf / 1e400 in YAML: no latency a fault can add
+            raise ValueError("latency must be a finite number of milliseconds")
+        if number < 0:
             raise ValueError("latency cannot be negative")
-        return LatencyDist("fixed", float(value))
+        return LatencyDist("fixed", number)
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -142,14 +148,14 @@ def parse_latency(value: Any) -> LatencyDist:
         match = _DIST.match(text)
         if match:
             kind, a_text, b_text = match.groups()
-            a = float(a_text)
+            a = _finite_param(a_text)
             if kind == "fixed":
                 if b_text is not None:
                     raise ValueError("fixed(ms) takes one value")
                 return parse_latency(a)
             if b_text is None:
                 raise ValueError(f"{kind}() takes two values")
-            b = float(b_text)
+            b = _finite_param(b_text)
             if a < 0 or b < 0:
                 raise ValueError("latency parameters cannot be negative")
             if kind == "uniform" and b < a:
@@ -161,6 +167,13 @@ def parse_latency(value: Any) -> LatencyDist:
         f"{value!r} is not a latency: use milliseconds (50), normal(mean, sd), lognormal(median, sigma) "
         "or uniform(lo, hi)"
     )
+
+
+def _finite_param(text: str) -> float:
+    number = finite(text)
+    if number is None:  # "1e999" would be an infinite mean
+        raise ValueError(f"{text!r} is not a finite number")
+    return number
 
 
 Latency = Annotated[LatencyDist, BeforeValidator(parse_latency), PlainSerializer(str, return_type=str)]
@@ -195,7 +208,7 @@ class FaultBase(_Model):
 
     @field_validator("exchange", mode="before")
     @classmethod
-    def _exchanges(cls, v: Any) -> Any:
+    def _exchanges(cls, v: object) -> tuple[str, ...]:
         if isinstance(v, str):
             v = [v]
         if not isinstance(v, list | tuple) or not v:
@@ -212,11 +225,13 @@ class FaultBase(_Model):
 
     @field_validator("probes", mode="before")
     @classmethod
-    def _probes(cls, v: Any) -> Any:
+    def _probes(cls, v: object) -> tuple[object, ...] | None:
         if v is None:
             return None
         if isinstance(v, str):
             v = [v]
+        if not isinstance(v, list | tuple):  # a number or a mapping here was a TypeError out of validation
+            raise ValueError(f"expected a probe name or a list of them ({', '.join(PROBE_NAMES)})")
         for name in v:
             if name not in PROBE_NAMES:
                 raise ValueError(f"unknown probe {name!r}: use {', '.join(PROBE_NAMES)}")
@@ -224,10 +239,12 @@ class FaultBase(_Model):
 
     @field_validator("paths", mode="before")
     @classmethod
-    def _paths(cls, v: Any) -> Any:
+    def _paths(cls, v: object) -> object:
         if isinstance(v, str):
             v = [v]
         if v is not None:
+            if not isinstance(v, list | tuple):  # a number here was a TypeError out of validation
+                raise ValueError("expected a path pattern or a list of them")
             for p in v:
                 if not str(p).startswith("/"):
                     raise ValueError(f"a path pattern starts with '/', got {p!r}")
@@ -791,10 +808,10 @@ _ALL_FAULT_CLASSES: tuple[type[FaultBase], ...] = (
     *STREAM_FAULT_CLASSES,
 )
 FAULT_TYPES: dict[str, type[FaultBase]] = {cls.model_fields["type"].default: cls for cls in _ALL_FAULT_CLASSES}
-_FAULT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Fault)
+_FAULT_ADAPTER: TypeAdapter[FaultBase] = TypeAdapter(Fault)
 
 
-def make_fault(data: dict[str, Any] | FaultBase) -> FaultBase:
+def make_fault(data: Mapping[str, object] | FaultBase) -> FaultBase:
     """Build a fault from a mapping (``{"type": "hang", "exchange": "bybit", ...}``)."""
     if isinstance(data, FaultBase):
         return data
@@ -906,16 +923,16 @@ def builtin_scenarios() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def _describe(err: dict[str, Any]) -> str:
-    kind = err.get("type", "")
+def _describe(err: ErrorDetails) -> str:
+    kind = err["type"]
     if kind == "union_tag_invalid":
         return f"unknown fault type: use one of {', '.join(FAULT_TYPES)}"
     if kind == "union_tag_not_found":
         return f"every fault needs type: one of {', '.join(FAULT_TYPES)}"
-    return validation_message(err, "unknown key (see docs/simulator.md for the keys of each fault type)")
+    return validation_message(dict(err), "unknown key (see docs/simulator.md for the keys of each fault type)")
 
 
-def scenario_from_data(data: Any, source: str = "<scenario>", text: str = "", default_name: str = "") -> Scenario:
+def scenario_from_data(data: object, source: str = "<scenario>", text: str = "", default_name: str = "") -> Scenario:
     """Validate parsed YAML. Raises ScenarioError naming ``source`` and each bad key."""
     lines = yaml_line_map(text) if text else {}
     if not isinstance(data, dict):
@@ -932,7 +949,7 @@ def scenario_from_data(data: Any, source: str = "<scenario>", text: str = "", de
             if len(raw) >= 3 and raw[0] == "faults" and raw[2] in FAULT_TYPES:
                 del raw[2]
             loc = pretty_loc(tuple(raw))
-            problems.append(ConfigProblem(".".join(loc), _describe(dict(err)), line_of(lines, loc)))
+            problems.append(ConfigProblem(".".join(loc), _describe(err), line_of(lines, loc)))
         raise ScenarioError(source, problems) from None
 
 

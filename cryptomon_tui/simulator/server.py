@@ -27,15 +27,16 @@ import socket
 import struct
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiohttp import web, web_protocol
 
+from cryptomon_tui.kernel.jsonvalue import JsonValue
 from cryptomon_tui.simulator.market import Market
 from cryptomon_tui.simulator.scenario import (
     EXCHANGES,
@@ -226,7 +227,7 @@ def html_page(status: int, page: str | None) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
-def _mangle(value: Any) -> Any:
+def _mangle(value: JsonValue) -> JsonValue:
     """The same document with every value's type changed (hostile-payload fault)."""
     if isinstance(value, dict):
         return {key: _mangle(item) for key, item in value.items()}
@@ -363,7 +364,7 @@ class Simulator:
             return 0.0
         return self._clock.monotonic() - self._t0
 
-    def inject(self, fault: FaultBase | dict[str, Any]) -> FaultBase:
+    def inject(self, fault: FaultBase | Mapping[str, object]) -> FaultBase:
         """Add a fault now; its ``start`` counts from the moment of injection. Returns the fault."""
         f = make_fault(fault)
         offset = self.elapsed()
@@ -547,7 +548,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ request path
 
-    def _make_handler(self, port: _Port) -> Callable[[web.BaseRequest], Any]:
+    def _make_handler(self, port: _Port) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
         async def handler(request: web.BaseRequest) -> web.StreamResponse:
             return await self._handle(request, port)
 

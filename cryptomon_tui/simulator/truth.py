@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from cryptomon_tui.kernel.jsonvalue import finite
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.kernel.units import parse_iso_utc
 from cryptomon_tui.simulator.scenario import ExpectedFault
@@ -73,16 +73,18 @@ class Score:
         return "\n".join(lines)
 
 
-def _fields(item: Mapping[str, Any] | ProbeResult) -> tuple[float, str, str, str]:
+def _fields(item: Mapping[str, object] | ProbeResult) -> tuple[float, str, str, str]:
     if isinstance(item, ProbeResult):
         return item.started_at, item.exchange, item.probe, item.outcome.value
     ts = item["ts"]
-    started = parse_iso_utc(ts) if isinstance(ts, str) else float(ts)
+    started = parse_iso_utc(ts) if isinstance(ts, str) else finite(ts)
+    if started is None:
+        raise ValueError(f"ts {ts!r:.40} is not a time")
     return started, str(item["exchange"]), str(item["probe"]), str(item["outcome"])
 
 
 def score(
-    results: Iterable[Mapping[str, Any] | ProbeResult],
+    results: Iterable[Mapping[str, object] | ProbeResult],
     expected: list[ExpectedFault],
     t0: float,
     grace_s: float = 0.5,

@@ -17,10 +17,10 @@ import hmac
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from cryptomon_tui.kernel.jsonvalue import JsonArray, JsonObject, JsonValue
 from cryptomon_tui.simulator.market import Market, decimals_for, tick_for
 
 JSON = "application/json"
@@ -65,50 +65,62 @@ class Route:
     weight: Callable[[Ctx], float] | float = 1.0
 
 
+class _Window:
+    """One key's use: the bucket index last written, the running total, and the per-bucket amounts."""
+
+    __slots__ = ("buckets", "idx", "total")
+
+    def __init__(self, idx: int, n: int) -> None:
+        self.idx = idx
+        self.total = 0.0
+        self.buckets = [0.0] * n
+
+
 class RollingCounter:
-    """Use per key over a rolling window, in fixed buckets (no allocation per request)."""
+    """Use per key (an IP, or an IP and a path) over a rolling window, in fixed buckets (no allocation per
+    request)."""
 
     __slots__ = ("_bucket_s", "_n", "_state")
 
     def __init__(self, window_s: float, buckets: int) -> None:
         self._bucket_s = window_s / buckets
         self._n = buckets
-        self._state: dict[Any, list[Any]] = {}
+        self._state: dict[Hashable, _Window] = {}
 
-    def add(self, key: Any, now: float, amount: float) -> float:
+    def add(self, key: Hashable, now: float, amount: float) -> float:
         idx = int(now // self._bucket_s)
         st = self._state.get(key)
         if st is None:
-            st = self._state[key] = [idx, 0.0, [0.0] * self._n]
-        elif idx != st[0]:
-            buckets = st[2]
-            gap = idx - st[0]
+            st = self._state[key] = _Window(idx, self._n)
+        elif idx != st.idx:
+            buckets = st.buckets
+            gap = idx - st.idx
             if gap >= self._n or gap < 0:
                 for j in range(self._n):
                     buckets[j] = 0.0
-                st[1] = 0.0
+                st.total = 0.0
             else:
-                for i in range(st[0] + 1, idx + 1):
+                for i in range(st.idx + 1, idx + 1):
                     j = i % self._n
-                    st[1] -= buckets[j]
+                    st.total -= buckets[j]
                     buckets[j] = 0.0
-            st[0] = idx
-        st[2][idx % self._n] += amount
-        st[1] += amount
-        return float(st[1])
+            st.idx = idx
+        st.buckets[idx % self._n] += amount
+        st.total += amount
+        return float(st.total)
 
     def seconds_to_next_bucket(self, now: float) -> float:
         return self._bucket_s - (now % self._bucket_s)
 
-    def seconds_until_within(self, key: Any, now: float, limit: float) -> float:
+    def seconds_until_within(self, key: Hashable, now: float, limit: float) -> float:
         """How long until the use counted for ``key`` is back within ``limit`` (what Retry-After says)."""
         st = self._state.get(key)
-        if st is None or st[1] <= limit:
+        if st is None or st.total <= limit:
             return 0.0
-        total = st[1]
-        idx = st[0]
+        total = st.total
+        idx = st.idx
         for age in range(self._n - 1, -1, -1):  # oldest bucket first
-            total -= st[2][(idx - age) % self._n]
+            total -= st.buckets[(idx - age) % self._n]
             if total <= limit:
                 return (self._n - age - 1) * self._bucket_s + self.seconds_to_next_bucket(now)
         return self._n * self._bucket_s
@@ -145,7 +157,7 @@ class Venue:
 
     # ---- envelopes
 
-    def ok(self, ctx: Ctx, payload: Any) -> Reply:
+    def ok(self, ctx: Ctx, payload: JsonValue) -> Reply:
         return 200, _dumps(payload).encode(), self.content_type, None
 
     def error(self, ctx: Ctx, status: int | None, code: int | str | None, message: str | None) -> Reply:
@@ -336,7 +348,7 @@ class BinanceSpot(Venue):
     def _symbols(self, ctx: Ctx) -> list[str]:
         return ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "LTCBTC"]
 
-    def _book_entry(self, symbol: str, now_s: float) -> dict[str, Any]:
+    def _book_entry(self, symbol: str, now_s: float) -> JsonObject:
         bid, bq, ask, aq = self.market.quote(symbol, now_s)
         d = decimals_for(tick_for(bid))
         return {
@@ -362,7 +374,7 @@ class BinanceSpot(Venue):
             return err
         now_s = ctx.now_ms / 1000.0
         if symbol is None:
-            prices = [{"symbol": s, "price": _fmt(self.market.mid(s, now_s), 8)} for s in self._symbols(ctx)]
+            prices: JsonArray = [{"symbol": s, "price": _fmt(self.market.mid(s, now_s), 8)} for s in self._symbols(ctx)]
             return self.ok(ctx, prices)
         return self.ok(ctx, {"symbol": symbol, "price": _fmt(self.market.mid(symbol, now_s), 8)})
 
@@ -379,8 +391,8 @@ class BinanceSpot(Venue):
         levels = min(limit, 20)
         bid, bq, ask, aq = self.market.quote(symbol, ctx.now_ms / 1000.0)
         tick = tick_for(bid)
-        bids = [[_fmt(bid - i * tick, 8), _fmt(bq * (1 + i * 0.3), 8)] for i in range(levels)]
-        asks = [[_fmt(ask + i * tick, 8), _fmt(aq * (1 + i * 0.3), 8)] for i in range(levels)]
+        bids: JsonArray = [[_fmt(bid - i * tick, 8), _fmt(bq * (1 + i * 0.3), 8)] for i in range(levels)]
+        asks: JsonArray = [[_fmt(ask + i * tick, 8), _fmt(aq * (1 + i * 0.3), 8)] for i in range(levels)]
         return self.ok(ctx, {"lastUpdateId": int(ctx.now_ms) * 10, "bids": bids, "asks": asks})
 
     # signed
@@ -493,7 +505,7 @@ class BinanceFutures(BinanceSpot):
     def _symbols(self, ctx: Ctx) -> list[str]:
         return ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"]
 
-    def _fut_entry(self, symbol: str, ctx: Ctx) -> dict[str, Any]:
+    def _fut_entry(self, symbol: str, ctx: Ctx) -> JsonObject:
         bid, bq, ask, aq = self.market.quote(symbol, ctx.now_ms / 1000.0)
         d = decimals_for(tick_for(bid))
         return {
@@ -621,12 +633,12 @@ class Bybit(Venue):
             "/v5/account/wallet-balance": Route("account", self._wallet),
         }
 
-    def _envelope(self, ctx: Ctx, code: int, msg: str, result: Any) -> bytes:
+    def _envelope(self, ctx: Ctx, code: int, msg: str, result: JsonValue) -> bytes:
         return _dumps(
             {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": int(ctx.now_ms)}
         ).encode()
 
-    def ok(self, ctx: Ctx, payload: Any) -> Reply:
+    def ok(self, ctx: Ctx, payload: JsonValue) -> Reply:
         return 200, self._envelope(ctx, 0, "OK", payload), JSON, None
 
     def account(self, ctx: Ctx, route: Route | None, mono: float) -> Reply | None:
@@ -693,7 +705,7 @@ class Bybit(Venue):
     @staticmethod
     def _status_item(
         ident: str, title: str, state: str, begin_ms: float, end_ms: float, maintain_type: int
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         return {
             "id": ident,
             "title": title,
@@ -708,7 +720,7 @@ class Bybit(Venue):
             "env": 1,
         }
 
-    def _past_items(self, ctx: Ctx) -> list[dict[str, Any]]:
+    def _past_items(self, ctx: Ctx) -> JsonArray:
         day = 86_400_000
         begin = (int(ctx.now_ms) // day - 3) * day + 7_200_000
         return [self._status_item("sim-past-1", "Scheduled upgrade", "completed", begin, begin + 600_000, 1)]
@@ -726,12 +738,12 @@ class Bybit(Venue):
             return None, self.error(ctx, 200, 10001, "Illegal category")
         return category, None
 
-    def _ticker_entry(self, category: str, symbol: str, ctx: Ctx) -> dict[str, Any]:
+    def _ticker_entry(self, category: str, symbol: str, ctx: Ctx) -> JsonObject:
         now_s = ctx.now_ms / 1000.0
         bid, bq, ask, aq = self.market.quote(symbol, now_s)
         d = decimals_for(tick_for(bid))
         last = bid if int(ctx.now_ms) % 2 else ask
-        entry = {
+        entry: JsonObject = {
             "symbol": symbol,
             "bid1Price": _fmt(bid, d),
             "bid1Size": _fmt(bq, 6),
@@ -941,7 +953,7 @@ class Okx(Venue):
         for counter in self._counters.values():
             counter.clear()
 
-    def ok(self, ctx: Ctx, payload: Any) -> Reply:
+    def ok(self, ctx: Ctx, payload: JsonValue) -> Reply:
         return 200, _dumps({"code": "0", "msg": "", "data": payload}).encode(), JSON, None
 
     def error(self, ctx: Ctx, status: int | None, code: int | str | None, message: str | None) -> Reply:
@@ -976,7 +988,7 @@ class Okx(Venue):
         return 404, b'{"msg":"Not Found","code":"404"}', JSON, None
 
     @staticmethod
-    def _status_item(title: str, state: str, begin_ms: float, end_ms: float) -> dict[str, Any]:
+    def _status_item(title: str, state: str, begin_ms: float, end_ms: float) -> JsonObject:
         return {
             "begin": str(int(begin_ms)),
             "end": str(int(end_ms)) if math.isfinite(end_ms) else "",
@@ -1194,12 +1206,12 @@ class Deribit(Venue):
     def reset_limits(self) -> None:
         self._credits.clear()
 
-    def _envelope(self, ctx: Ctx, key: str, value: Any) -> bytes:
+    def _envelope(self, ctx: Ctx, key: str, value: JsonValue) -> bytes:
         us_in = int(ctx.arrival_ms * 1000)
         us_out = int(ctx.now_ms * 1000)
         if us_out < us_in:
             us_out = us_in
-        out: dict[str, Any] = {"jsonrpc": "2.0"}
+        out: JsonObject = {"jsonrpc": "2.0"}
         rid = ctx.query.get("id")
         if rid is not None:
             out["id"] = int(rid) if rid.isdigit() else rid
@@ -1210,7 +1222,7 @@ class Deribit(Venue):
         out["testnet"] = False
         return _dumps(out).encode()
 
-    def ok(self, ctx: Ctx, payload: Any) -> Reply:
+    def ok(self, ctx: Ctx, payload: JsonValue) -> Reply:
         return 200, self._envelope(ctx, "result", payload), JSON, None
 
     def error(
@@ -1219,12 +1231,12 @@ class Deribit(Venue):
         status: int | None,
         code: int | str | None,
         message: str | None,
-        data: dict[str, Any] | None = None,
+        data: JsonObject | None = None,
     ) -> Reply:
         if status is None:
             status = 400
         icode = int(code) if code is not None else (10028 if status == 429 else 11094)
-        err: dict[str, Any] = {"message": message or _DERIBIT_MESSAGES.get(icode, "error"), "code": icode}
+        err: JsonObject = {"message": message or _DERIBIT_MESSAGES.get(icode, "error"), "code": icode}
         if data:
             err["data"] = data
         return status, self._envelope(ctx, "error", err), JSON, None
@@ -1269,8 +1281,11 @@ class Deribit(Venue):
             return None, self.error(ctx, 400, -32602, None, {"reason": "wrong format", "param": "instrument_name"})
         return name, None
 
-    def _ticker_fields(self, name: str, ctx: Ctx) -> dict[str, Any]:
-        bid, bq, ask, aq = self.market.quote(name, ctx.now_ms / 1000.0, tick=0.5 if "BTC" in name else None)
+    def _quote(self, name: str, ctx: Ctx) -> tuple[float, float, float, float]:
+        return self.market.quote(name, ctx.now_ms / 1000.0, tick=0.5 if "BTC" in name else None)
+
+    def _ticker_fields(self, name: str, ctx: Ctx, quote: tuple[float, float, float, float]) -> JsonObject:
+        bid, bq, ask, aq = quote
         mid = (bid + ask) / 2
         return {
             "best_ask_amount": round(aq * 10000),
@@ -1304,7 +1319,7 @@ class Deribit(Venue):
         name, err = self._instrument(ctx)
         if err or name is None:
             return err or self.error(ctx, 400, -32602, None)
-        return self.ok(ctx, self._ticker_fields(name, ctx))
+        return self.ok(ctx, self._ticker_fields(name, ctx, self._quote(name, ctx)))
 
     def _order_book(self, ctx: Ctx) -> Reply:
         name, err = self._instrument(ctx)
@@ -1318,15 +1333,14 @@ class Deribit(Venue):
             return self.error(
                 ctx, 400, -32602, None, {"reason": "must be one of 1,5,10,20,50,100,1000,10000", "param": "depth"}
             )
-        fields = self._ticker_fields(name, ctx)
-        tick = 0.5 if "BTC" in name else tick_for(fields["best_bid_price"])
+        quote = self._quote(name, ctx)
+        fields = self._ticker_fields(name, ctx, quote)
+        bid, bq, ask, aq = quote
+        bid_amount, ask_amount = round(bq * 10000), round(aq * 10000)  # as best_bid_amount/best_ask_amount say
+        tick = 0.5 if "BTC" in name else tick_for(bid)
         levels = min(depth, 20)
-        fields["bids"] = [
-            [fields["best_bid_price"] - i * tick, fields["best_bid_amount"] + 10 * i] for i in range(levels)
-        ]
-        fields["asks"] = [
-            [fields["best_ask_price"] + i * tick, fields["best_ask_amount"] + 10 * i] for i in range(levels)
-        ]
+        fields["bids"] = [[bid - i * tick, bid_amount + 10 * i] for i in range(levels)]
+        fields["asks"] = [[ask + i * tick, ask_amount + 10 * i] for i in range(levels)]
         fields["change_id"] = int(ctx.now_ms) // 5
         return self.ok(ctx, fields)
 

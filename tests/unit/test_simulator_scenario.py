@@ -162,6 +162,30 @@ def test_latency_forms() -> None:
             parse_latency(bad)
 
 
+def test_non_finite_latencies_are_refused() -> None:
+    """A .nan/.inf (or 1e999) latency in a scenario is no latency a fault can add: refused like any bad value."""
+    for bad in (float("nan"), float("inf"), "nan", "inf", "1e999", "normal(1e999, 1)", "uniform(0, 1e999)"):
+        with pytest.raises(ValueError):
+            parse_latency(bad)
+
+
+@pytest.mark.parametrize(
+    ("fault", "key", "words"),
+    [
+        ({"type": "hang", "exchange": "okx", "probes": 5}, "faults.0.probes", "probe name"),
+        ({"type": "hang", "exchange": "okx", "probes": {"ticker": 1}}, "faults.0.probes", "probe name"),
+        ({"type": "hang", "exchange": "okx", "paths": 5}, "faults.0.paths", "path pattern"),
+        ({"type": "latency", "exchange": "okx", "ms": float("inf")}, "faults.0.ms", "finite"),
+    ],
+)
+def test_hostile_filters_are_scenario_errors_not_type_errors(fault: dict[str, object], key: str, words: str) -> None:
+    """``probes: 5`` / ``paths: 5`` escaped validation as a TypeError ('int' object is not iterable)."""
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_data({"faults": [fault]}, "x.yaml")
+    problem = info.value.problems[0]
+    assert problem.key == key and words in problem.message, info.value.render()
+
+
 def test_linear_faults_interpolate() -> None:
     drift = make_fault({"type": "drift", "exchange": "okx", "start": 10, "duration": 10, "to_ms": 200})
     assert isinstance(drift, DriftFault)
