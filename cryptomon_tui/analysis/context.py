@@ -1,7 +1,8 @@
 """Everything an analyzer may look at for one incident, gathered once and read-only.
 
-Window statistics come from the metrics package as plain dicts. They are read defensively: any key
-may be missing (= unknown), hold None, or have a slightly different shape. Keys understood, per
+Window statistics come from the metrics package as plain (JSON-shaped) dicts. They are read defensively
+through the kernel's narrowing helpers: any key may be missing (= unknown), hold None, a non-finite number
+or a slightly different shape. Keys understood, per
 exchange and again per probe under ``"probes"``:
 
     attempts, error_rate (0..1), p50_ms, p95_ms, p99_ms, timeouts, consecutive_failures,
@@ -20,37 +21,28 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 from cryptomon_tui.config.exchanges import KIND_ALIASES
+from cryptomon_tui.config.root import Config
 from cryptomon_tui.incidents.model import Incident
+from cryptomon_tui.kernel.jsonvalue import JsonObject, finite
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
 
 MAX_RESULTS_PER_EXCHANGE = 200
 _BAN_UNTIL = re.compile(r"banned until (\d{10,13})", re.IGNORECASE)
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
-def _int(value: Any) -> int | None:
-    n = _num(value)
+def _int(value: object) -> int | None:
+    """A count, truncated toward zero like the metrics' own ints (2.0 -> 2); None when not a finite number."""
+    n = finite(value)
     return None if n is None else int(n)
 
 
-def epoch_seconds(value: Any) -> float | None:
+def epoch_seconds(value: object) -> float | None:
     """Epoch seconds from seconds or milliseconds (exchanges mix both)."""
-    n = _num(value)
+    n = finite(value)
     if n is None or n <= 0:
         return None
     return n / 1000.0 if n > 1e11 else n
@@ -64,22 +56,22 @@ def ban_until_from_message(message: str | None) -> float | None:
     return epoch_seconds(match.group(1)) if match else None
 
 
-def _history(value: Any) -> list[tuple[float | None, float]]:
+def _history(value: object) -> list[tuple[float | None, float]]:
     out: list[tuple[float | None, float]] = []
     if not isinstance(value, list | tuple):
         return out
     for item in value:
         if isinstance(item, Mapping):
-            off = _num(item.get("offset_ms", item.get("offset", item.get("value"))))
+            off = finite(item.get("offset_ms", item.get("offset", item.get("value"))))
             ts = epoch_seconds(item.get("ts", item.get("t")))
             if off is not None:
                 out.append((ts, off))
         elif isinstance(item, list | tuple) and len(item) >= 2:
-            ts, off = epoch_seconds(item[0]), _num(item[1])
+            ts, off = epoch_seconds(item[0]), finite(item[1])
             if off is not None:
                 out.append((ts, off))
         else:
-            off = _num(item)
+            off = finite(item)
             if off is not None:
                 out.append((None, off))
     return out
@@ -109,7 +101,7 @@ class WindowStats:
     probes: dict[str, WindowStats] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> WindowStats:
+    def from_dict(cls, data: Mapping[str, object] | None) -> WindowStats:
         if not isinstance(data, Mapping):
             return cls()
         counts: dict[str, int] = {}
@@ -125,27 +117,27 @@ class WindowStats:
             probes = {str(k): cls.from_dict(v) for k, v in raw_probes.items() if isinstance(v, Mapping)}
         code = data.get("last_error_code")
         message = data.get("last_error_message")
-        rate = _num(data.get("rate_limit_peak"))
+        rate = finite(data.get("rate_limit_peak"))
         if rate is not None and rate > 1.0 and rate <= 100.0:
             rate = rate / 100.0  # a percentage
         return cls(
             attempts=_int(data.get("attempts")),
-            error_rate=_num(data.get("error_rate")),
-            p50_ms=_num(data.get("p50_ms")),
-            p95_ms=_num(data.get("p95_ms")),
-            p99_ms=_num(data.get("p99_ms")),
+            error_rate=finite(data.get("error_rate")),
+            p50_ms=finite(data.get("p50_ms")),
+            p95_ms=finite(data.get("p95_ms")),
+            p99_ms=finite(data.get("p99_ms")),
             timeouts=_int(data.get("timeouts")),
             consecutive_failures=_int(data.get("consecutive_failures")),
             counts=counts,
             rate_limit_peak=rate,
-            clock_offset_ms=_num(data.get("clock_offset_ms")),
-            clock_error_ms=_num(data.get("clock_error_ms")),
+            clock_offset_ms=finite(data.get("clock_offset_ms")),
+            clock_error_ms=finite(data.get("clock_error_ms")),
             clock_offset_history=_history(data.get("clock_offset_history")),
             last_error_code=None if code is None else str(code),
             last_error_message=None if message is None else str(message),
             ban_until=epoch_seconds(data.get("ban_until")),
             maintenance_until=epoch_seconds(data.get("maintenance_until")),
-            baseline_p99_ms=_num(data.get("baseline_p99_ms")),
+            baseline_p99_ms=finite(data.get("baseline_p99_ms")),
             probes=probes,
         )
 
@@ -215,9 +207,9 @@ class WindowStats:
     def failures(self) -> int:
         return sum(n for outcome, n in self.counts.items() if outcome not in ("ok", "skipped_open_circuit"))
 
-    def to_brief(self) -> dict[str, Any]:
+    def to_brief(self) -> JsonObject:
         """Compact, prompt-friendly form (None fields dropped)."""
-        out: dict[str, Any] = {}
+        out: JsonObject = {}
         for key in ("attempts", "consecutive_failures", "timeouts"):
             value = getattr(self, key)
             if value is not None:
@@ -230,7 +222,7 @@ class WindowStats:
                 out[key] = round(value, 1)
         if self.rate_limit_peak is not None:
             out["rate_limit_peak"] = round(self.rate_limit_peak, 3)
-        bad = {k: v for k, v in self.counts.items() if k != "ok" and v}
+        bad: JsonObject = {k: v for k, v in self.counts.items() if k != "ok" and v}
         if bad:
             out["failures_by_outcome"] = bad
         if self.last_error_code is not None:
@@ -301,35 +293,32 @@ class AnalysisContext:
         return names
 
 
-def _config_facts(config: Any) -> tuple[dict[str, ExchangeFacts], float | None]:
+def _config_facts(config: Config) -> tuple[dict[str, ExchangeFacts], float | None]:
     facts: dict[str, ExchangeFacts] = {}
-    exchanges = getattr(config, "exchanges", None)
-    if isinstance(exchanges, Mapping):
-        for name, ex in exchanges.items():
-            if not getattr(ex, "enabled", True):
-                continue
-            facts[str(name)] = ExchangeFacts(
-                name=str(name),
-                kind=getattr(ex, "kind", None),
-                interval_s=_num(getattr(ex, "interval", None)),
-                timeout_s=_num(getattr(ex, "timeout", None)),
-                canary=bool(getattr(ex, "canary", False)),
-                authenticated=getattr(ex, "credentials", None) is not None,
-            )
-    probing = getattr(config, "probing", None)
-    return facts, _num(getattr(probing, "budget_share", None))
+    for name, ex in config.exchanges.items():
+        if not ex.enabled:
+            continue
+        facts[name] = ExchangeFacts(
+            name=name,
+            kind=ex.kind,
+            interval_s=finite(ex.interval),
+            timeout_s=finite(ex.timeout),
+            canary=ex.canary,
+            authenticated=ex.credentials is not None,
+        )
+    return facts, finite(config.probing.budget_share)
 
 
 def build_context(
     incident: Incident,
-    exchange_stats: Mapping[str, Mapping[str, Any]] | None,
+    exchange_stats: Mapping[str, Mapping[str, object]] | None,
     recent_results: Iterable[ProbeResult],
     other_open_incidents: Iterable[Incident],
-    config: Any,
+    config: Config,
     *,
     now: float | None = None,
 ) -> AnalysisContext:
-    """Gather the evidence for one incident. ``config`` is the root Config (or anything shaped like it)."""
+    """Gather the evidence for one incident. ``exchange_stats`` is the metrics snapshot's ``exchanges``."""
     # Bounded per exchange, so a chatty exchange cannot push a quiet one's evidence out.
     grouped: dict[str, list[ProbeResult]] = {}
     for r in sorted(recent_results, key=lambda r: r.started_at):

@@ -14,10 +14,10 @@ import inspect
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Required, TypedDict
 
 from pydantic import BaseModel, ValidationError
 
@@ -36,14 +36,30 @@ from cryptomon_tui.analysis.prompt import (
 from cryptomon_tui.analysis.worker import off_loop
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.analysis import LlmConfig
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object, finite, integer
 from cryptomon_tui.redaction import Redactor, scrub, scrub_obj
 
 if TYPE_CHECKING:
     import openai
+    from openai.types import CompletionUsage
+    from openai.types.chat import ChatCompletionMessageParam, ChatCompletionStreamOptionsParam
+    from openai.types.chat.completion_create_params import ResponseFormat
+
+    class _CreateArgs(TypedDict, total=False):
+        """The chat-completions arguments we send; a key left out is not sent (the API's default)."""
+
+        model: Required[str]
+        messages: Required[list[ChatCompletionMessageParam]]
+        max_tokens: int
+        max_completion_tokens: int
+        temperature: float
+        response_format: ResponseFormat
+        stream_options: ChatCompletionStreamOptionsParam
 
 PartialCallback = Callable[[str], Awaitable[None] | None]
 _FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.IGNORECASE)
 _NO_KEY = "not-needed"  # local servers (Ollama, vLLM, llama.cpp) ignore the key, the client needs one
+MAX_REPORTED_TOKENS = 100_000_000  # a usage figure beyond this (or negative, or not an int) is not believed
 
 
 class LlmFailure(Exception):
@@ -101,31 +117,30 @@ def _provider_message(exc: openai.APIStatusError) -> str:
     return str(getattr(exc, "message", "") or exc)
 
 
-def retry_after_seconds(headers: Any, now: float) -> float | None:
-    """Retry-After as seconds: ``retry-after-ms``, ``retry-after`` in seconds, or an HTTP date."""
+def retry_after_seconds(headers: Mapping[str, str] | None, now: float) -> float | None:
+    """Retry-After as seconds: ``retry-after-ms``, ``retry-after`` in seconds, or an HTTP date. A value that
+    is no finite number ("inf", "nan", 1e999) is no wait: the caller's own backoff applies."""
     if headers is None:
         return None
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
+        ms = finite(raw_ms)
+        if ms is not None:
+            return max(0.0, ms / 1000.0)
     raw = headers.get("retry-after")
     if not raw:
         return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
+    seconds = finite(raw)
+    if seconds is not None:
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when.timestamp() - now)
 
 
-def parse_json_object(text: str) -> dict[str, Any]:
+def parse_json_object(text: str) -> JsonObject:
     """The first JSON object in a reply, tolerating code fences and prose around it."""
     cleaned = _FENCE.sub("", text.strip())
     try:
@@ -139,11 +154,11 @@ def parse_json_object(text: str) -> dict[str, Any]:
             value = json.loads(cleaned[start : end + 1])
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON: {exc.msg} at char {exc.pos}") from None
-    if not isinstance(value, dict):
-        raise ValueError("the reply is JSON but not an object")
     # JSON escapes (\u001b, \u202e) only become characters here: scrub the decoded strings again
-    cleaned_value: dict[str, Any] = scrub_obj(value)
-    return cleaned_value
+    scrubbed = as_object(scrub_obj(value))
+    if scrubbed is None:
+        raise ValueError("the reply is JSON but not an object")
+    return scrubbed
 
 
 def validate_reply(text: str, model: type[BaseModel]) -> BaseModel:
@@ -164,7 +179,6 @@ class LlmClient:
         self.clock = clock
         self.redactor = redactor
         self._client: openai.AsyncOpenAI | None = None
-        self._openai: Any = None  # the module, imported on first use (1.5 s: never on the engine's start path)
         self._lock = asyncio.Lock()
         self._stream_options_ok = True
         self._json_mode_ok = True
@@ -175,10 +189,9 @@ class LlmClient:
         async with self._lock:
             if self._client is None:
                 key = self.config.api_key.get_secret_value() if self.config.api_key else ""
-                # Importing openai and building the client (CA certificates) take long: keep both off the loop.
-                self._openai = await off_loop(importlib.import_module, "openai")
-                client: openai.AsyncOpenAI = await off_loop(_build_client, self._openai, self.config, key or _NO_KEY)
-                self._client = client
+                # Importing openai (1.5 s: never on the engine's start path) and building the client (CA
+                # certificates) take long: _build_client does both off the loop.
+                self._client = await off_loop(_build_client, self.config, key or _NO_KEY)
             return self._client
 
     async def aclose(self) -> None:
@@ -216,7 +229,7 @@ class LlmClient:
             await self.client()
         except Exception as exc:  # a broken installation or base_url: report, do not crash the engine
             raise LlmFailure("connection", f"cannot set up the LLM client: {self._reason(str(exc))}") from None
-        openai = self._openai
+        import openai  # imported by client() on the worker thread: only a lookup here
         while True:
             try:
                 async with asyncio.timeout(cfg.timeout):
@@ -282,11 +295,11 @@ class LlmClient:
     ) -> CallResult:
         client = await self.client()
         cfg = self.config
-        kwargs: dict[str, Any] = {
-            "model": model,
-            "messages": messages,
-            self._max_tokens_key: cfg.max_output_tokens,
-        }
+        kwargs: _CreateArgs = {"model": model, "messages": [_message_param(m) for m in messages]}
+        if self._max_tokens_key == "max_tokens":
+            kwargs["max_tokens"] = cfg.max_output_tokens
+        else:
+            kwargs["max_completion_tokens"] = cfg.max_output_tokens
         if self._temperature_ok:
             kwargs["temperature"] = cfg.temperature
         if json_mode and self._json_mode_ok:
@@ -302,13 +315,12 @@ class LlmClient:
                 await _call(on_partial, scrub(text))
             usage = resp.usage
             return self._result(messages, text, reasoning, usage, resp.model or model)
-        kwargs["stream"] = True
         if self._stream_options_ok:
             kwargs["stream_options"] = {"include_usage": True}
-        stream = await client.chat.completions.create(**kwargs)
+        stream = await client.chat.completions.create(**kwargs, stream=True)
         parts: list[str] = []
         thinking: list[str] = []
-        usage_obj: Any = None
+        usage_obj: CompletionUsage | None = None
         served = model
         try:
             async for chunk in stream:
@@ -334,16 +346,21 @@ class LlmClient:
             await stream.close()
         return self._result(messages, "".join(parts), "".join(thinking), usage_obj, served)
 
-    def _result(self, messages: list[dict[str, str]], text: str, reasoning: str, usage: Any, model: str) -> CallResult:
-        prompt = getattr(usage, "prompt_tokens", None) if usage is not None else None
-        completion = getattr(usage, "completion_tokens", None) if usage is not None else None
-        reported = isinstance(prompt, int) and isinstance(completion, int)
-        if not reported:
+    def _result(
+        self, messages: list[dict[str, str]], text: str, reasoning: str, usage: CompletionUsage | None, model: str
+    ) -> CallResult:
+        # openai builds reply models without validating them: a server's usage figures are read as untrusted
+        prompt = _tokens(getattr(usage, "prompt_tokens", None))
+        completion = _tokens(getattr(usage, "completion_tokens", None))
+        if prompt is None or completion is None:
             prompt = estimate_messages(messages)
             completion = estimate_tokens(text) + estimate_tokens(reasoning)
+            reported = False
+        else:
+            reported = True
         # the one door LLM text comes in by: terminal controls and any echoed secret go before it is parsed,
         # cached, stored, notified or printed
-        return CallResult(scrub(text), scrub(reasoning), int(prompt or 0), int(completion or 0), reported, model)
+        return CallResult(scrub(text), scrub(reasoning), prompt, completion, reported, model)
 
 
 _WARMUP_CHUNK = {
@@ -356,10 +373,27 @@ _WARMUP_CHUNK = {
 }
 
 
-def _build_client(module: Any, config: LlmConfig, key: str) -> openai.AsyncOpenAI:
-    """Build the client and touch its lazy parts (resource modules, response models) on the worker thread,
-    so the first real reply is not parsed on the loop with cold caches (~100 ms measured)."""
-    client = module.AsyncOpenAI(base_url=config.base_url, api_key=key, timeout=config.timeout, max_retries=0)
+def _tokens(value: object) -> int | None:
+    """A token count a server reported: a non-negative int below MAX_REPORTED_TOKENS, else None."""
+    return integer(value, 0, MAX_REPORTED_TOKENS) if isinstance(value, int) else None
+
+
+def _message_param(message: dict[str, str]) -> ChatCompletionMessageParam:
+    """One of our prompt messages ({"role", "content"}) as the client's typed parameter (same JSON)."""
+    role, content = message["role"], message["content"]
+    if role == "system":
+        return {"role": "system", "content": content}
+    if role == "assistant":
+        return {"role": "assistant", "content": content}
+    return {"role": "user", "content": content}
+
+
+def _build_client(config: LlmConfig, key: str) -> openai.AsyncOpenAI:
+    """Import openai, build the client and touch its lazy parts (resource modules, response models) on the
+    worker thread, so the first real reply is not parsed on the loop with cold caches (~100 ms measured)."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=config.base_url, api_key=key, timeout=config.timeout, max_retries=0)
     _ = client.chat.completions
     for lazy in ("anyio._backends._asyncio", "httpcore2._backends.anyio", "httpcore._backends.anyio"):
         try:  # the HTTP stack imports its async backend on the first request, on the loop
@@ -376,7 +410,8 @@ def _build_client(module: Any, config: LlmConfig, key: str) -> openai.AsyncOpenA
     return client
 
 
-def _extra(obj: Any, name: str) -> str:
+def _extra(obj: object, name: str) -> str:
+    """A provider's extra string field (``reasoning_content``), as an attribute or in ``model_extra``."""
     value = getattr(obj, name, None)
     if value is None:
         extra = getattr(obj, "model_extra", None) or {}

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import iso_utc
 
@@ -62,7 +62,7 @@ _SEVERITY_WORDS = {
 }
 
 
-def _normalise_severity(v: Any) -> Any:
+def _normalise_severity(v: object) -> object:
     if isinstance(v, str):
         word = _SEVERITY_WORDS.get(v.strip().upper())
         if word is None:
@@ -95,14 +95,14 @@ class _Verdict(BaseModel):
 
     @field_validator("root_cause", mode="before")
     @classmethod
-    def _one_or_two_sentences(cls, v: Any) -> Any:
+    def _one_or_two_sentences(cls, v: object) -> object:
         if isinstance(v, str):
             return _clip(_first_sentences(v, 2), MAX_ROOT_CAUSE_CHARS)
         return v
 
     @field_validator("recommended_action", "estimated_recovery", mode="before")
     @classmethod
-    def _text(cls, v: Any) -> Any:
+    def _text(cls, v: object) -> object:
         if isinstance(v, list):  # models like to answer with bullet lists
             v = "; ".join(str(x) for x in v)
         if isinstance(v, str):
@@ -111,12 +111,12 @@ class _Verdict(BaseModel):
 
     @field_validator("severity", mode="before")
     @classmethod
-    def _severity_words(cls, v: Any) -> Any:
+    def _severity_words(cls, v: object) -> object:
         return _normalise_severity(v)
 
     @field_validator("confidence", mode="before")
     @classmethod
-    def _percent_ok(cls, v: Any) -> Any:
+    def _percent_ok(cls, v: object) -> object:
         if isinstance(v, str):
             text = v.strip().rstrip("%")
             try:
@@ -129,7 +129,7 @@ class _Verdict(BaseModel):
 
     @field_validator("evidence", mode="before")
     @classmethod
-    def _evidence_list(cls, v: Any) -> Any:
+    def _evidence_list(cls, v: object) -> object:
         if isinstance(v, str):
             v = [v]
         if isinstance(v, list):
@@ -159,8 +159,8 @@ class Analysis(_Verdict):
     def is_offline(self) -> bool:
         return self.source == "offline"
 
-    def to_json_dict(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json")
+    def to_json_dict(self) -> JsonObject:
+        d: JsonObject = self.model_dump(mode="json")
         d["created_at"] = iso_utc(self.created_at)
         d["cost_usd"] = str(self.cost_usd)
         return d
@@ -212,8 +212,8 @@ class Summary(BaseModel):
         self.text = limit_sentences(self.text)
         return self
 
-    def to_json_dict(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json")
+    def to_json_dict(self) -> JsonObject:
+        d: JsonObject = self.model_dump(mode="json")
         d["created_at"] = iso_utc(self.created_at)
         d["cost_usd"] = str(self.cost_usd)
         return d
@@ -229,19 +229,19 @@ class LlmSummaryReply(BaseModel):
 
     @field_validator("severity", mode="before")
     @classmethod
-    def _severity_words(cls, v: Any) -> Any:
+    def _severity_words(cls, v: object) -> object:
         return _normalise_severity(v)
 
     @field_validator("headline", "recommended_action", mode="before")
     @classmethod
-    def _text(cls, v: Any) -> Any:
+    def _text(cls, v: object) -> object:
         if isinstance(v, list):
             v = "; ".join(str(x) for x in v)
         return _clip(v, MAX_FIELD_CHARS) if isinstance(v, str) else v
 
     @field_validator("details", mode="before")
     @classmethod
-    def _details(cls, v: Any) -> Any:
+    def _details(cls, v: object) -> object:
         if isinstance(v, str):
             v = [v]
         if isinstance(v, list):
@@ -261,8 +261,8 @@ class Usage(BaseModel):
     purpose: str = "analysis"  # analysis, repair, summary
     estimated: bool = False  # True when the provider sent no usage and tokens were estimated
 
-    def to_json_dict(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json")
+    def to_json_dict(self) -> JsonObject:
+        d: JsonObject = self.model_dump(mode="json")
         d["ts"] = iso_utc(self.ts)
         d["cost_usd"] = str(self.cost_usd)
         return d

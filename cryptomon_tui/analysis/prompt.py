@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from cryptomon_tui.analysis import codes
 from cryptomon_tui.analysis.context import AnalysisContext
 from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.analysis.offline import describe, when
 from cryptomon_tui.incidents.model import Incident
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, get_text
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.units import format_duration, iso_utc
 from cryptomon_tui.redaction import Redactor
@@ -92,8 +92,8 @@ def _clip(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _incident_brief(inc: Incident, now: float, level: TrimLevel) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def _incident_brief(inc: Incident, now: float, level: TrimLevel) -> JsonObject:
+    out: JsonObject = {
         "rule": inc.rule,
         "severity": inc.severity.value,
         "exchange": inc.exchange or "all",
@@ -110,7 +110,7 @@ def _incident_brief(inc: Incident, now: float, level: TrimLevel) -> dict[str, An
     if inc.peak:
         out["peak"] = {k: round(v, 3) for k, v in inc.peak.items()}
     if inc.evidence:
-        out["symptoms"] = list(inc.evidence)[:6]
+        out["symptoms"] = list[JsonValue](inc.evidence[:6])
     if inc.ban_until:
         out["ban_until"] = iso_utc(inc.ban_until)
     for flag in ("in_maintenance", "flapping"):
@@ -155,19 +155,19 @@ def _grouped_failures(failures: list[ProbeResult]) -> list[str]:
     return lines
 
 
-def build_bundle(ctx: AnalysisContext, offline: Analysis | None, level: TrimLevel) -> dict[str, Any]:
+def build_bundle(ctx: AnalysisContext, offline: Analysis | None, level: TrimLevel) -> JsonObject:
     inc = ctx.incident
-    bundle: dict[str, Any] = {"now": iso_utc(ctx.now), "incident": _incident_brief(inc, ctx.now, level)}
+    bundle: JsonObject = {"now": iso_utc(ctx.now), "incident": _incident_brief(inc, ctx.now, level)}
     timeline = _timeline(inc, level)
     if timeline:
-        bundle["timeline"] = timeline
+        bundle["timeline"] = list[JsonValue](timeline)
     target = inc.exchange
-    stats: dict[str, Any] = {}
+    stats: JsonObject = {}
     for name in ctx.watched():
         s = ctx.stats_for(name)
         brief = s.to_brief()
         if "last_error_message" in brief:
-            brief["last_error_message"] = _clip(brief["last_error_message"], level.message_chars)
+            brief["last_error_message"] = _clip(get_text(brief, "last_error_message"), level.message_chars)
         if s.ban_until:
             brief["ban_until"] = iso_utc(s.ban_until)
         if s.maintenance_until:
@@ -212,7 +212,7 @@ def build_bundle(ctx: AnalysisContext, offline: Analysis | None, level: TrimLeve
         failures.sort(key=lambda r: r.started_at)
     lines = [_clip(line, level.message_chars + 80) for line in _grouped_failures(failures)[-level.failures :]]
     if lines:
-        bundle["recent_failures"] = lines
+        bundle["recent_failures"] = list[JsonValue](lines)
     seen_codes: dict[str, str] = {}
     for r in ctx.recent:
         if r.error_code is None:
@@ -228,8 +228,8 @@ def build_bundle(ctx: AnalysisContext, offline: Analysis | None, level: TrimLeve
         if kind is not None and kind in codes.WEIGHT_LIMITS:
             limits[name] = codes.WEIGHT_LIMITS[kind]
     if limits:
-        bundle["documented_limits"] = limits
-    config: dict[str, Any] = {}
+        bundle["documented_limits"] = dict[str, JsonValue](limits)
+    config: JsonObject = {}
     for name, facts in ctx.exchanges.items():
         if facts.interval_s is not None:
             config[name] = f"every {format_duration(facts.interval_s)}, timeout {format_duration(facts.timeout_s or 0)}"
@@ -243,7 +243,7 @@ def build_bundle(ctx: AnalysisContext, offline: Analysis | None, level: TrimLeve
             f"{o.rule} on {o.exchange or 'all'} ({o.severity.value}) since {when(o.started_at)}" for o in others
         ]
     if offline is not None:
-        verdict: dict[str, Any] = {
+        verdict: JsonObject = {
             "category": offline.category,
             "root_cause": offline.root_cause,
             "severity": offline.severity.value,
@@ -293,7 +293,7 @@ def repair_messages(raw: str, problem: str, redactor: Redactor, schema: str = SC
     ]
 
 
-def summary_messages(bundle: dict[str, Any], redactor: Redactor, max_tokens: int) -> list[dict[str, str]]:
+def summary_messages(bundle: JsonObject, redactor: Redactor, max_tokens: int) -> list[dict[str, str]]:
     clean = redactor.redact_obj_for_llm(bundle)
     text = redactor.redact_for_llm(json.dumps(clean, ensure_ascii=False, separators=(",", ":")))
     messages = [

@@ -10,7 +10,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
 
 from cryptomon_tui.analysis.context import AnalysisContext, build_context
 from cryptomon_tui.analysis.ledger import AnalysisCache, InMemoryAnalysisCache, UsageLedger
@@ -32,6 +31,7 @@ from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.analysis import AnalysisConfig, ModelPrice
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import format_duration
@@ -82,7 +82,7 @@ class AnalysisService:
                 offline=self.offline,
                 client=client,
             )
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Analysis]] = set()
         self._auto_times: deque[float] = deque()
         self._auto_done: dict[str, Severity] = {}
         self._spent_cache: tuple[str, Decimal] | None = None
@@ -293,7 +293,7 @@ class AnalysisService:
     async def summarize(
         self,
         open_incidents: Iterable[Incident],
-        stats: Mapping[str, Mapping[str, Any]] | None = None,
+        stats: Mapping[str, Mapping[str, object]] | None = None,
         *,
         recent_results: Iterable[ProbeResult] = (),
         offline: bool = False,
@@ -316,7 +316,7 @@ class AnalysisService:
         remaining = await self.remaining_budget()
         if remaining is not None and remaining <= 0:
             return base.model_copy(update={"notes": ["monthly LLM budget used up: offline summary"]})
-        bundle = {
+        bundle: JsonObject = {
             "now": when(self.clock.now()),
             "incidents": [
                 {
@@ -377,7 +377,7 @@ class AnalysisService:
         )
 
     def _offline_summary(
-        self, incidents: list[Incident], stats: Mapping[str, Mapping[str, Any]], recent: list[ProbeResult]
+        self, incidents: list[Incident], stats: Mapping[str, Mapping[str, object]], recent: list[ProbeResult]
     ) -> Summary:
         now = self.clock.now()
         if not incidents:

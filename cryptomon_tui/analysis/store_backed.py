@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -17,6 +17,7 @@ from cryptomon_tui.analysis.context import AnalysisContext, build_context
 from cryptomon_tui.analysis.model import Analysis, Usage
 from cryptomon_tui.analysis.pricing import month_bounds
 from cryptomon_tui.clock import Clock
+from cryptomon_tui.config.root import Config
 
 if TYPE_CHECKING:
     from cryptomon_tui.store import Store
@@ -112,7 +113,7 @@ class StoreAnalysisCache:
             return None
 
 
-async def context_from_store(store: Store, incident_id: str, config: Any, now: float) -> AnalysisContext | None:
+async def context_from_store(store: Store, incident_id: str, config: Config, now: float) -> AnalysisContext | None:
     """The incident (by id or unique prefix) with the results around it and the incidents open with it."""
     incident = await store.incident(incident_id)
     if incident is None:

@@ -12,8 +12,9 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
+P = ParamSpec("P")
 T = TypeVar("T")
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
@@ -27,7 +28,7 @@ def _get() -> ThreadPoolExecutor:
         return _executor
 
 
-async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn`` on the analysis worker thread and await its result."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_get(), functools.partial(fn, *args, **kwargs))

@@ -25,12 +25,12 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import AlertmanagerChannelConfig
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import format_duration
 from cryptomon_tui.notify.channels import Channel, ChannelUnavailable, SendResult, Verdict, build_channel
@@ -196,7 +196,7 @@ class Notifier:
 
     # --- events ---------------------------------------------------------------------------------
 
-    async def on_event(self, event: IncidentEvent, analysis: dict[str, Any] | None = None) -> None:
+    async def on_event(self, event: IncidentEvent, analysis: JsonObject | None = None) -> None:
         """Route one incident event to outbox rows. Fast: no network, one committed write."""
         if not self.channels and not self.health:
             return
@@ -234,7 +234,7 @@ class Notifier:
         if rows:
             await self._enqueue(rows)
 
-    async def on_analysis(self, inc: Incident, analysis: dict[str, Any] | None) -> None:
+    async def on_analysis(self, inc: Incident, analysis: JsonObject | None) -> None:
         """The verdict arrived after the firing was written (analysis never holds a firing back): it
         rides along in firing rows nobody has tried yet, and every other channel told the incident fires
         gets it as an update (an ``analysis`` notice, after the firing, before the resolve if any)."""
@@ -270,7 +270,7 @@ class Notifier:
         return any(self._is_local_network(t.incident) and t.incident.is_open for t in self.tracked.values())
 
     def _notice(
-        self, kind: NoticeKind, inc: Incident, ts: float, event: IncidentEvent | None, analysis: dict[str, Any] | None
+        self, kind: NoticeKind, inc: Incident, ts: float, event: IncidentEvent | None, analysis: JsonObject | None
     ) -> Notice:
         return Notice(
             kind=kind,
@@ -302,7 +302,7 @@ class Notifier:
         self,
         inc: Incident,
         event: IncidentEvent,
-        analysis: dict[str, Any] | None,
+        analysis: JsonObject | None,
         now: float,
         *,
         reopened: bool = False,
@@ -358,7 +358,7 @@ class Notifier:
         return rows
 
     async def _resolve_rows(
-        self, inc: Incident, event: IncidentEvent, analysis: dict[str, Any] | None, now: float
+        self, inc: Incident, event: IncidentEvent, analysis: JsonObject | None, now: float
     ) -> list[NewOutboxRow]:
         self.router.forget(inc)
         self.tracked.pop(inc.id, None)

@@ -379,3 +379,30 @@ async def test_a_model_without_a_price_is_refused_unless_priced(server: FakeOpen
     assert b.source == "mystery-model-9" and b.cost_usd == Decimal("4.00")
     assert ledger._items[0].cost_usd == Decimal("4.00")
     await svc.aclose()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_hostile_usage_figures_are_estimated_not_believed(server: FakeOpenAIServer, stream: bool) -> None:
+    """openai does not validate replies: a negative or absurd token count reached the ledger as is (a negative
+    one failed the Usage record and lost the model's answer). Not believed: the call is priced on estimates."""
+    for prompt, completion in ((-5, 95), (10**20, 95), (420, -1)):
+        server.script(Step(prompt_tokens=prompt, completion_tokens=completion))
+        config = make_config(server, stream=stream)
+        svc, ledger = service(config)
+        a = await svc.analyze(ctx_for(config))
+        assert a.source == "deepseek-chat", (prompt, completion, a.notes)
+        assert 0 < a.prompt_tokens < 100_000 and 0 < a.completion_tokens < 10_000
+        usage = await ledger.month_usage("2023-11")
+        assert len(usage) == 1 and usage[0].estimated
+        await svc.aclose()
+
+
+async def test_a_retry_after_that_is_no_number_falls_back_to_backoff(server: FakeOpenAIServer) -> None:
+    server.script(Step(status=429, headers={"Retry-After": "inf"}), Step(status=429, headers={"retry-after-ms": "nan"}),
+                  Step())
+    config = make_config(server)
+    clock = AutoClock()
+    svc, _ = service(config, clock)
+    a = await svc.analyze(ctx_for(config))
+    assert a.source == "deepseek-chat" and clock.slept == [1.0, 2.0]
+    await svc.aclose()
