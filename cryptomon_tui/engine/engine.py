@@ -251,7 +251,7 @@ class Engine:
         self.store = store
         self._tls.path = Path(str(store.path) + ".tls-issuers.json")  # known TLS issuers survive restarts
         await asyncio.to_thread(self._tls.load)
-        state = await store.load_state(self.clock.now(), self.config.incidents.reopen_cooldown)
+        state = await store.load_state(self.clock.now(), self.pipeline.incidents.resolved_kept_for)
         self.pipeline.incidents.restore(
             state.open_incidents,
             state.silences,

@@ -46,8 +46,8 @@ class OfflineCommands:
         self.clock = clock
 
     async def _manager(self) -> IncidentManager:
-        state = await self.store.load_state(self.clock.now(), self.config.incidents.reopen_cooldown)
         manager = IncidentManager(self.clock, self.config.incidents)
+        state = await self.store.load_state(self.clock.now(), manager.resolved_kept_for)
         manager.restore(
             state.open_incidents, state.silences, state.maintenance_windows, state.recently_resolved,
             grace_s=self.config.incidents.restore_grace,

@@ -14,7 +14,10 @@ Semantics (the contract notify, store and the faces rely on):
 - ``resolved``: every rule contributing to the incident recovered, or the incident was merged
   into a cause that opened later (``detail.superseded_by``), or an external incident was resolved.
 - ``reopened``: the same fingerprint (or a symptom that was evidence on it) fires again within
-  ``reopen_cooldown`` of the resolution: same id, ``reopen_count`` + 1, ack cleared.
+  ``reopen_cooldown`` (90 s) of the resolution, while its recovery was still being confirmed: same id,
+  ``reopen_count`` + 1, ack cleared. A fault that comes back after a longer quiet spell is a new
+  incident with its own id and notifications; a problem that keeps coming back is caught by the
+  detector's flapping count (fires within ``flap_window``) and held open as one flapping incident.
 
 Cause over symptom: a firing signal on an exchange is recorded as evidence on the open incident of
 a higher-ranked rule on that exchange (local_network covers every exchange); symptoms of equal rank
@@ -103,6 +106,12 @@ class IncidentManager:
 
     def recently_resolved(self) -> list[Incident]:
         return list(self._resolved.values())
+
+    @property
+    def resolved_kept_for(self) -> float:
+        """How long a resolved incident stays listed (faces, commands, summaries) and can be reopened:
+        ``keep_resolved``, and never less than the reopen window."""
+        return max(self.config.keep_resolved, self.config.reopen_cooldown)
 
     def is_external(self, fp: str) -> bool:
         """Raised by another component (raise_external), not by detection."""
@@ -334,15 +343,18 @@ class IncidentManager:
 
     def _reopen_candidate(self, sig: Signal, now: float) -> Incident | None:
         """The resolved incident this signal continues: same fingerprint (or a member of its group), else,
-        for a symptom, the latest symptom incident of the same exchange (symptoms group per exchange)."""
+        for a symptom, the latest symptom incident of the same exchange (symptoms group per exchange);
+        only one resolved within ``reopen_cooldown``: a problem coming back while its recovery was still
+        being confirmed is the same incident, one back after a real quiet period is a new one."""
+        window = self.config.reopen_cooldown
         old_id = self._resolved_by_fp.get(sig.fingerprint)
-        if old_id is not None:
-            return self._resolved.get(old_id)
+        old = self._resolved.get(old_id) if old_id is not None else None
+        if old is not None and old.resolved_at is not None and now - old.resolved_at <= window:
+            return old
         if sig.rank != 0 or sig.exchange is None or sig.fingerprint in self._external:
             return None
-        cooldown = self.config.reopen_cooldown
         for inc in reversed(self._resolved.values()):
-            if inc.resolved_at is None or now - inc.resolved_at > cooldown:
+            if inc.resolved_at is None or now - inc.resolved_at > window:
                 break
             if (
                 inc.exchange == sig.exchange
@@ -356,7 +368,7 @@ class IncidentManager:
     def _reopen_or_open(self, sig: Signal, now: float, events: list[IncidentEvent]) -> Incident:
         fp = sig.fingerprint
         old = self._reopen_candidate(sig, now)
-        if old is not None and old.resolved_at is not None and now - old.resolved_at <= self.config.reopen_cooldown:
+        if old is not None:
             del self._resolved[old.id]
             for m in self._members.get(old.id, {fp}):
                 if self._resolved_by_fp.get(m) == old.id:
@@ -544,10 +556,10 @@ class IncidentManager:
             self._refresh_maintenance(t, events)
         elif self._open and any(i.in_maintenance for i in self._open.values()):
             self._refresh_maintenance(t, events)
-        cooldown = self.config.reopen_cooldown
+        kept = self.resolved_kept_for
         while self._resolved:
             first = next(iter(self._resolved.values()))
-            if first.resolved_at is not None and t - first.resolved_at > cooldown:
+            if first.resolved_at is not None and t - first.resolved_at > kept:
                 self._forget_resolved(first.id)
             else:
                 break
@@ -859,7 +871,7 @@ class IncidentManager:
                 self._orphans[inc.id] = now + grace_s
                 self._restored_at[inc.id] = now
         for inc in sorted(recently_resolved, key=lambda i: i.resolved_at or 0.0):
-            if inc.resolved_at is not None and now - inc.resolved_at <= self.config.reopen_cooldown:
+            if inc.resolved_at is not None and now - inc.resolved_at <= self.resolved_kept_for:
                 self._known_ids.add(inc.id)
                 self._remember_resolved(inc)
         for s in silences:

@@ -93,6 +93,44 @@ def test_reopen_within_cooldown_keeps_id_and_new_incident_after(mgr: IncidentMan
     assert fresh.event is EventType.OPENED and fresh.incident.id != first.incident.id
 
 
+def test_default_reopen_window_is_short_and_resolved_incidents_stay_listed(clock: FakeClock) -> None:
+    """Issue 14: a fault back within reopen_cooldown (90 s) of the resolve is the same incident; one back
+    after a real quiet spell is a new incident with its own id. Resolved incidents stay listed (faces,
+    commands) for keep_resolved (10 min) either way, and a restart reloads them for as long."""
+    cfg = IncidentsConfig()
+    assert cfg.reopen_cooldown == 90 and cfg.keep_resolved == 600
+    m = IncidentManager(clock, cfg, id_seed=3)
+    [first] = m.process([sig()])
+    m.process([sig(firing=False)])
+    clock.set(T0 + 90)
+    [again] = m.process([sig()])
+    assert again.event is EventType.REOPENED and again.incident.id == first.incident.id
+    clock.set(T0 + 100)
+    m.process([sig(firing=False)])
+    clock.set(T0 + 100 + 91)
+    m.tick()
+    [fresh] = m.process([sig()])
+    assert fresh.event is EventType.OPENED and fresh.incident.id != first.incident.id
+    assert fresh.incident.reopen_count == 0
+    # the first one is still listed, and a new manager restored from the same state lists it too
+    assert [i.id for i in m.recently_resolved()] == [first.incident.id]
+    clock.set(T0 + 500)
+    m.tick()
+    assert m.get(first.incident.id) is not None
+    state = m.export_state()
+    m2 = IncidentManager(clock, cfg, id_seed=4)
+    m2.restore(state["incidents"], recently_resolved=state["recently_resolved"])
+    assert [i.id for i in m2.recently_resolved()] == [first.incident.id]
+    # a symptom of the same exchange long after the resolve does not join the old incident either
+    m2.process([sig(firing=False)])
+    clock.set(T0 + 800)
+    [later] = m2.process([sig(rule="timeouts")])
+    assert later.event is EventType.OPENED and later.incident.id not in (first.incident.id, fresh.incident.id)
+    clock.set(T0 + 100 + 601)
+    m2.tick()
+    assert m2.get(first.incident.id) is None  # past keep_resolved: no longer listed
+
+
 def test_ack_records_who_when_and_note(mgr: IncidentManager, clock: FakeClock) -> None:
     [e] = mgr.process([sig()])
     clock.set(T0 + 5)
