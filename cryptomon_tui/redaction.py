@@ -20,10 +20,12 @@ import json
 import re
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import overload
 from urllib.parse import quote, quote_plus, urlsplit
 
 from pydantic import BaseModel, SecretStr
+
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 
 MASK = "***"
 MIN_SECRET_LEN = 6  # shorter strings masked on every frame and log line would hit ordinary words and numbers
@@ -162,7 +164,7 @@ def collect_secrets(config: BaseModel | None, extra: Iterable[str] = (), *, iden
         if len(value.strip()) >= MIN_LLM_SECRET_LEN:
             found.add(value)
 
-    def walk(node: Any, field_name: str, path: tuple[str, ...]) -> None:
+    def walk(node: object, field_name: str, path: tuple[str, ...]) -> None:
         if isinstance(node, SecretStr):
             add(node.get_secret_value())
         elif isinstance(node, BaseModel):
@@ -318,8 +320,15 @@ class Redactor:
         out = _IPV6.sub(_ipv6, out)
         return out
 
-    def redact_obj_for_llm(self, value: Any) -> Any:
-        """``redact_for_llm`` on every string (and key) inside JSON-like data, so it stays valid JSON."""
+    @overload
+    def redact_obj_for_llm(self, value: JsonObject) -> JsonObject: ...
+
+    @overload
+    def redact_obj_for_llm(self, value: JsonValue) -> JsonValue: ...
+
+    def redact_obj_for_llm(self, value: JsonValue) -> JsonValue:
+        """``redact_for_llm`` on every string (and key) inside JSON data, so it stays valid JSON (a tuple
+        comes back a list, as JSON would have it)."""
         if isinstance(value, str):
             return self.redact_for_llm(value)
         if isinstance(value, dict):
@@ -400,8 +409,16 @@ def scrub_opt(text: str | None) -> str | None:
     return None if text is None else scrub(text)
 
 
-def scrub_obj(value: Any) -> Any:
-    """``scrub`` on every string (and key) inside JSON-like data."""
+@overload
+def scrub_obj(value: JsonObject) -> JsonObject: ...
+
+
+@overload
+def scrub_obj(value: JsonValue) -> JsonValue: ...
+
+
+def scrub_obj(value: JsonValue) -> JsonValue:
+    """``scrub`` on every string (and key) inside JSON data (a tuple comes back a list)."""
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):

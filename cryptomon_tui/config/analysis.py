@@ -7,7 +7,7 @@ file are merged over the built-in table, so adding one model does not drop the o
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -113,9 +113,12 @@ class AnalysisConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _merge_pricing(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("pricing"), dict):
-            merged: dict[str, Any] = {name: price.model_dump() for name, price in default_pricing().items()}
-            merged.update(data["pricing"])
-            data = {**data, "pricing": merged}
+    def _merge_pricing(cls, data: object) -> object:
+        """The configured prices on top of the built-in ones (a config names only the models it changes)."""
+        if isinstance(data, dict):
+            pricing = data.get("pricing")
+            if isinstance(pricing, dict):
+                merged: dict[object, object] = {name: price.model_dump() for name, price in default_pricing().items()}
+                merged.update(pricing)
+                return {**data, "pricing": merged}
         return data

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+V = TypeVar("V")
 
 MAX_CONFIG_NUMBER = 1e12  # larger than any count, size or price a config means; smaller than float trouble
 
 
-def _check_number(value: Any) -> Any:
+def _check_number(value: V) -> V:
+    """``value`` unchanged, or ValueError when it (or a list item in it) is a number too large to mean anything."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float | Decimal):
@@ -35,5 +38,5 @@ class Section(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _bounded_numbers(cls, value: Any) -> Any:
+    def _bounded_numbers(cls, value: V) -> V:
         return _check_number(value)

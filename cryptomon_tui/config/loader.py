@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
+from yaml.nodes import Node
 
 from cryptomon_tui.config.errors import ConfigError, ConfigProblem
 from cryptomon_tui.config.exchanges import KIND_ALIASES, KNOWN_KINDS
@@ -27,7 +28,7 @@ UNKNOWN_CONFIG_KEY = "unknown key (check the spelling; see sample_config.yaml fo
 _ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def yaml_line_map(text: str, root: Any = None) -> dict[tuple[str, ...], int]:
+def yaml_line_map(text: str, root: Node | None = None) -> dict[tuple[str, ...], int]:
     """Map key paths to 1-based line numbers using the YAML node tree (the simulator's scenarios use it too).
 
     Composed within the safe loader's limits (an alias bomb must not explode here either)."""
@@ -38,7 +39,7 @@ def yaml_line_map(text: str, root: Any = None) -> dict[tuple[str, ...], int]:
         except (yaml.YAMLError, RecursionError, MemoryError):
             return lines
 
-    def walk(node: Any, path: tuple[str, ...]) -> None:
+    def walk(node: Node, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = str(key_node.value)
@@ -54,7 +55,7 @@ def yaml_line_map(text: str, root: Any = None) -> dict[tuple[str, ...], int]:
     return lines
 
 
-def _interpolate(value: Any, path: tuple[str, ...], problems: list[ConfigProblem], env: dict[str, str]) -> Any:
+def _interpolate(value: object, path: tuple[str, ...], problems: list[ConfigProblem], env: dict[str, str]) -> object:
     if isinstance(value, dict):
         return {k: _interpolate(v, (*path, str(k)), problems, env) for k, v in value.items()}
     if isinstance(value, list):
@@ -81,7 +82,7 @@ def _interpolate(value: Any, path: tuple[str, ...], problems: list[ConfigProblem
     return value
 
 
-def pretty_loc(loc: tuple[Any, ...]) -> tuple[str, ...]:
+def pretty_loc(loc: tuple[object, ...]) -> tuple[str, ...]:
     """A pydantic error location as key path; drops the "function-after[...]" entries some validators add."""
     return tuple(str(p) for p in loc if not (isinstance(p, str) and ("[" in p and "]" in p)))
 
@@ -95,7 +96,7 @@ def line_of(lines: dict[tuple[str, ...], int], path: tuple[str, ...]) -> int | N
     return None
 
 
-def validation_message(err: dict[str, Any], unknown_key: str) -> str:
+def validation_message(err: Mapping[str, object], unknown_key: str) -> str:
     """One pydantic error in words a person can act on, with the offending value when it is short."""
     kind = err.get("type", "")
     if kind == "extra_forbidden":
@@ -122,7 +123,7 @@ def yaml_problem(exc: yaml.YAMLError) -> ConfigProblem:
     return ConfigProblem("", f"malformed YAML: {problem}", line)
 
 
-def config_from_data(data: Any, source: Path | str | None = None, text: str = "") -> Config:
+def config_from_data(data: object, source: Path | str | None = None, text: str = "") -> Config:
     """Validate already-parsed data. Raises ConfigError listing every problem."""
     lines = yaml_line_map(text) if text else {}
     problems: list[ConfigProblem] = []
@@ -132,7 +133,7 @@ def config_from_data(data: Any, source: Path | str | None = None, text: str = ""
         problem = ConfigProblem("", "the file must be a mapping of sections (exchanges:, probing:, ...)")
         raise ConfigError(source, [problem])
     data = _interpolate(data, (), problems, dict(os.environ))
-    exchanges = data.get("exchanges")
+    exchanges = data.get("exchanges") if isinstance(data, dict) else None
     if isinstance(exchanges, dict):
         for name, section in exchanges.items():
             kind = section.get("kind") if isinstance(section, dict) else None
@@ -208,7 +209,7 @@ _SECRET_KEY = re.compile(
 _ENV_ONLY = re.compile(r"^\s*(\$\{[^}]*\}\s*)+$")
 
 
-def literal_secrets(data: Any, path: tuple[str, ...] = ()) -> list[str]:
+def literal_secrets(data: object, path: tuple[str, ...] = ()) -> list[str]:
     """Key paths in the raw (not interpolated) YAML that hold a credential written out, not a ``${VAR}``:
     secret-named keys, every header of a generic target but a few harmless ones, and URLs with a password or
     a token-like query parameter."""
@@ -239,7 +240,7 @@ def literal_secrets(data: Any, path: tuple[str, ...] = ()) -> list[str]:
     return found
 
 
-def _secret_fields(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+def _secret_fields(node: object, path: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(dotted path, value) of every SecretStr in the loaded config (webhook URLs, channel tokens, keys)."""
     if isinstance(node, SecretStr):
         return [(".".join(path), node.get_secret_value())]

@@ -16,7 +16,7 @@ Every refusal is a ``yaml.MarkedYAMLError`` with the line, so callers report it 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -38,7 +38,8 @@ class _LimitedLoader(yaml.SafeLoader):
         self._depth = 0
         self._aliases = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+    # ``index`` as the stubs type it; PyYAML also passes a mapping value's key node here (only handed on)
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
@@ -53,8 +54,8 @@ class _LimitedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, Node] = {}
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, object]:
+        seen: dict[object, Node] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 continue
@@ -116,8 +117,9 @@ def compose_limited(text: str) -> Node | None:
         loader.dispose()
 
 
-def load_limited(text: str) -> tuple[Any, Node | None]:
-    """Parse ``text`` into Python data within the limits; returns the data and its node tree (for line numbers)."""
+def load_limited(text: str) -> tuple[object, Node | None]:
+    """Parse ``text`` into Python data within the limits; returns the data and its node tree (for line numbers).
+    The data is untrusted and of any shape (callers narrow it with isinstance)."""
     root = compose_limited(text)
     if root is None:
         return None, None

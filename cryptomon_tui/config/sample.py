@@ -10,7 +10,6 @@ import json
 import sys
 import types
 import typing
-from typing import Any
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
@@ -54,7 +53,7 @@ EXAMPLES: dict[str, str] = {
 }
 
 
-def _type_name(annotation: Any) -> str:
+def _type_name(annotation: object) -> str:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -68,7 +67,8 @@ def _type_name(annotation: Any) -> str:
         return "list"
     if origin is dict:
         return "mapping"
-    return getattr(annotation, "__name__", str(annotation))
+    name = getattr(annotation, "__name__", None)
+    return name if isinstance(name, str) else str(annotation)
 
 
 def _is_duration(info: FieldInfo) -> bool:
@@ -76,7 +76,7 @@ def _is_duration(info: FieldInfo) -> bool:
                for m in info.metadata)
 
 
-def _scalar(value: Any, duration: bool) -> str:
+def _scalar(value: object, duration: bool) -> str:
     if value is None:
         return "null"
     if isinstance(value, SecretStr):
@@ -92,15 +92,16 @@ def _scalar(value: Any, duration: bool) -> str:
     return json.dumps(value, default=str)
 
 
-def _default(info: FieldInfo) -> Any:
+def _default(info: FieldInfo) -> object:
+    """The field's default (its factory called: config factories take no data), PydanticUndefined if required."""
     if info.default is not PydanticUndefined:
         return info.default
     if info.default_factory is not None:
-        return info.default_factory()  # type: ignore[call-arg]
+        return info.get_default(call_default_factory=True, validated_data={})
     return PydanticUndefined
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def _model_of(annotation: object) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
@@ -199,7 +200,7 @@ def _comment_out(pad: str, line: str) -> str:
     return f"{pad}#{body}"
 
 
-def _list_item_model(annotation: Any) -> type[BaseModel] | None:
+def _list_item_model(annotation: object) -> type[BaseModel] | None:
     for candidate in (annotation, *typing.get_args(annotation)):
         if typing.get_origin(candidate) in (list, tuple):
             args = typing.get_args(candidate)
@@ -208,14 +209,14 @@ def _list_item_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _dict_value_model(annotation: Any) -> type[BaseModel] | None:
+def _dict_value_model(annotation: object) -> type[BaseModel] | None:
     args = typing.get_args(annotation)
     if len(args) == 2:
         return _model_of(args[1])
     return None
 
 
-def _value_hint(annotation: Any) -> str:
+def _value_hint(annotation: object) -> str:
     args = typing.get_args(annotation)
     return f"name -> {_type_name(args[1])}" if len(args) == 2 else "entries"
 
