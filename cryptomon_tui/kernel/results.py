@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.units import iso_utc
 
 
@@ -72,7 +72,7 @@ class Phases:
     transfer_ms: float | None = None
     reused: bool | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "dns_ms": self.dns_ms,
             "connect_ms": self.connect_ms,
@@ -109,13 +109,13 @@ class ProbeResult:
     maintenance_until: float | None = None
     phases: Phases | None = None
     breaker: BreakerState = BreakerState.CLOSED
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    extra: JsonObject = field(default_factory=dict, compare=False)  # body facts, schedule lag, TLS names
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> JsonObject:
         """The ``--probes-jsonl`` / export shape (stable field names)."""
         return {
             "ts": iso_utc(self.started_at),

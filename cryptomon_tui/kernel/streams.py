@@ -6,9 +6,12 @@ protocol and the UI share one shape.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Any
+from typing import TypeVar
+
+from cryptomon_tui.kernel.jsonvalue import JsonObject, get_finite, get_flag, get_int, get_text
 
 
 class StreamOutcome(StrEnum):
@@ -59,22 +62,59 @@ class StreamStats:
     last_close_reason: str | None
     planned_reconnects: int  # shutdown notices / lifetime renewals (not faults)
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> JsonObject:
         """JSON-ready dict (the control protocol and events carry it as is)."""
-        data = {name: getattr(self, name) for name in _FIELD_NAMES}  # flat: no deep copy (asdict) needed
+        data: JsonObject = {name: getattr(self, name) for name in _FIELD_NAMES}  # flat: no deep copy (asdict) needed
         data["outcome"] = self.outcome.value
         return data
 
-    def to_record(self, ts_iso: str) -> dict[str, Any]:
+    def to_record(self, ts_iso: str) -> JsonObject:
         """The ``--probes-jsonl`` / backtest record: ``kind: stream`` tells it from a probe result."""
         return {"kind": "stream", "ts": ts_iso, **self.to_wire()}
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> StreamStats:
-        """Inverse of ``to_wire``; unknown keys are ignored, an unknown outcome raises ValueError."""
-        values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
-        values["outcome"] = StreamOutcome(values.get("outcome", "ok"))
-        return cls(**values)
+    def from_wire(cls, data: Mapping[str, object]) -> StreamStats:
+        """Inverse of ``to_wire``; unknown keys are ignored. A required field that is missing or of the wrong
+        type, or an unknown outcome, raises ValueError; an optional one that is unreadable reads as None."""
+        outcome = data.get("outcome", "ok")
+        return cls(
+            exchange=_need(data, "exchange", get_text(data, "exchange")),
+            stream=_need(data, "stream", get_text(data, "stream")),
+            outcome=StreamOutcome(outcome if isinstance(outcome, str) else repr(outcome)),
+            detail=_need(data, "detail", get_text(data, "detail")),
+            connected=_need(data, "connected", get_flag(data, "connected")),
+            subscribed=_need(data, "subscribed", get_flag(data, "subscribed")),
+            messages=_need(data, "messages", get_int(data, "messages")),
+            msgs_per_s=_need(data, "msgs_per_s", get_finite(data, "msgs_per_s")),
+            silence_s=_need(data, "silence_s", get_finite(data, "silence_s")),
+            stale_after_s=_need(data, "stale_after_s", get_finite(data, "stale_after_s")),
+            gap_p50_ms=get_finite(data, "gap_p50_ms"),
+            gap_p99_ms=get_finite(data, "gap_p99_ms"),
+            gap_max_ms=get_finite(data, "gap_max_ms"),
+            lag_ms=get_finite(data, "lag_ms"),
+            lag_error_ms=get_finite(data, "lag_error_ms"),
+            seq_gaps=_need(data, "seq_gaps", get_int(data, "seq_gaps")),
+            missed=_need(data, "missed", get_int(data, "missed")),
+            reconnects=_need(data, "reconnects", get_int(data, "reconnects")),
+            recent_reconnects=_need(data, "recent_reconnects", get_int(data, "recent_reconnects")),
+            heartbeat_misses=_need(data, "heartbeat_misses", get_int(data, "heartbeat_misses")),
+            connect_ms=get_finite(data, "connect_ms"),
+            subscribe_ms=get_finite(data, "subscribe_ms"),
+            first_message_ms=get_finite(data, "first_message_ms"),
+            last_close_code=get_int(data, "last_close_code"),
+            last_close_reason=get_text(data, "last_close_reason"),
+            planned_reconnects=_need(data, "planned_reconnects", get_int(data, "planned_reconnects")),
+        )
 
 
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(StreamStats))
+
+
+_T = TypeVar("_T")
+
+
+def _need(data: Mapping[str, object], name: str, value: _T | None) -> _T:
+    """A required field's narrowed value; ValueError saying which field when it was missing or mistyped."""
+    if value is None:
+        raise ValueError(f"stream field {name} is {'missing' if name not in data else 'not readable'}")
+    return value
