@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptomon_tui.config.detection import DetectionConfig, IncidentsConfig, RuleConfig
 from cryptomon_tui.detection import signals as R
@@ -18,6 +17,7 @@ from cryptomon_tui.detection.anomaly import FAST, FLAT, AnomalySettings, Latency
 from cryptomon_tui.detection.signals import Signal
 from cryptomon_tui.detection.state import Phase, RuleInstance, Step
 from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.results import BreakerState, Outcome
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import format_ms, iso_utc
@@ -825,9 +825,9 @@ class Detector:
         return None
 
     # ------------------------------------------------------------------ introspection
-    def active_instances(self) -> list[dict[str, Any]]:
+    def active_instances(self) -> list[JsonObject]:
         """Rule instances that are pending, firing or recovering (for the UI and analysis)."""
-        out = []
+        out: list[JsonObject] = []
         for key in sorted(self._active, key=_order):
             inst = self._instances[key]
             out.append(

@@ -30,6 +30,7 @@ from cryptomon_tui.engine.status import exchange_status
 from cryptomon_tui.engine.tls import TlsAction, TlsWatch
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.streams import StreamStats
@@ -487,9 +488,9 @@ class Engine:
         self._emit(self.pipeline.incidents.resolve_external("channel_broken", {"channel": channel}))
 
     # ------------------------------------------------------------------ analysis
-    def _exchange_stats(self) -> dict[str, dict[str, Any]]:
+    def _exchange_stats(self) -> dict[str, JsonObject]:
         snap = self.pipeline.metrics.snapshot(self.clock.now())
-        stats: dict[str, dict[str, Any]] = snap.get("exchanges", {})
+        stats = {name: ex.to_json() for name, ex in snap.exchanges.items()}
         for incident in self.pipeline.incidents.open_incidents():
             if incident.exchange and incident.exchange in stats and incident.ban_until:
                 stats[incident.exchange]["ban_until"] = incident.ban_until

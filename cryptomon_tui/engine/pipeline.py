@@ -205,7 +205,7 @@ class DetectionPipeline:
     def snapshot(self) -> dict[str, Any]:
         """Metrics (see MetricsRegistry.snapshot) plus incidents, silences, windows and rule states."""
         now = self.clock.now()
-        snap = self.metrics.snapshot(now)
+        snap: dict[str, Any] = self.metrics.snapshot(now).to_json()
         snap["incidents"] = [i.to_dict() for i in self.incidents.open_incidents()]
         snap["silences"] = [s.to_dict() for s in self.incidents.silences()]
         windows = []

@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, replace
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.histogram import INV_LOG_GAMMA, MAX_MS, MIN_MS, LogHistogram
-from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Rollup, Series
+from cryptomon_tui.metrics.series import OUTCOME_INDEX, ExchangeSeries, Rollup, Series, SeriesStats
 from cryptomon_tui.metrics.totals import ProbeTotals, Totals
 
 _log = math.log
 _ceil = math.ceil
 _OK = OUTCOME_INDEX[Outcome.OK]
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeStats:
+    """An exchange at a snapshot: its aggregate over all probes (latency merged from the probes'
+    histograms) and each probe's own figures."""
+
+    totals: SeriesStats
+    probes: dict[str, SeriesStats]
+
+    def to_json(self) -> JsonObject:
+        out = self.totals.to_json()
+        out["probes"] = {p: s.to_json() for p, s in self.probes.items()}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """Every exchange's window figures at ``ts`` (epoch seconds); ``to_json`` is the documented wire shape."""
+
+    ts: float
+    window_s: float
+    exchanges: dict[str, ExchangeStats]
+
+    def to_json(self) -> JsonObject:
+        exchanges: dict[str, JsonValue] = {name: ex.to_json() for name, ex in self.exchanges.items()}
+        return {"ts": iso_utc(self.ts), "window_s": self.window_s, "exchanges": exchanges}
 
 
 class ExchangeMetrics:
@@ -139,10 +167,9 @@ class MetricsRegistry:
         out.sort(key=lambda r: (r.minute, r.exchange, r.probe))
         return out
 
-    def snapshot(self, now: float) -> dict[str, Any]:
-        """Plain JSON-able view for the UI, control API and analysis.
-
-        Shape::
+    def snapshot(self, now: float) -> MetricsSnapshot:
+        """Every exchange's figures at ``now``; ``.to_json()`` is the plain view for the UI, control API and
+        analysis, of shape::
 
             {"ts": ISO-8601, "window_s": 300.0,
              "exchanges": {name: {
@@ -159,13 +186,11 @@ class MetricsRegistry:
         sparkline (latest latencies of successful probes, oldest first) and sparkline_ok (ok/fail
         flag of the latest attempts, oldest first).
         """
-        exchanges: dict[str, Any] = {}
+        exchanges: dict[str, ExchangeStats] = {}
         for name, ex in self._exchanges.items():
-            stats = ex.aggregate.snapshot(now)
-            stats["probes"] = {p: s.snapshot(now) for p, s in ex.probes.items()}
-            merged = ex.latency_histogram()
-            for key, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
-                v = merged.quantile(q)
-                stats[key] = None if v is None else round(v, 3)
-            exchanges[name] = stats
-        return {"ts": iso_utc(now), "window_s": self.window_s, "exchanges": exchanges}
+            totals = ex.aggregate.snapshot(now)
+            probes = {p: s.snapshot(now) for p, s in ex.probes.items()}
+            merged = ex.latency_histogram()  # after the probes advanced to ``now``
+            p50, p95, p99 = (None if (v := merged.quantile(q)) is None else round(v, 3) for q in (0.5, 0.95, 0.99))
+            exchanges[name] = ExchangeStats(replace(totals, p50_ms=p50, p95_ms=p95, p99_ms=p99), probes)
+        return MetricsSnapshot(now, self.window_s, exchanges)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.histogram import (
@@ -62,7 +62,7 @@ class Rollup:
     clock_offset_ms: float | None
     clock_error_ms: float | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "exchange": self.exchange,
             "probe": self.probe,
@@ -80,6 +80,62 @@ class Rollup:
             "rate_limit_peak": self.rate_limit_peak,
             "clock_offset_ms": self.clock_offset_ms,
             "clock_error_ms": self.clock_error_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesStats:
+    """What one series (a probe, or a whole exchange) says at a snapshot: window figures over the last
+    ``window_s`` and the latest state. Read by the engine, analysis and tests; ``to_json`` is the wire shape
+    (documented on ``MetricsRegistry.snapshot``). Times are epoch seconds here, ISO-8601 on the wire."""
+
+    attempts: int  # in the window, skipped probes excluded
+    error_rate: float  # 0..1 over all attempts, timeouts included (rounded to 6 places)
+    p50_ms: float | None  # successful probes in the window; None when none
+    p95_ms: float | None
+    p99_ms: float | None
+    timeouts: int
+    consecutive_failures: int
+    counts: dict[str, int]  # {outcome: n} in the window
+    rate_limit_peak: float | None  # 0..1, highest in the window
+    rate_limit_last: float | None
+    clock_offset_ms: float | None  # last measured: exchange - local (negative = host ahead)
+    clock_error_ms: float | None
+    clock_offset_history: tuple[tuple[float, float | None], ...]  # (epoch s, offset ms)
+    last_error_code: str | None
+    last_error_message: str | None
+    last_error_at: float | None
+    last_outcome: Outcome | None
+    last_latency_ms: float | None
+    last_at: float | None
+    breaker: BreakerState
+    sparkline: tuple[float, ...]  # latest latencies of successful probes, oldest first
+    sparkline_ok: tuple[bool, ...]  # ok/fail of the latest attempts, oldest first
+
+    def to_json(self) -> JsonObject:
+        return {
+            "attempts": self.attempts,
+            "error_rate": self.error_rate,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "timeouts": self.timeouts,
+            "consecutive_failures": self.consecutive_failures,
+            "counts": dict[str, JsonValue](self.counts),
+            "rate_limit_peak": self.rate_limit_peak,
+            "rate_limit_last": self.rate_limit_last,
+            "clock_offset_ms": self.clock_offset_ms,
+            "clock_error_ms": self.clock_error_ms,
+            "clock_offset_history": [[iso_utc(t), o] for t, o in self.clock_offset_history],
+            "last_error_code": self.last_error_code,
+            "last_error_message": self.last_error_message,
+            "last_error_at": None if self.last_error_at is None else iso_utc(self.last_error_at),
+            "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
+            "last_latency_ms": self.last_latency_ms,
+            "last_at": None if self.last_at is None else iso_utc(self.last_at),
+            "breaker": self.breaker.value,
+            "sparkline": list[JsonValue](self.sparkline),
+            "sparkline_ok": list[JsonValue](self.sparkline_ok),
         }
 
 
@@ -290,31 +346,31 @@ class SeriesState:
         timeouts: int,
         counts: dict[str, int],
         usage_peak: float | None,
-    ) -> dict[str, Any]:
-        return {
-            "attempts": attempts,
-            "error_rate": round(error_rate, 6),
-            "p50_ms": _r(hist.quantile(0.5)),
-            "p95_ms": _r(hist.quantile(0.95)),
-            "p99_ms": _r(hist.quantile(0.99)),
-            "timeouts": timeouts,
-            "consecutive_failures": self.consecutive_failures,
-            "counts": counts,
-            "rate_limit_peak": usage_peak,
-            "rate_limit_last": self.last_usage,
-            "clock_offset_ms": _r(self.clock_offset_ms),
-            "clock_error_ms": _r(self.clock_error_ms),
-            "clock_offset_history": [[iso_utc(t), _r(o)] for t, o, _ in self.offsets],
-            "last_error_code": self.last_error_code,
-            "last_error_message": self.last_error_message,
-            "last_error_at": None if self.last_error_at is None else iso_utc(self.last_error_at),
-            "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
-            "last_latency_ms": _r(self.last_latency_ms),
-            "last_at": None if self.last_at is None else iso_utc(self.last_at),
-            "breaker": self.breaker.value,
-            "sparkline": [round(x, 3) for x in self.latencies],
-            "sparkline_ok": list(self.ok_flags),
-        }
+    ) -> SeriesStats:
+        return SeriesStats(
+            attempts=attempts,
+            error_rate=round(error_rate, 6),
+            p50_ms=_r(hist.quantile(0.5)),
+            p95_ms=_r(hist.quantile(0.95)),
+            p99_ms=_r(hist.quantile(0.99)),
+            timeouts=timeouts,
+            consecutive_failures=self.consecutive_failures,
+            counts=counts,
+            rate_limit_peak=usage_peak,
+            rate_limit_last=self.last_usage,
+            clock_offset_ms=_r(self.clock_offset_ms),
+            clock_error_ms=_r(self.clock_error_ms),
+            clock_offset_history=tuple((t, _r(o)) for t, o, _ in self.offsets),
+            last_error_code=self.last_error_code,
+            last_error_message=self.last_error_message,
+            last_error_at=self.last_error_at,
+            last_outcome=self.last_outcome,
+            last_latency_ms=_r(self.last_latency_ms),
+            last_at=self.last_at,
+            breaker=self.breaker,
+            sparkline=tuple(round(x, 3) for x in self.latencies),
+            sparkline_ok=tuple(self.ok_flags),
+        )
 
 
 class Series(SeriesState):
@@ -636,7 +692,7 @@ class Series(SeriesState):
             + len(self.pending_rollups)
         )
 
-    def snapshot(self, now: float) -> dict[str, Any]:
+    def snapshot(self, now: float) -> SeriesStats:
         self.advance(now)
         return self._snapshot(
             self.attempts, self.error_rate, self.hist, self.timeouts, self.counts_dict(), self.usage_peak(now)
@@ -780,7 +836,7 @@ class ExchangeSeries(SeriesState):
             lo = max(lo, math.ceil(since / self.bucket_s))
         return _window_stats(self._buckets_from(lo), bins)
 
-    def snapshot(self, now: float) -> dict[str, Any]:
+    def snapshot(self, now: float) -> SeriesStats:
         """Window totals of the exchange; latency percentiles are filled in by the registry, which merges
         the probes' histograms once they are advanced to ``now``."""
         self.advance(now)

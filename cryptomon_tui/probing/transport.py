@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
@@ -63,10 +64,13 @@ _DN_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitNam
              "stateOrProvinceName": "ST", "localityName": "L"}
 
 
-def peer_certificate(transport: Any) -> tuple[bytes, dict[str, Any]] | None:
+PeerCertificate = tuple[bytes, Mapping[str, object]]  # DER, and ``SSLObject.getpeercert()`` when verified
+
+
+def peer_certificate(transport: asyncio.BaseTransport | None) -> PeerCertificate | None:
     """The peer certificate of a TLS connection (DER, and the decoded form when it was verified)."""
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
         return None
     try:
         der = ssl_object.getpeercert(binary_form=True)
@@ -76,21 +80,23 @@ def peer_certificate(transport: Any) -> tuple[bytes, dict[str, Any]] | None:
     return (der, info) if der else None
 
 
-def tls_facts(host: str, peer: tuple[bytes, dict[str, Any]] | None) -> TlsFacts | None:
+def tls_facts(host: str, peer: PeerCertificate | None) -> TlsFacts | None:
     """What the probe result carries about a new connection's certificate; None for plain HTTP."""
     if peer is None:
         return None
     der, info = peer
-    issuer = ", ".join(
-        f"{_DN_SHORT.get(k, k)}={v}"
-        for rdn in info.get("issuer", ())
-        for (k, v) in rdn
-        if isinstance(k, str) and isinstance(v, str)
-    )
+    rdns = info.get("issuer")  # ((("countryName", "US"),), (("organizationName", "Let's Encrypt"),), ...)
+    names: list[str] = []
+    for rdn in rdns if isinstance(rdns, tuple) else ():
+        for pair in rdn if isinstance(rdn, tuple) else ():
+            if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str):
+                names.append(f"{_DN_SHORT.get(pair[0], pair[0])}={pair[1]}")
+    issuer = ", ".join(names)
     not_after: float | None = None
-    if isinstance(info.get("notAfter"), str):
+    expiry = info.get("notAfter")
+    if isinstance(expiry, str):
         try:
-            not_after = float(ssl.cert_time_to_seconds(info["notAfter"]))
+            not_after = float(ssl.cert_time_to_seconds(expiry))
         except ValueError:
             not_after = None
     return TlsFacts(host=host, fingerprint=hashlib.sha256(der).hexdigest(), issuer=issuer[:300], not_after=not_after)
@@ -126,7 +132,7 @@ class TransportOptions:
     max_connections: int = 8  # enough for every probe of one exchange in flight at once
     keepalive_s: float = 30.0
     wall: Callable[[], float] = time.time  # the engine passes its clock's ``now``
-    resolver: Any = None  # an aiohttp AbstractResolver (tests fake DNS with one)
+    resolver: AbstractResolver | None = None  # tests fake DNS with one
     ssl: ssl.SSLContext | bool = True
 
 
@@ -244,7 +250,7 @@ class _TimedResponseHandler(ResponseHandler):
     """
 
     last_data_ns = 0
-    peer: tuple[bytes, dict[str, Any]] | None = None
+    peer: PeerCertificate | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -444,7 +450,8 @@ class AiohttpTransport:
                     if not isinstance(protocol, _TimedResponseHandler):
                         _warn_once("ClientResponse._protocol", "latency ends when the reply is read")
                     if timing.reused is False and resp.url.scheme == "https":
-                        tls = tls_facts(resp.url.host or "", getattr(protocol, "peer", None))
+                        peer = protocol.peer if isinstance(protocol, _TimedResponseHandler) else None
+                        tls = tls_facts(resp.url.host or "", peer)
                     chunks: list[bytes] = []
                     size = 0
                     while True:

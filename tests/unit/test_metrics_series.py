@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cryptomon_tui.kernel.results import BreakerState, Outcome, ProbeResult
+from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics import MetricsRegistry, Series
 from cryptomon_tui.metrics.histogram import LogHistogram, bin_index
 
@@ -116,8 +117,8 @@ def test_registry_snapshot_is_json_and_documented_keys() -> None:
     reg = MetricsRegistry()
     reg.record(r(T0, rate_limit_used=0.2, clock_offset_ms=-3.0, clock_error_ms=1.0))
     reg.record(ProbeResult("binance", "book", T0 + 1, None, Outcome.TIMEOUT))
-    snap = reg.snapshot(T0 + 2)
-    json.dumps(snap)
+    typed = reg.snapshot(T0 + 2)
+    snap = json.loads(json.dumps(typed.to_json()))
     ex = snap["exchanges"]["binance"]
     keys = {
         "attempts", "error_rate", "p50_ms", "p95_ms", "p99_ms", "timeouts", "consecutive_failures", "counts",
@@ -126,6 +127,11 @@ def test_registry_snapshot_is_json_and_documented_keys() -> None:
     }  # fmt: skip
     assert keys <= set(ex) and keys <= set(ex["probes"]["ping"])
     assert ex["attempts"] == 2 and ex["error_rate"] == 0.5 and ex["probes"]["book"]["timeouts"] == 1
+    record = typed.exchanges["binance"]  # the typed record says the same as its wire form
+    assert (record.totals.attempts, record.totals.error_rate, record.probes["book"].timeouts) == (2, 0.5, 1)
+    assert record.probes["ping"].last_outcome is Outcome.OK and ex["probes"]["ping"]["last_outcome"] == "ok"
+    assert record.totals.last_at == T0 + 1 and ex["last_at"] == iso_utc(T0 + 1)
+    assert ex["clock_offset_history"] == [[iso_utc(T0), -3.0]]
     rollups = reg.drain_rollups(T0 + 200)
     assert {(x.probe, x.attempts) for x in rollups} == {("ping", 1), ("book", 1)}
 
