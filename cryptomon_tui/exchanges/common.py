@@ -202,9 +202,17 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when - now)
 
 
-# The kernel's readers, under the names the adapters use (one implementation of "a number from JSON").
+# The kernel's reader, under the name the adapters use (one implementation of "a number from JSON").
 to_float = finite
-to_int = integer
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def to_int(value: object) -> int | None:
+    """An exchange integer (JSON integer, integral float or decimal string) within int64: every venue's codes,
+    ids, sequence numbers and epoch times fit, and a 400-digit one would overflow the float arithmetic on
+    it (Bybit's timeNano, Deribit's usIn/usOut) or become a 400-character error code."""
+    return integer(value, _INT64_MIN, _INT64_MAX)
 
 
 def to_positive_price(value: object) -> float | None:

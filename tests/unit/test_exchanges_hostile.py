@@ -219,6 +219,27 @@ def test_wrong_types_in_every_field(name: str) -> None:
     assert critical <= set(_paths(doc)), "a CRITICAL path does not exist in the sample"
 
 
+HUGE = 10**400  # within json.loads' 4300-digit limit, far beyond int64
+
+
+@pytest.mark.parametrize("name", REST_SAMPLES)
+def test_huge_integers_in_every_numeric_field(name: str) -> None:
+    """A 400-digit integer where a number was: Bybit's timeNano and Deribit's usIn/usOut raised OverflowError in
+    float arithmetic (the never_raise guard fired) and a 400-digit code became a 400-character error_code."""
+    adapter, expected, doc = _sample(name)
+    checked = 0
+    for path in _paths(doc):
+        original = _get(doc, path)
+        if isinstance(original, bool) or not isinstance(original, int | float | str) or to_float(original) is None:
+            continue
+        for value in (HUGE, -HUGE, str(HUGE)):
+            body = json.dumps(_replaced(doc, path, value)).encode()
+            result = classify(adapter, expected.probe, RawResponse(expected.status, {}, body))
+            assert result.error_code is None or len(result.error_code) <= 40, (path, result.error_code)
+            checked += 1
+    assert checked or name.endswith(".txt") or doc in ({}, [])
+
+
 def test_every_critical_entry_names_a_sample() -> None:
     assert set(CRITICAL) <= set(REST_SAMPLES)
     assert {name for name in sample_files() if name in EXPECTED} >= set(CRITICAL) or not SAMPLES.is_dir()
@@ -238,9 +259,14 @@ def test_hostile_websocket_frames(adapter: ExchangeAdapter) -> None:
         b"", "", b"\xff\xfe", "{", "[]", "null", 42, None, [1, 2], {"e": []}, {"op": []}, {"event": ["x"]},
         {"method": "subscription", "params": None}, {"error": "x"}, {"result": None}, {"arg": 1, "data": 2},
         {"topic": [], "data": None}, "[" * 10_000 + "]" * 10_000, "x" * 100_000,
+        {"e": "trade", "E": HUGE, "t": HUGE, "s": "BTCUSDT"}, {"code": HUGE, "msg": "x"},
+        {"topic": "orderbook.1.BTCUSDT", "ts": HUGE, "data": {"u": HUGE}}, {"arg": {}, "data": [{"seqId": HUGE}]},
+        {"method": "subscription", "params": {"channel": "book", "data": {"change_id": HUGE}}},
+        {"jsonrpc": "2.0", "result": {}, "usIn": HUGE, "usOut": HUGE},
     ]
     for frame in frames:
         event = adapter.classify_ws_message(frame)
+        assert event.seq is None or abs(event.seq) < 2**63, frame
         assert event.kind in ("data", "pong", "subscribed", "auth_ok", "heartbeat_request", "server_shutdown",
                               "notice_reconnect", "error")
         assert event.message is None or len(event.message) <= 300
