@@ -78,32 +78,32 @@ class StreamStats:
         type, or an unknown outcome, raises ValueError; an optional one that is unreadable reads as None."""
         outcome = data.get("outcome", "ok")
         return cls(
-            exchange=_need(data, "exchange", get_text(data, "exchange")),
-            stream=_need(data, "stream", get_text(data, "stream")),
+            exchange=_text(data, "exchange"),
+            stream=_text(data, "stream"),
             outcome=StreamOutcome(outcome if isinstance(outcome, str) else repr(outcome)),
-            detail=_need(data, "detail", get_text(data, "detail")),
-            connected=_need(data, "connected", get_flag(data, "connected")),
-            subscribed=_need(data, "subscribed", get_flag(data, "subscribed")),
-            messages=_need(data, "messages", get_int(data, "messages")),
-            msgs_per_s=_need(data, "msgs_per_s", get_finite(data, "msgs_per_s")),
-            silence_s=_need(data, "silence_s", get_finite(data, "silence_s")),
-            stale_after_s=_need(data, "stale_after_s", get_finite(data, "stale_after_s")),
+            detail=_text(data, "detail"),
+            connected=_flag(data, "connected"),
+            subscribed=_flag(data, "subscribed"),
+            messages=_count(data, "messages"),
+            msgs_per_s=_number(data, "msgs_per_s"),
+            silence_s=_number(data, "silence_s"),
+            stale_after_s=_number(data, "stale_after_s"),
             gap_p50_ms=get_finite(data, "gap_p50_ms"),
             gap_p99_ms=get_finite(data, "gap_p99_ms"),
             gap_max_ms=get_finite(data, "gap_max_ms"),
             lag_ms=get_finite(data, "lag_ms"),
             lag_error_ms=get_finite(data, "lag_error_ms"),
-            seq_gaps=_need(data, "seq_gaps", get_int(data, "seq_gaps")),
-            missed=_need(data, "missed", get_int(data, "missed")),
-            reconnects=_need(data, "reconnects", get_int(data, "reconnects")),
-            recent_reconnects=_need(data, "recent_reconnects", get_int(data, "recent_reconnects")),
-            heartbeat_misses=_need(data, "heartbeat_misses", get_int(data, "heartbeat_misses")),
+            seq_gaps=_count(data, "seq_gaps"),
+            missed=_count(data, "missed"),
+            reconnects=_count(data, "reconnects"),
+            recent_reconnects=_count(data, "recent_reconnects"),
+            heartbeat_misses=_count(data, "heartbeat_misses"),
             connect_ms=get_finite(data, "connect_ms"),
             subscribe_ms=get_finite(data, "subscribe_ms"),
             first_message_ms=get_finite(data, "first_message_ms"),
             last_close_code=get_int(data, "last_close_code"),
             last_close_reason=get_text(data, "last_close_reason"),
-            planned_reconnects=_need(data, "planned_reconnects", get_int(data, "planned_reconnects")),
+            planned_reconnects=_count(data, "planned_reconnects"),
         )
 
 
@@ -118,3 +118,19 @@ def _need(data: Mapping[str, object], name: str, value: _T | None) -> _T:
     if value is None:
         raise ValueError(f"stream field {name} is {'missing' if name not in data else 'not readable'}")
     return value
+
+
+def _text(data: Mapping[str, object], name: str) -> str:
+    return _need(data, name, get_text(data, name))
+
+
+def _flag(data: Mapping[str, object], name: str) -> bool:
+    return _need(data, name, get_flag(data, name))
+
+
+def _count(data: Mapping[str, object], name: str) -> int:
+    return _need(data, name, get_int(data, name))
+
+
+def _number(data: Mapping[str, object], name: str) -> float:
+    return _need(data, name, get_finite(data, name))
