@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.store.rows import AnalysisRecord, LlmUsageRecord, analysis_from_row, dumps, usage_from_row
-from cryptomon_tui.store.sql import SqlRow, SqlValue, transaction
+from cryptomon_tui.store.sql import SqlRow, SqlValue, query, query_one, transaction
 
 
 def put_analysis(
@@ -34,16 +34,17 @@ def latest_analysis(conn: sqlite3.Connection, incident_id: str, source: str | No
     if source is not None:
         sql += " AND source = ?"
         params.append(source)
-    row = conn.execute(sql + " ORDER BY created_at DESC, id DESC LIMIT 1", params).fetchone()
+    row = query_one(conn, sql + " ORDER BY created_at DESC, id DESC LIMIT 1", params)
     return analysis_from_row(row) if row else None
 
 
 def analyses_for(conn: sqlite3.Connection, incident_id: str) -> list[AnalysisRecord]:
-    rows = conn.execute(
+    rows = query(
+        conn,
         "SELECT id, incident_id, created_at, source, model, result, cost_usd FROM analyses WHERE incident_id = ? "
         "ORDER BY created_at, id",
         (incident_id,),
-    ).fetchall()
+    )
     return [analysis_from_row(r) for r in rows]
 
 
@@ -69,9 +70,10 @@ def add_usage(
 
 
 def usage_between(conn: sqlite3.Connection, since: float, until: float) -> list[LlmUsageRecord]:
-    rows: list[SqlRow] = conn.execute(
+    rows: list[SqlRow] = query(
+        conn,
         "SELECT id, ts, model, provider, tokens_in, tokens_out, cost_usd, incident_id, purpose FROM llm_usage "
         "WHERE ts >= ? AND ts < ? ORDER BY ts, id",
         (since, until),
-    ).fetchall()
+    )
     return [u for r in rows if (u := usage_from_row(r)) is not None]

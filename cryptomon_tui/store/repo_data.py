@@ -16,7 +16,7 @@ from cryptomon_tui.store.rows import (
     result_from_row,
     rollup_from_row,
 )
-from cryptomon_tui.store.sql import SqlRow, SqlValue, sql_int, sql_real, transaction
+from cryptomon_tui.store.sql import SqlRow, SqlValue, iter_query, query, query_value, sql_int, sql_real, transaction
 
 INSERT_RESULT = f"INSERT INTO probe_results({RESULT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 UPSERT_ROLLUP = f"INSERT OR REPLACE INTO rollups_1m({ROLLUP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -25,13 +25,15 @@ UPSERT_ROLLUP = f"INSERT OR REPLACE INTO rollups_1m({ROLLUP_COLUMNS}) VALUES (?,
 def rollups(conn: sqlite3.Connection, exchange: str, probe: str | None, since: float, until: float) -> list[RollupRow]:
     lo, hi = int(since // 60 * 60), int(until)
     if probe is not None:
-        cur = conn.execute(
+        cur = iter_query(
+            conn,
             f"SELECT {ROLLUP_COLUMNS} FROM rollups_1m WHERE exchange = ? AND probe = ? AND minute >= ? AND minute <= ? "
             "ORDER BY minute",
             (exchange, probe, lo, hi),
         )
         return [rollup_from_row(r) for r in cur]
-    cur = conn.execute(
+    cur = iter_query(
+        conn,
         f"SELECT {ROLLUP_COLUMNS} FROM rollups_1m WHERE exchange = ? AND minute >= ? AND minute <= ? "
         "ORDER BY minute, probe",
         (exchange, lo, hi),
@@ -66,10 +68,11 @@ def results_page(
     if exchange is not None:
         where.append("exchange = ?")
         params.append(exchange)
-    rows: list[SqlRow] = conn.execute(
+    rows: list[SqlRow] = query(
+        conn,
         f"SELECT {RESULT_COLUMNS}, id FROM probe_results WHERE {' AND '.join(where)} ORDER BY ts, id LIMIT ?",
         (*params, limit),
-    ).fetchall()
+    )
     if not rows:
         return [], None
     last = rows[-1]
@@ -77,7 +80,7 @@ def results_page(
 
 
 def count_results(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM probe_results").fetchone()[0])
+    return sql_int(query_value(conn, "SELECT count(*) FROM probe_results"))
 
 
 # --- retention and the size bound ---------------------------------------------------------------
@@ -99,9 +102,9 @@ class PruneReport:
 
 def used_bytes(conn: sqlite3.Connection) -> int:
     """Bytes the live pages take (free pages excluded): what the size bound limits."""
-    page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    page_size = sql_int(query_value(conn, "PRAGMA page_size"))
+    pages = sql_int(query_value(conn, "PRAGMA page_count"))
+    free = sql_int(query_value(conn, "PRAGMA freelist_count"))
     return (pages - free) * page_size
 
 
@@ -138,12 +141,8 @@ def prune(
     )
     with transaction(conn):
         cutoff = now - incident_retention
-        old = [
-            r[0]
-            for r in conn.execute(
-                "SELECT id FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < ?", (cutoff,)
-            )
-        ]
+        expired = "SELECT id FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < ?"
+        old = [r[0] for r in query(conn, expired, (cutoff,))]
         for incident_id in old:
             conn.execute("DELETE FROM incident_timeline WHERE incident_id = ?", (incident_id,))
             conn.execute("DELETE FROM incidents WHERE id = ?", (incident_id,))
@@ -199,7 +198,7 @@ def _enforce_size(conn: sqlite3.Connection, max_bytes: int, report: PruneReport)
                 ).rowcount
             report.size_pruned_results += deleted
             continue
-        n_rollups = int(conn.execute("SELECT count(*) FROM rollups_1m").fetchone()[0])
+        n_rollups = sql_int(query_value(conn, "SELECT count(*) FROM rollups_1m"))
         if not n_rollups:
             return  # only incidents, outbox and ledger are left: they are never dropped for size
         with transaction(conn):

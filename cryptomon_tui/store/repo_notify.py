@@ -12,7 +12,19 @@ from dataclasses import replace
 
 from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
 from cryptomon_tui.store.rows import OUTBOX_COLUMNS, NewOutboxMessage, OutboxMessage, outbox_from_row
-from cryptomon_tui.store.sql import SqlRow, SqlValue, sql_json, transaction
+from cryptomon_tui.store.sql import (
+    SqlRow,
+    SqlValue,
+    query,
+    query_one,
+    query_value,
+    sql_int,
+    sql_json,
+    sql_opt_real,
+    sql_opt_text,
+    sql_text,
+    transaction,
+)
 
 FIRED_EVENTS = ("firing", "reopened", "reminder")
 OPENING_EVENTS = ("firing", "reopened")
@@ -58,10 +70,8 @@ def enqueue_many(conn: sqlite3.Connection, rows: Sequence[NewOutboxMessage], now
             if cur.rowcount == 1:
                 ids.append(int(cur.lastrowid or 0))
             else:
-                row = conn.execute(
-                    "SELECT id FROM outbox WHERE idempotency_key = ?", (r["idempotency_key"],)
-                ).fetchone()
-                ids.append(int(row[0]))
+                existing = query_value(conn, "SELECT id FROM outbox WHERE idempotency_key = ?", (r["idempotency_key"],))
+                ids.append(sql_int(existing))
             if not r["incident_id"]:
                 continue
             if r["event"] in FIRED_EVENTS:
@@ -86,14 +96,15 @@ def claim_due(conn: sqlite3.Connection, channel: str, now: float, limit: int) ->
     ``sending`` with the attempt counted BEFORE any byte goes out (the in-flight mark a restart sees)."""
     with transaction(conn):
         cols = ", ".join(f"o.{c.strip()}" for c in OUTBOX_COLUMNS.split(","))
-        rows = conn.execute(
+        rows = query(
+            conn,
             f"SELECT {cols} FROM outbox o WHERE o.channel = ? AND o.state = 'pending' AND o.next_attempt_at <= ? "
             f"AND {_IN_ORDER} ORDER BY o.next_attempt_at, o.id LIMIT ?",
             (channel, now, limit),
-        ).fetchall()
+        )
         conn.executemany(
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
-            [(now, int(r[0])) for r in rows],
+            [(now, sql_int(r[0])) for r in rows],
         )
     return [
         replace(m, state="sending", attempts=m.attempts + 1, last_attempt_at=now)
@@ -141,12 +152,13 @@ def cancel_pending(conn: sqlite3.Connection, incident_id: str, channel: str, now
     resolve and no "reopened" later), or an earlier incarnation that it was already told resolved."""
     marks = _marks(len(OPENING_EVENTS))
     with transaction(conn):
-        first = conn.execute(
+        first = query_value(
+            conn,
             "SELECT min(id) FROM outbox WHERE incident_id = ? AND channel = ? AND state = 'pending' "
             f"AND attempts = 0 AND event IN ({marks}) "
             "AND coalesce(json_extract(payload, '$.due'), next_attempt_at) > ?",
             (incident_id, channel, *OPENING_EVENTS, now),
-        ).fetchone()[0]
+        )
         if first is None:
             return 0
         n = int(
@@ -156,11 +168,12 @@ def cancel_pending(conn: sqlite3.Connection, incident_id: str, channel: str, now
                 (incident_id, channel, first),
             ).rowcount
         )
-        last = conn.execute(
+        last = query_one(
+            conn,
             "SELECT event FROM outbox WHERE incident_id = ? AND channel = ? "
             f"AND event IN ({_marks(len(FIRED_EVENTS) + 1)}) ORDER BY id DESC LIMIT 1",
             (incident_id, channel, *FIRED_EVENTS, "resolved"),
-        ).fetchone()
+        )
         if last is None:
             conn.execute("DELETE FROM notification_log WHERE incident_id = ? AND channel = ?", (incident_id, channel))
         elif last[0] == "resolved":
@@ -176,53 +189,59 @@ def attach_analysis(conn: sqlite3.Connection, incident_id: str, text: str) -> li
     """Put the verdict into firing rows not yet attempted (it rides along); returns those channels."""
     marks = _marks(len(OPENING_EVENTS))
     with transaction(conn):
-        rows = conn.execute(
+        rows = query(
+            conn,
             "SELECT id, channel FROM outbox WHERE incident_id = ? AND state = 'pending' AND attempts = 0 "
             f"AND event IN ({marks})",
             (incident_id, *OPENING_EVENTS),
-        ).fetchall()
+        )
         conn.executemany(
             "UPDATE outbox SET payload = json_set(payload, '$.notice.analysis', ?) WHERE id = ?",
-            [(text, int(r[0])) for r in rows],
+            [(text, sql_int(r[0])) for r in rows],
         )
     return sorted({str(r[1]) for r in rows})
 
 
 def fired_channels(conn: sqlite3.Connection, incident_id: str) -> list[str]:
     """Channels that heard (or have queued, due) a firing of the incident at some point."""
-    rows = conn.execute(
+    rows = query(
+        conn,
         "SELECT channel FROM notification_log WHERE incident_id = ? AND fired_notified = 1", (incident_id,)
-    ).fetchall()
+    )
     return [str(r[0]) for r in rows]
 
 
 def next_due(conn: sqlite3.Connection, channel: str) -> float | None:
     """When the next row of ``channel`` may go (rows waiting for an earlier one of their incident aside)."""
-    row = conn.execute(
-        f"SELECT min(o.next_attempt_at) FROM outbox o WHERE o.channel = ? AND o.state = 'pending' AND {_IN_ORDER}",
-        (channel,),
-    ).fetchone()
-    return None if row is None or row[0] is None else float(row[0])
+    return sql_opt_real(
+        query_value(
+            conn,
+            f"SELECT min(o.next_attempt_at) FROM outbox o WHERE o.channel = ? AND o.state = 'pending' AND {_IN_ORDER}",
+            (channel,),
+        )
+    )
 
 
 def notified_channels(conn: sqlite3.Connection, incident_id: str) -> list[str]:
-    rows = conn.execute(
+    rows = query(
+        conn,
         "SELECT channel FROM notification_log WHERE incident_id = ? AND fired_notified = 1 AND resolved_notified = 0",
         (incident_id,),
-    ).fetchall()
+    )
     return [str(r[0]) for r in rows]
 
 
 def open_firing(conn: sqlite3.Connection, channel: str) -> list[JsonObject]:
     """The latest firing payload of every incident ``channel`` was told about and not yet told resolved."""
     marks = _marks(len(FIRED_EVENTS))
-    rows: list[SqlRow] = conn.execute(
+    rows: list[SqlRow] = query(
+        conn,
         "SELECT o.payload FROM outbox o JOIN notification_log l ON l.incident_id = o.incident_id "
         "AND l.channel = o.channel WHERE o.channel = ? AND l.fired_notified = 1 AND l.resolved_notified = 0 "
         f"AND o.id = (SELECT max(id) FROM outbox o2 WHERE o2.incident_id = o.incident_id AND o2.channel = o.channel "
         f"AND o2.event IN ({marks})) ORDER BY o.id",
         (channel, *FIRED_EVENTS),
-    ).fetchall()
+    )
     return [payload for r in rows if (payload := as_object(sql_json(r[0]))) is not None]
 
 
@@ -234,7 +253,7 @@ def dead_for(conn: sqlite3.Connection, channel: str | None, limit: int) -> list[
         params.append(channel)
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
-    return [outbox_from_row(r) for r in conn.execute(sql, params).fetchall()]
+    return [outbox_from_row(r) for r in query(conn, sql, params)]
 
 
 def resend_ids(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> int:
@@ -258,6 +277,5 @@ def set_channel_state(conn: sqlite3.Connection, channel: str, broken: bool, reas
 
 
 def channel_states(conn: sqlite3.Connection) -> dict[str, tuple[bool, str | None]]:
-    return {
-        str(c): (bool(b), r) for c, b, r in conn.execute("SELECT channel, broken, reason FROM notify_channel_state")
-    }
+    rows = query(conn, "SELECT channel, broken, reason FROM notify_channel_state")
+    return {sql_text(c): (bool(sql_int(b)), sql_opt_text(r)) for c, b, r in rows}

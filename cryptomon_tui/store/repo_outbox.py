@@ -15,7 +15,18 @@ from cryptomon_tui.store.rows import (
     log_entry_from_row,
     outbox_from_row,
 )
-from cryptomon_tui.store.sql import SqlRow, SqlValue, sql_int, sql_opt_text, sql_real, sql_text, transaction
+from cryptomon_tui.store.sql import (
+    SqlRow,
+    SqlValue,
+    query,
+    query_one,
+    query_value,
+    sql_int,
+    sql_opt_text,
+    sql_real,
+    sql_text,
+    transaction,
+)
 
 
 def enqueue(
@@ -48,8 +59,7 @@ def enqueue(
         )
         if cur.rowcount == 1:
             return int(cur.lastrowid or 0), True
-        row = conn.execute("SELECT id FROM outbox WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
-        return int(row[0]), False
+        return sql_int(query_value(conn, "SELECT id FROM outbox WHERE idempotency_key = ?", (idempotency_key,))), False
 
 
 def claim_due(conn: sqlite3.Connection, now: float, limit: int, channel: str | None = None) -> list[OutboxMessage]:
@@ -62,7 +72,7 @@ def claim_due(conn: sqlite3.Connection, now: float, limit: int, channel: str | N
             params.append(channel)
         sql += " ORDER BY next_attempt_at, id LIMIT ?"
         params.append(limit)
-        messages = [outbox_from_row(r) for r in conn.execute(sql, params).fetchall()]
+        messages = [outbox_from_row(r) for r in query(conn, sql, params)]
         conn.executemany(
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
             [(now, m.id) for m in messages],
@@ -92,23 +102,25 @@ def requeue_inflight(conn: sqlite3.Connection) -> int:
 
 
 def dead(conn: sqlite3.Connection, limit: int) -> list[OutboxMessage]:
-    rows = conn.execute(
+    rows = query(
+        conn,
         f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'dead' ORDER BY id DESC LIMIT ?", (limit,)
-    ).fetchall()
+    )
     return [outbox_from_row(r) for r in rows]
 
 
 def get(conn: sqlite3.Connection, message_id: int) -> OutboxMessage | None:
-    row = conn.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (message_id,)).fetchone()
+    row = query_one(conn, f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (message_id,))
     return outbox_from_row(row) if row else None
 
 
 def pending(conn: sqlite3.Connection, limit: int) -> list[OutboxMessage]:
-    rows = conn.execute(
+    rows = query(
+        conn,
         f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state IN ('pending', 'sending') ORDER BY next_attempt_at, id "
         "LIMIT ?",
         (limit,),
-    ).fetchall()
+    )
     return [outbox_from_row(r) for r in rows]
 
 
@@ -136,9 +148,10 @@ def stats(conn: sqlite3.Connection) -> dict[str, OutboxChannelStats]:
     def of(channel: str) -> OutboxChannelStats:
         return out.setdefault(channel, OutboxChannelStats(channel))
 
-    counts: list[SqlRow] = conn.execute(
+    counts: list[SqlRow] = query(
+        conn,
         "SELECT channel, state, count(*), sum(max(attempts - 1, 0)), max(sent_at) FROM outbox GROUP BY channel, state"
-    ).fetchall()
+    )
     for channel, state, n, extra_attempts, last_sent in counts:
         s = of(sql_text(channel))
         count = sql_int(n)
@@ -154,9 +167,10 @@ def stats(conn: sqlite3.Connection) -> dict[str, OutboxChannelStats]:
         if last_sent is not None:
             s = replace(s, last_sent_at=max(sql_real(last_sent), s.last_sent_at or 0.0))
         out[s.channel] = s
-    errors: list[SqlRow] = conn.execute(
+    errors: list[SqlRow] = query(
+        conn,
         "SELECT channel, last_error, max(last_attempt_at) FROM outbox WHERE last_error IS NOT NULL GROUP BY channel"
-    ).fetchall()
+    )
     for channel, error, at in errors:
         s = of(sql_text(channel))
         out[s.channel] = replace(s, last_error=sql_opt_text(error), last_error_at=finite(at))
@@ -189,18 +203,20 @@ def log_resolved(conn: sqlite3.Connection, incident_id: str, channel: str, now: 
 
 
 def log_entries(conn: sqlite3.Connection, incident_id: str) -> list[NotificationLogEntry]:
-    rows = conn.execute(
+    rows = query(
+        conn,
         "SELECT incident_id, channel, fingerprint, fired_notified, fired_at, resolved_notified, resolved_at "
         "FROM notification_log WHERE incident_id = ? ORDER BY channel",
         (incident_id,),
-    ).fetchall()
+    )
     return [log_entry_from_row(r) for r in rows]
 
 
 def fired_unresolved(conn: sqlite3.Connection) -> list[NotificationLogEntry]:
     """Channels told an incident fired and not yet told it resolved (what a restart must finish)."""
-    rows = conn.execute(
+    rows = query(
+        conn,
         "SELECT incident_id, channel, fingerprint, fired_notified, fired_at, resolved_notified, resolved_at "
         "FROM notification_log WHERE fired_notified = 1 AND resolved_notified = 0 ORDER BY incident_id, channel"
-    ).fetchall()
+    )
     return [log_entry_from_row(r) for r in rows]

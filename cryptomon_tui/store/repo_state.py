@@ -24,7 +24,7 @@ from cryptomon_tui.store.rows import (
     window_from_row,
     window_to_row,
 )
-from cryptomon_tui.store.sql import SqlRow, SqlValue, sql_int, transaction
+from cryptomon_tui.store.sql import SqlRow, SqlValue, query, query_one, query_value, sql_int, transaction
 
 _INCIDENT_PLACEHOLDERS = ",".join("?" * len(INCIDENT_COLUMNS.split(",")))
 UPSERT_INCIDENT = f"INSERT OR REPLACE INTO incidents({INCIDENT_COLUMNS}) VALUES ({_INCIDENT_PLACEHOLDERS})"
@@ -37,10 +37,11 @@ def write_incidents(conn: sqlite3.Connection, incidents: Iterable[Incident]) -> 
     for incident in incidents:
         conn.execute(UPSERT_INCIDENT, incident_to_row(incident))
         rows = timeline_to_rows(incident)
-        stored: SqlRow | None = conn.execute(
+        stored: SqlRow | None = query_one(
+            conn,
             "SELECT seq, ts, kind, text, data FROM incident_timeline WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
             (incident.id,),
-        ).fetchone()
+        )
         start = 0
         if stored is not None:
             last = sql_int(stored[0], -1)
@@ -60,11 +61,12 @@ def _timelines(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[Time
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        rows: list[SqlRow] = conn.execute(
+        rows: list[SqlRow] = query(
+            conn,
             f"SELECT incident_id, ts, kind, text, data FROM incident_timeline WHERE incident_id IN ({marks}) "
             "ORDER BY incident_id, seq",
             chunk,
-        ).fetchall()
+        )
         for row in rows:
             entries = out.get(row[0]) if isinstance(row[0], str) else None
             if entries is not None:
@@ -105,16 +107,16 @@ def incidents(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return _with_timelines(conn, conn.execute(sql, params).fetchall(), timelines)
+    return _with_timelines(conn, query(conn, sql, params), timelines)
 
 
 def find_incident_id(conn: sqlite3.Connection, ident: str) -> str | None:
     """Exact id, else a unique id prefix (so people can type the first few characters)."""
-    row = conn.execute("SELECT id FROM incidents WHERE id = ?", (ident,)).fetchone()
+    row = query_one(conn, "SELECT id FROM incidents WHERE id = ?", (ident,))
     if row:
         return str(row[0])
     escaped = ident.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = conn.execute("SELECT id FROM incidents WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (escaped + "%",)).fetchall()
+    rows = query(conn, "SELECT id FROM incidents WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (escaped + "%",))
     return str(rows[0][0]) if len(rows) == 1 else None
 
 
@@ -122,13 +124,13 @@ def incident(conn: sqlite3.Connection, incident_id: str) -> Incident | None:
     real = find_incident_id(conn, incident_id)
     if real is None:
         return None
-    row = conn.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (real,)).fetchone()
+    row = query_one(conn, f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (real,))
     found = _with_timelines(conn, [row], True) if row else []
     return found[0] if found else None
 
 
 def silences(conn: sqlite3.Connection, now: float, include_expired: bool = False) -> list[Silence]:
-    rows = conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY created_at, id").fetchall()
+    rows = query(conn, f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY created_at, id")
     items = [s for r in rows if (s := silence_from_row(r)) is not None]
     if include_expired:
         return items
@@ -143,7 +145,7 @@ def _silence_live(s: Silence, now: float) -> bool:
 
 
 def windows(conn: sqlite3.Connection, now: float | None = None) -> list[MaintenanceWindow]:
-    rows = conn.execute(f"SELECT {WINDOW_COLUMNS} FROM maintenance_windows ORDER BY starts_at, id").fetchall()
+    rows = query(conn, f"SELECT {WINDOW_COLUMNS} FROM maintenance_windows ORDER BY starts_at, id")
     items = [w for r in rows if (w := window_from_row(r)) is not None]
     if now is None:
         return items
@@ -154,14 +156,16 @@ def load_state(conn: sqlite3.Connection, now: float, recently_resolved_within: f
     # one read transaction: a consistent snapshot even while the writer commits
     conn.execute("BEGIN")
     try:
-        open_rows = conn.execute(
+        open_rows = query(
+            conn,
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state != 'resolved' ORDER BY started_at, id"
-        ).fetchall()
-        recent_rows = conn.execute(
+        )
+        recent_rows = query(
+            conn,
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state = 'resolved' AND resolved_at >= ? "
             "ORDER BY started_at, id",
             (now - recently_resolved_within,),
-        ).fetchall()
+        )
         state = StoredState(
             open_incidents=_with_timelines(conn, open_rows, True),
             silences=silences(conn, now),
@@ -182,16 +186,16 @@ def enqueue_command(conn: sqlite3.Connection, now: float, kind: str, payload: Js
 
 
 def pending_commands(conn: sqlite3.Connection, limit: int) -> list[CommandRecord]:
-    rows = conn.execute(
+    rows = query(
+        conn,
         "SELECT id, ts, kind, payload FROM commands WHERE done_at IS NULL ORDER BY id LIMIT ?", (limit,)
-    ).fetchall()
+    )
     return [command_from_row(r) for r in rows]
 
 
 def others_version(conn: sqlite3.Connection) -> int:
     """``PRAGMA data_version``: changes when another connection committed; this connection's commits leave it."""
-    row = conn.execute("PRAGMA data_version").fetchone()
-    return int(row[0])
+    return sql_int(query_value(conn, "PRAGMA data_version"))
 
 
 def mark_command_done(conn: sqlite3.Connection, command_id: int, now: float, result: str) -> bool:
@@ -201,9 +205,10 @@ def mark_command_done(conn: sqlite3.Connection, command_id: int, now: float, res
 
 
 def command(conn: sqlite3.Connection, command_id: int) -> CommandRecord | None:
-    row = conn.execute(
+    row = query_one(
+        conn,
         "SELECT id, ts, kind, payload, done_at, result FROM commands WHERE id = ?", (command_id,)
-    ).fetchone()
+    )
     return None if row is None else command_from_row(row)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from cryptomon_tui.kernel.jsonvalue import JsonValue, finite, integer
@@ -65,3 +65,30 @@ def sql_json(value: SqlValue) -> JsonValue:
     except (ValueError, RecursionError):
         return None
     return parsed
+
+
+# --- typed reads: the one place a row leaves sqlite3 (which types it Any) -----------------------------
+
+SqlParams = Sequence[SqlValue]
+
+
+def query(conn: sqlite3.Connection, sql: str, params: SqlParams = ()) -> list[SqlRow]:
+    rows: list[SqlRow] = conn.execute(sql, params).fetchall()
+    return rows
+
+
+def iter_query(conn: sqlite3.Connection, sql: str, params: SqlParams = ()) -> Iterator[SqlRow]:
+    """Rows as the cursor yields them (a long chart range is not held twice)."""
+    rows: Iterator[SqlRow] = conn.execute(sql, params)
+    return rows
+
+
+def query_one(conn: sqlite3.Connection, sql: str, params: SqlParams = ()) -> SqlRow | None:
+    row: SqlRow | None = conn.execute(sql, params).fetchone()
+    return row
+
+
+def query_value(conn: sqlite3.Connection, sql: str, params: SqlParams = ()) -> SqlValue:
+    """The first column of the first row (None when there is no row)."""
+    row = query_one(conn, sql, params)
+    return None if row is None else row[0]
