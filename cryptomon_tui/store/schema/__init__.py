@@ -15,6 +15,8 @@ import pkgutil
 import sqlite3
 from dataclasses import dataclass
 
+from cryptomon_tui.store.sql import query, query_value, sql_int, sql_text
+
 Migration = tuple[int, str]
 
 
@@ -35,15 +37,24 @@ def components() -> list[Component]:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        name = getattr(module, "COMPONENT", None)
-        steps = getattr(module, "MIGRATIONS", None)
+        name: object = getattr(module, "COMPONENT", None)
+        steps: object = getattr(module, "MIGRATIONS", None)
         if not isinstance(name, str) or not isinstance(steps, list):
             continue
-        versions = [v for v, _ in steps]
+        migrations = tuple(_migration(name, step) for step in steps)
+        versions = [v for v, _ in migrations]
         if versions != list(range(1, len(versions) + 1)):
             raise ValueError(f"schema component {name!r}: migrations must be numbered 1..N in order, got {versions}")
-        found.append(Component(name, tuple(steps)))
+        found.append(Component(name, migrations))
     return found
+
+
+def _migration(component: str, step: object) -> Migration:
+    if isinstance(step, tuple) and len(step) == 2:
+        version, sql = step
+        if isinstance(version, int) and isinstance(sql, str):
+            return version, sql
+    raise ValueError(f"schema component {component!r}: a migration must be a (version, sql) pair, got {step!r}"[:300])
 
 
 _VERSIONS_TABLE = """
@@ -57,7 +68,8 @@ CREATE TABLE IF NOT EXISTS schema_versions (
 
 def current_versions(conn: sqlite3.Connection) -> dict[str, int]:
     conn.execute(_VERSIONS_TABLE)
-    return {str(c): int(v) for c, v in conn.execute("SELECT component, version FROM schema_versions")}
+    rows = query(conn, "SELECT component, version FROM schema_versions")
+    return {sql_text(c): sql_int(v) for c, v in rows}
 
 
 def migrate(conn: sqlite3.Connection, only: list[Component] | None = None) -> dict[str, int]:
@@ -82,8 +94,8 @@ def migrate(conn: sqlite3.Connection, only: list[Component] | None = None) -> di
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # re-check inside the write lock: another process may have migrated meanwhile
-                row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (comp.name,)).fetchone()
-                if row is not None and int(row[0]) >= version:
+                stored = query_value(conn, "SELECT version FROM schema_versions WHERE component = ?", (comp.name,))
+                if stored is not None and sql_int(stored) >= version:
                     conn.execute("COMMIT")
                     continue
                 for statement in _statements(sql):
