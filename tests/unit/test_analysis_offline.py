@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cryptomon_tui.analysis.context import WindowStats, build_context
 from cryptomon_tui.analysis.model import AnalysisSeverity
@@ -338,3 +342,35 @@ def test_ip_ban_action_states_a_sub_second_probe_interval() -> None:
     config = config_from_data({"exchanges": {"binance": {"kind": "binance_spot", "interval": "250ms"}}})
     a = analyse(sc.binance_ip_ban(), config)
     assert "probes every 250ms" in a.recommended_action
+
+
+_STAT_KEYS = ("attempts", "error_rate", "p50_ms", "p99_ms", "timeouts", "consecutive_failures", "counts",
+              "rate_limit_peak", "clock_offset_ms", "clock_offset_history", "ban_until", "maintenance_until",
+              "last_error_code", "baseline_p99_ms", "probes")
+_hostile_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(10**400), max_value=10**400), st.floats(),
+    st.sampled_from(["inf", "-inf", "nan", "1e999", "NaN", "12", "1.5e3", "", "x"]), st.text(max_size=8),
+)
+_hostile_json = st.recursive(
+    _hostile_scalar,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from([*_STAT_KEYS, "ok", "ts", "offset_ms"]), inner,
+                                                     max_size=6)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.sampled_from(_STAT_KEYS), _hostile_json, max_size=10))
+@settings(max_examples=150, deadline=None)
+def test_window_stats_read_any_json_without_raising_and_keep_numbers_finite(data: dict[str, object]) -> None:
+    """The metrics figures an analysis reads are narrowed by the kernel's helpers: whatever a stats dict holds
+    ("inf" once became float inf and then OverflowError in int(); "nan" a ValueError), reading it never
+    raises and every number that comes out is finite."""
+    stats = WindowStats.from_dict(data)
+    for s in (stats, *stats.probes.values()):
+        numbers = [s.attempts, s.error_rate, s.p50_ms, s.p99_ms, s.timeouts, s.consecutive_failures,
+                   s.rate_limit_peak, s.clock_offset_ms, s.ban_until, s.maintenance_until, s.baseline_p99_ms,
+                   *s.counts.values(), *(o for _, o in s.clock_offset_history)]
+        assert all(math.isfinite(n) for n in numbers if n is not None)
+    assert isinstance(stats.to_brief(), dict)
