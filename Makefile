@@ -46,8 +46,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -m "not slow" $(ARGS)
 
+# The whole suite spends most of its wall time waiting on real processes (daemons, receivers, tmux, Prometheus
+# scrapes), so it runs on TEST_WORKERS pytest-xdist workers even on 2 cores. loadgroup hands out one test at a
+# time (a slow test never queues behind another) and keeps an `xdist_group` (a module-scoped fixture) on one
+# worker. TEST_WORKERS=0 runs it in this process, serially.
+TEST_WORKERS ?= 4
 test: $(STAMP) sysdeps lint typecheck
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) $(ARGS)
 
 bench-probe: $(STAMP)
 	@command -v prometheus-blackbox-exporter >/dev/null || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-blackbox-exporter >/dev/null) || echo "blackbox_exporter unavailable: cost comparison skipped"

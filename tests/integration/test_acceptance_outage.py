@@ -30,7 +30,8 @@ from cryptomon_tui.simulator import load_scenario
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.webhook_sink import WebhookSink
 
-pytestmark = pytest.mark.slow
+# one worker runs both tests under `make test` (xdist): they share the module's 26 s daemon run
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("acceptance_outage")]
 
 RUN_FOR_S = 25
 HTTP_CHANNELS = {"hook": "webhook", "slack": "slack", "discord": "discord", "wecom": "wecom"}

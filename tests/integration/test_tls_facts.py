@@ -32,7 +32,9 @@ from aiohttp import web
 from cryptomon_tui.probing.transport import AiohttpTransport, TransportOptions, TransportRequest
 from tests.fakes.daemon_harness import REPO, free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")]
+# one xdist worker for the module: its tests share one certificate authority (the module-scoped `pki`)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
+              pytest.mark.xdist_group("tls_facts")]
 
 
 def _openssl(*args: str, cwd: Path) -> None:
