@@ -77,7 +77,9 @@ def daemon_process(
         env={**os.environ, **(env or {})},
     )
     try:
-        wait_http_ok(http_url + ready_path, 20.0, proc)
+        # only a bound on a hang: a real daemon's start (imports, store, first probes) took over 20 s while
+        # make test's workers shared the 2 cores with other work
+        wait_http_ok(http_url + ready_path, 60.0, proc)
         yield proc
     finally:
         stop_process(proc)
