@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from cryptomon_tui.analysis.model import Usage
 from cryptomon_tui.config.analysis import ModelPrice
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 
 MILLION = Decimal(1_000_000)
 CENT = Decimal("0.01")
@@ -135,7 +136,7 @@ class CostReport:
     calls: int = 0
     unpriced_models: list[str] = field(default_factory=list)
 
-    def to_json_dict(self) -> dict[str, object]:
+    def to_json_dict(self) -> JsonObject:
         return {
             "month": self.month,
             "spent_usd": str(self.spent),
@@ -157,7 +158,7 @@ class CostReport:
                 for m in self.by_model
             ],
             "what_if_usd": {k: str(v) for k, v in self.what_if.items()},
-            "unpriced_models": self.unpriced_models,
+            "unpriced_models": list[JsonValue](self.unpriced_models),
         }
 
     def render(self) -> str:
@@ -261,7 +262,7 @@ class RoiReport:
     seed_monthly_saving: Decimal
     break_even_tokens: int | None  # monthly tokens at which the seed's yearly saving covers the budget of a year
 
-    def to_json_dict(self) -> dict[str, object]:
+    def to_json_dict(self) -> JsonObject:
         return {
             "month": self.month,
             "current_model": self.current,
