@@ -43,7 +43,9 @@ from cryptomon_tui.daemon.protocol import (
     decode,
     encode,
 )
+from cryptomon_tui.kernel.events import EventView
 from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
+from cryptomon_tui.kernel.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +191,9 @@ class DaemonClient:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[JsonValue]]] = {}
         self._reader_task: asyncio.Task[None] | None = None
-        self._snapshot: JsonObject | None = None
+        self._snapshot: Snapshot | None = None
         self._snapshot_changed = asyncio.Event()
-        self._event_queues: list[asyncio.Queue[JsonObject]] = []
+        self._event_queues: list[asyncio.Queue[EventView]] = []
         self._state_changed = asyncio.Event()
         self._sub_hz = 0.0
         self._sub_events = False
@@ -325,12 +327,14 @@ class DaemonClient:
             else:
                 fut.set_exception(CommandFailed(method, msg.error_code or "internal", msg.error_message or ""))
         elif isinstance(msg, Push):
+            # the typed models read untrusted frames without raising: a bad field reads as its default
             if msg.kind == "snapshot":
-                self._snapshot = msg.data
+                self._snapshot = Snapshot.from_wire(msg.data)
                 self._pulse_snapshot()
             else:
+                event = EventView.from_wire(msg.data)
                 for queue in self._event_queues:
-                    queue.put_nowait(msg.data)
+                    queue.put_nowait(event)
         elif isinstance(msg, Bye):
             self.last_bye = msg.reason
         elif isinstance(msg, ErrorFrame):
@@ -374,8 +378,9 @@ class DaemonClient:
     async def ping(self) -> JsonObject:
         return await self._command("ping")
 
-    async def snapshot(self) -> JsonObject:
-        return await self._command("snapshot")
+    async def snapshot(self) -> Snapshot:
+        """The daemon's snapshot now, typed (``request("snapshot")`` gives the frame as sent)."""
+        return Snapshot.from_wire(await self._command("snapshot"))
 
     async def health(self) -> JsonObject:
         return await self._command("health")
@@ -471,19 +476,19 @@ class DaemonClient:
     # -- streams --
 
     @property
-    def latest_snapshot(self) -> JsonObject | None:
+    def latest_snapshot(self) -> Snapshot | None:
         return self._snapshot
 
-    async def snapshots(self, hz: float = 2.0) -> AsyncIterator[JsonObject]:
+    async def snapshots(self, hz: float = 2.0) -> AsyncIterator[Snapshot]:
         """Each new snapshot the daemon pushes (at most ``hz`` a second). Skips stale ones; never ends
         while reconnecting; raises the fatal error when the daemon becomes unusable."""
         if hz > self._sub_hz:
             await self.subscribe(hz, self._sub_events)
-        last_seq: object = object()
+        last: Snapshot | None = None
         while True:
             snap = self._snapshot
-            if snap is not None and snap.get("seq") != last_seq:
-                last_seq = snap.get("seq")
+            if snap is not None and (last is None or snap.seq != last.seq):
+                last = snap
                 yield snap
                 continue
             if self._fatal is not None:
@@ -492,9 +497,9 @@ class DaemonClient:
                 return
             await self._snapshot_changed.wait()
 
-    async def events(self) -> AsyncIterator[JsonObject]:
+    async def events(self) -> AsyncIterator[EventView]:
         """Every incident event pushed while connected, in order (none are dropped on this side)."""
-        queue: asyncio.Queue[JsonObject] = asyncio.Queue()
+        queue: asyncio.Queue[EventView] = asyncio.Queue()
         self._event_queues.append(queue)
         try:
             if not self._sub_events:

@@ -10,14 +10,15 @@ import asyncio
 import contextlib
 import difflib
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.theme import Theme
 
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config.daemon import UiConfig
@@ -66,12 +67,12 @@ class AppResult:
 class ActionsProvider(Provider):
     """Palette entries for the selected things: ack/analyse/silence incidents, pause exchanges."""
 
-    def _entries(self) -> list[tuple[str, Any, str]]:
+    def _entries(self) -> list[tuple[str, Callable[[], object], str]]:
         app = self.app
         if not isinstance(app, CryptomonApp):
             return []
         screen = app.dashboard
-        out: list[tuple[str, Any, str]] = [
+        out: list[tuple[str, Callable[[], object], str]] = [
             ("Summary of all open incidents", screen.action_summary, "one analysis of everything open"),
             ("List silences", screen.action_silences, "and remove one"),
             ("Freeze / unfreeze the view", screen.action_freeze, "probing and alerting go on"),
@@ -79,11 +80,11 @@ class ActionsProvider(Provider):
             ("Cycle theme", app.action_cycle_theme, "shipped and user themes"),
         ]
         for inc in screen.incidents():
-            ident = str(inc.get("id"))
-            if inc.get("state") == "resolved":
+            ident = inc.id
+            if inc.state == "resolved":
                 continue
 
-            def pick(ident: str = ident, then: Any = None) -> Any:
+            def pick(ident: str, then: Callable[[], None]) -> Callable[[], None]:
                 def run() -> None:
                     screen.query_one("#incidents").focus()
                     screen.query_one("#incidents", DashboardTable).select_key(ident)
@@ -91,11 +92,11 @@ class ActionsProvider(Provider):
 
                 return run
 
-            summary = str(inc.get("summary") or "")[:60]
+            summary = inc.summary[:60]
             out.append((f"Analyse {ident}", pick(ident, screen.action_analyse), summary))
             out.append((f"Acknowledge {ident}", pick(ident, screen.action_acknowledge), summary))
             out.append((f"Silence {ident}", pick(ident, screen.action_silence), summary))
-        for name in sorted((screen.snapshot or {}).get("exchanges") or {}):
+        for name in sorted(screen.snapshot.exchanges if screen.snapshot is not None else ()):
 
             def pick_ex(name: str = name) -> None:
                 table = screen.query_one("#exchanges", DashboardTable)
@@ -202,7 +203,7 @@ class CryptomonApp(App[AppResult]):
         self.theme = names[(idx + 1) % len(names)]
         self.notify(f"theme: {self.theme} (ctrl+p → theme for all)", markup=False)
 
-    def _theme_changed(self, _theme: Any) -> None:
+    def _theme_changed(self, _theme: Theme) -> None:
         if not self._theme_ready or not self.persist_state:
             return
         if self.ui_state.theme != self.theme:
@@ -210,7 +211,7 @@ class CryptomonApp(App[AppResult]):
             self.ui_state.save()
 
     # ------------------------------------------------------------------ lifecycle
-    def get_default_screen(self) -> Screen[Any]:
+    def get_default_screen(self) -> Screen[None]:
         return DashboardScreen()
 
     @property
@@ -318,7 +319,7 @@ class CryptomonApp(App[AppResult]):
         message: str,
         *,
         title: str = "",
-        severity: Any = "information",
+        severity: SeverityLevel = "information",
         timeout: float | None = None,
         markup: bool = True,
     ) -> None:
@@ -341,7 +342,7 @@ class CryptomonApp(App[AppResult]):
                 text = message
         dashboard.show_notice(text, str(severity), title=title, timeout=timeout)
 
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Keys", "Every key and its binding id", self.action_help)
 

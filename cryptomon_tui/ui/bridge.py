@@ -13,10 +13,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from textual.message import Message
 from textual.message_pump import MessagePump
+
+from cryptomon_tui.kernel.events import EventView
+from cryptomon_tui.kernel.jsonvalue import JsonObject
+from cryptomon_tui.kernel.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -27,44 +31,44 @@ class ClientLike(Protocol):
     state: str
 
     @property
-    def latest_snapshot(self) -> dict[str, Any] | None: ...
+    def latest_snapshot(self) -> Snapshot | None: ...
 
-    async def connect(self) -> Any: ...
+    async def connect(self) -> object: ...
 
     async def close(self) -> None: ...
 
-    async def subscribe(self, snapshot_hz: float = 0.0, events: bool = False) -> dict[str, Any]: ...
+    async def subscribe(self, snapshot_hz: float = 0.0, events: bool = False) -> JsonObject: ...
 
-    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    def events(self) -> AsyncIterator[EventView]: ...
 
-    async def ack(self, incident_id: str, note: str | None = None, by: str | None = None) -> dict[str, Any]: ...
+    async def ack(self, incident_id: str, note: str | None = None, by: str | None = None) -> JsonObject: ...
 
     async def silence(
-        self, matchers: Sequence[dict[str, Any]], duration_s: float | None, comment: str, by: str | None = None
-    ) -> dict[str, Any]: ...
+        self, matchers: Sequence[JsonObject], duration_s: float | None, comment: str, by: str | None = None
+    ) -> JsonObject: ...
 
-    async def unsilence(self, silence_id: str, by: str | None = None) -> dict[str, Any]: ...
+    async def unsilence(self, silence_id: str, by: str | None = None) -> JsonObject: ...
 
-    async def analyze(self, incident_id: str, force: bool = False, offline: bool = False) -> dict[str, Any]: ...
+    async def analyze(self, incident_id: str, force: bool = False, offline: bool = False) -> JsonObject: ...
 
-    async def summary(self) -> dict[str, Any]: ...
+    async def summary(self) -> JsonObject: ...
 
     async def history(
         self, exchange: str, since: float, until: float, resolution_s: float, probe: str | None = None,
         recent: int = 0,
-    ) -> dict[str, Any]: ...
+    ) -> JsonObject: ...
 
-    async def pause(self, exchange: str) -> dict[str, Any]: ...
+    async def pause(self, exchange: str) -> JsonObject: ...
 
-    async def resume(self, exchange: str) -> dict[str, Any]: ...
+    async def resume(self, exchange: str) -> JsonObject: ...
 
-    async def shutdown(self) -> dict[str, Any]: ...
+    async def shutdown(self) -> JsonObject: ...
 
 
 class IncidentEventMessage(Message):
-    """One incident event from the engine (``IncidentEvent.to_json_dict`` with the full incident)."""
+    """One incident event from the engine, with the incident as it is after it."""
 
-    def __init__(self, event: dict[str, Any]) -> None:
+    def __init__(self, event: EventView) -> None:
         super().__init__()
         self.event = event
 
@@ -150,7 +154,7 @@ class Bridge:
     # -- state --
 
     @property
-    def latest(self) -> dict[str, Any] | None:
+    def latest(self) -> Snapshot | None:
         return self.client.latest_snapshot
 
     @property
@@ -159,31 +163,31 @@ class Bridge:
 
     # -- commands (raise the client's CommandFailed / ConnectionLost; callers show the message) --
 
-    async def ack(self, incident_id: str, note: str | None) -> dict[str, Any]:
+    async def ack(self, incident_id: str, note: str | None) -> JsonObject:
         return await self.client.ack(incident_id, note=note, by=self.actor)
 
-    async def silence(self, matchers: list[dict[str, Any]], duration_s: float | None, comment: str) -> dict[str, Any]:
+    async def silence(self, matchers: list[JsonObject], duration_s: float | None, comment: str) -> JsonObject:
         return await self.client.silence(matchers, duration_s, comment, by=self.actor)
 
-    async def unsilence(self, silence_id: str) -> dict[str, Any]:
+    async def unsilence(self, silence_id: str) -> JsonObject:
         return await self.client.unsilence(silence_id, by=self.actor)
 
-    async def analyze(self, incident_id: str, force: bool = False) -> dict[str, Any]:
+    async def analyze(self, incident_id: str, force: bool = False) -> JsonObject:
         return await self.client.analyze(incident_id, force=force)
 
-    async def summary(self) -> dict[str, Any]:
+    async def summary(self) -> JsonObject:
         return await self.client.summary()
 
     async def history(
         self, exchange: str, since: float, until: float, resolution_s: float, recent: int = 0
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         return await self.client.history(exchange, since, until, resolution_s, recent=recent)
 
-    async def pause(self, exchange: str) -> dict[str, Any]:
+    async def pause(self, exchange: str) -> JsonObject:
         return await self.client.pause(exchange)
 
-    async def resume(self, exchange: str) -> dict[str, Any]:
+    async def resume(self, exchange: str) -> JsonObject:
         return await self.client.resume(exchange)
 
-    async def shutdown_daemon(self) -> dict[str, Any]:
+    async def shutdown_daemon(self) -> JsonObject:
         return await self.client.shutdown()

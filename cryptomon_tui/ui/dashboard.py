@@ -8,20 +8,23 @@ workers; failures are shown with ``notify(markup=False)``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.events import Resize
+from textual.events import Key, Resize
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
+from cryptomon_tui.kernel.events import ANALYSIS_READY, NOTIFICATION_FAILED
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
+from cryptomon_tui.kernel.snapshot import IncidentView, SilenceView, Snapshot
 from cryptomon_tui.kernel.units import format_duration
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.bridge import ConnectionChanged, IncidentEventMessage
@@ -47,6 +50,7 @@ CHROME_ROWS = 4  # status, verdict, notice and footer lines around the panes
 UPTIME_EVERY_S = 300.0  # the 24 h strips change per 5 minutes at most
 UPTIME_SPAN_S = 86400.0
 UPTIME_WIDTH = 12  # one character per 2 hours
+NO_SNAPSHOT = Snapshot()  # what is drawn before the first snapshot arrives: nothing
 
 
 class DashboardScreen(Screen[None]):
@@ -76,15 +80,15 @@ class DashboardScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.shown_seq: object = None
+        self.shown_seq: int | None = None
         self.frozen = False
         self.frozen_at: float | None = None
         self.filter_text = ""
         self.sort_mode = present.SORT_MODES[0]
-        self.snapshot: dict[str, Any] | None = None
+        self.snapshot: Snapshot | None = None
         self.received_at: float | None = None  # clock time the shown snapshot arrived
-        self.event_incidents: dict[str, dict[str, Any]] = {}
-        self.analyses: dict[str, dict[str, Any]] = {}
+        self.event_incidents: dict[str, IncidentView] = {}  # newer than the snapshot's, from events
+        self.analyses: dict[str, present.ShownAnalysis] = {}
         self.pending_analysis: set[str] = set()
         self.busy: dict[str, str] = {}  # worker label -> text for the spinner line
         self.connection = "connecting"
@@ -177,9 +181,9 @@ class DashboardScreen(Screen[None]):
         if self.frozen:
             return
         snap = self.cm_app.bridge.latest
-        if snap is None or snap.get("seq") == self.shown_seq:
+        if snap is None or snap.seq == self.shown_seq:
             return
-        self.shown_seq = snap.get("seq")
+        self.shown_seq = snap.seq
         self.snapshot = snap
         self.received_at = self.cm_app.clock.now()
         self._forget_stale_event_incidents(snap)
@@ -191,13 +195,13 @@ class DashboardScreen(Screen[None]):
             return
         self.renders += 1
         self._adapt_tick(snap)
-        now = parse_ts(snap.get("ts"))
+        now = parse_ts(snap.ts)
         with self.app.batch_update():
             self._draw_status()
             self._draw_verdict()
-            exchanges = snap.get("exchanges") or {}
+            exchanges = snap.exchanges
             order = [n for n in present.sorted_exchanges(exchanges, self.sort_mode)
-                     if self._match(n, str(exchanges[n].get("status")), str(exchanges[n].get("kind")))]
+                     if self._match(n, exchanges[n].status, exchanges[n].kind)]
             table = self.query_one("#exchanges", KeyedTable)
             spark_width = max(4, table.column_width("spark"))
             scale = present.view_spark_scale({n: exchanges[n] for n in order}, spark_width)
@@ -215,18 +219,17 @@ class DashboardScreen(Screen[None]):
             )
 
     def _draw_incidents(self) -> None:
-        snap = self.snapshot or {}
-        now = parse_ts(snap.get("ts"))
-        channels = [c for c in snap.get("notify") or [] if isinstance(c, Mapping)]
+        snap = self.snapshot or NO_SNAPSHOT
+        now = parse_ts(snap.ts)
+        channels = snap.notify
         every = present.incident_order(self.incidents())
         incidents = [
             i for i in every
-            if self._match(str(i.get("id")), str(i.get("exchange")), str(i.get("probe")), str(i.get("state")),
-                           str(i.get("severity")), str(i.get("rule")), str(i.get("summary")))
+            if self._match(i.id, str(i.exchange), str(i.probe), i.state, i.severity, i.rule, i.summary)
         ]
         table = self.query_one("#incidents", KeyedTable)
         before = table.keys
-        table.show([(str(i.get("id")), present.incident_row(i, now, channels)) for i in incidents])
+        table.show([(i.id, present.incident_row(i, now, channels)) for i in incidents])
         open_n = sum(1 for i in every if present.is_open(i))
         table.border_title = f"Incidents ({open_n} open)" if open_n else "Incidents"
         self._bring_new_critical(incidents)
@@ -243,7 +246,7 @@ class DashboardScreen(Screen[None]):
         if not table.column_width("uptime"):
             return
         until = self.cm_app.clock.now()
-        for name in list((self.snapshot or {}).get("exchanges") or {})[:200]:
+        for name in list((self.snapshot or NO_SNAPSHOT).exchanges)[:200]:
             try:
                 answer = await self.cm_app.bridge.history(name, until - UPTIME_SPAN_S, until, UPTIME_SPAN_S / 288)
             except Exception:
@@ -256,12 +259,12 @@ class DashboardScreen(Screen[None]):
         if self.snapshot is not None and not self.frozen:
             self.redraw()
 
-    def _bring_new_critical(self, incidents: list[Any]) -> None:
+    def _bring_new_critical(self, incidents: list[IncidentView]) -> None:
         """Unless the user moved the incident cursor in the last 30 s, the cursor rests on the top
         row, the worst open incident: a new critical one (it sorts to the top) comes into view, and
         a selected incident that resolves does not drag the cursor (and the keys) to the bottom.
         A user who is reading a row keeps it."""
-        ids = {str(i.get("id")) for i in incidents}
+        ids = {i.id for i in incidents}
         seen, self._seen_incidents = self._seen_incidents, ids
         moved = self.user_moved_at
         if moved is not None and self.cm_app.clock.now() - moved < USER_MOVED_HOLD_S:
@@ -271,7 +274,7 @@ class DashboardScreen(Screen[None]):
         if not keys or table.selected_key == keys[0]:
             return
         new_critical = seen is not None and any(
-            str(i.get("id")) not in seen and present.is_open(i) and str(i.get("severity")) == "critical"
+            i.id not in seen and present.is_open(i) and i.severity == "critical"
             for i in incidents)
         selected = self.selected_incident()
         if new_critical or moved is None or selected is None or not present.is_open(selected):
@@ -310,18 +313,18 @@ class DashboardScreen(Screen[None]):
             table.styles.height = inc_h
         self.call_after_refresh(self._count_hidden)
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: Key) -> None:
         focused = self.focused
         if event.key in CURSOR_KEYS and isinstance(focused, KeyedTable) and focused.id == "incidents":
             self.user_moved_at = self.cm_app.clock.now()
 
     def _draw_verdict(self) -> None:
-        cells = tuple(present.verdict_line(self.snapshot or {}, self.incidents()))
+        cells = tuple(present.verdict_line(self.snapshot or NO_SNAPSHOT, self.incidents()))
         if cells != self._verdict_shown:
             self._verdict_shown = cells
             widget = self.query_one("#verdict", Static)
             worst = present.worst_incident(self.incidents())
-            widget.set_class(worst is not None and str(worst.get("severity")) in ("critical", "error"), "-bad")
+            widget.set_class(worst is not None and worst.severity in ("critical", "error"), "-bad")
             widget.update(cells_content(cells), layout=False)
 
     # ------------------------------------------------------------------ notices (instead of toasts)
@@ -362,12 +365,12 @@ class DashboardScreen(Screen[None]):
         log.write_lines(list(self._pending_lines))
         self._pending_lines.clear()
 
-    def _adapt_tick(self, snap: Mapping[str, Any]) -> None:
+    def _adapt_tick(self, snap: Snapshot) -> None:
         """Big tables cost UI CPU on every redraw (Textual re-renders a DataTable's visible cells
         when any cell changes): above ROWS_PER_TICK_S rows a second, redraw less often. Incident
         events still update the incident pane at once; probing is not affected."""
-        exchanges = snap.get("exchanges") or {}
-        rows = len(exchanges) + sum(len((e or {}).get("probes") or {}) for e in exchanges.values())
+        exchanges = snap.exchanges
+        rows = len(exchanges) + sum(len(e.probes) for e in exchanges.values())
         wanted = max(1 / self.cm_app.refresh_hz, min(MAX_TICK_S, rows / ROWS_PER_TICK_S))
         if abs(wanted - self.tick_interval) > 0.05:
             self.tick_interval = wanted
@@ -400,56 +403,52 @@ class DashboardScreen(Screen[None]):
             self._status_shown = shown
             self.query_one("#status", Static).update(cells_content(cells), layout=False)  # 1 row, fixed height
 
-    def incidents(self) -> list[dict[str, Any]]:
+    def incidents(self) -> list[IncidentView]:
         """Snapshot incidents, with newer versions from events laid over them."""
-        snap = self.snapshot or {}
-        out: dict[str, dict[str, Any]] = {str(i.get("id")): i for i in snap.get("incidents") or []
-                                          if isinstance(i, dict)}
+        out = {i.id: i for i in (self.snapshot or NO_SNAPSHOT).incidents}
         for ident, inc in self.event_incidents.items():
             out[ident] = inc
         return list(out.values())
 
-    def _forget_stale_event_incidents(self, snap: Mapping[str, Any]) -> None:
-        by_id = {str(i.get("id")): i for i in snap.get("incidents") or [] if isinstance(i, Mapping)}
+    def _forget_stale_event_incidents(self, snap: Snapshot) -> None:
+        by_id = {i.id: i for i in snap.incidents}
         for ident in list(self.event_incidents):
             newer = by_id.get(ident)
             if newer is None:
                 continue
-            mine = parse_ts(self.event_incidents[ident].get("updated_at")) or 0.0
-            theirs = parse_ts(newer.get("updated_at")) or 0.0
+            mine = parse_ts(self.event_incidents[ident].updated_at) or 0.0
+            theirs = parse_ts(newer.updated_at) or 0.0
             if theirs >= mine:
                 del self.event_incidents[ident]
 
     # ------------------------------------------------------------------ events from the engine
     def on_incident_event_message(self, message: IncidentEventMessage) -> None:
         ev = message.event
-        inc = ev.get("incident") if isinstance(ev.get("incident"), dict) else {}
-        assert isinstance(inc, dict)
-        ident = str(inc.get("id", "?"))
-        kind = str(ev.get("event", "?"))
-        line = f"{clean_text(ev.get('ts'), 24)[11:19]} {clean_text(kind, 20):<14} {clean_text(ident, 16)} " \
-               f"{clean_text(inc.get('exchange') or '', 12)} {clean_text(inc.get('summary'), 160)}"
-        if ev.get("actor"):
-            line += f" (by {clean_text(ev.get('actor'), 40)})"
+        inc = ev.incident
+        # every event carries the full incident; one without an id (a hostile frame) only goes to the log
+        full = bool(inc.id)
+        ident = inc.id or "?"
+        kind = ev.event or "?"
+        line = f"{clean_text(ev.ts, 24)[11:19]} {clean_text(kind, 20):<14} {clean_text(ident, 16)} " \
+               f"{clean_text(inc.exchange or '', 12)} {clean_text(inc.summary, 160)}"
+        if ev.actor:
+            line += f" (by {clean_text(ev.actor, 40)})"
         self._pending_lines.append(line)
-        if "timeline" in inc:  # a full incident: show it now rather than at the next snapshot
+        if full:  # show it now rather than at the next snapshot
             self.event_incidents[ident] = inc
-        if kind == "analysis_ready":
-            detail = ev.get("detail") if isinstance(ev.get("detail"), Mapping) else {}
-            assert isinstance(detail, Mapping)
-            analysis = present.normalize_analysis(detail)
+        if kind == ANALYSIS_READY:
+            analysis = present.normalize_analysis(ev.detail)
             if analysis is not None:
                 self.analyses[ident] = analysis
-        elif kind in ("opened", "reopened") and str(inc.get("severity")) in ("error", "critical"):
-            self.notify(f"{ident}: {clean_text(inc.get('summary'), 200)}", title="incident opened",
+        elif kind in ("opened", "reopened") and inc.severity in ("error", "critical"):
+            self.notify(f"{ident}: {clean_text(inc.summary, 200)}", title="incident opened",
                         severity="error", markup=False)
-        elif kind == "notification_failed":
-            detail = ev.get("detail") if isinstance(ev.get("detail"), Mapping) else {}
-            assert isinstance(detail, Mapping)
-            why = " ".join(clean_text(v, 200) for k, v in detail.items() if k in ("channel", "reason", "error") and v)
+        elif kind == NOTIFICATION_FAILED:
+            why = " ".join(clean_text(v, 200) for k, v in ev.detail.items()
+                           if k in ("channel", "reason", "error") and v)
             self.notify(f"{ident}: {why or 'see the daemon log'}", title="notification failed", severity="warning",
                         markup=False)
-        if "timeline" in inc:
+        if full:
             self._incidents_dirty = True
         if self._event_timer is None:
             # a burst of events redraws the incident pane and writes the log once, 0.2 s after the first of them
@@ -463,12 +462,12 @@ class DashboardScreen(Screen[None]):
             self._draw_status()
 
     # ------------------------------------------------------------------ selection
-    def selected_incident(self) -> dict[str, Any] | None:
+    def selected_incident(self) -> IncidentView | None:
         key = self.query_one("#incidents", KeyedTable).selected_key
         if key is None:
             return None
         for inc in self.incidents():
-            if str(inc.get("id")) == key:
+            if inc.id == key:
                 return inc
         return None
 
@@ -476,8 +475,8 @@ class DashboardScreen(Screen[None]):
         focused = self.focused
         if isinstance(focused, KeyedTable) and focused.id == "incidents":
             inc = self.selected_incident()
-            if inc is not None and inc.get("exchange"):
-                return str(inc["exchange"])
+            if inc is not None and inc.exchange:
+                return inc.exchange
         if isinstance(focused, KeyedTable) and focused.id == "errors":
             key = focused.selected_key
             if key:
@@ -491,7 +490,7 @@ class DashboardScreen(Screen[None]):
             return True if self.selected_incident() is not None else None
         if action == "unsilence":
             inc = self.selected_incident()
-            return True if inc is not None and inc.get("silenced_by") else None
+            return True if inc is not None and inc.silenced_by else None
         if action == "pause":
             return True if self.selected_exchange() is not None else None
         return True
@@ -506,7 +505,7 @@ class DashboardScreen(Screen[None]):
         """The footer recomposes on every refresh_bindings (costly): only when what check_action
         looks at has changed, not on every row rebuild of a live table."""
         inc = self.selected_incident()
-        state = (inc is not None, bool(inc and inc.get("silenced_by")), self.selected_exchange() is not None)
+        state = (inc is not None, bool(inc and inc.silenced_by), self.selected_exchange() is not None)
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
@@ -520,12 +519,12 @@ class DashboardScreen(Screen[None]):
         from cryptomon_tui.ui.details import ExchangeDetails, IncidentDetails
 
         if table.id == "incidents":
-            inc = next((i for i in self.incidents() if str(i.get("id")) == key), None)
+            inc = next((i for i in self.incidents() if i.id == key), None)
             if inc is not None:
                 self.app.push_screen(IncidentDetails(key, self.analyses.get(key)))
         else:
             exchange = key.split("/", 1)[0]
-            if exchange in (self.snapshot.get("exchanges") or {}):
+            if exchange in self.snapshot.exchanges:
                 self.app.push_screen(ExchangeDetails(exchange))
 
     # ------------------------------------------------------------------ busy spinner
@@ -562,11 +561,11 @@ class DashboardScreen(Screen[None]):
         if inc is None:
             self.notify("select an incident first (tab to the incident pane)", severity="warning", markup=False)
             return
-        ident = str(inc.get("id"))
-        cached = self.analyses.get(ident) or present.normalize_analysis(inc.get("analysis"))
+        ident = inc.id
+        cached = self.analyses.get(ident) or present.incident_analysis(inc)
         if cached is not None:
             self.analyses[ident] = cached
-            self._show_analysis(ident, {**cached, "cached": True})
+            self._show_analysis(ident, dataclasses.replace(cached, cached=True))
             return
         if ident in self.pending_analysis:
             self.notify(f"analysis of {ident} is running", markup=False)
@@ -589,10 +588,10 @@ class DashboardScreen(Screen[None]):
         if analysis is None:
             self.notify(f"the engine returned no analysis for {ident}", severity="warning", markup=False)
             return
-        self.analyses[ident] = {**analysis, "cached": False}
+        self.analyses[ident] = dataclasses.replace(analysis, cached=False)
         self._show_analysis(ident, analysis)
 
-    def _show_analysis(self, ident: str, analysis: Mapping[str, Any]) -> None:
+    def _show_analysis(self, ident: str, analysis: present.ShownAnalysis) -> None:
         self.app.push_screen(TextModal(f"Analysis of {ident}", present.analysis_lines(analysis)))
 
     def action_summary(self) -> None:
@@ -621,9 +620,9 @@ class DashboardScreen(Screen[None]):
             self.notify("select an incident first", severity="warning", markup=False)
             return
         if not present.is_open(inc):
-            self.notify(f"{inc.get('id')} is already resolved", severity="warning", markup=False)
+            self.notify(f"{inc.id} is already resolved", severity="warning", markup=False)
             return
-        ident = str(inc.get("id"))
+        ident = inc.id
 
         def done(note: str | None) -> None:
             if note is not None:
@@ -638,9 +637,8 @@ class DashboardScreen(Screen[None]):
         except Exception as exc:
             self._fail(f"acknowledging {ident}", exc)
             return
-        inc = result.get("incident")
-        if isinstance(inc, dict):
-            self.event_incidents[ident] = inc
+        if (answer := as_object(result.get("incident"))) is not None:
+            self.event_incidents[ident] = IncidentView.from_wire(answer)
             self.redraw()
         self.notify(f"{ident} acknowledged", markup=False)
 
@@ -651,8 +649,8 @@ class DashboardScreen(Screen[None]):
         exchange = self.selected_exchange()
         on_exchanges = isinstance(focused, KeyedTable) and focused.id in ("exchanges", "errors")
         if inc is not None and not on_exchanges:
-            scopes = ["incident", "exchange", "rule"] if inc.get("exchange") else ["incident", "rule"]
-            title = f"{inc.get('id')}: {inc.get('summary')}"
+            scopes = ["incident", "exchange", "rule"] if inc.exchange else ["incident", "rule"]
+            title = f"{inc.id}: {inc.summary}"
             default = "incident"
         elif exchange is not None:
             scopes, title, default = ["exchange"], f"every incident on {exchange}", "exchange"
@@ -673,24 +671,23 @@ class DashboardScreen(Screen[None]):
         self.app.push_screen(SilenceModal(title, scopes, default), done)
 
     @work(group="commands", exit_on_error=False)
-    async def run_silence(self, matchers: list[dict[str, Any]], duration_s: float | None, comment: str) -> None:
+    async def run_silence(self, matchers: list[JsonObject], duration_s: float | None, comment: str) -> None:
         try:
             result = await self.cm_app.bridge.silence(matchers, duration_s, comment)
         except Exception as exc:
             self._fail("silence", exc)
             return
-        sil = result.get("silence") if isinstance(result.get("silence"), Mapping) else {}
-        assert isinstance(sil, Mapping)
+        sil = SilenceView.from_wire(result.get("silence"))
         until = "until resolved" if duration_s is None else f"for {format_duration(duration_s, compact=True)}"
-        self.notify(f"silenced {until} ({clean_text(sil.get('id'), 30)})", markup=False)
+        self.notify(f"silenced {until} ({clean_text(sil.id, 30)})", markup=False)
 
     def action_unsilence(self) -> None:
         inc = self.selected_incident()
-        if inc is None or not inc.get("silenced_by"):
+        if inc is None or not inc.silenced_by:
             self.notify("the selected incident is not silenced (S lists all silences)", severity="warning",
                         markup=False)
             return
-        self.run_unsilence(str(inc["silenced_by"]))
+        self.run_unsilence(inc.silenced_by)
 
     def _unsilence(self, silence_id: str) -> None:
         self.run_unsilence(silence_id)
@@ -705,9 +702,9 @@ class DashboardScreen(Screen[None]):
         self.notify(f"silence {silence_id} removed", markup=False)
 
     def action_silences(self) -> None:
-        def source() -> tuple[list[Any], float | None]:
-            snap = self.cm_app.bridge.latest or self.snapshot or {}
-            return list(snap.get("silences") or []), parse_ts(snap.get("ts"))
+        def source() -> tuple[list[SilenceView], float | None]:
+            snap = self.cm_app.bridge.latest or self.snapshot or NO_SNAPSHOT
+            return list(snap.silences), parse_ts(snap.ts)
 
         self.app.push_screen(SilencesModal(source, lambda sid: self._unsilence(sid)))
 
@@ -716,8 +713,8 @@ class DashboardScreen(Screen[None]):
         if exchange is None:
             self.notify("select an exchange first", severity="warning", markup=False)
             return
-        ex = ((self.snapshot or {}).get("exchanges") or {}).get(exchange) or {}
-        paused = bool(ex.get("paused")) or ex.get("status") == "paused"
+        ex = (self.snapshot or NO_SNAPSHOT).exchanges.get(exchange)
+        paused = ex is not None and (ex.paused or ex.status == "paused")
         self.run_pause(exchange, not paused)
 
     @work(group="commands", exit_on_error=False)

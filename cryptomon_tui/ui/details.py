@@ -8,8 +8,7 @@ on a theme change, never on the snapshot tick.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -20,6 +19,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
+from cryptomon_tui.kernel.events import ANALYSIS_READY
+from cryptomon_tui.kernel.snapshot import ExchangeView, IncidentView, PhasesView, ProbeResultView, Snapshot
 from cryptomon_tui.kernel.units import format_ms
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.bridge import IncidentEventMessage
@@ -58,26 +59,23 @@ def step_xy(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]
     return sx, sy
 
 
-def probe_result_cells(r: Mapping[str, Any]) -> dict[str, Cell]:
-    phases = r.get("phases") if isinstance(r.get("phases"), Mapping) else {}
-    assert isinstance(phases, Mapping)
-    outcome = str(r.get("outcome") or "?")
-    # a live ProbeResult has started_at; a row from the store (recent probes) has ts
-    at = parse_ts(r.get("started_at")) or parse_ts(r.get("ts"))
-    reused = phases.get("reused")
-    error = " ".join(clean_text(x) for x in (r.get("error_code"), r.get("error_message")) if x)
+def probe_result_cells(r: ProbeResultView) -> dict[str, Cell]:
+    phases = r.phases or PhasesView()
+    outcome = r.outcome or "?"
+    at = parse_ts(r.ts)
+    error = " ".join(clean_text(x) for x in (r.error_code, r.error_message) if x)
     return {
         "at": Cell(time.strftime("%H:%M:%S", time.gmtime(at)) if at is not None else "-", "dim-text"),
-        "probe": Cell(clean_text(r.get("probe"), 8)),
+        "probe": Cell(clean_text(r.probe, 8)),
         "outcome": Cell(clean_text(outcome, 13), "status-ok" if outcome == "ok" else "status-down",
                         bold=outcome != "ok"),
-        "lat": Cell(format_ms(r.get("latency_ms"), compact=True)),
-        "dns": Cell(format_ms(phases.get("dns_ms"), compact=True)),
-        "connect": Cell("reused" if reused else format_ms(phases.get("connect_ms"), compact=True)),
-        "tls": Cell(format_ms(phases.get("tls_ms"), compact=True)),
-        "ttfb": Cell(format_ms(phases.get("ttfb_ms"), compact=True)),
-        "transfer": Cell(format_ms(phases.get("transfer_ms"), compact=True)),
-        "http": Cell(clean_text(r.get("http_status") or "", 5)),
+        "lat": Cell(format_ms(r.latency_ms, compact=True)),
+        "dns": Cell(format_ms(phases.dns_ms, compact=True)),
+        "connect": Cell("reused" if phases.reused else format_ms(phases.connect_ms, compact=True)),
+        "tls": Cell(format_ms(phases.tls_ms, compact=True)),
+        "ttfb": Cell(format_ms(phases.ttfb_ms, compact=True)),
+        "transfer": Cell(format_ms(phases.transfer_ms, compact=True)),
+        "http": Cell(clean_text(r.http_status or "", 5)),
         "error": Cell(clean_text(error, 300)),
     }
 
@@ -158,16 +156,16 @@ class ExchangeDetails(DetailsScreen):
             cells = [Cell(f"24h uptime: {clean_text(note or 'no history yet', 60)}", "dim-text")]
         self.query_one("#uptime", Static).update(cells_content(cells))
 
-    def _exchange(self) -> Mapping[str, Any]:
-        snap = self.cm_app.bridge.latest or {}
-        ex = (snap.get("exchanges") or {}).get(self.exchange)
-        return ex if isinstance(ex, Mapping) else {}
+    def _exchange(self) -> ExchangeView:
+        snap = self.cm_app.bridge.latest
+        ex = snap.exchanges.get(self.exchange) if snap is not None else None
+        return ex if ex is not None else ExchangeView()
 
     def _draw_head(self) -> None:
-        snap = self.cm_app.bridge.latest or {}
+        snap = self.cm_app.bridge.latest
         ex = self._exchange()
-        row = present.exchange_row(self.exchange, ex, parse_ts(snap.get("ts")))
-        cells = [row["name"], Cell(f" ({clean_text(ex.get('kind'), 20)}) "), row["status"],
+        row = present.exchange_row(self.exchange, ex, parse_ts(snap.ts if snap is not None else None))
+        cells = [row["name"], Cell(f" ({clean_text(ex.kind, 20)}) "), row["status"],
                  Cell(f"  p50 {row['p50'].text}  p99 {row['p99'].text}  errors {row['err'].text}  "
                       f"clock {row['clock'].text}  rate limit "), row["rl"], Cell("  breaker "), row["breaker"],
                  Cell(f"  {present.interval_text(ex)}", "dim-text"),
@@ -197,15 +195,14 @@ class ExchangeDetails(DetailsScreen):
             rollups, recent, error = [], [], f"history unavailable: {type(exc).__name__}: {exc}"
         self._loaded(rollups, recent, error)
 
-    def _loaded(self, rollups: list[HistoryPoint], recent: list[Mapping[str, Any]], error: str | None) -> None:
+    def _loaded(self, rollups: list[HistoryPoint], recent: list[ProbeResultView], error: str | None) -> None:
         self.loads += 1
         self.rollups = rollups
         self.history_error = error
         self._draw_plots()
         rows = list(recent)
         if not rows:  # no store: at least the last result of each probe from the live snapshot
-            probes = self._exchange().get("probes") or {}
-            rows = [p["last"] for p in probes.values() if isinstance(p, Mapping) and isinstance(p.get("last"), Mapping)]
+            rows = [p.last for p in self._exchange().probes.values() if p.last is not None]
         table = self.query_one("#probe-table", DataTable)
         table.clear()
         for i, r in enumerate(rows):
@@ -274,7 +271,7 @@ class IncidentDetails(DetailsScreen):
         Binding("s", "silence", "Silence", id="details.silence"),
     ]
 
-    def __init__(self, incident_id: str, analysis: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, incident_id: str, analysis: present.ShownAnalysis | None = None) -> None:
         super().__init__()
         self.incident_id = incident_id
         self.analysis = analysis
@@ -299,18 +296,16 @@ class IncidentDetails(DetailsScreen):
     def on_unmount(self) -> None:
         self.cm_app.bridge.remove_listener(self)
 
-    def incident(self) -> Mapping[str, Any] | None:
+    def incident(self) -> IncidentView | None:
         for inc in self.cm_app.dashboard.incidents():
-            if str(inc.get("id")) == self.incident_id:
+            if inc.id == self.incident_id:
                 return inc
         return None
 
     def on_incident_event_message(self, message: IncidentEventMessage) -> None:
-        inc = message.event.get("incident")
-        if isinstance(inc, Mapping) and str(inc.get("id")) == self.incident_id:
-            if message.event.get("event") == "analysis_ready":
-                detail = message.event.get("detail")
-                self.analysis = present.normalize_analysis(detail if isinstance(detail, Mapping) else None)
+        if message.event.incident.id == self.incident_id:
+            if message.event.event == ANALYSIS_READY:
+                self.analysis = present.normalize_analysis(message.event.detail)
             self.refresh_view()
 
     def refresh_view(self) -> None:
@@ -318,24 +313,24 @@ class IncidentDetails(DetailsScreen):
         if inc is None:
             self.query_one("#detail-head", Static).update(Content(f"{self.incident_id}: no longer in the snapshot"))
             return
-        snap = self.cm_app.bridge.latest or {}
-        now = parse_ts(snap.get("ts"))
-        row = present.incident_row(inc, now, [c for c in snap.get("notify") or [] if isinstance(c, Mapping)])
-        head = [row["sev"], Cell(" "), row["state"], Cell(f"  {clean_text(inc.get('id'))}  "), row["where"],
-                Cell(f"  age {row['age'].text}  rule {clean_text(inc.get('rule'), 30)}")]
+        snap = self.cm_app.bridge.latest or Snapshot()
+        now = parse_ts(snap.ts)
+        row = present.incident_row(inc, now, snap.notify)
+        head = [row["sev"], Cell(" "), row["state"], Cell(f"  {clean_text(inc.id)}  "), row["where"],
+                Cell(f"  age {row['age'].text}  rule {clean_text(inc.rule, 30)}")]
         self.query_one("#detail-head", Static).update(cells_content(head))
-        lines: list[tuple[str, str]] = [("Summary", clean_text(inc.get("summary"), 500))]
-        if inc.get("last_error"):
-            lines.append(("Last error", clean_text(inc.get("last_error"), 500)))
-        if inc.get("acknowledged_by"):
-            note = f" — {clean_text(inc.get('ack_note'), 200)}" if inc.get("ack_note") else ""
-            lines.append(("Acknowledged", f"{clean_text(inc.get('acknowledged_by'), 60)}{note}"))
-        if inc.get("silenced_by"):
-            lines.append(("Silenced", f"{clean_text(inc.get('silenced_by'), 30)} for {row['silenced'].text}"))
+        lines: list[tuple[str, str]] = [("Summary", clean_text(inc.summary, 500))]
+        if inc.last_error:
+            lines.append(("Last error", clean_text(inc.last_error, 500)))
+        if inc.acknowledged_by:
+            note = f" — {clean_text(inc.ack_note, 200)}" if inc.ack_note else ""
+            lines.append(("Acknowledged", f"{clean_text(inc.acknowledged_by, 60)}{note}"))
+        if inc.silenced_by:
+            lines.append(("Silenced", f"{clean_text(inc.silenced_by, 30)} for {row['silenced'].text}"))
         lines.append(("Notifications", row["notify"].text))
         if (stream_line := _stream_evidence(inc, snap)) is not None:
             lines.append(("Stream now", stream_line))
-        analysis = self.analysis or present.normalize_analysis(inc.get("analysis"))
+        analysis = self.analysis or present.incident_analysis(inc)
         if analysis is not None:
             lines.extend((f"Analysis · {k}", v) for k, v in present.analysis_lines(analysis)[:6])
         else:
@@ -343,20 +338,20 @@ class IncidentDetails(DetailsScreen):
         from cryptomon_tui.ui.modals import _lines_content
 
         self.query_one("#detail-body", Static).update(_lines_content(lines))
-        timeline = [t for t in inc.get("timeline") or [] if isinstance(t, Mapping)]
+        timeline = inc.timeline
         if len(timeline) != self.timeline_len:
             self.timeline_len = len(timeline)
             table = self.query_one("#timeline", DataTable)
             table.clear()
             for i, entry in enumerate(timeline):
-                ts = parse_ts(entry.get("ts"))
-                kind = str(entry.get("kind") or "")
+                ts = parse_ts(entry.ts)
+                kind = entry.kind
                 tone = "status-down" if "fail" in kind else ("accent" if kind in ("analysis", "note") else "")
                 at = time.strftime("%H:%M:%S", time.gmtime(ts)) if ts is not None else "-"
                 table.add_row(
                     Content.styled(at, "$dim-text"),
                     cell_content(Cell(clean_text(kind, 16), tone)),
-                    Content(clean_text(entry.get("text"), 500)),
+                    Content(clean_text(entry.text, 500)),
                     key=str(i),
                 )
 
@@ -378,16 +373,15 @@ class IncidentDetails(DetailsScreen):
         self._dashboard_action("silence")
 
 
-def _stream_evidence(inc: Mapping[str, Any], snap: Mapping[str, Any]) -> str | None:
+def _stream_evidence(inc: IncidentView, snap: Snapshot) -> str | None:
     """A stream incident's stream as the engine sees it now (state, silence, lag, holes, reconnects)."""
-    labels = inc.get("labels")
-    name = labels.get("stream") if isinstance(labels, Mapping) else None
+    name = inc.labels.get("stream")
     if not name:
         return None
     from cryptomon_tui.ui.streams import stream_cells
 
-    for item in snap.get("streams") or []:
-        if isinstance(item, Mapping) and item.get("stream") == name and item.get("exchange") == inc.get("exchange"):
+    for item in snap.streams:
+        if item.stream == name and item.exchange == inc.exchange:
             _, _, state, rate, silence, gap, lag, holes, reconn, _ = stream_cells(item, "")
             return (f"{state}  {rate} msg/s  silence {silence}  gap p99 {gap}  lag {lag}  holes {holes}  "
                     f"reconnects {reconn}")

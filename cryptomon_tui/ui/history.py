@@ -3,8 +3,8 @@
 The UI never opens the daemon's SQLite file: a UI attached over TCP from another machine or working
 directory gets the same charts as one on the daemon's own socket. The answer is untrusted input
 (another process, maybe another host): ``parse_points`` keeps only finite, bounded numbers and at most
-``MAX_POINTS`` points; recent results are passed on as mappings that the table renders through the
-usual scrubbing (``present.clean_text``).
+``MAX_POINTS`` points; recent results are read as typed probe results (``ProbeResultView``, never
+raising) that the table renders through the usual scrubbing (``present.clean_text``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from cryptomon_tui.kernel.jsonvalue import as_object
+from cryptomon_tui.kernel.snapshot import ProbeResultView
 
 RANGES: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "24h": 86400.0}
 CHART_POINTS = 120  # per chart: what a terminal-wide plot can show
@@ -43,19 +45,19 @@ def resolution_for(range_s: float) -> float:
     return max(MIN_RESOLUTION_S, math.ceil(range_s / CHART_POINTS / 60.0) * 60.0)
 
 
-def _count(value: Any) -> int:
+def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0
     return int(min(max(value, 0), MAX_COUNT))
 
 
-def _ms(value: Any) -> float | None:
+def _ms(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value) if 0.0 <= value <= MAX_MS else None
 
 
-def parse_points(answer: Mapping[str, Any]) -> list[HistoryPoint]:
+def parse_points(answer: Mapping[str, object]) -> list[HistoryPoint]:
     """The ``points`` of a history answer as typed, bounded values, in time order; junk entries dropped."""
     raw = answer.get("points")
     if not isinstance(raw, list):
@@ -89,14 +91,14 @@ def parse_points(answer: Mapping[str, Any]) -> list[HistoryPoint]:
     return out
 
 
-def parse_recent(answer: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The ``recent`` raw results (newest first) that are mappings, at most MAX_RECENT."""
+def parse_recent(answer: Mapping[str, object]) -> list[ProbeResultView]:
+    """The ``recent`` raw results (newest first) that are objects, at most MAX_RECENT."""
     raw = answer.get("recent")
     if not isinstance(raw, list):
         return []
-    return [r for r in raw[:MAX_RECENT] if isinstance(r, Mapping)]
+    return [ProbeResultView.from_wire(r) for r in raw[:MAX_RECENT] if as_object(r) is not None]
 
 
-def note_of(answer: Mapping[str, Any]) -> str | None:
+def note_of(answer: Mapping[str, object]) -> str | None:
     note = answer.get("note")
     return note[:200] if isinstance(note, str) else None

@@ -6,9 +6,9 @@ parsed as markup). Every modal closes with ``esc`` and is fully usable from the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -18,6 +18,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, RadioButton, RadioSet, Static
 
+from cryptomon_tui.kernel.snapshot import IncidentView, SilenceView
 from cryptomon_tui.kernel.units import parse_duration
 from cryptomon_tui.ui.present import clean_text, parse_ts, silence_row
 from cryptomon_tui.ui.widgets import cell_content
@@ -46,24 +47,29 @@ class DialogBox(VerticalScroll, can_focus=False):
     (focusing a field scrolls it into view)."""
 
 
-class _Modal(ModalScreen[Any]):
+_R = TypeVar("_R")
+
+
+class _Modal(ModalScreen[_R | None]):
+    """A dialog whose result is ``_R``, or None when closed with escape."""
+
     BINDINGS = [Binding("escape", "cancel", "Close", id="modal.close")]
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class AckModal(_Modal):
+class AckModal(_Modal[str]):
     """Acknowledge with an optional note; returns the note ("" for none) or None when cancelled."""
 
-    def __init__(self, incident: Mapping[str, Any]) -> None:
+    def __init__(self, incident: IncidentView) -> None:
         super().__init__()
         self.incident = incident
 
     def compose(self) -> ComposeResult:
         with DialogBox(id="dialog", classes="dialog"):
             yield Label(Content("Acknowledge incident"), classes="dialog-title")
-            yield Static(Content(clean_text(f"{self.incident.get('id')}: {self.incident.get('summary')}", 200)))
+            yield Static(Content(clean_text(f"{self.incident.id}: {self.incident.summary}", 200)))
             yield Input(placeholder="note (optional), enter to acknowledge", id="ack-note")
             with Horizontal(classes="buttons"):
                 yield Button("Acknowledge", id="ok", variant="primary")
@@ -89,7 +95,7 @@ class SilenceRequest:
     comment: str
 
 
-class SilenceModal(_Modal):
+class SilenceModal(_Modal["SilenceRequest"]):
     """Scope (incident / exchange / rule), a duration preset or a custom one, and a required comment."""
 
     def __init__(self, title: str, scopes: Sequence[str], default_scope: str) -> None:
@@ -165,7 +171,7 @@ class SilenceModal(_Modal):
         self.dismiss(None)
 
 
-class TextModal(_Modal):
+class TextModal(_Modal[None]):
     """A titled block of label/value lines (analysis, summary)."""
 
     def __init__(self, title: str, lines: Sequence[tuple[str, str]]) -> None:
@@ -185,7 +191,7 @@ class TextModal(_Modal):
         self.query_one("#dialog", VerticalScroll).focus()
 
 
-class ConfirmModal(_Modal):
+class ConfirmModal(_Modal[bool]):
     BINDINGS = [
         Binding("escape,n", "cancel", "No", id="confirm.no"),
         Binding("y", "yes", "Yes", id="confirm.yes"),
@@ -220,7 +226,7 @@ class QuitChoice:
     remember: bool
 
 
-class QuitModal(_Modal):
+class QuitModal(_Modal["QuitChoice"]):
     """Asked once when quitting a UI that started its own daemon."""
 
     BINDINGS = [
@@ -270,7 +276,7 @@ SILENCE_COLUMNS = (("id", "Id", 12), ("matchers", "Matchers", 24), ("ends", "End
                    ("by", "By", 14), ("comment", "Comment", 24))
 
 
-class SilencesModal(_Modal):
+class SilencesModal(_Modal[str]):
     """Active and pending silences; ``u`` removes the selected one (after a confirm)."""
 
     BINDINGS = [
@@ -278,14 +284,14 @@ class SilencesModal(_Modal):
         Binding("u,delete", "unsilence", "Unsilence", id="silences.unsilence"),
     ]
 
-    def __init__(self, source: Callable[[], tuple[Sequence[Mapping[str, Any]], float | None]],
+    def __init__(self, source: Callable[[], tuple[Sequence[SilenceView], float | None]],
                  on_unsilence: Callable[[str], None]) -> None:
         super().__init__()
         self.source = source
-        self.silences: list[Mapping[str, Any]] = []
+        self.silences: list[SilenceView] = []
         self.now: float | None = None
         self.on_unsilence = on_unsilence
-        self._shown: list[Any] = []
+        self._shown: list[tuple[str, str | None, str]] = []
 
     def compose(self) -> ComposeResult:
         with DialogBox(id="dialog", classes="dialog wide"):
@@ -305,10 +311,10 @@ class SilencesModal(_Modal):
     def reload(self) -> None:
         """Pull the latest silences (live: a silence made a moment ago shows up here too)."""
         silences, now = self.source()
-        self.silences = [s for s in silences if isinstance(s, Mapping)]
+        self.silences = list(silences)
         self.now = now
-        rows = sorted(self.silences, key=lambda s: parse_ts(s.get("ends_at")) or float("inf"))
-        shown = [(s.get("id"), s.get("ends_at"), s.get("comment")) for s in rows]
+        rows = sorted(self.silences, key=lambda s: parse_ts(s.ends_at) or float("inf"))
+        shown = [(s.id, s.ends_at, s.comment) for s in rows]
         if shown == self._shown:
             return
         self._shown = shown
@@ -316,7 +322,7 @@ class SilencesModal(_Modal):
         table.clear()
         for s in rows:
             row = silence_row(s, now)
-            table.add_row(*(cell_content(row[c]) for c, _, _ in SILENCE_COLUMNS), key=str(s.get("id")))
+            table.add_row(*(cell_content(row[c]) for c, _, _ in SILENCE_COLUMNS), key=s.id)
         self.query_one("#silences-title", Label).update(Content(f"Silences ({len(rows)})"))
 
     def action_unsilence(self) -> None:
@@ -337,7 +343,7 @@ class SilencesModal(_Modal):
         self.app.push_screen(ConfirmModal(f"Remove silence {silence_id}?"), confirmed)
 
 
-class HelpModal(_Modal):
+class HelpModal(_Modal[None]):
     """Every key of the screen underneath, from the same bindings that drive the footer, then a
     legend of the words and symbols the dashboard uses."""
 

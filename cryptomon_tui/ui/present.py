@@ -12,8 +12,17 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_array, as_object, finite
+from cryptomon_tui.kernel.snapshot import (
+    BreakerView,
+    ChannelView,
+    ExchangeView,
+    IncidentView,
+    ProbeView,
+    SilenceView,
+    Snapshot,
+)
 from cryptomon_tui.kernel.units import format_duration, format_ms, parse_iso_utc
 
 # The kernel's formatters in their table-cell form (at most 5 characters).
@@ -58,7 +67,7 @@ class Cell:
 
 
 # ----------------------------------------------------------------------------- text helpers
-def clean_text(value: Any, limit: int | None = None) -> str:
+def clean_text(value: object, limit: int | None = None) -> str:
     """Untrusted text made safe to show: control, zero-width and bidi characters become visible
     ``\\xNN``/``\\uNNNN`` escapes, newlines and tabs become spaces. Markup is NOT touched here:
     widgets pass the result as plain Content, so ``[brackets]`` show verbatim."""
@@ -76,7 +85,7 @@ def clean_text(value: Any, limit: int | None = None) -> str:
     return text
 
 
-def parse_ts(value: Any) -> float | None:
+def parse_ts(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float):
@@ -87,14 +96,14 @@ def parse_ts(value: Any) -> float | None:
         return None
 
 
-def _finite(value: Any) -> float | None:
+def _finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     v = float(value)
     return v if math.isfinite(v) else None
 
 
-def fmt_pct(share: Any) -> str:
+def fmt_pct(share: object) -> str:
     v = _finite(share)
     if v is None:
         return "-"
@@ -117,7 +126,7 @@ def fmt_age(seconds: float | None) -> str:
     return _countdown(seconds)
 
 
-def fmt_offset(value: Any) -> str:
+def fmt_offset(value: object) -> str:
     v = _finite(value)
     if v is None:
         return "-"
@@ -135,13 +144,13 @@ def spark_scale(values: Iterable[float]) -> float:
     return float(SPARK_SCALES_MS[-1])
 
 
-def spark_points(ex: Mapping[str, Any]) -> list[float | None]:
+def spark_points(ex: ExchangeView) -> list[float | None]:
     """Latencies with failures put back where they happened: ``sparkline`` holds only successful
     probes' latencies, ``sparkline_ok`` the ok/failed flag of the latest attempts (both oldest
     first), so the i-th ok flag from the end pairs with the i-th latency from the end."""
-    lat = [v for v in (ex.get("sparkline") or [])]
-    flags = ex.get("sparkline_ok")
-    if not isinstance(flags, list) or not flags:
+    lat = list(ex.sparkline)
+    flags = ex.sparkline_ok
+    if not flags:
         return lat
     out: list[float | None] = []
     j = len(lat) - 1
@@ -157,34 +166,33 @@ def spark_points(ex: Mapping[str, Any]) -> list[float | None]:
     return out
 
 
-def view_spark_scale(exchanges: Mapping[str, Any], width: int) -> float:
+def view_spark_scale(exchanges: Mapping[str, ExchangeView], width: int) -> float:
     """One latency scale for the whole exchange table (rows with their own scales read as equal).
 
     Taken at the 90th percentile of the points on screen, so one slow exchange does not flatten
     every other line; points above it clip at full height (and that exchange's p99 says how slow)."""
     values: list[float] = []
     for ex in exchanges.values():
-        if isinstance(ex, Mapping):
-            values += [v for p in spark_points(ex)[-width:] if (v := _finite(p)) is not None and v >= 0]
+        values += [v for p in spark_points(ex)[-width:] if (v := _finite(p)) is not None and v >= 0]
     if not values:
         return spark_scale(values)
     values.sort()
     return spark_scale([values[min(len(values) - 1, int(len(values) * 0.9))]])
 
 
-def spark_window_s(exchanges: Mapping[str, Any], width: int) -> float | None:
+def spark_window_s(exchanges: Mapping[str, ExchangeView], width: int) -> float | None:
     """About how much time ``width`` attempts of one exchange cover (probes run side by side)."""
     spans: list[float] = []
     for ex in exchanges.values():
-        intervals = ex.get("intervals") if isinstance(ex, Mapping) else None
-        if isinstance(intervals, Mapping):
-            rates = [1 / f for x in intervals.values() if (f := _finite(x)) is not None and f > 0]
-            if rates:
-                spans.append(width / sum(rates))
+        rates = [1 / f for x in ex.intervals.values() if (f := _finite(x)) is not None and f > 0]
+        if rates:
+            spans.append(width / sum(rates))
     return max(spans) if spans else None
 
 
-def spark_text(points: Iterable[Any], width: int = SPARK_WIDTH, scale: float | None = None) -> tuple[str, float]:
+def spark_text(
+    points: Iterable[float | None], width: int = SPARK_WIDTH, scale: float | None = None
+) -> tuple[str, float]:
     """Latency points (ms, None = failed probe) -> block characters on a fixed 0..scale axis.
 
     Failed probes draw as ``×`` (never as a gap or a NaN), points above the largest scale clip
@@ -209,7 +217,7 @@ def fmt_scale(scale: float) -> str:
     return f"{scale / 1000:g}s" if scale >= 1000 else f"{scale:g}ms"
 
 
-def usage_bar(share: Any, width: int = 6) -> str:
+def usage_bar(share: float | None, width: int = 6) -> str:
     v = _finite(share)
     if v is None:
         return "?".ljust(width)
@@ -229,18 +237,17 @@ EXCHANGE_COLUMNS: tuple[tuple[int, Columns], ...] = (
 )
 
 
-def status_cell(status: Any) -> Cell:
-    key = str(status or "ok")
+def status_cell(status: str) -> Cell:
+    key = status or "ok"
     return Cell(STATUS_WORDS.get(key, clean_text(key, 10).upper()), f"status-{key}" if key in STATUS_WORDS else "",
                 bold=True)
 
 
-def breaker_cell(breaker: Any, now: float | None) -> Cell:
-    info = breaker if isinstance(breaker, Mapping) else {}
-    state = str(info.get("state") or "closed")
+def breaker_cell(breaker: BreakerView, now: float | None) -> Cell:
+    state = breaker.state or "closed"
     if state == "closed":
         return Cell("closed", "dim-text")
-    trial = parse_ts(info.get("next_trial_at"))
+    trial = parse_ts(breaker.next_trial_at)
     wait = f" {_countdown(trial - now)}" if trial is not None and now is not None and trial > now else ""
     if state == "open":
         return Cell(f"OPEN{wait}", "breaker-open", bold=True)
@@ -249,12 +256,12 @@ def breaker_cell(breaker: Any, now: float | None) -> Cell:
     return Cell(clean_text(state, 11))
 
 
-def rate_limit_cell(ex: Mapping[str, Any], now: float | None) -> Cell:
-    ban_until = parse_ts(ex.get("ban_until"))
+def rate_limit_cell(ex: ExchangeView, now: float | None) -> Cell:
+    ban_until = parse_ts(ex.ban_until)
     if ban_until is not None and (now is None or ban_until > now):
         left = _countdown(ban_until - now) if now is not None else "?"
         return Cell(f"BAN {left}", "status-banned", bold=True)
-    share = _finite(ex.get("rate_limit_used"))
+    share = ex.rate_limit_used
     tone = "" if share is None else ("status-down" if share >= 0.9 else "status-degraded" if share >= 0.7 else "")
     return Cell(f"{usage_bar(share, 3)} {fmt_pct(share) if share is not None else '-':>4}", tone)
 
@@ -269,38 +276,38 @@ def spark_label(scale: float, window_s: float | None, width: int) -> str:
     return f"0..{fmt_scale(scale)}"
 
 
-def spark_cell(ex: Mapping[str, Any], width: int, scale: float | None) -> Cell:
+def spark_cell(ex: ExchangeView, width: int, scale: float | None) -> Cell:
     """A down or banned exchange says so (its last good line would look healthy); failed probes
     are ``×`` in the failure colour on the view's one scale."""
-    status = str(ex.get("status") or "")
+    status = ex.status
     if status == "banned":
         return Cell("BANNED".ljust(width)[:width], "status-banned", bold=True)
     pts = spark_points(ex)
     if status == "down" and (not pts or pts[-1] is not None):
         pts = [*pts, None]  # down now, whatever the last success drew
-    if not pts and (_finite(ex.get("error_rate")) or 0) > 0:
+    if not pts and ex.error_rate > 0:
         return Cell((SPARK_FAIL * width)[:width], "spark-high", bold=True)
     spark, _ = spark_text(pts, width, scale)
     return Cell(spark, "spark-low", marks=SPARK_FAIL, mark_tone="spark-high")
 
 
 def exchange_row(
-    name: str, ex: Mapping[str, Any], now: float | None, spark_width: int = SPARK_WIDTH,
+    name: str, ex: ExchangeView, now: float | None, spark_width: int = SPARK_WIDTH,
     scale: float | None = None,
 ) -> dict[str, Cell]:
-    err = _finite(ex.get("error_rate"))
-    paused = bool(ex.get("paused")) or ex.get("status") == "paused"
+    err = ex.error_rate
+    paused = ex.paused or ex.status == "paused"
     return {
         "name": Cell(clean_text(name, 15), bold=True),
-        "status": status_cell(ex.get("status")),
-        "p50": Cell(_cell_ms(ex.get("p50_ms"))),
-        "p99": Cell(_cell_ms(ex.get("p99_ms"))),
+        "status": status_cell(ex.status),
+        "p50": Cell(_cell_ms(ex.p50_ms)),
+        "p99": Cell(_cell_ms(ex.p99_ms)),
         "err": Cell(fmt_pct(err), _error_tone(err)),
         "spark": spark_cell(ex, spark_width, scale),
         "rl": rate_limit_cell(ex, now),
-        "clock": Cell(fmt_offset(ex.get("clock_offset_ms"))),
+        "clock": Cell(fmt_offset(ex.clock_offset_ms)),
         # a paused exchange sends nothing: its breaker's last state ("OPEN 0s") would be stale
-        "breaker": Cell("-", "dim-text") if paused else breaker_cell(ex.get("breaker"), now),
+        "breaker": Cell("-", "dim-text") if paused else breaker_cell(ex.breaker, now),
     }
 
 
@@ -310,14 +317,14 @@ def _error_tone(err: float | None) -> str:
     return "status-down" if err >= 0.05 else "status-degraded"
 
 
-def sorted_exchanges(exchanges: Mapping[str, Any], mode: str) -> list[str]:
+def sorted_exchanges(exchanges: Mapping[str, ExchangeView], mode: str) -> list[str]:
     names = sorted(exchanges)
     if mode == "status":
-        names.sort(key=lambda n: STATUS_RANK.get(str(exchanges[n].get("status")), 9))
+        names.sort(key=lambda n: STATUS_RANK.get(exchanges[n].status, 9))
     elif mode == "p99":
-        names.sort(key=lambda n: -(_finite(exchanges[n].get("p99_ms")) or 0.0))
+        names.sort(key=lambda n: -(exchanges[n].p99_ms or 0.0))
     elif mode == "errors":
-        names.sort(key=lambda n: -(_finite(exchanges[n].get("error_rate")) or 0.0))
+        names.sort(key=lambda n: -exchanges[n].error_rate)
     return names
 
 
@@ -333,40 +340,35 @@ ERROR_COLUMNS: tuple[tuple[int, Columns], ...] = (
 )
 
 
-def _errors_by_class(counts: Any) -> str:
-    if not isinstance(counts, Mapping):
-        return ""
-    parts = [(str(k), int(v)) for k, v in counts.items() if k != "ok" and isinstance(v, int | float) and v]
+def _errors_by_class(counts: Mapping[str, int]) -> str:
+    parts = [(k, v) for k, v in counts.items() if k != "ok" and v]
     parts.sort(key=lambda kv: -kv[1])
     return " ".join(f"{clean_text(k, 16)}:{v}" for k, v in parts)
 
 
-def error_row(exchange: str, probe: str, row: Mapping[str, Any]) -> dict[str, Cell]:
-    last = row.get("last") if isinstance(row.get("last"), Mapping) else {}
-    assert isinstance(last, Mapping)
-    code = row.get("last_error_code")
-    message = row.get("last_error_message")
-    if code is None and message is None and last.get("outcome") not in (None, "ok"):
-        code = last.get("error_code") or last.get("http_status") or last.get("outcome")
-        message = last.get("error_message")
-    err = _finite(row.get("error_rate"))
+def error_row(exchange: str, probe: str, row: ProbeView) -> dict[str, Cell]:
+    last = row.last
+    code: str | int | None = row.last_error_code
+    message = row.last_error_message
+    if code is None and message is None and last is not None and last.outcome != "ok":
+        code = last.error_code or last.http_status or last.outcome
+        message = last.error_message
+    err = row.error_rate
     return {
         "where": Cell(clean_text(f"{exchange}/{probe}", 16)),
-        "attempts": Cell(str(row.get("attempts", 0))),
-        "classes": Cell(_errors_by_class(row.get("counts")), "status-degraded"),
-        "err": Cell(fmt_pct(err), "status-down" if (err or 0) >= 0.05 else ""),
-        "timeouts": Cell(str(row.get("timeouts", 0) or 0)),
+        "attempts": Cell(str(row.attempts)),
+        "classes": Cell(_errors_by_class(row.counts), "status-degraded"),
+        "err": Cell(fmt_pct(err), "status-down" if err >= 0.05 else ""),
+        "timeouts": Cell(str(row.timeouts)),
         "code": Cell(clean_text(code, 10) if code is not None else "", "status-down" if code is not None else ""),
         "message": Cell(clean_text(message, 200) if message is not None else ""),
     }
 
 
-def has_errors(row: Mapping[str, Any]) -> bool:
+def has_errors(row: ProbeView) -> bool:
     """A probe belongs in the error table when it failed within the rolling window. Judged on the
     window's counts only (not the last result), so rows do not blink in and out on every probe."""
-    counts = row.get("counts") if isinstance(row.get("counts"), Mapping) else {}
-    assert isinstance(counts, Mapping)
-    return bool(row.get("timeouts")) or any(k != "ok" and v for k, v in counts.items())
+    return bool(row.timeouts) or any(k != "ok" and v for k, v in row.counts.items())
 
 
 # the error table's rolling-window figures, and how often they are redrawn when no new error comes in
@@ -374,18 +376,15 @@ ERROR_WINDOW_COLUMNS = ("attempts", "err", "classes", "timeouts")
 ERROR_WINDOW_REFRESH_S = 5.0
 
 
-def window_errors(row: Mapping[str, Any]) -> int:
+def window_errors(row: ProbeView) -> int:
     """Failed attempts in the probe's rolling window (every outcome but ``ok``)."""
-    counts = row.get("counts") if isinstance(row.get("counts"), Mapping) else {}
-    assert isinstance(counts, Mapping)
-    return sum(int(v) for k, v in counts.items() if k != "ok" and _finite(v) is not None)
+    return sum(v for k, v in row.counts.items() if k != "ok")
 
 
-def last_failure(row: Mapping[str, Any]) -> Any:
+def last_failure(row: ProbeView) -> str | None:
     """The time of the probe's latest result if it failed, else None: a new value means a new error."""
-    last = row.get("last") if isinstance(row.get("last"), Mapping) else {}
-    assert isinstance(last, Mapping)
-    return last.get("ts") if last.get("outcome") not in (None, "ok") else None
+    last = row.last
+    return last.ts if last is not None and last.outcome != "ok" else None
 
 
 class ErrorWindowHold:
@@ -399,18 +398,18 @@ class ErrorWindowHold:
 
     def __init__(self, every_s: float = ERROR_WINDOW_REFRESH_S) -> None:
         self.every_s = every_s
-        self._held: dict[str, tuple[dict[str, Cell], int, Any]] = {}  # key -> (window cells, errors, last failure)
+        self._held: dict[str, tuple[dict[str, Cell], int, str | None]] = {}  # key -> (cells, errors, last failure)
         self._refreshed_at: float | None = None
 
     def apply(
-        self, now: float | None, rows: Sequence[tuple[str, Mapping[str, Any], dict[str, Cell]]]
+        self, now: float | None, rows: Sequence[tuple[str, ProbeView, dict[str, Cell]]]
     ) -> list[tuple[str, dict[str, Cell]]]:
         """(key, snapshot row, fresh cells) -> (key, cells to show); keys not passed are forgotten."""
         due = (now is None or self._refreshed_at is None or now - self._refreshed_at >= self.every_s
                or now < self._refreshed_at)
         if due:
             self._refreshed_at = now
-        held: dict[str, tuple[dict[str, Cell], int, Any]] = {}
+        held: dict[str, tuple[dict[str, Cell], int, str | None]] = {}
         out: list[tuple[str, dict[str, Cell]]] = []
         for key, row, cells in rows:
             errors = window_errors(row)
@@ -429,22 +428,22 @@ class ErrorWindowHold:
 
 
 def error_rows(
-    snapshot: Mapping[str, Any], order: list[str], only_failing: bool = True, hold: ErrorWindowHold | None = None
+    snapshot: Snapshot, order: list[str], only_failing: bool = True, hold: ErrorWindowHold | None = None
 ) -> list[tuple[str, dict[str, Cell]]]:
     """Rows of the exchange x probe error table. Healthy probes are left out by default: the table
     answers "where are the errors", stays short with 100+ endpoints, and is cheap to redraw. With a
     ``hold``, the rolling-window figures change at most every few seconds unless a row has a new error."""
-    exchanges = snapshot.get("exchanges") or {}
-    out: list[tuple[str, Mapping[str, Any], dict[str, Cell]]] = []
+    out: list[tuple[str, ProbeView, dict[str, Cell]]] = []
     for name in order:
-        probes = (exchanges.get(name) or {}).get("probes") or {}
+        ex = snapshot.exchanges.get(name)
+        probes = ex.probes if ex is not None else {}
         for probe in sorted(probes):
-            row = probes[probe] or {}
+            row = probes[probe]
             if only_failing and not has_errors(row):
                 continue
             out.append((f"{name}/{probe}", row, error_row(name, probe, row)))
     if hold is not None:
-        return hold.apply(parse_ts(snapshot.get("ts")), out)
+        return hold.apply(parse_ts(snapshot.ts), out)
     return [(key, cells) for key, _, cells in out]
 
 
@@ -459,34 +458,30 @@ INCIDENT_COLUMNS: tuple[tuple[int, Columns], ...] = (
 SEVERITY_WORDS = {"critical": "CRIT", "error": "ERR", "warning": "WARN", "info": "INFO"}
 
 
-def incident_order(incidents: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def incident_order(incidents: Iterable[IncidentView]) -> list[IncidentView]:
     """Open incidents by severity, then newest first (acknowledged ones stay in their severity:
     the State column says ACK); resolved ones last."""
     return sorted(
         incidents,
         key=lambda i: (
-            str(i.get("state")) == "resolved",
-            SEVERITY_RANK.get(str(i.get("severity")), 9),
-            -(parse_ts(i.get("started_at")) or 0.0),
-            str(i.get("id")),
+            i.state == "resolved",
+            SEVERITY_RANK.get(i.severity, 9),
+            -(parse_ts(i.started_at) or 0.0),
+            i.id,
         ),
     )
 
 
-def is_open(inc: Mapping[str, Any]) -> bool:
-    return str(inc.get("state") or "firing") != "resolved"
+def is_open(inc: IncidentView) -> bool:
+    return (inc.state or "firing") != "resolved"
 
 
-def notify_summary(incident: Mapping[str, Any], channels: Iterable[Mapping[str, Any]]) -> Cell:
+def notify_summary(incident: IncidentView, channels: Iterable[ChannelView]) -> Cell:
     """Per-channel delivery as recorded on the incident's timeline, else the channels' state."""
     sent: dict[str, str] = {}
-    for entry in incident.get("timeline") or ():
-        if not isinstance(entry, Mapping):
-            continue
-        kind = str(entry.get("kind") or "")
-        data = entry.get("data") if isinstance(entry.get("data"), Mapping) else {}
-        assert isinstance(data, Mapping)
-        channel = data.get("channel")
+    for entry in incident.timeline:
+        kind = entry.kind
+        channel = entry.data.get("channel")
         if channel and kind in ("notified", "notification_sent"):
             sent[str(channel)] = "sent"
         elif channel and kind in ("notification_failed", "notify_failed"):
@@ -498,200 +493,228 @@ def notify_summary(incident: Mapping[str, Any], channels: Iterable[Mapping[str, 
     chans = list(channels)
     if not chans:
         return Cell("no channels", "dim-text")
-    bad = [c for c in chans if c.get("state") in ("failing", "broken")]
-    queued = sum(int(c.get("queue") or 0) for c in chans)
+    bad = [c for c in chans if c.state in ("failing", "broken")]
+    queued = sum(c.queue for c in chans)
     if bad:
         words = {"failing": "FAIL", "broken": "BROKEN"}
-        return Cell(" ".join(f"{words.get(str(c.get('state')), '?')} {clean_text(c.get('channel'), 12)}" for c in bad),
+        return Cell(" ".join(f"{words.get(c.state, '?')} {clean_text(c.channel, 12)}" for c in bad),
                     "status-down")
     if queued:
         return Cell(f"{queued} queued", "status-degraded")
     return Cell(f"{len(chans)} ch ok", "dim-text")
 
 
-def incident_state_cell(inc: Mapping[str, Any], now: float | None) -> Cell:
+def incident_state_cell(inc: IncidentView, now: float | None) -> Cell:
     """The incident's state as words, so it reads without colour and at every width:
     ``SILENCED 14m59s`` > ``MAINT`` > ``ACK alice`` > ``FLAPPING`` > ``FIRING``; ``resolved``."""
-    state = str(inc.get("state") or "firing")
+    state = inc.state or "firing"
     if state == "resolved":
         return Cell("resolved", "foreground-muted")
-    if inc.get("silenced_by"):
-        until = parse_ts(inc.get("silenced_until"))
+    if inc.silenced_by:
+        until = parse_ts(inc.silenced_until)
         left = "until resolved" if until is None else (_countdown(until - now) if now is not None else "")
         return Cell(f"SILENCED {left}".strip(), "foreground-muted")
-    if inc.get("in_maintenance"):
+    if inc.in_maintenance:
         return Cell("MAINT", "status-maintenance")
-    if state == "acknowledged" or inc.get("acknowledged_by"):
-        who = clean_text(inc.get("acknowledged_by"), 11)
+    if state == "acknowledged" or inc.acknowledged_by:
+        who = clean_text(inc.acknowledged_by, 11)
         return Cell(f"ACK {who}".strip(), "status-ok", bold=True)
-    if inc.get("flapping"):
+    if inc.flapping:
         return Cell("FLAPPING", "status-degraded", bold=True)
     return Cell(STATE_WORDS.get(state, clean_text(state, 8).upper()), "status-down", bold=True)
 
 
-def incident_row(inc: Mapping[str, Any], now: float | None, channels: list[Mapping[str, Any]]) -> dict[str, Cell]:
-    sev = str(inc.get("severity") or "info")
-    started = parse_ts(inc.get("started_at"))
-    resolved = parse_ts(inc.get("resolved_at"))
+def incident_row(inc: IncidentView, now: float | None, channels: Sequence[ChannelView]) -> dict[str, Cell]:
+    sev = inc.severity or "info"
+    started = parse_ts(inc.started_at)
+    resolved = parse_ts(inc.resolved_at)
     end = resolved if resolved is not None else now
-    where = "/".join(str(x) for x in (inc.get("exchange"), inc.get("probe")) if x) or clean_text(inc.get("rule"))
+    where = "/".join(x for x in (inc.exchange, inc.probe) if x) or clean_text(inc.rule)
     silenced = ""
-    if inc.get("silenced_by"):
-        until = parse_ts(inc.get("silenced_until"))
+    if inc.silenced_by:
+        until = parse_ts(inc.silenced_until)
         silenced = "resolve" if until is None else (_countdown(until - now) if now is not None else "yes")
-    elif inc.get("in_maintenance"):
+    elif inc.in_maintenance:
         silenced = "maint"
     state_cell = incident_state_cell(inc, now)
     return {
         "sev": severity_cell(sev),
         "state": state_cell,
         "where": Cell(clean_text(where, 14)),
-        "summary": Cell(clean_text(inc.get("summary"), 300)),
+        "summary": Cell(clean_text(inc.summary, 300)),
         "age": Cell(fmt_age(end - started) if end is not None and started is not None else "-"),
-        "ack": Cell(clean_text(inc.get("acknowledged_by"), 14)),
+        "ack": Cell(clean_text(inc.acknowledged_by, 14)),
         "silenced": Cell(silenced, "foreground-muted"),
         "notify": notify_summary(inc, channels),
     }
 
 
 # ----------------------------------------------------------------------------- status line
-def status_line(snapshot: Mapping[str, Any]) -> list[Cell]:
+def status_line(snapshot: Snapshot) -> list[Cell]:
     """Counts, most important first, short enough for 80 columns (``1 silenced`` is never cut)."""
-    incidents = snapshot.get("incidents") or []
-    firing = sum(1 for i in incidents if i.get("state") == "firing")
-    acked = sum(1 for i in incidents if i.get("state") == "acknowledged")
-    exchanges = snapshot.get("exchanges") or {}
-    bad = sum(1 for e in exchanges.values() if e.get("status") not in ("ok", "paused"))
-    cells = [Cell(f"{clean_text(snapshot.get('location'), 16)} ", "dim-text")]
+    incidents = snapshot.incidents
+    firing = sum(1 for i in incidents if i.state == "firing")
+    acked = sum(1 for i in incidents if i.state == "acknowledged")
+    exchanges = snapshot.exchanges
+    bad = sum(1 for e in exchanges.values() if e.status not in ("ok", "paused"))
+    cells = [Cell(f"{clean_text(snapshot.location, 16)} ", "dim-text")]
     cells.append(Cell(f"{len(exchanges)} exch", ""))
     if bad:
         cells.append(Cell(f" {bad} not ok", "status-degraded", bold=True))
     cells.append(Cell(" · ", "dim-text"))
     cells.append(Cell(f"{firing} firing", "status-down" if firing else "", bold=bool(firing)))
     cells.append(Cell(f" {acked} acked", ""))
-    silences = snapshot.get("silences") or []
+    silences = snapshot.silences
     if silences:
         cells.append(Cell(f" · {len(silences)} silenced", "dim-text"))
-    analysis = snapshot.get("analysis") or {}
-    if analysis:
-        model = analysis.get("model")
-        spend = _finite(analysis.get("llm_spend_usd_month"))
-        cells.append(Cell(f" · analysis {clean_text(model, 20) if model else 'offline'}", "dim-text"))
-        if spend is not None and model:
-            budget = _finite(analysis.get("budget_usd_month"))
-            cells.append(Cell(f" ${spend:.2f}" + (f"/{budget:.0f}" if budget else ""), "dim-text"))
+    analysis = snapshot.analysis
+    model = analysis.model
+    spend = analysis.llm_spend_usd_month
+    cells.append(Cell(f" · analysis {clean_text(model, 20) if model else 'offline'}", "dim-text"))
+    if spend is not None and model:
+        budget = analysis.budget_usd_month
+        cells.append(Cell(f" ${spend:.2f}" + (f"/{budget:.0f}" if budget else ""), "dim-text"))
     return cells
 
 
 # ----------------------------------------------------------------------------- analysis results
-def normalize_analysis(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class ShownAnalysis:
+    """The fields of one analysis the UI shows, as received (cleaned when drawn: LLM output is untrusted)."""
+
+    root_cause: JsonValue = None
+    severity: JsonValue = None
+    action: JsonValue = None
+    recovery: JsonValue = None
+    confidence: float | None = None
+    source: JsonValue = "offline"
+    cost_usd: JsonValue = None
+    evidence: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    cached: bool = False
+
+
+def _first(data: JsonObject, key: str, fallback: str) -> JsonValue:
+    """``data[key]`` when the key is there (even as null), else ``data[fallback]``."""
+    return data[key] if key in data else data.get(fallback)
+
+
+def _cleaned_lines(value: JsonValue) -> tuple[str, ...]:
+    return tuple(clean_text(e, 300) for e in (as_array(value) or []) if e is not None)
+
+
+def normalize_analysis(result: Mapping[str, JsonValue] | None) -> ShownAnalysis | None:
     """Accept the engine's ``{"analysis": {...}, "cached": ...}`` answer, a bare analysis dict, or an
     ``analysis_ready`` event's detail; return the fields the UI shows (missing ones as None)."""
     if not result:
         return None
-    data: Mapping[str, Any] = result
+    data: JsonObject = dict(result)
     cached = bool(result.get("cached"))
-    if isinstance(result.get("analysis"), Mapping):
-        data = result["analysis"]
-    return {
-        "root_cause": data.get("root_cause"),
-        "severity": data.get("severity"),
-        "action": data.get("recommended_action", data.get("action")),
-        "recovery": data.get("estimated_recovery", data.get("recovery_estimate")),
-        "confidence": _finite(data.get("confidence")),
-        "source": data.get("source") or "offline",
-        "cost_usd": data.get("cost_usd"),
-        "evidence": [clean_text(e, 300) for e in (data.get("evidence") or []) if e is not None],
-        "notes": [clean_text(e, 300) for e in (data.get("notes") or []) if e is not None],
-        "cached": cached,
-    }
+    if (inner := as_object(result.get("analysis"))) is not None:
+        data = inner
+    return ShownAnalysis(
+        root_cause=data.get("root_cause"),
+        severity=data.get("severity"),
+        action=_first(data, "recommended_action", "action"),
+        recovery=_first(data, "estimated_recovery", "recovery_estimate"),
+        confidence=_finite(data.get("confidence")),
+        source=data.get("source") or "offline",
+        cost_usd=data.get("cost_usd"),
+        evidence=_cleaned_lines(data.get("evidence")),
+        notes=_cleaned_lines(data.get("notes")),
+        cached=cached,
+    )
 
 
-def analysis_lines(a: Mapping[str, Any]) -> list[tuple[str, str]]:
+def incident_analysis(inc: IncidentView) -> ShownAnalysis | None:
+    """The analysis an incident carries (the engine attaches it once one was made), as shown."""
+    return normalize_analysis(inc.analysis.to_wire()) if inc.analysis is not None else None
+
+
+def _cost_text(cost: JsonValue) -> str:
+    """Money as ``$0.0012`` (a number or a decimal string on the wire); anything else shown as text."""
+    if cost is None:
+        return "-"
+    number = finite(cost)
+    return f"${number:.4f}" if number is not None else clean_text(cost, 20)
+
+
+def analysis_lines(a: ShownAnalysis) -> list[tuple[str, str]]:
     """(label, value) pairs, every value cleaned untrusted text (LLM output is untrusted too)."""
-    conf = a.get("confidence")
-    cost = a.get("cost_usd")
-    try:
-        cost_text = f"${float(cost):.4f}" if cost is not None else "-"
-    except (TypeError, ValueError):
-        cost_text = clean_text(cost, 20)
-    source = clean_text(a.get("source"), 40)
+    conf = a.confidence
+    source = clean_text(a.source, 40)
     lines = [
-        ("Root cause", clean_text(a.get("root_cause"), 2000) or "-"),
-        ("Severity", clean_text(a.get("severity"), 20) or "-"),
-        ("Action", clean_text(a.get("action"), 2000) or "-"),
-        ("Recovery", clean_text(a.get("recovery"), 200) or "-"),
-        ("Confidence", f"{conf:.0%}" if isinstance(conf, float) else "-"),
+        ("Root cause", clean_text(a.root_cause, 2000) or "-"),
+        ("Severity", clean_text(a.severity, 20) or "-"),
+        ("Action", clean_text(a.action, 2000) or "-"),
+        ("Recovery", clean_text(a.recovery, 200) or "-"),
+        ("Confidence", f"{conf:.0%}" if conf is not None else "-"),
         ("Source", source if source != "offline" else "offline analyzer (no LLM)"),
-        ("Cost", cost_text + (" (cached)" if a.get("cached") else "")),
+        ("Cost", _cost_text(a.cost_usd) + (" (cached)" if a.cached else "")),
     ]
-    for ev in a.get("evidence") or []:
+    for ev in a.evidence:
         lines.append(("Evidence", ev))
-    for note in a.get("notes") or []:
+    for note in a.notes:
         lines.append(("Note", note))
     return lines
 
 
-def summary_lines(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+def summary_lines(result: JsonObject) -> list[tuple[str, str]]:
     """The engine's ``{"summary": {...}, "open_incidents": n}`` or a simpler ``{"text": ...}`` shape."""
-    inner = result.get("summary")
-    data: Mapping[str, Any] = inner if isinstance(inner, Mapping) else result
+    data = as_object(result.get("summary")) or result
     lines: list[tuple[str, str]] = []
-    open_n = result.get("open_incidents", result.get("open"))
+    open_n = _first(result, "open_incidents", "open")
     if open_n is not None:
         lines.append(("Open incidents", clean_text(open_n)))
     if data.get("text") and data.get("headline"):
         # the engine's Summary: its text is the summary (at most three sentences, the LLM's headline cut)
         lines.append(("Summary", clean_text(data["text"], 2000)))
-    elif headline := data.get("headline", data.get("text")):
+    elif headline := _first(data, "headline", "text"):
         lines.append(("Headline", clean_text(headline, 2000)))
-    for detail in data.get("details") or []:
+    for detail in as_array(data.get("details")) or []:
         lines.append(("Detail", clean_text(detail, 2000)))
     if data.get("severity"):
         lines.append(("Severity", clean_text(data.get("severity"), 20)))
     if data.get("recommended_action"):
         lines.append(("Action", clean_text(data.get("recommended_action"), 2000)))
     lines.append(("Source", clean_text(data.get("source") or "offline", 40)))
-    if data.get("cost_usd") is not None:
-        try:
-            lines.append(("Cost", f"${float(data['cost_usd']):.4f}"))
-        except (TypeError, ValueError):
-            pass
+    if (cost := finite(data.get("cost_usd"))) is not None:
+        lines.append(("Cost", f"${cost:.4f}"))
     return lines
 
 
-def silence_scope_matchers(
-    scope: str, incident: Mapping[str, Any] | None, exchange: str | None
-) -> list[dict[str, Any]]:
+def _matcher(name: str, value: str) -> JsonObject:
+    return {"name": name, "value": value, "is_regex": False, "is_equal": True}
+
+
+def silence_scope_matchers(scope: str, incident: IncidentView | None, exchange: str | None) -> list[JsonObject]:
     """Matchers for the silence modal's scopes (Matcher.to_dict shapes)."""
     if scope == "incident" and incident is not None:
-        return [{"name": "id", "value": str(incident.get("id")), "is_regex": False, "is_equal": True}]
+        return [_matcher("id", incident.id)]
     if scope == "rule" and incident is not None:
-        out = [{"name": "rule", "value": str(incident.get("rule")), "is_regex": False, "is_equal": True}]
-        if incident.get("exchange"):
-            out.append({"name": "exchange", "value": str(incident.get("exchange")), "is_regex": False,
-                        "is_equal": True})
+        out = [_matcher("rule", incident.rule)]
+        if incident.exchange:
+            out.append(_matcher("exchange", incident.exchange))
         return out
-    target = exchange or (str(incident.get("exchange")) if incident is not None and incident.get("exchange") else None)
+    target = exchange or (incident.exchange if incident is not None and incident.exchange else None)
     if scope == "exchange" and target:
-        return [{"name": "exchange", "value": target, "is_regex": False, "is_equal": True}]
+        return [_matcher("exchange", target)]
     return []
 
 
-def silence_row(s: Mapping[str, Any], now: float | None) -> dict[str, Cell]:
-    ends = parse_ts(s.get("ends_at"))
+def silence_row(s: SilenceView, now: float | None) -> dict[str, Cell]:
+    ends = parse_ts(s.ends_at)
     matchers = " ".join(
-        f"{clean_text(m.get('name'), 12)}{'=' if m.get('is_equal', True) else '!='}{'~' if m.get('is_regex') else ''}"
-        f"{clean_text(m.get('value'), 30)}"
-        for m in s.get("matchers") or []
-        if isinstance(m, Mapping)
+        f"{clean_text(m.name, 12)}{'=' if m.is_equal else '!='}{'~' if m.is_regex else ''}"
+        f"{clean_text(m.value, 30)}"
+        for m in s.matchers
     )
     return {
-        "id": Cell(clean_text(s.get("id"), 14)),
+        "id": Cell(clean_text(s.id, 14)),
         "matchers": Cell(matchers),
         "ends": Cell("until resolved" if ends is None else (_countdown(ends - now) if now is not None else "?")),
-        "by": Cell(clean_text(s.get("created_by"), 20)),
-        "comment": Cell(clean_text(s.get("comment"), 200)),
+        "by": Cell(clean_text(s.created_by, 20)),
+        "comment": Cell(clean_text(s.comment, 200)),
     }
 
 
@@ -731,71 +754,70 @@ RULE_ACTION = {
 }
 
 
-def worst_incident(incidents: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def worst_incident(incidents: Iterable[IncidentView]) -> IncidentView | None:
     """The open incident the verdict line names: unsilenced before silenced, then severity, then
     unacknowledged before acknowledged, then newest."""
-    open_ = [i for i in incidents if isinstance(i, Mapping) and is_open(i)]
+    open_ = [i for i in incidents if is_open(i)]
     if not open_:
         return None
     return min(open_, key=lambda i: (
-        bool(i.get("silenced_by")) or bool(i.get("in_maintenance")),
-        SEVERITY_RANK.get(str(i.get("severity")), 9),
-        str(i.get("state")) == "acknowledged",
-        -(parse_ts(i.get("started_at")) or 0.0),
-        str(i.get("id")),
+        bool(i.silenced_by) or i.in_maintenance,
+        SEVERITY_RANK.get(i.severity, 9),
+        i.state == "acknowledged",
+        -(parse_ts(i.started_at) or 0.0),
+        i.id,
     ))
 
 
-def incident_countdown(inc: Mapping[str, Any], snapshot: Mapping[str, Any], now: float | None) -> str:
+def incident_countdown(inc: IncidentView, snapshot: Snapshot, now: float | None) -> str:
     """``9m47s left`` for a ban, the end of an active maintenance window, or the breaker's next trial."""
     if now is None:
         return ""
-    exchange = inc.get("exchange")
-    ex = (snapshot.get("exchanges") or {}).get(exchange) or {} if exchange else {}
-    rule = str(inc.get("rule") or "")
-    ban = parse_ts(inc.get("ban_until")) or parse_ts(ex.get("ban_until"))
+    exchange = inc.exchange
+    ex = snapshot.exchanges.get(exchange) if exchange else None
+    rule = inc.rule
+    ban = parse_ts(inc.ban_until) or parse_ts(ex.ban_until if ex is not None else None)
     if ban is not None and ban > now and rule in ("ip_banned", "rate_limited", ""):
         return f"{_countdown(ban - now)} left"
-    if rule == "maintenance" or inc.get("in_maintenance"):
-        for w in snapshot.get("maintenance") or []:
-            if not isinstance(w, Mapping) or not w.get("active"):
+    if rule == "maintenance" or inc.in_maintenance:
+        for w in snapshot.maintenance:
+            if not w.active:
                 continue
-            if w.get("exchange") not in (None, exchange):
+            if w.exchange not in (None, exchange):
                 continue
-            end = parse_ts(w.get("next_end")) or parse_ts(w.get("ends_at"))
+            end = parse_ts(w.next_end) or parse_ts(w.ends_at)
             if end is not None and end > now:
                 return f"ends in {_countdown(end - now)}"
-    breaker = ex.get("breaker") if isinstance(ex.get("breaker"), Mapping) else {}
-    trial = parse_ts(breaker.get("next_trial_at")) if breaker else None
-    if breaker and breaker.get("state") == "open" and trial is not None and trial > now:
+    breaker = ex.breaker if ex is not None else None
+    trial = parse_ts(breaker.next_trial_at) if breaker is not None else None
+    if breaker is not None and breaker.state == "open" and trial is not None and trial > now:
         return f"trial in {_countdown(trial - now)}"
     if ban is not None and ban > now:
         return f"ban {_countdown(ban - now)} left"
     return ""
 
 
-def verdict_line(snapshot: Mapping[str, Any], incidents: Iterable[Mapping[str, Any]]) -> list[Cell]:
+def verdict_line(snapshot: Snapshot, incidents: Iterable[IncidentView]) -> list[Cell]:
     """One line, always visible: the worst open incident (severity, exchange, what, countdown,
     since when, action), e.g. ``CRIT bybit IP BANNED 9m47s left, since 13s - stop bots on this IP``;
     ``All clear`` when nothing is open."""
-    incs = [i for i in incidents if isinstance(i, Mapping)]
+    incs = list(incidents)
     worst = worst_incident(incs)
     if worst is None:
-        exchanges = snapshot.get("exchanges") or {}
-        paused = sum(1 for e in exchanges.values() if isinstance(e, Mapping) and e.get("status") == "paused")
+        paused = sum(1 for e in snapshot.exchanges.values() if e.status == "paused")
         tail = f" ({paused} paused)" if paused else ""
         return [Cell("All clear", "status-ok", bold=True), Cell(f": no open incident{tail}", "dim-text")]
-    now = parse_ts(snapshot.get("ts"))
-    sev = str(worst.get("severity") or "info")
-    rule = str(worst.get("rule") or "")
+    now = parse_ts(snapshot.ts)
+    sev = worst.severity or "info"
+    rule = worst.rule
     what = RULE_WHAT.get(rule, clean_text(rule, 20).upper().replace("_", " "))
-    where = clean_text(worst.get("exchange") or "all", 20)
+    where = clean_text(worst.exchange or "all", 20)
     tone = f"sev-{sev}" if sev in SEVERITY_WORDS else ""
     cells = [severity_cell(sev), Cell(f" {where} ", bold=True), Cell(what, tone, bold=True)]
     countdown = incident_countdown(worst, snapshot, now)
     if countdown:
         cells.append(Cell(f" {countdown}", bold=True))
-    started = parse_ts(worst.get("started_at"))
+    started = parse_ts(worst.started_at)
     if started is not None and now is not None:
         cells.append(Cell(f", since {fmt_age(now - started)}", "dim-text"))
     state = incident_state_cell(worst, now)
@@ -852,12 +874,10 @@ def uptime_strip(points: Sequence[tuple[float, int, int]], start: float, end: fl
     return cells
 
 
-def interval_text(ex: Mapping[str, Any]) -> str:
+def interval_text(ex: ExchangeView) -> str:
     """The real probe cadence (the engine's effective intervals, stretched to stay in budget), e.g.
     ``probes every 250ms`` or ``probes every 1s-5s``; "" when the snapshot does not say."""
-    intervals = ex.get("intervals") if isinstance(ex.get("intervals"), Mapping) else {}
-    assert isinstance(intervals, Mapping)
-    values = sorted(f for v in intervals.values() if (f := _finite(v)) is not None and f > 0)
+    values = sorted(f for f in ex.intervals.values() if f is not None and f > 0)
     if not values:
         return ""
     low, high = format_duration(values[0]), format_duration(values[-1])

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,6 +19,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from cryptomon_tui.kernel.snapshot import StreamView
 from cryptomon_tui.kernel.units import format_ms
 from cryptomon_tui.ui.present import SPARK_FAIL, SPARK_LEVELS, clean_text
 
@@ -47,33 +47,21 @@ COLUMNS = (("exchange", "Exchange", 16), ("stream", "Stream", 22), ("state", "St
            ("reconn", "Reconn", 6), ("spark", "Lag trend", SPARK_POINTS))
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if value == value and abs(value) != float("inf") else None
-
-
-def stream_cells(item: Mapping[str, Any], spark: str) -> tuple[str, ...]:
+def stream_cells(item: StreamView, spark: str) -> tuple[str, ...]:
     """One row as text (state as a word, never by colour alone)."""
-    outcome = str(item.get("outcome") or "?")
-    silence, stale_after = _num(item.get("silence_s")), _num(item.get("stale_after_s"))
-    lag, err = _num(item.get("lag_ms")), _num(item.get("lag_error_ms"))
-    rate = _num(item.get("msgs_per_s"))
+    outcome = item.outcome or "?"
+    lag, err = item.lag_ms, item.lag_error_ms
     lag_text = "-" if lag is None else fmt_ms(lag) + (f" ±{fmt_ms(err)}" if err is not None else " ±?")
-    silence_text = "-" if silence is None else f"{silence:.1f}s" + (
-        f"/{stale_after:.0f}s" if stale_after is not None else "")
-    holes = _num(item.get("seq_gaps"))
-    reconnects = _num(item.get("reconnects"))
     return (
-        clean_text(item.get("exchange"), 16),
-        clean_text(item.get("stream"), 22),
+        clean_text(item.exchange, 16),
+        clean_text(item.stream, 22),
         STATE_WORDS.get(outcome, clean_text(outcome, 10).upper()),
-        "-" if rate is None else f"{rate:.1f}",
-        silence_text,
-        fmt_ms(item.get("gap_p99_ms")),
+        f"{item.msgs_per_s:.1f}",
+        f"{item.silence_s:.1f}s/{item.stale_after_s:.0f}s",
+        fmt_ms(item.gap_p99_ms),
         lag_text,
-        "-" if holes is None else str(int(holes)),
-        "-" if reconnects is None else str(int(reconnects)),
+        str(item.seq_gaps),
+        str(item.reconnects),
         spark,
     )
 
@@ -118,13 +106,13 @@ class StreamsScreen(Screen[None]):
         self.set_interval(1.0, self.refresh_rows)
 
     def refresh_rows(self) -> None:
-        snap = self.cm_app.bridge.latest or {}
-        items = [i for i in (snap.get("streams") or []) if isinstance(i, Mapping)]
+        snap = self.cm_app.bridge.latest
+        items = snap.streams if snap is not None else ()
         for item in items:
-            key = f"{item.get('exchange')}/{item.get('stream')}"
+            key = f"{item.exchange}/{item.stream}"
             ring = self._lags.setdefault(key, deque(maxlen=SPARK_POINTS))
-            fresh = item.get("outcome") in ("ok", "ws_lag", "ws_gap")
-            ring.append(_num(item.get("lag_ms")) if fresh else None)
+            fresh = item.outcome in ("ok", "ws_lag", "ws_gap")
+            ring.append(item.lag_ms if fresh else None)
         values = [abs(v) for ring in self._lags.values() for v in ring if v is not None]
         scale = max([10.0, *values])
         title = self.query_one("#streams-title", Static)
@@ -133,7 +121,7 @@ class StreamsScreen(Screen[None]):
         table = self.query_one("#streams-table", DataTable)
         keys = []
         for item in items:
-            key = f"{item.get('exchange')}/{item.get('stream')}"
+            key = f"{item.exchange}/{item.stream}"
             keys.append(key)
             cells = [Text(c) for c in stream_cells(item, sparkline(list(self._lags[key]), scale))]  # never markup
             if key in table.rows:

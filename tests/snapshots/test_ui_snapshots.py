@@ -56,6 +56,7 @@ LONG_SUMMARY = {
 
 
 def _dialog(name: str) -> Any:
+    from cryptomon_tui.kernel.snapshot import SilenceView
     from cryptomon_tui.ui import present
     from cryptomon_tui.ui.modals import ConfirmModal, QuitModal, SilencesModal, TextModal
 
@@ -78,8 +79,9 @@ def _dialog(name: str) -> Any:
         elif name == "quit":
             await app.push_screen(QuitModal())
         elif name == "silences":
-            silences = [{"id": f"S-{i}", "matchers": [{"name": "exchange", "value": "bybit"}],
-                         "ends_at": None, "created_by": "alice@ops", "comment": "ban expected"} for i in range(3)]
+            silences = [SilenceView.from_wire({"id": f"S-{i}", "matchers": [{"name": "exchange", "value": "bybit"}],
+                                               "ends_at": None, "created_by": "alice@ops", "comment": "ban expected"})
+                        for i in range(3)]
             await app.push_screen(SilencesModal(lambda: (silences, None), lambda _sid: None))
         elif name == "help":
             await pilot.press("question_mark")

@@ -16,6 +16,8 @@ from cryptomon_tui.daemon.address import DaemonAddress
 from cryptomon_tui.daemon.client import DaemonClient
 from cryptomon_tui.daemon.control import ControlServer
 from cryptomon_tui.engine.api import EngineAPI
+from cryptomon_tui.kernel.events import EventView
+from cryptomon_tui.kernel.snapshot import Snapshot
 from cryptomon_tui.ui.app import CryptomonApp
 from cryptomon_tui.ui.state import UiState
 from tests.fakes.fake_engine import FakeEngine
@@ -81,13 +83,13 @@ class FrozenClient:
 
     def __init__(self, snapshot: dict[str, Any]) -> None:
         self.state = "disconnected"
-        self._snapshot = snapshot
+        self._snapshot = Snapshot.from_wire(snapshot)  # as the daemon client reads a snapshot frame
         self.on_state: Any = None
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.history_source: Any = None  # a tests.fakes.fake_engine.MemoryHistory, or None = no store
 
     @property
-    def latest_snapshot(self) -> dict[str, Any] | None:
+    def latest_snapshot(self) -> Snapshot | None:
         return self._snapshot
 
     async def connect(self) -> None:
@@ -103,7 +105,7 @@ class FrozenClient:
         import asyncio
 
         await asyncio.Event().wait()
-        yield {}
+        yield EventView()
 
     async def _call(self, name: str, *args: Any) -> dict[str, Any]:
         self.calls.append((name, args))

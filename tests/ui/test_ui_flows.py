@@ -157,7 +157,7 @@ async def test_silence_exchange_scope_and_unsilence_from_list() -> None:
                        if s["id"] == served.engine._incident(ident).silenced_by)
             assert sil["matchers"][0]["name"] == "exchange" and sil["matchers"][0]["value"] == "binance"
             assert sil["ends_at"] is None
-            await wait_for(pilot, lambda: bool((dash(app).snapshot or {}).get("silences")))
+            await wait_for(pilot, lambda: bool(dash(app).snapshot is not None and dash(app).snapshot.silences))
             await pilot.press("S")
             await wait_for(pilot, lambda: isinstance(app.screen, SilencesModal))
             await pilot.press("u")
@@ -191,7 +191,8 @@ async def test_freeze_stops_the_view_not_the_engine() -> None:
             assert screen.frozen
             shown = screen.shown_seq
             engine_seq = served.engine.snapshot()["seq"]
-            await wait_for(pilot, lambda: (app.bridge.latest or {}).get("seq", 0) > engine_seq, limit_s=5)
+            await wait_for(pilot, lambda: app.bridge.latest is not None and app.bridge.latest.seq > engine_seq,
+                           limit_s=5)
             await pilot.pause(0.6)
             assert screen.shown_seq == shown  # view frozen ...
             assert "FROZEN" in str(screen.query_one("#status").content)  # ... and says so, with the age

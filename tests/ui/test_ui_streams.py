@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable
 
+from cryptomon_tui.kernel.snapshot import IncidentView, Snapshot, StreamView
 from cryptomon_tui.ui.app import CryptomonApp
 from cryptomon_tui.ui.state import UiState
 from cryptomon_tui.ui.streams import StreamsScreen, sparkline, stream_cells
@@ -23,7 +24,7 @@ def stream(exchange: str, name: str, outcome: str, **kw):
         "connect_ms": 40.0, "subscribe_ms": 5.0, "first_message_ms": 60.0, "last_close_code": None,
         "last_close_reason": None, "planned_reconnects": 0,
     }
-    return {**base, **kw}
+    return StreamView.from_wire({**base, **kw})
 
 
 SNAP = {
@@ -31,10 +32,10 @@ SNAP = {
     "exchanges": {}, "incidents": [], "silences": [], "maintenance": [], "notify": [], "analysis": {},
     "store": None,
     "streams": [
-        stream("binance", "btcusdt@trade", "ok"),
-        stream("okx", "tickers:BTC-USDT", "ws_stale", silence_s=41.7, msgs_per_s=0.0),
-        stream("bybit", "tickers.BTCUSDT", "ws_gap", seq_gaps=3),
-        stream("deribit", HOSTILE, "ws_disconnected", connected=False, lag_ms=None, lag_error_ms=None),
+        stream("binance", "btcusdt@trade", "ok").to_wire(),
+        stream("okx", "tickers:BTC-USDT", "ws_stale", silence_s=41.7, msgs_per_s=0.0).to_wire(),
+        stream("bybit", "tickers.BTCUSDT", "ws_gap", seq_gaps=3).to_wire(),
+        stream("deribit", HOSTILE, "ws_disconnected", connected=False, lag_ms=None, lag_error_ms=None).to_wire(),
     ],
 }
 
@@ -71,8 +72,9 @@ async def test_streams_view_at_80x24():
 def test_incident_details_show_the_stream_now():
     from cryptomon_tui.ui.details import _stream_evidence
 
-    inc = {"exchange": "okx", "labels": {"exchange": "okx", "stream": "tickers:BTC-USDT"}}
-    line = _stream_evidence(inc, SNAP)
+    snap = Snapshot.from_wire(SNAP)
+    inc = IncidentView(exchange="okx", labels={"exchange": "okx", "stream": "tickers:BTC-USDT"})
+    line = _stream_evidence(inc, snap)
     assert line is not None and line.startswith("STALE") and "silence 41.7s/3s" in line
-    assert _stream_evidence({"exchange": "okx", "labels": {"exchange": "okx"}}, SNAP) is None
-    assert _stream_evidence({"exchange": "kraken", "labels": {"stream": "x"}}, SNAP) == "not watched any more"
+    assert _stream_evidence(IncidentView(exchange="okx", labels={"exchange": "okx"}), snap) is None
+    assert _stream_evidence(IncidentView(exchange="kraken", labels={"stream": "x"}), snap) == "not watched any more"

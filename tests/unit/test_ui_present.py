@@ -5,11 +5,23 @@ from __future__ import annotations
 import functools
 import math
 
+from cryptomon_tui.kernel.snapshot import (
+    BreakerView,
+    ChannelView,
+    ExchangeView,
+    IncidentView,
+    ProbeResultView,
+    ProbeView,
+    Snapshot,
+)
 from cryptomon_tui.kernel.units import format_duration, format_ms, iso_utc
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.present import SPARK_FAIL, clean_text, spark_text
 
 NOW = 1_787_000_000.0
+
+# the presenter reads the typed views a face gets from a snapshot frame; tests write them as the wire does
+X, I, S = ExchangeView.from_wire, IncidentView.from_wire, Snapshot.from_wire
 
 
 def test_clean_text_escapes_controls_and_bidi_keeps_brackets() -> None:
@@ -61,21 +73,21 @@ def test_exchange_row_badges_ban_countdown_and_breaker() -> None:
         "status": "banned", "ban_until": iso_utc(NOW + 125), "rate_limit_used": 1.0,
         "breaker": {"state": "open", "next_trial_at": iso_utc(NOW + 9)}, "sparkline": [10.0], "error_rate": 0.2,
     }
-    row = present.exchange_row("bybit", ex, NOW)
+    row = present.exchange_row("bybit", X(ex), NOW)
     assert (row["status"].text, row["status"].tone) == ("BANNED", "status-banned")
     assert row["rl"].text == "BAN 2m05s"
     assert row["breaker"].text == "OPEN 9s" and row["breaker"].tone == "breaker-open"
     assert row["err"].tone == "status-down"
-    ok = present.exchange_row("okx", {"status": "ok", "rate_limit_used": 0.5}, NOW)
+    ok = present.exchange_row("okx", X({"status": "ok", "rate_limit_used": 0.5}), NOW)
     assert ok["rl"].text.startswith("██░") and ok["rl"].text.endswith("50%")
-    assert present.exchange_row("x", {"status": "weird[/]"}, NOW)["status"].text == "WEIRD[/]"
-    half = present.breaker_cell({"state": "half_open"}, NOW)
+    assert present.exchange_row("x", X({"status": "weird[/]"}), NOW)["status"].text == "WEIRD[/]"
+    half = present.breaker_cell(BreakerView("half_open"), NOW)
     assert half.text == "HALF-OPEN"
 
 
 def test_sorting_and_incident_order() -> None:
-    exchanges = {"a": {"status": "ok", "p99_ms": 10}, "b": {"status": "down", "p99_ms": 5},
-                 "c": {"status": "degraded", "p99_ms": 50}}
+    exchanges = {"a": X({"status": "ok", "p99_ms": 10}), "b": X({"status": "down", "p99_ms": 5}),
+                 "c": X({"status": "degraded", "p99_ms": 50})}
     assert present.sorted_exchanges(exchanges, "name") == ["a", "b", "c"]
     assert present.sorted_exchanges(exchanges, "status") == ["b", "c", "a"]
     assert present.sorted_exchanges(exchanges, "p99") == ["c", "a", "b"]
@@ -86,7 +98,7 @@ def test_sorting_and_incident_order() -> None:
         {"id": "c", "state": "firing", "severity": "critical", "started_at": iso_utc(NOW - 5)},
     ]
     # severity, then newest; an acknowledged incident keeps its place (State says ACK); resolved last
-    assert [i["id"] for i in present.incident_order(incidents)] == ["a", "c", "w", "r"]
+    assert [i.id for i in present.incident_order(map(I, incidents))] == ["a", "c", "w", "r"]
 
 
 def test_incident_row_silence_ack_and_notifications() -> None:
@@ -95,13 +107,13 @@ def test_incident_row_silence_ack_and_notifications() -> None:
            "silenced_by": "sil-1", "silenced_until": None,
            "timeline": [{"kind": "notified", "data": {"channel": "discord"}},
                         {"kind": "notification_failed", "data": {"channel": "mail"}}]}
-    row = present.incident_row(inc, NOW, [])
+    row = present.incident_row(I(inc), NOW, [])
     assert row["age"].text == "1m" and row["ack"].text == "alice" and row["silenced"].text == "resolve"
     assert row["state"].text == "SILENCED until resolved"
     assert row["notify"].text == "sent discord FAILED mail" and row["notify"].tone == "status-down"
-    channels = [{"channel": "ops", "state": "broken", "queue": 2}]
-    assert present.notify_summary({"timeline": []}, channels).text == "BROKEN ops"
-    assert present.notify_summary({}, [{"channel": "ops", "state": "ok", "queue": 4}]).text == "4 queued"
+    channels = [ChannelView("ops", state="broken", queue=2)]
+    assert present.notify_summary(I({"timeline": []}), channels).text == "BROKEN ops"
+    assert present.notify_summary(IncidentView(), [ChannelView("ops", state="ok", queue=4)]).text == "4 queued"
 
 
 def test_analysis_shapes_from_engine_fake_and_events() -> None:
@@ -109,7 +121,7 @@ def test_analysis_shapes_from_engine_fake_and_events() -> None:
         "root_cause": "binance 5xx", "severity": "error", "recommended_action": "wait",
         "estimated_recovery": "10m", "confidence": 0.8, "source": "deepseek-chat", "cost_usd": "0.0012"}}
     a = present.normalize_analysis(engine)
-    assert a is not None and a["action"] == "wait" and a["cached"] and a["source"] == "deepseek-chat"
+    assert a is not None and a.action == "wait" and a.cached and a.source == "deepseek-chat"
     lines = dict(present.analysis_lines(a))
     assert lines["Confidence"] == "80%" and lines["Cost"] == "$0.0012 (cached)" and lines["Recovery"] == "10m"
     flat = present.normalize_analysis({"root_cause": "x", "action": "y", "recovery_estimate": "z", "source": "offline"})
@@ -122,7 +134,7 @@ def test_analysis_shapes_from_engine_fake_and_events() -> None:
 
 
 def test_silence_scopes() -> None:
-    inc = {"id": "I-1", "rule": "error_rate", "exchange": "okx"}
+    inc = I({"id": "I-1", "rule": "error_rate", "exchange": "okx"})
     assert present.silence_scope_matchers("incident", inc, None)[0]["name"] == "id"
     assert [m["name"] for m in present.silence_scope_matchers("rule", inc, None)] == ["rule", "exchange"]
     assert present.silence_scope_matchers("exchange", None, "bybit")[0]["value"] == "bybit"
@@ -134,7 +146,8 @@ def test_error_table_lists_failing_probes_only() -> None:
     healthy = {"counts": {"ok": 10}, "timeouts": 0, "last": {"outcome": "ok"}}
     failed_once = {"counts": {"ok": 9, "http_5xx": 1}, "last": {"outcome": "ok"}}
     failing_now = {"counts": {"ok": 3}, "timeouts": 1, "last": {"outcome": "timeout"}}
-    snap = {"exchanges": {"a": {"probes": {"ping": healthy, "time": failed_once}}, "b": {"probes": {"x": failing_now}}}}
+    snap = S({"exchanges": {"a": {"probes": {"ping": healthy, "time": failed_once}},
+                            "b": {"probes": {"x": failing_now}}}})
     assert [k for k, _ in present.error_rows(snap, ["a", "b"])] == ["a/time", "b/x"]
     assert len(present.error_rows(snap, ["a", "b"], only_failing=False)) == 3
 
@@ -150,7 +163,7 @@ def test_error_window_figures_held_between_new_errors() -> None:
     hold = present.ErrorWindowHold(every_s=5.0)
 
     def shown(t: float, probes: dict[str, dict[str, object]]) -> dict[str, dict[str, str]]:
-        snap = {"ts": iso_utc(NOW + t), "exchanges": {"a": {"probes": probes}}}
+        snap = S({"ts": iso_utc(NOW + t), "exchanges": {"a": {"probes": probes}}})
         rows = present.error_rows(snap, ["a"], hold=hold)
         return {k: {c: cell.text for c, cell in cells.items()} for k, cells in rows}
 
@@ -168,23 +181,23 @@ def test_error_window_figures_held_between_new_errors() -> None:
     assert shown(9, {"x": _probe(92, 3, NOW + 8, "http_5xx")})["a/x"]["attempts"] == "94"  # same failure: held
     both = shown(9.5, {"x": _probe(92, 3, NOW + 8, "http_5xx"), "y": _probe(10, 1, NOW + 9)})
     assert both["a/y"]["attempts"] == "11" and both["a/x"]["code"] == "http_502"  # a new row: at once
-    assert present.error_rows({"exchanges": {"a": {"probes": {"x": _probe(5, 1, NOW)}}}}, ["a"], hold=hold)[0][1][
+    assert present.error_rows(S({"exchanges": {"a": {"probes": {"x": _probe(5, 1, NOW)}}}}), ["a"], hold=hold)[0][1][
         "attempts"].text == "6"  # no snapshot time: nothing held
 
 
 def test_state_column_says_ack_silenced_flapping_in_words() -> None:
     base = {"id": "I-1", "severity": "error", "state": "firing", "started_at": iso_utc(NOW - 65)}
-    assert present.incident_state_cell(base, NOW).text == "FIRING"
-    assert present.incident_state_cell({**base, "flapping": True}, NOW).text == "FLAPPING"
+    assert present.incident_state_cell(I(base), NOW).text == "FIRING"
+    assert present.incident_state_cell(I({**base, "flapping": True}), NOW).text == "FLAPPING"
     acked = {**base, "state": "acknowledged", "acknowledged_by": "alice@ops", "flapping": True}
-    assert present.incident_state_cell(acked, NOW).text == "ACK alice@ops"
+    assert present.incident_state_cell(I(acked), NOW).text == "ACK alice@ops"
     silenced = {**acked, "silenced_by": "s-1", "silenced_until": iso_utc(NOW + 299)}
-    assert present.incident_state_cell(silenced, NOW).text == "SILENCED 4m59s"
-    assert present.incident_state_cell({**base, "state": "resolved"}, NOW).text == "resolved"
+    assert present.incident_state_cell(I(silenced), NOW).text == "SILENCED 4m59s"
+    assert present.incident_state_cell(I({**base, "state": "resolved"}), NOW).text == "resolved"
 
 
 def test_verdict_names_the_worst_open_incident_with_countdown_and_action() -> None:
-    snap = {"ts": iso_utc(NOW), "exchanges": {"bybit": {"ban_until": iso_utc(NOW + 587)}, "okx": {}}}
+    snap = S({"ts": iso_utc(NOW), "exchanges": {"bybit": {"ban_until": iso_utc(NOW + 587)}, "okx": {}}})
     incidents = [
         {"id": "w", "rule": "latency_p99", "severity": "warning", "state": "firing", "exchange": "okx",
          "started_at": iso_utc(NOW - 5)},
@@ -193,23 +206,23 @@ def test_verdict_names_the_worst_open_incident_with_countdown_and_action() -> No
         {"id": "old", "rule": "error_rate", "severity": "critical", "state": "resolved", "exchange": "okx",
          "started_at": iso_utc(NOW - 900)},
     ]
-    text = "".join(c.text for c in present.verdict_line(snap, incidents))
+    text = "".join(c.text for c in present.verdict_line(snap, map(I, incidents)))
     assert text.startswith("CRIT bybit IP BANNED 9m47s left, since 13s")
     assert "- stop bots on this IP" in text and "(+1 open)" in text
     # a silenced critical yields to an unsilenced warning
     incidents[1]["silenced_by"] = "s-1"
-    assert "".join(c.text for c in present.verdict_line(snap, incidents)).startswith("WARN okx SLOW p99")
-    quiet = "".join(c.text for c in present.verdict_line(snap, [incidents[2]]))
+    assert "".join(c.text for c in present.verdict_line(snap, map(I, incidents))).startswith("WARN okx SLOW p99")
+    quiet = "".join(c.text for c in present.verdict_line(snap, [I(incidents[2])]))
     assert quiet.startswith("All clear")
 
 
 def test_breaker_and_maintenance_countdowns() -> None:
-    snap = {"ts": iso_utc(NOW), "exchanges": {"kraken": {"breaker": {"state": "open",
-                                                                     "next_trial_at": iso_utc(NOW + 42)}}},
-            "maintenance": [{"exchange": "kraken", "active": True, "next_end": iso_utc(NOW + 1800)}]}
-    breaker = {"rule": "circuit_open", "exchange": "kraken"}
+    snap = S({"ts": iso_utc(NOW), "exchanges": {"kraken": {"breaker": {"state": "open",
+                                                                       "next_trial_at": iso_utc(NOW + 42)}}},
+              "maintenance": [{"exchange": "kraken", "active": True, "next_end": iso_utc(NOW + 1800)}]})
+    breaker = IncidentView(rule="circuit_open", exchange="kraken")
     assert present.incident_countdown(breaker, snap, NOW) == "trial in 42s"
-    maint = {"rule": "maintenance", "exchange": "kraken"}
+    maint = IncidentView(rule="maintenance", exchange="kraken")
     assert present.incident_countdown(maint, snap, NOW) == "ends in 30m00s"
 
 
@@ -230,29 +243,29 @@ def test_summary_shows_the_three_sentence_text_first() -> None:
 
 def test_paused_exchange_shows_no_stale_breaker() -> None:
     ex = {"status": "paused", "paused": True, "breaker": {"state": "open", "next_trial_at": iso_utc(NOW)}}
-    assert present.exchange_row("okx", ex, NOW)["breaker"].text == "-"
+    assert present.exchange_row("okx", X(ex), NOW)["breaker"].text == "-"
     ex["status"], ex["paused"] = "down", False
-    assert present.exchange_row("okx", ex, NOW)["breaker"].text == "OPEN"
+    assert present.exchange_row("okx", X(ex), NOW)["breaker"].text == "OPEN"
 
 
 def test_sparkline_puts_failures_back_and_says_down_or_banned() -> None:
     # successful latencies only + ok flags of the latest attempts: failures return where they happened
-    ex = {"status": "degraded", "sparkline": [10.0, 20.0, 30.0], "sparkline_ok": [True, False, True, False, True]}
+    ex = X({"status": "degraded", "sparkline": [10.0, 20.0, 30.0], "sparkline_ok": [True, False, True, False, True]})
     assert present.spark_points(ex) == [10.0, None, 20.0, None, 30.0]
     cell = present.spark_cell(ex, 5, 50.0)
     assert cell.text.count(SPARK_FAIL) == 2 and cell.mark_tone == "spark-high"
     # 100 % DNS failures: no latency at all, the column is all failure marks (it was blank)
-    dns = {"status": "down", "sparkline": [], "sparkline_ok": [False] * 8, "error_rate": 1.0}
+    dns = X({"status": "down", "sparkline": [], "sparkline_ok": [False] * 8, "error_rate": 1.0})
     assert present.spark_cell(dns, 6, 50.0).text == SPARK_FAIL * 6
     # down after a good line: the newest point is a failure, not the last good latency
-    down = {"status": "down", "sparkline": [10.0] * 8}
+    down = X({"status": "down", "sparkline": [10.0] * 8})
     assert present.spark_cell(down, 8, 50.0).text.endswith(SPARK_FAIL)
-    assert present.spark_cell({"status": "banned", "sparkline": [10.0] * 8}, 10, 50.0).text == "BANNED    "
+    assert present.spark_cell(X({"status": "banned", "sparkline": [10.0] * 8}), 10, 50.0).text == "BANNED    "
 
 
 def test_one_scale_per_view_with_its_time_window() -> None:
-    exchanges = {"a": {"sparkline": [5.0, 8.0]}, "b": {"sparkline": [40.0, 45.0],
-                                                         "intervals": {"ping": 1.0, "time": 1.0}}}
+    exchanges = {"a": X({"sparkline": [5.0, 8.0]}), "b": X({"sparkline": [40.0, 45.0],
+                                                             "intervals": {"ping": 1.0, "time": 1.0}})}
     scale = present.view_spark_scale(exchanges, 8)
     assert scale == 50.0
     # the 5 ms row draws low on the shared 50 ms scale (it drew full height on its own 10 ms scale)
@@ -260,17 +273,20 @@ def test_one_scale_per_view_with_its_time_window() -> None:
     assert set(low) <= set(present.SPARK_LEVELS[:2])
     assert present.spark_window_s(exchanges, 8) == 4.0
     # one slow outlier does not flatten every other line: the scale follows the 90th percentile
-    many = {f"x{i}": {"sparkline": [20.0] * 8} for i in range(9)} | {"slow": {"sparkline": [2500.0]}}
+    many = {f"x{i}": X({"sparkline": [20.0] * 8}) for i in range(9)} | {"slow": X({"sparkline": [2500.0]})}
     assert present.view_spark_scale(many, 8) == 20.0
     assert present.spark_label(scale, 4.0, 14) == "Lat 0..50ms 4s"
 
 
-def test_probe_table_at_column_reads_store_rows_too() -> None:
+def test_probe_table_rows_from_the_live_snapshot_and_the_store_read_alike() -> None:
     from cryptomon_tui.ui.details import probe_result_cells
 
-    live = probe_result_cells({"started_at": iso_utc(NOW), "outcome": "ok"})
-    stored = probe_result_cells({"ts": iso_utc(NOW), "outcome": "ok"})  # a store row has ts, not started_at
-    assert live["at"].text == stored["at"].text != "-"
+    wire = {"ts": iso_utc(NOW), "outcome": "http_5xx", "http_status": 503, "latency_ms": 41.0,
+            "phases": {"dns_ms": 1.0, "connect_ms": None, "reused": True}}
+    live = probe_result_cells(ProbeView.from_wire({"last": wire}).last or ProbeResultView())
+    stored = probe_result_cells(ProbeResultView.from_wire(wire))  # a ``history`` answer's recent row
+    assert {k: c.text for k, c in live.items()} == {k: c.text for k, c in stored.items()}
+    assert live["at"].text != "-" and live["connect"].text == "reused" and live["http"].text == "503"
 
 
 def test_minute_points_draw_as_steps() -> None:
@@ -292,6 +308,6 @@ def test_uptime_strip_tones_slices_by_error_share() -> None:
 
 
 def test_interval_text_is_the_engines_real_cadence() -> None:
-    assert present.interval_text({"intervals": {"ping": 0.25, "time": 0.25}}) == "probes every 250ms"
-    assert present.interval_text({"intervals": {"ping": 1.0, "book": 5.0}}) == "probes every 1s-5s"
-    assert present.interval_text({}) == ""
+    assert present.interval_text(X({"intervals": {"ping": 0.25, "time": 0.25}})) == "probes every 250ms"
+    assert present.interval_text(X({"intervals": {"ping": 1.0, "book": 5.0}})) == "probes every 1s-5s"
+    assert present.interval_text(ExchangeView()) == ""

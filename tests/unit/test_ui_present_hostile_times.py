@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cryptomon_tui.kernel.snapshot import Snapshot
 from cryptomon_tui.ui import present
 
 FAR = "9999-12-31T23:59:59.000Z"
@@ -37,18 +38,20 @@ def _exchange(status: str, when: str) -> dict[str, Any]:
 @pytest.mark.parametrize("when", [FAR, EPOCH, "not a time", None])
 @pytest.mark.parametrize("status", ["error", "banned", "down"])
 def test_rows_render_with_extreme_times(status: str, when: str | None) -> None:
-    ex = _exchange(status, when)  # type: ignore[arg-type]
-    incident = {"id": "I-1", "rule": "ip_banned", "severity": "critical", "exchange": "x", "state": "firing",
-                "summary": "banned", "started_at": when, "ban_until": when, "silenced_until": when,
-                "acknowledged_at": when, "updated_at": when}
-    snapshot = {"ts": FAR, "exchanges": {"x": ex}, "incidents": [incident], "silences": [], "notify": [],
-                "maintenance": [], "analysis": {}}
+    wire = {"ts": FAR, "exchanges": {"x": _exchange(status, when)},  # type: ignore[arg-type]
+            "incidents": [{"id": "I-1", "rule": "ip_banned", "severity": "critical", "exchange": "x",
+                           "state": "firing", "summary": "banned", "started_at": when, "ban_until": when,
+                           "silenced_until": when, "acknowledged_at": when, "updated_at": when}],
+            "silences": [], "notify": [], "maintenance": [], "analysis": {}}
+    snapshot = Snapshot.from_wire(wire)  # as the daemon client reads the frame
+    ex, incident = snapshot.exchanges["x"], snapshot.incidents[0]
+    assert ex.view_error is not None and ex.probes["time"].last is not None  # the frame was read, not dropped
     present.exchange_row("x", ex, NOW)
-    present.breaker_cell(ex["breaker"], NOW)
+    present.breaker_cell(ex.breaker, NOW)
     present.rate_limit_cell(ex, NOW)
-    present.error_rows(snapshot["exchanges"], ["x"])
+    assert [k for k, _ in present.error_rows(snapshot, ["x"])] == ["x/time"]
     present.incident_row(incident, NOW, [])
     present.incident_countdown(incident, snapshot, NOW)
     present.status_line(snapshot)
     present.verdict_line(snapshot, [incident])
-    present.sorted_exchanges(snapshot["exchanges"], "status")
+    present.sorted_exchanges(snapshot.exchanges, "status")
