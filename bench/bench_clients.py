@@ -56,7 +56,7 @@ async def stalled_clients(work: Path, socket_dir: Path) -> dict[str, object]:
             async with DaemonClient(daemon.address, client_name="prompt", reconnect=False) as prompt:
                 sent = time.perf_counter()
                 await prompt.ping()
-                await prompt.snapshot()
+                await prompt.request("snapshot")
                 round_trip_ms = (time.perf_counter() - sent) * 1000
             attached = await metric_value(daemon.http_url, "cryptomon_control_clients")
         finally:

@@ -79,6 +79,7 @@ class Checker:
         return problems
 
     async def dashboard(self) -> None:
+        from cryptomon_tui.kernel.snapshot import Snapshot
         from cryptomon_tui.ui import present
         from cryptomon_tui.ui.dashboard import DashboardScreen
         from cryptomon_tui.ui.widgets import KeyedTable
@@ -91,20 +92,20 @@ class Checker:
             self.emit("dashboard", [f"dashboard expected, {type(self.app.screen).__name__} shown"])
             return
         screen = self.app.screen
-        snap = screen.snapshot or {}
+        snap = screen.snapshot or Snapshot()
         seq = screen.shown_seq
         if seq is None or seq == self.last_seq:
             problems.append(f"shown snapshot seq did not advance ({self.last_seq} -> {seq})")
         self.last_seq = seq
-        ts = present.parse_ts(snap.get("ts"))
+        ts = present.parse_ts(snap.ts)
         age = None if ts is None else time.time() - ts
         if age is None or age > MAX_AGE_S:
             problems.append(f"shown snapshot is {age if age is None else round(age, 1)} s old")
         else:
             self.summary["max_age_s"] = max(self.summary["max_age_s"], round(age, 2))
-        if snap.get("error"):
-            problems.append(f"the shown snapshot is the fallback: {snap['error']}"[:300])
-        exchanges = snap.get("exchanges") or {}
+        if snap.error:
+            problems.append(f"the shown snapshot is the fallback: {snap.error}"[:300])
+        exchanges = snap.exchanges
         table = screen.query_one("#exchanges", KeyedTable)
         if sorted(table.keys) != sorted(exchanges):
             problems.append(f"table rows {sorted(table.keys)} != snapshot exchanges {sorted(exchanges)}")
@@ -116,7 +117,8 @@ class Checker:
             problems.append(f"{len(hostile)} hostile rows, expected {self.hostile_count}")
         words: dict[str, int] = self.summary["hostile_status_words"]
         for name in hostile:
-            want = present.status_cell((exchanges.get(name) or {}).get("status")).text
+            ex = exchanges.get(name)
+            want = present.status_cell(ex.status if ex is not None else "").text
             shown = table.shown_text(name, "status")
             words[shown] = words.get(shown, 0) + 1
             if shown != want or not shown.isprintable():
@@ -130,7 +132,7 @@ class Checker:
             lines = screen_text(self.app)
             # a newer snapshot may have been drawn during the pause: the screen is checked against that one, and
             # a target that a reload (a new generation) took away from it is not looked for
-            now_exchanges = (screen.snapshot or {}).get("exchanges") or {}
+            now_exchanges = (screen.snapshot or Snapshot()).exchanges
             if not any(f"{len(now_exchanges)} exch" in line for line in lines):
                 problems.append(f"no '{len(now_exchanges)} exch' status line on screen")
             if target in now_exchanges:

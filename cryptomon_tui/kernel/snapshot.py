@@ -572,7 +572,7 @@ class ChannelView:
 class AnalysisView:
     """LLM analysis spend and what runs now."""
 
-    llm_spend_usd_month: float = 0.0  # this calendar month (ledger)
+    llm_spend_usd_month: float | None = None  # this calendar month (ledger); None until the ledger answered
     budget_usd_month: float | None = None
     model: str | None = None  # None: offline analyzer only
     pending: int = 0  # analyses running now
@@ -584,7 +584,7 @@ class AnalysisView:
     @classmethod
     def from_wire(cls, value: object) -> AnalysisView:
         r = Reader(value)
-        return cls(r.number("llm_spend_usd_month"), r.opt_number("budget_usd_month"), r.opt_str("model", NAME_MAX),
+        return cls(r.opt_number("llm_spend_usd_month"), r.opt_number("budget_usd_month"), r.opt_str("model", NAME_MAX),
                    r.count("pending"))
 
 

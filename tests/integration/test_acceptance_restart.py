@@ -118,7 +118,7 @@ async def snapshot(s: Setup, within: float = 20.0) -> dict[str, Any]:
         try:
             async with DaemonClient(DaemonAddress(socket_path=s.socket), reconnect=False) as client:
                 if (await client.health()).get("probes_running"):
-                    return await client.snapshot()
+                    return await client.request("snapshot")
         except Exception:
             if loop.time() > deadline:
                 raise

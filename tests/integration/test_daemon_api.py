@@ -97,8 +97,8 @@ async def test_socket_is_private_and_commands_round_trip(served: tuple[ControlSe
     async with DaemonClient(server.address, reconnect=False) as client:
         assert client.welcome is not None and client.welcome.location == "local"
         assert (await client.ping())["pong"] is True
-        snap = await client.snapshot()
-        assert snap["incidents"][0]["id"] == incident.id
+        snap = await client.snapshot()  # typed
+        assert snap.incidents[0].id == incident.id and snap.incidents[0].state == "firing"
         acked = await client.ack(incident.id, note="looking", by="alice")
         assert acked["incident"]["acknowledged_by"] == "alice"
         sil = await client.silence([{"name": "exchange", "value": "binance"}], 600, "maintenance", by="bob")
@@ -225,7 +225,7 @@ async def test_two_clients_see_each_others_acks_within_a_second(served: tuple[Co
         bob_events = bob.events()
         bob_snaps = bob.snapshots(hz=4)
         first = await asyncio.wait_for(anext(bob_snaps), 1.0)
-        assert first["incidents"][0]["state"] == "firing"
+        assert first.incidents[0].state == "firing"
         # events(): subscribe happens on first anext; make sure it is in place before acking.
         pending = asyncio.ensure_future(anext(bob_events))
         await eventually(lambda: bob._sub_events, what="bob subscribed")
@@ -233,10 +233,10 @@ async def test_two_clients_see_each_others_acks_within_a_second(served: tuple[Co
         started = time.perf_counter()
         await alice.ack(incident.id, by="alice")
         event = await asyncio.wait_for(pending, 1.0)
-        assert event["event"] == "acknowledged" and event["actor"] == "alice"
-        assert event["incident"]["acknowledged_by"] == "alice"
+        assert event.event == "acknowledged" and event.actor == "alice"
+        assert event.incident.acknowledged_by == "alice"
         snap = await asyncio.wait_for(anext(bob_snaps), 1.0)
-        assert snap["incidents"][0]["state"] == "acknowledged"
+        assert snap.incidents[0].state == "acknowledged"
         assert time.perf_counter() - started < 1.0
 
 
@@ -252,7 +252,7 @@ async def test_snapshots_pushed_only_when_seq_changes(served: tuple[ControlServe
         assert server.client_stats()[0]["sent_frames"] == sent_before
         engine.set_exchange("okx", status="degraded")
         s2 = await asyncio.wait_for(anext(snaps), 1.0)
-        assert s2["seq"] > s1["seq"] and s2["exchanges"]["okx"]["status"] == "degraded"
+        assert s2.seq > s1.seq and s2.exchanges["okx"].status == "degraded"
 
 
 async def test_stalled_client_never_slows_the_daemon(sock_dir: Path) -> None:
@@ -279,7 +279,7 @@ async def test_stalled_client_never_slows_the_daemon(sock_dir: Path) -> None:
                 nonlocal received
                 async for ev in healthy.events():  # the healthy client gets every event, in full, in order
                     received += 1
-                    seen.append(int(ev["detail"]["note"].split()[1]))
+                    seen.append(int(str(ev.detail["note"]).split()[1]))
 
             consumer = asyncio.create_task(consume())
             await eventually(lambda: len(server.clients) == 2 and all(c.want_events for c in server.clients))
@@ -338,7 +338,7 @@ async def test_client_reconnects_after_daemon_restart(sock_dir: Path) -> None:
     await server2.start()
     try:
         snap = await asyncio.wait_for(anext(snaps), 5.0)
-        assert snap["location"] == "restarted"  # the subscription was restored on the new connection
+        assert snap.location == "restarted"  # the subscription was restored on the new connection
         assert client.reconnects == 1 and "reconnecting" in states and client.connected
         assert (await client.ping())["pong"]
     finally:
@@ -355,7 +355,7 @@ async def test_disconnecting_clients_leave_the_daemon_serving(served: tuple[Cont
         engine.open_incident()
         c._conn.writer.transport.abort()  # type: ignore[union-attr]  # vanish without a goodbye
     async with DaemonClient(server.address, reconnect=False) as client:
-        assert len((await client.snapshot())["incidents"]) == 5
+        assert len((await client.request("snapshot"))["incidents"]) == 5
     await eventually(lambda: not server.clients, what="dead clients dropped")
 
 

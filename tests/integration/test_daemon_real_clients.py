@@ -105,7 +105,7 @@ def client_process(socket_path: Path) -> subprocess.Popen[str]:
 
 async def open_binance_incident(client: DaemonClient) -> dict[str, Any]:
     async def find() -> dict[str, Any] | None:
-        snap = await client.snapshot()
+        snap = await client.request("snapshot")
         return next((i for i in snap["incidents"] if i["exchange"] == "binance" and i["state"] == "firing"), None)
 
     found: dict[str, Any] = await until(find, 20, "an open binance incident", step=0.1)
@@ -132,13 +132,13 @@ async def test_two_clients_see_each_others_ack_and_killed_clients_leave_it_probi
             while True:  # other incident events may come first; the ack must arrive within a second
                 remaining = 1.0 - (time.perf_counter() - sent)
                 event = await asyncio.wait_for(first, max(remaining, 0.001))
-                if event["event"] == "acknowledged":
+                if event.event == "acknowledged":
                     break
                 first = asyncio.ensure_future(anext(bob_events))
             ack_latency = time.perf_counter() - sent
             print(f"ack through alice seen by bob after {ack_latency * 1000:.1f} ms")
-            assert event["incident"]["id"] == incident["id"]
-            assert event["incident"]["acknowledged_by"] == "alice"  # (its latency is a figure, not a bound)
+            assert event.incident.id == incident["id"]
+            assert event.incident.acknowledged_by == "alice"  # (its latency is a figure, not a bound)
             # ... and the daemon wrote it to --events-jsonl too
             await until(lambda: any(e["event"] == "acknowledged" for e in daemon.events()), 3, "ack in events.jsonl")
 
@@ -254,7 +254,7 @@ async def test_clients_that_stop_reading_do_not_slow_the_probes(tmp_path: Path, 
             async with DaemonClient(daemon.address, client_name="prompt", reconnect=False) as prompt:
                 sent = time.perf_counter()
                 await prompt.ping()
-                snap = await prompt.snapshot()
+                snap = await prompt.request("snapshot")
                 round_trips = time.perf_counter() - sent
             assert snap["exchanges"]["okx"]["attempts"] > 0
             queued = [unread_bytes(s) for s in stalled]

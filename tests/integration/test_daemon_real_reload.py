@@ -145,12 +145,12 @@ async def test_a_demo_daemon_runs_beside_a_normal_one(
                 assert client.welcome is not None and client.welcome.location == "demo-box"
                 assert client.welcome.pid == demo.pid
                 await until(lambda: _probing(client), 20, "the demo daemon probing its simulator", step=0.2)
-                demo_snap = await client.snapshot()
+                demo_snap = await client.request("snapshot")
             assert demo_snap["store"]["path"] == str(data_dir() / "cryptomon-demo.sqlite3")
             async with DaemonClient(normal.address, reconnect=False) as client:
                 assert client.welcome is not None and client.welcome.location == "normal"
                 assert client.welcome.pid == normal.proc.pid
-                assert (await client.snapshot())["store"]["path"] != demo_snap["store"]["path"]
+                assert (await client.request("snapshot"))["store"]["path"] != demo_snap["store"]["path"]
             assert normal.proc.poll() is None and demo.poll() is None
         finally:
             rc = await asyncio.to_thread(stop_process, demo, 15.0)
@@ -178,7 +178,7 @@ def start_demo(config: Path, log_path: Path, extra_args: list[str] | None = None
 
 
 async def _probing(client: DaemonClient) -> bool:
-    snap = await client.snapshot()
+    snap = await client.request("snapshot")
     return sum(int(ex["attempts"]) for ex in snap["exchanges"].values()) > 5
 
 
@@ -197,13 +197,13 @@ async def test_demo_daemon_honours_socket_and_store_and_reloads_only_what_change
         async with DaemonClient(DaemonAddress(socket_path=socket_path), reconnect=False) as client:
             assert client.welcome is not None and client.welcome.location == "pinned"
             await until(lambda: _probing(client), 20, "the demo daemon probing", step=0.2)
-            assert (await client.snapshot())["store"]["path"] == str(store)
+            assert (await client.request("snapshot"))["store"]["path"] == str(store)
             config.write_text(yaml.safe_dump({"exchanges": {"okx": {}}, "daemon": {"location": "pinned"},
                                               "ui": {"theme": "cryptomon-light"}}))
             reply = await client.reload()
             # the file's default socket/store differ from --socket/--store: not a change of the running daemon
             assert reply["ok"] is True and reply["changed"] == ["ui"], reply
-            assert (await client.snapshot())["store"]["path"] == str(store)
+            assert (await client.request("snapshot"))["store"]["path"] == str(store)
     finally:
         rc = await asyncio.to_thread(stop_process, demo, 15.0)
     assert rc == 0, log_path.read_text()[-3000:]

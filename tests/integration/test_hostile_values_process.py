@@ -156,7 +156,7 @@ async def test_control_api_silence_with_a_huge_duration_is_refused_and_not_saved
                     with pytest.raises(DaemonError) as info:
                         await client.silence([{"name": "exchange", "value": "ra"}], bad, "hostile")
                     assert "internal" not in str(info.value).lower()
-                snap = await client.snapshot()
+                snap = await client.request("snapshot")
                 assert snap["silences"] == []
             code, _ = _get(url + "/api/v1/snapshot")
             assert code == 200

@@ -21,7 +21,7 @@ from cryptomon_tui.ui.present import SPARK_FAIL, clean_text, spark_text
 NOW = 1_787_000_000.0
 
 # the presenter reads the typed views a face gets from a snapshot frame; tests write them as the wire does
-X, I, S = ExchangeView.from_wire, IncidentView.from_wire, Snapshot.from_wire
+X, INC, S = ExchangeView.from_wire, IncidentView.from_wire, Snapshot.from_wire
 
 
 def test_clean_text_escapes_controls_and_bidi_keeps_brackets() -> None:
@@ -98,7 +98,7 @@ def test_sorting_and_incident_order() -> None:
         {"id": "c", "state": "firing", "severity": "critical", "started_at": iso_utc(NOW - 5)},
     ]
     # severity, then newest; an acknowledged incident keeps its place (State says ACK); resolved last
-    assert [i.id for i in present.incident_order(map(I, incidents))] == ["a", "c", "w", "r"]
+    assert [i.id for i in present.incident_order(map(INC, incidents))] == ["a", "c", "w", "r"]
 
 
 def test_incident_row_silence_ack_and_notifications() -> None:
@@ -107,12 +107,12 @@ def test_incident_row_silence_ack_and_notifications() -> None:
            "silenced_by": "sil-1", "silenced_until": None,
            "timeline": [{"kind": "notified", "data": {"channel": "discord"}},
                         {"kind": "notification_failed", "data": {"channel": "mail"}}]}
-    row = present.incident_row(I(inc), NOW, [])
+    row = present.incident_row(INC(inc), NOW, [])
     assert row["age"].text == "1m" and row["ack"].text == "alice" and row["silenced"].text == "resolve"
     assert row["state"].text == "SILENCED until resolved"
     assert row["notify"].text == "sent discord FAILED mail" and row["notify"].tone == "status-down"
     channels = [ChannelView("ops", state="broken", queue=2)]
-    assert present.notify_summary(I({"timeline": []}), channels).text == "BROKEN ops"
+    assert present.notify_summary(INC({"timeline": []}), channels).text == "BROKEN ops"
     assert present.notify_summary(IncidentView(), [ChannelView("ops", state="ok", queue=4)]).text == "4 queued"
 
 
@@ -134,7 +134,7 @@ def test_analysis_shapes_from_engine_fake_and_events() -> None:
 
 
 def test_silence_scopes() -> None:
-    inc = I({"id": "I-1", "rule": "error_rate", "exchange": "okx"})
+    inc = INC({"id": "I-1", "rule": "error_rate", "exchange": "okx"})
     assert present.silence_scope_matchers("incident", inc, None)[0]["name"] == "id"
     assert [m["name"] for m in present.silence_scope_matchers("rule", inc, None)] == ["rule", "exchange"]
     assert present.silence_scope_matchers("exchange", None, "bybit")[0]["value"] == "bybit"
@@ -187,13 +187,13 @@ def test_error_window_figures_held_between_new_errors() -> None:
 
 def test_state_column_says_ack_silenced_flapping_in_words() -> None:
     base = {"id": "I-1", "severity": "error", "state": "firing", "started_at": iso_utc(NOW - 65)}
-    assert present.incident_state_cell(I(base), NOW).text == "FIRING"
-    assert present.incident_state_cell(I({**base, "flapping": True}), NOW).text == "FLAPPING"
+    assert present.incident_state_cell(INC(base), NOW).text == "FIRING"
+    assert present.incident_state_cell(INC({**base, "flapping": True}), NOW).text == "FLAPPING"
     acked = {**base, "state": "acknowledged", "acknowledged_by": "alice@ops", "flapping": True}
-    assert present.incident_state_cell(I(acked), NOW).text == "ACK alice@ops"
+    assert present.incident_state_cell(INC(acked), NOW).text == "ACK alice@ops"
     silenced = {**acked, "silenced_by": "s-1", "silenced_until": iso_utc(NOW + 299)}
-    assert present.incident_state_cell(I(silenced), NOW).text == "SILENCED 4m59s"
-    assert present.incident_state_cell(I({**base, "state": "resolved"}), NOW).text == "resolved"
+    assert present.incident_state_cell(INC(silenced), NOW).text == "SILENCED 4m59s"
+    assert present.incident_state_cell(INC({**base, "state": "resolved"}), NOW).text == "resolved"
 
 
 def test_verdict_names_the_worst_open_incident_with_countdown_and_action() -> None:
@@ -206,13 +206,13 @@ def test_verdict_names_the_worst_open_incident_with_countdown_and_action() -> No
         {"id": "old", "rule": "error_rate", "severity": "critical", "state": "resolved", "exchange": "okx",
          "started_at": iso_utc(NOW - 900)},
     ]
-    text = "".join(c.text for c in present.verdict_line(snap, map(I, incidents)))
+    text = "".join(c.text for c in present.verdict_line(snap, map(INC, incidents)))
     assert text.startswith("CRIT bybit IP BANNED 9m47s left, since 13s")
     assert "- stop bots on this IP" in text and "(+1 open)" in text
     # a silenced critical yields to an unsilenced warning
     incidents[1]["silenced_by"] = "s-1"
-    assert "".join(c.text for c in present.verdict_line(snap, map(I, incidents))).startswith("WARN okx SLOW p99")
-    quiet = "".join(c.text for c in present.verdict_line(snap, [I(incidents[2])]))
+    assert "".join(c.text for c in present.verdict_line(snap, map(INC, incidents))).startswith("WARN okx SLOW p99")
+    quiet = "".join(c.text for c in present.verdict_line(snap, [INC(incidents[2])]))
     assert quiet.startswith("All clear")
 
 
@@ -311,3 +311,12 @@ def test_interval_text_is_the_engines_real_cadence() -> None:
     assert present.interval_text(X({"intervals": {"ping": 0.25, "time": 0.25}})) == "probes every 250ms"
     assert present.interval_text(X({"intervals": {"ping": 1.0, "book": 5.0}})) == "probes every 1s-5s"
     assert present.interval_text(ExchangeView()) == ""
+
+
+def test_status_line_shows_spend_only_once_the_ledger_answered() -> None:
+    """The engine sends ``llm_spend_usd_month: null`` until its ledger first answers: no "$0.00" meanwhile."""
+    wire = {"location": "tokyo", "analysis": {"model": "deepseek-chat", "budget_usd_month": 5.0,
+                                              "llm_spend_usd_month": None}}
+    assert "$" not in "".join(c.text for c in present.status_line(S(wire)))
+    wire["analysis"]["llm_spend_usd_month"] = 1.234  # type: ignore[index]
+    assert " $1.23/5" in "".join(c.text for c in present.status_line(S(wire)))
