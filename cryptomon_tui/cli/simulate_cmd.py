@@ -93,6 +93,11 @@ def _score(scenario: Scenario, source: str) -> int:
                 row = json.loads(line)
                 if isinstance(row, dict) and row.get("kind") == "stream":
                     continue  # stream verdicts ride in the same file; the REST truth scores probes
+                if not isinstance(row, dict):
+                    raise ValueError("not a JSON object")
+                missing = [k for k in ("exchange", "probe", "outcome") if not isinstance(row.get(k), str)]
+                if missing:
+                    raise ValueError(f"no text field {', '.join(missing)}")
                 row["_t"] = parse_iso_utc(row["ts"])
             except (ValueError, KeyError, TypeError) as exc:
                 print(f"cryptomon: --score: line {n}: not a probe result ({exc})", file=sys.stderr)

@@ -79,3 +79,24 @@ def test_cli_scores_a_probe_log(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "MISS" in out and "bybit" in out
     path.write_text("not json\n", encoding="utf-8")
     assert main(["simulate", "--scenario", "outage", "--score", str(path)]) == 2
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"ts": "2026-01-01T00:00:00Z", "probe": "ticker", "outcome": "ok"}',
+        '{"ts": "2026-01-01T00:00:00Z", "exchange": 5, "probe": "ticker", "outcome": "ok"}',
+        '{"ts": "2026-01-01T00:00:00Z", "exchange": "okx", "probe": "ticker"}',
+        "[1, 2]",
+        '"text"',
+    ],
+)
+def test_cli_score_names_a_row_that_is_not_a_probe_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    """A row missing exchange/probe/outcome is a clear line-numbered error (exit 2), never a KeyError crash."""
+    path = tmp_path / "probes.jsonl"
+    path.write_text(json.dumps(row(0.0, "okx", "ticker", "ok")) + "\n" + line + "\n", encoding="utf-8")
+    assert main(["simulate", "--scenario", "outage", "--score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: not a probe result" in err
