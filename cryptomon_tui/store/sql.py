@@ -67,7 +67,7 @@ def sql_json(value: SqlValue) -> JsonValue:
     return parsed
 
 
-# --- typed reads: the one place a row leaves sqlite3 (which types it Any) -----------------------------
+# --- typed reads: where a row leaves sqlite3 (untyped in its stubs) and gets its type ----------------------
 
 SqlParams = Sequence[SqlValue]
 
