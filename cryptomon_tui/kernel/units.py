@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
@@ -34,7 +34,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 
 
-def parse_duration(value: Any) -> float:
+def parse_duration(value: object) -> float:
     """Return seconds. Accepts numbers, numeric strings and unit strings (``1h30m`` too)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 500ms, 20s, 5m, 1h or a number of seconds")
