@@ -57,6 +57,7 @@ DIGEST_MAX = 500  # rows merged into one digest at most
 TICK_S = 15.0  # reminders and Alertmanager refreshes are checked this often
 STOP_DRAIN_S = 5.0
 TICKER = "\x00ticker"  # wake-event key of the reminder loop
+UNREADABLE = (ValueError, RecursionError)  # what reading a stored notice raises when its JSON is not one
 ALWAYS_CLOSE = ("pagerduty", "alertmanager")  # resolve/ack are state there, not chatter: always sent
 
 
@@ -156,7 +157,11 @@ class Notifier:
             if isinstance(channel, AlertmanagerChannel):
                 # keep re-posting what was firing before the restart, or Alertmanager resolves it by itself
                 for payload in await self.outbox.outbox_open_firing(name):
-                    notice = Notice.from_json(payload)
+                    try:
+                        notice = Notice.from_json(payload)
+                    except UNREADABLE as exc:  # stored JSON: a row we cannot read must not stop the start
+                        log.error("notify: %s: a stored firing alert is unreadable (%s); not re-posted", name, exc)
+                        continue
                     channel.firing[notice.fingerprint] = notice
             self._wake[name] = asyncio.Event()
             if workers:
@@ -525,14 +530,18 @@ class Notifier:
         if nxt is None or nxt > now:
             delay = self.cfg.poll_interval if nxt is None else nxt - now
             return max(1e-3, min(delay, self.cfg.poll_interval))
-        rows = await self.outbox.outbox_claim_due(name, now, limit)
-        if not rows:  # taken meanwhile (another process, a resend racing us)
+        claimed = await self.outbox.outbox_claim_due(name, now, limit)
+        if not claimed:  # taken meanwhile (another process, a resend racing us)
             return self.cfg.poll_interval
+        readable = await self._readable(name, claimed, now)
+        if not readable:
+            return 0.0
+        rows = [row for row, _ in readable]
         if channel.supports_digest and len(rows) >= self.cfg.digest_threshold:
             bucket.take()
-            await self._deliver(name, rows, self._digest(rows))
+            await self._deliver(name, rows, self._digest(readable))
             return 0.0
-        for i, row in enumerate(rows):
+        for i, (row, notice) in enumerate(readable):
             paused = self.health[name].paused_until
             wait = bucket.wait_time()
             if self._stopping or (paused is not None and paused > self.clock.monotonic()) or wait > 0:
@@ -540,7 +549,7 @@ class Notifier:
                 await self.outbox.outbox_release([r.id for r in rows[i:]], self.clock.now())
                 return wait
             bucket.take()
-            ok = await self._deliver(name, [row], row.notice())
+            ok = await self._deliver(name, [row], notice)
             if not ok:
                 rest = [r.id for r in rows[i + 1 :]]
                 if rest:
@@ -548,14 +557,27 @@ class Notifier:
                 return 0.0
         return 0.0
 
-    def _digest(self, rows: Sequence[OutboxRow]) -> Notice:
-        items = tuple(r.notice() for r in rows)
+    async def _readable(self, name: str, rows: Sequence[OutboxRow], now: float) -> list[tuple[OutboxRow, Notice]]:
+        """The claimed rows with their notices. A row whose stored JSON cannot be read (corrupted, or written
+        by an incompatible version) is a dead letter at once, saying why: it would fail the same way on every
+        attempt, and raising here left it and the rows claimed with it in ``sending`` until the next start."""
+        out: list[tuple[OutboxRow, Notice]] = []
+        for row in rows:
+            try:
+                out.append((row, row.notice()))
+            except UNREADABLE as exc:
+                log.error("notify: %s message %d is unreadable (%s): dead letter", name, row.id, exc)
+                error = f"unreadable message: {type(exc).__name__}: {str(exc)[:200]}"
+                await self.outbox.outbox_mark_failed([row.id], now, error, now, dead=True)
+        return out
+
+    def _digest(self, rows: Sequence[tuple[OutboxRow, Notice]]) -> Notice:
         return Notice(
             kind=NoticeKind.DIGEST,
             ts=self.clock.now(),
             location=self.location,
-            items=items,
-            member_keys=tuple(r.idempotency_key for r in rows),
+            items=tuple(notice for _, notice in rows),
+            member_keys=tuple(r.idempotency_key for r, _ in rows),
         )
 
     def _backoff(self, attempts: int) -> float:

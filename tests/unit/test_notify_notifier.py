@@ -4,6 +4,7 @@ reminders, ack/resolve rules, quiet hours, backoff, dead letters, broken channel
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
 from typing import Any
 
@@ -483,3 +484,27 @@ async def test_queue_counts_messages_waiting_in_group_wait() -> None:
         assert {s.channel: s.queued for s in rig.notifier.status()}["ops"] == 3
         await rig.advance(15)
         assert rig.ch["ops"].sent and {s.channel: s.queued for s in rig.notifier.status()}["ops"] == 0
+
+
+@pytest.mark.parametrize("supports_digest", [True, False])
+@pytest.mark.parametrize("corrupt", ["{not json", "[1, 2]", '{"kind": "firing"}', '{"kind": "nope", "ts": 1}'])
+async def test_an_unreadable_stored_message_is_a_dead_letter_and_the_rest_go_out(
+    supports_digest: bool, corrupt: str
+) -> None:
+    """Stored JSON is a boundary: a row the notifier cannot read (corrupted, another version's) raised out of
+    the dispatch step and left every row claimed with it in 'sending' until a restart. It is a dead letter at
+    once, saying why, and the others are delivered (one by one, or as one digest)."""
+    async with Rig(make_config(), supports_digest=supports_digest) as rig:
+        for n in range(8):
+            await rig.notifier.on_event(ev(EventType.OPENED, incident(n), rig.now()))
+        bad_id = min(rig.outbox.rows)
+        rig.outbox.rows[bad_id] = dataclasses.replace(rig.outbox.rows[bad_id], payload=corrupt)
+        await rig.advance(15)
+        bad = rig.outbox.rows[bad_id]
+        assert bad.status == "dead" and "unreadable message" in (bad.last_error or "")
+        others = [r for i, r in rig.outbox.rows.items() if i != bad_id]
+        assert all(r.status == "sent" for r in others)
+        sent = rig.ch["ops"].sent
+        delivered = [i for n, _ in sent for i in (n.items or (n,))]
+        assert sorted(n.incident_id for n in delivered) == [f"inc-{n}" for n in range(1, 8)]
+        assert (rig.ch["ops"].kinds() == ["digest"]) is supports_digest
