@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from cryptomon_tui.kernel.jsonvalue import finite
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import format_duration
 from cryptomon_tui.notify.model import Notice, NoticeKind
@@ -61,9 +62,19 @@ def clip_bytes(text: str, limit: int, marker: str = "…") -> str:
 
 
 def ts_text(ts: float | None) -> str:
+    """A time as messages write it; "-" when unknown or beyond what a calendar can show (a stored value)."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):
+        return "-"
+
+
+def _time(inc: Mapping[str, object], key: str) -> float | None:
+    """An epoch time the incident carries as a JSON number (stored JSON: bools, strings, NaN are absent)."""
+    value = inc.get(key)
+    return None if isinstance(value, str) else finite(value)
 
 
 def _place(inc: Mapping[str, object]) -> str:
@@ -121,16 +132,14 @@ def build_view(notice: Notice) -> View:
     summary = _without_place(str(inc.get("summary") or inc.get("rule") or "incident"), inc)
     title = f"{status} {sev.value.upper()} · {_place(inc)}: {summary}"
     fields: list[tuple[str, str]] = []
-    started = inc.get("started_ts")
-    started_f = float(started) if isinstance(started, int | float) else None
+    started_f = _time(inc, "started_ts")
+    ended = _time(inc, "resolved_ts")
     if notice.kind in (NoticeKind.FIRING, NoticeKind.REOPENED, NoticeKind.REMINDER) and started_f is not None:
         # a firing sent late (the channel was down) counts up to the recovery, not to the send
-        ended = inc.get("resolved_ts")
-        until = min(notice.ts, float(ended)) if isinstance(ended, int | float) else notice.ts
+        until = min(notice.ts, ended) if ended is not None else notice.ts
         fields.append(("Failing for", format_duration(max(0.0, until - started_f))))
     if notice.kind is NoticeKind.RESOLVED and started_f is not None:
-        end = inc.get("resolved_ts")
-        end_f = float(end) if isinstance(end, int | float) else notice.ts
+        end_f = ended if ended is not None else notice.ts
         fields.append(("Lasted", format_duration(max(0.0, end_f - started_f))))
     for label, key in (("Exchange", "exchange"), ("Probe", "probe"), ("Rule", "rule")):
         if inc.get(key):

@@ -127,3 +127,28 @@ def test_default_bucket_of_a_service() -> None:
     bucket = TokenBucket(18 / 60, 2, clock)
     assert bucket.take() and bucket.take() and not bucket.take()
     assert bucket.wait_time() == pytest.approx(60 / 18)
+
+
+@pytest.mark.parametrize("value", ["1e999", "Infinity", "NaN", "1e300", "-1e300", "true", '"1700000000"', "null"])
+def test_stored_incident_times_that_are_no_time_render_everywhere(value: str) -> None:
+    """A notice comes back from stored JSON: a time there that is no finite number, or beyond the calendar,
+    rendered as 'Since -' instead of raising in every channel (which retried the message to a dead letter)."""
+    from cryptomon_tui.config.notify import AlertmanagerChannelConfig
+    from cryptomon_tui.notify.channels.alertmanager import am_alert
+    from cryptomon_tui.notify.channels.pagerduty import pagerduty_event
+    from cryptomon_tui.notify.channels.wecom import wecom_payload
+    from cryptomon_tui.notify.format import build_view
+
+    am = AlertmanagerChannelConfig(type="alertmanager", url="http://127.0.0.1:1")
+    good = Notice(NoticeKind.FIRING, 1_700_000_100.0, incident_payload(incident()))
+    for kind in ("firing", "resolved"):
+        text = good.to_json().replace('"kind":"firing"', f'"kind":"{kind}"')
+        for key in ("started_ts", "resolved_ts"):
+            text = text.replace(f'"{key}":', f'"{key}":{value},"_{key}":', 1)
+        notice = Notice.from_json(text)
+        view = build_view(notice)
+        assert view.title
+        for rendered in (discord_payload(notice, "u", None), slack_payload(notice), telegram_text(notice),
+                         wecom_payload(notice, []), pagerduty_event(notice, "rk", "src", None),
+                         am_alert(notice, am, "here", 1.7e9)):
+            assert json.dumps(rendered)

@@ -15,7 +15,7 @@ import httpx
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import AlertmanagerChannelConfig
-from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, get_object
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, finite, get_object
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.notify.channels.base import (
     HttpChannel,
@@ -69,7 +69,8 @@ def am_alert(notice: Notice, cfg: AlertmanagerChannelConfig, location: str, now:
             annotations[key] = clip(value, 1000)
     started = inc.get("started_ts")
     alert: JsonObject = {"labels": labels, "annotations": annotations}
-    starts_at = iso_utc(float(started)) if isinstance(started, int | float) else None
+    started_s = None if isinstance(started, str) else finite(started)
+    starts_at = None if started_s is None else iso_utc(started_s)
     if starts_at is not None:
         alert["startsAt"] = starts_at
     if notice.kind is NoticeKind.TEST:
@@ -77,7 +78,8 @@ def am_alert(notice: Notice, cfg: AlertmanagerChannelConfig, location: str, now:
         alert["endsAt"] = starts_at or iso_utc(now)
     elif notice.kind is NoticeKind.RESOLVED:
         ended = inc.get("resolved_ts")
-        alert["endsAt"] = iso_utc(min(now, float(ended)) if isinstance(ended, int | float) else now)
+        ended_s = None if isinstance(ended, str) else finite(ended)
+        alert["endsAt"] = iso_utc(now if ended_s is None else min(now, ended_s))
     else:
         alert["endsAt"] = iso_utc(now + cfg.resolve_timeout)
     if cfg.generator_url:
