@@ -125,18 +125,37 @@ class InMemoryOutbox:
         return ids
 
     def _waits(self, r: OutboxRow) -> bool:
-        """An earlier row of the same incident and channel is queued, in flight or a dead firing."""
+        """An earlier row of the same incident and channel is queued, in flight or a dead firing; or an
+        earlier incident of the same fingerprint still has rows queued or in flight on the channel (unless
+        it is parked behind a dead firing): a receiver keyed by fingerprint must hear the old incident's
+        resolve before the new incident's firing (the SQLite outbox's ``_IN_ORDER`` says why)."""
         if r.incident_id is None:
             return False
+        for p in self.rows.values():
+            if p.id >= r.id or p.channel != r.channel or p.incident_id is None:
+                continue
+            if p.incident_id == r.incident_id:
+                if p.status in (RowStatus.PENDING, RowStatus.SENDING) or (
+                    p.status == RowStatus.DEAD and p.kind in OPENING_KIND_VALUES
+                ):
+                    return True
+            elif (
+                r.fingerprint
+                and p.fingerprint == r.fingerprint
+                and p.status in (RowStatus.PENDING, RowStatus.SENDING)
+                and not self._parked(p.incident_id, p.channel)
+            ):
+                return True
+        return False
+
+    def _parked(self, incident_id: str, channel: str) -> bool:
+        """The incident has a dead firing on the channel: its later rows wait for ``notify resend``."""
         return any(
-            p.id < r.id
-            and p.incident_id == r.incident_id
-            and p.channel == r.channel
-            and (
-                p.status in (RowStatus.PENDING, RowStatus.SENDING)
-                or (p.status == RowStatus.DEAD and p.kind in OPENING_KIND_VALUES)
-            )
-            for p in self.rows.values()
+            d.incident_id == incident_id
+            and d.channel == channel
+            and d.status == RowStatus.DEAD
+            and d.kind in OPENING_KIND_VALUES
+            for d in self.rows.values()
         )
 
     async def outbox_claim_due(self, channel: str, now: float, limit: int) -> list[OutboxRow]:

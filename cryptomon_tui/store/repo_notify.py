@@ -31,11 +31,20 @@ OPENING_EVENTS = ("firing", "reopened")
 
 # A row waits for every earlier row of its (incident, channel) still queued or in flight, and for an
 # earlier firing that became a dead letter: per channel and incident, messages go in the order written,
-# so a resolve never overtakes its firing (after a backoff, a 429 pause or a broken spell).
+# so a resolve never overtakes its firing (after a backoff, a 429 pause or a broken spell). It also waits
+# for an earlier incident's rows of the same fingerprint still queued or in flight (the same problem back
+# as a new incident): receivers that key alerts by fingerprint (PagerDuty's dedup_key, Alertmanager's
+# labels) would otherwise close the new alert with the old incident's late resolve. An earlier incident
+# parked behind a dead firing (until `notify resend`) does not hold the new one back.
 _IN_ORDER = (
-    "(o.incident_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id "
+    "(o.incident_id IS NULL OR (NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id "
     "AND p.channel = o.channel AND p.id < o.id AND (p.state IN ('pending', 'sending') "
-    "OR (p.state = 'dead' AND p.event IN ('firing', 'reopened')))))"
+    "OR (p.state = 'dead' AND p.event IN ('firing', 'reopened')))) "
+    "AND (o.fingerprint IS NULL OR NOT EXISTS (SELECT 1 FROM outbox q WHERE q.channel = o.channel "
+    "AND q.state IN ('pending', 'sending') AND q.fingerprint = o.fingerprint AND q.id < o.id "
+    "AND q.incident_id IS NOT NULL AND q.incident_id != o.incident_id "
+    "AND NOT EXISTS (SELECT 1 FROM outbox d WHERE d.incident_id = q.incident_id AND d.channel = q.channel "
+    "AND d.state = 'dead' AND d.event IN ('firing', 'reopened'))))))"
 )
 
 
