@@ -18,10 +18,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptomon_tui.cli.common import add_config_arg, load_or_exit
 from cryptomon_tui.config import Config
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
+from cryptomon_tui.kernel.snapshot import FactValue, Snapshot
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 CLOCK_WARN_MS = 250.0
@@ -154,7 +155,15 @@ def ntp_state() -> tuple[bool | None, str]:
 # -- checks that need the daemon -------------------------------------------------------------------
 
 
-async def _snapshot(config: Config, socket_path: Path | None) -> tuple[dict[str, Any] | None, str]:
+@dataclass(frozen=True, slots=True)
+class DaemonAnswer:
+    """What the running daemon said: its snapshot (typed) and its health reply."""
+
+    snapshot: Snapshot
+    health: JsonObject
+
+
+async def _ask_daemon(config: Config, socket_path: Path | None) -> tuple[DaemonAnswer | None, str]:
     from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
     from cryptomon_tui.daemon.client import DaemonClient, DaemonError
 
@@ -167,27 +176,30 @@ async def _snapshot(config: Config, socket_path: Path | None) -> tuple[dict[str,
         return None, str(exc)
     except (OSError, TimeoutError) as exc:
         return None, f"{address.describe()}: {exc}"
-    if not isinstance(snap, dict):
+    if as_object(snap) is None:
         return None, f"{address.describe()}: no snapshot"
-    return {**snap, "_health": health if isinstance(health, dict) else {}}, address.describe()
+    return DaemonAnswer(Snapshot.from_wire(snap), as_object(health) or {}), address.describe()
 
 
-def _facts(snap: dict[str, Any], exchange: str) -> dict[str, Any]:
-    facts: dict[str, Any] = {}
-    ex = (snap.get("exchanges") or {}).get(exchange) or {}
-    for probe in (ex.get("probes") or {}).values():
-        if isinstance(probe, dict) and isinstance(probe.get("facts"), dict):
-            facts.update(probe["facts"])
+def _facts(snap: Snapshot, exchange: str) -> dict[str, FactValue]:
+    facts: dict[str, FactValue] = {}
+    ex = snap.exchanges.get(exchange)
+    for probe in ex.probes.values() if ex is not None else ():
+        facts.update(probe.facts)
     return facts
 
 
-def daemon_checks(config: Config, snap: dict[str, Any] | None, where: str) -> list[Check]:
-    if snap is None:
+def _shown(value: FactValue) -> str:
+    """A fact as the exchange sent it (a list of permissions prints as one)."""
+    return str(list(value)) if isinstance(value, tuple) else str(value)
+
+
+def daemon_checks(config: Config, answer: DaemonAnswer | None, where: str) -> list[Check]:
+    if answer is None:
         return [Check("daemon reachable", FAIL, where, "start it: `cryptomon daemon` (or the systemd unit)")]
     checks = [Check("daemon reachable", PASS, f"answers on {where}")]
-    health = snap.get("_health") or {}
-    raw_detail = health.get("detail")
-    health_detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    snap, health = answer.snapshot, answer.health
+    health_detail = as_object(health.get("detail")) or {}
     if health.get("store_writable") is False:
         reason = str(health_detail.get("store_reason") or "the store refuses writes")
         checks.append(Check("store writable", FAIL, reason,
@@ -203,7 +215,7 @@ def daemon_checks(config: Config, snap: dict[str, Any] | None, where: str) -> li
             checks.append(Check(f"read-only key ({name})", PASS, "the exchange says the key can only read"))
         elif facts.get("read_only") is False:
             perms = facts.get("permissions") or facts.get("write_permissions") or "trading/withdrawal"
-            checks.append(Check(f"read-only key ({name})", FAIL, f"the key has write permissions: {perms}",
+            checks.append(Check(f"read-only key ({name})", FAIL, f"the key has write permissions: {_shown(perms)}",
                                 "create a read-only key for monitoring and replace this one"))
         elif facts.get("can_trade") is True or facts.get("can_withdraw") is True:
             # /api/v3/account speaks for the account, not the key: a hint, not proof
@@ -213,7 +225,8 @@ def daemon_checks(config: Config, snap: dict[str, Any] | None, where: str) -> li
         else:
             checks.append(Check(f"read-only key ({name})", WARN, "no permission answer yet from the account probe",
                                 "let the daemon run a minute (the account probe checks it), then rerun"))
-        ips = facts.get("ips")
+        listed = facts.get("ips")
+        ips: list[str | int | bool] | None = list(listed) if isinstance(listed, tuple) else None
         if isinstance(facts.get("ip_restricted"), bool):
             ips = ["restricted"] if facts["ip_restricted"] else []
         if isinstance(ips, list) and ips and ips != ["*"]:
@@ -225,10 +238,9 @@ def daemon_checks(config: Config, snap: dict[str, Any] | None, where: str) -> li
             checks.append(Check(f"IP whitelist ({name})", WARN, "the exchange does not report the key's IP binding",
                                 "check in the exchange's API settings that the key is IP-restricted"))
     offsets = []
-    for name, ex in (snap.get("exchanges") or {}).items():
-        v = ex.get("clock_offset_ms") if isinstance(ex, dict) else None
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            offsets.append((abs(float(v)), str(name)))
+    for name, ex in snap.exchanges.items():
+        if ex.clock_offset_ms is not None:
+            offsets.append((abs(ex.clock_offset_ms), name))
     synced, how = ntp_state()
     if offsets:
         worst, who = max(offsets)
@@ -279,8 +291,8 @@ async def run_checks(
     config: Config, path: Path | None, send: bool, socket_path: Path | None = None, demo: bool = False
 ) -> list[Check]:
     checks = check_config_file(config, path)
-    snap, where = await _snapshot(config, socket_path)
-    checks += daemon_checks(config, snap, where)
+    answer, where = await _ask_daemon(config, socket_path)
+    checks += daemon_checks(config, answer, where)
     checks += await channel_checks(config, send, demo)
     checks.append(check_llm_budget(config))
     checks.append(check_disk(config))

@@ -23,12 +23,14 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached
 from cryptomon_tui.cli.safe_output import SafeStream
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.incidents.model import Incident, MaintenanceWindow, Matcher, Silence
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
+from cryptomon_tui.kernel.snapshot import IncidentView
 from cryptomon_tui.kernel.units import (
     check_epoch,
     check_silence_length,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from cryptomon_tui.daemon.address import DaemonAddress
     from cryptomon_tui.daemon.client import DaemonClient
     from cryptomon_tui.engine.offline import OfflineCommands
+    from cryptomon_tui.store import Store
 
 T = TypeVar("T")
 EXIT_USAGE = 2
@@ -178,11 +181,11 @@ def _running_daemon(args: argparse.Namespace) -> DaemonAddress | None:
     return find_running_daemon(config)
 
 
-def _send(address: DaemonAddress, call: Callable[[DaemonClient], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+def _send(address: DaemonAddress, call: Callable[[DaemonClient], Awaitable[JsonObject]]) -> JsonObject:
     """One command to the running daemon; its answer (DaemonError carries the daemon's own message)."""
     from cryptomon_tui.daemon.client import DaemonClient
 
-    async def run() -> dict[str, Any]:
+    async def run() -> JsonObject:
         async with DaemonClient(address, reconnect=False, client_name="cryptomon-cli") as client:
             return await call(client)
 
@@ -191,8 +194,8 @@ def _send(address: DaemonAddress, call: Callable[[DaemonClient], Awaitable[dict[
 
 def _command(
     args: argparse.Namespace,
-    online: Callable[[DaemonClient], Awaitable[dict[str, Any]]],
-    show: Callable[[dict[str, Any]], str],
+    online: Callable[[DaemonClient], Awaitable[JsonObject]],
+    show: Callable[[JsonObject], str],
     offline: Callable[[OfflineCommands], Awaitable[str]],
 ) -> int:
     """Send to the running daemon and print its answer, or (no daemon) apply offline through the store."""
@@ -206,7 +209,7 @@ def _command(
     except DaemonError as exc:
         return _err(str(exc))
 
-    async def work(store: Any) -> int:
+    async def work(store: Store) -> int:
         from cryptomon_tui.engine.offline import OfflineCommands
 
         config, _ = load_attached(args)
@@ -216,7 +219,7 @@ def _command(
     return _run(args, work)
 
 
-def _with_store(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
+def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
     """Open the configured store (no background task), run ``work(store)``, close."""
     from cryptomon_tui.store import Store
 
@@ -239,7 +242,7 @@ def _with_store(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -
     return asyncio.run(run())
 
 
-def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+def _run(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]]) -> int:
     from cryptomon_tui.engine.offline import OfflineCommandError
 
     try:
@@ -297,7 +300,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         return _err(str(exc), EXIT_USAGE)
     now = RealClock().now()
 
-    async def work(store: Any) -> int:
+    async def work(store: Store) -> int:
         items: list[Incident] = await store.incidents(
             open_only=args.open, since=now - window, limit=args.limit, timelines=args.json
         )
@@ -334,8 +337,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     by = _user(args.by)
 
-    def said(inc: dict[str, Any]) -> str:
-        return f"acknowledged {inc.get('id')} ({inc.get('rule')} on {inc.get('exchange') or 'all'}) as {by}"
+    def said(inc: IncidentView) -> str:
+        return f"acknowledged {inc.id} ({inc.rule} on {inc.exchange or 'all'}) as {by}"
 
     async def offline(commands: OfflineCommands) -> str:
         applied = await commands.ack(args.id, by, args.note)
@@ -343,12 +346,12 @@ def cmd_ack(args: argparse.Namespace) -> int:
         assert inc is not None
         if applied.result.startswith("ok: already"):
             return f"{inc.id} was already acknowledged by {inc.acknowledged_by}"
-        return said(inc.to_dict()) + " (no daemon running: stored; announced when it starts)"
+        return said(IncidentView.from_wire(inc.to_dict())) + " (no daemon running: stored; announced when it starts)"
 
     return _command(
         args,
         lambda client: client.ack(args.id, note=args.note, by=by),
-        lambda answer: said(answer.get("incident") or {}),
+        lambda answer: said(IncidentView.from_wire(answer.get("incident"))),
         offline,
     )
 
@@ -412,10 +415,10 @@ def cmd_silence(args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
         return said(await commands.silence(silence))
 
-    def show(answer: dict[str, Any]) -> str:
+    def show(answer: JsonObject) -> str:
         from cryptomon_tui.store.rows import silence_from_dict
 
-        return said(silence_from_dict(answer["silence"]))
+        return said(silence_from_dict(answer.get("silence")))
 
     return _command(
         args,
@@ -437,7 +440,7 @@ def _silence_state(s: Silence, now: float) -> str:
 def cmd_silences(args: argparse.Namespace) -> int:
     now = RealClock().now()
 
-    async def work(store: Any) -> int:
+    async def work(store: Store) -> int:
         items: list[Silence] = await store.silences(include_expired=args.all)
         if args.json:
             out = [{**s.to_dict(), "state": _silence_state(s, now)} for s in items]
@@ -468,10 +471,10 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
     async def offline(commands: OfflineCommands) -> str:
         return said(await commands.unsilence(args.id, by))
 
-    def show(answer: dict[str, Any]) -> str:
+    def show(answer: JsonObject) -> str:
         from cryptomon_tui.store.rows import silence_from_dict
 
-        return said(silence_from_dict(answer["silence"]))
+        return said(silence_from_dict(answer.get("silence")))
 
     return _command(args, lambda client: client.unsilence(args.id, by=by), show, offline)
 
@@ -486,7 +489,7 @@ def cmd_maintenance_add(args: argparse.Namespace) -> int:
         end = _when(args.end, now) if args.end else start + _length(args.duration, "--for")
     except argparse.ArgumentTypeError as exc:
         return _err(str(exc), EXIT_USAGE)
-    values: dict[str, Any] = {
+    values: JsonObject = {
         "id": "mw-" + secrets.token_hex(4),
         "exchange": args.exchange,
         "starts_at": start,
@@ -520,14 +523,14 @@ def cmd_maintenance_add(args: argparse.Namespace) -> int:
     return _command(
         args,
         lambda client: client.maintenance_add(args.exchange, start, end, args.comment or "", args.recurrence,
-                                              args.timezone or "UTC", by=values["created_by"]),
-        lambda answer: said(str((answer.get("window") or {}).get("id"))),
+                                              args.timezone or "UTC", by=window.created_by),
+        lambda answer: said(str((as_object(answer.get("window")) or {}).get("id"))),
         offline,
     )
 
 
 def cmd_maintenance_list(args: argparse.Namespace) -> int:
-    async def work(store: Any) -> int:
+    async def work(store: Store) -> int:
         items: list[MaintenanceWindow] = await store.maintenance_windows(include_past=args.all)
         if args.json:
             json.dump([w.to_dict() for w in items], sys.stdout, indent=2, ensure_ascii=False)
@@ -592,7 +595,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             out = SafeStream(stack.enter_context(target.open("w", encoding="utf-8", newline="")))  # type: ignore[assignment]
         writer = RecordWriter(out, fmt)
 
-        async def work(store: Any) -> int:
+        async def work(store: Store) -> int:
             async for page in store.iter_results(now - window, now + 1, exchange=args.exchange):
                 writer.write(page)
             return 0

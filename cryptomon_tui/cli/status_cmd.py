@@ -11,12 +11,12 @@ import asyncio
 import json
 import sys
 import time
-from typing import Any
 
 from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached
 from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
 from cryptomon_tui.daemon.client import DaemonClient, DaemonError, NoDaemonRunning
-from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
+from cryptomon_tui.kernel.snapshot import IncidentView, Snapshot
 from cryptomon_tui.kernel.units import format_ms, parse_iso_utc
 
 _ms = format_ms  # the kernel's one millisecond formatter, under the short name the f-strings use
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.set_defaults(handler=run_status)
 
 
-def _clean(text: Any, width: int | None = None) -> str:
+def _clean(text: object, width: int | None = None) -> str:
     """Exchange text verbatim but never terminal control sequences."""
     s = "".join(ch if ch.isprintable() else " " for ch in str(text))
     if width is not None and len(s) > width:
@@ -51,11 +51,11 @@ def _clean(text: Any, width: int | None = None) -> str:
     return s
 
 
-def _pct(value: Any) -> str:
-    return f"{value * 100:.1f}%" if isinstance(value, int | float) else "-"
+def _pct(value: float | None) -> str:
+    return f"{value * 100:.1f}%" if value is not None else "-"
 
 
-def _age(iso: Any, now: float) -> str:
+def _age(iso: str | None, now: float) -> str:
     try:
         seconds = max(0.0, now - parse_iso_utc(str(iso)))
     except ValueError:
@@ -69,102 +69,112 @@ def _age(iso: Any, now: float) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def summarize(snapshot: dict[str, Any], health: dict[str, Any]) -> dict[str, Any]:
+def open_incidents(snapshot: Snapshot) -> list[IncidentView]:
+    """Open incidents, most severe first, then oldest first."""
+    found = [i for i in snapshot.incidents if i.state != "resolved"]
+    found.sort(key=lambda i: (SEVERITY_ORDER.get(i.severity, 9), str(i.started_at)))
+    return found
+
+
+def not_ok(snapshot: Snapshot) -> list[str]:
+    return [name for name, ex in snapshot.exchanges.items() if ex.status not in ("ok", "paused")]
+
+
+def summarize(snapshot: Snapshot, health: JsonObject) -> JsonObject:
     """The compact, stable shape printed by ``--json``."""
-    exchanges = {
+    exchanges: JsonObject = {
         name: {
-            "status": ex.get("status"),
-            "p50_ms": ex.get("p50_ms"),
-            "p99_ms": ex.get("p99_ms"),
-            "error_rate": ex.get("error_rate"),
-            "rate_limit_used": ex.get("rate_limit_used"),
-            "clock_offset_ms": ex.get("clock_offset_ms"),
-            "breaker": (ex.get("breaker") or {}).get("state"),
-            "ban_until": ex.get("ban_until"),
+            "status": ex.status,
+            "p50_ms": ex.p50_ms,
+            "p99_ms": ex.p99_ms,
+            "error_rate": ex.error_rate,
+            "rate_limit_used": ex.rate_limit_used,
+            "clock_offset_ms": ex.clock_offset_ms,
+            "breaker": ex.breaker.state,
+            "ban_until": ex.ban_until,
         }
-        for name, ex in (snapshot.get("exchanges") or {}).items()
+        for name, ex in snapshot.exchanges.items()
     }
-    open_incidents = [i for i in snapshot.get("incidents") or [] if i.get("state") != "resolved"]
-    open_incidents.sort(key=lambda i: (SEVERITY_ORDER.get(i.get("severity", ""), 9), str(i.get("started_at"))))
-    incidents = [
-        {k: i.get(k) for k in ("id", "severity", "state", "exchange", "probe", "rule", "summary", "started_at",
-                               "acknowledged_by", "silenced_until")}
-        for i in open_incidents
+    incidents: list[JsonValue] = [
+        {"id": i.id, "severity": i.severity, "state": i.state, "exchange": i.exchange, "probe": i.probe,
+         "rule": i.rule, "summary": i.summary, "started_at": i.started_at, "acknowledged_by": i.acknowledged_by,
+         "silenced_until": i.silenced_until}
+        for i in open_incidents(snapshot)
     ]
-    bad_exchanges = [n for n, e in exchanges.items() if e["status"] not in ("ok", "paused")]
-    ok = not bad_exchanges and not incidents
+    bad_exchanges: list[JsonValue] = list(not_ok(snapshot))
     return {
-        "ok": ok,
-        "location": snapshot.get("location"),
-        "version": snapshot.get("version"),
-        "ts": snapshot.get("ts"),
+        "ok": not bad_exchanges and not incidents,
+        "location": snapshot.location,
+        "version": snapshot.version,
+        "ts": snapshot.ts,
         "exchanges": exchanges,
         "not_ok": bad_exchanges,
         "incidents": incidents,
-        "silences": len(snapshot.get("silences") or []),
+        "silences": len(snapshot.silences),
         "notify": [
-            {k: ch.get(k) for k in ("channel", "state", "queue", "dead_letters")} for ch in snapshot.get("notify") or []
+            {"channel": ch.channel, "state": ch.state, "queue": ch.queue, "dead_letters": ch.dead_letters}
+            for ch in snapshot.notify
         ],
         "health": health,
     }
 
 
-def render_text(summary: dict[str, Any], where: str, now: float) -> str:
+def render_text(snapshot: Snapshot, health: JsonObject, where: str, now: float) -> str:
+    incidents = open_incidents(snapshot)
+    ok = not not_ok(snapshot) and not incidents
     lines = [
-        f"cryptomon {summary.get('version') or '?'} @ {_clean(summary.get('location') or '?')} — {where} — "
-        f"{'OK' if summary['ok'] else 'PROBLEMS'}",
+        f"cryptomon {snapshot.version or '?'} @ {_clean(snapshot.location or '?')} — {where} — "
+        f"{'OK' if ok else 'PROBLEMS'}",
         "",
         f"{'EXCHANGE':<18}{'STATUS':<13}{'P50':>8}{'P99':>9}{'ERR':>8}{'LIMIT':>7}{'CLOCK':>10}  BREAKER",
     ]
-    for name, ex in summary["exchanges"].items():
-        status = str(ex.get("status") or "?")
-        if status == "banned" and ex.get("ban_until"):
-            status = f"banned {_age_until(ex['ban_until'], now)}"
-        offset = ex.get("clock_offset_ms")
-        clock = f"{offset:+.0f}ms" if isinstance(offset, int | float) else "-"
-        limit = _pct(ex.get("rate_limit_used")) if ex.get("rate_limit_used") is not None else "-"
+    for name, ex in snapshot.exchanges.items():
+        status = ex.status or "?"
+        if status == "banned" and ex.ban_until:
+            status = f"banned {_age_until(ex.ban_until, now)}"
+        offset = ex.clock_offset_ms
+        clock = f"{offset:+.0f}ms" if offset is not None else "-"
+        limit = _pct(ex.rate_limit_used)
         lines.append(
-            f"{_clean(name, 17):<18}{_clean(status, 12):<13}{_ms(ex.get('p50_ms')):>8}{_ms(ex.get('p99_ms')):>9}"
-            f"{_pct(ex.get('error_rate')):>8}{limit:>7}{clock:>10}  {ex.get('breaker') or '-'}"
+            f"{_clean(name, 17):<18}{_clean(status, 12):<13}{_ms(ex.p50_ms):>8}{_ms(ex.p99_ms):>9}"
+            f"{_pct(ex.error_rate):>8}{limit:>7}{clock:>10}  {ex.breaker.state or '-'}"
         )
-    incidents = summary["incidents"]
-    lines += ["", f"INCIDENTS: {len(incidents)} open" + (f", {summary['silences']} silences" if summary["silences"]
-                                                         else "")]
+    silences = len(snapshot.silences)
+    lines += ["", f"INCIDENTS: {len(incidents)} open" + (f", {silences} silences" if silences else "")]
     for inc in incidents[:12]:
-        who = f" ack {_clean(inc['acknowledged_by'], 20)}" if inc.get("acknowledged_by") else ""
-        muted = " silenced" if inc.get("silenced_until") or inc.get("state") == "silenced" else ""
-        where_ = "/".join(str(x) for x in (inc.get("exchange"), inc.get("probe")) if x) or "-"
+        who = f" ack {_clean(inc.acknowledged_by, 20)}" if inc.acknowledged_by else ""
+        muted = " silenced" if inc.silenced_until or inc.state == "silenced" else ""
+        where_ = "/".join(x for x in (inc.exchange, inc.probe) if x) or "-"
         lines.append(
-            f"  {str(inc.get('severity', '?')).upper():<9}{inc.get('state', '?')!s:<13}{_clean(where_, 22):<23}"
-            f"{_age(inc.get('started_at'), now):>6}  {_clean(inc.get('summary') or '', 60)}{who}{muted}"
+            f"  {inc.severity.upper():<9}{inc.state:<13}{_clean(where_, 22):<23}"
+            f"{_age(inc.started_at, now):>6}  {_clean(inc.summary, 60)}{who}{muted}"
         )
     if len(incidents) > 12:
         lines.append(f"  … and {len(incidents) - 12} more (cryptomon status --json)")
-    if summary["notify"]:
+    if snapshot.notify:
         parts = [
-            f"{_clean(ch.get('channel'), 20)} {ch.get('state')}"
-            + (f" (queue {ch.get('queue')}, dead {ch.get('dead_letters')})" if ch.get("queue") or ch.get("dead_letters")
-               else "")
-            for ch in summary["notify"]
+            f"{_clean(ch.channel, 20)} {ch.state}"
+            + (f" (queue {ch.queue}, dead {ch.dead_letters})" if ch.queue or ch.dead_letters else "")
+            for ch in snapshot.notify
         ]
         lines += ["", "NOTIFY: " + ", ".join(parts)]
-    failing = [k for k in ("config_loaded", "store_writable", "probes_running") if summary["health"].get(k) is False]
+    failing = [k for k in ("config_loaded", "store_writable", "probes_running") if health.get(k) is False]
     if failing:
         lines += ["", "NOT READY: " + ", ".join(failing)]
     return "\n".join(lines)
 
 
-def _age_until(iso: Any, now: float) -> str:
+def _age_until(iso: str, now: float) -> str:
     try:
-        seconds = max(0.0, parse_iso_utc(str(iso)) - now)
+        seconds = max(0.0, parse_iso_utc(iso) - now)
     except ValueError:
         return ""
     return f"{seconds:.0f}s left" if seconds < 120 else f"{seconds / 60:.0f}m left"
 
 
-async def fetch(address: DaemonAddress) -> tuple[JsonObject, JsonObject, str]:
+async def fetch(address: DaemonAddress) -> tuple[Snapshot, JsonObject, str]:
     async with DaemonClient(address, reconnect=False, client_name="cryptomon-status") as client:
-        snapshot = as_object(await client.request("snapshot", wait_s=10.0)) or {}
+        snapshot = Snapshot.from_wire(await client.request("snapshot", wait_s=10.0))
         health = as_object(await client.request("health", wait_s=10.0)) or {}
         pid = client.welcome.pid if client.welcome else 0
     return snapshot, health, f"daemon pid {pid} on {address.describe()}"
@@ -195,5 +205,5 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, default=str))
     else:
-        print(render_text(summary, where, time.time()))
+        print(render_text(snapshot, health, where, time.time()))
     return EXIT_OK if summary["ok"] else EXIT_PROBLEMS

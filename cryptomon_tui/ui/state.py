@@ -11,7 +11,6 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptomon_tui.config.paths import state_dir
 
@@ -32,7 +31,7 @@ class UiState:
     def load(cls, path: Path | None = None) -> UiState:
         target = path or cls.path()
         try:
-            data: Any = json.loads(target.read_text(encoding="utf-8"))
+            data: object = json.loads(target.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return cls()
         if not isinstance(data, dict):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -134,7 +133,7 @@ def shipped_theme_files() -> list[Path]:
 def load_theme_file(path: Path) -> Theme:
     """Parse one file; raises ValueError with the file and field in the message."""
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: object = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read: {exc}") from None
     except yaml.YAMLError as exc:

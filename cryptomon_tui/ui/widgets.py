@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import islice
-from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -46,8 +45,8 @@ class KeyedTable(DataTable[Content]):
 
     FILL_MIN = 8
 
-    def __init__(self, specs: Sequence[tuple[int, Columns]], **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+    def __init__(self, specs: Sequence[tuple[int, Columns]], *, id: str | None = None) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, id=id)
         self._specs = sorted(specs, key=lambda s: s[0])
         self._columns_now: Columns = ()
         self._width_now = -1

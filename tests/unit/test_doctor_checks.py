@@ -5,8 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cryptomon_tui.cli.doctor_cmd import FAIL, PASS, WARN, check_config_file, check_llm_budget, daemon_checks
+from cryptomon_tui.cli.doctor_cmd import (
+    FAIL,
+    PASS,
+    WARN,
+    DaemonAnswer,
+    check_config_file,
+    check_llm_budget,
+    daemon_checks,
+)
 from cryptomon_tui.config import config_from_data
+from cryptomon_tui.kernel.snapshot import Snapshot
 
 CREDS = {"api_key": "key-0123456789abcdef", "api_secret": "secret-0123456789abcdef"}
 
@@ -16,9 +25,14 @@ def config(**exchanges: Any) -> Any:
     return config_from_data(data, None)
 
 
-def snap(**facts: dict[str, Any]) -> dict[str, Any]:
-    return {"exchanges": {name: {"clock_offset_ms": 12.0, "probes": {"account": {"facts": f}}}
-                          for name, f in facts.items()}}
+def answer(wire: dict[str, Any], health: dict[str, Any] | None = None) -> DaemonAnswer:
+    """The daemon's snapshot reply as doctor reads it (typed, from the wire shape) and its health reply."""
+    return DaemonAnswer(Snapshot.from_wire(wire), health or {})
+
+
+def snap(**facts: dict[str, Any]) -> DaemonAnswer:
+    return answer({"exchanges": {name: {"clock_offset_ms": 12.0, "probes": {"account": {"facts": f}}}
+                                 for name, f in facts.items()}})
 
 
 def verdicts(checks: list[Any]) -> dict[str, str]:
@@ -46,7 +60,7 @@ def test_no_answer_yet_and_no_daemon() -> None:
 
 def test_clock_offset_verdicts() -> None:
     cfg = config()
-    far = {"exchanges": {"binance": {"clock_offset_ms": -2500.0}}}
+    far = answer({"exchanges": {"binance": {"clock_offset_ms": -2500.0}}})
     assert verdicts(daemon_checks(cfg, far, "x"))["clock sync"] == FAIL
 
 
@@ -73,9 +87,15 @@ def test_llm_without_budget_fails() -> None:
 
 
 def test_a_failing_store_is_a_failure_with_its_reason() -> None:
-    failing = {"exchanges": {}, "_health": {"store_writable": False,
-                                            "detail": {"store_reason": "writes to /x fail: disk_full: full"}}}
+    failing = answer({"exchanges": {}}, {"store_writable": False,
+                                         "detail": {"store_reason": "writes to /x fail: disk_full: full"}})
     checks = {c.name: c for c in daemon_checks(config(), failing, "x")}
     assert checks["store writable"].verdict == FAIL and "disk_full" in checks["store writable"].detail
-    ok = {"exchanges": {}, "_health": {"store_writable": True}}
+    ok = answer({"exchanges": {}}, {"store_writable": True})
     assert verdicts(daemon_checks(config(), ok, "x"))["store writable"] == PASS
+
+
+def test_write_permissions_are_named_as_the_exchange_listed_them() -> None:
+    got = {c.name: c for c in daemon_checks(config(bybit=1), snap(bybit={"read_only": False,
+                                                                         "permissions": ["Spot", "Wallet"]}), "x")}
+    assert got["read-only key (bybit)"].detail == "the key has write permissions: ['Spot', 'Wallet']"
