@@ -19,7 +19,7 @@ import httpx
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.notify import ChannelBase
-from cryptomon_tui.kernel.jsonvalue import JsonValue, as_object, finite
+from cryptomon_tui.kernel.jsonvalue import JsonValue, finite
 from cryptomon_tui.notify.model import Notice
 from cryptomon_tui.redaction import Redactor, scrub, scrub_obj
 
@@ -61,7 +61,7 @@ for _name in ("httpx", "httpcore", "aiosmtplib", "apprise"):
 
 def scrub_notice(notice: Notice) -> Notice:
     """The notice with every string in it scrubbed of secrets and terminal controls."""
-    return Notice.from_dict(as_object(scrub_obj(notice.to_dict())) or {})
+    return Notice.from_dict(scrub_obj(notice.to_dict()))
 
 
 class Verdict(StrEnum):
