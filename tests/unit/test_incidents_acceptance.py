@@ -134,3 +134,29 @@ def test_a_canary_configured_network_outage_resolves_and_the_next_fault_opens_it
     (t_open, _, net_id, _, _), (t_res, *_), (t_next, _, next_id, _, _), (t_done, *_) = life
     assert outage[0] < t_open <= outage[0] + 10 and outage[1] < t_res <= outage[1] + 30, life
     assert next_id != net_id and fault[0] < t_next <= fault[0] + 15 and fault[1] < t_done <= fault[1] + 30, life
+
+
+def test_an_unrelated_symptom_on_the_same_exchange_opens_its_own_incident() -> None:
+    """Item 5: binance's ping answers 503 for 60 s (an error burst) while its ticker, answering fine, reports
+    its usage climbing past 80 % from 20 s into the burst: the taxonomy says failures do not explain a usage
+    climb, so that is a second incident, not evidence on the first; each resolves on its own."""
+    start, end = 120, 180
+
+    def during(e: str, p: str, ts: float) -> ProbeResult:
+        if p == "ping":
+            return ProbeResult(e, p, ts, 30.0, Outcome.HTTP_5XX, http_status=503)
+        used = 0.95 if ts - T0 > start + 20 else 0.1
+        return ProbeResult(e, p, ts, 40.0, Outcome.OK, http_status=200, rate_limit_used=used)
+
+    def answer(ex: str, t: float) -> Answer:
+        return during if start < t <= end else healthy
+
+    events = _replay(_rows(end + 300, ("binance",), answer, probes=("ping", "ticker")))
+    life = _life(events)
+    opened = [e for e in events if e.event in (EventType.OPENED, EventType.REOPENED)]
+    assert len(opened) == 2 and all(e.event is EventType.OPENED for e in opened), life
+    burst, usage = (e.incident for e in opened)
+    assert burst.rule != "rate_limit_usage" and usage.rule == "rate_limit_usage", life
+    done = {e.incident.id: e.incident for e in events if e.event is EventType.RESOLVED}
+    assert set(done) == {burst.id, usage.id}, life
+    assert "rate_limit_usage" not in done[burst.id].evidence
