@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients bench-ws bench-analysis clean
+.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients bench-ws bench-analysis bench-frames clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cryptomon needs Python >= 3.11"'
@@ -92,6 +92,10 @@ bench-ws: $(STAMP)
 # five LLM analyses streaming beside a 10 ms ticker: how late it wakes (the test asserts no timing)
 bench-analysis: $(STAMP)
 	$(BIN)/python -m bench.bench_analysis $(ARGS)
+
+# what one snapshot frame costs a face: decode, Snapshot.from_wire, the dashboard's presenter (5-100 exchanges)
+bench-frames: $(STAMP)
+	$(BIN)/python -m bench.bench_frames $(ARGS)
 
 bench: bench-probe bench-detect bench-notify bench-ui
 
