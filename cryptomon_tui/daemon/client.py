@@ -4,9 +4,9 @@
 queues every pushed event for each ``events()`` iterator, and reconnects with exponential backoff
 when the daemon restarts. Snapshot and event frames are read here, once, into the kernel's typed model
 (``Snapshot.from_wire``, ``EventView.from_wire``: untrusted input, never raising), so every face reads
-attributes; command replies stay JSON objects (``JsonObject``) for the caller to narrow. ``find_running_daemon`` and ``spawn_daemon`` implement the UI's
-attach-or-start logic; they block briefly (local sockets only), so call them before the event loop
-runs or in a thread.
+attributes; command replies stay JSON objects (``JsonObject``) for the caller to narrow.
+``find_running_daemon`` and ``spawn_daemon`` implement the UI's attach-or-start logic; they block
+briefly (local sockets only), so call them before the event loop runs or in a thread.
 """
 
 from __future__ import annotations
