@@ -1,7 +1,8 @@
 """``cryptomon status [--json]``: a one-screen summary from the running daemon, for people, scripts and cron.
 
 Exit codes: 0 everything ok; 1 an exchange is not ok or incidents are open; 2 config error;
-3 no daemon running; 4 the daemon refused us (other version, wrong token) or failed to answer.
+3 no daemon running; 4 the daemon refused us (other version, wrong token), failed to answer, or speaks a
+newer snapshot schema than this cryptomon reads.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from cryptomon_tui.cli.common import add_config_arg, add_demo_arg, load_attached
 from cryptomon_tui.daemon.address import DaemonAddress, address_from_config
 from cryptomon_tui.daemon.client import DaemonClient, DaemonError, NoDaemonRunning
 from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
-from cryptomon_tui.kernel.snapshot import IncidentView, Snapshot
+from cryptomon_tui.kernel.snapshot import IncidentView, Snapshot, schema_problem
 from cryptomon_tui.kernel.units import format_ms, parse_iso_utc
 
 _ms = format_ms  # the kernel's one millisecond formatter, under the short name the f-strings use
@@ -200,6 +201,12 @@ def run_status(args: argparse.Namespace) -> int:
             print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
         else:
             print(f"cryptomon: {exc}", file=sys.stderr)
+        return EXIT_DAEMON_ERROR
+    if (problem := schema_problem(snapshot.schema)) is not None:  # a summary read from renamed keys would lie
+        if args.json:
+            print(json.dumps({"ok": False, "error": "schema", "message": problem}))
+        else:
+            print(f"cryptomon: {problem}", file=sys.stderr)
         return EXIT_DAEMON_ERROR
     summary = summarize(snapshot, health)
     if args.json:

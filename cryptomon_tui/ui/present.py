@@ -22,6 +22,7 @@ from cryptomon_tui.kernel.snapshot import (
     ProbeView,
     SilenceView,
     Snapshot,
+    schema_problem,
 )
 from cryptomon_tui.kernel.units import format_duration, format_ms, parse_iso_utc
 
@@ -800,7 +801,10 @@ def incident_countdown(inc: IncidentView, snapshot: Snapshot, now: float | None)
 def verdict_line(snapshot: Snapshot, incidents: Iterable[IncidentView]) -> list[Cell]:
     """One line, always visible: the worst open incident (severity, exchange, what, countdown,
     since when, action), e.g. ``CRIT bybit IP BANNED 9m47s left, since 13s - stop bots on this IP``;
-    ``All clear`` when nothing is open."""
+    ``All clear`` when nothing is open. A daemon speaking a newer snapshot schema than this face reads
+    gets the upgrade message instead: a renamed key would read as "no incident", never say All clear then."""
+    if (problem := schema_problem(snapshot.schema)) is not None:
+        return [Cell("UPGRADE", "status-down", bold=True), Cell(f": {clean_text(problem, 200)}")]
     incs = list(incidents)
     worst = worst_incident(incs)
     if worst is None:

@@ -59,3 +59,23 @@ async def test_status_exit_codes_and_output(config_file: Path, capsys: pytest.Ca
         assert data["location"] == "frankfurt" and data["health"]["loop"] is True
     finally:
         await server.stop()
+
+
+async def test_status_refuses_a_newer_snapshot_schema(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A daemon whose snapshot speaks a newer schema may have renamed what status reads: exit 4 and say so,
+    never "OK" from keys that are not there."""
+    from cryptomon_tui.kernel.snapshot import SCHEMA_VERSION
+    from tests.fakes.impostor_daemon import impostor_daemon
+
+    newer = {"schema": SCHEMA_VERSION + 1, "seq": 1, "location": "future", "exchanges": {}, "incidents_v2": []}
+    async with impostor_daemon([], {"snapshot": newer, "health": {"loop": True}}) as address:
+        argv = ("status", "--config", str(config_file), "--socket", str(address.socket_path))
+        assert await run_cli(*argv) == 4
+        assert "daemon speaks schema" in capsys.readouterr().err
+        assert await run_cli(*argv, "--json") == 4
+        data = json.loads(capsys.readouterr().out)
+        assert data["ok"] is False and data["error"] == "schema"
+        same = {**newer, "schema": SCHEMA_VERSION}
+    async with impostor_daemon([], {"snapshot": same, "health": {"loop": True}}) as address:
+        assert await run_cli("status", "--config", str(config_file), "--socket", str(address.socket_path)) == 0
+        assert "future" in capsys.readouterr().out

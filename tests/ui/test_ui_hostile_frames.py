@@ -9,21 +9,14 @@ the whole path (socket, ``decode``, the client's typed parse, the bridge, the da
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 from textual.widgets import Log
 
-from cryptomon_tui.daemon.address import DaemonAddress
 from cryptomon_tui.daemon.client import DaemonClient
-from cryptomon_tui.daemon.protocol import PROTOCOL_VERSION
 from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.ui.widgets import KeyedTable
+from tests.fakes.impostor_daemon import impostor_daemon
 from tests.ui.harness import make_app, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -58,53 +51,6 @@ CRAFTED_SNAPSHOT: JsonObject = {
     "maintenance": [{"active": "yes", "next_end": []}], "streams": 12,
 }
 HOSTILE_EVENT: JsonObject = {"event": 5, "incident": "not an incident", "detail": [1, 2], "ts": 12}
-
-
-@asynccontextmanager
-async def impostor_daemon(frames: list[JsonObject]) -> AsyncIterator[DaemonAddress]:
-    """A daemon that answers every request with ``{}`` and, from the first subscribe on, pushes ``frames``
-    every 0.1 s (a client's event queue may start just after its subscribe: nothing then depends on when)."""
-    folder = Path(tempfile.mkdtemp(prefix="cmhf-", dir="/tmp"))
-    path = folder / "c.sock"
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readline()  # hello
-            welcome = {"type": "welcome", "protocol": PROTOCOL_VERSION, "server": "impostor", "location": "x",
-                       "pid": 1}
-            writer.write(json.dumps(welcome).encode() + b"\n")
-            pusher: asyncio.Task[None] | None = None
-
-            async def push() -> None:
-                while True:
-                    for frame in frames:
-                        writer.write(json.dumps(frame).encode() + b"\n")
-                    await writer.drain()
-                    await asyncio.sleep(0.1)
-
-            try:
-                while line := await reader.readline():
-                    request = json.loads(line)
-                    reply = {"type": "response", "id": request["id"], "ok": True, "result": {}}
-                    writer.write(json.dumps(reply).encode() + b"\n")
-                    await writer.drain()
-                    if request.get("method") == "subscribe" and pusher is None:
-                        pusher = asyncio.create_task(push())
-            finally:
-                if pusher is not None:
-                    pusher.cancel()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_unix_server(serve, path=str(path))
-    try:
-        yield DaemonAddress(socket_path=path)
-    finally:
-        server.close()
-        await server.wait_closed()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 FRAMES: list[JsonObject] = [{"type": "snapshot", "data": CRAFTED_SNAPSHOT}, {"type": "event", "data": HOSTILE_EVENT}]

@@ -6,6 +6,7 @@ import functools
 import math
 
 from cryptomon_tui.kernel.snapshot import (
+    SCHEMA_VERSION,
     BreakerView,
     ChannelView,
     ExchangeView,
@@ -320,3 +321,14 @@ def test_status_line_shows_spend_only_once_the_ledger_answered() -> None:
     assert "$" not in "".join(c.text for c in present.status_line(S(wire)))
     wire["analysis"]["llm_spend_usd_month"] = 1.234  # type: ignore[index]
     assert " $1.23/5" in "".join(c.text for c in present.status_line(S(wire)))
+
+
+def test_a_newer_schema_replaces_the_verdict_never_all_clear() -> None:
+    """A daemon on a newer snapshot schema may have renamed ``incidents``: this face must not say All clear."""
+    newer = S({"schema": SCHEMA_VERSION + 1, "ts": iso_utc(NOW), "incidents": []})
+    text = "".join(c.text for c in present.verdict_line(newer, newer.incidents))
+    assert text.startswith("UPGRADE: daemon speaks schema") and "All clear" not in text
+    same = S({"schema": SCHEMA_VERSION, "ts": iso_utc(NOW), "incidents": []})
+    assert "".join(c.text for c in present.verdict_line(same, same.incidents)).startswith("All clear")
+    old = S({"ts": iso_utc(NOW)})  # no schema key: the dicts before the model, read as schema 1
+    assert "".join(c.text for c in present.verdict_line(old, old.incidents)).startswith("All clear")
