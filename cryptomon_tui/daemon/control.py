@@ -17,9 +17,8 @@ import os
 import socket
 import stat
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock, wait_for
@@ -45,6 +44,7 @@ from cryptomon_tui.daemon.protocol import (
     validate_params,
 )
 from cryptomon_tui.engine.api import CommandError, EngineAPI
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, finite, integer, objects, text
 from cryptomon_tui.redaction import Redactor, collect_secrets
 
 log = logging.getLogger(__name__)
@@ -344,7 +344,7 @@ class ControlServer:
 
     # -- framing --
 
-    def frame(self, msg: Message | dict[str, Any]) -> bytes:
+    def frame(self, msg: Message | Mapping[str, object]) -> bytes:
         data = encode(msg)
         if self.redactor.secrets:
             text = data.decode("utf-8")
@@ -358,7 +358,7 @@ class ControlServer:
         while True:
             try:
                 async for event in self.engine.subscribe_events():
-                    frame = self.frame(Push("event", event))
+                    frame = self.frame(Push("event", event.to_wire()))
                     self.events_fanned_out += 1
                     for client in list(self.clients):
                         if client.want_events:
@@ -389,15 +389,15 @@ class ControlServer:
         if not due:
             return
         snap = self.engine.snapshot()
-        seq = snap.get("seq")
+        seq = snap.seq
         frame: bytes | None = None
         for client in due:
             period = 1.0 / client.snapshot_hz
             client.next_snapshot_due = max(client.next_snapshot_due + period, now + period * 0.5)
-            if seq is not None and seq == client.last_seq:
+            if seq == client.last_seq:
                 continue
             if frame is None:
-                frame = self.frame(Push("snapshot", snap))
+                frame = self.frame(Push("snapshot", snap.to_wire()))
             client.offer_snapshot(frame, seq)
 
     # -- one connection --
@@ -552,36 +552,57 @@ class ControlServer:
             )
         client.offer_response(self.frame(response))
 
-    async def _dispatch(self, client: _Client, method: str, params: dict[str, Any]) -> Any:
-        by = params.get("by") or client.name
+    async def _dispatch(self, client: _Client, method: str, params: JsonObject) -> JsonValue:
+        """Run one request whose params ``validate_params`` accepted (so the narrowing below cannot fail on a
+        well-formed request; a frame that slipped past it is refused, never half-read)."""
+
+        def string(key: str) -> str:
+            value = text(params.get(key))
+            if value is None:
+                raise CommandError(f"{method}: parameter {key!r} must be a string", "invalid")
+            return value
+
+        def number(key: str) -> float:
+            value = finite(params.get(key))
+            if value is None:
+                raise CommandError(f"{method}: parameter {key!r} must be a finite number", "invalid")
+            return value
+
+        def opt_string(key: str) -> str | None:
+            return text(params.get(key))
+
+        def opt_number(key: str) -> float | None:
+            return None if params.get(key) is None else number(key)
+
+        by = opt_string("by") or client.name
         engine = self.engine
-        handlers: dict[str, Callable[[], Awaitable[Any]]] = {
-            "ack": lambda: engine.ack(params["incident_id"], by, params.get("note")),
-            "silence": lambda: engine.silence(params["matchers"], params.get("duration_s"), params["comment"], by),
-            "unsilence": lambda: engine.unsilence(params["silence_id"], by),
+        handlers: dict[str, Callable[[], Awaitable[JsonObject]]] = {
+            "ack": lambda: engine.ack(string("incident_id"), by, opt_string("note")),
+            "silence": lambda: engine.silence(
+                objects(params.get("matchers")), opt_number("duration_s"), string("comment"), by
+            ),
+            "unsilence": lambda: engine.unsilence(string("silence_id"), by),
             "analyze": lambda: engine.analyze(
-                params["incident_id"], force=bool(params.get("force")), offline=bool(params.get("offline"))
+                string("incident_id"), force=params.get("force") is True, offline=params.get("offline") is True
             ),
-            "summary": lambda: engine.summary(
-                None if params.get("since_s") is None else float(params["since_s"]), offline=bool(params.get("offline"))
-            ),
+            "summary": lambda: engine.summary(opt_number("since_s"), offline=params.get("offline") is True),
             "maintenance_add": lambda: engine.maintenance_add(
-                params.get("exchange"), float(params["starts_at"]), float(params["ends_at"]),
-                params.get("comment") or "", params.get("recurrence"), params.get("timezone") or "UTC", by,
+                opt_string("exchange"), number("starts_at"), number("ends_at"), opt_string("comment") or "",
+                opt_string("recurrence"), opt_string("timezone") or "UTC", by,
             ),
-            "maintenance_remove": lambda: engine.maintenance_remove(params["window_id"], by),
-            "pause": lambda: engine.pause(params["exchange"]),
-            "resume": lambda: engine.resume(params["exchange"]),
+            "maintenance_remove": lambda: engine.maintenance_remove(string("window_id"), by),
+            "pause": lambda: engine.pause(string("exchange")),
+            "resume": lambda: engine.resume(string("exchange")),
             "reload": engine.reload,
             "history": lambda: engine.history(
-                params["exchange"], params.get("probe"), float(params["since"]), float(params["until"]),
-                float(params["resolution_s"]), int(params.get("recent", 0)),
+                string("exchange"), opt_string("probe"), number("since"), number("until"), number("resolution_s"),
+                integer(params.get("recent", 0), 0) or 0,
             ),
         }
         if method == "ping":
             return {"pong": True, "ts": self.clock.now()}
         if method == "snapshot":
-            return self.engine.snapshot()
+            return self.engine.snapshot().to_wire()
         if method == "health":
             return self.engine.health()
         if method == "shutdown":
@@ -592,9 +613,9 @@ class ControlServer:
             asyncio.get_running_loop().call_later(0.05, self._on_shutdown)
             return {"stopping": True, "pid": os.getpid()}
         if method == "subscribe":
-            hz = float(params.get("snapshot_hz", 0) or 0)
+            hz = finite(params.get("snapshot_hz", 0)) or 0.0
             client.snapshot_hz = 0.0 if hz <= 0 else min(MAX_SNAPSHOT_HZ, max(MIN_SNAPSHOT_HZ, hz))
-            client.want_events = bool(params.get("events", False))
+            client.want_events = params.get("events") is True
             client.next_snapshot_due = self.clock.monotonic()  # the first snapshot goes out at once
             client.last_seq = None
             return {"snapshot_hz": client.snapshot_hz, "events": client.want_events}
@@ -602,7 +623,7 @@ class ControlServer:
 
     # -- introspection for tests and /metrics --
 
-    def client_stats(self) -> list[dict[str, Any]]:
+    def client_stats(self) -> list[JsonObject]:
         return [
             {
                 "name": c.name,

@@ -10,8 +10,7 @@ import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,6 +20,7 @@ from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.daemon.metrics import build_registry
 from cryptomon_tui.engine.api import EngineAPI
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
 from cryptomon_tui.redaction import Redactor, collect_secrets
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class HttpServer:
 
     @web.middleware
     async def _host_check(
-        self, request: web.Request, handler: Callable[[web.Request], Any]
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """Refuse a Host header that is not loopback or configured: a DNS-rebinding page in a local browser
         sends its own domain name. IP literals (a scraper reaching a container by address) and clients that
@@ -122,7 +122,7 @@ class HttpServer:
 
     # -- handlers --
 
-    def _json(self, data: Any, status: int = 200) -> web.Response:
+    def _json(self, data: JsonValue, status: int = 200) -> web.Response:
         text = self.redactor.redact_secrets(json.dumps(data, separators=(",", ":"), default=str))
         return web.Response(text=text, status=status, content_type="application/json")
 
@@ -141,7 +141,7 @@ class HttpServer:
         body = self.redactor.redact_secrets(generate_latest(self.registry).decode("utf-8"))
         return web.Response(body=body.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    def _health(self) -> dict[str, Any]:
+    def _health(self) -> JsonObject:
         try:
             return dict(self.engine.health())
         except Exception as exc:  # a health check must answer, not crash
@@ -152,12 +152,12 @@ class HttpServer:
         # Reaching this handler proves the event loop answers; the engine may add its own watchdog.
         health = self._health()
         alive = bool(health.get("loop", True)) and bool(health.get("snapshot", True))
-        body: dict[str, Any] = {"status": "ok" if alive else "fail", "loop": bool(health.get("loop", True)),
+        body: JsonObject = {"status": "ok" if alive else "fail", "loop": bool(health.get("loop", True)),
                                 "version": __version__}
         if not health.get("snapshot", True):
             body["snapshot"] = False  # the engine cannot build a snapshot: the faces see nothing
-            detail = health.get("detail")
-            if isinstance(detail, dict) and detail.get("snapshot_error"):
+            detail = as_object(health.get("detail")) or {}
+            if detail.get("snapshot_error"):
                 body["reason"] = detail["snapshot_error"]
         if "loop_lag_ms" in health:
             body["loop_lag_ms"] = health["loop_lag_ms"]
@@ -167,14 +167,14 @@ class HttpServer:
         health = self._health()
         checks = {name: bool(health.get(name, False)) for name in READINESS_CHECKS}
         ready = all(checks.values())
-        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+        body: JsonObject = {"status": "ready" if ready else "not ready", "checks": dict(checks)}
         failing = [name for name, ok in checks.items() if not ok]
         if failing:
-            body["failing"] = failing
-        if isinstance(health.get("detail"), dict):
-            body["detail"] = health["detail"]
-            if not checks["store_writable"] and health["detail"].get("store_reason"):
-                body["reason"] = str(health["detail"]["store_reason"])
+            body["failing"] = list(failing)
+        if (detail := as_object(health.get("detail"))) is not None:
+            body["detail"] = detail
+            if not checks["store_writable"] and detail.get("store_reason"):
+                body["reason"] = str(detail["store_reason"])
         return self._json(body, 200 if ready else 503)
 
     async def _snapshot(self, request: web.Request) -> web.Response:
@@ -187,7 +187,7 @@ class HttpServer:
                     status=401, text="bearer token required\n", content_type="text/plain",
                     headers={"WWW-Authenticate": 'Bearer realm="cryptomon"'},
                 )
-        return self._json(self.engine.snapshot())
+        return self._json(self.engine.snapshot().to_wire())
 
 
 def _is_ip(name: str) -> bool:

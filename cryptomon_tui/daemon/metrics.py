@@ -16,7 +16,6 @@ are not exported as gauges: ``histogram_quantile`` over the histogram gives them
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
@@ -24,17 +23,21 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from cryptomon_tui import __version__
 from cryptomon_tui.engine.api import BREAKER_STATES, EXCHANGE_STATUSES, EngineAPI, EngineCounters
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
+from cryptomon_tui.kernel.snapshot import PhasesView, Snapshot
 from cryptomon_tui.kernel.units import parse_iso_utc
 
 # blackbox_exporter's phase names for our Phases fields.
-PHASES = (("resolve", "dns_ms"), ("connect", "connect_ms"), ("tls", "tls_ms"), ("processing", "ttfb_ms"),
-          ("transfer", "transfer_ms"))
+PHASES: tuple[tuple[str, Callable[[PhasesView], float | None]], ...] = (
+    ("resolve", lambda p: p.dns_ms), ("connect", lambda p: p.connect_ms), ("tls", lambda p: p.tls_ms),
+    ("processing", lambda p: p.ttfb_ms), ("transfer", lambda p: p.transfer_ms),
+)
 SEVERITIES = ("info", "warning", "error", "critical")
 BREAKER_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 assert set(BREAKER_VALUE) == set(BREAKER_STATES)
 
 
-def _num(value: Any) -> float | None:
+def _num(value: object) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -42,9 +45,8 @@ def _num(value: Any) -> float | None:
     return None
 
 
-def _ms(value: Any) -> float | None:
-    v = _num(value)
-    return None if v is None else v / 1000.0
+def _ms(value: float | None) -> float | None:
+    return None if value is None else value / 1000.0
 
 
 class EngineCollector(Collector):
@@ -67,7 +69,7 @@ class EngineCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap = self.engine.snapshot()
-        loc = str(snap.get("location") or self.location())
+        loc = snap.location or self.location()
         now = self.clock_now()
         ex_labels = ["exchange", "location"]
         pr_labels = ["exchange", "probe", "location"]
@@ -123,62 +125,49 @@ class EngineCollector(Collector):
             "cryptomon_ban_remaining_seconds", "Seconds until our IP ban is lifted (0 = none)", labels=ex_labels
         )
 
-        for name, ex in (snap.get("exchanges") or {}).items():
-            if not isinstance(ex, dict):
-                continue
+        for name, ex in snap.exchanges.items():
             exl = [name, loc]
-            current = ex.get("status")
             for st in EXCHANGE_STATUSES:
-                status.add_metric([*exl, st], 1.0 if st == current else 0.0)
-            if (v := _num(ex.get("error_rate"))) is not None:
-                ex_err.add_metric(exl, v)
-            if (v := _ms(ex.get("clock_offset_ms"))) is not None:
+                status.add_metric([*exl, st], 1.0 if st == ex.status else 0.0)
+            ex_err.add_metric(exl, ex.error_rate)
+            if (v := _ms(ex.clock_offset_ms)) is not None:
                 offset.add_metric(exl, v)
-            if (v := _ms(ex.get("clock_error_ms"))) is not None:
+            if (v := _ms(ex.clock_error_ms)) is not None:
                 offset_err.add_metric(exl, v)
-            if (v := _num(ex.get("rate_limit_used"))) is not None:
-                rl.add_metric(exl, v)
-            br = ex.get("breaker") or {}
-            if isinstance(br, dict) and br.get("state") in BREAKER_VALUE:
-                breaker.add_metric(exl, BREAKER_VALUE[br["state"]])
+            if ex.rate_limit_used is not None:
+                rl.add_metric(exl, ex.rate_limit_used)
+            if ex.breaker.state in BREAKER_VALUE:
+                breaker.add_metric(exl, BREAKER_VALUE[ex.breaker.state])
             remaining = 0.0
-            if isinstance(ex.get("ban_until"), str):
+            if ex.ban_until is not None:
                 try:
-                    remaining = max(0.0, parse_iso_utc(ex["ban_until"]) - now)
+                    remaining = max(0.0, parse_iso_utc(ex.ban_until) - now)
                 except ValueError:
                     remaining = 0.0
             ban.add_metric(exl, remaining)
 
-            for probe, row in (ex.get("probes") or {}).items():
-                if not isinstance(row, dict):
-                    continue
+            for probe, row in ex.probes.items():
                 prl = [name, probe, loc]
-                last = row.get("last") if isinstance(row.get("last"), dict) else None
-                if last is not None and last.get("outcome") == "skipped_open_circuit":
+                last = row.last
+                if last is not None and last.outcome == "skipped_open_circuit":
                     # Not sent because it kept failing: still a failure. A series that vanished while the
                     # circuit is open would hide the outage from `probe_success == 0` alerts.
                     success.add_metric(prl, 0.0)
                 elif last is not None:
-                    success.add_metric(prl, 1.0 if last.get("outcome") == "ok" else 0.0)
-                    if (v := _ms(last.get("latency_ms"))) is not None:
+                    success.add_metric(prl, 1.0 if last.outcome == "ok" else 0.0)
+                    if (v := _ms(last.latency_ms)) is not None:
                         duration.add_metric(prl, v)
-                    code = _num(last.get("http_status"))
-                    status_code.add_metric(prl, code or 0.0)
-                    phases = last.get("phases") if isinstance(last.get("phases"), dict) else {}
-                    for phase_name, key in PHASES:
-                        if (v := _ms(phases.get(key))) is not None:
-                            phase.add_metric([*prl, phase_name], v)
-                if (v := _num(row.get("error_rate"))) is not None:
-                    err_ratio.add_metric(prl, v)
-                if (v := _num(row.get("attempts"))) is not None:
-                    attempts.add_metric(prl, v)
-                if (v := _num(row.get("timeouts"))) is not None:
-                    timeouts.add_metric(prl, v)
-                if (v := _num(row.get("consecutive_failures"))) is not None:
-                    consecutive.add_metric(prl, v)
-                for outcome, count in (row.get("counts") or {}).items():
-                    if (v := _num(count)) is not None:
-                        outcomes.add_metric([*prl, str(outcome)], v)
+                    status_code.add_metric(prl, float(last.http_status or 0))
+                    if last.phases is not None:
+                        for phase_name, read in PHASES:
+                            if (v := _ms(read(last.phases))) is not None:
+                                phase.add_metric([*prl, phase_name], v)
+                err_ratio.add_metric(prl, row.error_rate)
+                attempts.add_metric(prl, float(row.attempts))
+                timeouts.add_metric(prl, float(row.timeouts))
+                consecutive.add_metric(prl, float(row.consecutive_failures))
+                for outcome, count in row.counts.items():
+                    outcomes.add_metric([*prl, outcome], float(count))
 
         yield from (success, duration, phase, status_code, err_ratio, attempts, timeouts, outcomes,
                     consecutive, status, ex_err, offset, offset_err, rl, breaker, ban)
@@ -191,10 +180,10 @@ class EngineCollector(Collector):
         yield from _tls(snap, loc)
 
         info = GaugeMetricFamily("cryptomon_info", "Daemon version and location", labels=["version", "location"])
-        info.add_metric([str(snap.get("version") or __version__), loc], 1.0)
+        info.add_metric([snap.version or __version__, loc], 1.0)
         yield info
         seq = GaugeMetricFamily("cryptomon_snapshot_seq", "Engine snapshot sequence number", labels=["location"])
-        seq.add_metric([loc], float(_num(snap.get("seq")) or 0.0))
+        seq.add_metric([loc], float(snap.seq))
         yield seq
         if self.extra is not None:
             for key, value in self.extra().items():
@@ -249,7 +238,7 @@ class EngineCollector(Collector):
         yield cost
         yield from _stream_counters(c, loc)
 
-    def _streams(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+    def _streams(self, snap: Snapshot, loc: str) -> Iterator[Metric]:
         """Gauges of each stream now: up (connected), verdict, current silence, its stale threshold, lag."""
         labels = ["exchange", "stream", "location"]
         up = GaugeMetricFamily("cryptomon_stream_up", "1 while the stream is connected and subscribed", labels=labels)
@@ -260,44 +249,38 @@ class EngineCollector(Collector):
                                   "Silence that makes this stream stale (learnt from its own gaps)", labels=labels)
         lag = GaugeMetricFamily("cryptomon_stream_lag_seconds_now",
                                 "Median event-time lag over the last seconds", labels=labels)
-        for item in snap.get("streams") or []:
-            if not isinstance(item, dict):
-                continue
-            key = [str(item.get("exchange")), str(item.get("stream")), loc]
-            up.add_metric(key, 1.0 if item.get("connected") and item.get("subscribed") else 0.0)
-            healthy.add_metric(key, 1.0 if item.get("outcome") == "ok" else 0.0)
-            if (v := _num(item.get("silence_s"))) is not None:
-                silence.add_metric(key, v)
-            if (v := _num(item.get("stale_after_s"))) is not None:
-                stale.add_metric(key, v)
-            if (v := _ms(item.get("lag_ms"))) is not None:
+        for item in snap.streams:
+            key = [item.exchange, item.stream, loc]
+            up.add_metric(key, 1.0 if item.connected and item.subscribed else 0.0)
+            healthy.add_metric(key, 1.0 if item.outcome == "ok" else 0.0)
+            silence.add_metric(key, item.silence_s)
+            stale.add_metric(key, item.stale_after_s)
+            if (v := _ms(item.lag_ms)) is not None:
                 lag.add_metric(key, v)
         yield from (up, healthy, silence, stale, lag)
 
-    def _incidents(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+    def _incidents(self, snap: Snapshot, loc: str) -> Iterator[Metric]:
         fam = GaugeMetricFamily(
             "cryptomon_open_incidents",
             "Open incidents by severity and exchange (exchange empty = not tied to one)",
             labels=["severity", "exchange", "location"],
         )
         counts: dict[tuple[str, str], int] = {}
-        exchanges = set((snap.get("exchanges") or {}).keys()) | {""}
-        for inc in snap.get("incidents") or []:
-            if not isinstance(inc, dict) or inc.get("state") == "resolved":
-                continue
-            ex = str(inc.get("exchange") or "")
+        exchanges = set(snap.exchanges) | {""}
+        for inc in snap.open_incidents():
+            ex = inc.exchange or ""
             exchanges.add(ex)
-            key = (str(inc.get("severity") or "error"), ex)
+            key = (inc.severity or "error", ex)
             counts[key] = counts.get(key, 0) + 1
         for ex in sorted(exchanges):
             for sev in SEVERITIES:
                 fam.add_metric([sev, ex, loc], float(counts.get((sev, ex), 0)))
         yield fam
         silences = GaugeMetricFamily("cryptomon_active_silences", "Active silences", labels=["location"])
-        silences.add_metric([loc], float(len(snap.get("silences") or [])))
+        silences.add_metric([loc], float(len(snap.silences)))
         yield silences
 
-    def _notify(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+    def _notify(self, snap: Snapshot, loc: str) -> Iterator[Metric]:
         queue = GaugeMetricFamily(
             "cryptomon_notify_queue", "Notifications waiting in the outbox", labels=["channel", "location"]
         )
@@ -307,23 +290,21 @@ class EngineCollector(Collector):
         up = GaugeMetricFamily(
             "cryptomon_notify_channel_up", "1 when the channel delivers (state ok)", labels=["channel", "location"]
         )
-        for ch in snap.get("notify") or []:
-            if not isinstance(ch, dict):
-                continue
-            labels = [str(ch.get("channel") or "?"), loc]
-            queue.add_metric(labels, float(_num(ch.get("queue")) or 0.0))
-            dead.add_metric(labels, float(_num(ch.get("dead_letters")) or 0.0))
-            up.add_metric(labels, 1.0 if ch.get("state") in ("ok", "disabled") else 0.0)
+        for ch in snap.notify:
+            labels = [ch.channel or "?", loc]
+            queue.add_metric(labels, float(ch.queue))
+            dead.add_metric(labels, float(ch.dead_letters))
+            up.add_metric(labels, 1.0 if ch.state in ("ok", "disabled") else 0.0)
         yield from (queue, dead, up)
 
-    def _analysis(self, snap: dict[str, Any], loc: str) -> Iterator[Metric]:
-        analysis = snap.get("analysis") or {}
+    def _analysis(self, snap: Snapshot, loc: str) -> Iterator[Metric]:
+        analysis = snap.analysis
         spend = GaugeMetricFamily(
             "cryptomon_llm_spend_usd_month", "LLM spend this calendar month (USD)", labels=["location"]
         )
-        spend.add_metric([loc], float(_num(analysis.get("llm_spend_usd_month")) or 0.0))
+        spend.add_metric([loc], analysis.llm_spend_usd_month or 0.0)
         yield spend
-        if (budget := _num(analysis.get("budget_usd_month"))) is not None:
+        if (budget := analysis.budget_usd_month) is not None:
             b = GaugeMetricFamily(
                 "cryptomon_llm_budget_usd_month", "Monthly LLM budget (USD)", labels=["location"]
             )
@@ -331,20 +312,18 @@ class EngineCollector(Collector):
             yield b
 
 
-def _tls(snap: dict[str, Any], loc: str) -> Iterator[Metric]:
+def _tls(snap: Snapshot, loc: str) -> Iterator[Metric]:
     """Per exchange host: days until its TLS certificate expires, and 1 while it shows an unknown issuer."""
     days = GaugeMetricFamily("cryptomon_tls_cert_days_left", "Days until the host's TLS certificate expires",
                              labels=["exchange", "host", "location"])
     changed = GaugeMetricFamily("cryptomon_tls_issuer_changed", "1 while the host shows an issuer not seen before",
                                 labels=["exchange", "host", "location"])
-    for name, ex in (snap.get("exchanges") or {}).items():
-        for host in (ex.get("tls") or []) if isinstance(ex, dict) else []:
-            if not isinstance(host, dict):
-                continue
-            labels = [str(name), str(host.get("host") or "?"), loc]
-            if (v := _num(host.get("days_left"))) is not None:
-                days.add_metric(labels, v)
-            changed.add_metric(labels, 1.0 if host.get("issuer_changed") else 0.0)
+    for name, ex in snap.exchanges.items():
+        for host in ex.tls:
+            labels = [name, host.host or "?", loc]
+            if host.days_left is not None:
+                days.add_metric(labels, host.days_left)
+            changed.add_metric(labels, 1.0 if host.issuer_changed else 0.0)
     yield from (days, changed)
 
 
@@ -370,7 +349,7 @@ def _stream_counters(c: EngineCounters, loc: str) -> Iterator[Metric]:
         yield hist
 
 
-def _store(health: dict[str, Any], loc: str) -> Iterator[Metric]:
+def _store(health: JsonObject, loc: str) -> Iterator[Metric]:
     """Store health from ``engine.health()``: up (0 while SQLite refuses writes), errors by kind, and the
     notifications that wait in memory meanwhile."""
     if "store_writable" not in health:
@@ -378,15 +357,13 @@ def _store(health: dict[str, Any], loc: str) -> Iterator[Metric]:
     up = GaugeMetricFamily("cryptomon_store_up", "1 while the SQLite store takes writes", labels=["location"])
     up.add_metric([loc], 1.0 if health.get("store_writable") else 0.0)
     yield up
-    raw_detail = health.get("detail")
-    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
-    raw_store = detail.get("store")
-    store: dict[str, Any] = raw_store if isinstance(raw_store, dict) else {}
+    detail = as_object(health.get("detail")) or {}
+    store = as_object(detail.get("store")) or {}
     errors = CounterMetricFamily(
         "cryptomon_store_errors", "Storage errors by kind (disk_full, locked, corrupt, read_only ...)",
         labels=["kind", "location"],
     )
-    for kind, count in (store.get("errors") or {}).items():
+    for kind, count in (as_object(store.get("errors")) or {}).items():
         if (v := _num(count)) is not None:
             errors.add_metric([str(kind), loc], v)
     yield errors

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_array, as_object, finite, integer, text
 from cryptomon_tui.kernel.units import MAX_SILENCE_S, check_duration, check_epoch, check_silence_length
 
 MAX_PARAM_NUMBER = 1e12  # any number a command takes (seconds, epochs, counts) is far below this
@@ -118,14 +120,13 @@ METHOD_PARAMS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
 }
 
 
-def validate_params(method: str, params: Any) -> dict[str, Any]:
+def validate_params(method: str, raw: object) -> JsonObject:
     """Check a request's params against ``METHOD_PARAMS``; raise ProtocolError naming the problem."""
     spec = METHOD_PARAMS.get(method)
     if spec is None:
         raise ProtocolError(f"unknown method {method!r} (known: {', '.join(sorted(METHOD_PARAMS))})", "unknown_method")
+    params = {} if raw is None else as_object(raw)
     if params is None:
-        params = {}
-    if not isinstance(params, dict):
         raise ProtocolError(f"{method}: params must be an object", "invalid")
     unknown = set(params) - set(spec)
     if unknown:
@@ -146,25 +147,27 @@ def validate_params(method: str, params: Any) -> dict[str, Any]:
             except ValueError:
                 raise ProtocolError(f"{method}: parameter {name!r} must be a finite number up to "
                                     f"{MAX_PARAM_NUMBER:g}", "invalid") from None
-    if method == "subscribe" and not 0 <= params.get("snapshot_hz", 0) <= 100:
+    hz = finite(params.get("snapshot_hz", 0))
+    if method == "subscribe" and (hz is None or not 0 <= hz <= 100):
         raise ProtocolError("subscribe: snapshot_hz must be 0..100", "invalid")
     if method == "summary" and params.get("since_s") is not None:
         try:
-            check_duration(params["since_s"])
+            check_duration(_number(params["since_s"]))
         except ValueError as exc:
             raise ProtocolError(f"summary: since_s {exc}", "invalid") from None
     if method == "silence":
-        for m in params["matchers"]:
+        matchers = as_array(params["matchers"]) or []
+        for m in matchers:
             if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not isinstance(m.get("value"), str):
                 raise ProtocolError("silence: each matcher needs string 'name' and 'value'", "invalid")
-        if not params["matchers"]:
+        if not matchers:
             raise ProtocolError("silence: at least one matcher is needed", "invalid")
-        if not params["comment"].strip():
+        if not (text(params["comment"]) or "").strip():
             raise ProtocolError("silence: a comment is required", "invalid")
         duration = params.get("duration_s")
         if duration is not None:
             try:
-                check_silence_length(duration)
+                check_silence_length(_number(duration))
             except ValueError as exc:
                 raise ProtocolError(
                     f"silence: duration_s must be a positive number of seconds up to {MAX_SILENCE_S:.0f} "
@@ -175,24 +178,31 @@ def validate_params(method: str, params: Any) -> dict[str, Any]:
         _check_history(params)
     if method == "maintenance_add":
         try:
-            starts, ends = check_epoch(params["starts_at"], "starts_at"), check_epoch(params["ends_at"], "ends_at")
+            starts = check_epoch(_number(params["starts_at"]), "starts_at")
+            ends = check_epoch(_number(params["ends_at"]), "ends_at")
             check_silence_length(ends - starts)
         except ValueError as exc:
             raise ProtocolError(f"maintenance_add: {exc} (the window must end after it starts, within 90 days)",
                                 "invalid") from None
         for name, limit in (("comment", 1000), ("exchange", 200), ("recurrence", 20), ("timezone", 100)):
-            if len(params.get(name) or "") > limit:
+            if len(text(params.get(name)) or "") > limit:
                 raise ProtocolError(f"maintenance_add: {name} longer than {limit} characters", "invalid")
     return dict(params)
 
 
-def _check_history(params: dict[str, Any]) -> None:
+def _number(value: JsonValue) -> float:
+    """A parameter already checked to be a finite number (NaN for anything else, which every check refuses)."""
+    number = finite(value)
+    return math.nan if number is None else number
+
+
+def _check_history(params: JsonObject) -> None:
     """Range, resolution and sizes of a ``history`` request within the HISTORY_* bounds."""
     for name in ("exchange", "probe"):
-        value = params.get(name)
+        value = text(params.get(name))
         if value is not None and not (0 < len(value) <= HISTORY_MAX_NAME):
             raise ProtocolError(f"history: {name} must be 1..{HISTORY_MAX_NAME} characters", "invalid")
-    since, until, res = float(params["since"]), float(params["until"]), float(params["resolution_s"])
+    since, until, res = _number(params["since"]), _number(params["until"]), _number(params["resolution_s"])
     try:
         check_epoch(since, "since")
         check_epoch(until, "until")
@@ -209,8 +219,8 @@ def _check_history(params: dict[str, Any]) -> None:
     if math.ceil((until - since) / res) > HISTORY_MAX_POINTS:
         finest = (until - since) / HISTORY_MAX_POINTS
         raise ProtocolError(f"history: at most {HISTORY_MAX_POINTS} points (use resolution_s >= {finest:g})", "invalid")
-    recent = params.get("recent", 0)
-    if not 0 <= recent <= HISTORY_MAX_RECENT:
+    recent = integer(params.get("recent", 0))
+    if recent is None or not 0 <= recent <= HISTORY_MAX_RECENT:
         raise ProtocolError(f"history: recent must be 0..{HISTORY_MAX_RECENT}", "invalid")
 
 
@@ -220,8 +230,8 @@ class Hello:
     client: str = ""
     token: str | None = field(default=None, repr=False)
 
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "hello", "protocol": self.protocol, "client": self.client}
+    def to_wire(self) -> JsonObject:
+        out: JsonObject = {"type": "hello", "protocol": self.protocol, "client": self.client}
         if self.token is not None:
             out["token"] = self.token
         return out
@@ -234,7 +244,7 @@ class Welcome:
     location: str
     pid: int
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> JsonObject:
         return {
             "type": "welcome",
             "protocol": self.protocol,
@@ -248,9 +258,9 @@ class Welcome:
 class Request:
     id: int
     method: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: JsonObject = field(default_factory=dict)
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> JsonObject:
         return {"type": "request", "id": self.id, "method": self.method, "params": self.params}
 
 
@@ -258,11 +268,11 @@ class Request:
 class Response:
     id: int
     ok: bool
-    result: Any = None
+    result: JsonValue = None
     error_code: str | None = None
     error_message: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> JsonObject:
         if self.ok:
             return {"type": "response", "id": self.id, "ok": True, "result": self.result}
         return {
@@ -278,9 +288,9 @@ class Push:
     """A server-initiated ``snapshot`` or ``event`` frame."""
 
     kind: Literal["snapshot", "event"]
-    data: dict[str, Any]
+    data: JsonObject  # Snapshot.to_wire() / EventView.to_wire() (kernel.snapshot, kernel.events)
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> JsonObject:
         return {"type": self.kind, "data": self.data}
 
 
@@ -289,7 +299,7 @@ class ErrorFrame:
     code: str
     message: str
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> JsonObject:
         return {"type": "error", "code": self.code, "message": self.message}
 
 
@@ -297,27 +307,45 @@ class ErrorFrame:
 class Bye:
     reason: str
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> JsonObject:
         return {"type": "bye", "reason": self.reason}
 
 
 Message = Hello | Welcome | Request | Response | Push | ErrorFrame | Bye
 
 
-def encode(msg: Message | dict[str, Any]) -> bytes:
+def encode(msg: Message | Mapping[str, object]) -> bytes:
     """One frame: compact JSON and a newline (JSON never contains a raw newline)."""
-    obj = msg if isinstance(msg, dict) else msg.to_wire()
+    obj = msg.to_wire() if isinstance(msg, Message) else msg
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8") + b"\n"
 
 
-def _need(obj: dict[str, Any], key: str, types: tuple[type, ...]) -> Any:
+def _wrong(obj: JsonObject, key: str) -> ProtocolError:
+    return ProtocolError(f"{obj.get('type')} frame: {key!r} missing or of the wrong type")
+
+
+def _need_int(obj: JsonObject, key: str) -> int:
     value = obj.get(key)
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise ProtocolError(f"{obj.get('type')} frame: {key!r} missing or of the wrong type")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _wrong(obj, key)
     return value
 
 
-def _no_constant(name: str) -> Any:
+def _need_str(obj: JsonObject, key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise _wrong(obj, key)
+    return value
+
+
+def _need_object(obj: JsonObject, key: str) -> JsonObject:
+    value = as_object(obj.get(key))
+    if value is None:
+        raise _wrong(obj, key)
+    return value
+
+
+def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -330,41 +358,40 @@ def decode(line: bytes | str) -> Message:
         raise ProtocolError(f"frame is not JSON: {str(exc)[:200]}") from None
     except RecursionError:
         raise ProtocolError("frame is nested too deeply") from None
-    if not isinstance(obj, dict):
+    obj = as_object(obj)
+    if obj is None:
         raise ProtocolError("frame must be a JSON object")
     kind = obj.get("type")
     if kind == "hello":
         token = obj.get("token")
         return Hello(
-            protocol=_need(obj, "protocol", (int,)),
+            protocol=_need_int(obj, "protocol"),
             client=str(obj.get("client") or ""),
             token=token if isinstance(token, str) else None,
         )
     if kind == "welcome":
         return Welcome(
-            protocol=_need(obj, "protocol", (int,)),
+            protocol=_need_int(obj, "protocol"),
             server=str(obj.get("server") or ""),
             location=str(obj.get("location") or ""),
-            pid=_need(obj, "pid", (int,)) if obj.get("pid") is not None else 0,
+            pid=_need_int(obj, "pid") if obj.get("pid") is not None else 0,
         )
     if kind == "request":
-        params = obj.get("params")
+        raw_params = obj.get("params")
+        params = {} if raw_params is None else as_object(raw_params)
         if params is None:
-            params = {}
-        if not isinstance(params, dict):
             raise ProtocolError("request frame: 'params' must be an object")
-        return Request(id=_need(obj, "id", (int,)), method=_need(obj, "method", (str,)), params=params)
+        return Request(id=_need_int(obj, "id"), method=_need_str(obj, "method"), params=params)
     if kind == "response":
-        rid = _need(obj, "id", (int,))
+        rid = _need_int(obj, "id")
         if obj.get("ok") is True:
             return Response(id=rid, ok=True, result=obj.get("result"))
-        raw_err = obj.get("error")
-        err: dict[str, Any] = raw_err if isinstance(raw_err, dict) else {}
+        err = as_object(obj.get("error")) or {}
         return Response(
             id=rid, ok=False, error_code=str(err.get("code") or "internal"), error_message=str(err.get("message") or "")
         )
     if kind in ("snapshot", "event"):
-        return Push(kind=kind, data=_need(obj, "data", (dict,)))
+        return Push(kind="snapshot" if kind == "snapshot" else "event", data=_need_object(obj, "data"))
     if kind == "error":
         return ErrorFrame(code=str(obj.get("code") or "internal"), message=str(obj.get("message") or ""))
     if kind == "bye":

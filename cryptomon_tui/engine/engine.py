@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,21 +21,46 @@ from typing import Any
 
 from cryptomon_tui import __version__
 from cryptomon_tui.analysis.ledger import CountingLedger, UsageTotals
+from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config import Config, ConfigError, load_config
 from cryptomon_tui.engine.api import CommandError, EngineCounters
 from cryptomon_tui.engine.pipeline import DetectionPipeline
 from cryptomon_tui.engine.status import exchange_status
 from cryptomon_tui.engine.tls import TlsAction, TlsWatch
+from cryptomon_tui.engine.views import (
+    analysis_json,
+    channel_view,
+    event_view,
+    facts,
+    incident_view,
+    maintenance_view,
+    result_view,
+    silence_view,
+    store_view,
+    stream_view,
+    tls_view,
+)
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
+from cryptomon_tui.kernel.events import EventView
 from cryptomon_tui.kernel.jsonvalue import JsonObject
-from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.results import BreakerState, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.snapshot import (
+    AnalysisView,
+    BreakerView,
+    ExchangeView,
+    IncidentView,
+    ProbeView,
+    Snapshot,
+)
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc
+from cryptomon_tui.metrics.series import SeriesStats
 from cryptomon_tui.metrics.totals import DURATION_BUCKETS_S, DurationCounts
 from cryptomon_tui.probing.runner import ProbeRunner
+from cryptomon_tui.probing.scheduler import ExchangeWorker
 from cryptomon_tui.probing.transport import TransportFactory
 from cryptomon_tui.streams.runner import ConnectorFactory, StreamRunner
 
@@ -105,15 +129,15 @@ class Engine:
         self._recent: dict[str, deque[ProbeResult]] = {}
         self._recent_failures: dict[str, deque[ProbeResult]] = {}
         self._events: asyncio.Queue[IncidentEvent | None] = asyncio.Queue()
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._subscribers: set[asyncio.Queue[EventView]] = set()
         self._sinks: list[EventSink] = []
         self._result_sinks: list[Callable[[ProbeResult], None]] = []
         self._stream_sinks: list[Callable[[float, list[StreamStats]], None]] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self._analyses: dict[str, dict[str, Any]] = {}
+        self._analyses: dict[str, Analysis] = {}
         self._analysis_pending = 0
         self._version = 0
-        self._snap: dict[str, Any] | None = None
+        self._snap: Snapshot | None = None
         self._snapshot_error: str | None = None  # why the last snapshot could not be built (None = it could)
         self._snap_version = -1
         self._snap_at = -1e18
@@ -380,8 +404,7 @@ class Engine:
             log.exception("notifier failed on %s of %s", event.event.value, event.incident.id)
 
     def _broadcast(self, event: IncidentEvent) -> None:
-        item = event.to_json_dict()
-        item["incident"] = event.incident.to_dict()
+        item = event_view(event)
         for queue in tuple(self._subscribers):
             queue.put_nowait(item)
 
@@ -489,6 +512,7 @@ class Engine:
 
     # ------------------------------------------------------------------ analysis
     def _exchange_stats(self) -> dict[str, JsonObject]:
+        """The metrics snapshot's ``exchanges`` (what the analysis context reads), with the bans incidents know."""
         snap = self.pipeline.metrics.snapshot(self.clock.now())
         stats = {name: ex.to_json() for name, ex in snap.exchanges.items()}
         for incident in self.pipeline.incidents.open_incidents():
@@ -496,12 +520,12 @@ class Engine:
                 stats[incident.exchange]["ban_until"] = incident.ban_until
         return stats
 
-    async def _verdict_now(self, incident: Incident) -> dict[str, Any] | None:
+    async def _verdict_now(self, incident: Incident) -> JsonObject | None:
         """A verdict every firing can carry at once: the analysis already made for this incident, else the
         offline analyzer's (milliseconds, no network). The LLM's, if configured, follows as an update."""
         known = self._analyses.get(incident.id)
         if known is not None:
-            return known
+            return analysis_json(known)
         if self.analysis is None:
             return None
         try:
@@ -516,8 +540,7 @@ class Engine:
         except Exception:
             log.exception("offline verdict for %s failed", incident.id)
             return None
-        data: dict[str, Any] = result.model_dump(mode="json")
-        return data
+        return analysis_json(result)
 
     async def _context_for(self, incident_id: str) -> Any:
         from cryptomon_tui.analysis.context import build_context
@@ -545,11 +568,11 @@ class Engine:
         self._analysis_pending += 1
         self._version += 1
 
-        async def done(result: Any) -> None:
+        async def done(result: Analysis) -> None:
             self._analysis_pending -= 1
             await self.refresh_costs()
-            data = result.model_dump(mode="json")
-            self._analyses[incident_id] = data
+            data = analysis_json(result)
+            self._analyses[incident_id] = result
             incident = self.pipeline.incidents.get(incident_id)
             if notify_update and incident is not None and self.notifier is not None:
                 try:
@@ -576,7 +599,7 @@ class Engine:
         return task
 
     # ------------------------------------------------------------------ EngineAPI: views
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         now_mono = self.clock.monotonic()
         if self._snap is not None and (
             self._snap_version == self._version or now_mono - self._snap_at < SNAPSHOT_MIN_INTERVAL_S
@@ -601,143 +624,134 @@ class Engine:
         self._version += 1
         self._snap = None
 
-    def _fallback_snapshot(self, error: str) -> dict[str, Any]:
+    def _fallback_snapshot(self, error: str) -> Snapshot:
         """What faces get when even the degraded snapshot cannot be built: shape intact, the error said."""
-        now = self.clock.now()
-        return {
-            "seq": self._seq, "ts": iso_utc(now), "location": self.config.daemon.location, "version": __version__,
-            "started_at": None, "exchanges": {}, "incidents": [], "silences": [], "maintenance": [], "notify": [],
-            "analysis": {}, "store": None, "streams": [], "error": error,
-        }
+        return Snapshot(seq=self._seq, ts=iso_utc(self.clock.now()), location=self.config.daemon.location,
+                        version=__version__, error=error)
 
-    def _build_snapshot(self) -> dict[str, Any]:
+    def _build_snapshot(self) -> Snapshot:
         now = self.clock.now()
-        det = self.pipeline.snapshot()
-        probe_state = self.runner.probe_state()
-        open_incidents = self.pipeline.incidents.open_incidents()
-        exchanges: dict[str, Any] = {}
+        incidents = self.pipeline.incidents
+        open_incidents = incidents.open_incidents()
+        metrics = self.pipeline.metrics.snapshot(now).exchanges
+        exchanges: dict[str, ExchangeView] = {}
         for name, cfg in self.config.enabled_exchanges().items():
-            stats = det.get("exchanges", {}).get(name, {})
-            state = probe_state.get(name, {})
             try:
-                if "error" in state:
-                    raise ValueError(str(state["error"]))
-                exchanges[name] = self._exchange_view(name, cfg.kind or "", stats, state, open_incidents)
+                worker = self.runner.workers.get(name)
+                ex = metrics.get(name)
+                stats = (ex.totals, ex.probes) if ex is not None else None
+                exchanges[name] = self._exchange_view(name, cfg.kind or "", stats, worker, open_incidents, now)
             except Exception as exc:  # one exchange's bad value degrades that exchange only (issue 13)
-                exchanges[name] = self._broken_view(name, cfg.kind or "", exc)
-        incidents = [d for i in sorted(open_incidents, key=_incident_order) if (d := _incident_dict(i))]
-        incidents += [d for i in self.pipeline.incidents.recently_resolved()[-20:] if (d := _incident_dict(i))]
-        for item in incidents:
-            if (a := self._analyses.get(item["id"])) is not None:
-                item["analysis"] = a
-        return {
-            "seq": self._seq,
-            "ts": iso_utc(now),
-            "location": self.config.daemon.location,
-            "version": __version__,
-            "started_at": None if self._started_at is None else iso_utc(self._started_at),
-            "exchanges": exchanges,
-            "incidents": incidents,
-            "silences": det.get("silences", []),
-            "maintenance": det.get("maintenance", []),
-            "notify": self._notify_view(),
-            "analysis": {
-                "llm_spend_usd_month": self._llm_spend,
-                "budget_usd_month": _float(self.config.analysis.monthly_budget_usd),
-                "model": self.config.analysis.llm.model if self.config.analysis.llm else None,
-                "pending": self._analysis_pending,
-            },
-            "store": self.store.health().to_dict() if self.store is not None else None,
-            "streams": det.get("streams", []),
-        }
+                exchanges[name] = self._broken_view(name, cfg.kind or "", exc, now)
+        shown = [i for i in sorted(open_incidents, key=_incident_order)] + incidents.recently_resolved()[-20:]
+        budget = self.config.analysis.monthly_budget_usd
+        return Snapshot(
+            seq=self._seq,
+            ts=iso_utc(now),
+            location=self.config.daemon.location,
+            version=__version__,
+            started_at=None if self._started_at is None else iso_utc(self._started_at),
+            exchanges=exchanges,
+            incidents=tuple(v for i in shown if (v := self._incident_view(i)) is not None),
+            silences=tuple(silence_view(s) for s in incidents.silences()),
+            maintenance=tuple(maintenance_view(w, now) for w in incidents.maintenance_windows()),
+            notify=tuple(channel_view(c) for c in self.notifier.status()) if self.notifier is not None else (),
+            analysis=AnalysisView(
+                llm_spend_usd_month=self._llm_spend,
+                budget_usd_month=None if budget is None else float(budget),
+                model=self.config.analysis.llm.model if self.config.analysis.llm else None,
+                pending=self._analysis_pending,
+            ),
+            store=store_view(self.store.health()) if self.store is not None else None,
+            streams=tuple(stream_view(st) for st in self.pipeline.stream_stats()),
+        )
 
     def _exchange_view(
-        self, name: str, kind: str, stats: dict[str, Any], state: dict[str, Any], incidents: list[Incident]
-    ) -> dict[str, Any]:
-        breaker = state.get("breaker") or {}
-        backoff = state.get("backoff") or {}
+        self,
+        name: str,
+        kind: str,
+        stats: tuple[SeriesStats, dict[str, SeriesStats]] | None,
+        worker: ExchangeWorker | None,
+        incidents: list[Incident],
+        now: float,
+    ) -> ExchangeView:
+        aggregate, by_probe = stats if stats is not None else (None, {})
         mine = [i for i in incidents if i.exchange == name]
         ban_until = max((i.ban_until for i in mine if i.ban_until), default=None)
-        probes: dict[str, Any] = {}
-        for probe, s in (stats.get("probes") or {}).items():
+        probes: dict[str, ProbeView] = {}
+        for probe, s in by_probe.items():
             last = self._last_result(name, probe)
-            probes[probe] = {
-                "last": last.to_json_dict() if last is not None else None,
+            probes[probe] = ProbeView(
+                last=result_view(last) if last is not None else None,
                 # what a probe learnt besides its outcome (a key's permissions, TLS certificate facts)
-                "facts": _facts(last.extra) if last is not None and last.extra else {},
-                "attempts": s.get("attempts", 0),
-                "error_rate": s.get("error_rate", 0.0),
-                "p50_ms": s.get("p50_ms"),
-                "p95_ms": s.get("p95_ms"),
-                "p99_ms": s.get("p99_ms"),
-                "timeouts": s.get("timeouts", 0),
-                "counts": s.get("counts", {}),
-                "last_error_code": s.get("last_error_code"),
-                "last_error_message": s.get("last_error_message"),
-                "consecutive_failures": s.get("consecutive_failures", 0),
-            }
-        return {
-            "kind": kind,
-            "status": exchange_status(stats, state, mine),
-            "tls": self._tls.view(name, self.clock.now()),  # per host: issuer, fingerprint, days left
-            "breaker": {"state": breaker.get("state", "closed"), "next_trial_at": breaker.get("next_trial_at")},
-            "backoff": backoff,
-            "paused": bool(state.get("paused")),
-            "rate_limit_used": stats.get("rate_limit_last", stats.get("rate_limit_peak")),
-            "rate_limit_peak": stats.get("rate_limit_peak"),
-            "ban_until": None if ban_until is None else iso_utc(ban_until),
-            "clock_offset_ms": stats.get("clock_offset_ms"),
-            "clock_error_ms": stats.get("clock_error_ms"),
-            "p50_ms": stats.get("p50_ms"),
-            "p95_ms": stats.get("p95_ms"),
-            "p99_ms": stats.get("p99_ms"),
-            "error_rate": stats.get("error_rate", 0.0),
-            "attempts": stats.get("attempts", 0),
-            "timeouts": stats.get("timeouts", 0),
-            "consecutive_failures": stats.get("consecutive_failures", 0),
-            "counts": stats.get("counts", {}),
-            "last_error_code": stats.get("last_error_code"),
-            "last_error_message": stats.get("last_error_message"),
-            "last_error_at": stats.get("last_error_at"),
-            "sparkline": stats.get("sparkline", []),
-            "sparkline_ok": stats.get("sparkline_ok", []),
-            "schedule_lag": state.get("schedule_lag"),
-            "intervals": {p: v.get("interval_s") for p, v in (state.get("probes") or {}).items()},
-            "probes": probes,
-        }
+                facts=facts(last.extra) if last is not None and last.extra else {},
+                attempts=s.attempts, error_rate=s.error_rate, p50_ms=s.p50_ms, p95_ms=s.p95_ms, p99_ms=s.p99_ms,
+                timeouts=s.timeouts, counts=s.counts, last_error_code=s.last_error_code,
+                last_error_message=s.last_error_message, consecutive_failures=s.consecutive_failures,
+            )
+        breaker = worker.breaker.view() if worker is not None else BreakerView()
+        backoff = worker.backoff.view() if worker is not None else None
+        paused = worker is not None and worker.paused
+        status = exchange_status(aggregate, paused=paused, breaker=worker.breaker.state if worker else
+                                 BreakerState.CLOSED, backoff=backoff, incidents=mine)
+        tls = tuple(tls_view(h, now) for (ex, _), h in sorted(self._tls.hosts.items()) if ex == name)
+        if aggregate is None:
+            return ExchangeView(kind=kind, status=status, tls=tls, breaker=breaker, backoff=backoff, paused=paused,
+                                ban_until=None if ban_until is None else iso_utc(ban_until),
+                                schedule_lag=worker.lag.view() if worker is not None else None,
+                                intervals=dict(worker.intervals()) if worker is not None else {}, probes=probes)
+        a = aggregate
+        return ExchangeView(
+            kind=kind,
+            status=status,
+            tls=tls,  # per host: issuer, fingerprint, days left
+            breaker=breaker,
+            backoff=backoff,
+            paused=paused,
+            rate_limit_used=a.rate_limit_last if a.rate_limit_last is not None else a.rate_limit_peak,
+            rate_limit_peak=a.rate_limit_peak,
+            ban_until=None if ban_until is None else iso_utc(ban_until),
+            clock_offset_ms=a.clock_offset_ms,
+            clock_error_ms=a.clock_error_ms,
+            p50_ms=a.p50_ms,
+            p95_ms=a.p95_ms,
+            p99_ms=a.p99_ms,
+            error_rate=a.error_rate,
+            attempts=a.attempts,
+            timeouts=a.timeouts,
+            consecutive_failures=a.consecutive_failures,
+            counts=a.counts,
+            last_error_code=a.last_error_code,
+            last_error_message=a.last_error_message,
+            last_error_at=None if a.last_error_at is None else iso_utc(a.last_error_at),
+            sparkline=a.sparkline,
+            sparkline_ok=a.sparkline_ok,
+            schedule_lag=worker.lag.view() if worker is not None else None,
+            intervals=dict(worker.intervals()) if worker is not None else {},
+            probes=probes,
+        )
 
-    def _broken_view(self, name: str, kind: str, exc: Exception) -> dict[str, Any]:
+    def _broken_view(self, name: str, kind: str, exc: Exception, now: float) -> ExchangeView:
         """An exchange whose state cannot be shown: every key a face reads, status ``error`` and the reason."""
         reason = f"{type(exc).__name__}: {str(exc)[:200]}"
         _log_once(log, f"view:{name}:{type(exc).__name__}", "cannot show %s: %s", name, reason)
-        view = self._exchange_view(name, kind, {}, {}, [])
-        view.update(status="error", view_error=reason, last_error_message=f"cannot show this exchange: {reason}")
-        return view
+        return ExchangeView(kind=kind, status="error", view_error=reason,
+                            last_error_message=f"cannot show this exchange: {reason}")
+
+    def _incident_view(self, incident: Incident) -> IncidentView | None:
+        """An incident for the snapshot; one that cannot be shown is logged once and left out, not fatal."""
+        try:
+            return incident_view(incident, self._analyses.get(incident.id))
+        except Exception as exc:
+            _log_once(log, f"incident:{incident.id}", "cannot show incident %s: %s: %s", incident.id,
+                      type(exc).__name__, str(exc)[:200])
+            return None
 
     def _last_result(self, exchange: str, probe: str) -> ProbeResult | None:
         for r in reversed(self._recent.get(exchange, ())):
             if r.probe == probe:
                 return r
         return None
-
-    def _notify_view(self) -> list[dict[str, Any]]:
-        if self.notifier is None:
-            return []
-        out: list[dict[str, Any]] = []
-        for s in self.notifier.status():
-            state = "broken" if s.broken else ("failing" if s.failures else "ok")
-            out.append(
-                {
-                    "channel": s.channel,
-                    "kind": s.type,
-                    "state": state,
-                    "queue": s.queued,
-                    "dead_letters": s.dead,
-                    "last_error": s.last_error,
-                    "last_sent_at": iso_utc(s.last_success) if s.last_success else None,
-                }
-            )
-        return out
 
     def _notify_totals(self) -> dict[tuple[str, str], int]:
         out = dict(self._notify_base)
@@ -783,11 +797,11 @@ class Engine:
                 out[name][key] = DurationCounts(tuple(counts), total, (prev.sum_s if prev else 0.0) + hist.sum_s)
         return out
 
-    def subscribe_events(self) -> AsyncIterator[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def subscribe_events(self) -> AsyncIterator[EventView]:
+        queue: asyncio.Queue[EventView] = asyncio.Queue()
         self._subscribers.add(queue)
 
-        async def gen() -> AsyncIterator[dict[str, Any]]:
+        async def gen() -> AsyncIterator[EventView]:
             try:
                 while True:
                     yield await queue.get()
@@ -887,10 +901,10 @@ class Engine:
     async def analyze(self, incident_id: str, force: bool = False, offline: bool = False) -> dict[str, Any]:
         incident = self._incident(incident_id)
         if not force and incident.id in self._analyses and not offline:
-            return {"incident_id": incident.id, "analysis": self._analyses[incident.id], "cached": True}
+            return {"incident_id": incident.id, "analysis": analysis_json(self._analyses[incident.id]), "cached": True}
         task = self._start_analysis(incident.id, force=force, offline=offline)
         result = await asyncio.shield(task)
-        return {"incident_id": incident.id, "analysis": result.model_dump(mode="json"), "cached": False}
+        return {"incident_id": incident.id, "analysis": analysis_json(result), "cached": False}
 
     async def summary(self, since_s: float | None = None, offline: bool = False) -> dict[str, Any]:
         """The smart summary of the open incidents and, with ``since_s``, of those resolved since then."""
@@ -1024,16 +1038,6 @@ def _changed_sections(old: Config, new: Config) -> list[str]:
     return out
 
 
-def _incident_dict(incident: Incident) -> dict[str, Any] | None:
-    """An incident for the snapshot; one that cannot be shown is logged once and left out, not fatal."""
-    try:
-        return incident.to_dict()
-    except Exception as exc:
-        _log_once(log, f"incident:{incident.id}", "cannot show incident %s: %s: %s", incident.id,
-                  type(exc).__name__, str(exc)[:200])
-        return None
-
-
 _logged: set[str] = set()
 
 
@@ -1045,21 +1049,3 @@ def _log_once(logger: logging.Logger, key: str, message: str, *args: object) -> 
 
 def _incident_order(i: Incident) -> tuple[int, int, float]:
     return (0 if i.state.value == "firing" else 1, -i.severity.rank, -i.started_at)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _facts(extra: dict[str, Any]) -> dict[str, Any]:
-    """A probe's extra facts for the snapshot: scalars and short lists of scalars only (JSON-safe, bounded)."""
-    out: dict[str, Any] = {}
-    for key, value in list(extra.items())[:32]:
-        if isinstance(value, bool | int | str) or value is None:
-            out[str(key)] = value[:200] if isinstance(value, str) else value
-        elif isinstance(value, float) and math.isfinite(value):
-            out[str(key)] = value
-        elif isinstance(value, list | tuple):
-            items = [v for v in value[:32] if isinstance(v, str | int | bool)]
-            out[str(key)] = [v[:200] if isinstance(v, str) else v for v in items]
-    return out

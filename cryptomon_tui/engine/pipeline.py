@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from typing import Any
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
@@ -25,6 +24,7 @@ from cryptomon_tui.detection.streams import StreamDetector
 from cryptomon_tui.incidents.maintenance import next_occurrence, window_active
 from cryptomon_tui.incidents.manager import IncidentManager
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc
@@ -202,13 +202,14 @@ class DetectionPipeline:
         return events
 
     # ------------------------------------------------------------------ views
-    def snapshot(self) -> dict[str, Any]:
-        """Metrics (see MetricsRegistry.snapshot) plus incidents, silences, windows and rule states."""
+    def snapshot(self) -> JsonObject:
+        """Metrics (see MetricsRegistry.snapshot) plus incidents, silences, windows and rule states: the
+        detection state as JSON for tests and tools (the engine builds its typed views from the parts)."""
         now = self.clock.now()
-        snap: dict[str, Any] = self.metrics.snapshot(now).to_json()
-        snap["incidents"] = [i.to_dict() for i in self.incidents.open_incidents()]
-        snap["silences"] = [s.to_dict() for s in self.incidents.silences()]
-        windows = []
+        snap = self.metrics.snapshot(now).to_json()
+        incidents: list[JsonValue] = [i.to_dict() for i in self.incidents.open_incidents()]
+        silences: list[JsonValue] = [s.to_dict() for s in self.incidents.silences()]
+        windows: list[JsonValue] = []
         for w in self.incidents.maintenance_windows():
             nxt = next_occurrence(w, now)
             windows.append(
@@ -219,8 +220,8 @@ class DetectionPipeline:
                     "next_end": None if nxt is None else iso_utc(nxt[1]),
                 }
             )
-        snap["maintenance"] = windows
-        snap["rules"] = self.detector.active_instances()
-        snap["streams"] = [st.to_wire() for st in self._stream_stats.values()]
-        snap["evaluated_at"] = iso_utc(now)
+        rules: list[JsonValue] = list(self.detector.active_instances())
+        streams: list[JsonValue] = [st.to_wire() for st in self._stream_stats.values()]
+        snap.update(incidents=incidents, silences=silences, maintenance=windows, rules=rules, streams=streams,
+                    evaluated_at=iso_utc(now))
         return snap

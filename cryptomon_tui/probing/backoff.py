@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.exchanges.base import Classification
 from cryptomon_tui.kernel.results import Outcome
+from cryptomon_tui.kernel.snapshot import BackoffView
 from cryptomon_tui.kernel.units import MAX_EXCHANGE_WAIT_S, format_duration, iso_utc, plausible_epoch
 
 RATE_LIMIT_BASE_S = 2.0
@@ -108,6 +109,13 @@ class Backoff:
         if self.pause is None:
             return 0.0
         return max(0.0, self.pause.until_mono - self._clock.monotonic())
+
+    def view(self) -> BackoffView:
+        """What the snapshot shows: the same as ``snapshot()``, typed."""
+        if not self.active or self.pause is None:
+            return BackoffView(strikes=self._strikes)
+        p = self.pause
+        return BackoffView(True, iso_utc(p.until_wall), p.reason, p.outcome.value, self._strikes)
 
     def snapshot(self) -> dict[str, object]:
         if not self.active:

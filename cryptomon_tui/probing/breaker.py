@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.exchanges import BreakerConfig
 from cryptomon_tui.kernel.results import BreakerState, Outcome
+from cryptomon_tui.kernel.snapshot import BreakerView
 from cryptomon_tui.kernel.units import iso_utc
 
 BREAKER_FAILURES = frozenset(
@@ -130,6 +131,11 @@ class CircuitBreaker:
         if mono is None:
             return None
         return self._clock.now() + max(0.0, mono - self._clock.monotonic())
+
+    def view(self) -> BreakerView:
+        """What the snapshot shows (state and the next trial)."""
+        nxt = self.next_trial_at
+        return BreakerView(self.state.value, None if nxt is None else iso_utc(nxt))
 
     def snapshot(self) -> dict[str, object]:
         nxt = self.next_trial_at

@@ -34,6 +34,7 @@ from cryptomon_tui.exchanges.base import (
 )
 from cryptomon_tui.exchanges.common import VENUE_OVERLOAD, bound_times, bounded_notes
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
+from cryptomon_tui.kernel.snapshot import ScheduleLagView
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.probing.backoff import Backoff, with_pause
 from cryptomon_tui.probing.breaker import Admission, CircuitBreaker
@@ -67,6 +68,11 @@ class LagStats:
         ordered = sorted(self.samples)
         index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
         return ordered[index]
+
+    def view(self) -> ScheduleLagView:
+        p50, p99 = self.percentile(0.5), self.percentile(0.99)
+        return ScheduleLagView(self.count, None if p50 is None else round(p50, 3),
+                               None if p99 is None else round(p99, 3), round(self.max_ms, 3))
 
     def snapshot(self) -> dict[str, float | int | None]:
         p50, p99 = self.percentile(0.5), self.percentile(0.99)
@@ -383,6 +389,10 @@ class ExchangeWorker:
         )
 
     # -- observation -----------------------------------------------------------------------
+    def intervals(self) -> dict[str, float]:
+        """The effective interval of each probe (s), after the request budget stretched it."""
+        return {s.planned.probe: s.planned.interval_s for s in self.slots}
+
     def snapshot(self) -> dict[str, object]:
         return {
             "paused": self.paused,

@@ -16,10 +16,14 @@ from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.engine.api import CommandError, EngineCounters
 from cryptomon_tui.engine.history import read_history
+from cryptomon_tui.engine.views import event_view
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, Matcher, Silence
+from cryptomon_tui.kernel.events import EventView
 from cryptomon_tui.kernel.fingerprint import fingerprint
+from cryptomon_tui.kernel.jsonvalue import JsonValue
 from cryptomon_tui.kernel.results import Outcome, Phases, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.snapshot import Snapshot
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.metrics.totals import Totals
 from cryptomon_tui.store.rows import RollupRow
@@ -100,7 +104,7 @@ class FakeEngine:
         self.reloads = 0
         self.commands: list[tuple[str, tuple[Any, ...]]] = []
         self.snapshot_builds = 0
-        self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []
+        self._subscribers: list[asyncio.Queue[EventView]] = []
         self._ids = itertools.count(1)
         self._cached: dict[str, Any] | None = None
 
@@ -216,10 +220,9 @@ class FakeEngine:
         self.emit(EventType.OPENED, incident)
         return incident
 
-    def emit(self, event: EventType, incident: Incident, actor: str | None = None, **detail: Any) -> None:
+    def emit(self, event: EventType, incident: Incident, actor: str | None = None, **detail: JsonValue) -> None:
         ev = IncidentEvent(ts=self.clock.now(), event=event, incident=incident, actor=actor, detail=detail)
-        data = ev.to_json_dict()
-        data["incident"] = incident.to_dict()
+        data = event_view(ev)
         self.changed()
         for queue in list(self._subscribers):
             queue.put_nowait(data)
@@ -232,7 +235,12 @@ class FakeEngine:
 
     # -- EngineAPI --
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
+        """What the daemon sends: the test data read through the typed model, as a face would read it."""
+        return Snapshot.from_wire(self.snapshot_dict())
+
+    def snapshot_dict(self) -> dict[str, Any]:
+        """The snapshot as the test data (the UI's screenshot fixtures draw this as is)."""
         if self._cached is not None and self._cached["seq"] == self.seq:
             return self._cached
         self.snapshot_builds += 1
@@ -251,7 +259,6 @@ class FakeEngine:
             "silences": [s.to_dict() for s in self.silences.values() if s.expired_at is None],
             "notify": [dict(n) for n in self.notify],
             "analysis": dict(self.analysis),
-            "fake_reloads": self.reloads,  # FakeEngine only: lets process tests see reloads arrive
         }
         return self._cached
 
@@ -271,8 +278,8 @@ class FakeEngine:
             llm_cost_usd={"deepseek-chat": 0.0021},
         )
 
-    async def subscribe_events(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    async def subscribe_events(self) -> AsyncIterator[EventView]:  # type: ignore[override]
+        queue: asyncio.Queue[EventView] = asyncio.Queue()
         self._subscribers.append(queue)
         try:
             while True:
@@ -393,4 +400,5 @@ class FakeEngine:
         return {"ok": True, "changed": [], "error": None}
 
     def health(self) -> dict[str, Any]:
-        return dict(self.health_state)
+        # fake_reloads: FakeEngine only (extra health keys are passed through), lets process tests see reloads
+        return {**self.health_state, "fake_reloads": self.reloads}

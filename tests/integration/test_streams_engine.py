@@ -49,7 +49,7 @@ async def run(exchange: str, faults: list[dict[str, Any]], seconds: float,
             await asyncio.wait_for(done.wait(), seconds)
         except TimeoutError:
             pass
-        snap = engine.snapshot()
+        snap = engine.snapshot().to_wire()
         snap["_metrics"] = generate_latest(build_registry(engine, lambda: "test", time.time)).decode()
     finally:
         if engine is not None:

@@ -184,4 +184,4 @@ def fixture_snapshot() -> dict[str, Any]:
     clock.set(FIXED_EPOCH + 95)
     engine.notify[0].update(state="failing", queue=3, last_error="429 from discord")
     engine.changed()
-    return engine.snapshot()
+    return engine.snapshot_dict()

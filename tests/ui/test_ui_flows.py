@@ -126,7 +126,7 @@ async def test_silence_modal_requires_comment_then_silences_and_unsilences() -> 
             await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
             await wait_for(pilot, lambda: served.engine._incident(ident).silenced_by is not None)
             silence_id = served.engine._incident(ident).silenced_by
-            silences = served.engine.snapshot()["silences"]
+            silences = served.engine.snapshot().to_wire()["silences"]
             mine = next(s for s in silences if s["id"] == silence_id)
             assert mine["comment"] == "known binance issue [ticket 42]"
             assert [m["name"] for m in mine["matchers"]] == ["id"]
@@ -153,7 +153,7 @@ async def test_silence_exchange_scope_and_unsilence_from_list() -> None:
             modal.query_one("#comment", Input).focus()
             await pilot.press("enter")
             await wait_for(pilot, lambda: served.engine._incident(ident).silenced_by is not None)
-            sil = next(s for s in served.engine.snapshot()["silences"]
+            sil = next(s for s in served.engine.snapshot().to_wire()["silences"]
                        if s["id"] == served.engine._incident(ident).silenced_by)
             assert sil["matchers"][0]["name"] == "exchange" and sil["matchers"][0]["value"] == "binance"
             assert sil["ends_at"] is None
@@ -190,7 +190,7 @@ async def test_freeze_stops_the_view_not_the_engine() -> None:
             await pilot.press("f")
             assert screen.frozen
             shown = screen.shown_seq
-            engine_seq = served.engine.snapshot()["seq"]
+            engine_seq = served.engine.snapshot().seq
             await wait_for(pilot, lambda: app.bridge.latest is not None and app.bridge.latest.seq > engine_seq,
                            limit_s=5)
             await pilot.pause(0.6)

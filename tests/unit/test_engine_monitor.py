@@ -56,7 +56,7 @@ async def test_snapshot_has_the_documented_keys_and_commands_refuse_clearly() ->
     clock = FakeClock(start=1_750_000_000.0)
     monitor = _monitor(clock)
     _feed(monitor, clock, Outcome.OK, 5)
-    snap = monitor.snapshot()
+    snap = monitor.snapshot().to_wire()
     for key in ("seq", "ts", "location", "version", "exchanges", "incidents", "silences", "notify", "analysis"):
         assert key in snap
     ex = snap["exchanges"]["binance"]
@@ -86,10 +86,10 @@ async def test_llm_spend_reaches_the_snapshot_after_an_analysis(monkeypatch: pyt
         return Decimal("1.23")
 
     monkeypatch.setattr(monitor.analysis, "month_spent", spent)
-    assert monitor.snapshot()["analysis"]["llm_spend_usd_month"] is None
+    assert monitor.snapshot().to_wire()["analysis"]["llm_spend_usd_month"] is None
     await monitor.analyze(incident.id, offline=True)
     clock.set(clock.now() + 1)  # snapshots are rebuilt at most every 0.2 s of engine time
-    assert monitor.snapshot()["analysis"]["llm_spend_usd_month"] == pytest.approx(1.23)
+    assert monitor.snapshot().to_wire()["analysis"]["llm_spend_usd_month"] == pytest.approx(1.23)
 
 
 async def test_counters_are_cumulative_while_the_windows_forget() -> None:
@@ -106,7 +106,7 @@ async def test_counters_are_cumulative_while_the_windows_forget() -> None:
     c = monitor.counters()
     assert seen == sorted(seen) and seen[-1] == 3 * 4 * (200 + 5 + 400)
     assert c.probes[("binance", "ticker", "http_5xx")] == 20 and c.probes[("binance", "ticker", "ok")] == 4 * 600
-    window = monitor.snapshot()["exchanges"]["binance"]["probes"]["ticker"]
+    window = monitor.snapshot().to_wire()["exchanges"]["binance"]["probes"]["ticker"]
     assert window["counts"].get("http_5xx", 0) == 0 and window["attempts"] < 4 * 600  # the window forgot
     durations = c.probe_durations[("binance", "ticker")]
     assert durations.count == 4 * 600 and durations.cumulative()[0] == ("0.001", 4 * 600)  # 0.6 ms each
@@ -139,12 +139,12 @@ async def test_a_snapshot_cached_while_starting_is_not_served_once_the_probes_ru
     transport = ScriptedTransport(clock)
     monitor = Engine(cfg, clock=clock, use_store=False, notify=False, transport_factory=lambda name, o: transport)
     await monitor.prepare()
-    assert monitor.snapshot()["exchanges"]["okx"]["intervals"] == {}  # no workers yet
+    assert monitor.snapshot().to_wire()["exchanges"]["okx"]["intervals"] == {}  # no workers yet
     await monitor.start()
     try:
         planned = {p.probe: p.interval_s for p in monitor.runner.plan if p.exchange == "okx"}
         assert "time" in planned
-        assert monitor.snapshot()["exchanges"]["okx"]["intervals"] == planned  # at the same instant
+        assert monitor.snapshot().to_wire()["exchanges"]["okx"]["intervals"] == planned  # at the same instant
     finally:
         await monitor.stop()
 
@@ -172,7 +172,7 @@ async def test_notify_view_reads_the_notifiers_status_record(monkeypatch: pytest
         ChannelStatus("flaky", last_success=None, failures=3, dead=5, broken=False, **base),
         ChannelStatus("gone", last_success=None, failures=9, dead=1, broken=True, **base),
     ]))
-    rows = {r["channel"]: r for r in monitor.snapshot()["notify"]}
+    rows = {r["channel"]: r for r in monitor.snapshot().to_wire()["notify"]}
     assert [(rows[n]["state"], rows[n]["dead_letters"], rows[n]["queue"]) for n in ("ok", "flaky", "gone")] == [
         ("ok", 0, 2), ("failing", 5, 2), ("broken", 1, 2)
     ]
