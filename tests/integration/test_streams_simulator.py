@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 
-from cryptomon_tui.clock import RealClock
+from cryptomon_tui.clock import FakeClock, RealClock
 from cryptomon_tui.exchanges.registry import adapter_class
 from cryptomon_tui.kernel.streams import StreamOutcome
 from cryptomon_tui.simulator.server import Simulator
@@ -132,6 +133,10 @@ async def test_huge_frame_is_refused_not_buffered() -> None:
 
 
 async def test_unrouted_futures_url_receives_nothing() -> None:
+    """A stream on a URL the simulator does not route gets a socket and never a message: stale, never ok.
+
+    The routed stream beside it proves the simulator was streaming meanwhile; the 10 s of silence before the
+    verdict pass on an injected clock (they were 10 s of real waiting)."""
     async with Simulator(seed=1, stream_rate=20.0) as sim:
         adapter = adapter_class("binance_futures")()
         spec = adapter.stream_specs(sim.ws_urls["binance_futures"])[0]
@@ -140,11 +145,20 @@ async def test_unrouted_futures_url_receives_nothing() -> None:
 
         unrouted = replace(spec, url=spec.url.replace("/public/ws/", "/ws/"))
         connector = AiohttpConnector()
-        probe = StreamProbe("binance_futures", unrouted, adapter.classify_ws_message, connector, RealClock())
+        clock = FakeClock(start=time.time())
+        probe = StreamProbe("binance_futures", unrouted, adapter.classify_ws_message, connector, clock)
+        routed = StreamProbe("binance_futures", spec, adapter.classify_ws_message, connector, RealClock())
         probe.start()
         try:
-            assert await wait_for(probe, lambda s: s.outcome is StreamOutcome.WS_STALE, 15.0), probe.stats()
-            assert probe.stats().messages == 0 and probe.stats().connected
+            assert await wait_for(probe, lambda s: s.connected, 10.0), probe.stats()
+            routed.start()
+            assert await wait_for(routed, lambda s: s.messages >= 20, 10.0), routed.stats()
+            assert probe.stats().messages == 0, probe.stats()  # the routed one got 20 meanwhile
+            await clock.advance(15.0, step=1.0)
+            stats = probe.stats()
+            assert stats.outcome is StreamOutcome.WS_STALE, stats
+            assert stats.messages == 0 and stats.connected, stats
         finally:
+            await routed.stop()
             await probe.stop()
             await connector.aclose()
