@@ -44,4 +44,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX IF NOT EXISTS outbox_incident_order ON outbox(incident_id, channel, id);
         """,
     ),
+    (
+        3,
+        # a row also waits for an earlier incident's rows of its fingerprint (repo_notify._IN_ORDER): found
+        # through this index instead of scanning every queued row of the channel for each candidate
+        """
+        CREATE INDEX IF NOT EXISTS outbox_fingerprint_order ON outbox(channel, fingerprint, id);
+        """,
+    ),
 ]
