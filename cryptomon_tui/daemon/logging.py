@@ -10,7 +10,7 @@ import json as _json
 import logging
 import sys
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO
 
 from cryptomon_tui.kernel.units import iso_utc
 from cryptomon_tui.redaction import Redactor, process_redactor, safe_text
@@ -57,7 +57,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, exc, and any ``extra=`` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
+        out: dict[str, object] = {  # extras may be any object: dumped with default=str
             "ts": iso_utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -15,9 +15,9 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from cryptomon_tui.clock import Clock
+from cryptomon_tui.kernel.jsonvalue import JsonObject, as_array
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ConfigWatcher:
         self,
         path: Path,
         clock: Clock,
-        on_change: Callable[[], Awaitable[dict[str, Any]]],
+        on_change: Callable[[], Awaitable[JsonObject]],
         interval: float = 2.0,
     ) -> None:
         self.path = Path(path)
@@ -58,7 +58,7 @@ class ConfigWatcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.reloads = 0
-        self.last_result: dict[str, Any] | None = None
+        self.last_result: JsonObject | None = None
 
     async def prime(self) -> None:
         """Remember the current content: the config the daemon started with is not a change."""
@@ -80,7 +80,7 @@ class ConfigWatcher:
         await self.trigger("file changed")
         return True
 
-    async def trigger(self, reason: str) -> dict[str, Any]:
+    async def trigger(self, reason: str) -> JsonObject:
         async with self._lock:
             log.info("reloading the config (%s)", reason)
             try:
@@ -91,7 +91,8 @@ class ConfigWatcher:
             self.reloads += 1
             self.last_result = result
             if result.get("ok", True):
-                log.info("config reloaded: %s", ", ".join(map(str, result.get("changed") or [])) or "no changes")
+                changed = ", ".join(map(str, as_array(result.get("changed")) or []))
+                log.info("config reloaded: %s", changed or "no changes")
             else:
                 log.error("config reload refused, the running config stays: %s", result.get("error"))
             return result

@@ -13,7 +13,6 @@ import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.errors import ConfigError
@@ -24,6 +23,7 @@ from cryptomon_tui.daemon.http import HttpServer
 from cryptomon_tui.daemon.logging import RedactingFilter
 from cryptomon_tui.daemon.reload import ConfigWatcher, install_sighup
 from cryptomon_tui.engine.api import EngineAPI
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.redaction import Redactor, collect_secrets
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class DaemonRunner:
         self.stop_requested = stop_event or asyncio.Event()
         self.handle_stop_signals = handle_stop_signals
         self.lag = LoopLagMonitor(clock)
-        self._background: set[asyncio.Future[Any]] = set()
+        self._background: set[asyncio.Future[JsonObject]] = set()
         self.control = ControlServer(engine, config, clock, redactor=self.redactor, on_shutdown=self.request_stop)
         self.http: HttpServer | None = None
         if config.daemon.http.enabled:
@@ -110,7 +110,7 @@ class DaemonRunner:
     def request_stop(self) -> None:
         self.stop_requested.set()
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self) -> JsonObject:
         """Let the engine re-read the file, then pick up what the daemon itself uses (location, secrets)."""
         result = await self.engine.reload()
         if result.get("ok", True) and self.config_path is not None:

@@ -16,11 +16,12 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cryptomon_tui import __version__
-from cryptomon_tui.analysis.ledger import CountingLedger, UsageTotals
+from cryptomon_tui.analysis.ledger import AnalysisCache, CountingLedger, UsageLedger, UsageTotals
 from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config import Config, ConfigError, load_config
@@ -39,12 +40,11 @@ from cryptomon_tui.engine.views import (
     silence_view,
     store_view,
     stream_view,
-    tls_view,
 )
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
 from cryptomon_tui.kernel.events import EventView
-from cryptomon_tui.kernel.jsonvalue import JsonObject
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.kernel.results import BreakerState, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.snapshot import (
@@ -63,6 +63,14 @@ from cryptomon_tui.probing.runner import ProbeRunner
 from cryptomon_tui.probing.scheduler import ExchangeWorker
 from cryptomon_tui.probing.transport import TransportFactory
 from cryptomon_tui.streams.runner import ConnectorFactory, StreamRunner
+
+if TYPE_CHECKING:  # built lazily (start-up cost): only their types are needed here
+    from cryptomon_tui.analysis.context import AnalysisContext
+    from cryptomon_tui.analysis.service import AnalysisService
+    from cryptomon_tui.notify.fallback_outbox import FallbackOutbox
+    from cryptomon_tui.notify.notifier import Notifier
+    from cryptomon_tui.notify.outbox import OutboxRepository
+    from cryptomon_tui.store.store import Store, StoreHealth
 
 log = logging.getLogger("cryptomon.engine")
 
@@ -83,6 +91,20 @@ EventSink = Callable[[IncidentEvent], None]
 
 # events whose message must say what broke and what to do
 _VERDICT_EVENTS = frozenset({EventType.OPENED, EventType.REOPENED})
+
+
+StreamKey = tuple[str, str]  # (exchange, stream)
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamTotals:
+    """Cumulative stream counts by (exchange, stream), for /metrics (see EngineCounters)."""
+
+    messages: dict[StreamKey, int] = field(default_factory=dict)
+    seq_gaps: dict[StreamKey, int] = field(default_factory=dict)
+    reconnects: dict[StreamKey, int] = field(default_factory=dict)
+    gap_seconds: dict[StreamKey, DurationCounts] = field(default_factory=dict)
+    lag_seconds: dict[StreamKey, DurationCounts] = field(default_factory=dict)
 
 
 class Engine:
@@ -111,21 +133,18 @@ class Engine:
         self._store_path = store_path
         self._transport_factory = transport_factory
         self._notify_enabled = notify
-        self.store: Any = None
+        self.store: Store | None = None
         self._tls = TlsWatch()
-        self._fallback_outbox: Any = None
+        self._fallback_outbox: FallbackOutbox | None = None
         self._store_failing_since: float | None = None
         self._store_incident = False
-        self.notifier: Any = None
-        self.analysis: Any = None
+        self.notifier: Notifier | None = None
+        self.analysis: AnalysisService | None = None
         self.pipeline = self._new_pipeline(config)
         self.runner = self._new_runner(config)
         self._stream_connector_factory = stream_connector_factory
         self.streams = self._new_streams(config)
-        self._stream_base: dict[str, dict[tuple[str, str], Any]] = {
-            name: {} for name in ("stream_messages", "stream_seq_gaps", "stream_reconnects",
-                                  "stream_gap_seconds", "stream_lag_seconds")
-        }
+        self._stream_base = _StreamTotals()  # what stream probes replaced by a reload had counted
         self._recent: dict[str, deque[ProbeResult]] = {}
         self._recent_failures: dict[str, deque[ProbeResult]] = {}
         self._events: asyncio.Queue[IncidentEvent | None] = asyncio.Queue()
@@ -133,7 +152,7 @@ class Engine:
         self._sinks: list[EventSink] = []
         self._result_sinks: list[Callable[[ProbeResult], None]] = []
         self._stream_sinks: list[Callable[[float, list[StreamStats]], None]] = []
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._analyses: dict[str, Analysis] = {}
         self._analysis_pending = 0
         self._version = 0
@@ -221,7 +240,7 @@ class Engine:
             await self._apply_pending_commands()
         self._build_analysis()
         with contextlib.suppress(Exception):
-            await self.analysis.warm_up()  # one-time imports off the loop, before probes are timed
+            await self._require_analysis().warm_up()  # one-time imports off the loop, before probes are timed
         await self.refresh_costs()
         if self._notify_enabled:
             await self._start_notifier()
@@ -291,8 +310,8 @@ class Engine:
         from cryptomon_tui.analysis.ledger import InMemoryUsageLedger
         from cryptomon_tui.analysis.service import AnalysisService
 
-        ledger: Any = InMemoryUsageLedger()
-        cache: Any = None
+        ledger: UsageLedger = InMemoryUsageLedger()
+        cache: AnalysisCache | None = None
         if self.store is not None:
             try:
                 from cryptomon_tui.analysis.store_backed import StoreAnalysisCache, StoreUsageLedger
@@ -309,7 +328,7 @@ class Engine:
         from cryptomon_tui.notify.notifier import Notifier
         from cryptomon_tui.notify.outbox import InMemoryOutbox
 
-        outbox: Any
+        outbox: OutboxRepository
         if self.store is not None:
             from cryptomon_tui.notify.fallback_outbox import FallbackOutbox
             from cryptomon_tui.notify.store_outbox import StoreOutbox
@@ -377,7 +396,7 @@ class Engine:
             except Exception:
                 log.exception("handling %s of %s failed", event.event.value, event.incident.id)
 
-    async def _handle_event(self, event: IncidentEvent, analysis: dict[str, Any] | None = None) -> None:
+    async def _handle_event(self, event: IncidentEvent, analysis: JsonObject | None = None) -> None:
         if analysis is None and event.event in _VERDICT_EVENTS:
             analysis = await self._verdict_now(event.incident)
         if self.store is not None:
@@ -391,11 +410,12 @@ class Engine:
         # the incident's end); the verdict follows as an update, or rides along if it is ready first
         await self._notify(event, analysis)
         self._broadcast(event)
-        auto = self.analysis is not None and event.event is not EventType.ANALYSIS_READY
-        if auto and self.analysis.should_auto_analyze(event):
+        analysis_service = self.analysis
+        auto = analysis_service is not None and event.event is not EventType.ANALYSIS_READY
+        if auto and analysis_service is not None and analysis_service.should_auto_analyze(event):
             self._start_analysis(event.incident.id, force=False, offline=False, notify_update=True)
 
-    async def _notify(self, event: IncidentEvent, analysis: dict[str, Any] | None) -> None:
+    async def _notify(self, event: IncidentEvent, analysis: JsonObject | None) -> None:
         if self.notifier is None or event.event is EventType.ANALYSIS_READY:
             return
         try:
@@ -408,14 +428,14 @@ class Engine:
         for queue in tuple(self._subscribers):
             queue.put_nowait(item)
 
-    def _store_ok(self, h: Any) -> bool:
+    def _store_ok(self, h: StoreHealth) -> bool:
         """Writable, and no write failed lately: on a full disk small writes still fit in free pages while
         the batches fail, and readiness must not flap with every one that gets through."""
         recent = h.last_error_at is not None and self.clock.now() - h.last_error_at < STORE_ERROR_RECENT_S
         return bool(h.ok) and not recent
 
     @staticmethod
-    def _store_reason(h: Any) -> str:
+    def _store_reason(h: StoreHealth) -> str:
         if not h.open:
             return f"cannot open {h.path}: {h.last_error_kind or 'error'}: {h.last_error or 'unknown'}"
         return f"writes to {h.path} fail: {h.last_error_kind or 'error'}: {h.last_error or 'unknown'}"
@@ -483,8 +503,11 @@ class Engine:
     async def _apply_pending_commands(self) -> None:
         from cryptomon_tui.store.commands import apply_command
 
+        store = self.store
+        if store is None:
+            return
         try:
-            commands = await self.store.poll_commands()
+            commands = await store.poll_commands()
         except Exception:
             return
         for cmd in commands:
@@ -493,7 +516,7 @@ class Engine:
             except Exception as exc:
                 result, events = f"failed: {type(exc).__name__}: {exc}", []
             self._emit(list(events))
-            await self.store.mark_command_done(cmd.id, result)
+            await store.mark_command_done(cmd.id, result)
 
     def _sync_store_state(self) -> None:
         if self.store is not None:
@@ -542,13 +565,18 @@ class Engine:
             return None
         return analysis_json(result)
 
-    async def _context_for(self, incident_id: str) -> Any:
+    async def _context_for(self, incident_id: str) -> AnalysisContext:
         from cryptomon_tui.analysis.context import build_context
 
         incident = self._incident(incident_id)
         recent = self._recent_results()
         others = [i for i in self.pipeline.incidents.open_incidents() if i.id != incident.id]
         return build_context(incident, self._exchange_stats(), recent, others, self.config, now=self.clock.now())
+
+    def _require_analysis(self) -> AnalysisService:
+        if self.analysis is None:
+            raise CommandError("analysis is not running yet (the engine has not started)", "invalid")
+        return self.analysis
 
     def _recent_results(self) -> list[ProbeResult]:
         """Latest results plus the latest failures (deduplicated, oldest first)."""
@@ -564,7 +592,7 @@ class Engine:
 
     def _start_analysis(
         self, incident_id: str, *, force: bool, offline: bool, notify_update: bool = False
-    ) -> asyncio.Task[Any]:
+    ) -> asyncio.Task[Analysis]:
         self._analysis_pending += 1
         self._version += 1
 
@@ -587,11 +615,11 @@ class Engine:
                         sink(ready)
             self._version += 1
 
-        task: asyncio.Task[Any] = self.analysis.start_background(
+        task: asyncio.Task[Analysis] = self._require_analysis().start_background(
             incident_id, force=force, offline=offline, on_done=done
         )
 
-        def _finished(t: asyncio.Task[Any]) -> None:
+        def _finished(t: asyncio.Task[Analysis]) -> None:
             if t.cancelled() or t.exception() is not None:
                 self._analysis_pending = max(0, self._analysis_pending - 1)
 
@@ -694,7 +722,7 @@ class Engine:
         paused = worker is not None and worker.paused
         status = exchange_status(aggregate, paused=paused, breaker=worker.breaker.state if worker else
                                  BreakerState.CLOSED, backoff=backoff, incidents=mine)
-        tls = tuple(tls_view(h, now) for (ex, _), h in sorted(self._tls.hosts.items()) if ex == name)
+        tls = tuple(self._tls.view(name, now))
         if aggregate is None:
             return ExchangeView(kind=kind, status=status, tls=tls, breaker=breaker, backoff=backoff, paused=paused,
                                 ban_until=None if ban_until is None else iso_utc(ban_until),
@@ -763,13 +791,14 @@ class Engine:
 
     async def history(
         self, exchange: str, probe: str | None, since: float, until: float, resolution_s: float, recent: int = 0
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         from cryptomon_tui.engine.history import read_history
 
         return await read_history(self.store, exchange, probe, since, until, resolution_s, recent)
 
     def counters(self) -> EngineCounters:
         totals = self.pipeline.metrics.totals
+        streams = self._stream_totals()
         return EngineCounters(
             probes=totals.probe_outcomes(),
             probe_durations=totals.probe_durations(),
@@ -777,25 +806,28 @@ class Engine:
             notifications=self._notify_totals(),
             llm_tokens=dict(self._llm_usage.tokens),
             llm_cost_usd={m: float(v) for m, v in self._llm_usage.cost_usd.items()},
-            **self._stream_totals(),
+            stream_messages=streams.messages,
+            stream_seq_gaps=streams.seq_gaps,
+            stream_reconnects=streams.reconnects,
+            stream_gap_seconds=streams.gap_seconds,
+            stream_lag_seconds=streams.lag_seconds,
         )
 
-    def _stream_totals(self) -> dict[str, Any]:
+    def _stream_totals(self) -> _StreamTotals:
         """Cumulative stream counts: the running probes' plus what probes replaced by a reload had counted."""
-        out: dict[str, dict[tuple[str, str], Any]] = {
-            name: dict(base) for name, base in self._stream_base.items()
-        }
+        base = self._stream_base
+        messages, seq_gaps, reconnects = dict(base.messages), dict(base.seq_gaps), dict(base.reconnects)
+        gap_seconds, lag_seconds = dict(base.gap_seconds), dict(base.lag_seconds)
         for probe in self.streams.probes:
             t, key = probe.tracker, (probe.exchange, probe.spec.name)
-            for name, value in (("stream_messages", t.messages), ("stream_seq_gaps", t.total_seq_gaps()),
-                                ("stream_reconnects", t.reconnects)):
-                out[name][key] = out[name].get(key, 0) + value
-            for name, hist in (("stream_gap_seconds", t.gap_hist), ("stream_lag_seconds", t.lag_hist)):
-                prev = out[name].get(key)
-                counts = [a + b for a, b in zip(prev.buckets, hist.counts, strict=True)] if prev else hist.counts
+            for counts, value in ((messages, t.messages), (seq_gaps, t.total_seq_gaps()), (reconnects, t.reconnects)):
+                counts[key] = counts.get(key, 0) + value
+            for hists, hist in ((gap_seconds, t.gap_hist), (lag_seconds, t.lag_hist)):
+                prev = hists.get(key)
+                buckets = [a + b for a, b in zip(prev.buckets, hist.counts, strict=True)] if prev else hist.counts
                 total = (prev.count if prev else 0) + sum(hist.counts)
-                out[name][key] = DurationCounts(tuple(counts), total, (prev.sum_s if prev else 0.0) + hist.sum_s)
-        return out
+                hists[key] = DurationCounts(tuple(buckets), total, (prev.sum_s if prev else 0.0) + hist.sum_s)
+        return _StreamTotals(messages, seq_gaps, reconnects, gap_seconds, lag_seconds)
 
     def subscribe_events(self) -> AsyncIterator[EventView]:
         queue: asyncio.Queue[EventView] = asyncio.Queue()
@@ -810,9 +842,9 @@ class Engine:
 
         return gen()
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> JsonObject:
         store_ok = True
-        detail: dict[str, Any] = {}
+        detail: JsonObject = {}
         if self.store is not None:
             h = self.store.health()
             store_ok = self._store_ok(h)
@@ -850,7 +882,7 @@ class Engine:
             raise CommandError(f"unknown incident {ident!r}", code="not_found")
         return incident
 
-    async def ack(self, incident_id: str, by: str, note: str | None) -> dict[str, Any]:
+    async def ack(self, incident_id: str, by: str, note: str | None) -> JsonObject:
         incident = self._incident(incident_id)
         if not incident.is_open:
             raise CommandError(f"incident {incident.id} is already resolved", code="invalid")
@@ -858,8 +890,8 @@ class Engine:
         return {"incident": self._incident(incident.id).to_dict()}
 
     async def silence(
-        self, matchers: list[dict[str, Any]], duration_s: float | None, comment: str, by: str
-    ) -> dict[str, Any]:
+        self, matchers: list[JsonObject], duration_s: float | None, comment: str, by: str
+    ) -> JsonObject:
         if not comment or not comment.strip():
             raise CommandError("a silence needs a comment (why, and for how long)")
         if not matchers:
@@ -887,7 +919,7 @@ class Engine:
         self._emit(events)
         return {"silence": silence.to_dict()}
 
-    async def unsilence(self, silence_id: str, by: str) -> dict[str, Any]:
+    async def unsilence(self, silence_id: str, by: str) -> JsonObject:
         known = {s.id: s for s in self.pipeline.incidents.silences(include_expired=True)}
         if silence_id not in known:
             raise CommandError(f"unknown silence {silence_id!r}", code="not_found")
@@ -898,7 +930,7 @@ class Engine:
         self._emit(events)
         return {"silence": updated.to_dict() if updated else None}
 
-    async def analyze(self, incident_id: str, force: bool = False, offline: bool = False) -> dict[str, Any]:
+    async def analyze(self, incident_id: str, force: bool = False, offline: bool = False) -> JsonObject:
         incident = self._incident(incident_id)
         if not force and incident.id in self._analyses and not offline:
             return {"incident_id": incident.id, "analysis": analysis_json(self._analyses[incident.id]), "cached": True}
@@ -906,7 +938,7 @@ class Engine:
         result = await asyncio.shield(task)
         return {"incident_id": incident.id, "analysis": analysis_json(result), "cached": False}
 
-    async def summary(self, since_s: float | None = None, offline: bool = False) -> dict[str, Any]:
+    async def summary(self, since_s: float | None = None, offline: bool = False) -> JsonObject:
         """The smart summary of the open incidents and, with ``since_s``, of those resolved since then."""
         incidents = self.pipeline.incidents.open_incidents()
         recent = self._recent_results()
@@ -914,7 +946,7 @@ class Engine:
         if since_s is not None:
             cutoff = self.clock.now() - since_s
             resolved = [i for i in self.pipeline.incidents.recently_resolved() if (i.resolved_at or 0.0) >= cutoff]
-        result = await self.analysis.summarize(
+        result = await self._require_analysis().summarize(
             incidents, self._exchange_stats(), recent_results=recent, offline=offline, resolved=resolved,
             since_s=since_s,
         )
@@ -929,7 +961,7 @@ class Engine:
         recurrence: str | None,
         timezone: str,
         by: str,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         if exchange is not None and exchange not in self.config.exchanges:
             raise CommandError(f"unknown exchange {exchange!r}", code="not_found")
         try:
@@ -945,7 +977,7 @@ class Engine:
         self._version += 1
         return {"window": window.to_dict()}
 
-    async def maintenance_remove(self, window_id: str, by: str) -> dict[str, Any]:
+    async def maintenance_remove(self, window_id: str, by: str) -> JsonObject:
         if not any(w.id == window_id for w in self.pipeline.incidents.maintenance_windows()):
             raise CommandError(f"no maintenance window {window_id!r}", code="not_found")
         events = self.pipeline.incidents.remove_maintenance(window_id)
@@ -957,7 +989,7 @@ class Engine:
         log.info("maintenance window %s removed by %s", window_id, by)
         return {"window_id": window_id, "removed": True}
 
-    async def pause(self, exchange: str) -> dict[str, Any]:
+    async def pause(self, exchange: str) -> JsonObject:
         try:
             self.runner.pause(exchange)
         except KeyError as exc:
@@ -966,7 +998,7 @@ class Engine:
         self._version += 1
         return {"exchange": exchange, "status": "paused"}
 
-    async def resume(self, exchange: str) -> dict[str, Any]:
+    async def resume(self, exchange: str) -> JsonObject:
         try:
             self.runner.resume(exchange)
         except KeyError as exc:
@@ -975,7 +1007,7 @@ class Engine:
         self._version += 1
         return {"exchange": exchange, "status": "resumed"}
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self) -> JsonObject:
         """Re-read the file; rebuild probing with the new config, keep incidents, silences and metrics."""
         try:
             new, _ = await asyncio.to_thread(load_config, self.config_path)
@@ -992,7 +1024,7 @@ class Engine:
         try:
             runner = self._new_runner(new)  # builds the probe plan: a bad probe list fails here, before any change
         except Exception as exc:
-            return {"ok": False, "changed": changed, "error": f"{type(exc).__name__}: {exc}"}
+            return {"ok": False, "changed": list[JsonValue](changed), "error": f"{type(exc).__name__}: {exc}"}
         self.config = new
         self.pipeline.config = new
         self.pipeline.detector.clock_tolerances = self._tolerances(new)
@@ -1019,7 +1051,7 @@ class Engine:
             await old_analysis.aclose()
         self._invalidate_snapshot()  # one cached during the reload mixes the new config with the old runner
         log.info("config reloaded; changed: %s", ", ".join(changed))
-        return {"ok": True, "changed": changed, "error": None}
+        return {"ok": True, "changed": list[JsonValue](changed), "error": None}
 
     # ------------------------------------------------------------------ helpers for faces
     async def refresh_costs(self) -> None:

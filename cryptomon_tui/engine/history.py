@@ -9,8 +9,9 @@ at any zoom). Bounds on the request are checked by the protocol before this runs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.store.rows import RollupRow
 
@@ -35,9 +36,9 @@ class HistorySource(Protocol):
     ) -> tuple[list[ProbeResult], tuple[float, int] | None]: ...
 
 
-def bucket_points(rows: Sequence[RollupRow], resolution_s: float) -> list[dict[str, Any]]:
+def bucket_points(rows: Sequence[RollupRow], resolution_s: float) -> list[JsonValue]:
     """Rollups (time-ordered) merged into buckets aligned to multiples of ``resolution_s``."""
-    out: list[dict[str, Any]] = []
+    out: list[JsonValue] = []
     group: list[RollupRow] = []
     current: float | None = None
     for row in rows:
@@ -52,25 +53,25 @@ def bucket_points(rows: Sequence[RollupRow], resolution_s: float) -> list[dict[s
     return out
 
 
-def _point(start: float, group: Sequence[RollupRow]) -> dict[str, Any]:
+def _point(start: float, group: Sequence[RollupRow]) -> JsonObject:
     outcomes: dict[str, int] = {}
     for r in group:
         for k, v in r.outcomes.items():
             outcomes[k] = outcomes.get(k, 0) + v
 
-    def worst(attr: str) -> float | None:
-        vals = [v for r in group if (v := getattr(r, attr)) is not None]
-        return max(vals) if vals else None
+    def worst(values: Sequence[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return max(present) if present else None
 
     return {
         "ts": float(start),
         "attempts": sum(r.attempts for r in group),
         "errors": sum(r.errors for r in group),
         "timeouts": sum(r.timeouts for r in group),
-        "outcomes": outcomes,
-        "p50_ms": worst("p50_ms"),
-        "p95_ms": worst("p95_ms"),
-        "p99_ms": worst("p99_ms"),
+        "outcomes": dict[str, JsonValue](outcomes),
+        "p50_ms": worst([r.p50_ms for r in group]),
+        "p95_ms": worst([r.p95_ms for r in group]),
+        "p99_ms": worst([r.p99_ms for r in group]),
     }
 
 
@@ -82,10 +83,10 @@ async def read_history(
     until: float,
     resolution_s: float,
     recent: int,
-) -> dict[str, Any]:
+) -> JsonObject:
     """``{"exchange", "probe", "since", "until", "resolution_s", "points": [...], "recent": [...],
     "available": bool, "note": str | None}``; ``recent`` = newest first, within the last 15 min of the range."""
-    answer: dict[str, Any] = {
+    answer: JsonObject = {
         "exchange": exchange,
         "probe": probe,
         "since": since,
@@ -110,5 +111,5 @@ async def read_history(
             kept = kept[-recent:]
             if cursor is None or len(page) < _PAGE:
                 break
-        answer["recent"] = [r.to_json_dict() for r in reversed(kept)]
+        answer["recent"] = list[JsonValue](r.to_json_dict() for r in reversed(kept))
     return answer

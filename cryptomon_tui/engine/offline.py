@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config import Config
 from cryptomon_tui.incidents.manager import IncidentManager
 from cryptomon_tui.incidents.model import Incident, IncidentEvent, IncidentState, MaintenanceWindow, Silence
+from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.store import Store
 from cryptomon_tui.store.commands import apply_command
 from cryptomon_tui.store.repo_state import exact_times
@@ -54,13 +54,13 @@ class OfflineCommands:
         )
         return manager
 
-    def _apply(self, manager: IncidentManager, kind: str, payload: dict[str, Any]) -> Applied:
+    def _apply(self, manager: IncidentManager, kind: str, payload: JsonObject) -> Applied:
         result, events = apply_command(manager, CommandRecord(0, self.clock.now(), kind, payload))
         if not result.startswith("ok"):
             raise OfflineCommandError(result.removeprefix("skipped: "))
         return Applied(result, list(events))
 
-    async def _record(self, kind: str, payload: dict[str, Any], applied: Applied, *,
+    async def _record(self, kind: str, payload: JsonObject, applied: Applied, *,
                       silences: Iterable[Silence] = (), windows: Iterable[MaintenanceWindow] = (),
                       removed: Iterable[str] = ()) -> None:
         incidents = {e.incident.id: e.incident for e in applied.events}
@@ -80,7 +80,7 @@ class OfflineCommands:
             raise OfflineCommandError(f"incident {stored.id} is already resolved")
         if stored.state is IncidentState.ACKNOWLEDGED:
             return Applied("ok: already acknowledged", incident=stored)
-        payload: dict[str, Any] = {"incident_id": stored.id, "by": by, "note": note, "offline": True}
+        payload: JsonObject = {"incident_id": stored.id, "by": by, "note": note, "offline": True}
         applied = self._apply(manager, "ack", payload)
         applied.incident = manager.get(stored.id)
         if applied.events and applied.incident is not None:
@@ -90,7 +90,7 @@ class OfflineCommands:
 
     async def silence(self, silence: Silence) -> Silence:
         manager = await self._manager()
-        payload: dict[str, Any] = {"silence": exact_times(silence.to_dict(), silence), "offline": True}
+        payload: JsonObject = {"silence": exact_times(silence.to_dict(), silence), "offline": True}
         applied = self._apply(manager, "silence", payload)
         stored = next(s for s in manager.silences(include_expired=True) if s.id == silence.id)
         await self._record("silence", payload, applied, silences=[stored])
@@ -105,7 +105,7 @@ class OfflineCommands:
         target = matches[0]
         if not any(s.id == target.id for s in manager.silences()):
             raise OfflineCommandError(f"silence {target.id} has already expired")
-        payload = {"silence_id": target.id, "by": by}
+        payload: JsonObject = {"silence_id": target.id, "by": by}
         applied = self._apply(manager, "unsilence", payload)
         ended = next(s for s in manager.silences(include_expired=True) if s.id == target.id)
         await self._record("unsilence", payload, applied, silences=[ended])
@@ -113,7 +113,7 @@ class OfflineCommands:
 
     async def maintenance_add(self, window: MaintenanceWindow) -> MaintenanceWindow:
         manager = await self._manager()
-        payload = {"window": exact_times(window.to_dict(), window)}
+        payload: JsonObject = {"window": exact_times(window.to_dict(), window)}
         applied = self._apply(manager, "maintenance_add", payload)
         added = next(w for w in manager.maintenance_windows() if w.id == window.id)
         await self._record("maintenance_add", payload, applied, windows=[added])
@@ -123,6 +123,6 @@ class OfflineCommands:
         manager = await self._manager()
         if not any(w.id == window_id for w in manager.maintenance_windows()):
             raise OfflineCommandError(f"no maintenance window {window_id!r}")
-        payload = {"window_id": window_id}
+        payload: JsonObject = {"window_id": window_id}
         applied = self._apply(manager, "maintenance_remove", payload)
         await self._record("maintenance_remove", payload, applied, removed=[window_id])

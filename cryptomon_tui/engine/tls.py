@@ -20,11 +20,12 @@ import json
 import logging
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptomon_tui.kernel.severity import Severity
+from cryptomon_tui.kernel.snapshot import TlsHostView
 
 log = logging.getLogger(__name__)
 MAX_HOSTS = 1000
@@ -46,10 +47,10 @@ class HostTls:
     intercepted: bool = False
     expiring: bool = False
 
-    def view(self, now: float) -> dict[str, Any]:
+    def view(self, now: float) -> TlsHostView:
         days = None if self.not_after is None else round((self.not_after - now) / 86400.0, 2)
-        return {"host": self.host, "fingerprint": self.fingerprint, "issuer": self.issuer, "days_left": days,
-                "known_issuers": sorted(self.known_issuers), "issuer_changed": self.intercepted}
+        return TlsHostView(self.host, self.fingerprint, self.issuer, days, tuple(sorted(self.known_issuers)),
+                           self.intercepted)
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,10 @@ class TlsWatch:
             self.dirty = True  # retried on the next tick
             log.warning("tls: cannot save known issuers to %s: %s", self.path, exc)
 
-    def view(self, exchange: str, now: float) -> list[dict[str, Any]]:
+    def view(self, exchange: str, now: float) -> list[TlsHostView]:
         return [h.view(now) for (ex, _), h in sorted(self.hosts.items()) if ex == exchange]
 
-    def observe(self, exchange: str, extra: dict[str, Any], now: float) -> list[TlsAction]:
+    def observe(self, exchange: str, extra: Mapping[str, object], now: float) -> list[TlsAction]:
         """The facts one probe result carries (``tls_*`` keys); returns the incidents to raise or resolve."""
         host = extra.get("tls_host")
         fingerprint = extra.get("tls_fingerprint")

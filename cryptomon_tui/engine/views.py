@@ -11,7 +11,6 @@ import math
 from collections.abc import Mapping
 
 from cryptomon_tui.analysis.model import Analysis
-from cryptomon_tui.engine.tls import HostTls
 from cryptomon_tui.incidents.maintenance import next_occurrence, window_active
 from cryptomon_tui.incidents.model import Incident, IncidentEvent, MaintenanceWindow, Matcher, Silence, TimelineEntry
 from cryptomon_tui.kernel.events import EventView
@@ -31,7 +30,6 @@ from cryptomon_tui.kernel.snapshot import (
     StoreView,
     StreamView,
     TimelineView,
-    TlsHostView,
 )
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc
@@ -82,10 +80,6 @@ def facts(extra: Mapping[str, object]) -> dict[str, FactValue]:
             out[str(key)] = tuple(v[:FACT_TEXT_MAX] if isinstance(v, str) else v for v in items)
     return out
 
-
-def tls_view(h: HostTls, now: float) -> TlsHostView:
-    days = None if h.not_after is None else round((h.not_after - now) / 86400.0, 2)
-    return TlsHostView(h.host, h.fingerprint, h.issuer, days, tuple(sorted(h.known_issuers)), h.intercepted)
 
 
 def analysis_view(a: Analysis) -> AnalysisResultView:

@@ -28,7 +28,7 @@ def test_renewal_by_a_known_issuer_is_routine_and_an_unknown_one_is_not() -> Non
     assert summary(got) == [("raise", TLS_ISSUER_RULE)] and "CN=R11" in got[0].summary
     assert w.observe("ex", facts("dd", "CN=Corp Proxy", 365), NOW) == []  # one incident, not one per connection
     assert summary(w.observe("ex", facts("bb", "CN=R11", 89), NOW)) == [("resolve", TLS_ISSUER_RULE)]
-    assert w.view("ex", NOW)[0]["days_left"] == 89.0
+    assert w.view("ex", NOW)[0].days_left == 89.0
 
 
 def test_expiry_warning_until_renewed() -> None:
@@ -58,4 +58,4 @@ def test_a_broken_file_and_missing_facts_are_harmless(tmp_path: Path) -> None:
     assert w.known == {}
     assert w.observe("ex", {"tls_host": 5}, NOW) == []
     assert w.observe("ex", {"tls_host": "h", "tls_fingerprint": "aa", "tls_not_after": float("nan")}, NOW) == []
-    assert w.view("ex", NOW)[0]["days_left"] is None  # never NaN in the snapshot's JSON
+    assert w.view("ex", NOW)[0].days_left is None  # never NaN in the snapshot's JSON
