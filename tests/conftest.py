@@ -64,6 +64,15 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PYTHONPYCACHEPREFIX"] = _pycache_dir
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs on pytest-xdist workers: tests marked ``serial`` (a fixed port, a shared folder) all go to
+    one worker, so no two of them ever run at the same time."""
+    for item in items:
+        if item.get_closest_marker("serial") is not None:
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _pycache_dir is not None:
         shutil.rmtree(_pycache_dir, ignore_errors=True)
