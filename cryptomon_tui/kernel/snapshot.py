@@ -312,8 +312,13 @@ class ExchangeView:
     def from_wire(cls, value: object) -> ExchangeView:
         r = Reader(value)
         backoff, lag = r.raw("backoff"), r.raw("schedule_lag")
+        # A view without a readable status is not "ok": a face says it cannot show it (status "error").
+        status = r.opt_str("status", NAME_MAX)
+        view_error = r.opt_str("view_error")
+        if status is None:
+            status, view_error = "error", view_error or "the daemon's snapshot has no readable status for this exchange"
         return cls(
-            kind=r.string("kind"), status=r.string("status", "ok"), tls=r.many("tls", TlsHostView.from_wire),
+            kind=r.string("kind"), status=status, tls=r.many("tls", TlsHostView.from_wire),
             breaker=BreakerView.from_wire(r.raw("breaker")),
             backoff=BackoffView.from_wire(backoff) if isinstance(backoff, dict) and backoff else None,
             paused=r.flag("paused"), rate_limit_used=r.opt_number("rate_limit_used"),
@@ -328,7 +333,7 @@ class ExchangeView:
             sparkline_ok=tuple(v for v in r.items("sparkline_ok") if isinstance(v, bool)),
             schedule_lag=ScheduleLagView.from_wire(lag) if isinstance(lag, dict) else None,
             intervals=r.opt_num_map("intervals"), probes=r.keyed("probes", ProbeView.from_wire),
-            view_error=r.opt_str("view_error"),
+            view_error=view_error,
         )
 
 

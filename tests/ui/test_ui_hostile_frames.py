@@ -66,7 +66,8 @@ async def test_client_reads_a_crafted_frame_into_defaults_and_keeps_the_good_fie
         "degraded", 812.0, 0.12, {"ok": 44, "http_5xx": 6})
     evil = snap.exchanges["evil"]
     assert (evil.status, evil.p50_ms, evil.p99_ms, evil.error_rate, evil.rate_limit_used) == (
-        "ok", None, None, 0.0, None)
+        "error", None, None, 0.0, None)  # an unreadable status is never shown as OK
+    assert evil.view_error is not None and "no readable status" in evil.view_error
     assert evil.breaker.state == "closed" and evil.ban_until is None and evil.sparkline == ()
     assert set(evil.probes) == {"book"} and evil.probes["book"].last is None
     assert evil.probes["book"].counts == {"timeout": 3}  # negative and absurd counts dropped
@@ -88,7 +89,7 @@ async def test_dashboard_draws_the_rest_of_a_crafted_snapshot() -> None:
             assert exchanges.shown_text("binance", "status") == "DEGRADED"
             assert exchanges.shown_text("binance", "p99") == "812ms"
             assert exchanges.shown_text("binance", "err") == "12%"
-            assert exchanges.shown_text("evil", "p99") == "-" and exchanges.shown_text("evil", "status") == "OK"
+            assert exchanges.shown_text("evil", "p99") == "-" and exchanges.shown_text("evil", "status") == "ERROR"
             assert incidents.shown_text("I-1", "summary") == "binance book failing"
             assert screen.query_one("#errors", KeyedTable).shown_text("binance/book", "code") == "503"
             verdict = "".join(c.text for c in screen._verdict_shown or ())

@@ -205,7 +205,7 @@ def test_hostile_values_degrade_to_defaults() -> None:
         "probes": {"ping": {"p50_ms": "40.5", "facts": {"ips": ["a", 1, {"x": 1}], "deep": {"a": 1}}}, "bad": 3},
         "breaker": "open", "backoff": [], "tls": [{"host": "h", "days_left": "soon"}, "junk"],
     })
-    assert len(ex.kind) == NAME_MAX and ex.status == "ok"
+    assert len(ex.kind) == NAME_MAX and ex.status == "error" and ex.view_error  # never shown as OK
     assert ex.p99_ms is None and ex.p50_ms is None and ex.error_rate == 0.0
     assert ex.attempts == 0 and ex.timeouts == 0
     assert ex.counts == {"ok": 12}
