@@ -179,3 +179,43 @@ async def test_notify_view_reads_the_notifiers_status_record(monkeypatch: pytest
     assert rows["ok"]["last_sent_at"] == iso_utc(1_750_000_000.0) and rows["flaky"]["last_sent_at"] is None
     totals = monitor.counters().notifications
     assert totals[("flaky", "sent")] == 7 and totals[("gone", "failed")] == 4
+
+
+def _key_paths(value: object, path: str = "") -> set[str]:
+    """Every key path of a JSON value; map keys that are names (exchanges, probes, counts ...) read as ``*``."""
+    names = ("exchanges", "probes", "counts", "intervals", "labels", "peak", "data", "errors", "facts")
+    out: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{'*' if path.endswith(names) else key}"
+            out |= {sub} | _key_paths(item, sub)
+    elif isinstance(value, list):
+        for item in value:
+            out |= _key_paths(item, f"{path}[]")
+    return out
+
+
+async def test_typed_snapshot_sends_every_key_the_untyped_engine_sent() -> None:
+    """Compatibility of the wire (schema 2 adds, never drops): every key path of a snapshot recorded from the
+    untyped engine (a `daemon --demo outage` run) is in the typed engine's ``to_wire()``, for the parts this
+    engine has (no store, no streams, no probe workers and results without phases or facts here: their sub-keys are
+    left out)."""
+    import json
+    from pathlib import Path
+
+    clock = FakeClock(start=1_750_000_000.0)
+    monitor = _monitor(clock)
+    _feed(monitor, clock, Outcome.OK, 20)
+    _feed(monitor, clock, Outcome.HTTP_5XX, 5, status=500, code="-1001", message="Internal error")
+    incident = monitor.pipeline.incidents.open_incidents()[0]
+    await monitor.analyze(incident.id, offline=True)
+    await monitor.silence([{"name": "exchange", "value": "binance"}], 600, "known", "tester")
+    await monitor.maintenance_add("binance", clock.now() + 3600, clock.now() + 7200, "planned", None, "UTC", "tester")
+    clock.set(clock.now() + 1)
+    wire = monitor.snapshot().to_wire()
+    recorded = json.loads(Path(__file__).with_name("snapshot_demo_outage.json").read_text(encoding="utf-8"))
+    absent_here = (".store.", ".streams[].", ".backoff.", ".schedule_lag.", ".intervals.", ".phases.", ".facts.")
+    expected = {p for p in _key_paths(recorded) if not any(a in p + "." for a in absent_here)}
+    assert expected - _key_paths(wire) == set()
+    assert _key_paths(wire) - _key_paths(recorded) == {".schema"}
+    assert wire["schema"] == 2 and wire["incidents"][0]["analysis"]["source"] == "offline"
