@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients bench-ws bench-analysis bench-frames clean
+.PHONY: run demo test lint typecheck unit sysdeps bench bench-probe bench-detect bench-nab bench-notify bench-ui bench-hostile bench-clients bench-ws bench-analysis bench-frames bench-snapshot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cryptomon needs Python >= 3.11"'
@@ -96,6 +96,10 @@ bench-analysis: $(STAMP)
 # what one snapshot frame costs a face: decode, Snapshot.from_wire, the dashboard's presenter (5-100 exchanges)
 bench-frames: $(STAMP)
 	$(BIN)/python -m bench.bench_frames $(ARGS)
+
+# what one snapshot costs the daemon: the engine's typed build, to_wire and the frame (5-100 exchanges)
+bench-snapshot: $(STAMP)
+	$(BIN)/python -m bench.bench_snapshot $(ARGS)
 
 bench: bench-probe bench-detect bench-notify bench-ui
 
