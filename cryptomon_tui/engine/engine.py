@@ -44,7 +44,7 @@ from cryptomon_tui.engine.views import (
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
 from cryptomon_tui.kernel.events import EventView
-from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, text
 from cryptomon_tui.kernel.results import BreakerState, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.snapshot import (
@@ -896,18 +896,7 @@ class Engine:
             raise CommandError("a silence needs a comment (why, and for how long)")
         if not matchers:
             raise CommandError("a silence needs at least one matcher (exchange, rule, probe, severity or id)")
-        try:
-            parsed = [
-                Matcher(
-                    str(m["name"]),
-                    str(m["value"]),
-                    bool(m.get("is_regex", False)),
-                    bool(m.get("is_equal", True)),
-                )
-                for m in matchers
-            ]
-        except (KeyError, TypeError) as exc:
-            raise CommandError(f"bad matcher: {exc}") from None
+        parsed = [_matcher(m) for m in matchers]
         if duration_s is not None and duration_s <= 0:
             raise CommandError("a silence needs a positive duration, or none for 'until resolved'")
         try:
@@ -1077,6 +1066,18 @@ def _log_once(logger: logging.Logger, key: str, message: str, *args: object) -> 
     if key not in _logged and len(_logged) < 1000:
         _logged.add(key)
         logger.error(message, *args)
+
+
+def _matcher(m: JsonObject) -> Matcher:
+    """A silence matcher from a command. Flags must be JSON booleans: read by truthiness, ``"is_equal": null``
+    would turn "silence exchange X" into "silence every exchange but X"."""
+    name, value = text(m.get("name")), text(m.get("value"))
+    if name is None or value is None:
+        raise CommandError("bad matcher: 'name' and 'value' must be text")
+    is_regex, is_equal = m.get("is_regex", False), m.get("is_equal", True)
+    if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
+        raise CommandError("bad matcher: 'is_regex' and 'is_equal' must be true or false")
+    return Matcher(name, value, is_regex, is_equal)
 
 
 def _incident_order(i: Incident) -> tuple[int, int, float]:

@@ -219,3 +219,16 @@ async def test_typed_snapshot_sends_every_key_the_untyped_engine_sent() -> None:
     assert expected - _key_paths(wire) == set()
     assert _key_paths(wire) - _key_paths(recorded) == {".schema"}
     assert wire["schema"] == 2 and wire["incidents"][0]["analysis"]["source"] == "offline"
+
+
+@pytest.mark.parametrize("flags", [{"is_equal": None}, {"is_equal": 0}, {"is_equal": ""}, {"is_regex": "false"},
+                                   {"is_regex": 1}])
+async def test_a_matcher_flag_that_is_not_a_boolean_is_refused(flags: dict[str, object]) -> None:
+    """Read by truthiness, ``"is_equal": null`` silenced every exchange except the named one."""
+    monitor = _monitor(FakeClock(start=1_750_000_000.0))
+    with pytest.raises(CommandError, match="true or false"):
+        await monitor.silence([{"name": "exchange", "value": "binance", **flags}], 600, "known", "tester")
+    assert monitor.pipeline.incidents.silences() == []
+    reply = await monitor.silence([{"name": "exchange", "value": "binance", "is_equal": True}], 600, "known", "t")
+    assert reply["silence"]["matchers"] == [
+        {"name": "exchange", "value": "binance", "is_regex": False, "is_equal": True}]
