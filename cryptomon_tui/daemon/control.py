@@ -604,7 +604,7 @@ class ControlServer:
         if method == "snapshot":
             return self.engine.snapshot().to_wire()
         if method == "health":
-            return self.engine.health()
+            return self.engine.health().to_wire()
         if method == "shutdown":
             if self._on_shutdown is None:
                 raise CommandError("this daemon cannot be stopped through the control API", "invalid")

@@ -19,13 +19,12 @@ from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock
 from cryptomon_tui.config.root import Config
 from cryptomon_tui.daemon.metrics import build_registry
-from cryptomon_tui.engine.api import EngineAPI
-from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
+from cryptomon_tui.engine.api import EngineAPI, Health
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.redaction import Redactor, collect_secrets
 
 log = logging.getLogger(__name__)
 
-READINESS_CHECKS = ("config_loaded", "store_writable", "probes_running")
 
 
 class HttpServerError(Exception):
@@ -141,40 +140,39 @@ class HttpServer:
         body = self.redactor.redact_secrets(generate_latest(self.registry).decode("utf-8"))
         return web.Response(body=body.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    def _health(self) -> JsonObject:
+    def _health(self) -> Health:
         try:
-            return dict(self.engine.health())
+            return self.engine.health()
         except Exception as exc:  # a health check must answer, not crash
             log.exception("health check failed")
-            return {"loop": False, "error": type(exc).__name__}
+            return Health(loop=False, config_loaded=False, store_writable=False, probes_running=False,
+                          extra={"error": type(exc).__name__})
 
     async def _healthz(self, request: web.Request) -> web.Response:
         # Reaching this handler proves the event loop answers; the engine may add its own watchdog.
         health = self._health()
-        alive = bool(health.get("loop", True)) and bool(health.get("snapshot", True))
-        body: JsonObject = {"status": "ok" if alive else "fail", "loop": bool(health.get("loop", True)),
-                                "version": __version__}
-        if not health.get("snapshot", True):
+        alive = health.loop and health.snapshot
+        body: JsonObject = {"status": "ok" if alive else "fail", "loop": health.loop, "version": __version__}
+        if not health.snapshot:
             body["snapshot"] = False  # the engine cannot build a snapshot: the faces see nothing
-            detail = as_object(health.get("detail")) or {}
-            if detail.get("snapshot_error"):
-                body["reason"] = detail["snapshot_error"]
-        if "loop_lag_ms" in health:
-            body["loop_lag_ms"] = health["loop_lag_ms"]
+            if health.snapshot_error:
+                body["reason"] = health.snapshot_error
+        if "loop_lag_ms" in health.extra:
+            body["loop_lag_ms"] = health.extra["loop_lag_ms"]
         return self._json(body, 200 if alive else 503)
 
     async def _readyz(self, request: web.Request) -> web.Response:
         health = self._health()
-        checks = {name: bool(health.get(name, False)) for name in READINESS_CHECKS}
+        checks = {"config_loaded": health.config_loaded, "store_writable": health.store_writable,
+                  "probes_running": health.probes_running}
         ready = all(checks.values())
         body: JsonObject = {"status": "ready" if ready else "not ready", "checks": dict(checks)}
         failing = [name for name, ok in checks.items() if not ok]
         if failing:
             body["failing"] = list(failing)
-        if (detail := as_object(health.get("detail"))) is not None:
-            body["detail"] = detail
-            if not checks["store_writable"] and detail.get("store_reason"):
-                body["reason"] = str(detail["store_reason"])
+        body["detail"] = health.detail()
+        if not health.store_writable and health.store_reason:
+            body["reason"] = health.store_reason
         return self._json(body, 200 if ready else 503)
 
     async def _snapshot(self, request: web.Request) -> web.Response:

@@ -22,8 +22,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from cryptomon_tui import __version__
-from cryptomon_tui.engine.api import BREAKER_STATES, EXCHANGE_STATUSES, EngineAPI, EngineCounters
-from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
+from cryptomon_tui.engine.api import BREAKER_STATES, EXCHANGE_STATUSES, EngineAPI, EngineCounters, Health
 from cryptomon_tui.kernel.snapshot import PhasesView, Snapshot
 from cryptomon_tui.kernel.units import parse_iso_utc
 
@@ -349,34 +348,30 @@ def _stream_counters(c: EngineCounters, loc: str) -> Iterator[Metric]:
         yield hist
 
 
-def _store(health: JsonObject, loc: str) -> Iterator[Metric]:
+def _store(health: Health, loc: str) -> Iterator[Metric]:
     """Store health from ``engine.health()``: up (0 while SQLite refuses writes), errors by kind, and the
     notifications that wait in memory meanwhile."""
-    if "store_writable" not in health:
-        return
     up = GaugeMetricFamily("cryptomon_store_up", "1 while the SQLite store takes writes", labels=["location"])
-    up.add_metric([loc], 1.0 if health.get("store_writable") else 0.0)
+    up.add_metric([loc], 1.0 if health.store_writable else 0.0)
     yield up
-    detail = as_object(health.get("detail")) or {}
-    store = as_object(detail.get("store")) or {}
+    store = health.store
     errors = CounterMetricFamily(
         "cryptomon_store_errors", "Storage errors by kind (disk_full, locked, corrupt, read_only ...)",
         labels=["kind", "location"],
     )
-    for kind, count in (as_object(store.get("errors")) or {}).items():
-        if (v := _num(count)) is not None:
-            errors.add_metric([str(kind), loc], v)
+    for kind, count in (store.errors if store is not None else {}).items():
+        errors.add_metric([kind, loc], float(count))
     yield errors
     failed = CounterMetricFamily(
         "cryptomon_store_failed_flushes", "Batched store writes that failed", labels=["location"]
     )
-    failed.add_metric([loc], float(_num(store.get("failed_flushes")) or 0.0))
+    failed.add_metric([loc], float(store.failed_flushes if store is not None else 0))
     yield failed
     memory = GaugeMetricFamily(
         "cryptomon_notify_in_memory", "Notifications waiting in memory because the store refuses them",
         labels=["location"],
     )
-    memory.add_metric([loc], float(_num(detail.get("notify_in_memory")) or 0.0))
+    memory.add_metric([loc], float(health.notify_in_memory or 0))
     yield memory
 
 

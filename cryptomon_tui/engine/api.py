@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from cryptomon_tui.kernel.events import EventView
-from cryptomon_tui.kernel.jsonvalue import JsonObject
-from cryptomon_tui.kernel.snapshot import Snapshot
+from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
+from cryptomon_tui.kernel.snapshot import Snapshot, StoreView
 from cryptomon_tui.metrics.totals import DurationCounts
 
 EXCHANGE_STATUSES = ("ok", "degraded", "down", "maintenance", "banned", "paused", "error")  # error: cannot be shown
@@ -54,6 +54,42 @@ class EngineCounters:
     stream_reconnects: Mapping[tuple[str, str], int] = field(default_factory=dict)
     stream_gap_seconds: Mapping[tuple[str, str], DurationCounts] = field(default_factory=dict)
     stream_lag_seconds: Mapping[tuple[str, str], DurationCounts] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What /healthz, /readyz, the control API's ``health`` and /metrics' store gauges read. ``to_wire`` is the
+    ``health`` reply: the flags at the top, the reasons under ``detail``, ``extra`` merged in as is."""
+
+    loop: bool = True  # the engine's loop answers
+    snapshot: bool = True  # a snapshot can be built (False: the faces see nothing)
+    config_loaded: bool = True
+    store_writable: bool = True  # open, and no write failed lately (readiness)
+    probes_running: bool = False
+    store: StoreView | None = None  # the store's own health (``detail.store``); None without a store
+    store_reason: str | None = None  # why the store is not writable (``/readyz`` says it)
+    notify_in_memory: int | None = None  # notifications waiting in memory while the store refuses them
+    snapshot_error: str | None = None  # why no snapshot could be built
+    extra: Mapping[str, JsonValue] = field(default_factory=dict)  # passed through (a fake's own keys, ...)
+
+    def detail(self) -> JsonObject:
+        out: JsonObject = {}
+        if self.store is not None:
+            out["store"] = self.store.to_wire()
+        if self.store_reason is not None:
+            out["store_reason"] = self.store_reason
+        if self.notify_in_memory is not None:
+            out["notify_in_memory"] = self.notify_in_memory
+        if self.snapshot_error is not None:
+            out["snapshot_error"] = self.snapshot_error
+        return out
+
+    def to_wire(self) -> JsonObject:
+        return {
+            "loop": self.loop, "snapshot": self.snapshot, "config_loaded": self.config_loaded,
+            "store_writable": self.store_writable, "probes_running": self.probes_running, "detail": self.detail(),
+            **self.extra,
+        }
 
 
 @runtime_checkable
@@ -124,9 +160,6 @@ class EngineAPI(Protocol):
         """
         ...
 
-    def health(self) -> JsonObject:
-        """``{"loop": bool, "config_loaded": bool, "store_writable": bool, "probes_running": bool, ...}``.
-
-        Extra keys (e.g. ``"detail": {...}``) are passed through to /healthz and /readyz.
-        """
+    def health(self) -> Health:
+        """Liveness and readiness (never raises for a broken part: it says so)."""
         ...

@@ -25,7 +25,7 @@ from cryptomon_tui.analysis.ledger import AnalysisCache, CountingLedger, UsageLe
 from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config import Config, ConfigError, load_config
-from cryptomon_tui.engine.api import CommandError, EngineCounters
+from cryptomon_tui.engine.api import CommandError, EngineCounters, Health
 from cryptomon_tui.engine.pipeline import DetectionPipeline
 from cryptomon_tui.engine.status import exchange_status
 from cryptomon_tui.engine.tls import TlsAction, TlsWatch
@@ -54,6 +54,7 @@ from cryptomon_tui.kernel.snapshot import (
     IncidentView,
     ProbeView,
     Snapshot,
+    StoreView,
 )
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc
@@ -842,31 +843,32 @@ class Engine:
 
         return gen()
 
-    def health(self) -> JsonObject:
-        store_ok = True
-        detail: JsonObject = {}
+    def health(self) -> Health:
+        store_ok = not self._use_store
+        store: StoreView | None = None
+        reason: str | None = None
+        in_memory: int | None = None
         if self.store is not None:
             h = self.store.health()
             store_ok = self._store_ok(h)
-            detail["store"] = h.to_dict()
+            store = store_view(h)
             if not store_ok:
-                detail["store_reason"] = self._store_reason(h)
+                reason = self._store_reason(h)
             if self._fallback_outbox is not None:
-                detail["notify_in_memory"] = self._fallback_outbox.in_memory()
-        elif self._use_store:
-            store_ok = False
+                in_memory = self._fallback_outbox.in_memory()
         if self._running:
             self.snapshot()  # cached; rebuilt at most a few times a second
-        if self._snapshot_error is not None:
-            detail["snapshot_error"] = self._snapshot_error
-        return {
-            "loop": True,
-            "snapshot": self._snapshot_error is None,
-            "config_loaded": self._config_loaded,
-            "store_writable": store_ok,
-            "probes_running": self._running and bool(self.runner.workers),
-            "detail": detail,
-        }
+        return Health(
+            loop=True,
+            snapshot=self._snapshot_error is None,
+            config_loaded=self._config_loaded,
+            store_writable=store_ok,
+            probes_running=self._running and bool(self.runner.workers),
+            store=store,
+            store_reason=reason,
+            notify_in_memory=in_memory,
+            snapshot_error=self._snapshot_error,
+        )
 
     # ------------------------------------------------------------------ EngineAPI: commands
     def _incident(self, ident: str) -> Incident:

@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock
-from cryptomon_tui.engine.api import CommandError, EngineCounters
+from cryptomon_tui.engine.api import CommandError, EngineCounters, Health
 from cryptomon_tui.engine.history import read_history
 from cryptomon_tui.engine.views import event_view
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, Matcher, Silence
@@ -399,6 +399,9 @@ class FakeEngine:
         self.changed()
         return {"ok": True, "changed": [], "error": None}
 
-    def health(self) -> dict[str, Any]:
-        # fake_reloads: FakeEngine only (extra health keys are passed through), lets process tests see reloads
-        return {**self.health_state, "fake_reloads": self.reloads}
+    def health(self) -> Health:
+        # fake_reloads: FakeEngine only (Health.extra is passed through), lets process tests see reloads
+        s = self.health_state
+        return Health(loop=bool(s.get("loop", True)), snapshot=bool(s.get("snapshot", True)),
+                      config_loaded=bool(s.get("config_loaded")), store_writable=bool(s.get("store_writable")),
+                      probes_running=bool(s.get("probes_running")), extra={"fake_reloads": self.reloads})

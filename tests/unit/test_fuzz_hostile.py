@@ -199,7 +199,7 @@ def test_every_command_with_hostile_arguments_is_answered_or_refused(calls: list
         snap = engine.snapshot().to_wire()
         assert "error" not in snap, snap.get("error")
         json.dumps(snap, allow_nan=False)
-        assert engine.health()["snapshot"] is True
+        assert engine.health().snapshot is True
 
     asyncio.run(run())
 
