@@ -43,7 +43,7 @@ from cryptomon_tui.daemon.protocol import (
     encode,
     validate_params,
 )
-from cryptomon_tui.engine.api import CommandError, EngineAPI
+from cryptomon_tui.engine.api import CommandError, EngineAPI, ReloadResult
 from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, finite, integer, objects, text
 from cryptomon_tui.redaction import Redactor, collect_secrets
 
@@ -593,7 +593,7 @@ class ControlServer:
             "maintenance_remove": lambda: engine.maintenance_remove(string("window_id"), by),
             "pause": lambda: engine.pause(string("exchange")),
             "resume": lambda: engine.resume(string("exchange")),
-            "reload": engine.reload,
+            "reload": lambda: _wire(engine.reload()),
             "history": lambda: engine.history(
                 string("exchange"), opt_string("probe"), number("since"), number("until"), number("resolution_s"),
                 integer(params.get("recent", 0), 0) or 0,
@@ -635,3 +635,7 @@ class ControlServer:
             }
             for c in self.clients
         ]
+
+
+async def _wire(result: Awaitable[ReloadResult]) -> JsonObject:
+    return (await result).to_wire()

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cryptomon_tui.clock import Clock
-from cryptomon_tui.kernel.jsonvalue import JsonObject, as_array
+from cryptomon_tui.engine.api import ReloadResult
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ConfigWatcher:
         self,
         path: Path,
         clock: Clock,
-        on_change: Callable[[], Awaitable[JsonObject]],
+        on_change: Callable[[], Awaitable[ReloadResult]],
         interval: float = 2.0,
     ) -> None:
         self.path = Path(path)
@@ -58,7 +58,7 @@ class ConfigWatcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.reloads = 0
-        self.last_result: JsonObject | None = None
+        self.last_result: ReloadResult | None = None
 
     async def prime(self) -> None:
         """Remember the current content: the config the daemon started with is not a change."""
@@ -80,21 +80,20 @@ class ConfigWatcher:
         await self.trigger("file changed")
         return True
 
-    async def trigger(self, reason: str) -> JsonObject:
+    async def trigger(self, reason: str) -> ReloadResult:
         async with self._lock:
             log.info("reloading the config (%s)", reason)
             try:
                 result = await self.on_change()
             except Exception as exc:
                 log.exception("config reload failed; the running config stays")
-                result = {"ok": False, "changed": [], "error": f"{type(exc).__name__}: {exc}"}
+                result = ReloadResult(False, error=f"{type(exc).__name__}: {exc}")
             self.reloads += 1
             self.last_result = result
-            if result.get("ok", True):
-                changed = ", ".join(map(str, as_array(result.get("changed")) or []))
-                log.info("config reloaded: %s", changed or "no changes")
+            if result.ok:
+                log.info("config reloaded: %s", ", ".join(result.changed) or "no changes")
             else:
-                log.error("config reload refused, the running config stays: %s", result.get("error"))
+                log.error("config reload refused, the running config stays: %s", result.error)
             return result
 
     async def run(self) -> None:

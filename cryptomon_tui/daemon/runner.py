@@ -22,8 +22,7 @@ from cryptomon_tui.daemon.control import ControlServer
 from cryptomon_tui.daemon.http import HttpServer
 from cryptomon_tui.daemon.logging import RedactingFilter
 from cryptomon_tui.daemon.reload import ConfigWatcher, install_sighup
-from cryptomon_tui.engine.api import EngineAPI
-from cryptomon_tui.kernel.jsonvalue import JsonObject
+from cryptomon_tui.engine.api import EngineAPI, ReloadResult
 from cryptomon_tui.redaction import Redactor, collect_secrets
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ class DaemonRunner:
         self.stop_requested = stop_event or asyncio.Event()
         self.handle_stop_signals = handle_stop_signals
         self.lag = LoopLagMonitor(clock)
-        self._background: set[asyncio.Future[JsonObject]] = set()
+        self._background: set[asyncio.Future[ReloadResult]] = set()
         self.control = ControlServer(engine, config, clock, redactor=self.redactor, on_shutdown=self.request_stop)
         self.http: HttpServer | None = None
         if config.daemon.http.enabled:
@@ -110,10 +109,10 @@ class DaemonRunner:
     def request_stop(self) -> None:
         self.stop_requested.set()
 
-    async def reload(self) -> JsonObject:
+    async def reload(self) -> ReloadResult:
         """Let the engine re-read the file, then pick up what the daemon itself uses (location, secrets)."""
         result = await self.engine.reload()
-        if result.get("ok", True) and self.config_path is not None:
+        if result.ok and self.config_path is not None:
             try:
                 config, _ = await asyncio.to_thread(load_config, self.config_path)
             except ConfigError as exc:

@@ -57,6 +57,19 @@ class EngineCounters:
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a config reload did: ``changed`` names the top-level sections that differ; ``error`` why a
+    refused reload kept the running config. ``to_wire`` is the control API's ``reload`` reply."""
+
+    ok: bool
+    changed: tuple[str, ...] = ()
+    error: str | None = None
+
+    def to_wire(self) -> JsonObject:
+        return {"ok": self.ok, "changed": list(self.changed), "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
     """What /healthz, /readyz, the control API's ``health`` and /metrics' store gauges read. ``to_wire`` is the
     ``health`` reply: the flags at the top, the reasons under ``detail``, ``extra`` merged in as is."""
@@ -153,11 +166,9 @@ class EngineAPI(Protocol):
 
     async def resume(self, exchange: str) -> JsonObject: ...
 
-    async def reload(self) -> JsonObject:
-        """Re-read the config file and apply it without losing state or open incidents.
-
-        Returns ``{"ok": bool, "changed": [...], "error": str | None}``; a broken file keeps the old config.
-        """
+    async def reload(self) -> ReloadResult:
+        """Re-read the config file and apply it without losing state or open incidents (a broken file keeps
+        the old config and says why)."""
         ...
 
     def health(self) -> Health:

@@ -25,7 +25,7 @@ from cryptomon_tui.analysis.ledger import AnalysisCache, CountingLedger, UsageLe
 from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.clock import Clock, RealClock
 from cryptomon_tui.config import Config, ConfigError, load_config
-from cryptomon_tui.engine.api import CommandError, EngineCounters, Health
+from cryptomon_tui.engine.api import CommandError, EngineCounters, Health, ReloadResult
 from cryptomon_tui.engine.pipeline import DetectionPipeline
 from cryptomon_tui.engine.status import exchange_status
 from cryptomon_tui.engine.tls import TlsAction, TlsWatch
@@ -44,7 +44,7 @@ from cryptomon_tui.engine.views import (
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
 from cryptomon_tui.kernel.events import EventView
-from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, text
+from cryptomon_tui.kernel.jsonvalue import JsonObject, text
 from cryptomon_tui.kernel.results import BreakerState, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.snapshot import (
@@ -998,7 +998,7 @@ class Engine:
         self._version += 1
         return {"exchange": exchange, "status": "resumed"}
 
-    async def reload(self) -> JsonObject:
+    async def reload(self) -> ReloadResult:
         """Re-read the file; rebuild probing with the new config, keep incidents, silences and metrics."""
         try:
             new, _ = await asyncio.to_thread(load_config, self.config_path)
@@ -1006,16 +1006,16 @@ class Engine:
                 new = self._transform(new)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc.render())
-            return {"ok": False, "changed": [], "error": exc.render()}
+            return ReloadResult(False, error=exc.render())
         changed = _changed_sections(self.config, new)
         if not changed:
-            return {"ok": True, "changed": [], "error": None}
+            return ReloadResult(True)
         paused = {n for n, w in self.runner.workers.items() if getattr(w, "paused", False)}
         old_runner = self.runner
         try:
             runner = self._new_runner(new)  # builds the probe plan: a bad probe list fails here, before any change
         except Exception as exc:
-            return {"ok": False, "changed": list[JsonValue](changed), "error": f"{type(exc).__name__}: {exc}"}
+            return ReloadResult(False, tuple(changed), f"{type(exc).__name__}: {exc}")
         self.config = new
         self.pipeline.config = new
         self.pipeline.detector.clock_tolerances = self._tolerances(new)
@@ -1042,7 +1042,7 @@ class Engine:
             await old_analysis.aclose()
         self._invalidate_snapshot()  # one cached during the reload mixes the new config with the old runner
         log.info("config reloaded; changed: %s", ", ".join(changed))
-        return {"ok": True, "changed": list[JsonValue](changed), "error": None}
+        return ReloadResult(True, tuple(changed))
 
     # ------------------------------------------------------------------ helpers for faces
     async def refresh_costs(self) -> None:

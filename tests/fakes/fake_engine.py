@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptomon_tui import __version__
 from cryptomon_tui.clock import Clock
-from cryptomon_tui.engine.api import CommandError, EngineCounters, Health
+from cryptomon_tui.engine.api import CommandError, EngineCounters, Health, ReloadResult
 from cryptomon_tui.engine.history import read_history
 from cryptomon_tui.engine.views import event_view
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, IncidentState, Matcher, Silence
@@ -393,11 +393,11 @@ class FakeEngine:
         self.set_exchange(exchange, status="ok")
         return {"exchange": exchange, "status": "ok"}
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self) -> ReloadResult:
         self.reloads += 1
         self.commands.append(("reload", ()))
         self.changed()
-        return {"ok": True, "changed": [], "error": None}
+        return ReloadResult(True)
 
     def health(self) -> Health:
         # fake_reloads: FakeEngine only (Health.extra is passed through), lets process tests see reloads

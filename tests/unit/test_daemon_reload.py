@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.daemon.reload import ConfigWatcher
+from cryptomon_tui.engine.api import ReloadResult
 from tests.fakes.waiting import eventually
 
 
@@ -18,9 +18,9 @@ async def test_watcher_reloads_on_content_change_only(tmp_path: Path) -> None:
     clock = FakeClock()
     calls: list[str] = []
 
-    async def on_change() -> dict[str, Any]:
+    async def on_change() -> ReloadResult:
         calls.append(path.read_text())
-        return {"ok": True, "changed": ["exchanges.binance.interval"], "error": None}
+        return ReloadResult(True, ("exchanges",))
 
     watcher = ConfigWatcher(path, clock, on_change, interval=2.0)
     watcher.start()
@@ -54,7 +54,7 @@ async def test_missing_file_and_failed_reload_keep_running(tmp_path: Path) -> No
     path.write_text("a: 1\n")
     clock = FakeClock()
 
-    async def broken() -> dict[str, Any]:
+    async def broken() -> ReloadResult:
         raise ValueError("interval must be at least 100ms")
 
     watcher = ConfigWatcher(path, clock, broken)
@@ -63,7 +63,7 @@ async def test_missing_file_and_failed_reload_keep_running(tmp_path: Path) -> No
     assert await watcher.check_once() is False
     path.write_text("a: 2\n")
     assert await watcher.check_once() is True
-    assert watcher.last_result is not None and watcher.last_result["ok"] is False
-    assert "100ms" in watcher.last_result["error"]
+    assert watcher.last_result is not None and watcher.last_result.ok is False
+    assert "100ms" in (watcher.last_result.error or "")
     result = await watcher.trigger("SIGHUP")
-    assert result["ok"] is False and watcher.reloads == 2
+    assert result.ok is False and watcher.reloads == 2
