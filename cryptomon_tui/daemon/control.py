@@ -209,6 +209,7 @@ class ControlServer:
         address: DaemonAddress | None = None,
         redactor: Redactor | None = None,
         on_shutdown: Callable[[], None] | None = None,
+        on_reload: Callable[[], Awaitable[ReloadResult]] | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -234,6 +235,9 @@ class ControlServer:
         self._socket_inode: int | None = None
         self.events_fanned_out = 0
         self._on_shutdown = on_shutdown
+        # the daemon's reload (engine, then its own secrets, location and HTTP config); the engine's alone when
+        # the control server runs without a daemon around it
+        self._on_reload = on_reload
 
     # -- lifecycle --
 
@@ -593,7 +597,7 @@ class ControlServer:
             "maintenance_remove": lambda: engine.maintenance_remove(string("window_id"), by),
             "pause": lambda: engine.pause(string("exchange")),
             "resume": lambda: engine.resume(string("exchange")),
-            "reload": lambda: _wire(engine.reload()),
+            "reload": lambda: _wire((self._on_reload or engine.reload)()),
             "history": lambda: engine.history(
                 string("exchange"), opt_string("probe"), number("since"), number("until"), number("resolution_s"),
                 integer(params.get("recent", 0), 0) or 0,

@@ -91,7 +91,8 @@ class DaemonRunner:
         self.handle_stop_signals = handle_stop_signals
         self.lag = LoopLagMonitor(clock)
         self._background: set[asyncio.Future[ReloadResult]] = set()
-        self.control = ControlServer(engine, config, clock, redactor=self.redactor, on_shutdown=self.request_stop)
+        self.control = ControlServer(engine, config, clock, redactor=self.redactor, on_shutdown=self.request_stop,
+                                     on_reload=self._reload_requested)
         self.http: HttpServer | None = None
         if config.daemon.http.enabled:
             self.http = HttpServer(engine, config, clock, redactor=self.redactor, extra_metrics=self._extra_metrics)
@@ -128,6 +129,13 @@ class DaemonRunner:
             if self.on_config is not None:
                 self.on_config(config)
         return result
+
+    async def _reload_requested(self) -> ReloadResult:
+        """A reload asked for over the control API: the same path as a file change or SIGHUP, so the daemon's
+        own secrets (the redactor), location and HTTP config follow the new file too."""
+        if self.watcher is not None:
+            return await self.watcher.trigger("control API")
+        return await self.reload()
 
     def _on_sighup(self) -> None:
         coro = self.watcher.trigger("SIGHUP") if self.watcher is not None else self.reload()

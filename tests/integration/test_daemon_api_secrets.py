@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import aiohttp
+import yaml
 
 from cryptomon_tui.clock import RealClock
 from cryptomon_tui.config import config_from_data
+from cryptomon_tui.daemon.address import DaemonAddress
+from cryptomon_tui.daemon.client import DaemonClient
 from cryptomon_tui.daemon.protocol import PROTOCOL_VERSION
 from cryptomon_tui.daemon.runner import DaemonRunner
 from tests.fakes.fake_engine import FakeEngine
@@ -84,5 +88,34 @@ async def test_no_endpoint_or_command_returns_a_secret() -> None:
         text = raw.decode()
         for secret in SECRETS:
             assert secret not in text
+    finally:
+        await runner.stop()
+
+
+async def test_a_secret_added_by_a_control_api_reload_is_masked_too(tmp_path: Path) -> None:
+    """`reload` over the control API goes through the daemon's reload, not the engine's alone: a credential the
+    new file adds is masked in the frames from then on (it leaked while only file changes and SIGHUP did that)."""
+    new_secret = "Zq8rT3vL0pW6nY2kD9sF4hJ7gB1cX5mA"
+    path = tmp_path / "config.yaml"
+    base = {"daemon": {"location": "tokyo", "reload": {"watch": False},
+                       "control": {"transport": "tcp", "port": 0, "token": TOKEN}, "http": {"enabled": False}},
+            "exchanges": {"binance": {}}}
+    path.write_text(yaml.safe_dump(base))
+    clock = RealClock()
+    engine = FakeEngine(clock, location="tokyo")
+    runner = DaemonRunner(engine, config_from_data(base), clock, config_path=path, handle_stop_signals=False)
+    await runner.start()
+    try:
+        address = runner.control.address
+        async with DaemonClient(DaemonAddress(host=address.host, port=address.port, token=TOKEN),
+                                reconnect=False) as client:
+            base["exchanges"] = {"binance": {"credentials": {"api_key": new_secret, "api_secret": API_SECRET}}}
+            path.write_text(yaml.safe_dump(base))
+            reply = await client.request("reload")
+            assert isinstance(reply, dict) and reply["ok"] is True
+            engine.notify[0]["last_error"] = f"401 for key {new_secret}"  # an engine that leaks the new key
+            engine.changed()
+            raw = json.dumps(await client.request("snapshot"))
+        assert "401 for key" in raw and new_secret not in raw
     finally:
         await runner.stop()
