@@ -17,6 +17,10 @@ Why this shape:
 - **Time of day.** The median of each hour is kept per hour of day for a week; once two days of
   history exist, the expected level of the current hour (and its neighbours) is the median of
   those days, so a daily peak seen before is not news.
+- **Novelty is evidence.** A sample twice the slowest healthy latency the probe has shown in a week
+  is news on its own (CAD OSE's "context never seen"); it still has to stand for ``min_duration``:
+  among dense probes the next samples contradict it (a GC pause, a host stall), while probed every
+  ``min_duration`` or more one sample is all there is to know about that stretch.
 - **Evidence accumulates (CUSUM).** Each sample scores how far above the expected level it is, in
   units of the spread, minus an allowance ``k``; the positive part accumulates and an alarm is
   raised when the sum reaches ``h``. A 5x slowdown crosses it in one or two samples, a moderate
@@ -56,16 +60,17 @@ class AnomalySettings:
     allowance: float = 1.25
     threshold: float = 2.0
     max_step: float = 1.5  # most one sample adds: below ``threshold``, so one outlier never alarms
-    novel_ratio: float = 4.0  # one sample this many times above the slowest healthy one seen alarms alone
+    novel_ratio: float = 2.0  # one sample this many times above the slowest healthy one seen alarms alone
     novel_after: int = 300  # once the history has this many samples
+    novel_window: float = 7 * DAY  # the slowest healthy sample is remembered (decaying) this long
     recover_below: float = 0.2
     calm_samples: int = 5
     min_increase_ms: float = 50.0
     drop_ratio: float = 0.2
-    drop_samples: int = 3
+    drop_samples: int = 6
     min_drop_ms: float = 15.0  # and at least this much faster than the level
     min_duration: float = 5.0  # the evidence must have built up this long (a host stall is not an incident)
-    drop_below_low: float = 0.5  # and below this share of the history's 1st percentile (drops it has shown)
+    drop_below_low: float = 1.0  # and below this share of the history's 1st percentile (drops it has shown)
     flat_samples: int = 120
     adapt_after: float = 3600.0
 
@@ -217,6 +222,9 @@ class LatencyAnomaly:
         "model",
         "peak_ms",
         "score",
+        "score_max_ms",
+        "score_n",
+        "score_peak",
         "score_since",
         "seen",
         "since",
@@ -228,6 +236,9 @@ class LatencyAnomaly:
         self.model = LatencyModel(cfg)
         self.score = 0.0
         self.score_since = 0.0  # when the evidence started building (the score left 0)
+        self.score_peak = 0.0  # the most the evidence reached since it started building
+        self.score_n = 0  # samples since it started building
+        self.score_max_ms = 0.0  # the slowest of them
         self.drops = 0
         self.calm = 0
         self.flat_run = 0
@@ -261,13 +272,28 @@ class LatencyAnomaly:
                          and len(model.sorted) >= cfg.novel_after)
                 if self.score <= 0.0:
                     self.score_since = t
+                    self.score_peak = 0.0
+                    self.score_n = 0
+                    self.score_max_ms = 0.0
+                self.score_n += 1
+                if lat > self.score_max_ms:
+                    self.score_max_ms = lat
                 self.score = max(0.0, self.score + (e if novel else min(e, cfg.max_step)))
-            if lat < fast:
+                if novel and self.score < cfg.threshold:
+                    self.score = cfg.threshold  # never seen before: enough evidence, if nothing contradicts it
+                if self.score > self.score_peak:
+                    self.score_peak = self.score
+            if lat <= fast:
                 self.drops += 1
             elif self.drops:
                 self.drops = 0
             if not self.alarm:
-                if self.score >= cfg.threshold and t - self.score_since >= cfg.min_duration:
+                if t - self.score_since >= cfg.min_duration and (
+                    self.score >= cfg.threshold
+                    # probed sparsely (the next sample came min_duration later), one sample is all the
+                    # evidence about that stretch: it counts if it reached the bar and nothing contradicted it
+                    or (self.score_n <= 2 and self.score_peak >= cfg.threshold and self.score > 0.0)
+                ):
                     kind: str | None = SLOW
                 elif self.drops >= cfg.drop_samples:
                     kind = FAST
@@ -276,7 +302,8 @@ class LatencyAnomaly:
                 else:
                     kind = None
                 if kind is not None:
-                    self.alarm, self.kind, self.since, self.calm, self.peak_ms = True, kind, t, 0, lat
+                    peak = max(lat, self.score_max_ms) if kind == SLOW else lat
+                    self.alarm, self.kind, self.since, self.calm, self.peak_ms = True, kind, t, 0, peak
             else:
                 if self.kind == SLOW:
                     calm = lat <= model.calm_ms
@@ -303,6 +330,6 @@ class LatencyAnomaly:
             if lat > slowest:
                 self.slowest = lat
             elif t - model.last_t >= model.decimate:  # decay toward the level, once per history sample
-                self.slowest = slowest - (slowest - lat) * model.decimate / cfg.window
+                self.slowest = slowest - (slowest - lat) * model.decimate / cfg.novel_window
             if t - model.last_t >= model.decimate or len(model.sorted) < model.warm:
                 model.observe(t, lat)

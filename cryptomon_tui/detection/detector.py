@@ -186,7 +186,7 @@ class Detector:
             window=a.baseline_window, max_samples=a.max_samples, recent_window=a.recent_window,
             min_samples=a.min_samples, high_quantile=a.high_quantile, prior_spread=a.prior_spread,
             prior_weight=a.prior_weight, allowance=a.allowance, threshold=a.threshold, max_step=a.max_step,
-            novel_ratio=a.novel_ratio, novel_after=a.novel_after,
+            novel_ratio=a.novel_ratio, novel_after=a.novel_after, novel_window=a.novel_window,
             recover_below=a.recover_below, calm_samples=a.calm_samples, min_increase_ms=a.min_increase_ms,
             drop_ratio=a.drop_ratio, drop_samples=a.drop_samples, drop_below_low=a.drop_below_low,
             min_drop_ms=a.min_drop_ms, min_duration=a.min_duration, flat_samples=a.flat_samples,
@@ -656,6 +656,8 @@ class Detector:
         else:
             ratio = current / level if level > 0 else math.inf
             summary = f"{where}: latency {_ms(current)} vs usual {_ms(level)} (x{ratio:.1f})"
+            if state.peak_ms > 1.5 * current:  # a spike never seen before that has already passed
+                summary += f", peak {_ms(state.peak_ms)}"
             if level > 0:
                 values["ratio"] = round(ratio, 2)
         return Finding(summary=summary, values=values)

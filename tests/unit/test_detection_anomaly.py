@@ -138,3 +138,62 @@ def test_model_is_bounded_and_learns_from_its_first_samples() -> None:
     for i in range(14, 18):
         fresh.feed(float(i), 400.0)
     assert fresh.alarm and fresh.kind == "slow"  # 10x for 5 s after 12 samples
+
+
+def _model_after(
+    history_s: float, every: float, rnd: random.Random, level: float = 40.0
+) -> tuple[LatencyAnomaly, float]:
+    """A model fed ``history_s`` of calm samples ``every`` seconds apart; returns it and the last time."""
+    state = LatencyAnomaly(AnomalySettings())
+    t = 0.0
+    while t < history_s:
+        t += every
+        state.feed(t, rnd.lognormvariate(math.log(level), JITTER))
+    return state, t
+
+
+def test_one_sample_slower_than_ever_is_news_when_probed_sparsely() -> None:
+    """At a 10 s interval one sample is all the evidence about 10 s: twice the slowest healthy
+    latency ever seen, not contradicted by the next sample, is an anomaly (CAD OSE's novel context)."""
+    state, t = _model_after(6 * 3600, 10.0, random.Random(21))
+    slowest = state.slowest
+    state.feed(t + 10, slowest * 2.5)
+    assert not state.alarm  # one sample: not yet min_duration of evidence
+    state.feed(t + 20, 40.0)
+    assert state.alarm and state.kind == "slow" and state.peak_ms == pytest.approx(slowest * 2.5)
+    for i in range(3, 10):
+        state.feed(t + 10 * i, 40.0)
+    assert not state.alarm  # calm samples end it
+
+
+def test_a_slow_sample_seen_before_or_not_novel_enough_is_not_news() -> None:
+    rnd = random.Random(22)
+    state, t = _model_after(6 * 3600, 10.0, rnd)
+    state.feed(t + 10, state.slowest * 1.5)  # slower than usual, but within twice what it has shown
+    state.feed(t + 20, 40.0)
+    assert not state.alarm
+    young, t2 = _model_after(600, 10.0, rnd)  # too little history to know what "never" means
+    young.feed(t2 + 10, young.slowest * 2.5)
+    young.feed(t2 + 20, 40.0)
+    assert not young.alarm
+
+
+def test_a_single_novel_sample_among_dense_probes_is_not_news() -> None:
+    """At a 1 s interval the next samples contradict one slow answer within min_duration (a host
+    stall, a GC pause): no alarm, however slow it was, unless the evidence itself lasts."""
+    state, t = _model_after(3 * 3600, 1.0, random.Random(23))
+    state.feed(t + 1, state.slowest * 3)
+    for i in range(2, 12):
+        state.feed(t + i, 40.0)
+        assert not state.alarm
+
+
+def test_a_lasting_drop_below_the_fastest_it_has_shown_is_suspicious() -> None:
+    """Answers at or under the history's fastest 1 % and a fifth of its level, six in a row, are
+    suspicious; five are not (drop_samples)."""
+    state, t = _model_after(3600, 10.0, random.Random(24), level=200.0)
+    for i in range(1, 6):
+        state.feed(t + 10 * i, 1.0)
+    assert not state.alarm
+    state.feed(t + 60, 1.0)
+    assert state.alarm and state.kind == "fast"
