@@ -46,6 +46,7 @@ from cryptomon_tui.daemon.protocol import (
     encode,
 )
 from cryptomon_tui.kernel.events import EventView
+from cryptomon_tui.kernel.history import HistoryAnswer
 from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object
 from cryptomon_tui.kernel.snapshot import Snapshot
 
@@ -413,13 +414,14 @@ class DaemonClient:
         resolution_s: float,
         probe: str | None = None,
         recent: int = 0,
-    ) -> JsonObject:
-        """Chart points (and the newest ``recent`` raw results) from the daemon's store."""
+    ) -> HistoryAnswer:
+        """Chart points (and the newest ``recent`` raw results) from the daemon's store, read as untrusted
+        (``HistoryAnswer.from_wire`` never raises; junk points are dropped, numbers bounded)."""
         params: JsonObject = {"exchange": exchange, "since": since, "until": until,
                               "resolution_s": resolution_s, "recent": recent}
         if probe is not None:
             params["probe"] = probe
-        return as_object(await self.request("history", params)) or {}
+        return HistoryAnswer.from_wire(await self.request("history", params))
 
     async def maintenance_add(
         self,

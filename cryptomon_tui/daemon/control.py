@@ -44,6 +44,7 @@ from cryptomon_tui.daemon.protocol import (
     validate_params,
 )
 from cryptomon_tui.engine.api import CommandError, EngineAPI, ReloadResult
+from cryptomon_tui.kernel.history import HistoryAnswer
 from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, finite, integer, objects, text
 from cryptomon_tui.redaction import Redactor, collect_secrets
 
@@ -598,10 +599,10 @@ class ControlServer:
             "pause": lambda: engine.pause(string("exchange")),
             "resume": lambda: engine.resume(string("exchange")),
             "reload": lambda: _wire((self._on_reload or engine.reload)()),
-            "history": lambda: engine.history(
+            "history": lambda: _history_wire(engine.history(
                 string("exchange"), opt_string("probe"), number("since"), number("until"), number("resolution_s"),
                 integer(params.get("recent", 0), 0) or 0,
-            ),
+            )),
         }
         if method == "ping":
             return {"pong": True, "ts": self.clock.now()}
@@ -643,3 +644,7 @@ class ControlServer:
 
 async def _wire(result: Awaitable[ReloadResult]) -> JsonObject:
     return (await result).to_wire()
+
+
+async def _history_wire(answer: Awaitable[HistoryAnswer]) -> JsonObject:
+    return (await answer).to_wire()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from cryptomon_tui.kernel.events import EventView
+from cryptomon_tui.kernel.history import HistoryAnswer
 from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
 from cryptomon_tui.kernel.snapshot import Snapshot, StoreView
 from cryptomon_tui.metrics.totals import DurationCounts
@@ -124,9 +125,9 @@ class EngineAPI(Protocol):
 
     async def history(
         self, exchange: str, probe: str | None, since: float, until: float, resolution_s: float, recent: int = 0
-    ) -> JsonObject:
-        """Chart points and the newest ``recent`` raw results from the engine's store (shape:
-        ``cryptomon_tui.engine.history.read_history``); bounds are checked by the protocol first."""
+    ) -> HistoryAnswer:
+        """Chart points and the newest ``recent`` raw results from the engine's store
+        (``cryptomon_tui.engine.history.read_history``); bounds are checked by the protocol first."""
         ...
 
     async def ack(self, incident_id: str, by: str, note: str | None) -> JsonObject: ...

@@ -44,6 +44,7 @@ from cryptomon_tui.engine.views import (
 from cryptomon_tui.exchanges.registry import create_adapter
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, Matcher
 from cryptomon_tui.kernel.events import EventView
+from cryptomon_tui.kernel.history import HistoryAnswer
 from cryptomon_tui.kernel.jsonvalue import JsonObject, text
 from cryptomon_tui.kernel.results import BreakerState, ProbeResult
 from cryptomon_tui.kernel.severity import Severity
@@ -792,7 +793,7 @@ class Engine:
 
     async def history(
         self, exchange: str, probe: str | None, since: float, until: float, resolution_s: float, recent: int = 0
-    ) -> JsonObject:
+    ) -> HistoryAnswer:
         from cryptomon_tui.engine.history import read_history
 
         return await read_history(self.store, exchange, probe, since, until, resolution_s, recent)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
+from cryptomon_tui.engine.views import result_view
+from cryptomon_tui.kernel.history import HistoryAnswer, HistoryPoint
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.store.rows import RollupRow
 
@@ -36,9 +37,9 @@ class HistorySource(Protocol):
     ) -> tuple[list[ProbeResult], tuple[float, int] | None]: ...
 
 
-def bucket_points(rows: Sequence[RollupRow], resolution_s: float) -> list[JsonValue]:
+def bucket_points(rows: Sequence[RollupRow], resolution_s: float) -> list[HistoryPoint]:
     """Rollups (time-ordered) merged into buckets aligned to multiples of ``resolution_s``."""
-    out: list[JsonValue] = []
+    out: list[HistoryPoint] = []
     group: list[RollupRow] = []
     current: float | None = None
     for row in rows:
@@ -53,7 +54,7 @@ def bucket_points(rows: Sequence[RollupRow], resolution_s: float) -> list[JsonVa
     return out
 
 
-def _point(start: float, group: Sequence[RollupRow]) -> JsonObject:
+def _point(start: float, group: Sequence[RollupRow]) -> HistoryPoint:
     outcomes: dict[str, int] = {}
     for r in group:
         for k, v in r.outcomes.items():
@@ -63,16 +64,16 @@ def _point(start: float, group: Sequence[RollupRow]) -> JsonObject:
         present = [v for v in values if v is not None]
         return max(present) if present else None
 
-    return {
-        "ts": float(start),
-        "attempts": sum(r.attempts for r in group),
-        "errors": sum(r.errors for r in group),
-        "timeouts": sum(r.timeouts for r in group),
-        "outcomes": dict[str, JsonValue](outcomes),
-        "p50_ms": worst([r.p50_ms for r in group]),
-        "p95_ms": worst([r.p95_ms for r in group]),
-        "p99_ms": worst([r.p99_ms for r in group]),
-    }
+    return HistoryPoint(
+        ts=float(start),
+        attempts=sum(r.attempts for r in group),
+        errors=sum(r.errors for r in group),
+        timeouts=sum(r.timeouts for r in group),
+        outcomes=outcomes,
+        p50_ms=worst([r.p50_ms for r in group]),
+        p95_ms=worst([r.p95_ms for r in group]),
+        p99_ms=worst([r.p99_ms for r in group]),
+    )
 
 
 async def read_history(
@@ -83,26 +84,17 @@ async def read_history(
     until: float,
     resolution_s: float,
     recent: int,
-) -> JsonObject:
-    """``{"exchange", "probe", "since", "until", "resolution_s", "points": [...], "recent": [...],
-    "available": bool, "note": str | None}``; ``recent`` = newest first, within the last 15 min of the range."""
-    answer: JsonObject = {
-        "exchange": exchange,
-        "probe": probe,
-        "since": since,
-        "until": until,
-        "resolution_s": resolution_s,
-        "points": [],
-        "recent": [],
-        "available": source is not None,
-        "note": None if source is not None else "this daemon keeps no history (storage is off)",
-    }
+) -> HistoryAnswer:
+    """Chart points over the range and, when asked, the newest ``recent`` raw results (newest first, within
+    the last 15 minutes of the range); without a store an answer that says so (``available`` False)."""
     if source is None:
-        return answer
+        return HistoryAnswer(
+            exchange=exchange, probe=probe, since=since, until=until, resolution_s=resolution_s,
+            available=False, note="this daemon keeps no history (storage is off)",
+        )
     rows = await source.rollups(exchange, probe, since, until)
-    answer["points"] = bucket_points(rows, resolution_s)
+    kept: list[ProbeResult] = []
     if recent > 0:
-        kept: list[ProbeResult] = []
         cursor: tuple[float, int] | None = None
         lo = max(since, until - RECENT_LOOKBACK_S)
         while True:
@@ -111,5 +103,7 @@ async def read_history(
             kept = kept[-recent:]
             if cursor is None or len(page) < _PAGE:
                 break
-        answer["recent"] = list[JsonValue](r.to_json_dict() for r in reversed(kept))
-    return answer
+    return HistoryAnswer(
+        exchange=exchange, probe=probe, since=since, until=until, resolution_s=resolution_s,
+        points=tuple(bucket_points(rows, resolution_s)), recent=tuple(result_view(r) for r in reversed(kept)),
+    )

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from cryptomon_tui.kernel.events import EventView
+from cryptomon_tui.kernel.history import HistoryAnswer
 from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.snapshot import Snapshot
 
@@ -56,7 +57,7 @@ class ClientLike(Protocol):
     async def history(
         self, exchange: str, since: float, until: float, resolution_s: float, probe: str | None = None,
         recent: int = 0,
-    ) -> JsonObject: ...
+    ) -> HistoryAnswer: ...
 
     async def pause(self, exchange: str) -> JsonObject: ...
 
@@ -180,7 +181,7 @@ class Bridge:
 
     async def history(
         self, exchange: str, since: float, until: float, resolution_s: float, recent: int = 0
-    ) -> JsonObject:
+    ) -> HistoryAnswer:
         return await self.client.history(exchange, since, until, resolution_s, recent=recent)
 
     async def pause(self, exchange: str) -> JsonObject:

@@ -251,9 +251,7 @@ class DashboardScreen(Screen[None]):
                 answer = await self.cm_app.bridge.history(name, until - UPTIME_SPAN_S, until, UPTIME_SPAN_S / 288)
             except Exception:
                 continue  # no store, not connected: the column keeps "-"
-            from cryptomon_tui.ui.history import parse_points
-
-            points = [(p.ts, p.attempts, p.errors) for p in parse_points(answer)]
+            points = [(p.ts, p.attempts, p.errors) for p in answer.points]
             self.uptime[name] = present.strip_cell(
                 present.uptime_strip(points, until - UPTIME_SPAN_S, until, UPTIME_WIDTH))
         if self.snapshot is not None and not self.frozen:

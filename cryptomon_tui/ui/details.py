@@ -20,11 +20,12 @@ from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
 from cryptomon_tui.kernel.events import ANALYSIS_READY
+from cryptomon_tui.kernel.history import HistoryPoint
 from cryptomon_tui.kernel.snapshot import ExchangeView, IncidentView, PhasesView, ProbeResultView, Snapshot
 from cryptomon_tui.kernel.units import format_ms
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.bridge import IncidentEventMessage
-from cryptomon_tui.ui.history import RANGES, HistoryPoint, note_of, parse_points, parse_recent, resolution_for
+from cryptomon_tui.ui.history import RANGES, resolution_for
 from cryptomon_tui.ui.present import Cell, clean_text, parse_ts
 from cryptomon_tui.ui.widgets import cell_content, cells_content
 
@@ -144,7 +145,7 @@ class ExchangeDetails(DetailsScreen):
         try:
             answer = await self.cm_app.bridge.history(self.exchange, until - UPTIME_SPAN_S, until,
                                                       UPTIME_BUCKET_S, recent=0)
-            points, note = parse_points(answer), note_of(answer)
+            points, note = list(answer.points), answer.note
         except Exception as exc:
             points, note = [], f"unavailable: {type(exc).__name__}"
         width = max(10, self.size.width - 16)
@@ -190,7 +191,7 @@ class ExchangeDetails(DetailsScreen):
             answer = await self.cm_app.bridge.history(
                 self.exchange, until - span, until, resolution_for(span), recent=RECENT_PROBES
             )
-            rollups, recent, error = parse_points(answer), parse_recent(answer), note_of(answer)
+            rollups, recent, error = list(answer.points), list(answer.recent), answer.note
         except Exception as exc:  # not connected, refused, malformed: shown in the chart, never a crash
             rollups, recent, error = [], [], f"history unavailable: {type(exc).__name__}: {exc}"
         self._loaded(rollups, recent, error)

@@ -3,6 +3,7 @@ phases, range keys; incident timeline live from events."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -12,11 +13,12 @@ from textual.widgets import DataTable
 
 from cryptomon_tui.clock import FakeClock
 from cryptomon_tui.engine.history import bucket_points
+from cryptomon_tui.kernel.history import MAX_MS, HistoryAnswer, HistoryPoint
 from cryptomon_tui.kernel.results import Outcome, Phases, ProbeResult
 from cryptomon_tui.store.rows import RollupRow
 from cryptomon_tui.ui.app import CryptomonApp
 from cryptomon_tui.ui.details import ExchangeDetails, IncidentDetails
-from cryptomon_tui.ui.history import MAX_MS, parse_points, resolution_for
+from cryptomon_tui.ui.history import resolution_for
 from cryptomon_tui.ui.state import UiState
 from cryptomon_tui.ui.widgets import KeyedTable
 from tests.fakes.fake_engine import MemoryHistory
@@ -41,8 +43,11 @@ def make_history() -> MemoryHistory:
 def test_bucketing_keeps_counts_and_the_worst_minute() -> None:
     rows = [RollupRow("x", None, 60 * i, 1, 0, 0, {"ok": 1}, float(i), float(i), float(i)) for i in range(600)]
     points = bucket_points(rows, resolution_for(600 * 60))
-    assert len(points) <= 120 and sum(p["attempts"] for p in points) == 600
-    assert points[-1]["p99_ms"] == 599.0  # the worst minute of a bucket wins
+    assert len(points) <= 120 and sum(p.attempts for p in points) == 600
+    assert points[-1].p99_ms == 599.0  # the worst minute of a bucket wins
+    # what the daemon sends reads back as the same points
+    answer = HistoryAnswer(exchange="x", points=tuple(points), resolution_s=resolution_for(600 * 60))
+    assert HistoryAnswer.from_wire(json.loads(json.dumps(answer.to_wire()))) == answer
     assert resolution_for(86400) == 720 and resolution_for(900) == 60
 
 
@@ -54,7 +59,11 @@ def test_bucketing_keeps_counts_and_the_worst_minute() -> None:
                                     "outcomes": st.dictionaries(st.text(max_size=50), st.integers())})),
     max_size=30))
 def test_hostile_history_answers_become_bounded_points(raw: list[Any]) -> None:
-    for point in parse_points({"points": raw}):
+    answer = HistoryAnswer.from_wire({"points": raw, "note": raw, "recent": raw, "resolution_s": "nan"})
+    assert answer.note is None and answer.resolution_s == 60.0
+    assert [p.ts for p in answer.points] == sorted(p.ts for p in answer.points)
+    for point in answer.points:
+        assert isinstance(point, HistoryPoint)
         assert math.isfinite(point.ts) and 0 <= point.attempts <= 10**12
         assert point.p99_ms is None or 0 <= point.p99_ms <= MAX_MS
         assert all(len(k) <= 40 and v >= 0 for k, v in point.outcomes.items())
