@@ -32,14 +32,15 @@ from typing import IO, TYPE_CHECKING, Protocol
 from cryptomon_tui.cli.common import EXIT_CONFIG, add_config_arg, load_or_exit
 from cryptomon_tui.config.paths import data_dir, runtime_dir
 from cryptomon_tui.config.root import Config
-from cryptomon_tui.engine.engine import Engine
 from cryptomon_tui.incidents.model import EventType, IncidentEvent
 from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc, parse_duration
 
-if TYPE_CHECKING:  # imported where used: a plain daemon starts without the simulator
+if TYPE_CHECKING:  # imported where used: a plain daemon starts without the simulator, and every other
+    # command (`status --help` included) without the engine's ~0.35 s of imports
     from cryptomon_tui.daemon.logging import RedactingFilter
+    from cryptomon_tui.engine.engine import Engine
     from cryptomon_tui.simulator import Simulator
 
 log = logging.getLogger("cryptomon.daemon")
@@ -403,6 +404,8 @@ async def _serve(args: argparse.Namespace, config: Config, duration: float | Non
         return apply_cli_overrides(demo_config(c, urls) if urls is not None else c, args)
 
     try:
+        from cryptomon_tui.engine.engine import Engine
+
         engine = Engine(config, config_path=getattr(args, "config_source", None), config_transform=transform)
     except ValueError as exc:
         print(f"cryptomon: {exc}", file=sys.stderr)
