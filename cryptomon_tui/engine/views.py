@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from cryptomon_tui.analysis.model import Analysis
 from cryptomon_tui.incidents.maintenance import next_occurrence, window_active
@@ -33,8 +34,10 @@ from cryptomon_tui.kernel.snapshot import (
 )
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc
-from cryptomon_tui.notify.model import ChannelStatus
 from cryptomon_tui.store.store import StoreHealth
+
+if TYPE_CHECKING:  # annotations only: importing notify at load pulls its channels and httpx into every face
+    from cryptomon_tui.notify.model import ChannelStatus
 
 FACTS_MAX = 32
 FACT_TEXT_MAX = 200

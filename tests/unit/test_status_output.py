@@ -30,7 +30,8 @@ def test_status_of_a_hostile_reply_still_prints() -> None:
             "incidents": [{"severity": {}, "state": None}, "x"], "notify": "y", "silences": [1, 2]}
     snapshot = Snapshot.from_wire(wire)
     text = status_cmd.render_text(snapshot, {}, "here", FIXED_EPOCH)
-    assert "\na                 ok" in text and "\nINCIDENTS: 1 open\n" in text
+    # an unreadable status is never printed as ok: the exchange reads as "error" (cannot be shown)
+    assert "\na                 error" in text and "\nINCIDENTS: 1 open\n" in text
     summary = status_cmd.summarize(snapshot, {})
     assert list(summary["exchanges"]) == ["a"] and summary["ok"] is False  # type: ignore[call-overload]
     assert set(summary) == {"ok", "location", "version", "ts", "exchanges", "not_ok", "incidents", "silences",
