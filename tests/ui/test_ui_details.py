@@ -128,6 +128,8 @@ async def test_incident_details_timeline_and_keys() -> None:
         table.focus()
         key = next(k for k in table.keys if table.shown_text(k, "state").startswith("ACK "))
         table.select_key(key)
+        # the cursor is on the chosen row before Enter (under load the first press raced the cursor move)
+        await wait_for(pilot, lambda: table.selected_key == key)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, IncidentDetails))
         screen = app.screen
