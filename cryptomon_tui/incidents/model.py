@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypedDict, Unpack
 
+from cryptomon_tui.kernel.events import EventType
 from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.severity import Severity
 from cryptomon_tui.kernel.units import iso_utc
@@ -20,18 +21,6 @@ class IncidentState(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
 
-
-class EventType(StrEnum):
-    OPENED = "opened"
-    UPDATED = "updated"
-    ACKNOWLEDGED = "acknowledged"
-    SILENCED = "silenced"
-    UNSILENCED = "unsilenced"
-    RESOLVED = "resolved"
-    REOPENED = "reopened"
-    FLAPPING = "flapping"
-    ANALYSIS_READY = "analysis_ready"
-    NOTIFICATION_FAILED = "notification_failed"
 
 
 @dataclass(frozen=True, slots=True)

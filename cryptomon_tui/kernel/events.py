@@ -8,22 +8,27 @@ face can update its list without asking again. Same rules as the snapshot (``ker
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.snapshot import SCHEMA_VERSION, AnalysisResultView, IncidentView
 from cryptomon_tui.kernel.wire import NAME_MAX, Reader
 
-# event kinds (incidents.model.EventType values); a newer daemon may send more, faces show those as is
-OPENED = "opened"
-UPDATED = "updated"
-ACKNOWLEDGED = "acknowledged"
-SILENCED = "silenced"
-UNSILENCED = "unsilenced"
-RESOLVED = "resolved"
-REOPENED = "reopened"
-FLAPPING = "flapping"
-ANALYSIS_READY = "analysis_ready"
-NOTIFICATION_FAILED = "notification_failed"
+
+class EventType(StrEnum):
+    """What happened to an incident. Values are a wire contract (control API, webhooks, the store): add members,
+    never rename them; a newer daemon may send kinds this face does not know, and faces show those as is."""
+
+    OPENED = "opened"
+    UPDATED = "updated"
+    ACKNOWLEDGED = "acknowledged"
+    SILENCED = "silenced"
+    UNSILENCED = "unsilenced"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    FLAPPING = "flapping"
+    ANALYSIS_READY = "analysis_ready"
+    NOTIFICATION_FAILED = "notification_failed"
 
 
 @dataclass(frozen=True, slots=True)

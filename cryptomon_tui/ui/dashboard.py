@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
-from cryptomon_tui.kernel.events import ANALYSIS_READY, NOTIFICATION_FAILED
+from cryptomon_tui.kernel.events import EventType
 from cryptomon_tui.kernel.jsonvalue import JsonObject, as_object
 from cryptomon_tui.kernel.snapshot import IncidentView, SilenceView, Snapshot
 from cryptomon_tui.kernel.units import format_duration
@@ -434,14 +434,14 @@ class DashboardScreen(Screen[None]):
         self._pending_lines.append(line)
         if full:  # show it now rather than at the next snapshot
             self.event_incidents[ident] = inc
-        if kind == ANALYSIS_READY:
+        if kind == EventType.ANALYSIS_READY:
             analysis = present.normalize_analysis(ev.detail)
             if analysis is not None:
                 self.analyses[ident] = analysis
         elif kind in ("opened", "reopened") and inc.severity in ("error", "critical"):
             self.notify(f"{ident}: {clean_text(inc.summary, 200)}", title="incident opened",
                         severity="error", markup=False)
-        elif kind == NOTIFICATION_FAILED:
+        elif kind == EventType.NOTIFICATION_FAILED:
             why = " ".join(clean_text(v, 200) for k, v in ev.detail.items()
                            if k in ("channel", "reason", "error") and v)
             self.notify(f"{ident}: {why or 'see the daemon log'}", title="notification failed", severity="warning",

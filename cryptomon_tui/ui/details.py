@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
-from cryptomon_tui.kernel.events import ANALYSIS_READY
+from cryptomon_tui.kernel.events import EventType
 from cryptomon_tui.kernel.history import HistoryPoint
 from cryptomon_tui.kernel.snapshot import ExchangeView, IncidentView, PhasesView, ProbeResultView, Snapshot
 from cryptomon_tui.kernel.units import format_ms
@@ -305,7 +305,7 @@ class IncidentDetails(DetailsScreen):
 
     def on_incident_event_message(self, message: IncidentEventMessage) -> None:
         if message.event.incident.id == self.incident_id:
-            if message.event.event == ANALYSIS_READY:
+            if message.event.event == EventType.ANALYSIS_READY:
                 self.analysis = present.normalize_analysis(message.event.detail)
             self.refresh_view()
 
