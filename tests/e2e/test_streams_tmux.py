@@ -41,6 +41,18 @@ def wait_rows(tmux: Tmux, predicate, limit_s: float) -> tuple[dict[str, str], st
     raise AssertionError(f"streams view never matched within {limit_s:g}s; last rows {rows}; screen:\n{screen}")
 
 
+def wait_screen(tmux: Tmux, predicate, limit_s: float) -> str:
+    """Poll the screen until ``predicate(screen)`` holds; fail with the last screen after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    screen = tmux.screen()
+    while not predicate(screen):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"screen never matched within {limit_s:g}s:\n{screen}")
+        time.sleep(0.1)
+        screen = tmux.screen()
+    return screen
+
+
 @pytest.mark.timeout(150)
 def test_streams_view_in_tmux_shows_five_streams_and_the_okx_stall(home: Path) -> None:  # noqa: F811
     tmux = _demo_80x24(home, "streams")
@@ -57,8 +69,8 @@ def test_streams_view_in_tmux_shows_five_streams_and_the_okx_stall(home: Path) -
         assert rows["okx"] == "STALE", screen
         # only OKX is stalled at this point of the scenario (binance's holes start at 55 s)
         assert all(state != "STALE" for ex, state in rows.items() if ex != "okx"), screen
-        tmux.keys("w")  # back to the dashboard
-        time.sleep(0.3)
+        tmux.keys("w")  # back to the dashboard, seen on screen before quitting
+        wait_screen(tmux, lambda sc: "WebSocket streams" not in sc and "Exchanges" in sc, 10.0)
         _quit_stopping(tmux)
     finally:
         tmux.run("kill-server")

@@ -9,8 +9,11 @@ on the same store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -29,6 +32,24 @@ from tests.integration.test_acceptance_restart import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+async def until_stored(db: Path, incident_id: str, limit_s: float) -> None:
+    """Poll the daemon's SQLite file (read-only) until the incident row is there, or fail after limit_s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+
+    def stored() -> bool:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)) as conn:
+                return conn.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone() is not None
+        except sqlite3.Error:
+            return False  # not created yet, or busy: ask again
+
+    while not await asyncio.to_thread(stored):
+        if loop.time() > deadline:
+            raise AssertionError(f"incident {incident_id} not in {db} within {limit_s:g}s")
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -63,7 +84,8 @@ async def test_a_restored_incident_whose_problem_ended_while_down_resolves_on_fr
         opened = await wait_event(events1, lambda e: e["event"] == "opened", 20, "opened incident")
         ident = opened["incident"]["id"]
         assert opened["incident"]["exchange"] == "target"
-        await asyncio.sleep(0.5)  # the store flushes every 200 ms: the incident is on disk
+        # the store flushes every 200 ms: the kill waits until the incident is on disk
+        await until_stored(s.dir / "cryptomon.sqlite3", ident, 10.0)
         first.send_signal(signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL
     finally:
