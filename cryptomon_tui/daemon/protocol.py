@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from cryptomon_tui.kernel.history import MAX_POINTS, MAX_RECENT
 from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_array, as_object, finite, integer, text
 from cryptomon_tui.kernel.units import MAX_SILENCE_S, check_duration, check_epoch, check_silence_length
 
@@ -49,8 +50,8 @@ HANDSHAKE_TIMEOUT_S = 5.0
 # them, and at most HISTORY_MAX_RECENT raw results.
 HISTORY_MAX_RANGE_S = 366 * 86400.0
 HISTORY_MIN_RESOLUTION_S = 60.0
-HISTORY_MAX_POINTS = 1500
-HISTORY_MAX_RECENT = 500
+HISTORY_MAX_POINTS = MAX_POINTS  # what a face reads of an answer (kernel.history) is what a request may ask
+HISTORY_MAX_RECENT = MAX_RECENT
 HISTORY_MAX_NAME = 200
 
 ErrorCode = Literal[

@@ -15,7 +15,7 @@ from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue, as_object, fin
 from cryptomon_tui.kernel.snapshot import ProbeResultView
 from cryptomon_tui.kernel.wire import NAME_MAX, NUM_MAX, Reader
 
-MAX_POINTS = 1500  # the protocol's HISTORY_MAX_POINTS
+MAX_POINTS = 1500  # also the most a ``history`` request may ask for (daemon.protocol)
 MAX_RECENT = 500
 MAX_COUNT = 10**12
 MAX_MS = 3_600_000.0  # a percentile above an hour is junk
