@@ -73,18 +73,20 @@ class LatencyAnomalyRule(RuleConfig):
     prior_weight: float = Field(default=500.0, ge=0, le=1e6, description="the prior counts as this many samples")
     allowance: float = Field(default=1.25, ge=0, le=100, description="spreads above the level before a sample counts")
     threshold: float = Field(default=2.0, gt=0, le=1000, description="accumulated excess that raises the alarm")
-    max_step: float = Field(default=1.5, gt=0, le=1000, description="most one sample adds (one outlier never alarms)")
-    novel_ratio: float = Field(default=2.0, ge=0, le=1000,
-                               description="except one this many times the slowest healthy sample seen (0 = off)")
-    novel_after: int = Field(default=300, ge=1, le=1_000_000, description="history samples before that applies")
-    novel_window: Duration = Field(default=7 * 86400.0, description="how long the slowest healthy sample is remembered")
+    max_step: float = Field(default=1.0, gt=0, le=1000, description="most one sample adds (one outlier never alarms)")
+    novel_ratio: float = Field(default=1.0, ge=0, le=1000,
+                               description="news: a stretch this many times slower than any stretch seen (0 = off)")
+    novel_scales: tuple[Annotated[int, Field(ge=1, le=1024)], ...] = Field(
+        default=(1, 4, 16), min_length=1, max_length=8, description="stretch lengths (answers in a row) compared")
+    novel_after: int = Field(default=300, ge=1, le=1_000_000, description="answers seen before that applies")
+    novel_window: Duration = Field(default=7 * 86400.0, description="how long the slowest stretches are remembered")
     recover_below: float = Field(default=0.2, le=100, description="calm once samples are under this many spreads")
     calm_samples: int = Field(default=5, ge=1, le=10_000, description="calm samples in a row to end the alarm")
     min_increase_ms: float = Field(default=50.0, ge=0, description="and at least this much slower (no loopback noise)")
     drop_ratio: float = Field(default=0.2, ge=0, lt=1, description="a drop below this share of the level is suspicious")
     drop_samples: int = Field(default=6, ge=1, le=10_000, description="drops in a row (cache or error page)")
     min_drop_ms: float = Field(default=15.0, ge=0, description="and at least this much faster than the level")
-    min_duration: Duration = Field(default=5.0, description="evidence must build this long (a host stall is not it)")
+    min_duration: Duration = Field(default=10.0, description="evidence must build this long (a host stall is not it)")
     drop_below_low: float = Field(default=1.0, ge=0, le=1000,
                                   description="and below this share of the history's 1st percentile")
     flat_samples: int = Field(default=120, ge=3, le=1_000_000, description="identical latencies in a row (flat line)")

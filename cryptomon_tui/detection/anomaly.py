@@ -17,10 +17,12 @@ Why this shape:
 - **Time of day.** The median of each hour is kept per hour of day for a week; once two days of
   history exist, the expected level of the current hour (and its neighbours) is the median of
   those days, so a daily peak seen before is not news.
-- **Novelty is evidence.** A sample twice the slowest healthy latency the probe has shown in a week
-  is news on its own (CAD OSE's "context never seen"); it still has to stand for ``min_duration``:
-  among dense probes the next samples contradict it (a GC pause, a host stall), while probed every
-  ``min_duration`` or more one sample is all there is to know about that stretch.
+- **Novelty is evidence.** An answer over the bar that ends a stretch (1, 4 or 16 answers in a row)
+  slower than any such stretch the probe has given in a week is news on its own (CAD OSE's "context
+  never seen"; ``SlowestStretches``). Among dense probes it still has to be carried by the answers'
+  own evidence for ``min_duration`` (a GC pause, a host stall, a record answer inside a busy minute
+  are not incidents); probed every ``min_duration`` or more, one answer is all there is to know
+  about that stretch, so it alarms unless the next answer contradicts it.
 - **Evidence accumulates (CUSUM).** Each sample scores how far above the expected level it is, in
   units of the spread, minus an allowance ``k``; the positive part accumulates and an alarm is
   raised when the sum reaches ``h``. A 5x slowdown crosses it in one or two samples, a moderate
@@ -59,17 +61,18 @@ class AnomalySettings:
     prior_weight: float = 500.0
     allowance: float = 1.25
     threshold: float = 2.0
-    max_step: float = 1.5  # most one sample adds: below ``threshold``, so one outlier never alarms
-    novel_ratio: float = 2.0  # one sample this many times above the slowest healthy one seen alarms alone
-    novel_after: int = 300  # once the history has this many samples
-    novel_window: float = 7 * DAY  # the slowest healthy sample is remembered (decaying) this long
+    max_step: float = 1.0  # most one sample adds: below ``threshold``, so one outlier never alarms
+    novel_ratio: float = 1.0  # a stretch this many times slower than the slowest such stretch seen (0 = off)
+    novel_after: int = 300  # once the probe has answered this many times
+    novel_window: float = 7 * DAY  # the slowest stretches are remembered (decaying) this long
+    novel_scales: tuple[int, ...] = (1, 4, 16)  # stretch lengths, in answers
     recover_below: float = 0.2
     calm_samples: int = 5
     min_increase_ms: float = 50.0
     drop_ratio: float = 0.2
     drop_samples: int = 6
     min_drop_ms: float = 15.0  # and at least this much faster than the level
-    min_duration: float = 5.0  # the evidence must have built up this long (a host stall is not an incident)
+    min_duration: float = 10.0  # the evidence must have built up this long (a host stall is not an incident)
     drop_below_low: float = 1.0  # and below this share of the history's 1st percentile (drops it has shown)
     flat_samples: int = 120
     adapt_after: float = 3600.0
@@ -202,6 +205,54 @@ class LatencyModel:
         return expected, spread, slow, fast
 
 
+class SlowestStretches:
+    """For each stretch length k (``scales``, in answers), the slowest stretch of k answers in a row
+    this probe has given: the largest mean log-latency over k consecutive answers, every answer counted
+    (an alarm's too: what the probe has already done, and been reported for, is not new again), and
+    decaying toward the present over ``window`` (a slow stretch from last month is forgotten).
+
+    Why several lengths: one answer slower than any before is a spike; four or sixteen in a row slower
+    on average than any such run before is a slowdown whose single samples are unremarkable. A record
+    at any length is "never seen" evidence (CAD OSE's novel context, in its simplest form). O(k) memory,
+    O(number of lengths) per answer.
+    """
+
+    __slots__ = ("last_t", "records", "ring", "scales", "sums", "window")
+
+    def __init__(self, scales: tuple[int, ...], window: float) -> None:
+        self.scales = tuple(sorted({max(1, int(k)) for k in scales}))
+        self.ring: deque[float] = deque(maxlen=max(self.scales, default=1))
+        self.sums = [0.0] * len(self.scales)
+        self.records = [-math.inf] * len(self.scales)
+        self.window = window
+        self.last_t = math.nan
+
+    def add(self, t: float, value: float, margin: float) -> bool:
+        """Count one answer's log-latency; True if a stretch ending with it is slower, by ``margin``
+        (log units), than every remembered stretch of its length."""
+        ring, sums, records = self.ring, self.sums, self.records
+        n = len(ring)
+        dt = t - self.last_t
+        self.last_t = t
+        decay = min(1.0, dt / self.window) if dt > 0.0 and self.window > 0.0 else 0.0
+        news = False
+        for i, k in enumerate(self.scales):
+            total = sums[i] + value
+            if n >= k:
+                total -= ring[n - k]
+            sums[i] = total
+            if n + 1 >= k:
+                mean = total / k
+                best = records[i]
+                if mean > best:
+                    news = news or mean > best + margin
+                    records[i] = mean
+                elif decay:
+                    records[i] = best - (best - mean) * decay
+        ring.append(value)
+        return news
+
+
 class LatencyAnomaly:
     """One probe's anomaly state: the model, the evidence sum and the alarm (with hysteresis).
 
@@ -213,22 +264,25 @@ class LatencyAnomaly:
 
     __slots__ = (
         "alarm",
+        "answers",
         "calm",
         "cfg",
         "drops",
         "flat_run",
         "kind",
         "last_lat",
+        "margin",
         "model",
         "peak_ms",
         "score",
+        "score_lift",
         "score_max_ms",
         "score_n",
         "score_peak",
         "score_since",
         "seen",
         "since",
-        "slowest",
+        "stretches",
     )
 
     def __init__(self, cfg: AnomalySettings) -> None:
@@ -239,6 +293,7 @@ class LatencyAnomaly:
         self.score_peak = 0.0  # the most the evidence reached since it started building
         self.score_n = 0  # samples since it started building
         self.score_max_ms = 0.0  # the slowest of them
+        self.score_lift = 0.0  # how much of the score novelty lent (only a sparse probe's one sample may use it)
         self.drops = 0
         self.calm = 0
         self.flat_run = 0
@@ -248,7 +303,9 @@ class LatencyAnomaly:
         self.since = 0.0
         self.peak_ms = 0.0
         self.seen = 0  # how many of the series' successful latencies were fed
-        self.slowest = 0.0  # slowest healthy latency seen (every sample, decays over ``window``)
+        self.answers = 0  # how many latencies this model was fed
+        self.stretches = SlowestStretches(cfg.novel_scales, cfg.novel_window)
+        self.margin = math.log(cfg.novel_ratio) if cfg.novel_ratio > 0 else 0.0
 
     def feed(self, t: float, lat: float) -> None:
         cfg = self.cfg
@@ -258,6 +315,8 @@ class LatencyAnomaly:
         else:
             self.flat_run = 1
             self.last_lat = lat
+        self.answers += 1
+        record = cfg.novel_ratio > 0 and self.stretches.add(t, _log(lat), self.margin)
         if len(model.sorted) >= cfg.min_samples:
             cache = model.cache
             if cache is not None and t < cache[4]:
@@ -268,19 +327,22 @@ class LatencyAnomaly:
                 e = (_log(lat) - expected) / spread - cfg.allowance
                 if lat <= slow and e > 0.0:
                     e = 0.0  # under the absolute floor (min_increase_ms): no evidence either way
-                novel = (cfg.novel_ratio > 0 and lat > self.slowest * cfg.novel_ratio
-                         and len(model.sorted) >= cfg.novel_after)
+                novel = record and lat > slow and self.answers > cfg.novel_after
                 if self.score <= 0.0:
                     self.score_since = t
                     self.score_peak = 0.0
                     self.score_n = 0
                     self.score_max_ms = 0.0
+                    self.score_lift = 0.0
                 self.score_n += 1
                 if lat > self.score_max_ms:
                     self.score_max_ms = lat
                 self.score = max(0.0, self.score + (e if novel else min(e, cfg.max_step)))
                 if novel and self.score < cfg.threshold:
-                    self.score = cfg.threshold  # never seen before: enough evidence, if nothing contradicts it
+                    # never seen before: enough evidence about a sparse probe's stretch, if the next
+                    # answer does not contradict it; among dense probes the evidence must build itself
+                    self.score_lift += cfg.threshold - self.score
+                    self.score = cfg.threshold
                 if self.score > self.score_peak:
                     self.score_peak = self.score
             if lat <= fast:
@@ -289,7 +351,7 @@ class LatencyAnomaly:
                 self.drops = 0
             if not self.alarm:
                 if t - self.score_since >= cfg.min_duration and (
-                    self.score >= cfg.threshold
+                    self.score - self.score_lift >= cfg.threshold
                     # probed sparsely (the next sample came min_duration later), one sample is all the
                     # evidence about that stretch: it counts if it reached the bar and nothing contradicted it
                     or (self.score_n <= 2 and self.score_peak >= cfg.threshold and self.score > 0.0)
@@ -322,14 +384,7 @@ class LatencyAnomaly:
             # a level that lasted adapt_after is the new normal: learn it afresh (the prior covers
             # the short history), so the alarm ends on its calm samples and does not come back
             model.clear()
-            self.slowest = lat
             self.score = 0.0
             self.alarm = False
-        if not self.alarm:
-            slowest = self.slowest
-            if lat > slowest:
-                self.slowest = lat
-            elif t - model.last_t >= model.decimate:  # decay toward the level, once per history sample
-                self.slowest = slowest - (slowest - lat) * model.decimate / cfg.novel_window
-            if t - model.last_t >= model.decimate or len(model.sorted) < model.warm:
-                model.observe(t, lat)
+        if not self.alarm and (t - model.last_t >= model.decimate or len(model.sorted) < model.warm):
+            model.observe(t, lat)

@@ -187,6 +187,7 @@ class Detector:
             min_samples=a.min_samples, high_quantile=a.high_quantile, prior_spread=a.prior_spread,
             prior_weight=a.prior_weight, allowance=a.allowance, threshold=a.threshold, max_step=a.max_step,
             novel_ratio=a.novel_ratio, novel_after=a.novel_after, novel_window=a.novel_window,
+            novel_scales=tuple(a.novel_scales),
             recover_below=a.recover_below, calm_samples=a.calm_samples, min_increase_ms=a.min_increase_ms,
             drop_ratio=a.drop_ratio, drop_samples=a.drop_samples, drop_below_low=a.drop_below_low,
             min_drop_ms=a.min_drop_ms, min_duration=a.min_duration, flat_samples=a.flat_samples,
@@ -463,6 +464,7 @@ class Detector:
             last_error=finding.last_error if finding is not None else None,
             ban_until=finding.ban_until if finding is not None else None,
             flapping=inst.flapping,
+            recent_fires=len(inst.transitions),
         )
 
     def _counts(self, inst: RuleInstance) -> dict[str, int]:

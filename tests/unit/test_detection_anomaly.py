@@ -12,8 +12,10 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cryptomon_tui.detection.anomaly import AnomalySettings, LatencyAnomaly
+from cryptomon_tui.detection.anomaly import AnomalySettings, LatencyAnomaly, SlowestStretches
 from cryptomon_tui.incidents.model import EventType
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
 from tests.unit.detection_helpers import Harness
@@ -132,12 +134,12 @@ def test_model_is_bounded_and_learns_from_its_first_samples() -> None:
     fresh = LatencyAnomaly(AnomalySettings())
     for i in range(12):
         fresh.feed(float(i), 40.0 + i % 3)
-    fresh.feed(12.0, 400.0)
-    fresh.feed(13.0, 400.0)
-    assert not fresh.alarm  # two slow samples in a second: could be a host stall (min_duration 5 s)
-    for i in range(14, 18):
+    for i in range(12, 21):
         fresh.feed(float(i), 400.0)
-    assert fresh.alarm and fresh.kind == "slow"  # 10x for 5 s after 12 samples
+    assert not fresh.alarm  # nine slow samples in 8 s: could be a host stall (min_duration 10 s)
+    for i in range(21, 24):
+        fresh.feed(float(i), 400.0)
+    assert fresh.alarm and fresh.kind == "slow"  # 10x for 10 s after 12 samples
 
 
 def _model_after(
@@ -152,39 +154,77 @@ def _model_after(
     return state, t
 
 
+def _slowest_seen(state: LatencyAnomaly) -> float:
+    """The slowest single answer the model remembers (its one-answer stretch record), in ms."""
+    return math.exp(state.stretches.records[0])
+
+
 def test_one_sample_slower_than_ever_is_news_when_probed_sparsely() -> None:
-    """At a 10 s interval one sample is all the evidence about 10 s: twice the slowest healthy
-    latency ever seen, not contradicted by the next sample, is an anomaly (CAD OSE's novel context)."""
+    """At a 10 s interval one sample is all the evidence about 10 s: slower than any answer the probe
+    has given, over the bar and not contradicted by the next sample, it is an anomaly (CAD OSE's
+    novel context)."""
     state, t = _model_after(6 * 3600, 10.0, random.Random(21))
-    slowest = state.slowest
-    state.feed(t + 10, slowest * 2.5)
+    slow = _slowest_seen(state) * 1.5  # 98 ms: over the bar (40 ms + min_increase_ms)
+    state.feed(t + 10, slow)
     assert not state.alarm  # one sample: not yet min_duration of evidence
     state.feed(t + 20, 40.0)
-    assert state.alarm and state.kind == "slow" and state.peak_ms == pytest.approx(slowest * 2.5)
+    assert state.alarm and state.kind == "slow" and state.peak_ms == pytest.approx(slow)
     for i in range(3, 10):
         state.feed(t + 10 * i, 40.0)
     assert not state.alarm  # calm samples end it
 
 
-def test_a_slow_sample_seen_before_or_not_novel_enough_is_not_news() -> None:
+def test_a_slow_sample_seen_before_or_too_early_is_not_news() -> None:
     rnd = random.Random(22)
     state, t = _model_after(6 * 3600, 10.0, rnd)
-    state.feed(t + 10, state.slowest * 1.5)  # slower than usual, but within twice what it has shown
+    state.feed(t + 10, _slowest_seen(state) * 0.95)  # slower than usual, but the probe has done it before
     state.feed(t + 20, 40.0)
     assert not state.alarm
-    young, t2 = _model_after(600, 10.0, rnd)  # too little history to know what "never" means
-    young.feed(t2 + 10, young.slowest * 2.5)
+    young, t2 = _model_after(600, 10.0, rnd)  # 60 answers: too few to know what "never" means
+    young.feed(t2 + 10, _slowest_seen(young) * 1.3)
     young.feed(t2 + 20, 40.0)
     assert not young.alarm
+
+
+def test_what_was_reported_once_is_not_news_again() -> None:
+    """Every answer counts toward the records, an alarm's too: the same spike a minute after the first
+    was reported is not a new "never seen"."""
+    state, t = _model_after(6 * 3600, 10.0, random.Random(25))
+    spike = _slowest_seen(state) * 1.5
+    state.feed(t + 10, spike)
+    state.feed(t + 20, 40.0)
+    assert state.alarm
+    for i in range(3, 12):
+        state.feed(t + 10 * i, 40.0)
+    assert not state.alarm
+    for i in range(12, 30):
+        state.feed(t + 10 * i, 40.0)
+    state.feed(t + 300, spike * 0.98)  # 17 answers later: no stretch holds both spikes
+    state.feed(t + 310, 40.0)
+    assert not state.alarm
+    state.feed(t + 320, spike * 0.98)  # two in a row: the slowest 20 s it has had
+    state.feed(t + 330, 40.0)
+    assert state.alarm
 
 
 def test_a_single_novel_sample_among_dense_probes_is_not_news() -> None:
     """At a 1 s interval the next samples contradict one slow answer within min_duration (a host
     stall, a GC pause): no alarm, however slow it was, unless the evidence itself lasts."""
     state, t = _model_after(3 * 3600, 1.0, random.Random(23))
-    state.feed(t + 1, state.slowest * 3)
-    for i in range(2, 12):
+    state.feed(t + 1, _slowest_seen(state) * 3)
+    for i in range(2, 15):
         state.feed(t + i, 40.0)
+        assert not state.alarm
+
+
+def test_among_dense_probes_novelty_lends_no_evidence_to_a_busy_spell() -> None:
+    """Probed every 5 s, a record answer inside a busy spell (1.6x the level, its answers now and then
+    over the bar) is not an anomaly: the evidence that lasts min_duration must be the answers' own."""
+    state, t = _model_after(3 * 3600, 5.0, random.Random(26))
+    state.feed(t + 5, _slowest_seen(state) * 1.2)
+    busy = [64.0, 90.0, 70.0, 95.0, 66.0, 88.0]  # 1.6x-2.4x of 40 ms: below the +50 ms floor or barely over
+    for i, ms in enumerate(busy, start=2):
+        state.feed(t + 5 * i, ms)
         assert not state.alarm
 
 
@@ -197,3 +237,42 @@ def test_a_lasting_drop_below_the_fastest_it_has_shown_is_suspicious() -> None:
     assert not state.alarm
     state.feed(t + 60, 1.0)
     assert state.alarm and state.kind == "fast"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(min_value=-5.0, max_value=10.0, allow_nan=False), min_size=1, max_size=80),
+    scales=st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=4),
+    margin=st.sampled_from([0.0, 0.1, 1.0]),
+)
+def test_stretch_records_match_a_brute_force_scan(values: list[float], scales: list[int], margin: float) -> None:
+    """Without forgetting, an answer is news exactly when, for some length k, the mean of the last k
+    values beats by ``margin`` the mean of every earlier run of k (checked against a direct scan)."""
+    stretches = SlowestStretches(tuple(scales), window=math.inf)
+    for n in range(1, len(values) + 1):
+        expected = False
+        for k in set(scales):
+            if n < k:
+                continue
+            means = [sum(values[j - k:j]) / k for j in range(k, n + 1)]
+            expected = expected or len(means) == 1 or means[-1] > max(means[:-1]) + margin
+        got = stretches.add(float(n), values[n - 1], margin)
+        if got != expected:  # a tie within float rounding of the running sums is not a disagreement
+            k_close = any(
+                n >= k and len(m := [sum(values[j - k:j]) / k for j in range(k, n + 1)]) > 1
+                and abs(m[-1] - max(m[:-1]) - margin) < 1e-9
+                for k in set(scales)
+            )
+            assert k_close, (n, got, expected)
+
+
+def test_stretch_records_forget_over_their_window() -> None:
+    """A record decays toward the present over ``window``: a week later, a merely high answer is news."""
+    stretches = SlowestStretches((1,), window=7 * 86400.0)
+    stretches.add(0.0, math.log(500.0), 0.0)
+    assert not stretches.add(60.0, math.log(400.0), 0.0)
+    t = 60.0
+    while t < 8 * 86400.0:
+        t += 600.0
+        stretches.add(t, math.log(40.0), 0.0)
+    assert stretches.add(t + 10, math.log(400.0), 0.0)
