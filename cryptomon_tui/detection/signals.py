@@ -142,6 +142,7 @@ class Signal:
     last_error: str | None = None
     ban_until: float | None = None
     flapping: bool = False
+    recent_fires: int = 0  # how often this rule instance fired within flap_window, this fire included
 
     @property
     def rank(self) -> int:

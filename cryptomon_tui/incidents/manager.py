@@ -70,6 +70,9 @@ class ExportedState(TypedDict):
 _ID_ALPHABET = "0123456789ABCDEF"
 
 
+_RECURRING_FIRES = 3  # a rule instance's fires within flap_window from which it is one recurring problem
+
+
 class IncidentManager:
     def __init__(self, clock: Clock, config: IncidentsConfig | None = None, *, id_seed: int | None = None) -> None:
         self.clock = clock
@@ -345,8 +348,13 @@ class IncidentManager:
         """The resolved incident this signal continues: same fingerprint (or a member of its group), else,
         for a symptom, the latest symptom incident of the same exchange (symptoms group per exchange);
         only one resolved within ``reopen_cooldown``: a problem coming back while its recovery was still
-        being confirmed is the same incident, one back after a real quiet period is a new one."""
+        being confirmed is the same incident, one back after a real quiet period is a new one. A rule
+        that fires a third time within ``flap_window`` keeps coming back: the same problem, so its last
+        incident reopens if it resolved within ``flap_window`` (two faults are two incidents; the
+        fourth fire marks it flapping)."""
         window = self.config.reopen_cooldown
+        if sig.recent_fires >= _RECURRING_FIRES:
+            window = max(window, self.config.flap_window)
         old_id = self._resolved_by_fp.get(sig.fingerprint)
         old = self._resolved.get(old_id) if old_id is not None else None
         if old is not None and old.resolved_at is not None and now - old.resolved_at <= window:
