@@ -79,7 +79,7 @@ class LatencyAnomalyRule(RuleConfig):
     novel_scales: tuple[Annotated[int, Field(ge=1, le=1024)], ...] = Field(
         default=(1, 4, 16), min_length=1, max_length=8, description="stretch lengths (answers in a row) compared")
     novel_after: int = Field(default=300, ge=1, le=1_000_000, description="answers seen before that applies")
-    novel_window: Duration = Field(default=7 * 86400.0, description="how long the slowest stretches are remembered")
+    novel_window: Duration = Field(default=86400.0, description="how long the slowest stretches are remembered")
     recover_below: float = Field(default=0.2, le=100, description="calm once samples are under this many spreads")
     calm_samples: int = Field(default=5, ge=1, le=10_000, description="calm samples in a row to end the alarm")
     min_increase_ms: float = Field(default=50.0, ge=0, description="and at least this much slower (no loopback noise)")
@@ -207,7 +207,8 @@ class IncidentsConfig(Section):
         default=90.0,
         description="a fault back within this long of its resolve reopens the incident (same id); later, a new one",
     )
-    flap_threshold: int = Field(default=4, ge=2, description="fires within flap_window that mark a rule flapping")
+    flap_threshold: int = Field(
+        default=3, ge=2, description="fires within flap_window that make a rule one recurring, flapping incident")
     flap_window: Duration = 1800.0
     flap_calm: Duration = Field(default=600.0, description="a flapping rule resolves after this long without flips")
     peak_update_ratio: float = Field(default=1.5, gt=1, description="re-announce a peak value grown by this factor")

@@ -18,7 +18,7 @@ Why this shape:
   history exist, the expected level of the current hour (and its neighbours) is the median of
   those days, so a daily peak seen before is not news.
 - **Novelty is evidence.** An answer over the bar that ends a stretch (1, 4 or 16 answers in a row)
-  slower than any such stretch the probe has given in a week is news on its own (CAD OSE's "context
+  slower than any such stretch the probe has given in a day is news on its own (CAD OSE's "context
   never seen"; ``SlowestStretches``). Among dense probes it still has to be carried by the answers'
   own evidence for ``min_duration`` (a GC pause, a host stall, a record answer inside a busy minute
   are not incidents); probed every ``min_duration`` or more, one answer is all there is to know
@@ -64,7 +64,7 @@ class AnomalySettings:
     max_step: float = 1.0  # most one sample adds: below ``threshold``, so one outlier never alarms
     novel_ratio: float = 1.0  # a stretch this many times slower than the slowest such stretch seen (0 = off)
     novel_after: int = 300  # once the probe has answered this many times
-    novel_window: float = 7 * DAY  # the slowest stretches are remembered (decaying) this long
+    novel_window: float = DAY  # the slowest stretches are remembered this long
     novel_scales: tuple[int, ...] = (1, 4, 16)  # stretch lengths, in answers
     recover_below: float = 0.2
     calm_samples: int = 5
@@ -207,34 +207,54 @@ class LatencyModel:
 
 class SlowestStretches:
     """For each stretch length k (``scales``, in answers), the slowest stretch of k answers in a row
-    this probe has given: the largest mean log-latency over k consecutive answers, every answer counted
-    (an alarm's too: what the probe has already done, and been reported for, is not new again), and
-    decaying toward the present over ``window`` (a slow stretch from last month is forgotten).
+    this probe has given within ``window``: the largest mean log-latency over k consecutive answers,
+    every answer counted (an alarm's too: what the probe has already done, and been reported for, is
+    not new again).
 
     Why several lengths: one answer slower than any before is a spike; four or sixteen in a row slower
     on average than any such run before is a slowdown whose single samples are unremarkable. A record
-    at any length is "never seen" evidence (CAD OSE's novel context, in its simplest form). O(k) memory,
-    O(number of lengths) per answer.
+    at any length is "never seen" evidence (CAD OSE's novel context, in its simplest form).
+
+    Why an exact maximum over ``BUCKETS`` time buckets and not a decaying one: a record that decays
+    makes the same spike, repeated a few minutes later, "slower than ever" by a hair, so a probe that
+    spikes every few minutes would alarm on every spike. Old stretches leave a bucket at a time.
+    Cost: O(number of lengths) per answer, O(BUCKETS x lengths) once per bucket.
     """
 
-    __slots__ = ("last_t", "records", "ring", "scales", "sums", "window")
+    BUCKETS = 144  # a day in 10-minute buckets
+
+    __slots__ = ("bucket", "buckets", "records", "ring", "scales", "span", "sums")
 
     def __init__(self, scales: tuple[int, ...], window: float) -> None:
         self.scales = tuple(sorted({max(1, int(k)) for k in scales}))
         self.ring: deque[float] = deque(maxlen=max(self.scales, default=1))
         self.sums = [0.0] * len(self.scales)
-        self.records = [-math.inf] * len(self.scales)
-        self.window = window
-        self.last_t = math.nan
+        self.records = [-math.inf] * len(self.scales)  # max over the remembered buckets
+        self.span = max(window, 1e-3) / self.BUCKETS
+        self.bucket = -math.inf  # the current bucket's number
+        self.buckets: deque[tuple[float, list[float]]] = deque()  # (number, maxima per length), oldest first
+
+    def _roll(self, bucket: float) -> list[float]:
+        """Start bucket ``bucket`` (forgetting those out of the window) and return its maxima."""
+        buckets = self.buckets
+        expired = False
+        while buckets and buckets[0][0] <= bucket - self.BUCKETS:
+            buckets.popleft()
+            expired = True
+        if expired:
+            self.records = [max((m[i] for _, m in buckets), default=-math.inf) for i in range(len(self.scales))]
+        maxima = [-math.inf] * len(self.scales)
+        buckets.append((bucket, maxima))
+        self.bucket = bucket
+        return maxima
 
     def add(self, t: float, value: float, margin: float) -> bool:
         """Count one answer's log-latency; True if a stretch ending with it is slower, by ``margin``
-        (log units), than every remembered stretch of its length."""
+        (log units), than every stretch of its length remembered."""
         ring, sums, records = self.ring, self.sums, self.records
+        bucket = t // self.span
+        maxima = self._roll(bucket) if bucket > self.bucket else self.buckets[-1][1]
         n = len(ring)
-        dt = t - self.last_t
-        self.last_t = t
-        decay = min(1.0, dt / self.window) if dt > 0.0 and self.window > 0.0 else 0.0
         news = False
         for i, k in enumerate(self.scales):
             total = sums[i] + value
@@ -243,12 +263,12 @@ class SlowestStretches:
             sums[i] = total
             if n + 1 >= k:
                 mean = total / k
-                best = records[i]
-                if mean > best:
-                    news = news or mean > best + margin
-                    records[i] = mean
-                elif decay:
-                    records[i] = best - (best - mean) * decay
+                if mean > maxima[i]:
+                    maxima[i] = mean
+                    best = records[i]
+                    if mean > best:
+                        news = news or mean > best + margin
+                        records[i] = mean
         ring.append(value)
         return news
 

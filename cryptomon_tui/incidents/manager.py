@@ -70,9 +70,6 @@ class ExportedState(TypedDict):
 _ID_ALPHABET = "0123456789ABCDEF"
 
 
-_RECURRING_FIRES = 3  # a rule instance's fires within flap_window from which it is one recurring problem
-
-
 class IncidentManager:
     def __init__(self, clock: Clock, config: IncidentsConfig | None = None, *, id_seed: int | None = None) -> None:
         self.clock = clock
@@ -349,11 +346,11 @@ class IncidentManager:
         for a symptom, the latest symptom incident of the same exchange (symptoms group per exchange);
         only one resolved within ``reopen_cooldown``: a problem coming back while its recovery was still
         being confirmed is the same incident, one back after a real quiet period is a new one. A rule
-        that fires a third time within ``flap_window`` keeps coming back: the same problem, so its last
-        incident reopens if it resolved within ``flap_window`` (two faults are two incidents; the
-        fourth fire marks it flapping)."""
+        that fires ``flap_threshold`` times within ``flap_window`` keeps coming back: the same problem,
+        so its last incident reopens if it resolved within ``flap_window``, and is held open as
+        flapping (two faults are two incidents)."""
         window = self.config.reopen_cooldown
-        if sig.recent_fires >= _RECURRING_FIRES:
+        if sig.recent_fires >= self.config.flap_threshold:
             window = max(window, self.config.flap_window)
         old_id = self._resolved_by_fp.get(sig.fingerprint)
         old = self._resolved.get(old_id) if old_id is not None else None
