@@ -251,9 +251,9 @@ class SlowestStretches:
     def add(self, t: float, value: float, margin: float) -> bool:
         """Count one answer's log-latency; True if a stretch ending with it is slower, by ``margin``
         (log units), than every stretch of its length remembered."""
-        ring, sums, records = self.ring, self.sums, self.records
         bucket = t // self.span
         maxima = self._roll(bucket) if bucket > self.bucket else self.buckets[-1][1]
+        ring, sums, records = self.ring, self.sums, self.records  # after the roll: it may renew records
         n = len(ring)
         news = False
         for i, k in enumerate(self.scales):

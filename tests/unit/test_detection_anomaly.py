@@ -266,13 +266,23 @@ def test_stretch_records_match_a_brute_force_scan(values: list[float], scales: l
             assert k_close, (n, got, expected)
 
 
-def test_stretch_records_forget_over_their_window() -> None:
-    """A record decays toward the present over ``window``: a week later, a merely high answer is news."""
-    stretches = SlowestStretches((1,), window=7 * 86400.0)
+def test_the_same_spike_every_few_minutes_alarms_once() -> None:
+    """A probe (10 s interval) that spikes to the same 2 s every 200 s: the first spike is the slowest
+    answer in a day and alarms; the repeats tie that record and are not news (a record that decayed
+    would be beaten by a hair every time). 20 answers apart, no 16-answer stretch holds two spikes."""
+    state, t = _model_after(6 * 3600, 10.0, random.Random(27))
+    rises, was = 0, False
+    for i in range(1, 800):
+        state.feed(t + 10 * i, 2000.0 if i % 20 == 0 else 40.0)
+        rises += state.alarm and not was
+        was = state.alarm
+    assert rises == 1
+
+
+def test_stretch_records_forget_after_their_window() -> None:
+    """Records are remembered for ``window`` (a day by default), then leave a bucket at a time."""
+    stretches = SlowestStretches((1,), window=86400.0)
     stretches.add(0.0, math.log(500.0), 0.0)
-    assert not stretches.add(60.0, math.log(400.0), 0.0)
-    t = 60.0
-    while t < 8 * 86400.0:
-        t += 600.0
-        stretches.add(t, math.log(40.0), 0.0)
-    assert stretches.add(t + 10, math.log(400.0), 0.0)
+    assert not stretches.add(3600.0, math.log(400.0), 0.0)
+    assert not stretches.add(86000.0, math.log(400.0), 0.0)  # still within the day
+    assert stretches.add(86400.0 + 1200.0, math.log(450.0), 0.0)  # the 500 ms bucket has left
