@@ -2,7 +2,7 @@
 
 A probe answers in ~40 ms with lognormal jitter every second; a slowdown of 5x, 10x or 20x lasting
 45 s must give exactly one incident, within 30 s of its start with 60 s of history and within 15 s
-with two hours, resolved within 30 s of its end. Calm days, a daily peak and a lasting new level
+with an hour or two, resolved within 30 s of its end. Calm days, a daily peak and a lasting new level
 must not keep alarming; a drop to near zero (a cache or error page answering) is suspicious.
 """
 
@@ -33,7 +33,7 @@ def _anomaly_events(h: Harness, kind: EventType) -> list[float]:
 
 
 @pytest.mark.parametrize("factor", [5.0, 10.0, 20.0])
-@pytest.mark.parametrize(("history", "within"), [(60.0, 30.0), (7200.0, 15.0)])
+@pytest.mark.parametrize(("history", "within"), [(60.0, 30.0), (3600.0, 15.0), (7200.0, 15.0)])
 def test_a_45s_slowdown_is_one_incident_found_early_and_let_go(factor: float, history: float, within: float) -> None:
     rnd = random.Random(int(factor * 10 + history))
     level = [40.0]
