@@ -252,7 +252,8 @@ class SlowestStretches:
         """Count one answer's log-latency; True if a stretch ending with it is slower, by ``margin``
         (log units), than every stretch of its length remembered."""
         bucket = t // self.span
-        maxima = self._roll(bucket) if bucket > self.bucket else self.buckets[-1][1]
+        # a clock that steps back keeps filling the current bucket; a jump ahead forgets what fell out
+        maxima = self._roll(bucket) if bucket > self.bucket or not self.buckets else self.buckets[-1][1]
         ring, sums, records = self.ring, self.sums, self.records  # after the roll: it may renew records
         n = len(ring)
         news = False

@@ -286,3 +286,27 @@ def test_stretch_records_forget_after_their_window() -> None:
     assert not stretches.add(3600.0, math.log(400.0), 0.0)
     assert not stretches.add(86000.0, math.log(400.0), 0.0)  # still within the day
     assert stretches.add(86400.0 + 1200.0, math.log(450.0), 0.0)  # the 500 ms bucket has left
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(min_value=-1e6, max_value=1e7, allow_nan=False),  # clock steps, back and far ahead too
+            st.floats(min_value=-5.0, max_value=10.0, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_stretch_records_survive_any_clock_and_stay_within_what_was_seen(steps: list[tuple[float, float]]) -> None:
+    """Whatever the clock does (steps back, jumps a year ahead), adding never raises, and every record
+    is a mean of answers actually given."""
+    stretches = SlowestStretches((1, 4, 16), window=86400.0)
+    t, seen = 1.7e9, []
+    for step, value in steps:
+        t += step
+        stretches.add(t, value, 0.0)
+        seen.append(value)
+        top = max(seen)
+        assert all(r <= top + 1e-9 for r in stretches.records)
