@@ -328,6 +328,17 @@ class LatencyAnomaly:
         self.stretches = SlowestStretches(cfg.novel_scales, cfg.novel_window)
         self.margin = math.log(cfg.novel_ratio) if cfg.novel_ratio > 0 else 0.0
 
+    def reconfigure(self, cfg: AnomalySettings) -> None:
+        """New settings (a config reload): the history is kept; the stretch records restart only if
+        their lengths or memory changed (a record of other lengths means nothing)."""
+        old, self.cfg = self.cfg, cfg
+        self.model.cfg = cfg
+        self.model.decimate = cfg.window / max(16, cfg.max_samples)
+        self.model.cache = None
+        self.margin = math.log(cfg.novel_ratio) if cfg.novel_ratio > 0 else 0.0
+        if (old.novel_scales, old.novel_window) != (cfg.novel_scales, cfg.novel_window):
+            self.stretches = SlowestStretches(cfg.novel_scales, cfg.novel_window)
+
     def feed(self, t: float, lat: float) -> None:
         cfg = self.cfg
         model = self.model

@@ -194,9 +194,8 @@ class Detector:
             adapt_after=a.adapt_after,
         )
         for state in self._anomalies.values():
-            if state.cfg != self._anomaly_settings:  # new settings: the model restarts from its own history
-                state.cfg = state.model.cfg = self._anomaly_settings
-                state.model.decimate = a.baseline_window / max(16, a.max_samples)
+            if state.cfg != self._anomaly_settings:  # new settings: the model goes on from its own history
+                state.reconfigure(self._anomaly_settings)
 
     def rearm(self, exchange: str | None, now: float) -> None:
         """An incident of this exchange (all exchanges for None) resolved: its windowed symptom rules start

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cryptomon_tui.config import config_from_data
 from cryptomon_tui.detection.anomaly import AnomalySettings, LatencyAnomaly, SlowestStretches
 from cryptomon_tui.incidents.model import EventType
 from cryptomon_tui.kernel.results import Outcome, ProbeResult
@@ -310,3 +311,21 @@ def test_stretch_records_survive_any_clock_and_stay_within_what_was_seen(steps: 
         seen.append(value)
         top = max(seen)
         assert all(r <= top + 1e-9 for r in stretches.records)
+
+
+def test_a_config_reload_reaches_the_models_already_running() -> None:
+    """The daemon's reload (new settings on a running pipeline): existing probes' models take the new
+    novelty settings at once, keep their history, and keep their records when the lengths stay."""
+    rnd = random.Random(28)
+    h = Harness()
+    h.run(600, _probe([40.0], rnd))
+    state = h.pipeline.detector.anomaly_state("binance", "ticker")
+    assert state is not None and state.stretches.scales == (1, 4, 16)
+    history, kept = len(state.model), state.stretches
+    h.pipeline.config = config_from_data({"detection": {"rules": {"latency_anomaly": {"novel_ratio": 1.5}}}})
+    h.run(5, _probe([40.0], rnd))
+    assert state.margin == pytest.approx(math.log(1.5)) and state.stretches is kept
+    assert len(state.model) >= history
+    h.pipeline.config = config_from_data({"detection": {"rules": {"latency_anomaly": {"novel_scales": [2, 8]}}}})
+    h.run(5, _probe([40.0], rnd))
+    assert state.stretches.scales == (2, 8) and state.margin == 0.0
