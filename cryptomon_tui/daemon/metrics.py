@@ -23,11 +23,12 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from cryptomon_tui import __version__
 from cryptomon_tui.engine.api import BREAKER_STATES, EXCHANGE_STATUSES, EngineAPI, EngineCounters, Health
-from cryptomon_tui.kernel.snapshot import PhasesView, Snapshot
+from cryptomon_tui.kernel.results import Phases
+from cryptomon_tui.kernel.snapshot import Snapshot
 from cryptomon_tui.kernel.units import parse_iso_utc
 
 # blackbox_exporter's phase names for our Phases fields.
-PHASES: tuple[tuple[str, Callable[[PhasesView], float | None]], ...] = (
+PHASES: tuple[tuple[str, Callable[[Phases], float | None]], ...] = (
     ("resolve", lambda p: p.dns_ms), ("connect", lambda p: p.connect_ms), ("tls", lambda p: p.tls_ms),
     ("processing", lambda p: p.ttfb_ms), ("transfer", lambda p: p.transfer_ms),
 )

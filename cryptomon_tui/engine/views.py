@@ -16,7 +16,7 @@ from cryptomon_tui.incidents.maintenance import next_occurrence, window_active
 from cryptomon_tui.incidents.model import Incident, IncidentEvent, MaintenanceWindow, Matcher, Silence, TimelineEntry
 from cryptomon_tui.kernel.events import EventView
 from cryptomon_tui.kernel.jsonvalue import JsonObject
-from cryptomon_tui.kernel.results import Phases, ProbeResult
+from cryptomon_tui.kernel.results import ProbeResult
 from cryptomon_tui.kernel.snapshot import (
     AnalysisResultView,
     ChannelView,
@@ -25,7 +25,6 @@ from cryptomon_tui.kernel.snapshot import (
     IncidentView,
     MaintenanceView,
     MatcherView,
-    PhasesView,
     ProbeResultView,
     SilenceView,
     StoreView,
@@ -51,10 +50,6 @@ def _r(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def phases_view(p: Phases) -> PhasesView:
-    return PhasesView(p.dns_ms, p.connect_ms, p.tls_ms, p.ttfb_ms, p.transfer_ms, p.reused)
-
-
 def result_view(r: ProbeResult) -> ProbeResultView:
     """``ProbeResult.to_json_dict()`` as a view (same rounding)."""
     return ProbeResultView(
@@ -63,7 +58,7 @@ def result_view(r: ProbeResult) -> ProbeResultView:
         error_message=r.error_message, rate_limit_used=_r(r.rate_limit_used, 4),
         clock_offset_ms=_r(r.clock_offset_ms, 3), clock_error_ms=_r(r.clock_error_ms, 3),
         retry_after_s=r.retry_after_s, ban_until=_iso(r.ban_until), maintenance_until=_iso(r.maintenance_until),
-        phases=None if r.phases is None else phases_view(r.phases), breaker=r.breaker.value,
+        phases=r.phases, breaker=r.breaker.value,
     )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cryptomon_tui.kernel.jsonvalue import JsonObject, finite, integer, text
+from cryptomon_tui.kernel.results import Phases
 from cryptomon_tui.kernel.wire import INT_MAX, ITEMS_MAX, NAME_MAX, NUM_MAX, TEXT_MAX, Reader
 
 SCHEMA_VERSION = 2
@@ -43,28 +44,11 @@ def _schema(r: Reader) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- probes
-@dataclass(frozen=True, slots=True)
-class PhasesView:
-    """Where one request's time went (ms); dns/connect/tls are None on a reused connection."""
-
-    dns_ms: float | None = None
-    connect_ms: float | None = None
-    tls_ms: float | None = None
-    ttfb_ms: float | None = None
-    transfer_ms: float | None = None
-    reused: bool | None = None
-
-    def to_wire(self) -> JsonObject:
-        return {
-            "dns_ms": self.dns_ms, "connect_ms": self.connect_ms, "tls_ms": self.tls_ms,
-            "ttfb_ms": self.ttfb_ms, "transfer_ms": self.transfer_ms, "reused": self.reused,
-        }
-
-    @classmethod
-    def from_wire(cls, value: object) -> PhasesView:
-        r = Reader(value)
-        return cls(r.opt_number("dns_ms"), r.opt_number("connect_ms"), r.opt_number("tls_ms"),
-                   r.opt_number("ttfb_ms"), r.opt_number("transfer_ms"), r.opt_flag("reused"))
+def phases_from_wire(value: object) -> Phases:
+    """A result's phases (``Phases.as_dict()``) read from a frame; a hostile entry reads as None."""
+    r = Reader(value)
+    return Phases(r.opt_number("dns_ms"), r.opt_number("connect_ms"), r.opt_number("tls_ms"),
+                  r.opt_number("ttfb_ms"), r.opt_number("transfer_ms"), r.opt_flag("reused"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +69,7 @@ class ProbeResultView:
     retry_after_s: float | None = None
     ban_until: str | None = None
     maintenance_until: str | None = None
-    phases: PhasesView | None = None  # /metrics exports them as probe_http_duration_seconds{phase}
+    phases: Phases | None = None  # /metrics exports them as probe_http_duration_seconds{phase}
     breaker: str = "closed"  # the breaker state when the probe ran
 
     def to_wire(self) -> JsonObject:
@@ -96,7 +80,7 @@ class ProbeResultView:
             "clock_offset_ms": self.clock_offset_ms, "clock_error_ms": self.clock_error_ms,
             "retry_after_s": self.retry_after_s, "ban_until": self.ban_until,
             "maintenance_until": self.maintenance_until,
-            "phases": None if self.phases is None else self.phases.to_wire(), "breaker": self.breaker,
+            "phases": None if self.phases is None else self.phases.as_dict(), "breaker": self.breaker,
         }
 
     @classmethod
@@ -111,7 +95,7 @@ class ProbeResultView:
             clock_offset_ms=r.opt_number("clock_offset_ms"), clock_error_ms=r.opt_number("clock_error_ms"),
             retry_after_s=r.opt_number("retry_after_s"), ban_until=r.time("ban_until"),
             maintenance_until=r.time("maintenance_until"),
-            phases=PhasesView.from_wire(phases) if isinstance(phases, dict) else None,
+            phases=phases_from_wire(phases) if isinstance(phases, dict) else None,
             breaker=r.string("breaker", "closed"),
         )
 

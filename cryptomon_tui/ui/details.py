@@ -21,7 +21,8 @@ from textual_plotext import PlotextPlot
 
 from cryptomon_tui.kernel.events import EventType
 from cryptomon_tui.kernel.history import HistoryPoint
-from cryptomon_tui.kernel.snapshot import ExchangeView, IncidentView, PhasesView, ProbeResultView, Snapshot
+from cryptomon_tui.kernel.results import Phases
+from cryptomon_tui.kernel.snapshot import ExchangeView, IncidentView, ProbeResultView, Snapshot
 from cryptomon_tui.kernel.units import format_ms
 from cryptomon_tui.ui import present
 from cryptomon_tui.ui.bridge import IncidentEventMessage
@@ -61,7 +62,7 @@ def step_xy(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]
 
 
 def probe_result_cells(r: ProbeResultView) -> dict[str, Cell]:
-    phases = r.phases or PhasesView()
+    phases = r.phases or Phases()
     outcome = r.outcome or "?"
     at = parse_ts(r.ts)
     error = " ".join(clean_text(x) for x in (r.error_code, r.error_message) if x)

@@ -23,6 +23,7 @@ from cryptomon_tui.kernel import jsonvalue
 from cryptomon_tui.kernel import snapshot as snapshot_mod
 from cryptomon_tui.kernel.events import EventView
 from cryptomon_tui.kernel.jsonvalue import JsonObject, JsonValue
+from cryptomon_tui.kernel.results import Phases
 from cryptomon_tui.kernel.snapshot import (
     SCHEMA_VERSION,
     ExchangeView,
@@ -101,7 +102,8 @@ def models(cls: type) -> st.SearchStrategy[typing.Any]:
 
 
 def _all_models() -> list[type]:
-    found = [v for v in vars(snapshot_mod).values() if isinstance(v, type) and dataclasses.is_dataclass(v)]
+    found = [v for v in vars(snapshot_mod).values()
+             if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == snapshot_mod.__name__]
     return [*found, EventView]
 
 
@@ -143,6 +145,19 @@ def test_every_model_round_trips_through_json(cls: typing.Any, data: st.DataObje
 @given(models(Snapshot))
 def test_snapshot_round_trip(snap: Snapshot) -> None:
     assert Snapshot.from_wire(json.loads(json.dumps(snap.to_wire()))) == snap
+
+
+@settings(max_examples=60, deadline=None)
+@given(models(Phases))
+def test_a_results_phases_round_trip(phases: Phases) -> None:
+    """A result's phases are the kernel's ``Phases`` on the wire too (``as_dict`` out, ``phases_from_wire`` in)."""
+    assert snapshot_mod.phases_from_wire(json.loads(json.dumps(phases.as_dict(), allow_nan=False))) == phases
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=hostile_json)
+def test_phases_from_wire_never_raises_on_any_json(value: object) -> None:
+    _bounded(snapshot_mod.phases_from_wire(value).as_dict())
 
 
 # ------------------------------------------------------------------------------------- hostile frames
