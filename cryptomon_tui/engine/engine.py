@@ -38,7 +38,6 @@ from cryptomon_tui.engine.views import (
     maintenance_view,
     result_view,
     silence_view,
-    store_view,
     stream_view,
 )
 from cryptomon_tui.exchanges.registry import create_adapter
@@ -72,7 +71,7 @@ if TYPE_CHECKING:  # built lazily (start-up cost): only their types are needed h
     from cryptomon_tui.notify.fallback_outbox import FallbackOutbox
     from cryptomon_tui.notify.notifier import Notifier
     from cryptomon_tui.notify.outbox import OutboxRepository
-    from cryptomon_tui.store.store import Store, StoreHealth
+    from cryptomon_tui.store.store import Store
 
 log = logging.getLogger("cryptomon.engine")
 
@@ -430,14 +429,14 @@ class Engine:
         for queue in tuple(self._subscribers):
             queue.put_nowait(item)
 
-    def _store_ok(self, h: StoreHealth) -> bool:
+    def _store_ok(self, h: StoreView) -> bool:
         """Writable, and no write failed lately: on a full disk small writes still fit in free pages while
         the batches fail, and readiness must not flap with every one that gets through."""
         recent = h.last_error_at is not None and self.clock.now() - h.last_error_at < STORE_ERROR_RECENT_S
         return bool(h.ok) and not recent
 
     @staticmethod
-    def _store_reason(h: StoreHealth) -> str:
+    def _store_reason(h: StoreView) -> str:
         if not h.open:
             return f"cannot open {h.path}: {h.last_error_kind or 'error'}: {h.last_error or 'unknown'}"
         return f"writes to {h.path} fail: {h.last_error_kind or 'error'}: {h.last_error or 'unknown'}"
@@ -692,7 +691,7 @@ class Engine:
                 model=self.config.analysis.llm.model if self.config.analysis.llm else None,
                 pending=self._analysis_pending,
             ),
-            store=store_view(self.store.health()) if self.store is not None else None,
+            store=self.store.health() if self.store is not None else None,
             streams=tuple(stream_view(st) for st in self.pipeline.stream_stats()),
         )
 
@@ -852,7 +851,7 @@ class Engine:
         if self.store is not None:
             h = self.store.health()
             store_ok = self._store_ok(h)
-            store = store_view(h)
+            store = h
             if not store_ok:
                 reason = self._store_reason(h)
             if self._fallback_outbox is not None:

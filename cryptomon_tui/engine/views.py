@@ -2,7 +2,7 @@
 
 The engine builds the snapshot from these directly: no intermediate dicts. Every view here says the
 same as the wire shapes the faces have always read (``Incident.to_dict()``, ``ProbeResult.to_json_dict()``,
-``StoreHealth``, ``StreamStats.to_wire()``), now with types.
+``StreamStats.to_wire()``), now with types. The store reports its health as ``StoreView`` itself.
 """
 
 from __future__ import annotations
@@ -27,13 +27,11 @@ from cryptomon_tui.kernel.snapshot import (
     MatcherView,
     ProbeResultView,
     SilenceView,
-    StoreView,
     StreamView,
     TimelineView,
 )
 from cryptomon_tui.kernel.streams import StreamStats
 from cryptomon_tui.kernel.units import iso_utc
-from cryptomon_tui.store.store import StoreHealth
 
 if TYPE_CHECKING:  # annotations only: importing notify at load pulls its channels and httpx into every face
     from cryptomon_tui.notify.model import ChannelStatus
@@ -133,17 +131,6 @@ def channel_view(s: ChannelStatus) -> ChannelView:
     state = "broken" if s.broken else ("failing" if s.failures else "ok")
     return ChannelView(s.channel, s.type, state, s.queued, s.dead, s.last_error,
                        iso_utc(s.last_success) if s.last_success else None)
-
-
-def store_view(h: StoreHealth) -> StoreView:
-    return StoreView(
-        ok=h.ok, path=h.path, open=h.open, last_error=h.last_error, last_error_kind=h.last_error_kind,
-        last_error_at=h.last_error_at, errors=dict(h.errors), written_results=h.written_results,
-        dropped_results=h.dropped_results, pending_results=h.pending_results,
-        pending_incidents=h.pending_incidents, flushes=h.flushes, failed_flushes=h.failed_flushes,
-        last_flush_at=h.last_flush_at, size_bytes=h.size_bytes, pruned_results=h.pruned_results,
-        pruned_rollups=h.pruned_rollups,
-    )
 
 
 def stream_view(s: StreamStats) -> StreamView:

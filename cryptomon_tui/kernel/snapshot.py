@@ -579,7 +579,7 @@ class AnalysisView:
 
 @dataclass(frozen=True, slots=True)
 class StoreView:
-    """The SQLite store's health (``store.StoreHealth``)."""
+    """The SQLite store's health, as ``Store.health()`` reports it."""
 
     ok: bool = False  # open, and the last write succeeded
     path: str = ""

@@ -12,7 +12,7 @@ from cryptomon_tui.store.rows import (
     RollupRow,
     StoredState,
 )
-from cryptomon_tui.store.store import Store, StoreHealth
+from cryptomon_tui.store.store import Store
 
 __all__ = [
     "AnalysisRecord",
@@ -24,7 +24,6 @@ __all__ = [
     "PruneReport",
     "RollupRow",
     "Store",
-    "StoreHealth",
     "StoreUnavailable",
     "StoredState",
 ]

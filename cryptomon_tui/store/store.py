@@ -23,7 +23,6 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ from cryptomon_tui.config.storage import StorageConfig
 from cryptomon_tui.incidents.model import EventType, Incident, IncidentEvent, MaintenanceWindow, Silence
 from cryptomon_tui.kernel.jsonvalue import JsonObject
 from cryptomon_tui.kernel.results import ProbeResult
+from cryptomon_tui.kernel.snapshot import StoreView
 from cryptomon_tui.metrics.series import Rollup
 from cryptomon_tui.store import repo_analysis, repo_data, repo_notify, repo_outbox, repo_state
 from cryptomon_tui.store.db import DbThread, classify, connect
@@ -63,48 +63,6 @@ log = logging.getLogger("cryptomon.store")
 T = TypeVar("T")
 
 STORAGE_ERRORS = (sqlite3.Error, OSError)
-
-
-@dataclass(frozen=True, slots=True)
-class StoreHealth:
-    ok: bool  # open, and the last write succeeded
-    path: str
-    open: bool
-    last_error: str | None = None
-    last_error_kind: str | None = None  # disk_full, locked, corrupt, read_only, io_error, schema, other
-    last_error_at: float | None = None
-    errors: dict[str, int] = field(default_factory=dict)  # count per kind since start
-    written_results: int = 0
-    dropped_results: int = 0
-    pending_results: int = 0
-    pending_incidents: int = 0
-    flushes: int = 0
-    failed_flushes: int = 0
-    last_flush_at: float | None = None
-    size_bytes: int | None = None
-    pruned_results: int = 0
-    pruned_rollups: int = 0
-
-    def to_dict(self) -> JsonObject:
-        return {
-            "ok": self.ok,
-            "path": self.path,
-            "open": self.open,
-            "last_error": self.last_error,
-            "last_error_kind": self.last_error_kind,
-            "last_error_at": self.last_error_at,
-            "errors": {kind: n for kind, n in self.errors.items()},
-            "written_results": self.written_results,
-            "dropped_results": self.dropped_results,
-            "pending_results": self.pending_results,
-            "pending_incidents": self.pending_incidents,
-            "flushes": self.flushes,
-            "failed_flushes": self.failed_flushes,
-            "last_flush_at": self.last_flush_at,
-            "size_bytes": self.size_bytes,
-            "pruned_results": self.pruned_results,
-            "pruned_rollups": self.pruned_rollups,
-        }
 
 
 class Store:
@@ -262,9 +220,10 @@ class Store:
                 log.warning("storage at %s works again", self.path)
             self._logged_kinds.clear()
 
-    def health(self) -> StoreHealth:
+    def health(self) -> StoreView:
+        """The store's health, in the kernel's model (what the snapshot, /healthz and the faces show)."""
         is_open = bool(self._writer and self._writer.is_open)
-        return StoreHealth(
+        return StoreView(
             ok=is_open and not self._failing,
             path=str(self.path),
             open=is_open,
