@@ -32,6 +32,7 @@ import yaml
 
 from tests.fakes.openai_server import FakeOpenAIServer, Step
 from tests.fakes.webhook_sink import Reply, WebhookSink
+from tests.integration.processes import kill_hard, reap
 from tests.integration.test_acceptance_notify_kill import Targets, events, eventually
 
 pytestmark = pytest.mark.slow
@@ -175,12 +176,9 @@ async def test_every_due_firing_then_one_resolve_per_channel_across_trouble_and_
         for s in seen:
             sink.fail(s, Reply(accept_then_hang=True))
         await eventually(lambda: all(len(sink.of(s)) > n for s, n in seen.items()), 20, "the in-flight requests")
-        first.send_signal(signal.SIGKILL)
-        assert await first.wait() == -signal.SIGKILL
+        await kill_hard(first)
     finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+        await reap(first)
     assert "sending" in {r[4] for r in outbox(db)}  # killed mid-send
 
     # phase 2: everything healthy, Discord reachable now

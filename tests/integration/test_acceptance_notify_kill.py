@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ import yaml
 from aiohttp import web
 
 from tests.fakes.webhook_sink import Reply, WebhookSink
+from tests.integration.processes import kill_hard, reap, stop
 
 pytestmark = pytest.mark.slow
 TARGETS = {"api_a": 500, "api_b": 503, "api_c": 502}
@@ -165,12 +165,9 @@ async def test_daemon_sigkill_while_queued_and_failing_delivers_everything_once(
         sink.script("webhook", Reply(accept_then_hang=True))
         await eventually(lambda: len(sink.of("webhook")) > seen, 20, "the in-flight request")
         await eventually(lambda: len(sink.processed) == 1, 5, "the receiver to process it")
-        first.send_signal(signal.SIGKILL)
-        assert await first.wait() == -signal.SIGKILL
+        await kill_hard(first)
     finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+        await reap(first)
 
     queued = await asyncio.to_thread(outbox, db)
     states = [state for *_, state in queued]
@@ -195,13 +192,7 @@ async def test_daemon_sigkill_while_queued_and_failing_delivers_everything_once(
         restarted = events(events2)
         assert not [e for e in restarted if e["event"] in ("opened", "reopened")], restarted
     finally:
-        if second.returncode is None:
-            second.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(second.wait(), 15)
-            except TimeoutError:
-                second.kill()
-                await second.wait()
+        await stop(second, 15)
 
     rows = await asyncio.to_thread(outbox, db)
     keys = [r[0] for r in rows]

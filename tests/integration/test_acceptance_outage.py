@@ -29,6 +29,7 @@ from cryptomon_tui.kernel.units import parse_iso_utc
 from cryptomon_tui.simulator import load_scenario
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.webhook_sink import WebhookSink
+from tests.integration.processes import reap
 
 # one worker runs both tests under `make test` (xdist): they share the module's 26 s daemon run
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("acceptance_outage")]
@@ -90,9 +91,7 @@ async def _run_daemon(home: Path) -> OutageRun:
         try:
             _, err = await asyncio.wait_for(proc.communicate(), RUN_FOR_S + 40)
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            await reap(proc)
         stderr = err.decode(errors="replace")
         zero = re.search(r"time zero (\S+Z)", stderr)
         run = OutageRun(proc.returncode or 0, stderr, [], parse_iso_utc(zero.group(1)) if zero else 0.0)

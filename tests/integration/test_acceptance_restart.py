@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import yaml
 from cryptomon_tui.daemon.address import DaemonAddress
 from cryptomon_tui.daemon.client import DaemonClient
 from cryptomon_tui.kernel.units import parse_iso_utc
+from tests.integration.processes import kill_hard, reap, stop
 
 pytestmark = pytest.mark.slow
 
@@ -127,16 +127,6 @@ async def snapshot(s: Setup, within: float = 20.0) -> dict[str, Any]:
         await asyncio.sleep(0.1)
 
 
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
 @pytest.mark.timeout(90)
 async def test_sigkill_and_restart_keeps_incident_ack_and_silence(setup: Setup) -> None:
     s = setup
@@ -172,12 +162,9 @@ async def test_sigkill_and_restart_keeps_incident_ack_and_silence(setup: Setup) 
         assert live["silenced_by"] == silence_id
         assert [x["id"] for x in snap["silences"]] == [silence_id], snap["silences"]
 
-        first.send_signal(signal.SIGKILL)
-        assert await first.wait() == -signal.SIGKILL
+        await kill_hard(first)
     finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+        await reap(first)
 
     events2 = s.dir / "events2.jsonl"
     second = await start_daemon(s, events2)

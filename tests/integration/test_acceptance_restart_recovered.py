@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from aiohttp import web
 
 from cryptomon_tui.kernel.units import parse_iso_utc
+from tests.integration.processes import kill_hard, reap, stop
 from tests.integration.test_acceptance_restart import (
     Setup,
     closed_port,
@@ -27,7 +27,6 @@ from tests.integration.test_acceptance_restart import (
     setup,  # noqa: F401  (the fixture: config, home and socket of one daemon)
     snapshot,
     start_daemon,
-    stop,
     wait_event,
 )
 
@@ -86,12 +85,9 @@ async def test_a_restored_incident_whose_problem_ended_while_down_resolves_on_fr
         assert opened["incident"]["exchange"] == "target"
         # the store flushes every 200 ms: the kill waits until the incident is on disk
         await until_stored(s.dir / "cryptomon.sqlite3", ident, 10.0)
-        first.send_signal(signal.SIGKILL)
-        assert await first.wait() == -signal.SIGKILL
+        await kill_hard(first)
     finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+        await reap(first)
 
     server = await _serve(port)  # the problem ended while no daemon was watching
     events2 = s.dir / "events2.jsonl"

@@ -16,7 +16,6 @@ import inspect
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.daemon_harness import free_port
 from tests.fakes.webhook_sink import WebhookSink
+from tests.integration.processes import stop
 
 pytestmark = pytest.mark.slow
 
@@ -186,15 +186,6 @@ async def test_alerts_survive_a_full_then_corrupt_store(tmp_path: Path, small_di
             raise
         return proc
 
-    async def stop(proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
     log1 = tmp_path / "daemon1.log"
     first = await start(log1)
     filler: Path | None = None
@@ -292,15 +283,6 @@ async def test_readyz_is_honest_for_a_locked_and_a_read_only_store(
             "--socket", str(sock_dir / "d.sock"),
             stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL, env=env,
         )
-
-    async def stop(proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
     async def failing_with(words: tuple[str, ...]) -> bool:
         try:

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.processes import stop
 from tests.integration.test_acceptance_restart import (
     Setup,
     closed_port,
     read_events,
     snapshot,
     start_daemon,
-    stop,
     wait_event,
 )
 

@@ -14,12 +14,12 @@ import pytest
 import yaml
 
 from tests.fakes.webhook_sink import Reply, WebhookSink
+from tests.integration.processes import stop
 from tests.integration.test_acceptance_restart import (
     Setup,
     cli,
     read_events,
     start_daemon,
-    stop,
     wait_event,
 )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from cryptomon_tui.cli import main
+from tests.integration.processes import reap
 
 
 async def test_simulate_serves_until_sigterm() -> None:
@@ -36,9 +37,7 @@ async def test_simulate_serves_until_sigterm() -> None:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await reap(proc)
 
 
 def test_bad_scenario_file_exits_2_naming_file_and_key(tmp_path: Path, capsys: object) -> None:

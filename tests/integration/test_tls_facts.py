@@ -31,6 +31,7 @@ from aiohttp import web
 
 from cryptomon_tui.probing.transport import AiohttpTransport, TransportOptions, TransportRequest
 from tests.fakes.daemon_harness import REPO, free_port
+from tests.integration.processes import stop
 
 # one xdist worker for the module: its tests share one certificate authority (the module-scoped `pki`)
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
@@ -171,15 +172,6 @@ async def test_daemon_flags_an_unknown_issuer_and_a_near_expiry(
             cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log.open("ab"),
             stderr=asyncio.subprocess.STDOUT,
         )
-
-    async def stop(proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
     def seen(kind: str, rule: str) -> list[dict[str, Any]]:
         return [e for e in events(events_path) if e["event"] == kind and e["incident"].get("rule") == rule]
