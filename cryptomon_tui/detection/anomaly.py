@@ -223,7 +223,7 @@ class SlowestStretches:
 
     BUCKETS = 144  # a day in 10-minute buckets
 
-    __slots__ = ("bucket", "buckets", "records", "ring", "scales", "span", "sums")
+    __slots__ = ("buckets", "records", "ring", "scales", "span", "sums")
 
     def __init__(self, scales: tuple[int, ...], window: float) -> None:
         self.scales = tuple(sorted({max(1, int(k)) for k in scales}))
@@ -231,7 +231,6 @@ class SlowestStretches:
         self.sums = [0.0] * len(self.scales)
         self.records = [-math.inf] * len(self.scales)  # max over the remembered buckets
         self.span = max(window, 1e-3) / self.BUCKETS
-        self.bucket = -math.inf  # the current bucket's number
         self.buckets: deque[tuple[float, list[float]]] = deque()  # (number, maxima per length), oldest first
 
     def _roll(self, bucket: float) -> list[float]:
@@ -245,7 +244,6 @@ class SlowestStretches:
             self.records = [max((m[i] for _, m in buckets), default=-math.inf) for i in range(len(self.scales))]
         maxima = [-math.inf] * len(self.scales)
         buckets.append((bucket, maxima))
-        self.bucket = bucket
         return maxima
 
     def add(self, t: float, value: float, margin: float) -> bool:
@@ -253,7 +251,8 @@ class SlowestStretches:
         (log units), than every stretch of its length remembered."""
         bucket = t // self.span
         # a clock that steps back keeps filling the current bucket; a jump ahead forgets what fell out
-        maxima = self._roll(bucket) if bucket > self.bucket or not self.buckets else self.buckets[-1][1]
+        current = self.buckets[-1] if self.buckets else None
+        maxima = current[1] if current is not None and not bucket > current[0] else self._roll(bucket)
         ring, sums, records = self.ring, self.sums, self.records  # after the roll: it may renew records
         n = len(ring)
         news = False
